@@ -1,0 +1,155 @@
+// `npm run plan` end to end, in-process: options, outputs, exit codes, the git
+// base diff with its guard, and zone files. Each test works in a scratch git repo.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeEach, describe, expect, it } from "vitest";
+import { FLEET, PROFILES, withZone, ZONES } from "../../test/support/inventory.ts";
+import { EXIT } from "./exit-codes.ts";
+import { runPlan } from "./plan.ts";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+let root: string;
+
+function write(zones: string) {
+  writeFileSync(join(root, "fleet", "zones.yaml"), zones);
+}
+
+function git(...args: string[]) {
+  execFileSync("git", args, { cwd: root, stdio: "ignore" });
+}
+
+async function plan(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await runPlan(argv, { out: (s) => (out += s), err: (s) => (err += s), root });
+  return { code, out, err };
+}
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "edgefleet-plan-"));
+  mkdirSync(join(root, "fleet"));
+  // A fleet of three zones: any change touches a third of it, so allow up to 70%.
+  writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}guard:\n  maxFleetShare: 0.7\n`);
+  writeFileSync(join(root, "fleet", "profiles.yaml"), PROFILES);
+  write(ZONES);
+  writeFileSync(join(root, "Pulumi.prod.yaml"), "config:\n  edgefleet:accountId: feedfacefeedfacefeedfacefeedface\n  edgefleet:inventory: fleet\n");
+  git("init", "-q", "-b", "main");
+  git("-c", "user.name=t", "-c", "user.email=t@t.example", "add", ".");
+  git("-c", "user.name=t", "-c", "user.email=t@t.example", "commit", "-q", "-m", "base");
+});
+
+describe("npm run plan", () => {
+  it("prints help and exits 0", async () => {
+    const r = await plan("--help");
+    expect(r.code).toBe(EXIT.ok);
+    for (const flag of ["--inventory", "--json", "--zone", "--base", "--zone-files", "--force", "--stack"]) expect(r.out).toContain(flag);
+  });
+
+  it("refuses an unknown option with exit 2", async () => {
+    const r = await plan("--frobnicate");
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toContain("unknown option '--frobnicate'");
+  });
+
+  it("summarises zones per profile, records per type and totals", async () => {
+    const r = await plan();
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.out).toContain("account feedfacefeedfacefeedfacefeedface");
+    expect(r.out).toMatch(/│ parked\s+│ 1\s+│/);
+    expect(r.out).toMatch(/│ CAA\s+│ \d+\s+│/);
+    expect(r.out).toMatch(/Totals: 3 zones \(0 to create\), \d+ DNS records/);
+  });
+
+  it("prints JSON that matches the human summary", async () => {
+    const r = await plan("--json");
+    const j = JSON.parse(r.out);
+    expect(j.accountId).toBe("feedfacefeedfacefeedfacefeedface");
+    expect(j.summary.zones).toBe(3);
+    expect(j.summary.zonesByProfile).toEqual({ "mail-fastmail": 1, parked: 1, web: 1 });
+    expect(j.summary.records).toBe(Object.values(j.summary.recordsByType as Record<string, number>).reduce((a, b) => a + b, 0));
+  });
+
+  it("shows one zone in detail", async () => {
+    const r = await plan("--zone", "site.example", "--json");
+    const j = JSON.parse(r.out);
+    expect(j.zone.name).toBe("site.example");
+    expect(j.zone.resources.map((x: { name: string }) => x.name)).toContain("site.example/TXT/_dmarc/dmarc");
+    const human = await plan("--zone", "site.example");
+    expect(human.out).toContain("site.example/MX/@/null");
+  });
+
+  it("exits 2 for a zone that is not in the inventory", async () => {
+    const r = await plan("--zone", "nope.example");
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toContain("no zone 'nope.example'");
+  });
+
+  it("exits 1 with located problems, and no stack trace, for an invalid inventory", async () => {
+    write(withZone("  - name: bad.example\n    profile: parkd\n"));
+    const r = await plan();
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.err).toContain("fleet/zones.yaml:13:14: zones[3].profile: unknown profile 'parkd'");
+    expect(r.err).not.toMatch(/\n\s+at /);
+    const j = JSON.parse((await plan("--json")).out);
+    expect(j.problems[0]).toMatchObject({ file: "fleet/zones.yaml", line: 13, column: 14, path: "zones[3].profile" });
+  });
+
+  it("diffs against a git revision and accepts a small change", async () => {
+    write(withZone("  - name: n.example\n    id: b0000000000000000000000000000004\n    profile: parked\n"));
+    const r = await plan("--base", "HEAD", "--json");
+    const j = JSON.parse(r.out);
+    expect(r.code).toBe(EXIT.ok);
+    expect(j.diff.totals).toMatchObject({ added: 8, changed: 0, removed: 0, zonesTouched: 2 });
+    expect(j.guard).toMatchObject({ ok: true, forced: false, violations: [] });
+  });
+
+  it("refuses with exit 3 what the guard refuses, and accepts it with --force", async () => {
+    // Removing a zone removes all of its records.
+    write(ZONES.split("  - name: site.example")[0]!);
+    const r = await plan("--base", "HEAD");
+    expect(r.code).toBe(EXIT.refused);
+    expect(r.err).toContain("site.example: removes the zone and all");
+    expect(r.err).toContain("--force");
+    expect(r.out).toContain("Safety guard: refused");
+    const forced = await plan("--base", "HEAD", "--force");
+    expect(forced.code).toBe(EXIT.ok);
+    expect(forced.out).toContain("Safety guard: forced");
+  });
+
+  it("exits 2 for a git revision that does not exist", async () => {
+    const r = await plan("--base", "no-such-branch");
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toContain("--base no-such-branch");
+  });
+
+  it("exits 1 when the inventory at the base revision is invalid", async () => {
+    write(withZone("  - name: bad.example\n    profile: parkd\n"));
+    git("-c", "user.name=t", "-c", "user.email=t@t.example", "commit", "-qam", "broken");
+    write(ZONES);
+    const r = await plan("--base", "HEAD");
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.err).toContain("HEAD:fleet/zones.yaml:13:14");
+  });
+
+  it("writes one BIND zone file per zone", async () => {
+    const r = await plan("--zone-files", "out");
+    expect(r.code).toBe(EXIT.ok);
+    expect(readdirSync(join(root, "out")).sort()).toEqual(["ops.example.zone", "parked-one.example.zone", "site.example.zone"]);
+    expect(readFileSync(join(root, "out", "parked-one.example.zone"), "utf8")).toContain("@\t3600\tIN\tMX\t0 .");
+  });
+});
+
+describe("the plan of the bundled example fleet (the main job)", () => {
+  it("plans at least 300 zones with every profile and exits 0", async () => {
+    let out = "";
+    const code = await runPlan(["--json"], { out: (s) => (out += s), err: () => {}, root: REPO });
+    expect(code).toBe(EXIT.ok);
+    const j = JSON.parse(out);
+    expect(j.summary.zones).toBeGreaterThanOrEqual(300);
+    expect(Object.keys(j.summary.zonesByProfile).sort()).toEqual(["mail-fastmail", "mail-google", "mail-m365", "parked", "web"]);
+  });
+});

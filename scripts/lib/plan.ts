@@ -1,0 +1,249 @@
+// `npm run plan`: the offline plan of the fleet. Reads the same stack settings and
+// inventory as `pulumi preview`, derives the same desired state, and shows it as a
+// summary, one zone in detail, a diff against a git revision (with the safety
+// guard), JSON, or BIND zone files. Pure apart from reading files and git.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Table from "cli-table3";
+import { Command, CommanderError, Option } from "commander";
+import pc from "picocolors";
+import { zoneFiles } from "../../stacks/model/bind.ts";
+import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
+import { applyGuard, diffStates, type GuardVerdict, type PlanDiff } from "../../stacks/model/diff.ts";
+import { formatProblem, parseInventory, readSources, type LoadResult, type Problem } from "../../stacks/model/load.ts";
+import { rdata } from "../../stacks/model/posture.ts";
+import type { Inventory } from "../../stacks/model/schema.ts";
+import { findings, summarize, type Finding } from "../../stacks/model/summary.ts";
+import { EXIT } from "./exit-codes.ts";
+import { GitError, sourcesAtRevision } from "./git.ts";
+import { readStackSettings } from "./stack-config.ts";
+
+export interface PlanIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** The repository root (where Pulumi.<stack>.yaml lives). */
+  root: string;
+  color?: boolean;
+}
+
+interface PlanOptions {
+  inventory?: string;
+  stack: string;
+  json?: boolean;
+  zone?: string;
+  base?: string;
+  zoneFiles?: string;
+  force?: boolean;
+}
+
+/** Used when the stack file has no account id: zones to create show it as such. */
+export const PLACEHOLDER_ACCOUNT = "<account-id>";
+
+function command(io: PlanIO): Command {
+  return new Command("plan")
+    .description(
+      "The offline plan of the fleet: what `pulumi preview` would register, from the inventory alone.\n" +
+        "Exit codes: 0 ok, 1 invalid inventory, 2 bad usage, 3 refused by the safety guard.",
+    )
+    .option("--inventory <dir>", "inventory directory (default: the stack's edgefleet:inventory, else fleet)")
+    .option("--stack <name>", "Pulumi stack whose Pulumi.<name>.yaml gives the account and inventory", "prod")
+    .option("--json", "print the plan as JSON on stdout")
+    .option("--zone <name>", "show one zone in detail")
+    .option("--base <git-rev>", "diff against the inventory at this git revision (records added, changed, removed)")
+    .option("--zone-files <dir>", "write one BIND zone file per zone into <dir>")
+    .addOption(new Option("--force", "accept a diff the safety guard refuses"))
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .allowExcessArguments(false);
+}
+
+export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
+  const cmd = command(io);
+  try {
+    cmd.parse(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    throw e;
+  }
+  const opts = cmd.opts<PlanOptions>();
+  const c = io.color ? pc : pc.createColors(false);
+
+  const settings = readStackSettings(io.root, opts.stack);
+  const dir = opts.inventory ?? settings.inventory ?? "fleet";
+  const accountId = settings.accountId ?? PLACEHOLDER_ACCOUNT;
+  const invDir = resolve(io.root, dir);
+
+  let current: LoadResult;
+  try {
+    current = parseInventory(invDir, readSources(invDir, io.root));
+  } catch (e) {
+    const problems = (e as { problems?: Problem[] }).problems;
+    if (!problems) throw e;
+    current = { ok: false, problems };
+  }
+  if (!current.ok) return reportInvalid(io, opts, current.problems, "the inventory");
+  const inventory = current.inventory;
+  const state = deriveDesiredState(inventory, { accountId });
+
+  if (opts.zone && !state.zones.some((z) => z.name === opts.zone)) {
+    io.err(`plan: no zone '${opts.zone}' in ${dir} (${state.zones.length} zones)\n`);
+    return EXIT.usage;
+  }
+
+  let diff: PlanDiff | undefined;
+  let verdict: GuardVerdict | undefined;
+  if (opts.base) {
+    let base: LoadResult;
+    try {
+      base = parseInventory(invDir, sourcesAtRevision(invDir, opts.base));
+    } catch (e) {
+      if (e instanceof GitError) {
+        io.err(`plan: --base ${opts.base}: ${e.message}\n`);
+        return EXIT.usage;
+      }
+      throw e;
+    }
+    if (!base.ok) return reportInvalid(io, opts, base.problems, `the inventory at ${opts.base}`);
+    const before = deriveDesiredState(base.inventory, { accountId });
+    diff = diffStates(before, state);
+    verdict = applyGuard(diff, [base.inventory.fleet.guard, inventory.fleet.guard]);
+  }
+
+  let written: string[] = [];
+  if (opts.zoneFiles) {
+    const files = zoneFiles(state, inventory.fleet.defaults.ttl);
+    const outDir = resolve(io.root, opts.zoneFiles);
+    mkdirSync(outDir, { recursive: true });
+    for (const [name, text] of files) {
+      if (opts.zone && name !== `${opts.zone}.zone`) continue;
+      writeFileSync(join(outDir, name), text);
+      written.push(name);
+    }
+  }
+
+  const summary = summarize(state);
+  const found = findings(inventory, state);
+  const refused = verdict !== undefined && !verdict.ok && !opts.force;
+
+  if (opts.json) {
+    io.out(
+      `${JSON.stringify(
+        {
+          inventory: dir,
+          stack: opts.stack,
+          accountId,
+          summary,
+          findings: found,
+          zone: opts.zone ? zoneDetail(state, opts.zone) : undefined,
+          diff: diff && { base: opts.base, totals: diff.totals, zones: diff.zones, changes: diff.changes.map(({ before: _b, after: _a, ...c }) => c) },
+          guard: verdict && { ...verdict, forced: !verdict.ok && !!opts.force },
+          zoneFiles: opts.zoneFiles ? { dir: opts.zoneFiles, files: written.length } : undefined,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    io.out(renderHeader(c, dir, opts.stack, accountId, settings.file));
+    if (opts.zone) io.out(renderZone(c, state, inventory, opts.zone));
+    else io.out(renderSummary(c, summary));
+    io.out(renderFindings(c, found));
+    if (diff && verdict) io.out(renderDiff(c, diff, verdict, opts));
+    if (opts.zoneFiles) io.out(`\nWrote ${written.length} zone file(s) to ${opts.zoneFiles}\n`);
+  }
+  if (refused) {
+    io.err(
+      `plan: refused by the safety guard:\n${verdict!.violations.map((v) => `  - ${v}`).join("\n")}\n` +
+        "Re-run with --force if this change is intended.\n",
+    );
+    return EXIT.refused;
+  }
+  return EXIT.ok;
+}
+
+function reportInvalid(io: PlanIO, opts: PlanOptions, problems: Problem[], what: string): number {
+  if (opts.json) io.out(`${JSON.stringify({ error: `${what} is invalid`, problems }, null, 2)}\n`);
+  io.err(`plan: ${what} has ${problems.length} problem(s):\n${problems.map((p) => `  ${formatProblem(p)}`).join("\n")}\n`);
+  return EXIT.invalid;
+}
+
+type Colors = ReturnType<typeof pc.createColors>;
+
+function table(head: string[]): Table.Table {
+  return new Table({ head, style: { head: [], border: [] }, chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" } });
+}
+
+function renderHeader(c: Colors, dir: string, stack: string, accountId: string, file: string | undefined): string {
+  const account = accountId === PLACEHOLDER_ACCOUNT ? c.yellow(`${accountId} (no ${file ?? `Pulumi.${stack}.yaml`} account)`) : accountId;
+  return `${c.bold("edgefleet plan")}  inventory ${dir}  stack ${stack}  account ${account}\n\n`;
+}
+
+function renderSummary(c: Colors, s: ReturnType<typeof summarize>): string {
+  const profiles = table(["profile", "zones"]);
+  for (const [p, n] of Object.entries(s.zonesByProfile)) profiles.push([p, String(n)]);
+  const types = table(["record type", "records"]);
+  for (const [t, n] of Object.entries(s.recordsByType)) types.push([t, String(n)]);
+  const totals =
+    `${c.bold("Totals")}: ${s.zones} zones (${s.zonesToCreate} to create), ${s.records} DNS records, ` +
+    `${s.resources} Pulumi resources; ${s.ignoreRules} rule(s) leave records alone\n`;
+  return `${profiles.toString()}\n${types.toString()}\n${totals}`;
+}
+
+function renderFindings(c: Colors, found: Finding[]): string {
+  if (found.length === 0) return `${c.bold("Findings")}: none\n`;
+  const level = (f: Finding) => (f.level === "error" ? c.red(f.level) : f.level === "warning" ? c.yellow(f.level) : c.dim(f.level));
+  return `${c.bold("Findings")}:\n${found.map((f) => `  ${level(f)}  ${f.code}: ${f.message}`).join("\n")}\n`;
+}
+
+function zoneDetail(state: DesiredState, zone: string) {
+  const z = state.zones.find((x) => x.name === zone)!;
+  return {
+    ...z,
+    resources: state.resources
+      .filter((r) => r.zone === zone && r.parent)
+      .map((r) => ({ type: r.type, name: r.name, inputs: r.inputs, what: r.record?.what, source: r.record?.source })),
+  };
+}
+
+function renderZone(c: Colors, state: DesiredState, inventory: Inventory, zone: string): string {
+  const z = state.zones.find((x) => x.name === zone)!;
+  const spec = inventory.zones.find((x) => x.name === zone)!;
+  const lines = [
+    `${c.bold(zone)}  profile ${z.profile}  ${z.id ? `id ${z.id}` : c.yellow("no id: pulumi up creates the zone")}  tags ${z.tags.join(", ") || "-"}`,
+  ];
+  const t = table(["type", "name", "value", "ttl", "why", "logical name"]);
+  for (const r of state.resources.filter((x) => x.zone === zone && x.record)) {
+    const rec = r.record!;
+    const ttl = rec.ttl === 1 ? "auto" : String(rec.ttl);
+    const value = rec.type === "TXT" && (rec.content?.length ?? 0) > 60 ? `${rec.content!.slice(0, 57)}...` : rdata(rec);
+    t.push([rec.type, rec.name, value + (rec.proxied ? " (proxied)" : ""), ttl, rec.what, r.name]);
+  }
+  lines.push(t.toString());
+  if (spec.ignore.length > 0) {
+    lines.push("Left alone (never created, changed or deleted):");
+    for (const rule of spec.ignore) lines.push(`  ${rule.type} ${rule.name}${rule.content ? ` matching '${rule.content}'` : ""}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function renderDiff(c: Colors, diff: PlanDiff, verdict: GuardVerdict, opts: PlanOptions): string {
+  const out: string[] = [`\n${c.bold(`Diff against ${opts.base}`)}: `];
+  const { added, changed, removed, zonesTouched, zonesBefore } = diff.totals;
+  out[0] += `${c.green(`+${added}`)} ${c.yellow(`~${changed}`)} ${c.red(`-${removed}`)} records in ${zonesTouched} of ${zonesBefore} zones\n`;
+  if (diff.zones.length > 0) {
+    const t = table(["zone", "status", "added", "changed", "removed", "records before"]);
+    for (const z of diff.zones) t.push([z.zone, z.status, String(z.added), String(z.changed), String(z.removed), String(z.recordsBefore)]);
+    out.push(`${t.toString()}\n`);
+    const shown = diff.changes.filter((ch) => !opts.zone || ch.zone === opts.zone).slice(0, 200);
+    for (const ch of shown) {
+      const sign = ch.kind === "add" ? c.green("+") : ch.kind === "remove" ? c.red("-") : c.yellow("~");
+      out.push(`  ${sign} ${ch.name}${ch.fields ? ` (${ch.fields.join(", ")})` : ""}\n`);
+    }
+    if (shown.length < diff.changes.length) out.push(`  ... ${diff.changes.length - shown.length} more (use --json for all)\n`);
+  }
+  if (verdict.ok) out.push(`Safety guard: ${c.green("ok")}\n`);
+  else if (opts.force) out.push(`Safety guard: ${c.yellow("forced")} past ${verdict.violations.length} violation(s)\n`);
+  else out.push(`Safety guard: ${c.red("refused")} (${verdict.violations.length} violation(s), see below)\n`);
+  return out.join("");
+}

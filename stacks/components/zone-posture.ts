@@ -1,0 +1,52 @@
+// ZonePosture: one zone's DNS posture as Pulumi resources. It maps the zone's part
+// of the desired state (an optional cloudflare.Zone and its cloudflare.DnsRecords)
+// onto @pulumi/cloudflare one to one; every decision was made in stacks/model.
+import * as cloudflare from "@pulumi/cloudflare";
+import * as pulumi from "@pulumi/pulumi";
+import { isRef, type DesiredResource, type InputValue } from "../model/desired.ts";
+import { TYPES } from "../model/names.ts";
+
+export const ZONE_POSTURE_TYPE = TYPES.zonePosture;
+
+export interface ZonePostureArgs {
+  /** The zone's resources from the desired state (everything whose parent is this component). */
+  resources: DesiredResource[];
+}
+
+export class ZonePosture extends pulumi.ComponentResource {
+  /** The Cloudflare id of the zone: given in the inventory, or that of the zone created here. */
+  public readonly zoneId: pulumi.Output<string>;
+
+  constructor(name: string, args: ZonePostureArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(ZONE_POSTURE_TYPE, name, {}, opts);
+    const ids = new Map<string, pulumi.Output<string>>();
+    const resolve = (v: InputValue): pulumi.Input<unknown> => {
+      if (isRef(v)) {
+        const id = ids.get(v.$ref);
+        if (!id) throw new Error(`internal: ${name} refers to ${v.$ref}, which it did not create`);
+        return id;
+      }
+      if (Array.isArray(v)) return v.map(resolve);
+      if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)]));
+      return v;
+    };
+    const inputs = (r: DesiredResource) => resolve(r.inputs) as Record<string, pulumi.Input<unknown>>;
+
+    let zoneId: pulumi.Output<string> | undefined;
+    // The zone first, so records can refer to its id.
+    for (const r of args.resources.filter((x) => x.type === TYPES.zone)) {
+      const zone = new cloudflare.Zone(r.name, inputs(r) as unknown as cloudflare.ZoneArgs, {
+        parent: this,
+        retainOnDelete: r.options?.retainOnDelete,
+      });
+      ids.set(r.name, zone.id);
+      zoneId = zone.id;
+    }
+    for (const r of args.resources.filter((x) => x.type === TYPES.dnsRecord)) {
+      const rec = new cloudflare.DnsRecord(r.name, inputs(r) as unknown as cloudflare.DnsRecordArgs, { parent: this });
+      zoneId ??= rec.zoneId;
+    }
+    this.zoneId = zoneId ?? pulumi.output("");
+    this.registerOutputs({ zoneId: this.zoneId });
+  }
+}

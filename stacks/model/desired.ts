@@ -1,0 +1,123 @@
+// The desired state: a pure function from the inventory to the list of Pulumi
+// resources {type, name, inputs} that `pulumi up` would register. The Pulumi
+// program, the offline plan and the policies all read this one list.
+import { fqdn } from "./dns.ts";
+import { recordResourceName, TYPES, zonePostureName, zoneResourceName } from "./names.ts";
+import { fleetRecords, MANAGED_COMMENT, type DnsRec } from "./posture.ts";
+import type { IgnoreRule, Inventory } from "./schema.ts";
+
+/** A reference to an output of another desired resource, resolved by the Pulumi program. */
+export interface Ref {
+  $ref: string;
+  $output: "id";
+}
+
+export type InputValue = string | number | boolean | Ref | InputValue[] | { [key: string]: InputValue };
+export type Inputs = Record<string, InputValue>;
+
+export interface DesiredResource {
+  type: string;
+  name: string;
+  /** Logical name of the parent component, if any. */
+  parent?: string;
+  zone: string;
+  inputs: Inputs;
+  /** Resource options the program must set (mocks cannot observe these; the component test does). */
+  options?: { retainOnDelete?: boolean };
+  /** The record behind a DnsRecord resource, for the plan, zone files and verification. */
+  record?: DnsRec;
+}
+
+export interface ZoneSummary {
+  name: string;
+  profile: string;
+  tags: string[];
+  /** Cloudflare zone id when the zone exists already; undefined when edgefleet creates it. */
+  id?: string;
+  ignore: IgnoreRule[];
+}
+
+export interface DesiredState {
+  accountId: string;
+  zones: ZoneSummary[];
+  resources: DesiredResource[];
+}
+
+export interface DeriveOptions {
+  /** Cloudflare account that owns the zones edgefleet creates. */
+  accountId: string;
+}
+
+export function isRef(v: unknown): v is Ref {
+  return typeof v === "object" && v !== null && "$ref" in v;
+}
+
+/** The inputs of a cloudflare.DnsRecord for a record (v6 provider shapes). */
+export function recordInputs(r: DnsRec, zoneId: string | Ref): Inputs {
+  const inputs: Inputs = {
+    zoneId,
+    name: fqdn(r.name, r.zone),
+    type: r.type,
+    ttl: r.ttl,
+    comment: r.comment ?? MANAGED_COMMENT,
+  };
+  switch (r.type) {
+    case "CAA":
+      inputs.data = { flags: r.caa!.flags, tag: r.caa!.tag, value: r.caa!.value };
+      break;
+    case "SRV":
+      inputs.priority = r.srv!.priority;
+      inputs.data = { priority: r.srv!.priority, weight: r.srv!.weight, port: r.srv!.port, target: r.srv!.target };
+      break;
+    case "MX":
+      inputs.content = r.content!;
+      inputs.priority = r.priority!;
+      break;
+    default:
+      inputs.content = r.content!;
+  }
+  if (r.type === "A" || r.type === "AAAA" || r.type === "CNAME") inputs.proxied = r.proxied ?? false;
+  return inputs;
+}
+
+export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): DesiredState {
+  const records = fleetRecords(inv);
+  const resources: DesiredResource[] = [];
+  const zones: ZoneSummary[] = [];
+  for (const zone of inv.zones) {
+    zones.push({ name: zone.name, profile: zone.profile, tags: zone.tags, id: zone.id, ignore: zone.ignore });
+    const parent = zonePostureName(zone.name);
+    resources.push({ type: TYPES.zonePosture, name: parent, zone: zone.name, inputs: {} });
+    let zoneId: string | Ref;
+    if (zone.id) {
+      zoneId = zone.id;
+    } else {
+      const name = zoneResourceName(zone.name);
+      resources.push({
+        type: TYPES.zone,
+        name,
+        parent,
+        zone: zone.name,
+        inputs: { account: { id: opts.accountId }, name: zone.name, type: "full" },
+        // Removing a zone from the inventory must never delete it from Cloudflare.
+        options: { retainOnDelete: true },
+      });
+      zoneId = { $ref: name, $output: "id" };
+    }
+    const recs = [...(records.get(zone.name) ?? [])].sort((a, b) => cmp(recordResourceName(a), recordResourceName(b)));
+    for (const r of recs) {
+      resources.push({ type: TYPES.dnsRecord, name: recordResourceName(r), parent, zone: zone.name, inputs: recordInputs(r, zoneId), record: r });
+    }
+  }
+  const seen = new Set<string>();
+  for (const r of resources) {
+    const key = `${r.type}::${r.name}`;
+    if (seen.has(key)) throw new Error(`internal: two desired resources are named ${key}`);
+    seen.add(key);
+  }
+  return { accountId: opts.accountId, zones, resources };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

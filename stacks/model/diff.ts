@@ -1,0 +1,141 @@
+// Compares two desired states resource by resource (by logical name) and applies
+// the safety guard: a change that rewrites too much of a zone, or touches too much
+// of the fleet, is refused unless forced. Used by `npm run plan --base` and drafts.
+import { TYPES } from "./names.ts";
+import type { DesiredResource, DesiredState } from "./desired.ts";
+import type { FleetFile } from "./schema.ts";
+
+export type ChangeKind = "add" | "change" | "remove";
+
+export interface ResourceChange {
+  kind: ChangeKind;
+  type: string;
+  name: string;
+  zone: string;
+  /** For changes: the input fields whose values differ. */
+  fields?: string[];
+  before?: DesiredResource;
+  after?: DesiredResource;
+}
+
+export interface ZoneDiff {
+  zone: string;
+  added: number;
+  changed: number;
+  removed: number;
+  /** Managed DNS records of the zone before the change. */
+  recordsBefore: number;
+  status: "new" | "removed" | "changed";
+}
+
+export interface PlanDiff {
+  changes: ResourceChange[];
+  zones: ZoneDiff[];
+  totals: { added: number; changed: number; removed: number; zonesTouched: number; zonesBefore: number };
+}
+
+/** JSON with object keys sorted, so equal values always print the same. */
+export function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const key = (r: DesiredResource) => `${r.type}::${r.name}`;
+
+export function diffStates(before: DesiredState, after: DesiredState): PlanDiff {
+  const old = new Map(before.resources.map((r) => [key(r), r]));
+  const now = new Map(after.resources.map((r) => [key(r), r]));
+  const changes: ResourceChange[] = [];
+  for (const [k, a] of now) {
+    const b = old.get(k);
+    if (!b) {
+      changes.push({ kind: "add", type: a.type, name: a.name, zone: a.zone, after: a });
+      continue;
+    }
+    const fields = [...new Set([...Object.keys(a.inputs), ...Object.keys(b.inputs)])]
+      .filter((f) => canonical(a.inputs[f]) !== canonical(b.inputs[f]))
+      .sort();
+    if (fields.length > 0) changes.push({ kind: "change", type: a.type, name: a.name, zone: a.zone, fields, before: b, after: a });
+  }
+  for (const [k, b] of old) {
+    if (!now.has(k)) changes.push({ kind: "remove", type: b.type, name: b.name, zone: b.zone, before: b });
+  }
+  changes.sort((x, y) => (x.zone === y.zone ? (x.name < y.name ? -1 : x.name > y.name ? 1 : 0) : x.zone < y.zone ? -1 : 1));
+
+  const zonesBefore = new Set(before.zones.map((z) => z.name));
+  const zonesAfter = new Set(after.zones.map((z) => z.name));
+  const recordsBefore = new Map<string, number>();
+  for (const r of before.resources) if (r.type === TYPES.dnsRecord) recordsBefore.set(r.zone, (recordsBefore.get(r.zone) ?? 0) + 1);
+  const byZone = new Map<string, ZoneDiff>();
+  for (const c of changes) {
+    let z = byZone.get(c.zone);
+    if (!z) {
+      const status = !zonesBefore.has(c.zone) ? "new" : !zonesAfter.has(c.zone) ? "removed" : "changed";
+      z = { zone: c.zone, added: 0, changed: 0, removed: 0, recordsBefore: recordsBefore.get(c.zone) ?? 0, status };
+      byZone.set(c.zone, z);
+    }
+    if (c.type !== TYPES.dnsRecord) continue;
+    if (c.kind === "add") z.added++;
+    else if (c.kind === "change") z.changed++;
+    else z.removed++;
+  }
+  const zones = [...byZone.values()];
+  return {
+    changes,
+    zones,
+    totals: {
+      added: zones.reduce((n, z) => n + z.added, 0),
+      changed: zones.reduce((n, z) => n + z.changed, 0),
+      removed: zones.reduce((n, z) => n + z.removed, 0),
+      zonesTouched: zones.length,
+      zonesBefore: zonesBefore.size,
+    },
+  };
+}
+
+export interface GuardVerdict {
+  ok: boolean;
+  /** One sentence per reason the change is refused. */
+  violations: string[];
+  limits: FleetFile["guard"];
+}
+
+/**
+ * The safety guard. Limits are the stricter of the base's and the change's, so a
+ * change cannot loosen the guard that judges it.
+ */
+export function applyGuard(diff: PlanDiff, limits: FleetFile["guard"][]): GuardVerdict {
+  const effective = {
+    maxZoneChangeShare: Math.min(...limits.map((l) => l.maxZoneChangeShare)),
+    maxFleetShare: Math.min(...limits.map((l) => l.maxFleetShare)),
+  };
+  const violations: string[] = [];
+  for (const z of diff.zones) {
+    if (z.recordsBefore === 0) continue; // a new zone rewrites nothing
+    const share = (z.changed + z.removed) / z.recordsBefore;
+    if (share > effective.maxZoneChangeShare) {
+      const what = z.status === "removed" ? "removes the zone and all" : `changes ${z.changed} and removes ${z.removed} of the`;
+      violations.push(
+        `${z.zone}: ${what} ${z.recordsBefore} managed records (${pct(share)} > ${pct(effective.maxZoneChangeShare)} allowed per zone)`,
+      );
+    }
+  }
+  const fleetSize = Math.max(diff.totals.zonesBefore, 1);
+  const fleetShare = diff.totals.zonesTouched / fleetSize;
+  if (diff.totals.zonesBefore > 0 && fleetShare > effective.maxFleetShare) {
+    violations.push(
+      `the change touches ${diff.totals.zonesTouched} of ${diff.totals.zonesBefore} zones (${pct(fleetShare)} > ${pct(effective.maxFleetShare)} of the fleet allowed)`,
+    );
+  }
+  return { ok: violations.length === 0, violations, limits: effective };
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 1000) / 10}%`;
+}

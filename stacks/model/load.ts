@@ -1,0 +1,161 @@
+// Reads an inventory (fleet.yaml, profiles.yaml, zones.yaml) into plain data, or
+// into every problem at once, each located by file, line, column and field path.
+// parseInventory is pure (texts in, data out); loadInventory reads the files.
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import type { z } from "zod";
+import { INVENTORY_FILES, type Inventory } from "./schema.ts";
+import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
+
+export type PathSegment = string | number;
+
+export interface Problem {
+  file: string;
+  line: number;
+  column: number;
+  /** Field path inside the file, e.g. zones[3].records[1].content */
+  path: string;
+  message: string;
+}
+
+export type Sources = Record<FileKey, { path: string; text: string }>;
+
+export type LoadResult = { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] };
+
+/** Thrown by loadInventoryOrThrow; its message lists every problem, one per line. */
+export class InventoryError extends Error {
+  readonly problems: Problem[];
+  constructor(problems: Problem[]) {
+    super(`the inventory has ${problems.length} problem(s):\n${problems.map(formatProblem).join("\n")}`);
+    this.name = "InventoryError";
+    this.problems = problems;
+  }
+}
+
+export function formatPath(path: readonly PathSegment[]): string {
+  return path.map((seg, i) => (typeof seg === "number" ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join("");
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
+}
+
+interface ParsedFile {
+  path: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+/** Where a field is in its file: the key of a map entry when asked for, else the value. */
+function locate(file: ParsedFile, path: readonly PathSegment[], atKey = false): { line: number; column: number } {
+  let node: unknown = file.doc.contents;
+  let offset = (node as Node | null)?.range?.[0] ?? 0;
+  for (const [i, seg] of path.entries()) {
+    const last = i === path.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === seg);
+      if (!pair) break;
+      const key = pair.key as Node;
+      const value = pair.value as Node | null;
+      offset = (last && atKey) || !value?.range ? (key.range?.[0] ?? offset) : value.range[0];
+      node = value;
+    } else if (isSeq(node) && typeof seg === "number") {
+      const item = node.items[seg] as Node | undefined;
+      if (!item?.range) break;
+      offset = item.range[0];
+      node = item;
+    } else {
+      break;
+    }
+  }
+  const pos = file.lines.linePos(offset);
+  return { line: pos.line, column: pos.col };
+}
+
+function zodProblems(file: ParsedFile, error: z.ZodError): Problem[] {
+  const problems: Problem[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path as PathSegment[];
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        const at = locate(file, [...path, key], true);
+        problems.push({ file: file.path, ...at, path: formatPath([...path, key]), message: `unknown key '${key}'` });
+      }
+      continue;
+    }
+    problems.push({ file: file.path, ...locate(file, path), path: formatPath(path), message: issue.message });
+  }
+  return problems;
+}
+
+/** Parses and validates the three inventory texts; reports every problem found. */
+export function parseInventory(dir: string, sources: Sources): LoadResult {
+  const problems: Problem[] = [];
+  const parsed: Partial<Record<FileKey, ParsedFile>> = {};
+  const data: Partial<Record<FileKey, unknown>> = {};
+
+  for (const key of Object.keys(INVENTORY_FILES) as FileKey[]) {
+    const { path, text } = sources[key];
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+    const file: ParsedFile = { path, doc, lines };
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+        problems.push({ file: path, line: pos.line, column: pos.col, path: "", message: `YAML: ${e.message.split("\n")[0]}` });
+      }
+      continue;
+    }
+    parsed[key] = file;
+    const result = INVENTORY_FILES[key].schema.safeParse(doc.toJS() ?? {});
+    if (result.success) data[key] = result.data;
+    else problems.push(...zodProblems(file, result.error));
+  }
+
+  if (data.fleet && data.profiles && data.zones) {
+    const inventory: Inventory = {
+      dir,
+      fleet: data.fleet as Inventory["fleet"],
+      profiles: data.profiles as Inventory["profiles"],
+      zones: (data.zones as { zones: Inventory["zones"] }).zones,
+    };
+    const semantic: SemanticProblem[] = validateInventory(inventory);
+    for (const p of semantic) {
+      const file = parsed[p.file]!;
+      problems.push({ file: file.path, ...locate(file, p.path), path: formatPath(p.path), message: p.message });
+    }
+    if (problems.length === 0) return { ok: true, inventory };
+  }
+  problems.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column);
+  return { ok: false, problems };
+}
+
+/** Reads the inventory directory's files; file names in problems are relative to `base`. */
+export function readSources(dir: string, base = process.cwd()): Sources {
+  const sources = {} as Sources;
+  for (const [key, { file }] of Object.entries(INVENTORY_FILES) as [FileKey, { file: string }][]) {
+    const path = join(dir, file);
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new InventoryError([
+        { file: relative(base, path) || path, line: 1, column: 1, path: "", message: `cannot read the file (${code})` },
+      ]);
+    }
+    sources[key] = { path: relative(base, path) || path, text };
+  }
+  return sources;
+}
+
+export function loadInventory(dir: string): LoadResult {
+  return parseInventory(dir, readSources(dir));
+}
+
+export function loadInventoryOrThrow(dir: string): Inventory {
+  const result = loadInventory(dir);
+  if (!result.ok) throw new InventoryError(result.problems);
+  return result.inventory;
+}

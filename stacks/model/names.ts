@@ -1,0 +1,31 @@
+// The one place logical (Pulumi) names come from. A name says what a thing is
+// (zone, record type, owner name, a short content key), never where it sits in a
+// list, so re-ordering, adding or removing zones leaves every other name alone.
+import type { DnsRec } from "./posture.ts";
+
+export const TYPES = {
+  zonePosture: "edgefleet:cloudflare:ZonePosture",
+  zone: "cloudflare:index/zone:Zone",
+  dnsRecord: "cloudflare:index/dnsRecord:DnsRecord",
+} as const;
+
+function checked(name: string): string {
+  // Pulumi URNs use '::' as their separator; a name must never contain it.
+  if (name.includes("::")) throw new Error(`internal: logical name '${name}' contains '::'`);
+  return name;
+}
+
+/** The ZonePosture component of a zone. */
+export function zonePostureName(zone: string): string {
+  return checked(zone);
+}
+
+/** The cloudflare.Zone of a zone edgefleet creates (one without an id in the inventory). */
+export function zoneResourceName(zone: string): string {
+  return checked(`${zone}/zone`);
+}
+
+/** A DNS record: zone/TYPE/owner[/key], e.g. shop.example/TXT/_dmarc/dmarc. */
+export function recordResourceName(r: Pick<DnsRec, "zone" | "type" | "name" | "key">): string {
+  return checked([r.zone, r.type, r.name, r.key].filter((part) => part !== undefined && part !== "").join("/"));
+}

@@ -1,0 +1,258 @@
+// The inventory's zod schemas: the single source of truth for the three files in
+// fleet/ (fleet.yaml, profiles.yaml, zones.yaml). Types come from z.infer; the JSON
+// Schemas that editors use are generated from these (npm run schema).
+// Checks that span several records or files live in validate.ts.
+import { z } from "zod";
+import {
+  CAA_TAGS,
+  caaProblem,
+  hostnameProblem,
+  isIPv4,
+  isIPv6,
+  mailtoProblem,
+  relativeNameProblem,
+  spfTermProblem,
+  zoneNameProblem,
+} from "./dns.ts";
+
+/** A string checked by one of the dns.ts predicates, which explain what is wrong. */
+function checked(problem: (s: string) => string | undefined, description: string) {
+  return z
+    .string()
+    .describe(description)
+    .superRefine((s, ctx) => {
+      const p = problem(s);
+      if (p) ctx.addIssue({ code: "custom", message: p });
+    });
+}
+
+const Key = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, { error: "use lowercase letters, digits and '-', starting with a letter" });
+
+export const ZoneName = checked(zoneNameProblem, "Zone name, lowercase, no trailing dot (e.g. shop.example)");
+export const Hostname = checked(hostnameProblem, "Fully qualified host name without trailing dot");
+export const RelativeName = checked(relativeNameProblem, "Owner name relative to the zone; '@' is the apex");
+export const Mailto = checked(mailtoProblem, "A mailto: URI");
+export const Ttl = z
+  .number()
+  .int()
+  .refine((n) => n === 1 || (n >= 60 && n <= 86400), { error: "ttl is 1 (automatic) or 60-86400 seconds" })
+  .describe("Seconds; 1 means automatic");
+const Priority = z.number().int().min(0).max(65535);
+const SpfTerm = checked(spfTermProblem, "One SPF mechanism, e.g. include:_spf.google.com");
+const CaaIssuer = checked(
+  (s) => (hostnameProblem(s) ? `'${s}' is not a CA domain (e.g. 'letsencrypt.org')` : undefined),
+  "A CA's issuer domain for CAA issue/issuewild",
+);
+
+// ---------------------------------------------------------------- fleet.yaml
+
+export const FleetFile = z
+  .strictObject({
+    dmarc: z
+      .strictObject({
+        rua: Mailto.describe("Fleet-wide mailbox for DMARC aggregate reports"),
+      })
+      .describe("DMARC settings shared by every zone"),
+    caa: z
+      .strictObject({
+        iodef: z
+          .string()
+          .superRefine((s, ctx) => {
+            const p = caaProblem("iodef", s);
+            if (p) ctx.addIssue({ code: "custom", message: p });
+          })
+          .optional()
+          .describe("Where CAs report refused certificate requests (mailto: or https:)"),
+      })
+      .default({}),
+    defaults: z
+      .strictObject({
+        ttl: Ttl.default(3600),
+      })
+      .default({ ttl: 3600 }),
+    guard: z
+      .strictObject({
+        maxZoneChangeShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.3)
+          .describe("Refuse a plan that changes or removes more than this share of any zone's managed records"),
+        maxFleetShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.2)
+          .describe("Refuse a plan that touches more than this share of the fleet's zones"),
+      })
+      .default({ maxZoneChangeShare: 0.3, maxFleetShare: 0.2 }),
+  })
+  .describe("edgefleet fleet-wide settings");
+
+// ---------------------------------------------------------------- profiles.yaml
+
+/** Text with ${zone}, ${zoneDashed} or ${vars.NAME} placeholders filled per zone. */
+const Template = z.string().min(1).describe("Text; may use ${zone}, ${zoneDashed} and ${vars.NAME}");
+
+export const Provider = z.strictObject({
+  name: z.string().min(1).describe("The provider's name, for people"),
+  mx: z
+    .array(z.strictObject({ priority: Priority, host: Template }))
+    .min(1, { error: "a mail provider has at least one MX" }),
+  spf: z.array(SpfTerm).describe("SPF terms the provider needs (the record ends with -all)"),
+  dkim: z
+    .array(
+      z.strictObject({
+        selector: Key.describe("DKIM selector (the label before ._domainkey)"),
+        type: z.enum(["TXT", "CNAME"]),
+        value: Template,
+      }),
+    )
+    .describe("DKIM selectors the provider signs with"),
+});
+
+export const Profile = z.strictObject({
+  description: z.string().min(1),
+  mail: z
+    .union([z.literal("none"), Key])
+    .describe("'none' for a zone that sends no mail, else the key of a provider in this file"),
+  web: z.enum(["none", "proxied"]).describe("'proxied': served through Cloudflare (router or proxy Worker)"),
+});
+
+export const ProfilesFile = z.strictObject({
+  providers: z.record(Key, Provider).default({}),
+  profiles: z.record(Key, Profile),
+});
+
+// ---------------------------------------------------------------- zones.yaml
+
+const base = {
+  name: RelativeName,
+  ttl: Ttl.optional(),
+  comment: z.string().max(100).optional(),
+};
+const proxiable = { proxied: z.boolean().optional() };
+
+export const RecordSpec = z.discriminatedUnion(
+  "type",
+  [
+    z.strictObject({
+      type: z.literal("A"),
+      ...base,
+      ...proxiable,
+      content: z.string().refine(isIPv4, { error: "not an IPv4 address" }),
+    }),
+    z.strictObject({
+      type: z.literal("AAAA"),
+      ...base,
+      ...proxiable,
+      content: z.string().refine(isIPv6, { error: "not an IPv6 address" }),
+    }),
+    z.strictObject({ type: z.literal("CNAME"), ...base, ...proxiable, content: Hostname }),
+    z.strictObject({
+      type: z.literal("MX"),
+      ...base,
+      priority: Priority,
+      content: z
+        .string()
+        .superRefine((s, ctx) => {
+          const p = s === "." ? undefined : hostnameProblem(s);
+          if (p) ctx.addIssue({ code: "custom", message: p });
+        })
+        .describe("Mail exchanger host, or '.' for a null MX (RFC 7505)"),
+    }),
+    z.strictObject({ type: z.literal("TXT"), ...base, content: z.string().min(1).max(4096) }),
+    z
+      .strictObject({
+        type: z.literal("CAA"),
+        ...base,
+        flags: z.union([z.literal(0), z.literal(128)]).default(0),
+        tag: z.string(),
+        value: z.string(),
+      })
+      .superRefine((r, ctx) => {
+        const p = caaProblem(r.tag, r.value);
+        const field = (CAA_TAGS as readonly string[]).includes(r.tag) ? "value" : "tag";
+        if (p) ctx.addIssue({ code: "custom", message: p, path: [field] });
+      }),
+    z.strictObject({
+      type: z.literal("SRV"),
+      ...base,
+      priority: Priority,
+      weight: Priority,
+      port: Priority,
+      target: Hostname,
+    }),
+  ],
+  { error: "type must be one of A, AAAA, CNAME, MX, TXT, CAA, SRV" },
+);
+
+export const IgnoreRule = z
+  .strictObject({
+    type: z.string().regex(/^([A-Z]+|\*)$/, { error: "a record type such as TXT, or '*'" }),
+    name: RelativeName,
+    content: z.string().optional().describe("Only records whose content matches; '*' is a wildcard"),
+  })
+  .describe("Records edgefleet leaves alone: never created, changed or deleted");
+
+export const Overrides = z.strictObject({
+  ttl: Ttl.optional().describe("TTL of this zone's unproxied posture records"),
+  web: z.enum(["none", "proxied"]).optional(),
+  caa: z
+    .strictObject({
+      issue: z.array(CaaIssuer).optional().describe("CAs allowed besides the profile's"),
+    })
+    .optional(),
+  spf: z.strictObject({ include: z.array(SpfTerm).optional() }).optional(),
+  dmarc: z
+    .strictObject({ rua: z.array(Mailto).optional().describe("Report mailboxes besides the fleet's") })
+    .optional(),
+});
+
+export const ZoneSpec = z.strictObject({
+  name: ZoneName,
+  id: z
+    .string({
+      // YAML reads an all-digit (or digits-e-digits) id as a number: say so.
+      error: (iss) => (typeof iss.input === "number" ? "quote the zone id: YAML read it as a number" : undefined),
+    })
+    .regex(/^[0-9a-f]{32}$/, { error: "a Cloudflare zone id is 32 lowercase hex digits" })
+    .optional()
+    .describe("Cloudflare zone id of an existing zone; omit it and edgefleet creates the zone"),
+  profile: Key,
+  tags: z.array(Key).default([]),
+  vars: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9]*$/), z.string()).default({}),
+  overrides: Overrides.default({}),
+  records: z.array(RecordSpec).default([]),
+  ignore: z.array(IgnoreRule).default([]),
+});
+
+export const ZonesFile = z.strictObject({
+  zones: z.array(ZoneSpec),
+});
+
+export type FleetFile = z.infer<typeof FleetFile>;
+export type ProfilesFile = z.infer<typeof ProfilesFile>;
+export type Provider = z.infer<typeof Provider>;
+export type Profile = z.infer<typeof Profile>;
+export type RecordSpec = z.infer<typeof RecordSpec>;
+export type IgnoreRule = z.infer<typeof IgnoreRule>;
+export type ZoneSpec = z.infer<typeof ZoneSpec>;
+export type ZonesFile = z.infer<typeof ZonesFile>;
+
+/** The three files of an inventory, in the order they are read. */
+export const INVENTORY_FILES = {
+  fleet: { file: "fleet.yaml", schema: FleetFile },
+  profiles: { file: "profiles.yaml", schema: ProfilesFile },
+  zones: { file: "zones.yaml", schema: ZonesFile },
+} as const;
+
+export interface Inventory {
+  /** The directory the files came from, as given. */
+  dir: string;
+  fleet: FleetFile;
+  profiles: ProfilesFile;
+  zones: ZoneSpec[];
+}

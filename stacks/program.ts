@@ -1,0 +1,28 @@
+// The Pulumi program's body: stack config -> inventory -> desired state -> resources.
+// stacks/index.ts calls it; tests call it under Pulumi's mocks.
+import * as pulumi from "@pulumi/pulumi";
+import { declareFleet } from "./fleet.ts";
+import { deriveDesiredState } from "./model/desired.ts";
+import { InventoryError, loadInventoryOrThrow } from "./model/load.ts";
+
+export const DEFAULT_INVENTORY = "fleet";
+
+export function main() {
+  const config = new pulumi.Config("edgefleet");
+  const dir = config.get("inventory") ?? DEFAULT_INVENTORY;
+  const accountId = config.require("accountId");
+  let inventory;
+  try {
+    inventory = loadInventoryOrThrow(dir);
+  } catch (e) {
+    // A RunError prints its message without a stack trace: the problems are the message.
+    if (e instanceof InventoryError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+  const state = deriveDesiredState(inventory, { accountId });
+  const fleet = declareFleet(state);
+  return {
+    zoneCount: fleet.zones.size,
+    recordCount: state.resources.filter((r) => r.record).length,
+  };
+}
