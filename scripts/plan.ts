@@ -1,7 +1,11 @@
 // Entry point of `npm run plan`; the plan itself is scripts/lib/plan.ts.
+import { enableCompileCache } from "node:module";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runPlan } from "./lib/plan.ts";
+
+// Cache V8's compiled code of the dependencies (zod alone takes ~150 ms to compile).
+enableCompileCache();
+const { runPlan } = await import("./lib/plan.ts");
 
 // `npm run plan | head` closes the pipe early: that is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {

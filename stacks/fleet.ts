@@ -12,7 +12,10 @@ export interface DeclaredFleet {
 export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourceOptions): DeclaredFleet {
   const children = new Map<string, DesiredResource[]>();
   for (const r of state.resources) {
-    if (r.parent) children.set(r.parent, [...(children.get(r.parent) ?? []), r]);
+    if (!r.parent) continue;
+    const siblings = children.get(r.parent);
+    if (siblings) siblings.push(r);
+    else children.set(r.parent, [r]);
   }
   const zones = new Map<string, ZonePosture>();
   for (const r of state.resources) {

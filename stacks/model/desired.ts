@@ -104,9 +104,10 @@ export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): Desired
       });
       zoneId = { $ref: name, $output: "id" };
     }
-    const recs = [...(records.get(zone.name) ?? [])].sort((a, b) => cmp(recordResourceName(a), recordResourceName(b)));
-    for (const r of recs) {
-      resources.push({ type: TYPES.dnsRecord, name: recordResourceName(r), parent, zone: zone.name, inputs: recordInputs(r, zoneId), record: r });
+    const named = (records.get(zone.name) ?? []).map((r) => ({ r, name: recordResourceName(r) }));
+    named.sort((a, b) => cmp(a.name, b.name));
+    for (const { r, name } of named) {
+      resources.push({ type: TYPES.dnsRecord, name, parent, zone: zone.name, inputs: recordInputs(r, zoneId), record: r });
     }
   }
   const seen = new Set<string>();

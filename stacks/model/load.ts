@@ -92,14 +92,19 @@ function zodProblems(file: ParsedFile, error: z.ZodError): Problem[] {
 /** Parses and validates the three inventory texts; reports every problem found. */
 export function parseInventory(dir: string, sources: Sources): LoadResult {
   const problems: Problem[] = [];
-  const parsed: Partial<Record<FileKey, ParsedFile>> = {};
   const data: Partial<Record<FileKey, unknown>> = {};
-
-  for (const key of Object.keys(INVENTORY_FILES) as FileKey[]) {
+  const parse = (key: FileKey): ParsedFile => {
     const { path, text } = sources[key];
     const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-    const file: ParsedFile = { path, doc, lines };
+    return { path, doc: parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true }), lines };
+  };
+
+  for (const key of Object.keys(INVENTORY_FILES) as FileKey[]) {
+    // The document (with its source positions) is dropped once read: a 5,000-zone
+    // inventory's nodes would otherwise stay alive through the whole plan. It is
+    // parsed again only to locate problems found later.
+    const file = parse(key);
+    const { path, doc } = file;
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
@@ -107,7 +112,6 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
       }
       continue;
     }
-    parsed[key] = file;
     const result = INVENTORY_FILES[key].schema.safeParse(doc.toJS() ?? {});
     if (result.success) data[key] = result.data;
     else problems.push(...zodProblems(file, result.error));
@@ -121,8 +125,10 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
       zones: (data.zones as { zones: Inventory["zones"] }).zones,
     };
     const semantic: SemanticProblem[] = validateInventory(inventory);
+    const reparsed = new Map<FileKey, ParsedFile>();
     for (const p of semantic) {
-      const file = parsed[p.file]!;
+      const file = reparsed.get(p.file) ?? parse(p.file);
+      reparsed.set(p.file, file);
       problems.push({ file: file.path, ...locate(file, p.path), path: formatPath(p.path), message: p.message });
     }
     if (problems.length === 0) return { ok: true, inventory };

@@ -232,6 +232,9 @@ export function reportAuthRecords(
  * cannot be resolved are left out (validation reports them).
  */
 export function fleetRecords(inv: Inventory): Map<string, DnsRec[]> {
+  // Validation and the desired state both need this; compute it once per inventory.
+  const cached = memo.get(inv);
+  if (cached) return cached;
   const byZone = new Map<string, DnsRec[]>();
   const ttlByZone = new Map(inv.zones.map((z) => [z.name, z.overrides.ttl ?? inv.fleet.defaults.ttl]));
   const ttlOf = (z: string) => ttlByZone.get(z) ?? inv.fleet.defaults.ttl;
@@ -245,8 +248,12 @@ export function fleetRecords(inv: Inventory): Map<string, DnsRec[]> {
     byZone.get(zone.name)!.push(...postureRecords(inv.fleet, zone, resolved), ...extraRecords(inv.fleet, zone));
     for (const r of reportAuthRecords(inv.fleet, zoneNames, zone, ttlOf)) byZone.get(r.zone)!.push(r);
   }
+  memo.set(inv, byZone);
   return byZone;
 }
+
+/** Results of fleetRecords; callers treat them as read-only. */
+const memo = new WeakMap<Inventory, Map<string, DnsRec[]>>();
 
 /** The owner name of a record, fully qualified. */
 export function recordFqdn(r: DnsRec): string {

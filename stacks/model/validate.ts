@@ -97,7 +97,11 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     }
 
     const byName = new Map<string, DnsRec[]>();
-    for (const r of recs) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+    for (const r of recs) {
+      const group = byName.get(r.name);
+      if (group) group.push(r);
+      else byName.set(r.name, [r]);
+    }
     for (const [name, group] of byName) {
       const cname = group.find((r) => r.type === "CNAME");
       const others = group.filter((r) => r !== cname);
