@@ -3,11 +3,16 @@
 // nothing missing and nothing extra. The mock monitor stands in for the engine; no
 // resource code is mocked away.
 import * as pulumi from "@pulumi/pulumi";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { deriveDesiredState, isRef, type InputValue } from "../stacks/model/desired.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
+import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 const INVENTORY = "fleet";
@@ -98,5 +103,31 @@ describe("the Pulumi program under mocks", () => {
   it("registers no two resources under one URN", () => {
     expect(new Set(urns).size).toBe(urns.length);
     expect(urns.length).toBeGreaterThanOrEqual(desired.resources.length);
+  });
+});
+
+describe("the program's entry point", () => {
+  it("runs under plain Node (type stripping, ESM), as Pulumi.yaml has the CLI run it", () => {
+    // Outside the CLI there is no engine: the SDK drops registrations, but the program
+    // still reads the config and the inventory and declares every resource.
+    const dir = mkdtempSync(join(tmpdir(), "edgefleet-inv-"));
+    writeFileSync(join(dir, "fleet.yaml"), FLEET);
+    writeFileSync(join(dir, "profiles.yaml"), PROFILES);
+    writeFileSync(join(dir, "zones.yaml"), ZONES);
+    const r = spawnSync(process.execPath, ["stacks/index.ts"], {
+      encoding: "utf8",
+      env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir }) },
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("stops on an invalid inventory with its located problems (a RunError, which the CLI prints without a stack)", () => {
+    const r = spawnSync(process.execPath, ["stacks/index.ts"], {
+      encoding: "utf8",
+      env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": "test/no-such-inventory" }) },
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("RunError: the inventory has 1 problem(s):\ntest/no-such-inventory/fleet.yaml:1:1: cannot read the file (ENOENT)");
   });
 });
