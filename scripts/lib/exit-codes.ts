@@ -7,4 +7,6 @@ export const EXIT = {
   usage: 2,
   /** The safety guard refused the change; re-run with --force if it is intended. */
   refused: 3,
+  /** The desired state violates a policy of the pack (policies/). */
+  policy: 4,
 } as const;

@@ -135,6 +135,17 @@ describe("npm run plan", () => {
     expect(r.err).toContain("HEAD:fleet/zones.yaml:13:14");
   });
 
+  it("runs the policy pack over the desired state and exits 4 on a violation", async () => {
+    // A parked zone lets no CA issue; a proxied record there would need Cloudflare's CAs.
+    write(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: A, name: shop, content: 192.0.2.9, proxied: true }\n"));
+    const r = await plan("--json");
+    expect(r.code).toBe(EXIT.policy);
+    const j = JSON.parse(r.out);
+    expect(j.findings[0]).toMatchObject({ level: "error", code: "caa-allows-cloudflare-cas" });
+    expect(j.findings[0].message).toContain("p.example is proxied but its CAA does not allow letsencrypt.org");
+    expect(r.err).toContain("1 policy violation(s)");
+  });
+
   it("writes one BIND zone file per zone", async () => {
     const r = await plan("--zone-files", "out");
     expect(r.code).toBe(EXIT.ok);

@@ -14,6 +14,8 @@ import { formatProblem, parseInventory, readSources, type LoadResult, type Probl
 import { rdata } from "../../stacks/model/posture.ts";
 import type { Inventory } from "../../stacks/model/schema.ts";
 import { findings, summarize, type Finding } from "../../stacks/model/summary.ts";
+import { fromDesired } from "../../policies/lib/from-desired.ts";
+import { runPolicies } from "../../policies/run.ts";
 import { EXIT } from "./exit-codes.ts";
 import { GitError, sourcesAtRevision } from "./git.ts";
 import { readStackSettings } from "./stack-config.ts";
@@ -43,7 +45,7 @@ function command(io: PlanIO): Command {
   return new Command("plan")
     .description(
       "The offline plan of the fleet: what `pulumi preview` would register, from the inventory alone.\n" +
-        "Exit codes: 0 ok, 1 invalid inventory, 2 bad usage, 3 refused by the safety guard.",
+        "Exit codes: 0 ok, 1 invalid inventory, 2 bad usage, 3 refused by the safety guard, 4 policy violations.",
     )
     .option("--inventory <dir>", "inventory directory (default: the stack's edgefleet:inventory, else fleet)")
     .option("--stack <name>", "Pulumi stack whose Pulumi.<name>.yaml gives the account and inventory", "prod")
@@ -123,7 +125,12 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
   }
 
   const summary = summarize(state);
-  const found = findings(inventory, state);
+  // The same policies `pulumi preview --policy-pack policies` runs, over the desired state.
+  const violations = await runPolicies(fromDesired(state));
+  const found: Finding[] = [
+    ...violations.map((v): Finding => ({ level: "error", code: v.policy, message: v.resource ? `${v.resource}: ${v.message}` : v.message })),
+    ...findings(inventory, state),
+  ];
   const refused = verdict !== undefined && !verdict.ok && !opts.force;
 
   if (opts.json) {
@@ -152,6 +159,9 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
     if (diff && verdict) io.out(renderDiff(c, diff, verdict, opts));
     if (opts.zoneFiles) io.out(`\nWrote ${written.length} zone file(s) to ${opts.zoneFiles}\n`);
   }
+  if (violations.length > 0) {
+    io.err(`plan: ${violations.length} policy violation(s):\n${violations.map((v) => `  - ${v.policy}: ${v.message}`).join("\n")}\n`);
+  }
   if (refused) {
     io.err(
       `plan: refused by the safety guard:\n${verdict!.violations.map((v) => `  - ${v}`).join("\n")}\n` +
@@ -159,7 +169,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
     );
     return EXIT.refused;
   }
-  return EXIT.ok;
+  return violations.length > 0 ? EXIT.policy : EXIT.ok;
 }
 
 function reportInvalid(io: PlanIO, opts: PlanOptions, problems: Problem[], what: string): number {

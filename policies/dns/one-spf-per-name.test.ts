@@ -1,0 +1,17 @@
+import { describe, expect, it } from "vitest";
+import { compliantZones } from "../lib/fixtures.ts";
+import { runPolicies } from "../run.ts";
+import { oneSpfPerName } from "./one-spf-per-name.ts";
+
+describe("one-spf-per-name", () => {
+  it("passes one SPF record per name", async () => {
+    expect(await runPolicies(compliantZones(), [oneSpfPerName])).toEqual([]);
+  });
+  it("flags a second SPF record at a name", async () => {
+    const rs = compliantZones();
+    const spf = rs.find((r) => r.name === "site.example/TXT/@/spf")!;
+    rs.push({ ...spf, name: "site.example/TXT/@/t-1", props: { ...spf.props, content: "v=spf1 include:_spf.example.net -all" } });
+    const v = await runPolicies(rs, [oneSpfPerName]);
+    expect(v).toEqual([{ policy: "one-spf-per-name", message: "site.example has 2 SPF records", resource: "site.example/TXT/@/t-1" }]);
+  });
+});

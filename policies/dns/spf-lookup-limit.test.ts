@@ -1,0 +1,18 @@
+import { describe, expect, it } from "vitest";
+import { changed, compliantZones, named } from "../lib/fixtures.ts";
+import { runPolicies } from "../run.ts";
+import { spfLookupLimit } from "./spf-lookup-limit.ts";
+
+const includes = (n: number) => Array.from({ length: n }, (_, i) => `include:s${i}.example.net`).join(" ");
+
+describe("spf-lookup-limit", () => {
+  it("passes SPF with 10 lookup terms", async () => {
+    const rs = changed(compliantZones(), named("site.example/TXT/@/spf"), (p) => ({ ...p, content: `v=spf1 ${includes(10)} -all` }));
+    expect(await runPolicies(rs, [spfLookupLimit])).toEqual([]);
+  });
+  it("flags SPF with 11 lookup terms", async () => {
+    const rs = changed(compliantZones(), named("site.example/TXT/@/spf"), (p) => ({ ...p, content: `v=spf1 ${includes(10)} mx -all` }));
+    const v = await runPolicies(rs, [spfLookupLimit]);
+    expect(v.map((x) => x.message)).toEqual(["site.example: SPF has 11 DNS-lookup terms, more than 10"]);
+  });
+});
