@@ -146,6 +146,21 @@ describe("npm run plan", () => {
     expect(r.err).toContain("1 policy violation(s)");
   });
 
+  it("shows resources per DNS shard, and plans one shard's stack with --shard", async () => {
+    writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}stacks:\n  shards: [dns-a, dns-b]\n`);
+    const all = JSON.parse((await plan("--json")).out);
+    expect(Object.keys(all.shards)).toEqual(["dns-a", "dns-b"]);
+    expect(all.shards["dns-a"].zones + all.shards["dns-b"].zones).toBe(3);
+    expect(all.shards["dns-a"].resources + all.shards["dns-b"].resources).toBe(all.summary.resources);
+    const one = JSON.parse((await plan("--json", "--shard", "dns-a")).out);
+    expect(one.summary.zones).toBe(all.shards["dns-a"].zones);
+    expect(one.summary.resources).toBe(all.shards["dns-a"].resources);
+    expect((await plan()).out).toMatch(/│ dns-a\s+│ \d+\s+│ \d+\s+│/);
+    const bad = await plan("--shard", "dns-z");
+    expect(bad.code).toBe(EXIT.usage);
+    expect(bad.err).toContain("shard 'dns-z' is not one of fleet.yaml's stacks.shards (dns-a, dns-b)");
+  });
+
   it("writes one BIND zone file per zone", async () => {
     const r = await plan("--zone-files", "out");
     expect(r.code).toBe(EXIT.ok);

@@ -19,6 +19,7 @@ import { runPolicies } from "../../policies/run.ts";
 import { EXIT } from "./exit-codes.ts";
 import { GitError, sourcesAtRevision } from "./git.ts";
 import { readStackSettings } from "./stack-config.ts";
+import { selectShard, ShardError, shardSummary } from "../../stacks/model/shards.ts";
 
 export interface PlanIO {
   out: (s: string) => void;
@@ -36,6 +37,7 @@ interface PlanOptions {
   base?: string;
   zoneFiles?: string;
   force?: boolean;
+  shard?: string;
 }
 
 /** Used when the stack file has no account id: zones to create show it as such. */
@@ -53,6 +55,7 @@ function command(io: PlanIO): Command {
     .option("--zone <name>", "show one zone in detail")
     .option("--base <git-rev>", "diff against the inventory at this git revision (records added, changed, removed)")
     .option("--zone-files <dir>", "write one BIND zone file per zone into <dir>")
+    .option("--shard <name>", "plan only this DNS shard's stack (default: the stack's edgefleet:shard, else the whole fleet)")
     .addOption(new Option("--force", "accept a diff the safety guard refuses"))
     .helpOption("-h, --help", "show this help")
     .exitOverride()
@@ -86,7 +89,17 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
   }
   if (!current.ok) return reportInvalid(io, opts, current.problems, "the inventory");
   const inventory = current.inventory;
-  const state = deriveDesiredState(inventory, { accountId });
+  const shard = opts.shard ?? settings.shard;
+  const fleetState = deriveDesiredState(inventory, { accountId });
+  let state: DesiredState;
+  try {
+    state = selectShard(inventory, fleetState, shard);
+  } catch (e) {
+    if (!(e instanceof ShardError)) throw e;
+    io.err(`plan: ${e.message}\n`);
+    return EXIT.usage;
+  }
+  const shards = shardSummary(inventory, fleetState);
 
   if (opts.zone && !state.zones.some((z) => z.name === opts.zone)) {
     io.err(`plan: no zone '${opts.zone}' in ${dir} (${state.zones.length} zones)\n`);
@@ -107,7 +120,14 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
       throw e;
     }
     if (!base.ok) return reportInvalid(io, opts, base.problems, `the inventory at ${opts.base}`);
-    const before = deriveDesiredState(base.inventory, { accountId });
+    let before: DesiredState;
+    try {
+      before = selectShard(base.inventory, deriveDesiredState(base.inventory, { accountId }), shard);
+    } catch (e) {
+      if (!(e instanceof ShardError)) throw e;
+      io.err(`plan: at ${opts.base}: ${e.message}\n`);
+      return EXIT.usage;
+    }
     diff = diffStates(before, state);
     verdict = applyGuard(diff, [base.inventory.fleet.guard, inventory.fleet.guard]);
   }
@@ -141,6 +161,8 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
           stack: opts.stack,
           accountId,
           summary,
+          shard,
+          shards,
           findings: found,
           zone: opts.zone ? zoneDetail(state, opts.zone) : undefined,
           diff: diff && { base: opts.base, totals: diff.totals, zones: diff.zones, changes: diff.changes.map(({ before: _b, after: _a, ...c }) => c) },
@@ -155,6 +177,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
     io.out(renderHeader(c, dir, opts.stack, accountId, settings.file));
     if (opts.zone) io.out(renderZone(c, state, inventory, opts.zone));
     else io.out(renderSummary(c, summary));
+    if (shards && !opts.zone) io.out(renderShards(shards, shard));
     io.out(renderFindings(c, found));
     if (diff && verdict) io.out(renderDiff(c, diff, verdict, opts));
     if (opts.zoneFiles) io.out(`\nWrote ${written.length} zone file(s) to ${opts.zoneFiles}\n`);
@@ -198,6 +221,12 @@ function renderSummary(c: Colors, s: ReturnType<typeof summarize>): string {
     `${c.bold("Totals")}: ${s.zones} zones (${s.zonesToCreate} to create), ${s.records} DNS records, ` +
     `${s.resources} Pulumi resources; ${s.ignoreRules} rule(s) leave records alone\n`;
   return `${profiles.toString()}\n${types.toString()}\n${totals}`;
+}
+
+function renderShards(shards: Record<string, { zones: number; resources: number }>, selected: string | undefined): string {
+  const t = table(["DNS shard (stack)", "zones", "resources"]);
+  for (const [name, n] of Object.entries(shards)) t.push([name + (name === selected ? " (this plan)" : ""), String(n.zones), String(n.resources)]);
+  return `${t.toString()}\n`;
 }
 
 function renderFindings(c: Colors, found: Finding[]): string {

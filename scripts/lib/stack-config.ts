@@ -10,6 +10,8 @@ export interface StackSettings {
   file?: string;
   inventory?: string;
   accountId?: string;
+  /** The DNS shard this stack declares (edgefleet:shard), when the fleet is sharded. */
+  shard?: string;
 }
 
 export function readStackSettings(root: string, stack: string): StackSettings {
@@ -18,5 +20,5 @@ export function readStackSettings(root: string, stack: string): StackSettings {
   const doc = (parse(readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const config = doc.config ?? {};
   const str = (k: string) => (typeof config[k] === "string" ? (config[k] as string) : undefined);
-  return { stack, file, inventory: str("edgefleet:inventory"), accountId: str("edgefleet:accountId") };
+  return { stack, file, inventory: str("edgefleet:inventory"), accountId: str("edgefleet:accountId"), shard: str("edgefleet:shard") };
 }

@@ -72,6 +72,16 @@ export const FleetFile = z
         ttl: Ttl.default(3600),
       })
       .default({ ttl: 3600 }),
+    stacks: z
+      .strictObject({
+        shards: z
+          .array(Key)
+          .min(1)
+          .refine((a) => new Set(a).size === a.length, { error: "shard names must be unique" })
+          .describe("Split the DNS posture across one Pulumi stack per shard (set edgefleet:shard in each stack)"),
+      })
+      .optional()
+      .describe("How the fleet's DNS posture is split across Pulumi stacks; absent: one stack holds it all"),
     guard: z
       .strictObject({
         maxZoneChangeShare: z
@@ -222,6 +232,7 @@ export const ZoneSpec = z.strictObject({
     .optional()
     .describe("Cloudflare zone id of an existing zone; omit it and edgefleet creates the zone"),
   profile: Key,
+  shard: Key.optional().describe("Pin the zone to this shard (fleet.yaml stacks.shards); default: assigned by hashing its name"),
   tags: z.array(Key).default([]),
   vars: z.record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9]*$/), z.string()).default({}),
   overrides: Overrides.default({}),

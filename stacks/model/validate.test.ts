@@ -402,6 +402,22 @@ const cases: Case[] = [
     message: /quote the zone id/,
   },
   {
+    title: "a zone pinned to an unknown shard",
+    texts: { fleet: `${FLEET}stacks:\n  shards: [dns-a, dns-b]\n`, zones: withZone("  - name: s.example\n    profile: parked\n    shard: dns-c\n") },
+    file: "zones.yaml",
+    line: 14,
+    path: "zones[3].shard",
+    message: /unknown shard 'dns-c' \(fleet.yaml stacks.shards: dns-a, dns-b\)/,
+  },
+  {
+    title: "duplicate shard names",
+    texts: { fleet: `${FLEET}stacks:\n  shards: [dns-a, dns-a]\n` },
+    file: "fleet.yaml",
+    line: 6,
+    path: "stacks.shards",
+    message: /shard names must be unique/,
+  },
+  {
     title: "a guard share above 1",
     texts: { fleet: `${FLEET}guard:\n  maxFleetShare: 1.5\n` },
     file: "fleet.yaml",

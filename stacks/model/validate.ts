@@ -57,6 +57,10 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     if (first !== undefined) add("zones", ["zones", i, "name"], `duplicate zone '${zone.name}' (first at zones[${first}])`);
     else firstIndex.set(zone.name, i);
 
+    const shards = inv.fleet.stacks?.shards;
+    if (zone.shard !== undefined && !shards?.includes(zone.shard)) {
+      add("zones", ["zones", i, "shard"], shards ? `unknown shard '${zone.shard}' (fleet.yaml stacks.shards: ${shards.join(", ")})` : "the fleet is not split into shards (fleet.yaml has no stacks.shards)");
+    }
     const profile = inv.profiles.profiles[zone.profile];
     if (!profile) {
       add("zones", ["zones", i, "profile"], `unknown profile '${zone.profile}' (profiles: ${Object.keys(inv.profiles.profiles).join(", ")})`);

@@ -55,7 +55,7 @@ export async function startKnot(zoneDir: string, zones: string[]): Promise<Knot>
   proc.stderr!.on("data", (d) => (log += String(d)));
   const resolver = new Resolver({ timeout: 500, tries: 1 });
   resolver.setServers([`127.0.0.1:${port}`]);
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000; // generous: CI machines may be loaded
   // Ready when every zone answers its SOA; a zone knot refused to load never does.
   let pending = [...zones];
   while (pending.length > 0) {

@@ -1,0 +1,60 @@
+// Splitting the DNS posture across several Pulumi stacks (shards) when one stack
+// grows too large. Zones are assigned by rendezvous hashing of their names, so adding
+// a zone never moves another, and adding a shard moves only the zones that now hash
+// to it (about 1/n of them); a zone may also be pinned with `shard:`.
+import { createHash } from "node:crypto";
+import type { DesiredState } from "./desired.ts";
+import type { Inventory } from "./schema.ts";
+
+function weight(shard: string, zone: string): bigint {
+  return createHash("sha256").update(`${shard}\0${zone}`).digest().readBigUInt64BE(0);
+}
+
+/** The shard of one zone among `shards` (highest random weight). */
+export function shardOf(zone: string, shards: readonly string[]): string {
+  let best = shards[0]!;
+  let bestWeight = -1n;
+  for (const s of shards) {
+    const w = weight(s, zone);
+    if (w > bestWeight || (w === bestWeight && s < best)) {
+      best = s;
+      bestWeight = w;
+    }
+  }
+  return best;
+}
+
+/** Zone name -> shard, or undefined when the inventory is not sharded. */
+export function assignShards(inv: Inventory): Map<string, string> | undefined {
+  const shards = inv.fleet.stacks?.shards;
+  if (!shards) return undefined;
+  return new Map(inv.zones.map((z) => [z.name, z.shard ?? shardOf(z.name, shards)]));
+}
+
+/** The part of a desired state one shard's stack declares. */
+export function stateOfShard(state: DesiredState, shardOfZone: ReadonlyMap<string, string>, shard: string): DesiredState {
+  const zones = new Set(state.zones.filter((z) => shardOfZone.get(z.name) === shard).map((z) => z.name));
+  return { ...state, zones: state.zones.filter((z) => zones.has(z.name)), resources: state.resources.filter((r) => zones.has(r.zone)) };
+}
+
+export class ShardError extends Error {}
+
+/** The state one stack declares: all of it, or one shard's part when `shard` is given. */
+export function selectShard(inv: Inventory, state: DesiredState, shard: string | undefined): DesiredState {
+  if (shard === undefined) return state;
+  const assigned = assignShards(inv);
+  const shards = inv.fleet.stacks?.shards;
+  if (!assigned || !shards) throw new ShardError(`shard '${shard}' was asked for, but fleet.yaml defines no stacks.shards`);
+  if (!shards.includes(shard)) throw new ShardError(`shard '${shard}' is not one of fleet.yaml's stacks.shards (${shards.join(", ")})`);
+  return stateOfShard(state, assigned, shard);
+}
+
+/** Zones and resources per shard, for the plan. */
+export function shardSummary(inv: Inventory, state: DesiredState): Record<string, { zones: number; resources: number }> | undefined {
+  const assigned = assignShards(inv);
+  if (!assigned) return undefined;
+  const out = Object.fromEntries(inv.fleet.stacks!.shards.map((s) => [s, { zones: 0, resources: 0 }]));
+  for (const z of state.zones) out[assigned.get(z.name)!]!.zones++;
+  for (const r of state.resources) out[assigned.get(r.zone)!]!.resources++;
+  return out;
+}

@@ -1,0 +1,48 @@
+// A sharded fleet under Pulumi's mocks: a stack with edgefleet:shard registers
+// exactly its shard's part of the desired state, and nothing of the other shards.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { canonical } from "../stacks/model/diff.ts";
+import { deriveDesiredState, isRef, type InputValue } from "../stacks/model/desired.ts";
+import { loadInventoryOrThrow } from "../stacks/model/load.ts";
+import { selectShard } from "../stacks/model/shards.ts";
+import { FLEET, PROFILES, withZone } from "./support/inventory.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "edgefleet-shards-"));
+writeFileSync(join(dir, "fleet.yaml"), `${FLEET}stacks:\n  shards: [dns-a, dns-b]\n`);
+writeFileSync(join(dir, "profiles.yaml"), PROFILES);
+writeFileSync(join(dir, "zones.yaml"), withZone("  - name: new-a.example\n    profile: web\n    shard: dns-a\n  - name: b.example\n    id: b0000000000000000000000000000009\n    profile: parked\n    shard: dns-b\n"));
+
+const registered: { type: string; name: string; inputs: unknown }[] = [];
+const mockId = (name: string) => `mock-id:${name}`;
+const resolve = (v: InputValue): unknown =>
+  isRef(v) ? mockId(v.$ref) : Array.isArray(v) ? v.map(resolve) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)])) : v;
+
+beforeAll(async () => {
+  await pulumi.runtime.setMocks(
+    { newResource: (a) => (registered.push({ type: a.type, name: a.name, inputs: a.inputs }), { id: a.custom ? mockId(a.name) : undefined, state: a.inputs }), call: () => ({}) },
+    "edgefleet",
+    "dns-a",
+    false,
+  );
+  pulumi.runtime.setAllConfig({ "edgefleet:accountId": "acct", "edgefleet:inventory": dir, "edgefleet:shard": "dns-a" });
+  const { main } = await import("../stacks/program.ts");
+  main();
+  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+});
+
+describe("a shard's stack", () => {
+  it("registers exactly its shard's desired resources", () => {
+    const inv = loadInventoryOrThrow(dir);
+    const want = selectShard(inv, deriveDesiredState(inv, { accountId: "acct" }), "dns-a")
+      .resources.map((r) => canonical({ type: r.type, name: r.name, inputs: resolve(r.inputs) }))
+      .sort();
+    const got = registered.filter((r) => r.type !== "pulumi:pulumi:Stack").map((r) => canonical(r)).sort();
+    expect(got).toEqual(want);
+    expect(got.some((g) => g.includes("new-a.example"))).toBe(true);
+    expect(got.some((g) => g.includes('"b.example'))).toBe(false);
+  });
+});
