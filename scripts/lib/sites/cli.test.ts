@@ -1,0 +1,111 @@
+// `npm run sites` end to end: the command line, the build and the publisher, against
+// the FAKE KV API on loopback (fake-kv-api.ts).
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runSites, SITES_EXIT } from "./cli.ts";
+import { FakeKvApi } from "./fake-kv-api.ts";
+
+let fake: FakeKvApi;
+let baseURL: string;
+let sites: string;
+
+beforeEach(async () => {
+  fake = new FakeKvApi({ token: "cli-test-token-s3cret" });
+  baseURL = await fake.start();
+  sites = mkdtempSync(join(tmpdir(), "edgefleet-sites-"));
+  cpSync("fleet/sites", sites, { recursive: true });
+});
+afterEach(async () => {
+  await fake.stop();
+  rmSync(sites, { recursive: true, force: true });
+});
+
+const run = (...args: string[]) => runWith({ CLOUDFLARE_API_TOKEN: fake.token }, ...args);
+
+async function runWith(env: Record<string, string>, ...args: string[]) {
+  let out = "";
+  let err = "";
+  const code = await runSites(args, {
+    out: (s) => (out += s),
+    err: (s) => (err += s),
+    root: process.cwd(),
+    env,
+  });
+  return { code, out, err };
+}
+
+const publish = (...extra: string[]) =>
+  run("publish", "--sites", sites, "--account-id", fake.accountId, "--namespace-id", fake.namespaceId, "--api-base-url", baseURL, ...extra);
+
+describe("sites build", () => {
+  it("prints the manifest as JSON", async () => {
+    const { code, out } = await run("build", "--sites", sites, "--json");
+    expect(code).toBe(0);
+    const json = JSON.parse(out) as { hash: string; entries: number; manifest: { hosts: { host: string }[] } };
+    expect(json.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(json.manifest.hosts.map((h) => h.host)).toContain("llm-gateway.example");
+    expect(json.entries).toBeGreaterThan(json.manifest.hosts.length);
+  });
+
+  it("exits 1 naming the directory of an unknown host", async () => {
+    mkdirSync(join(sites, "stranger.example"));
+    writeFileSync(join(sites, "stranger.example/index.html"), "x");
+    const { code, out, err } = await run("build", "--sites", sites);
+    expect(code).toBe(SITES_EXIT.invalid);
+    expect(out).toBe("");
+    expect(err).toContain(`${join(sites, "stranger.example")}: unknown host 'stranger.example'`);
+  });
+});
+
+describe("sites publish", () => {
+  it("--dry-run lists what would change and writes nothing", async () => {
+    const { code, out } = await publish("--dry-run", "--json");
+    expect(code).toBe(0);
+    const plan = JSON.parse(out) as { dryRun: boolean; write: number; writeHosts: string[]; delete: string[] };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.write).toBeGreaterThan(0);
+    expect(plan.writeHosts).toContain("host:llm-gateway.example");
+    expect(fake.store.size).toBe(0);
+    expect(fake.requests.every((r) => r.method === "GET")).toBe(true);
+  });
+
+  it("publishes, then has nothing to do", async () => {
+    const first = await publish();
+    expect(first.code).toBe(0);
+    expect(first.out).toMatch(/^published build [0-9a-f]{16}: \d+ written, 0 deleted, 0 unchanged/);
+    const second = await publish();
+    expect(second.out).toMatch(/: 0 written, 0 deleted, \d+ unchanged, 0 kept for the grace period \(0 request\(s\)\)/);
+    expect(first.out + first.err + second.out + second.err).not.toContain(fake.token);
+  });
+
+  it("refuses to delete many published hosts without --force, and changes nothing", async () => {
+    await publish();
+    const before = new Map(fake.store);
+    for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example"]) rmSync(join(sites, host), { recursive: true });
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    expect(refused.err).toMatch(/refused: it would delete 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
+    expect(new Map(fake.store)).toEqual(before);
+    const forced = await publish("--force");
+    expect(forced.code).toBe(0);
+    expect([...fake.store.keys()].filter((k) => k.startsWith("host:"))).toHaveLength(6);
+  });
+
+  it("exits 4 on an API failure and names the way to resume", async () => {
+    const { code, err } = await run(
+      "publish", "--sites", sites, "--account-id", fake.accountId, "--namespace-id", "0000", "--api-base-url", baseURL,
+    );
+    expect(code).toBe(SITES_EXIT.api);
+    expect(err).toContain("listing the namespace's keys failed: HTTP 404 (10013");
+    expect(err).not.toContain(fake.token);
+  });
+
+  it("exits 2 when the token or ids are missing", async () => {
+    const { code, err } = await runWith({}, "publish", "--sites", sites, "--namespace-id", "x");
+    expect(code).toBe(SITES_EXIT.usage);
+    expect(err).toContain("CLOUDFLARE_API_TOKEN");
+    expect(fake.requests).toEqual([]);
+  });
+});

@@ -1,0 +1,251 @@
+// The publisher against a stateful FAKE of Cloudflare's KV API on loopback
+// (fake-kv-api.ts), through the real `cloudflare` SDK with a configurable base URL.
+import { createHash } from "node:crypto";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Cloudflare from "cloudflare";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
+import { routerHosts } from "../../../stacks/model/router-shards.ts";
+import { buildSites, type KvEntry, type SitesBuild } from "./build.ts";
+import { FakeKvApi } from "./fake-kv-api.ts";
+import { applyPlan, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
+
+const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));
+let fake: FakeKvApi;
+let target: KvTarget;
+let dirs: string[] = [];
+
+beforeEach(async () => {
+  fake = new FakeKvApi();
+  const baseURL = await fake.start();
+  target = {
+    client: new Cloudflare({ apiToken: fake.token, baseURL, maxRetries: 3 }),
+    accountId: fake.accountId,
+    namespaceId: fake.namespaceId,
+  };
+});
+afterEach(async () => {
+  await fake.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+function copySites(): string {
+  const dir = mkdtempSync(join(tmpdir(), "edgefleet-sites-"));
+  dirs.push(dir);
+  cpSync("fleet/sites", dir, { recursive: true });
+  return dir;
+}
+
+/** Publishes as the CLI does; unreferenced content is deleted at once unless a grace is given. */
+async function publish(build: SitesBuild, opts: { maxPairs?: number; graceMs?: number; now?: number } = {}) {
+  const plan = await planFromRemote(target, build, { graceMs: opts.graceMs ?? 0, now: opts.now ?? Date.now() });
+  const result = await applyPlan(target, plan, opts);
+  return { plan, result };
+}
+
+const bulkRequests = () => fake.requests.filter((r) => r.path.endsWith("/bulk") || r.path.endsWith("/bulk/delete"));
+
+/** The fake namespace holds exactly the build's entries, byte for byte, with metadata. */
+function expectStoreEquals(build: SitesBuild) {
+  expect([...fake.store.keys()].filter((k) => k !== ORPHANS_KEY).sort()).toEqual(build.entries.map((e) => e.key).sort());
+  for (const e of build.entries) {
+    const stored = fake.store.get(e.key)!;
+    expect(stored.value.equals(Buffer.from(e.value))).toBe(true);
+    expect(stored.metadata).toEqual(e.metadata);
+  }
+}
+
+describe("publishing the content map", () => {
+  it("writes every entry to an empty namespace, binary content intact", async () => {
+    const build = buildSites("fleet/sites", { allowedHosts });
+    const { result } = await publish(build);
+    expect(result.written).toBe(build.entries.length);
+    expect(result.deleted).toBe(0);
+    expectStoreEquals(build);
+  });
+
+  it("writes nothing when nothing changed (idempotent)", async () => {
+    const build = buildSites("fleet/sites", { allowedHosts });
+    await publish(build);
+    fake.requests.length = 0;
+    const { plan, result } = await publish(build);
+    expect(plan.unchanged).toBe(build.entries.length);
+    expect(result).toEqual({ written: 0, deleted: 0, requests: 0 });
+    expect(bulkRequests()).toEqual([]);
+    expectStoreEquals(build);
+  });
+
+  it("writes only the diff: the changed file's content and its host table, and deletes the old content", async () => {
+    const dir = copySites();
+    const before = buildSites(dir, { allowedHosts });
+    await publish(before);
+    writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>New rooms</h1>\n");
+    const after = buildSites(dir, { allowedHosts });
+    fake.requests.length = 0;
+    const { plan, result } = await publish(after);
+    expect(plan.content.map((e) => e.key)).toEqual([`sha256:${createHash("sha256").update("<h1>New rooms</h1>\n").digest("hex")}`]);
+    expect(plan.hosts.map((e) => e.key)).toEqual(["host:amber-home.example"]);
+    expect(plan.deletes).toHaveLength(1);
+    expect(plan.deletes[0]).toMatch(/^sha256:/);
+    expect(result).toEqual({ written: 2, deleted: 1, requests: 3 });
+    // Content is written before the table that names it, deletions come last.
+    expect(bulkRequests().map((r) => `${r.method} ${r.path.split("/").slice(-2).join("/")} ${r.keys}`)).toEqual([
+      `PUT ${fake.namespaceId}/bulk 1`,
+      `PUT ${fake.namespaceId}/bulk 1`,
+      "POST bulk/delete 1",
+    ]);
+    expectStoreEquals(after);
+  });
+
+  it("keeps content no table names for the grace period, then deletes it", async () => {
+    const dir = copySites();
+    const v1 = buildSites(dir, { allowedHosts });
+    await publish(v1);
+    writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>Rooms v2</h1>\n");
+    const v2 = buildSites(dir, { allowedHosts });
+    const [old] = planPublish(v2, new Map(v1.entries.map((e) => [e.key, e.metadata.sha256])), { graceMs: 0 }).deletes;
+    const t0 = 1_800_000_000_000;
+    const GRACE = 10 * 60_000;
+
+    const first = await publish(v2, { graceMs: GRACE, now: t0 });
+    expect(first.plan.deletes).toEqual([]);
+    expect(first.plan.deferred).toEqual([old]);
+    expect(fake.store.has(old!)).toBe(true);
+    expect(JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString())).toEqual({ [old!]: t0 });
+
+    // Within the grace period: nothing to do, not even a request.
+    fake.requests.length = 0;
+    const again = await publish(v2, { graceMs: GRACE, now: t0 + GRACE - 1 });
+    expect(again.result).toEqual({ written: 0, deleted: 0, requests: 0 });
+    expect(fake.store.has(old!)).toBe(true);
+
+    // After it: deleted, and the record emptied.
+    const later = await publish(v2, { graceMs: GRACE, now: t0 + GRACE });
+    expect(later.plan.deletes).toEqual([old]);
+    expect(fake.store.has(old!)).toBe(false);
+    expect(JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString())).toEqual({});
+    expectStoreEquals(v2);
+  });
+
+  it("forgets an orphan that a later build names again, so it is never deleted", async () => {
+    const dir = copySites();
+    const v1 = buildSites(dir, { allowedHosts });
+    await publish(v1);
+    const page = join(dir, "amber-home.example/rooms/index.html");
+    const original = readFileSync(page);
+    writeFileSync(page, "<h1>Rooms v2</h1>\n");
+    await publish(buildSites(dir, { allowedHosts }), { graceMs: 600_000, now: 1_000 });
+    writeFileSync(page, original);
+    const back = await publish(v1, { graceMs: 600_000, now: 2_000 });
+    expect(back.plan.deletes).toEqual([]);
+    expect(back.plan.deferred).toHaveLength(1); // v2's page, now the orphan
+    const record = JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString()) as Record<string, number>;
+    expect(Object.values(record)).toEqual([2_000]);
+    const late = await publish(v1, { graceMs: 600_000, now: 10_000_000 });
+    expect(late.plan.deletes).toHaveLength(1);
+    expectStoreEquals(v1);
+  });
+
+  it("deletes a removed host's table and content, and leaves keys that are not its own alone", async () => {
+    const dir = copySites();
+    await publish(buildSites(dir, { allowedHosts }));
+    fake.store.set("config:other-tool", { value: Buffer.from("keep me") });
+    rmSync(join(dir, "arctic-music.example"), { recursive: true });
+    const after = buildSites(dir, { allowedHosts });
+    const { plan } = await publish(after);
+    expect(plan.hostsRemoved).toEqual(["arctic-music.example", "www.arctic-music.example"]);
+    expect(fake.store.get("config:other-tool")?.value.toString()).toBe("keep me");
+    fake.store.delete("config:other-tool");
+    expectStoreEquals(after);
+  });
+
+  it("rewrites a key of its own whose metadata does not match (written by something else)", async () => {
+    const build = buildSites("fleet/sites", { allowedHosts });
+    await publish(build);
+    const key = "host:amber-home.example";
+    fake.store.set(key, { value: Buffer.from("{}") });
+    const { plan } = await publish(build);
+    expect(plan.hosts.map((e) => e.key)).toEqual([key]);
+    expectStoreEquals(build);
+  });
+
+  it("resumes after a failure halfway: the re-run writes only what the failed run did not", async () => {
+    const build = buildSites("fleet/sites", { allowedHosts });
+    // Content batches of 5: the third request and every one after it fail (the SDK's
+    // retries included), as in an outage.
+    fake.failBulkWritesFrom = 3;
+    const err = await publish(build, { maxPairs: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as Error).message).toMatch(/failed after 10 written: HTTP 500 \(10001 Internal error\); run publish again to resume/);
+    expect(fake.store.size).toBe(10);
+    // No host table was written: the live site never names content that is missing.
+    expect([...fake.store.keys()].some((k) => k.startsWith("host:"))).toBe(false);
+    fake.failBulkWritesFrom = undefined;
+    const { plan, result } = await publish(build, { maxPairs: 5 });
+    expect(plan.unchanged).toBe(10);
+    expect(result.written).toBe(build.entries.length - 10);
+    expectStoreEquals(build);
+  });
+
+  it("splits writes into requests of at most 10,000 pairs", async () => {
+    const entries: KvEntry[] = Array.from({ length: 10_001 }, (_, i) => {
+      const value = new TextEncoder().encode(`file ${i}`);
+      const hash = createHash("sha256").update(value).digest("hex");
+      return { key: `sha256:${hash}`, value, metadata: { sha256: hash } };
+    });
+    const { result } = await publish({ manifest: { version: 1, hosts: [] }, entries, hash: "x" });
+    expect(result).toEqual({ written: 10_001, deleted: 0, requests: 2 });
+    expect(bulkRequests().map((r) => r.keys)).toEqual([10_000, 1]);
+    expect(fake.store.size).toBe(10_001);
+  }, 60_000);
+
+  it("waits out a 429 as retry-after says, then goes on", async () => {
+    const build = buildSites("fleet/sites", { allowedHosts });
+    fake.rateLimit = { count: 2, retryAfter: "0" };
+    const { result } = await publish(build);
+    expect(result.written).toBe(build.entries.length);
+    expect(fake.requests.slice(0, 3).map((r) => r.path.endsWith("/keys"))).toEqual([true, true, true]);
+    expectStoreEquals(build);
+  });
+
+  it("reports an authentication failure without the token", async () => {
+    const client = new Cloudflare({ apiToken: "wrong-token-value-123", baseURL: target.client.baseURL, maxRetries: 0 });
+    const build = buildSites("fleet/sites", { allowedHosts });
+    const plan = planPublish(build, new Map());
+    const err = (await applyPlan({ ...target, client }, plan).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(PublishError);
+    expect(err.message).toContain("HTTP 401 (10000 Authentication error)");
+    expect(err.message).not.toContain("wrong-token-value-123");
+    expect(fake.store.size).toBe(0);
+  });
+});
+
+describe("the rate limit", () => {
+  it("holds a request until the oldest of the last `limit` leaves the window", async () => {
+    let clock = 1_000;
+    const slept: number[] = [];
+    const calls: string[] = [];
+    const limited = rateLimitedFetch({
+      limit: 2,
+      windowMs: 300,
+      now: () => clock,
+      sleep: async (ms) => {
+        slept.push(ms);
+        clock += ms;
+      },
+      fetch: (async (input: string) => {
+        calls.push(`${input}@${clock}`);
+        return new Response("ok");
+      }) as typeof fetch,
+    });
+    await limited("a");
+    clock += 100;
+    await limited("b");
+    await limited("c");
+    expect(slept).toEqual([200]);
+    expect(calls).toEqual(["a@1000", "b@1100", "c@1300"]);
+  });
+});

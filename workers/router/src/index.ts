@@ -1,0 +1,124 @@
+// The router Worker: serves every static zone of the fleet from one KV content map
+// (format: ./table.ts, built from fleet/sites by `npm run sites build`). The hot path
+// is two Map lookups and a Response: route tables and file bytes are kept in the
+// isolate, tables for ROUTER_CACHE_TTL_MS, content (immutable, content-addressed) until
+// evicted by size.
+import { contentKey, findRedirect, hostKey, type FileEntry, type HostTable } from "./table.ts";
+
+interface CachedTable {
+  table: HostTable | null;
+  expires: number;
+}
+
+// Module scope lives as long as the isolate: this is the in-isolate cache.
+const tables = new Map<string, CachedTable>();
+const contents = new Map<string, ArrayBuffer>();
+let contentBytes = 0;
+
+// Parsed once per isolate; vars are fixed for a deployment.
+let settings: { ttl: number; maxBytes: number } | undefined;
+function config(env: Env): { ttl: number; maxBytes: number } {
+  if (!settings) {
+    const ttl = Number(env.ROUTER_CACHE_TTL_MS);
+    const maxBytes = Number(env.ROUTER_CACHE_MAX_BYTES);
+    settings = { ttl: Number.isFinite(ttl) && ttl > 0 ? ttl : 0, maxBytes: Number.isFinite(maxBytes) && maxBytes > 0 ? maxBytes : 0 };
+  }
+  return settings;
+}
+
+const PLAIN_HEADERS = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+
+async function getTable(env: Env, host: string, now: number, fresh = false): Promise<HostTable | null> {
+  const { ttl } = config(env);
+  if (ttl > 0 && !fresh) {
+    const hit = tables.get(host);
+    if (hit && hit.expires > now) return hit.table;
+  }
+  const table = await env.SITES.get<HostTable>(hostKey(host), { type: "json" });
+  // Unknown hosts are cached too, so a flood of requests for one costs one KV read.
+  if (ttl > 0) tables.set(host, { table, expires: now + ttl });
+  return table;
+}
+
+async function getContent(env: Env, hash: string): Promise<ArrayBuffer | null> {
+  const { ttl, maxBytes } = config(env);
+  const hit = ttl > 0 ? contents.get(hash) : undefined;
+  if (hit) {
+    // Map keeps insertion order: re-inserting makes this the most recently used.
+    contents.delete(hash);
+    contents.set(hash, hit);
+    return hit;
+  }
+  // Content under a hash never changes, so edges may keep it long (KV's cacheTtl).
+  const bytes = await env.SITES.get(contentKey(hash), { type: "arrayBuffer", cacheTtl: 86400 });
+  if (bytes && ttl > 0 && bytes.byteLength <= maxBytes / 4) {
+    contents.set(hash, bytes);
+    contentBytes += bytes.byteLength;
+    for (const [k, v] of contents) {
+      if (contentBytes <= maxBytes) break;
+      contents.delete(k);
+      contentBytes -= v.byteLength;
+    }
+  }
+  return bytes;
+}
+
+/** True when If-None-Match names this ETag (weak comparison, RFC 9110 13.1.2). */
+function notModified(ifNoneMatch: string | null, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  if (ifNoneMatch.trim() === "*") return true;
+  return ifNoneMatch.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
+}
+
+function redirect(location: string, status: number): Response {
+  return new Response(null, { status, headers: { location, "cache-control": "public, max-age=300" } });
+}
+
+async function serveFile(env: Env, req: Request, file: FileEntry, status: number): Promise<Response | null> {
+  const etag = `"${file.h.slice(0, 32)}"`;
+  const headers = { "content-type": file.t, "cache-control": file.c, etag };
+  if (status === 200 && notModified(req.headers.get("if-none-match"), etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  const body = await getContent(env, file.h);
+  if (!body) return null;
+  if (req.method === "HEAD") return new Response(null, { status, headers: { ...headers, "content-length": String(file.s) } });
+  // workerd copies an ArrayBuffer body, so the cached buffer can be handed out as is
+  // (a test serves one cached page repeatedly to keep this true).
+  return new Response(body, { status, headers });
+}
+
+async function handle(req: Request, env: Env, now: number, fresh: boolean): Promise<Response | null> {
+  const url = new URL(req.url);
+  const host = url.hostname.toLowerCase().replace(/\.$/, "");
+  const table = await getTable(env, host, now, fresh);
+  // An unknown host learns nothing: no host name, no hint of what is served here.
+  if (!table) return new Response("Not Found\n", { status: 404, headers: PLAIN_HEADERS });
+  if (table.canonical) return redirect(`https://${table.canonical}${url.pathname}${url.search}`, 301);
+
+  const path = url.pathname;
+  const rule = findRedirect(table, path);
+  if (rule) return redirect(rule.to, rule.status);
+
+  let file = table.files[path];
+  if (!file && path.endsWith("/")) file = table.files[`${path}index.html`];
+  if (!file && table.files[`${path}/index.html`]) return redirect(`${path}/${url.search}`, 301);
+  if (file) return serveFile(env, req, file, 200);
+
+  const page = table.notFound ? table.files[table.notFound] : undefined;
+  if (page) return serveFile(env, req, page, 404);
+  return new Response("Not Found\n", { status: 404, headers: PLAIN_HEADERS });
+}
+
+export default {
+  async fetch(req, env): Promise<Response> {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return new Response("Method Not Allowed\n", { status: 405, headers: { ...PLAIN_HEADERS, allow: "GET, HEAD" } });
+    }
+    const now = Date.now();
+    // A null answer means the table named content that KV no longer has: the cached
+    // table is older than a publish that removed it. Re-read the table once.
+    const res = (await handle(req, env, now, false)) ?? (await handle(req, env, now, true));
+    return res ?? new Response("Service Unavailable\n", { status: 503, headers: { ...PLAIN_HEADERS, "retry-after": "5" } });
+  },
+} satisfies ExportedHandler<Env>;

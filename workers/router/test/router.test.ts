@@ -1,0 +1,250 @@
+// The router Worker in workerd (Miniflare), serving the example sites in fleet/sites
+// built by the real sites build and loaded into its KV namespace as publish would.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Miniflare, RequestInit } from "miniflare";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildSites, type SitesBuild } from "../../../scripts/lib/sites/build.ts";
+import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
+import { routerHosts } from "../../../stacks/model/router-shards.ts";
+import { contentKey, hostKey, type HostTable } from "../src/table.ts";
+import { loadEntries, routerKvBinding, startRouter } from "./harness.ts";
+
+const SITES = "fleet/sites";
+const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));
+const site = (host: string, path: string) => readFileSync(join(SITES, host, path));
+
+let build: SitesBuild;
+let mf: Miniflare;
+
+beforeAll(async () => {
+  build = buildSites(SITES, { allowedHosts });
+  mf = await startRouter();
+  await loadEntries(mf, build.entries);
+});
+afterAll(async () => {
+  await mf?.dispose();
+});
+
+const get = (url: string, init?: RequestInit) => mf.dispatchFetch(url, { redirect: "manual", ...init });
+
+describe("serving files", () => {
+  it("serves a host's index.html at / with its type, cache-control and ETag", async () => {
+    const res = await get("http://llm-gateway.example/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=0, must-revalidate");
+    expect(res.headers.get("etag")).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(await res.text()).toBe(site("llm-gateway.example", "index.html").toString());
+  });
+
+  it("serves each host its own content", async () => {
+    const a = await (await get("http://arctic-music.example/")).text();
+    const b = await (await get("http://amber-home.example/")).text();
+    expect(a).toContain("Arctic Music");
+    expect(b).toContain("Amber Home");
+  });
+
+  it("serves binary files byte for byte with their content type", async () => {
+    const res = await get("http://northwind-traders.example/assets/logo.png");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=86400");
+    expect(Buffer.from(await res.arrayBuffer()).equals(site("northwind-traders.example", "assets/logo.png"))).toBe(true);
+  });
+
+  it("sets cache-control by content type", async () => {
+    const css = await get("http://amber-home.example/assets/site.css");
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+    expect(css.headers.get("cache-control")).toBe("public, max-age=86400");
+    const txt = await get("http://llm-gateway.example/robots.txt");
+    expect(txt.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(txt.headers.get("cache-control")).toBe("public, max-age=3600");
+    await css.arrayBuffer();
+    await txt.arrayBuffer();
+  });
+
+  it("serves index.html for a directory and redirects the slash-less directory path", async () => {
+    const dir = await get("http://llm-gateway.example/docs/");
+    expect(dir.status).toBe(200);
+    expect(await dir.text()).toBe(site("llm-gateway.example", "docs/index.html").toString());
+    const bare = await get("http://llm-gateway.example/docs?x=1");
+    expect(bare.status).toBe(301);
+    expect(bare.headers.get("location")).toBe("/docs/?x=1");
+  });
+
+  it("answers HEAD with the headers of GET and no body", async () => {
+    const res = await get("http://fabrikam-studio.example/portfolio/", { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(res.headers.get("content-length")).toBe(String(site("fabrikam-studio.example", "portfolio/index.html").length));
+    expect(res.headers.get("etag")).toMatch(/^"[0-9a-f]{32}"$/);
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
+  it("serves the same cached page many times over (the cached bytes are not consumed)", async () => {
+    const want = site("aurora-press.example", "index.html").toString();
+    for (let i = 0; i < 5; i++) expect(await (await get("http://aurora-press.example/")).text()).toBe(want);
+  });
+});
+
+describe("ETag and If-None-Match", () => {
+  it("answers 304 with no body when the ETag matches, 200 when it does not", async () => {
+    const first = await get("http://arctic-music.example/tour/");
+    const etag = first.headers.get("etag")!;
+    await first.arrayBuffer();
+    const same = await get("http://arctic-music.example/tour/", { headers: { "if-none-match": etag } });
+    expect(same.status).toBe(304);
+    expect(same.headers.get("etag")).toBe(etag);
+    expect(same.headers.get("cache-control")).toBe("public, max-age=0, must-revalidate");
+    expect((await same.arrayBuffer()).byteLength).toBe(0);
+    const weakInList = await get("http://arctic-music.example/tour/", { headers: { "if-none-match": `"nope", W/${etag}` } });
+    expect(weakInList.status).toBe(304);
+    await weakInList.arrayBuffer();
+    const other = await get("http://arctic-music.example/tour/", { headers: { "if-none-match": '"0000"' } });
+    expect(other.status).toBe(200);
+    expect(await other.text()).toContain("Tour dates");
+  });
+
+  it("gives different files different ETags", async () => {
+    const a = await get("http://arctic-music.example/");
+    const b = await get("http://arctic-music.example/tour/");
+    expect(a.headers.get("etag")).not.toBe(b.headers.get("etag"));
+    await a.arrayBuffer();
+    await b.arrayBuffer();
+  });
+});
+
+describe("redirects from _redirects", () => {
+  it.each([
+    ["http://llm-gateway.example/docs/quickstart", 301, "/docs/"],
+    ["http://llm-gateway.example/status", 302, "https://status.ops-mail.example/"],
+    ["http://llm-gateway.example/api/v1/messages", 308, "/docs/v1/messages"],
+    ["http://llm-gateway.example/v0/limits", 301, "/docs/limits"],
+    ["http://amber-home.example/kitchen", 307, "/rooms/"],
+    ["http://northwind-traders.example/shop/anything/here", 302, "/catalog/"],
+    ["http://aurora-press.example/catalog/poetry", 301, "/books/poetry"],
+  ])("%s -> %i %s", async (url, status, location) => {
+    const res = await get(url);
+    expect(res.status).toBe(status);
+    expect(res.headers.get("location")).toBe(location);
+  });
+
+  it("does not apply a host's rules to another host", async () => {
+    const res = await get("http://arctic-music.example/docs/quickstart");
+    expect(res.status).toBe(404);
+    await res.arrayBuffer();
+  });
+
+  it("redirects a www. host without its own site to the apex, keeping path and query", async () => {
+    const res = await get("http://www.amber-home.example/rooms/?a=b");
+    expect(res.status).toBe(301);
+    expect(res.headers.get("location")).toBe("https://amber-home.example/rooms/?a=b");
+  });
+
+  it("serves a www. host that has its own site", async () => {
+    const res = await get("http://www.llm-gateway.example/");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(site("www.llm-gateway.example", "index.html").toString());
+  });
+});
+
+describe("not found, unknown hosts and methods", () => {
+  it("serves the host's 404 page with status 404", async () => {
+    const res = await get("http://fabrikam-studio.example/no/such/page");
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await res.text()).toBe(site("fabrikam-studio.example", "404.html").toString());
+  });
+
+  it("answers a plain 404 on a host without a 404 page", async () => {
+    const res = await get("http://aurora-press.example/nothing");
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(await res.text()).toBe("Not Found\n");
+  });
+
+  it("answers an unknown host with a plain 404 that reveals nothing", async () => {
+    for (const host of ["unknown.example", "parked-zone.example", "sha256"]) {
+      const res = await get(`http://${host}/index.html`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).toBe("Not Found\n");
+      const headerText = [...res.headers].map(([k, v]) => `${k}: ${v}`).join("\n");
+      expect(headerText).not.toMatch(/example|etag|location|server-timing/i);
+    }
+  });
+
+  it("answers 405 with Allow for other methods and reads nothing", async () => {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]) {
+      const res = await get("http://llm-gateway.example/", { method });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("allow")).toBe("GET, HEAD");
+      expect(await res.text()).toBe("Method Not Allowed\n");
+    }
+  });
+});
+
+describe("the in-isolate cache", () => {
+  const HOST = "arctic-music.example";
+  // A table for HOST whose "/" is the given bytes; written straight into KV.
+  async function publishIndex(router: Miniflare, html: string): Promise<void> {
+    const kv = await router.getKVNamespace(routerKvBinding());
+    const { createHash } = await import("node:crypto");
+    const hash = createHash("sha256").update(html).digest("hex");
+    await kv.put(contentKey(hash), html);
+    const table = (await kv.get(hostKey(HOST), "json")) as HostTable;
+    const entry = { h: hash, t: "text/html; charset=utf-8", c: "public, max-age=0, must-revalidate", s: html.length };
+    table.files["/index.html"] = entry;
+    await kv.put(hostKey(HOST), JSON.stringify(table));
+  }
+
+  it("keeps a host's table for the TTL, then reads KV again", async () => {
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "400" } });
+    try {
+      await loadEntries(router, build.entries);
+      const url = `http://${HOST}/`;
+      expect(await (await router.dispatchFetch(url)).text()).toContain("Arctic Music");
+      await publishIndex(router, "<p>version two</p>");
+      // Within the TTL the isolate still answers from its cached table.
+      expect(await (await router.dispatchFetch(url)).text()).toContain("Arctic Music");
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await (await router.dispatchFetch(url)).text()).toBe("<p>version two</p>");
+    } finally {
+      await router.dispose();
+    }
+  });
+
+  it("reads KV on every request when the cache is off (TTL 0)", async () => {
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "0" } });
+    try {
+      await loadEntries(router, build.entries);
+      const url = `http://${HOST}/`;
+      expect(await (await router.dispatchFetch(url)).text()).toContain("Arctic Music");
+      await publishIndex(router, "<p>version three</p>");
+      expect(await (await router.dispatchFetch(url)).text()).toBe("<p>version three</p>");
+    } finally {
+      await router.dispose();
+    }
+  });
+
+  it("re-reads a cached table whose content a publish has deleted", async () => {
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "600000" } });
+    try {
+      await loadEntries(router, build.entries);
+      const kv = await router.getKVNamespace(routerKvBinding());
+      // Prime the table cache through another page, so "/" has never been read.
+      await (await router.dispatchFetch(`http://${HOST}/tour/`)).arrayBuffer();
+      const old = build.entries.find((e) => e.key === hostKey(HOST))!;
+      const oldIndex = (JSON.parse(new TextDecoder().decode(old.value)) as HostTable).files["/index.html"]!;
+      // A publish replaces the page and deletes the old content; this isolate's cached
+      // table still names the old hash, which KV no longer has.
+      await publishIndex(router, "<p>version four</p>");
+      await kv.delete(contentKey(oldIndex.h));
+      const res = await router.dispatchFetch(`http://${HOST}/`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("<p>version four</p>");
+    } finally {
+      await router.dispose();
+    }
+  });
+});
