@@ -1,0 +1,17 @@
+// Entry point of `npm run dev:proxy`; the logic is scripts/lib/tenants/dev-proxy.ts.
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runDevProxy } from "./lib/tenants/dev-proxy.ts";
+
+const { code, stop } = await runDevProxy(process.argv.slice(2), {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  env: process.env,
+  root: resolve(dirname(fileURLToPath(import.meta.url)), ".."),
+});
+if (stop === undefined) process.exit(code);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    void stop().finally(() => process.exit(0));
+  });
+}

@@ -1,0 +1,124 @@
+// `npm run tenants` end to end: --remote against a stateful fake of the Cloudflare KV
+// API on loopback (through the official SDK), --local against the Miniflare state that
+// the Worker itself then reads (a created key works, a disabled one is refused).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLocalProxy } from "../../../workers/llm-proxy/local/miniflare.ts";
+import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
+import { runTenants, TENANT_EXIT } from "./cli.ts";
+import { FakeCloudflare } from "./fake-cloudflare.ts";
+
+const root = resolve(import.meta.dirname, "../../..");
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  let out = "";
+  let err = "";
+  const code = await runTenants(argv, { out: (s) => (out += s), err: (s) => (err += s), env, root });
+  return { code, out, err };
+}
+
+describe("tenants --remote (Cloudflare API fake)", () => {
+  const token = "cf-test-token-" + Math.random().toString(36).slice(2);
+  const cf = new FakeCloudflare(token, "acc123", "ns456");
+  let env: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    await cf.start();
+    env = { CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ACCOUNT_ID: "acc123", EDGEFLEET_TENANTS_NAMESPACE_ID: "ns456", CLOUDFLARE_API_BASE_URL: cf.url };
+  });
+  afterAll(() => cf.stop());
+
+  it("creates keys (printed once, stored as hashes), lists across pages, disables with a dry run first", async () => {
+    const created = [];
+    for (const name of ["alpha", "beta", "gamma"]) {
+      const r = await run(["create", "--remote", "--name", name, "--rate", "120", "--burst", "20", "--json"], env);
+      expect(r.code).toBe(TENANT_EXIT.ok);
+      created.push(JSON.parse(r.out) as { key: string; tenant: { id: string; keyHash: string } });
+    }
+    // Stored under the hash, and the key itself is nowhere in the store.
+    const stored = JSON.stringify([...cf.store.entries()]);
+    for (const c of created) {
+      expect(c.key).toMatch(/^efk_[A-Za-z0-9_-]{43}$/);
+      expect(cf.store.has(`key:${c.tenant.keyHash}`)).toBe(true);
+      expect(stored).not.toContain(c.key);
+    }
+    expect(cf.requests.every((q) => q.authorization === `Bearer ${token}`)).toBe(true);
+
+    const list = await run(["list", "--remote", "--json"], env);
+    expect(list.code).toBe(0);
+    const rows = JSON.parse(list.out) as { id: string; name: string; ratePerMinute: number; burst: number; enabled: boolean }[];
+    expect(rows.map((r) => r.name).sort()).toEqual(["alpha", "beta", "gamma"]); // 3 keys over 2 pages
+    for (const c of created) expect(list.out).not.toContain(c.key);
+
+    const id = created[1]!.tenant.id;
+    const dry = await run(["disable", "--remote", id], env);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain("would disable 1 key(s)");
+    expect(JSON.parse(cf.store.get(`key:${created[1]!.tenant.keyHash}`)!.value).enabled).toBe(true);
+
+    const real = await run(["disable", "--remote", id, "--yes"], env);
+    expect(real.code).toBe(0);
+    expect(JSON.parse(cf.store.get(`key:${created[1]!.tenant.keyHash}`)!.value).enabled).toBe(false);
+    expect((cf.store.get(`key:${created[1]!.tenant.keyHash}`)!.metadata as { enabled: boolean }).enabled).toBe(false);
+    expect(JSON.parse(cf.store.get(`key:${created[0]!.tenant.keyHash}`)!.value).enabled).toBe(true);
+
+    const again = await run(["disable", "--remote", id, "--yes", "--json"], env);
+    expect(JSON.parse(again.out)).toMatchObject({ dryRun: false, disabled: [], alreadyDisabled: 1 });
+  });
+
+  it("exit codes: unknown tenant 4, bad input 2 (nothing written), missing credentials 2, API refusal 1", async () => {
+    expect((await run(["disable", "--remote", "t_0000000000000000", "--yes"], env)).code).toBe(TENANT_EXIT.notFound);
+    const before = cf.store.size;
+    const bad = await run(["create", "--remote", "--name", "x", "--rate", "-5"], env);
+    expect(bad.code).toBe(TENANT_EXIT.usage);
+    expect(bad.err).toContain("--rate");
+    expect(cf.store.size).toBe(before);
+    const noToken = await run(["list", "--remote"], { ...env, CLOUDFLARE_API_TOKEN: "" });
+    expect(noToken.code).toBe(TENANT_EXIT.usage);
+    expect(noToken.err).toContain("CLOUDFLARE_API_TOKEN");
+    const wrong = await run(["list", "--remote"], { ...env, CLOUDFLARE_API_TOKEN: "wrong-token-value" });
+    expect(wrong.code).toBe(TENANT_EXIT.failed);
+    expect(wrong.err).toMatch(/403|Authentication error/);
+    expect(wrong.err).not.toContain("wrong-token-value");
+    expect((await run(["list"], env)).code).toBe(TENANT_EXIT.usage);
+    expect((await run(["frobnicate"], env)).code).toBe(TENANT_EXIT.usage);
+  });
+});
+
+describe("tenants --local, read by the Worker", () => {
+  const dir = mkdtempSync(join(tmpdir(), "efp-tenants-"));
+  const fake = new FakeAnthropic();
+  beforeAll(() => fake.start());
+  afterAll(async () => {
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a key created locally works in the Worker; once disabled it gets 401", async () => {
+    const c = await run(["create", "--local", "--persist", dir, "--name", "local-app", "--json"]);
+    expect(c.code).toBe(0);
+    const { key, tenant } = JSON.parse(c.out) as { key: string; tenant: { id: string } };
+    const call = async () => {
+      const { mf, url } = await startLocalProxy({
+        persistDir: dir,
+        vars: { UPSTREAM_BASE_URL: fake.url },
+        secrets: { ANTHROPIC_API_KEY: "sk-local-test" },
+        onLog: () => {},
+      });
+      try {
+        const r = await fetch(new URL("/v1/messages", url), { method: "POST", headers: { "x-api-key": key }, body: '{"model":"m"}' });
+        await r.text();
+        return r.status;
+      } finally {
+        await mf.dispose();
+      }
+    };
+    expect(await call()).toBe(200);
+    expect((await run(["disable", "--local", "--persist", dir, tenant.id, "--yes"])).code).toBe(0);
+    expect(await call()).toBe(401);
+    const list = await run(["list", "--local", "--persist", dir]);
+    expect(list.out).toContain("local-app");
+    expect(list.out).not.toContain(key);
+  });
+});

@@ -1,0 +1,179 @@
+// `npm run tenants`: create a tenant key (printed once), list tenants, disable one;
+// against the local Miniflare state shared with `npm run dev:proxy` (--local) or the
+// deployed Worker's TENANTS namespace through the Cloudflare API (--remote).
+import { Command, CommanderError, Option } from "commander";
+import Table from "cli-table3";
+import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
+import { openRemoteStore } from "./remote.ts";
+import { createTenant, disableTenant, listTenants, TenantError, type TenantKv } from "./store.ts";
+import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
+
+export const TENANT_EXIT = {
+  ok: 0,
+  /** The store refused or failed (API error, unreachable). */
+  failed: 1,
+  /** Bad command line or input (unknown option, invalid rate, missing credentials). */
+  usage: 2,
+  /** No tenant with that id. */
+  notFound: 4,
+} as const;
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  root: string;
+}
+
+interface StoreOpts {
+  local?: boolean;
+  remote?: boolean;
+  persist: string;
+  accountId?: string;
+  namespaceId?: string;
+  apiBase?: string;
+  json?: boolean;
+}
+
+class UsageError extends Error {}
+
+const PLACEHOLDER_NS = /^0+$/;
+
+async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: () => Promise<void>; where: string }> {
+  if (o.local === o.remote) throw new UsageError("choose where: --local (the dev:proxy state) or --remote (the deployed Worker, via the Cloudflare API)");
+  if (o.local) {
+    const s = await openLocalStore(io.root, o.persist);
+    return { ...s, where: `local state ${o.persist}` };
+  }
+  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
+  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
+  let namespaceId = o.namespaceId ?? io.env.EDGEFLEET_TENANTS_NAMESPACE_ID;
+  if (namespaceId === undefined) {
+    const kv = wranglerWorkerOptions().options.kvNamespaces;
+    const ns = kv !== undefined && !Array.isArray(kv) ? kv.TENANTS : undefined;
+    const id = typeof ns === "string" ? ns : ns?.id;
+    if (id !== undefined && !PLACEHOLDER_NS.test(id)) namespaceId = id;
+  }
+  const missing = [
+    apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag)",
+    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
+    namespaceId ? undefined : "--namespace-id or EDGEFLEET_TENANTS_NAMESPACE_ID (wrangler.jsonc holds a placeholder id)",
+  ].filter((m) => m !== undefined);
+  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
+  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const kv = openRemoteStore({ apiToken: apiToken!, accountId: accountId!, namespaceId: namespaceId!, ...(baseURL ? { baseURL } : {}) });
+  return { kv, close: async () => {}, where: `KV namespace ${namespaceId} (account ${accountId})` };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`not a number: ${v}`);
+  return n;
+}
+
+/** Runs the command line; returns the exit code. Never prints a key except the new one. */
+export async function runTenants(argv: string[], io: Io): Promise<number> {
+  let code: number = TENANT_EXIT.ok;
+  const program = new Command("tenants")
+    .description("Manage the LLM proxy's tenants: create a key (printed once), list, disable")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+  const common = (c: Command) =>
+    c
+      .option("--local", "use the local state shared with `npm run dev:proxy`")
+      .option("--remote", "use the deployed Worker's TENANTS KV namespace (Cloudflare API; token from CLOUDFLARE_API_TOKEN)")
+      .option("--persist <dir>", "local state directory", DEFAULT_PERSIST)
+      .option("--account-id <id>", "Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID)")
+      .option("--namespace-id <id>", "TENANTS namespace id (default: EDGEFLEET_TENANTS_NAMESPACE_ID, else wrangler.jsonc)")
+      .option("--api-base <url>", "Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL, else the real API)")
+      .option("--json", "machine-readable output");
+
+  const run = (fn: (o: StoreOpts & Record<string, unknown>, store: Awaited<ReturnType<typeof openStore>>, args: string[]) => Promise<void>) =>
+    async (...a: unknown[]) => {
+      const cmd = a[a.length - 1] as Command;
+      const o = cmd.opts() as StoreOpts & Record<string, unknown>;
+      const store = await openStore(o, io);
+      try {
+        await fn(o, store, cmd.args);
+      } finally {
+        await store.close();
+      }
+    };
+
+  common(program.command("create").description("create a tenant key; the key is printed once and stored only as a SHA-256 hash"))
+    .requiredOption("--name <name>", "tenant name")
+    .addOption(new Option("--rate <n>", "sustained requests per minute").default("60"))
+    .addOption(new Option("--burst <n>", "requests allowed at once (bucket size)").default("10"))
+    .option("--id <tenantId>", "add a key to an existing tenant (e.g. to rotate its key)")
+    .action(
+      run(async (o, store) => {
+        const { key, record } = await createTenant(store.kv, {
+          name: String(o.name),
+          ratePerMinute: positiveNumber(String(o.rate)),
+          burst: positiveNumber(String(o.burst)),
+          ...(o.id !== undefined ? { id: String(o.id) } : {}),
+        });
+        if (o.json) io.out(JSON.stringify({ key, tenant: record }, null, 2) + "\n");
+        else {
+          io.out(`created tenant ${record.id} (${record.name}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}\n`);
+          io.out(`key (shown once; store it now): ${key}\n`);
+        }
+      }),
+    );
+
+  common(program.command("list").description("list tenants (one row per key; keys are never shown, only a hash prefix)")).action(
+    run(async (o, store) => {
+      const all = await listTenants(store.kv);
+      if (o.json) {
+        io.out(JSON.stringify(all, null, 2) + "\n");
+        return;
+      }
+      const t = new Table({ head: ["id", "name", "rate/min", "burst", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
+      for (const r of all) t.push([r.id, r.name, r.ratePerMinute, r.burst, r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+      io.out(`${all.length} tenant key(s) in ${store.where}\n${t.toString()}\n`);
+    }),
+  );
+
+  common(program.command("disable").description("disable every key of a tenant (dry run unless --yes)"))
+    .argument("<tenantId>", "the tenant's id (t_...)")
+    .option("--yes", "apply; without it, only say what would change")
+    .action(
+      run(async (o, store, args) => {
+        const id = args[0] as string;
+        const dryRun = o.yes !== true;
+        let result;
+        try {
+          result = await disableTenant(store.kv, id, dryRun);
+        } catch (e) {
+          if (e instanceof TenantError) {
+            io.err(`tenants: ${e.message} in ${store.where}\n`);
+            code = TENANT_EXIT.notFound;
+            return;
+          }
+          throw e;
+        }
+        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, disabled: result.changed.map((r) => r.keyHash.slice(0, 12)), alreadyDisabled: result.alreadyDisabled }, null, 2) + "\n");
+        else {
+          const verb = dryRun ? "would disable" : "disabled";
+          io.out(`${verb} ${result.changed.length} key(s) of ${id} in ${store.where}; ${result.alreadyDisabled} already disabled\n`);
+          if (dryRun && result.changed.length > 0) io.out("dry run: nothing changed; re-run with --yes to apply\n");
+          if (!dryRun) io.out("the Worker stops accepting these keys within the cache window (see docs/llm-proxy.md)\n");
+        }
+      }),
+    );
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? TENANT_EXIT.ok : TENANT_EXIT.usage;
+    if (e instanceof UsageError || e instanceof TenantError) {
+      io.err(`tenants: ${e.message}\n`);
+      return TENANT_EXIT.usage;
+    }
+    // API or store failure: say what failed, never a credential (the SDK's messages carry
+    // the status and Cloudflare's error codes, not the token).
+    io.err(`tenants: ${e instanceof Error ? e.message : String(e)}\n`);
+    return TENANT_EXIT.failed;
+  }
+  return code;
+}

@@ -1,0 +1,46 @@
+// `npm run dev:proxy` in-process: starts the Worker on a free port with a seeded dev
+// tenant, proxies to a fake upstream, and prints the same key on the next start.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
+import { runDevProxy } from "./dev-proxy.ts";
+
+const root = resolve(import.meta.dirname, "../../..");
+const dir = mkdtempSync(join(tmpdir(), "efp-dev-"));
+const fake = new FakeAnthropic();
+beforeAll(() => fake.start());
+afterAll(async () => {
+  await fake.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(extra: string[] = []) {
+  let out = "";
+  const r = await runDevProxy(["--port", "0", "--upstream", fake.url, "--persist", dir, "--json", "--quiet", ...extra], {
+    out: (s) => (out += s),
+    err: (s) => (out += s),
+    env: { ANTHROPIC_API_KEY: "sk-dev-test" },
+    root,
+  });
+  return { ...r, info: r.code === 0 ? (JSON.parse(out) as { url: string; devTenantKey: string }) : undefined, out };
+}
+
+it("serves the proxy with a seeded dev tenant whose key survives restarts", async () => {
+  const first = await start();
+  expect(first.code).toBe(0);
+  const res = await fetch(`${first.info!.url}/v1/messages`, { method: "POST", headers: { "x-api-key": first.info!.devTenantKey }, body: '{"model":"m"}' });
+  expect(res.status).toBe(200);
+  expect((await res.json()) as unknown).toMatchObject({ type: "message" });
+  expect(fake.received.at(-1)!.headers["x-api-key"]).toBe("sk-dev-test");
+  await first.stop!();
+  const second = await start();
+  expect(second.info!.devTenantKey).toBe(first.info!.devTenantKey);
+  await second.stop!();
+});
+
+it("rejects a bad port or upstream with exit code 2", async () => {
+  expect((await start(["--port", "http"])).code).toBe(2);
+  expect((await start(["--upstream", "ftp://x"])).code).toBe(2);
+});

@@ -1,0 +1,135 @@
+// Runs the LLM proxy Worker locally in workerd (Miniflare), for the tests, `npm run
+// dev:proxy` and the benchmark. Bindings come from wrangler.jsonc through wrangler's
+// own reader, never restated here; the source is bundled with esbuild. The METRICS
+// binding is replaced by a recording one (Analytics Engine is a no-op locally).
+import { build } from "esbuild";
+import { Log, LogLevel, Miniflare, Response, type Request as MfRequest, type WorkerOptions } from "miniflare";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+
+export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const WRANGLER_CONFIG = resolve(WORKER_DIR, "wrangler.jsonc");
+
+let bundled: Promise<string> | undefined;
+
+/** The Worker bundled as one ES module (cached per process). */
+export function bundleWorker(): Promise<string> {
+  bundled ??= build({
+    entryPoints: [resolve(WORKER_DIR, "src/index.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2023",
+    conditions: ["workerd", "worker", "browser"],
+    external: ["cloudflare:*", "node:*"],
+    write: false,
+    logLevel: "silent",
+  }).then((r) => r.outputFiles[0]!.text);
+  return bundled;
+}
+
+/** wrangler.jsonc as Miniflare worker options (bindings, DOs, compatibility). */
+export function wranglerWorkerOptions(): { options: WorkerOptions; vars: Record<string, string>; name: string } {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(WRANGLER_CONFIG);
+  const vars = (workerOptions.bindings ?? {}) as Record<string, string>;
+  return { options: workerOptions as WorkerOptions, vars, name: "llm-proxy" };
+}
+
+// Stands in for the Analytics Engine binding: every writeDataPoint goes to a Node
+// function through a service binding; the Worker awaits it inside ctx.waitUntil.
+const RECORDER = `
+class RecordingDataset {
+  constructor(env) { this.env = env; }
+  writeDataPoint(point) {
+    return this.env.SINK.fetch("http://metrics.sink/", { method: "POST", body: JSON.stringify(point) }).then((r) => r.arrayBuffer());
+  }
+}
+export default function (env) { return new RecordingDataset(env); }
+`;
+
+export interface DataPoint {
+  indexes: string[];
+  blobs: string[];
+  doubles: number[];
+}
+
+export interface LocalProxyOptions {
+  /** Vars overriding wrangler.jsonc's (e.g. UPSTREAM_BASE_URL). */
+  vars?: Record<string, string>;
+  secrets: { ANTHROPIC_API_KEY?: string; OPERATOR_TOKEN?: string };
+  /** Persist KV and Durable Object state here (dev-proxy); in memory when absent. */
+  persistDir?: string;
+  port?: number;
+  host?: string;
+  /** Receives each metrics data point (else METRICS is Miniflare's no-op simulator). */
+  onDataPoint?: (p: DataPoint) => void;
+  /** Receives each log line of the Worker (console output) and of Miniflare. */
+  onLog?: (line: string) => void;
+}
+
+class CapturingLog extends Log {
+  private readonly sink: (line: string) => void;
+  constructor(sink: (line: string) => void) {
+    super(LogLevel.WARN);
+    this.sink = sink;
+  }
+  override log(message: string): void {
+    this.sink(message);
+  }
+}
+
+export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Miniflare; url: URL }> {
+  const script = await bundleWorker();
+  const { options, vars } = wranglerWorkerOptions();
+  const { analyticsEngineDatasets, rootPath: _root, ...rest } = options as WorkerOptions & { rootPath?: string };
+  const onDataPoint = o.onDataPoint;
+  // Without a receiver, keep Miniflare's own (no-op) Analytics Engine simulator.
+  const metrics =
+    onDataPoint === undefined
+      ? { analyticsEngineDatasets }
+      : { wrappedBindings: { METRICS: { scriptName: "metrics-recorder" } } };
+  const onLog = o.onLog ?? ((line: string) => process.stdout.write(line + "\n"));
+  const recorder: WorkerOptions[] =
+    onDataPoint === undefined
+      ? []
+      : [
+      {
+        name: "metrics-recorder",
+        modules: true,
+        script: RECORDER,
+        serviceBindings: {
+          SINK: async (req: MfRequest) => {
+            onDataPoint((await req.json()) as DataPoint);
+            return new Response("ok");
+          },
+        },
+      },
+        ];
+  const mf = new Miniflare({
+    host: o.host ?? "127.0.0.1",
+    port: o.port ?? 0,
+    cf: false,
+    log: new CapturingLog(onLog),
+    handleStructuredLogs: ({ message }: { message: string }) => {
+      onLog(message);
+    },
+    ...(o.persistDir
+      ? { kvPersist: resolve(o.persistDir, "kv"), durableObjectsPersist: resolve(o.persistDir, "do") }
+      : {}),
+    workers: [
+      {
+        ...rest,
+        name: "llm-proxy",
+        modules: true,
+        script,
+        scriptPath: resolve(WORKER_DIR, "src/index.js"),
+        bindings: { ...vars, ...o.vars, ...o.secrets },
+        ...metrics,
+      },
+      ...recorder,
+    ],
+  });
+  const url = await mf.ready;
+  return { mf, url };
+}

@@ -1,0 +1,46 @@
+// Parses the Worker's string vars into typed settings with defaults. Used by the
+// handler once per isolate (cached by the env object's identity).
+import type { Env } from "./env.ts";
+
+export interface Config {
+  upstream: string;
+  maxRetries: number;
+  retryBaseMs: number;
+  retryMaxBackoffMs: number;
+  retryAfterCapMs: number;
+  maxBodyBytes: number;
+  failOpen: boolean;
+  corsOrigins: ReadonlySet<string>;
+  sampleRate: number;
+  tenantCacheMs: number;
+}
+
+function num(v: string | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined || v.trim() === "") return dflt;
+  const n = Number(v);
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : dflt;
+}
+
+const cache = new WeakMap<Env, Config>();
+
+export function config(env: Env): Config {
+  let c = cache.get(env);
+  if (c) return c;
+  c = {
+    upstream: (env.UPSTREAM_BASE_URL || "https://api.anthropic.com").replace(/\/+$/, ""),
+    maxRetries: Math.floor(num(env.MAX_RETRIES, 2, 0, 10)),
+    retryBaseMs: num(env.RETRY_BASE_MS, 250, 0, 60_000),
+    retryMaxBackoffMs: num(env.RETRY_MAX_BACKOFF_MS, 4000, 0, 60_000),
+    retryAfterCapMs: num(env.RETRY_AFTER_CAP_MS, 10_000, 0, 120_000),
+    maxBodyBytes: Math.floor(num(env.MAX_BODY_BYTES, 32 * 1024 * 1024, 1, 100 * 1024 * 1024)),
+    // Fail closed unless the operator explicitly chose "open".
+    failOpen: (env.RATE_LIMIT_FAIL_MODE ?? "").trim().toLowerCase() === "open",
+    corsOrigins: new Set(
+      (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    ),
+    sampleRate: num(env.METRICS_SAMPLE_RATE, 1, 0, 1),
+    tenantCacheMs: num(env.TENANT_CACHE_SECONDS, 30, 0, 3600) * 1000,
+  };
+  cache.set(env, c);
+  return c;
+}

@@ -1,0 +1,29 @@
+// The Worker's bindings, typed by hand to match wrangler.jsonc (a test keeps the two
+// equal), plus the secrets documented in .dev.vars.example.
+import type { RateLimiter } from "./rate-limiter.ts";
+
+export interface Env {
+  // vars (strings, parsed by config.ts)
+  UPSTREAM_BASE_URL?: string;
+  MAX_RETRIES?: string;
+  RETRY_BASE_MS?: string;
+  RETRY_MAX_BACKOFF_MS?: string;
+  RETRY_AFTER_CAP_MS?: string;
+  MAX_BODY_BYTES?: string;
+  RATE_LIMIT_FAIL_MODE?: string;
+  CORS_ORIGINS?: string;
+  METRICS_SAMPLE_RATE?: string;
+  TENANT_CACHE_SECONDS?: string;
+
+  TENANTS: KVNamespace;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  METRICS: AnalyticsEngineDataset;
+  VERSION: WorkerVersionMetadata;
+
+  // secrets
+  ANTHROPIC_API_KEY?: string;
+  OPERATOR_TOKEN?: string;
+}
+
+/** Provider secrets the status endpoint fingerprints (rotation confirms the new one is live). */
+export const PROVIDER_SECRETS = ["ANTHROPIC_API_KEY"] as const;

@@ -1,0 +1,155 @@
+// The LLM proxy Worker: applications call it instead of Anthropic's API. It runs the
+// policy steps (CORS, auth, body size, rate limit), forwards the body as opaque bytes
+// with the provider key attached, relays the answer unbuffered and records the call.
+import { config, type Config } from "./config.ts";
+import type { Env } from "./env.ts";
+import { errorResponse, type ErrorType } from "./errors.ts";
+import { relay, sendWithRetries } from "./forward.ts";
+import { writeMetric, type CallRecord } from "./metrics.ts";
+import { authenticate } from "./policy/auth.ts";
+import { checkDeclaredLength, readLimited } from "./policy/body-size.ts";
+import { corsHeaders, preflight } from "./policy/cors.ts";
+import { LocalLimits, rateLimit } from "./policy/rate-limit.ts";
+import { LEASE_MS } from "./policy/token-bucket.ts";
+import { operatorAuthorized, statusBody } from "./status.ts";
+import { kvKeyFor, parseTenantRecord, type TenantRecord } from "./tenant-record.ts";
+import { emptyUsage } from "./usage.ts";
+
+export { RateLimiter } from "./rate-limiter.ts";
+
+const PROXY_ROUTES = new Set(["/v1/messages", "/v1/messages/count_tokens"]);
+const STATUS_PATH = "/_edgefleet/status";
+
+// Request headers the upstream receives from the client; everything else (the
+// tenant's key above all) stays here. The provider key is added server-side.
+const FORWARD_HEADERS = ["content-type", "accept", "anthropic-version", "anthropic-beta"];
+// Upstream response headers the client never sees.
+const DROP_RESPONSE_HEADERS = ["content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "set-cookie", "anthropic-organization-id"];
+
+const limits = new LocalLimits();
+// Per-isolate cache of tenant records (TENANT_CACHE_SECONDS); bounds the KV reads.
+const tenantCache = new Map<string, { record: TenantRecord | undefined; expires: number }>();
+
+async function lookupTenant(env: Env, cfg: Config, keyHash: string): Promise<TenantRecord | undefined> {
+  const now = Date.now();
+  const hit = tenantCache.get(keyHash);
+  if (hit !== undefined && hit.expires > now) return hit.record;
+  const record = parseTenantRecord(await env.TENANTS.get(kvKeyFor(keyHash), { type: "json", cacheTtl: 60 }));
+  if (cfg.tenantCacheMs > 0) {
+    if (tenantCache.size > 10_000) tenantCache.clear();
+    tenantCache.set(keyHash, { record, expires: now + cfg.tenantCacheMs });
+  }
+  return record;
+}
+
+function log(line: Record<string, unknown>): void {
+  // One structured line per call; it holds ids and numbers only, never a key or token.
+  console.log(JSON.stringify(line));
+}
+
+async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const started = Date.now();
+  const cfg = config(env);
+  const requestId = "req_ef_" + crypto.randomUUID().replace(/-/g, "");
+  const url = new URL(request.url);
+  const route = url.pathname;
+  const cors = corsHeaders(request.headers.get("origin"), cfg.corsOrigins);
+  let tenantId = "";
+
+  const record = (status: number, extra: Partial<CallRecord> = {}) => {
+    const r: CallRecord = { requestId, tenant: tenantId, route, status, usage: emptyUsage(), latencyMs: Date.now() - started, ttfbMs: Date.now() - started, retries: 0, ...extra };
+    log({ requestId, tenant: r.tenant, route, status, error: r.usage.errorType || undefined, retries: r.retries, latencyMs: r.latencyMs });
+    return writeMetric(env.METRICS, r, cfg.sampleRate);
+  };
+  const fail = (status: number, type: ErrorType, message: string, headers: Record<string, string> = {}, retries = 0) => {
+    const u = emptyUsage();
+    u.errorType = type;
+    ctx.waitUntil(record(status, { usage: u, retries }));
+    return errorResponse(status, type, message, requestId, { ...cors, ...headers });
+  };
+
+  if (route === STATUS_PATH) {
+    if (request.method !== "GET") return fail(405, "invalid_request_error", "method not allowed", { allow: "GET" });
+    if (!(await operatorAuthorized(request.headers, env.OPERATOR_TOKEN))) return fail(401, "authentication_error", "operator token required");
+    return new Response(JSON.stringify(await statusBody(env)), {
+      headers: { "content-type": "application/json", "request-id": requestId, "cache-control": "no-store" },
+    });
+  }
+  if (!PROXY_ROUTES.has(route)) return fail(404, "not_found_error", `no route for ${request.method} ${route}`);
+  if (request.method === "OPTIONS") {
+    const v = preflight(request.headers, cfg.corsOrigins);
+    if (v.kind === "forbidden") return errorResponse(403, "permission_error", v.message, requestId);
+    return new Response(null, { status: 204, headers: { ...v.headers, "request-id": requestId } });
+  }
+  if (request.method !== "POST") return fail(405, "invalid_request_error", "method not allowed", { allow: "POST, OPTIONS" });
+
+  // Policy steps, cheapest first; each returns a verdict acted on here.
+  const auth = await authenticate(request.headers, (h) => lookupTenant(env, cfg, h));
+  if (!auth.ok) return fail(401, "authentication_error", auth.message);
+  const tenant = auth.tenant;
+  tenantId = tenant.id;
+
+  const declared = checkDeclaredLength(request.headers, cfg.maxBodyBytes);
+  if (!declared.ok) return fail(413, "request_too_large", declared.message);
+
+  const limit = await rateLimit(
+    tenant.id,
+    () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.id)).take(tenant.ratePerMinute, tenant.burst),
+    limits,
+    Date.now,
+    cfg.failOpen,
+    LEASE_MS,
+  );
+  if (!limit.ok) {
+    return fail(limit.status, limit.status === 429 ? "rate_limit_error" : "api_error", limit.message, limit.headers);
+  }
+
+  const body = await readLimited(request, cfg.maxBodyBytes);
+  if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
+
+  const providerKey = env.ANTHROPIC_API_KEY;
+  if (providerKey === undefined || providerKey === "") return fail(500, "api_error", "proxy is not configured with a provider key");
+
+  const headers = new Headers();
+  for (const h of FORWARD_HEADERS) {
+    const v = request.headers.get(h);
+    if (v !== null) headers.set(h, v);
+  }
+  headers.set("x-api-key", providerKey);
+
+  const up = await sendWithRetries(cfg.upstream + route, { method: "POST", headers, body }, cfg);
+  if (up.response === undefined) {
+    return fail(502, "api_error", "upstream unreachable", {}, up.retries);
+  }
+  const res = up.response;
+  const ttfbMs = Date.now() - started;
+  const out = new Headers(res.headers);
+  for (const h of DROP_RESPONSE_HEADERS) out.delete(h);
+  for (const [k, v] of Object.entries({ ...cors, ...limit.headers })) out.set(k, v);
+  out.set("edgefleet-request-id", requestId);
+  if (!out.has("request-id")) out.set("request-id", requestId);
+  if ((out.get("content-type") ?? "").startsWith("text/event-stream")) {
+    out.set("cache-control", "no-cache");
+    out.set("x-accel-buffering", "no");
+  }
+
+  const r = relay(res, up.prefix);
+  ctx.waitUntil(
+    r.done.then(({ usage }) =>
+      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started }),
+    ),
+  );
+  return new Response(r.body, { status: res.status, statusText: res.statusText, headers: out });
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    try {
+      return await handle(request, env, ctx);
+    } catch (e) {
+      // Never echo the error: it could quote a header. Log its class only.
+      console.error(JSON.stringify({ error: "unhandled", name: e instanceof Error ? e.name : typeof e }));
+      return errorResponse(500, "api_error", "internal error", "req_ef_" + crypto.randomUUID().replace(/-/g, ""));
+    }
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,71 @@
+// Tenant records and key hashing, shared by the Worker and `npm run tenants` (pure: Web
+// Crypto only, so it runs in workerd and in Node). The KV key of a tenant key is
+// `key:<sha256 hex of the key>`; the value (and the KV metadata, for listing) is the
+// record. The key itself is stored nowhere.
+
+export interface TenantRecord {
+  /** Stable id, e.g. `t_3f9a...`; names the tenant's rate-limit Durable Object. */
+  id: string;
+  name: string;
+  /** Sustained rate: requests per minute. */
+  ratePerMinute: number;
+  /** Bucket size: requests allowed at once after a quiet period. */
+  burst: number;
+  enabled: boolean;
+  /** SHA-256 of the key, hex; compared in constant time after the lookup. */
+  keyHash: string;
+  createdAt: string;
+}
+
+export const KEY_PREFIX = "efk_";
+export const KV_PREFIX = "key:";
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function kvKeyFor(keyHash: string): string {
+  return KV_PREFIX + keyHash;
+}
+
+function randomToken(bytes: number): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  // base64url without padding
+  let s = "";
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** A new tenant key: `efk_` + 32 random bytes (256 bits), base64url. */
+export function newTenantKey(): string {
+  return KEY_PREFIX + randomToken(32);
+}
+
+export function newTenantId(): string {
+  return "t_" + [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Checks a record read back from KV; anything malformed is treated as no tenant. */
+export function parseTenantRecord(v: unknown): TenantRecord | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (
+    typeof r.id !== "string" ||
+    typeof r.name !== "string" ||
+    typeof r.ratePerMinute !== "number" ||
+    typeof r.burst !== "number" ||
+    typeof r.enabled !== "boolean" ||
+    typeof r.keyHash !== "string"
+  )
+    return undefined;
+  return {
+    id: r.id,
+    name: r.name,
+    ratePerMinute: r.ratePerMinute,
+    burst: r.burst,
+    enabled: r.enabled,
+    keyHash: r.keyHash,
+    createdAt: typeof r.createdAt === "string" ? r.createdAt : "",
+  };
+}

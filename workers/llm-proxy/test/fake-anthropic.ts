@@ -1,0 +1,122 @@
+// A fake of Anthropic's Messages API on 127.0.0.1 (node:http), speaking the real wire
+// format: JSON Messages, SSE streams (message_start ... message_stop), error envelopes
+// with request-id, 429/529 with retry-after, connection resets. Tests script what the
+// next requests get; every request is recorded byte for byte.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { frame, message, messageEvents, type SseEvent } from "./wire.ts";
+
+export { frame, message, messageEvents, MODEL, overloadedEvent, type SseEvent } from "./wire.ts";
+
+export interface Received {
+  method: string;
+  path: string;
+  headers: IncomingMessage["headers"];
+  body: Buffer;
+}
+
+export type Behaviour =
+  | { kind: "json"; status?: number; headers?: Record<string, string>; body: unknown }
+  | { kind: "raw"; status?: number; headers?: Record<string, string>; body: Buffer | string }
+  | {
+      kind: "sse";
+      events: SseEvent[];
+      /** Awaited before event i is written (lets a test prove events arrive one by one). */
+      before?: (i: number) => Promise<void>;
+      /** Destroy the connection after this many events (a mid-stream network error). */
+      resetAfter?: number;
+    }
+  | { kind: "reset" }
+  | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> };
+
+let rid = 0;
+
+export class FakeAnthropic {
+  readonly received: Received[] = [];
+  private readonly queue: Behaviour[] = [];
+  private server: Server | undefined;
+  url = "";
+  /** Keep a copy of every request (off in benchmarks). */
+  recording = true;
+
+  /** The next requests get these behaviours, in order; then the default (echo) one. */
+  enqueue(...b: Behaviour[]): void {
+    this.queue.push(...b);
+  }
+
+  reset(): void {
+    this.received.length = 0;
+    this.queue.length = 0;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        if (this.recording) this.received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+        void this.respond(req, res, body);
+      });
+    });
+    this.server.keepAliveTimeout = 1000;
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => this.server?.close(() => r()) ?? r());
+  }
+
+  private defaultBehaviour(req: IncomingMessage, body: Buffer): Behaviour {
+    if (req.headers["x-api-key"] === undefined) return { kind: "error", status: 401, type: "authentication_error", message: "invalid x-api-key" };
+    if (req.url === "/v1/messages/count_tokens") return { kind: "json", body: { input_tokens: 42 } };
+    let stream = false;
+    try {
+      stream = (JSON.parse(body.toString("utf8")) as { stream?: boolean }).stream === true;
+    } catch {
+      return { kind: "error", status: 400, type: "invalid_request_error", message: "body is not JSON" };
+    }
+    return stream ? { kind: "sse", events: messageEvents(["Hello", ", world"]) } : { kind: "json", body: message("Hello, world") };
+  }
+
+  private async respond(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+    const b = this.queue.shift() ?? this.defaultBehaviour(req, body);
+    const requestId = `req_fake_${++rid}`;
+    switch (b.kind) {
+      case "reset":
+        req.socket.destroy();
+        return;
+      case "json":
+        res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });
+        res.end(JSON.stringify(b.body));
+        return;
+      case "raw":
+        res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });
+        res.end(b.body);
+        return;
+      case "error":
+        res.writeHead(b.status, { "content-type": "application/json", "request-id": requestId, ...b.headers });
+        res.end(JSON.stringify({ type: "error", error: { type: b.type, message: b.message } }));
+        return;
+      case "sse": {
+        res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": requestId });
+        res.flushHeaders();
+        for (let i = 0; i < b.events.length; i++) {
+          if (b.resetAfter !== undefined && i === b.resetAfter) {
+            await new Promise((r) => setTimeout(r, 20)); // let the kernel deliver what was written
+            res.socket?.destroy();
+            return;
+          }
+          await b.before?.(i);
+          // Wait until the event is handed to the socket, so a reset comes after it.
+          await new Promise<void>((r) => res.write(frame(b.events[i]!), () => r()));
+        }
+        res.end();
+        return;
+      }
+    }
+  }
+}

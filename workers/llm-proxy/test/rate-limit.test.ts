@@ -1,0 +1,96 @@
+// Rate limiting in workerd: the per-tenant Durable Object admits exactly the bucket
+// under concurrency, answers 429 with retry-after and rate-limit headers, keeps tenants
+// apart, and fails closed (or open, when configured) when it errors.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
+import { Harness } from "./harness.ts";
+
+async function brokenTenant(h: Harness): Promise<string> {
+  // A record whose limit the Durable Object refuses (rate 0): the limiter errors.
+  const key = "efk_broken-limit-test-key-000000000000000000000";
+  h.tenantKeys.push(key);
+  const keyHash = await sha256Hex(key);
+  const rec = { id: "t_00000000000000bb", name: "broken", ratePerMinute: 0, burst: 1, enabled: true, keyHash, createdAt: "" };
+  await h.kv.put(kvKeyFor(keyHash), JSON.stringify(rec), rec);
+  return key;
+}
+
+describe("rate limiting (fail closed by default, success metrics sampled out)", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await Harness.start({ METRICS_SAMPLE_RATE: "0" });
+  });
+  afterAll(async () => {
+    expect(h.leaks()).toEqual([]);
+    await h?.dispose();
+  });
+
+  it("100 concurrent requests against a bucket of 10 admit exactly 10", async () => {
+    // 1 token per minute: nothing refills while the test runs.
+    const { key } = await h.tenant({ ratePerMinute: 1, burst: 10 });
+    h.fake.reset();
+    const results = await Promise.all(Array.from({ length: 100 }, () => h.call("/v1/messages", { key, body: '{"model":"claude-x"}' })));
+    const ok = results.filter((r) => r.status === 200);
+    const limited = results.filter((r) => r.status === 429);
+    expect(ok).toHaveLength(10);
+    expect(limited).toHaveLength(90);
+    expect(h.fake.received).toHaveLength(10);
+    const r = limited[0]!;
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "rate limit exceeded for this API key" } });
+    expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(Number(r.headers.get("retry-after"))).toBeLessThanOrEqual(60);
+    expect(r.headers.get("ratelimit-limit")).toBe("10");
+    expect(r.headers.get("ratelimit-remaining")).toBe("0");
+    expect(r.headers.get("request-id")).toMatch(/^req_ef_/);
+    // Remaining counts down 9..0 across the admitted calls.
+    expect(ok.map((x) => Number(x.headers.get("ratelimit-remaining"))).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("keeps tenants apart: one tenant's exhausted bucket does not limit another", async () => {
+    const a = await h.tenant({ ratePerMinute: 1, burst: 2 });
+    const b = await h.tenant({ ratePerMinute: 1, burst: 2 });
+    const sa = [];
+    for (let i = 0; i < 3; i++) sa.push((await h.call("/v1/messages", { key: a.key, body: "{}" })).status);
+    expect(sa).toEqual([200, 200, 429]);
+    expect((await h.call("/v1/messages", { key: b.key, body: "{}" })).status).toBe(200);
+  });
+
+  it("fails closed when the limiter errors: 503, upstream not called", async () => {
+    const key = await brokenTenant(h);
+    h.fake.reset();
+    const r = await h.call("/v1/messages", { key, body: "{}" });
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.text).error.type).toBe("api_error");
+    expect(h.fake.received).toHaveLength(0);
+  });
+
+  it("with sampling at 0 writes no success points but every error point", async () => {
+    const { key } = await h.tenant();
+    h.points.length = 0;
+    await h.call("/v1/messages", { key, body: "{}" });
+    await h.call("/v1/messages", { key: "efk_wrong", body: "{}" });
+    h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "bad" });
+    await h.call("/v1/messages", { key, body: "{}" });
+    const pts = await h.pointsAtLeast(2);
+    await new Promise((r) => setTimeout(r, 100)); // a success point, if wrongly written, would land by now
+    expect(pts.map((p) => p.blobs[3]).sort()).toEqual(["400", "401"]);
+  });
+});
+
+describe("rate limiting, fail open when configured", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await Harness.start({ RATE_LIMIT_FAIL_MODE: "open" });
+  });
+  afterAll(async () => {
+    expect(h.leaks()).toEqual([]);
+    await h?.dispose();
+  });
+
+  it("lets the call through when the limiter errors", async () => {
+    const key = await brokenTenant(h);
+    const r = await h.call("/v1/messages", { key, body: "{}" });
+    expect(r.status).toBe(200);
+    expect(h.fake.received).toHaveLength(1);
+  });
+});

@@ -1,0 +1,188 @@
+// Unit tests of the Worker's pure parts (they run in Node: no workerd needed): the
+// token bucket, retry timing decisions, the usage readers and metrics sampling.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
+import { sampleWeight, toDataPoint, type CallRecord } from "../../src/metrics.ts";
+import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
+import { leaseSize, MAX_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
+import { SseUsageScanner, emptyUsage, isOverloadEvent, usageFromJson } from "../../src/usage.ts";
+import { frame, messageEvents, overloadedEvent } from "../wire.ts";
+
+describe("token bucket", () => {
+  it("starts full, admits exactly `burst` at one instant, then refuses with retry-after", () => {
+    let b: Bucket | undefined;
+    const admitted: boolean[] = [];
+    let last;
+    for (let i = 0; i < 25; i++) {
+      const r = take(b, 1_000, 60, 10);
+      b = r.bucket;
+      admitted.push(r.result.allowed);
+      last = r.result;
+    }
+    expect(admitted.filter(Boolean)).toHaveLength(10);
+    expect(last!.retryAfterMs).toBe(1000); // 60/min = one token per second
+    expect(last!.remaining).toBe(0);
+  });
+
+  it("refills at the rate, never above burst", () => {
+    let { bucket } = take(undefined, 0, 120, 4); // 2 tokens/s, 3 left
+    for (let i = 0; i < 3; i++) bucket = take(bucket, 0, 120, 4).bucket;
+    expect(take(bucket, 0, 120, 4).result.allowed).toBe(false);
+    expect(take(bucket, 500, 120, 4).result.allowed).toBe(true); // one token after 0.5 s
+    expect(take(bucket, 3_600_000, 120, 4).result.remaining).toBe(3); // capped at burst
+  });
+
+  it("never admits more than burst + rate * elapsed (property)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 600 }), fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 200 }), (rate, burst, gaps) => {
+        let b: Bucket | undefined;
+        let now = 0;
+        let admitted = 0;
+        for (const g of gaps) {
+          now += g;
+          const r = take(b, now, rate, burst);
+          b = r.bucket;
+          if (r.result.allowed) admitted++;
+        }
+        return admitted <= burst + Math.floor((rate / 60_000) * now) + 1e-9;
+      }),
+    );
+  });
+
+  it("rejects a broken limit (the Durable Object then errors and the fail mode applies)", () => {
+    expect(() => take(undefined, 0, 0, 10)).toThrow(RangeError);
+    expect(() => take(undefined, 0, 10, 0)).toThrow(RangeError);
+  });
+});
+
+describe("leases and the in-isolate shortcut", () => {
+  // A stand-in for the Durable Object: the real bucket arithmetic, one call at a time
+  // (as the input gate makes it), on a clock the test controls.
+  function durableObject(rate: number, burst: number, clock: { now: number }) {
+    let bucket: Bucket | undefined;
+    let calls = 0;
+    const call = async (): Promise<TakeResult> => {
+      calls++;
+      await new Promise((r) => setImmediate(r));
+      const r = take(bucket, clock.now, rate, burst);
+      bucket = r.bucket;
+      return r.result;
+    };
+    return { call, calls: () => calls };
+  }
+
+  it("leases nothing for a slow or nearly empty bucket, a bounded share otherwise", () => {
+    expect(leaseSize(9, 1)).toBe(0);
+    expect(leaseSize(15, 1_000_000)).toBe(0);
+    expect(leaseSize(160, 6000)).toBe(10);
+    expect(leaseSize(1e9, 1e9)).toBe(MAX_LEASE);
+    // Granted tokens come out of the bucket: a lease can never exceed the limit.
+    const { result, bucket } = take(undefined, 0, 6000, 161);
+    expect(result.granted).toBe(11);
+    expect(bucket.tokens).toBe(150);
+  });
+
+  it("under concurrency, isolates never admit more than the bucket (frozen clock)", async () => {
+    for (const isolates of [1, 3]) {
+      const clock = { now: 1_000 };
+      const dobj = durableObject(600_000, 300, clock);
+      const locals = Array.from({ length: isolates }, () => new LocalLimits());
+      const verdicts = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => rateLimit("t", dobj.call, locals[i % isolates]!, () => clock.now, false, 1000)),
+      );
+      const admitted = verdicts.filter((v) => v.ok).length;
+      if (isolates === 1) expect(admitted).toBe(300);
+      else expect(admitted).toBeLessThanOrEqual(300);
+      expect(verdicts.filter((v) => !v.ok).every((v) => !v.ok && v.status === 429)).toBe(true);
+      // Leases saved Durable Object calls: far fewer calls than admissions.
+      if (isolates === 1) expect(dobj.calls()).toBeLessThan(admitted);
+    }
+  });
+
+  it("drops a lease after LEASE_MS and asks again", async () => {
+    const clock = { now: 0 };
+    const dobj = durableObject(600_000, 10_000, clock);
+    const local = new LocalLimits();
+    await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    expect(dobj.calls()).toBe(1);
+    clock.now += 1000;
+    await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    expect(dobj.calls()).toBe(2);
+  });
+
+  it("fails closed (503) or open as configured when the Durable Object throws", async () => {
+    const boom = async (): Promise<TakeResult> => {
+      throw new Error("durable object reset");
+    };
+    const closed = await rateLimit("t", boom, new LocalLimits(), () => 0, false, 1000);
+    expect(closed).toMatchObject({ ok: false, status: 503 });
+    const open = await rateLimit("t", boom, new LocalLimits(), () => 0, true, 1000);
+    expect(open).toMatchObject({ ok: true, failedOpen: true });
+  });
+});
+
+describe("retry decisions", () => {
+  const cfg = { retryBaseMs: 100, retryMaxBackoffMs: 1000, retryAfterCapMs: 5000 };
+  it("retries 429, 529 and 5xx only", () => {
+    expect([429, 500, 502, 503, 529].every(retryableStatus)).toBe(true);
+    expect([200, 400, 401, 403, 404, 413].some(retryableStatus)).toBe(false);
+  });
+  it("honours retry-after (seconds, ms, HTTP date) up to the cap", () => {
+    expect(retryDelayMs(new Headers({ "retry-after": "2" }), 0, cfg, 0, 0.5)).toBe(2000);
+    expect(retryDelayMs(new Headers({ "retry-after-ms": "1234" }), 0, cfg, 0, 0.5)).toBe(1234);
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(retryAfterMs(new Headers({ "retry-after": "Thu, 01 Jan 2026 00:00:03 GMT" }), now)).toBe(3000);
+    expect(retryDelayMs(new Headers({ "retry-after": "6" }), 0, cfg, 0, 0.5)).toBeUndefined();
+  });
+  it("backs off exponentially with full jitter, capped", () => {
+    expect(retryDelayMs(new Headers(), 0, cfg, 0, 1)).toBe(100);
+    expect(backoffMs(1, cfg, 1)).toBe(200);
+    expect(backoffMs(3, cfg, 1)).toBe(800);
+    expect(backoffMs(10, cfg, 1)).toBe(1000);
+    expect(backoffMs(3, cfg, 0.25)).toBe(200);
+    expect(backoffMs(3, cfg, 0)).toBe(0);
+  });
+});
+
+describe("usage readers", () => {
+  it("reads model and all token counts from an SSE stream split at any byte", () => {
+    const bytes = new TextEncoder().encode(messageEvents(["a", "ü😀"], { input_tokens: 3, output_tokens: 77, cache_creation_input_tokens: 5, cache_read_input_tokens: 9 }).map(frame).join(""));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), (cuts) => {
+        const s = new SseUsageScanner();
+        const points = [0, ...[...new Set(cuts)].sort((a, b) => a - b), bytes.length];
+        for (let i = 0; i + 1 < points.length; i++) s.push(bytes.slice(points[i], points[i + 1]));
+        expect(s.usage).toMatchObject({ inputTokens: 3, outputTokens: 77, cacheCreationTokens: 5, cacheReadTokens: 9, errorType: "" });
+        expect(s.usage.model).toMatch(/^claude-/);
+        expect(s.atBoundary).toBe(true);
+      }),
+    );
+  });
+  it("sees error events and overloads", () => {
+    const s = new SseUsageScanner();
+    s.push(new TextEncoder().encode(frame(overloadedEvent)));
+    expect(s.usage.errorType).toBe("overloaded_error");
+    expect(isOverloadEvent(frame(overloadedEvent).trim())).toBe(true);
+    expect(isOverloadEvent(frame(messageEvents([])[0]!).trim())).toBe(false);
+  });
+  it("reads JSON messages, count_tokens results and error envelopes", () => {
+    expect(usageFromJson('{"model":"m","usage":{"input_tokens":1,"output_tokens":2,"cache_read_input_tokens":3}}')).toMatchObject({ model: "m", inputTokens: 1, outputTokens: 2, cacheReadTokens: 3 });
+    expect(usageFromJson('{"input_tokens":42}').inputTokens).toBe(42);
+    expect(usageFromJson('{"type":"error","error":{"type":"overloaded_error","message":"x"}}').errorType).toBe("overloaded_error");
+    expect(usageFromJson("not json")).toEqual(emptyUsage());
+  });
+});
+
+describe("metrics sampling", () => {
+  const rec = (status: number, errorType = ""): CallRecord => ({ requestId: "r", tenant: "t", route: "/v1/messages", status, usage: { ...emptyUsage(), errorType }, latencyMs: 1, ttfbMs: 1, retries: 0 });
+  it("always writes errors, samples successes with a weight of 1/rate", () => {
+    expect(sampleWeight(rec(500), 0, 0.99)).toBe(1);
+    expect(sampleWeight(rec(200, "stream_interrupted"), 0, 0.99)).toBe(1);
+    expect(sampleWeight(rec(200), 0, 0)).toBe(0);
+    expect(sampleWeight(rec(200), 0.25, 0.1)).toBe(4);
+    expect(sampleWeight(rec(200), 0.25, 0.3)).toBe(0);
+    expect(toDataPoint(rec(200), 4).doubles?.[8]).toBe(4);
+  });
+});
