@@ -1,0 +1,221 @@
+// `npm run import` against a stateful fake of the Cloudflare API on loopback
+// (test/support/fake-cloudflare-dns-api.ts), seeded from the example fleet's desired
+// state plus records edgefleet does not manage and one zone that matches no profile.
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
+import { fqdn } from "../../../stacks/model/dns.ts";
+import { loadInventory, loadInventoryOrThrow } from "../../../stacks/model/load.ts";
+import { TYPES } from "../../../stacks/model/names.ts";
+import { rdata, type DnsRec } from "../../../stacks/model/posture.ts";
+import { startFakeCloudflare, type FakeCloudflare, type FakeRecord, type FakeZone } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { IMPORT_EXIT, runImport } from "./cli.ts";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const ACCOUNT = "0123456789abcdef0123456789abcdef";
+const TOKEN = "cf-test-token-7f3a9c";
+const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));
+const desired = deriveDesiredState(inventory, { accountId: ACCOUNT });
+const LEGACY = { name: "legacy-shop.example", id: "feed0000000000000000000000000001" };
+
+const hex = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 32);
+
+function apiRecord(r: DnsRec, zoneId: string): FakeRecord {
+  const base: FakeRecord = { id: hex(`${zoneId} ${r.type} ${r.name} ${rdata(r)}`), zone_id: zoneId, zone_name: r.zone, name: fqdn(r.name, r.zone), type: r.type, ttl: r.ttl, comment: r.comment ?? "managed by edgefleet" };
+  if (r.type === "CAA") return { ...base, content: `${r.caa!.flags} ${r.caa!.tag} "${r.caa!.value}"`, data: { ...r.caa! } };
+  if (r.type === "SRV") return { ...base, content: `${r.srv!.weight} ${r.srv!.port} ${r.srv!.target}`, priority: r.srv!.priority, data: { ...r.srv! } };
+  // Cloudflare returns TXT content in quotes; the importer must read it back unquoted.
+  if (r.type === "TXT") return { ...base, content: `"${r.content!.replaceAll('"', '\\"')}"` };
+  return { ...base, content: r.content!, ...(r.type === "MX" ? { priority: r.priority } : {}), ...(["A", "AAAA", "CNAME"].includes(r.type) ? { proxied: r.proxied ?? false } : {}) };
+}
+
+const extra = (zoneId: string, zone: string, type: string, name: string, content: string, more: Partial<FakeRecord> = {}): FakeRecord => ({
+  id: hex(`${zoneId} ${type} ${name} ${content}`), zone_id: zoneId, zone_name: zone, name: name === "@" ? zone : `${name}.${zone}`, type, content, ttl: 3600, comment: null, ...more,
+});
+
+/** The account as edgefleet would have left it, plus what people and other tools added. */
+function seed(state: DesiredState): { zones: FakeZone[]; records: Map<string, FakeRecord[]> } {
+  const zones: FakeZone[] = [];
+  const records = new Map<string, FakeRecord[]>();
+  for (const z of state.zones) {
+    if (!z.id) continue; // wingtip-toys.example: not created yet
+    zones.push({ id: z.id, name: z.name, account: { id: ACCOUNT, name: "edge" }, status: "active" });
+    records.set(z.id, state.resources.filter((r) => r.zone === z.name && r.record).map((r) => apiRecord(r.record!, z.id!)));
+  }
+  const idOf = (name: string) => state.zones.find((z) => z.name === name)!.id!;
+  const add = (zone: string, r: FakeRecord) => records.get(idOf(zone))!.push(r);
+  add("ops-mail.example", extra(idOf("ops-mail.example"), "ops-mail.example", "TXT", "_acme-challenge", '"certbot-token-1"'));
+  add("ops-mail.example", extra(idOf("ops-mail.example"), "ops-mail.example", "NS", "@", "ns1.cloudflare.example"));
+  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "CNAME", "legacy-api", "old-stack.hosting.example", { proxied: false }));
+  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "NS", "dev", "ns1.dev-dns.example"));
+  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "HTTPS", "svc", "1 . alpn=h2"));
+  add("alpine-bikes.example", extra(idOf("alpine-bikes.example"), "alpine-bikes.example", "A", "legacy", "192.0.2.55", { proxied: false, ttl: 600 }));
+  // A zone someone set up by hand: real mail, soft SPF, no DMARC: it matches no profile.
+  zones.push({ id: LEGACY.id, name: LEGACY.name, account: { id: ACCOUNT, name: "edge" }, status: "active" });
+  records.set(LEGACY.id, [
+    extra(LEGACY.id, LEGACY.name, "MX", "@", "mail.legacy-shop.example", { priority: 10 }),
+    extra(LEGACY.id, LEGACY.name, "TXT", "@", '"v=spf1 mx ~all"'),
+    extra(LEGACY.id, LEGACY.name, "A", "mail", "192.0.2.80", { proxied: false }),
+  ]);
+  return { zones, records };
+}
+
+let fake: FakeCloudflare | undefined;
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+});
+
+async function run(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await runImport(argv, { out: (s) => (out += s), err: (s) => (err += s), root: ROOT, env: { CLOUDFLARE_API_TOKEN: TOKEN } });
+  return { code, out, err };
+}
+
+const key = (r: { type: string; name: string; value: string }) => `${r.type} ${r.name} ${r.value}`;
+
+describe("import from a Cloudflare account", () => {
+  it("writes an inventory that validates, whose plan equals the account, and an import file naming every adopted record", async () => {
+    const s = seed(desired);
+    fake = await startFakeCloudflare({ token: TOKEN, maxPerPage: { zones: 50, records: 7 }, rateLimitAt: [{ request: 3, retryAfter: 1 }] }, s.zones, s.records);
+    const out = join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "imported");
+    const r = await run("--api-url", fake.baseURL, "--account", ACCOUNT, "--out", out, "--json");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(IMPORT_EXIT.ok);
+
+    // The generated inventory validates with the real loader.
+    const loaded = loadInventory(out);
+    if (!loaded.ok) throw new Error(loaded.problems.map((p) => `${p.file}:${p.line} ${p.path} ${p.message}`).join("\n"));
+    const gen = loaded.inventory;
+
+    // Every zone the fleet had is adopted with the profile the fleet gave it; the hand-made zone is not.
+    const report = JSON.parse(r.out) as { zones: { zone: string; profile?: string; reason?: string }[]; unmanaged: { zone: string; type: string; name: string; value: string; why: string }[] };
+    for (const z of inventory.zones.filter((x) => x.id)) {
+      expect(gen.zones.find((g) => g.name === z.name)?.profile, z.name).toBe(z.profile);
+    }
+    expect(gen.zones.map((z) => z.name)).not.toContain(LEGACY.name);
+    expect(report.zones.find((z) => z.zone === LEGACY.name)!.reason).toMatch(/match no profile/);
+    const gw = gen.zones.find((z) => z.name === "llm-gateway.example")!;
+    expect(gw.overrides.caa?.issue).toEqual(["digicert.com"]);
+    expect(gen.zones.find((z) => z.name === "llm-gateway-eu.example")!.overrides.ttl).toBe(300);
+    expect(gen.zones.find((z) => z.name === "fabrikam-studio.example")!.overrides.web).toBe("proxied");
+    expect(gen.zones.find((z) => z.name === "contoso-legal.example")!.vars).toEqual({ m365Tenant: "contosolegal" });
+    expect(gen.zones.find((z) => z.name === "alpine-bikes.example")!.records).toEqual([{ type: "A", name: "legacy", content: "192.0.2.55", ttl: 600 }]);
+
+    // Records edgefleet must not manage are listed as such, and left alone by ignore rules.
+    const unmanaged = report.unmanaged.map(key).sort();
+    expect(unmanaged).toEqual(
+      [
+        "CNAME legacy-api old-stack.hosting.example.",
+        "HTTPS svc 1 . alpn=h2",
+        "NS @ ns1.cloudflare.example",
+        "NS dev ns1.dev-dns.example",
+        "TXT _acme-challenge certbot-token-1",
+      ].sort(),
+    );
+    expect(gw.ignore).toEqual(expect.arrayContaining([{ type: "NS", name: "dev" }, { type: "HTTPS", name: "svc" }]));
+
+    // The plan of the generated inventory has exactly the account's records (less the unmanaged), zone by zone.
+    const plan = deriveDesiredState(gen, { accountId: ACCOUNT });
+    const leave = new Set(report.unmanaged.map((u) => `${u.zone} ${key(u)}`));
+    for (const z of gen.zones) {
+      const planned = plan.resources.filter((x) => x.zone === z.name && x.record).map((x) => `${x.record!.type} ${x.record!.name} ${rdata(x.record!)}`).sort();
+      const acct = s.records.get(z.id!)!.map((x) => {
+        const name = x.name === z.name ? "@" : x.name.slice(0, -z.name.length - 1);
+        const rec = { zone: z.name, type: x.type, name, content: x.type === "TXT" ? JSON.parse(x.content!) : x.content, priority: x.priority, caa: x.type === "CAA" ? x.data : undefined, srv: x.type === "SRV" ? x.data : undefined } as DnsRec;
+        return `${x.type} ${name} ${rdata(rec)}`;
+      }).filter((k) => !leave.has(`${z.name} ${k}`)).sort();
+      expect(planned, z.name).toEqual(acct);
+    }
+
+    // The import file names every adopted record with <zone_id>/<record_id> and its logical name.
+    const file = JSON.parse(readFileSync(join(out, "pulumi-import.json"), "utf8")) as { resources: { type: string; name: string; id?: string; parent?: string; component?: boolean }[] };
+    const imported = new Map(file.resources.filter((x) => x.type === TYPES.dnsRecord).map((x) => [x.name, x]));
+    const planRecords = plan.resources.filter((x) => x.record);
+    expect(imported.size).toBe(planRecords.length);
+    const byId = new Map([...s.records.values()].flat().map((x) => [`${x.zone_id}/${x.id}`, x]));
+    for (const res of planRecords) {
+      const entry = imported.get(res.name);
+      expect(entry, res.name).toBeDefined();
+      const api = byId.get(entry!.id!);
+      expect(api, res.name).toBeDefined();
+      expect([api!.type, api!.name], res.name).toEqual([res.record!.type, fqdn(res.record!.name, res.zone)]);
+      expect(entry!.parent).toBe(res.zone);
+    }
+    expect(file.resources.filter((x) => x.component).map((x) => x.name).sort()).toEqual(gen.zones.map((z) => z.name).sort());
+    // Components come before the records they parent.
+    const firstRecord = file.resources.findIndex((x) => x.type === TYPES.dnsRecord);
+    expect(file.resources.findIndex((x) => x.component && x.name === "zzz-not-there")).toBe(-1);
+    expect(file.resources[0]!.component).toBe(true);
+    expect(firstRecord).toBeGreaterThan(0);
+
+    // The API was read page by page, the 429 was retried, and only GETs were sent with the token.
+    expect(fake.requests.every((q) => q.method === "GET")).toBe(true);
+    expect(fake.requests.filter((q) => q.status === 429)).toHaveLength(1);
+    expect(fake.requests[3]!.path).toBe(fake.requests[2]!.path);
+    expect(fake.requests[3]!.status).toBe(200);
+    expect(fake.requests.some((q) => q.path.endsWith("/dns_records") && q.query.page === "3")).toBe(true);
+    expect(fake.requests.filter((q) => q.path === "/client/v4/zones" && q.status === 200).length).toBe(Math.ceil(s.zones.length / 50));
+    expect(r.out + r.err + readFileSync(join(out, "zones.yaml"), "utf8")).not.toContain(TOKEN);
+  }, 60_000);
+
+  it("stays within the request budget per window", async () => {
+    const s = seed(desired);
+    fake = await startFakeCloudflare({ token: TOKEN, maxPerPage: { zones: 50, records: 4 } }, s.zones, s.records);
+    const out = join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "imported");
+    const zones = ["tailspin-travel.example", "alpine-bikes.example", "llm-gateway.example"];
+    const r = await run("--api-url", fake.baseURL, "--out", out, "--max-requests", "5", "--rate-window-ms", "300", "--concurrency", "3", ...zones.flatMap((z) => ["--zone", z]));
+    expect(r.code).toBe(IMPORT_EXIT.ok);
+    expect(fake.requests.length).toBeGreaterThan(15);
+    // Any 250 ms of the server's log (a little under the 300 ms window, for loopback jitter) holds at most 5 requests.
+    const at = fake.requests.map((q) => q.at);
+    for (const t of at) expect(at.filter((u) => u >= t && u < t + 250).length).toBeLessThanOrEqual(5);
+    // Without the limiter the same reads come in one burst: the check above would catch it.
+    expect(at.filter((u) => u < at[0]! + 250).length).toBe(5);
+  }, 30_000);
+
+  it("refuses a bad token with the API's error, exit 6, and never prints the token", async () => {
+    fake = await startFakeCloudflare({ token: "another-token" });
+    const r = await run("--api-url", fake.baseURL, "--out", join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "x"));
+    expect(r.code).toBe(IMPORT_EXIT.api);
+    expect(r.err).toMatch(/403.*Authentication error/);
+    expect(r.err).not.toContain(TOKEN);
+  });
+
+  it("asks for a token when none is set (exit 2)", async () => {
+    const code = await runImport([], { out: () => {}, err: () => {}, root: ROOT, env: {} });
+    expect(code).toBe(IMPORT_EXIT.usage);
+  });
+});
+
+describe("import --drift", () => {
+  it("reports missing, changed and extra records per zone, and exits 4", async () => {
+    const s = seed(desired);
+    const recs = (zone: string) => s.records.get(desired.zones.find((z) => z.name === zone)!.id!)!;
+    const cafe = recs("alpine-cafe.example");
+    cafe.splice(cafe.findIndex((x) => x.name === "_dmarc.alpine-cafe.example"), 1);
+    const craft = recs("alpine-craft.example").find((x) => x.name === "_dmarc.alpine-craft.example")!;
+    craft.content = craft.content!.replace("p=reject;", "p=none;");
+    recs("amber-garden.example").find((x) => x.type === "CAA" && x.data?.tag === "issue")!.ttl = 300;
+    fake = await startFakeCloudflare({ token: TOKEN }, s.zones, s.records);
+    const r = await run("--api-url", fake.baseURL, "--drift", "--json");
+    expect(r.code).toBe(IMPORT_EXIT.drift);
+    const zones = (JSON.parse(r.out) as { zones: { zone: string; status: string; records: { kind: string; type: string; name: string; want?: string; have?: string }[] }[] }).zones;
+    const z = (n: string) => zones.find((x) => x.zone === n)!;
+    expect(z("alpine-cafe.example").records).toEqual([expect.objectContaining({ kind: "missing", type: "TXT", name: "_dmarc" })]);
+    expect(z("alpine-craft.example").records).toEqual([expect.objectContaining({ kind: "changed", type: "TXT", name: "_dmarc", have: expect.stringContaining("p=none") })]);
+    expect(z("amber-garden.example").records).toEqual([expect.objectContaining({ kind: "changed", type: "CAA", have: expect.stringContaining("ttl 300"), want: expect.stringContaining("ttl 3600") })]);
+    // Added by hand: an A record nobody declared; records under ignore rules are not drift.
+    expect(z("alpine-bikes.example").records).toEqual([expect.objectContaining({ kind: "extra", type: "A", name: "legacy" })]);
+    expect(z("ops-mail.example").status).toBe("in sync");
+    expect(z("llm-gateway.example").records.map((x) => `${x.kind} ${x.type} ${x.name}`).sort()).toEqual(["extra HTTPS svc", "extra NS dev"]);
+    expect(z("wingtip-toys.example").status).toBe("not in account");
+    expect(z(LEGACY.name).status).toBe("not in inventory");
+    expect(z("tailspin-travel.example").status).toBe("in sync");
+  });
+});

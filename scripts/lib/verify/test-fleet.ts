@@ -1,0 +1,52 @@
+// Test support for the verifier: the example fleet's zone files (from the plan's
+// BIND export) with chosen drifts written into them, plus stand-in zones for the
+// mail providers' SPF includes, served by knot on 127.0.0.1.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { zoneFiles } from "../../../stacks/model/bind.ts";
+import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
+import type { Inventory } from "../../../stacks/model/schema.ts";
+import { startKnot, type Knot } from "../../../test/support/knot.ts";
+
+/**
+ * The providers' SPF include targets, served as small stand-in zones: a real
+ * receiver resolves them on the internet; here they answer with documentation
+ * networks so the evaluation runs every lookup without leaving loopback.
+ */
+export const PROVIDER_ZONES: Record<string, string[]> = {
+  "messagingengine.com": ["spf 3600 IN TXT \"v=spf1 ip4:198.51.100.0/24 -all\""],
+  "google.com": ["_spf 3600 IN TXT \"v=spf1 ip4:203.0.113.0/24 ~all\""],
+  "outlook.com": ["spf.protection 3600 IN TXT \"v=spf1 ip4:198.51.100.128/25 -all\""],
+  "sendgrid.net": ["@ 3600 IN TXT \"v=spf1 ip4:203.0.113.128/25 ~all\""],
+};
+
+function stubZone(zone: string, lines: string[]): string {
+  return [`$ORIGIN ${zone}.`, "$TTL 3600", `@ 3600 IN SOA ns1.edgefleet.invalid. hostmaster.${zone}. 1 7200 3600 1209600 3600`, "@ 3600 IN NS ns1.edgefleet.invalid.", ...lines, ""].join("\n");
+}
+
+/** Edits of one zone file's text, applied before knot starts. */
+export type Drifts = Record<string, (text: string) => string>;
+
+export async function serveFleet(inventory: Inventory, drifts: Drifts = {}): Promise<{ knot: Knot; state: DesiredState; dir: string }> {
+  const state = deriveDesiredState(inventory, { accountId: "a".repeat(32) });
+  const dir = mkdtempSync(join(tmpdir(), "edgefleet-verify-"));
+  for (const [name, text] of zoneFiles(state, inventory.fleet.defaults.ttl)) {
+    const zone = name.replace(/\.zone$/, "");
+    const edit = drifts[zone];
+    const edited = edit ? edit(text) : text;
+    if (edit && edited === text) throw new Error(`test drift for ${zone} changed nothing`);
+    writeFileSync(join(dir, name), edited);
+  }
+  for (const [zone, lines] of Object.entries(PROVIDER_ZONES)) writeFileSync(join(dir, `${zone}.zone`), stubZone(zone, lines));
+  const zones = [...state.zones.map((z) => z.name), ...Object.keys(PROVIDER_ZONES)];
+  // startKnot picks a free UDP port; its TCP twin can be taken by another process on
+  // a shared machine, and knotd then exits at once: try another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { knot: await startKnot(dir, zones), state, dir };
+    } catch (e) {
+      if (attempt >= 4 || !/address already in use/.test(String(e))) throw e;
+    }
+  }
+}
