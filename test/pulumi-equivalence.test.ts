@@ -9,12 +9,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
-import { deriveDesiredState, isRef, type InputValue } from "../stacks/model/desired.ts";
+import { bundleWorker } from "../stacks/model/bundle.ts";
+import { deriveDesiredState, isBundleRef, isRef, isSecretRef, type InputValue } from "../stacks/model/desired.ts";
+import { readWorkerConfig } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
+// Test values of the stack's secret config (fleet.yaml's workers: name the keys).
+const SECRETS = { "edgefleet:anthropicApiKey": "sk-ant-test-equivalence-0001", "edgefleet:operatorToken": "operator-token-test-0001" };
+// How Pulumi marks a secret value on the wire (the mock sees it wrapped).
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 const INVENTORY = "fleet";
 
 interface Registered {
@@ -22,6 +29,27 @@ interface Registered {
   name: string;
   inputs: Record<string, unknown>;
   custom: boolean;
+  /** Input fields the engine received as secrets. */
+  secretFields: string[];
+}
+
+/** Unwraps Pulumi's secret envelopes, noting the top-level fields that carried one. */
+function unwrapSecrets(inputs: Record<string, unknown>): { inputs: Record<string, unknown>; secretFields: string[] } {
+  const secretFields = new Set<string>();
+  const unwrap = (v: unknown, field: string): unknown => {
+    if (Array.isArray(v)) return v.map((x) => unwrap(x, field));
+    if (v && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (o[SECRET_SIG] === SECRET_VALUE) {
+        secretFields.add(field);
+        return unwrap(o.value, field);
+      }
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrap(x, field)]));
+    }
+    return v;
+  };
+  const out = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, unwrap(v, k)]));
+  return { inputs: out, secretFields: [...secretFields].sort() };
 }
 
 const registered: Registered[] = [];
@@ -41,8 +69,11 @@ beforeAll(async () => {
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? false });
-        return { id: args.custom ? mockId(args.name) : undefined, state: args.inputs };
+        const { inputs, secretFields } = unwrapSecrets(args.inputs);
+        registered.push({ type: args.type, name: args.name, inputs, custom: args.custom ?? false, secretFields });
+        // D1 and Queues expose ids other resources bind to (uuid, queueId).
+        const extra = args.type === TYPES.d1Database ? { uuid: mockId(args.name) } : args.type === TYPES.queue ? { queueId: mockId(args.name) } : {};
+        return { id: args.custom ? mockId(args.name) : undefined, state: { ...args.inputs, ...extra } };
       },
       call(args) {
         throw new Error(`the program must not call provider functions (it called ${args.token})`);
@@ -52,7 +83,10 @@ beforeAll(async () => {
     "test",
     false,
   );
-  pulumi.runtime.setAllConfig({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY });
+  pulumi.runtime.setAllConfig(
+    { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY, ...SECRETS },
+    Object.keys(SECRETS),
+  );
   const { main } = await import("../stacks/program.ts");
   outputs = main();
   // Registrations finish asynchronously: drain them before reading.
@@ -67,6 +101,14 @@ beforeAll(async () => {
 
 function resolveRefs(v: InputValue): unknown {
   if (isRef(v)) return mockId(v.$ref);
+  if (isSecretRef(v)) return SECRETS[`edgefleet:${v.$secret}` as keyof typeof SECRETS];
+  if (isBundleRef(v)) {
+    const config = readWorkerConfig(v.$bundle);
+    if (!config.ok) throw new Error(`workers/${v.$bundle}/wrangler.jsonc is invalid`);
+    const bundle = bundleWorker(config.config);
+    expect(bundle.sha256).toBe(v.sha256);
+    return bundle.content;
+  }
   if (Array.isArray(v)) return v.map(resolveRefs);
   if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolveRefs(x)]));
   return v;
@@ -96,8 +138,43 @@ describe("the Pulumi program under mocks", () => {
 
   it("parents every zone's resources under its ZonePosture component", () => {
     const children = urns.filter((u) => u.includes(`$${TYPES.dnsRecord}::`) || u.includes(`$${TYPES.zone}::`));
-    expect(children.length).toBe(desired.resources.filter((r) => r.parent).length);
+    expect(children.length).toBe(desired.resources.filter((r) => r.type === TYPES.dnsRecord || r.type === TYPES.zone).length);
     for (const urn of children) expect(urn).toContain(`::${TYPES.zonePosture}$`);
+  });
+
+  it("covers the Workers: the router's shard(s) and the LLM proxies, their storage and routes", () => {
+    const scripts = registered.filter((r) => r.type === TYPES.workersScript).map((r) => r.inputs.scriptName).sort();
+    expect(scripts).toEqual(desired.workers.map((w) => w.script).sort());
+    expect(scripts).toEqual(expect.arrayContaining(["edgefleet-router", "edgefleet-llm-proxy", "edgefleet-llm-proxy-eu"]));
+    expect(registered.filter((r) => r.type === TYPES.workersKvNamespace).map((r) => r.inputs.title).sort()).toEqual(["edgefleet-llm-proxy-tenants", "edgefleet-sites"]);
+    expect(registered.some((r) => r.type === TYPES.workersRoute && r.inputs.pattern === "api.llm-gateway.example/*" && r.inputs.script === "edgefleet-llm-proxy")).toBe(true);
+  });
+
+  it("keeps the provider key and operator token secret end to end: the engine receives the bindings as a secret", () => {
+    for (const r of registered.filter((x) => x.type === TYPES.workersScript)) {
+      const bindings = r.inputs.bindings as { type: string; name: string; text?: string }[];
+      const secretText = bindings.filter((b) => b.type === "secret_text");
+      if (secretText.length > 0) {
+        expect(r.secretFields, String(r.inputs.scriptName)).toContain("bindings");
+        expect(secretText.map((b) => b.name).sort()).toEqual(["ANTHROPIC_API_KEY", "OPERATOR_TOKEN"]);
+      }
+      // Nothing secret-looking travels as plain text.
+      for (const b of bindings.filter((x) => x.type === "plain_text")) {
+        for (const v of Object.values(SECRETS)) expect(b.text).not.toContain(v);
+      }
+    }
+    // And nowhere else in any input.
+    const clear = JSON.stringify(registered.filter((r) => !r.secretFields.length).map((r) => r.inputs));
+    for (const v of Object.values(SECRETS)) expect(clear).not.toContain(v);
+  });
+
+  it("parents each Worker's resources under its Worker component, and the router's shards under the Router", () => {
+    const workerChildren = urns.filter((u) => [TYPES.workersScript, TYPES.workersRoute, TYPES.workersKvNamespace].some((t) => u.includes(`$${t}::`)));
+    expect(workerChildren.length).toBeGreaterThan(0);
+    for (const urn of workerChildren) expect(urn).toContain(`${TYPES.worker}$`);
+    // (A URN names its parent's type, not the whole chain.)
+    expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.router}$${TYPES.worker}::edgefleet-router`);
+    expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.worker}$${TYPES.workersScript}::edgefleet-router/script`);
   });
 
   it("registers no two resources under one URN", () => {

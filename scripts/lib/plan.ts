@@ -11,6 +11,7 @@ import { zoneFiles } from "../../stacks/model/bind.ts";
 import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
 import { applyGuard, diffStates, type GuardVerdict, type PlanDiff } from "../../stacks/model/diff.ts";
 import { formatProblem, parseInventory, readSources, type LoadResult, type Problem } from "../../stacks/model/load.ts";
+import { TYPES } from "../../stacks/model/names.ts";
 import { rdata } from "../../stacks/model/posture.ts";
 import type { Inventory } from "../../stacks/model/schema.ts";
 import { findings, summarize, type Finding } from "../../stacks/model/summary.ts";
@@ -19,6 +20,7 @@ import { runPolicies } from "../../policies/run.ts";
 import { EXIT } from "./exit-codes.ts";
 import { GitError, sourcesAtRevision } from "./git.ts";
 import { readStackSettings } from "./stack-config.ts";
+import type { DesiredWorker } from "../../stacks/model/workers.ts";
 import { selectShard, ShardError, shardSummary } from "../../stacks/model/shards.ts";
 
 export interface PlanIO {
@@ -163,6 +165,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
           summary,
           shard,
           shards,
+          workers: state.workers.map(workerSummary),
           findings: found,
           zone: opts.zone ? zoneDetail(state, opts.zone) : undefined,
           diff: diff && { base: opts.base, totals: diff.totals, zones: diff.zones, changes: diff.changes.map(({ before: _b, after: _a, ...c }) => c) },
@@ -178,6 +181,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
     if (opts.zone) io.out(renderZone(c, state, inventory, opts.zone));
     else io.out(renderSummary(c, summary));
     if (shards && !opts.zone) io.out(renderShards(shards, shard));
+    if (!opts.zone && state.workers.length > 0) io.out(renderWorkers(c, state));
     io.out(renderFindings(c, found));
     if (diff && verdict) io.out(renderDiff(c, diff, verdict, opts));
     if (opts.zoneFiles) io.out(`\nWrote ${written.length} zone file(s) to ${opts.zoneFiles}\n`);
@@ -226,6 +230,32 @@ function renderSummary(c: Colors, s: ReturnType<typeof summarize>): string {
 function renderShards(shards: Record<string, { zones: number; resources: number }>, selected: string | undefined): string {
   const t = table(["DNS shard (stack)", "zones", "resources"]);
   for (const [name, n] of Object.entries(shards)) t.push([name + (name === selected ? " (this plan)" : ""), String(n.zones), String(n.resources)]);
+  return `${t.toString()}\n`;
+}
+
+/** A Worker as the plan shows it: what it serves, binds and uploads. */
+function workerSummary(w: DesiredWorker) {
+  const script = w.script;
+  return {
+    script,
+    source: w.source,
+    canary: w.canary,
+    routes: w.deployment.routes.length,
+    domains: w.deployment.domains.map((d) => d.hostname),
+    zones: w.zones.length,
+    secrets: w.secrets.map((s) => `${s.binding} <- edgefleet:${s.config}`),
+    statusUrl: w.statusUrl,
+    bundle: w.bundle,
+  };
+}
+
+function renderWorkers(c: Colors, state: DesiredState): string {
+  const t = table(["Worker (script)", "code", "serves", "secrets (Pulumi secret config)", "bundle"]);
+  for (const w of state.workers) {
+    const s = workerSummary(w);
+    const serves = [s.routes ? `${s.routes} route(s) in ${s.zones} zone(s)` : "", ...s.domains].filter(Boolean).join(", ") || "-";
+    t.push([w.script + (w.canary ? c.dim(" (canary)") : ""), `workers/${w.source}`, serves, w.secrets.map((x) => `${x.binding} <- ${x.config}`).join("\n") || "-", w.bundle.slice(0, 19)]);
+  }
   return `${t.toString()}\n`;
 }
 
@@ -280,6 +310,16 @@ function renderDiff(c: Colors, diff: PlanDiff, verdict: GuardVerdict, opts: Plan
       out.push(`  ${sign} ${ch.name}${ch.fields ? ` (${ch.fields.join(", ")})` : ""}\n`);
     }
     if (shown.length < diff.changes.length) out.push(`  ... ${diff.changes.length - shown.length} more (use --json for all)\n`);
+  }
+  // Workers, their storage, routes and custom domains (not judged by the DNS guard).
+  const zoneTypes = new Set<string>([TYPES.dnsRecord, TYPES.zone, TYPES.zonePosture]);
+  const workerChanges = diff.changes.filter((ch) => !zoneTypes.has(ch.type));
+  if (workerChanges.length > 0 && diff.zones.length === 0) {
+    out.push(`${c.bold("Workers")}: ${workerChanges.length} resource change(s)\n`);
+    for (const ch of workerChanges.slice(0, 200)) {
+      const sign = ch.kind === "add" ? c.green("+") : ch.kind === "remove" ? c.red("-") : c.yellow("~");
+      out.push(`  ${sign} ${ch.name}${ch.fields ? ` (${ch.fields.join(", ")})` : ""}\n`);
+    }
   }
   if (verdict.ok) out.push(`Safety guard: ${c.green("ok")}\n`);
   else if (opts.force) out.push(`Safety guard: ${c.yellow("forced")} past ${verdict.violations.length} violation(s)\n`);

@@ -1,27 +1,39 @@
-// The Router component under Pulumi's mocks: the KV namespace, the Worker(s) with the
-// bindings of wrangler.jsonc and the real namespace id, a route per router zone and
-// host, and sharding past 800 zones. The mock monitor stands in for the engine only.
+// The Router component under Pulumi's mocks: one content-map namespace, one Worker per
+// shard with the bindings of workers/router/wrangler.jsonc and the real namespace id,
+// `<zone>/*` and `www.<zone>/*` routes with each zone's id, and sharding past 800 zones.
+// The mock monitor stands in for the engine only; the component's code runs for real.
 import * as pulumi from "@pulumi/pulumi";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { bundleWorker } from "../model/bundle.ts";
 import { loadInventoryOrThrow } from "../model/load.ts";
 import { assignShards, routerZones } from "../model/router-shards.ts";
-import { bundleRouter } from "../../workers/router/bundle.ts";
-import { readRouterConfig } from "../../workers/router/config.ts";
+import { FleetFile, type Inventory } from "../model/schema.ts";
+import { deployments } from "../model/workers.ts";
+import { readWorkerConfig, WORKERS_DIR } from "../model/wrangler.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 interface Registered {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  parent?: string;
 }
 const registered: Registered[] = [];
 const mockId = (name: string) => `mock-id:${name}`;
+const FOLDER = join(WORKERS_DIR, "router");
 
 const inventory = loadInventoryOrThrow("fleet");
-const zones = routerZones(inventory).map((z) => ({ name: z.name, zoneId: z.id ?? `created:${z.name}` }));
-const bigZones = Array.from({ length: 1700 }, (_, i) => ({ name: `site${i}.example`, zoneId: `zone-${i}` }));
-let router: { namespaceId: pulumi.Output<string>; scriptNames: string[]; shardOf: Map<string, number> };
-let big: typeof router;
+const exampleShards = deployments(inventory).router;
+const exampleZoneIds = Object.fromEntries(inventory.zones.map((z) => [z.name, z.id ?? `created:${z.name}`]));
+const bigInventory: Inventory = {
+  dir: "(generated)",
+  fleet: { ...FleetFile.parse({ dmarc: { rua: "mailto:dmarc@ops.example" } }), router: { source: "router", namespaceTitle: "big-sites" } },
+  profiles: { providers: {}, profiles: { web: { mail: "none", web: "proxied" } } } as unknown as Inventory["profiles"],
+  zones: Array.from({ length: 1700 }, (_, i) => ({ name: `site${i}.example`, profile: "web", overrides: {} }) as unknown as Inventory["zones"][number]),
+};
+const bigShards = deployments(bigInventory).router;
+const bigZoneIds = Object.fromEntries(bigInventory.zones.map((z, i) => [z.name, `zone-${i}`]));
 
 beforeAll(async () => {
   const stackTraceLimit = Error.stackTraceLimit;
@@ -42,86 +54,81 @@ beforeAll(async () => {
     false,
   );
   const { Router } = await import("./router.ts");
-  router = new Router("router", { accountId: ACCOUNT, zones });
-  big = new Router("big", { accountId: ACCOUNT, zones: bigZones, namespaceTitle: "big-sites" });
+  new Router("router", { accountId: ACCOUNT, folder: FOLDER, shards: exampleShards, zoneIds: exampleZoneIds });
+  new Router("big", { accountId: ACCOUNT, folder: FOLDER, shards: bigShards, zoneIds: bigZoneIds });
   await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   Error.stackTraceLimit = stackTraceLimit;
 });
 
-const of = (prefix: string, type: string) => registered.filter((r) => r.type === type && (r.name === prefix || r.name.startsWith(`${prefix}-`) || r.name.startsWith(`${prefix}/`)));
 const SCRIPT = "cloudflare:index/workersScript:WorkersScript";
 const ROUTE = "cloudflare:index/workersRoute:WorkersRoute";
 const KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace";
+const zoneIdOf = (r: Registered) => (r.inputs as { zoneId: string }).zoneId;
+const routesOf = (ids: Record<string, string>) => registered.filter((r) => r.type === ROUTE && Object.values(ids).includes(zoneIdOf(r)));
 
 describe("the Router component", () => {
-  it("declares one KV namespace and, under 800 zones, one Worker", () => {
-    expect(of("router", KV)).toEqual([{ type: KV, name: "router-sites", inputs: { accountId: ACCOUNT, title: "edgefleet-sites" } }]);
-    const scripts = of("router", SCRIPT);
-    expect(scripts.map((s) => s.name)).toEqual(["router-shard-0"]);
-    expect(router.scriptNames).toEqual(["edgefleet-router"]);
-    expect(of("router", "edgefleet:cloudflare:Router")).toHaveLength(1);
+  const config = readWorkerConfig("router");
+  if (!config.ok) throw new Error("workers/router/wrangler.jsonc is invalid");
+
+  it("declares one content-map namespace per router and, under 800 zones, one Worker", () => {
+    expect(registered.filter((r) => r.type === KV).map((r) => (r.inputs as { title: string }).title).sort()).toEqual(["big-sites", "edgefleet-sites"]);
+    expect(exampleShards.map((d) => d.script)).toEqual([config.config.name]);
   });
 
   it("uploads the esbuild bundle with wrangler.jsonc's compatibility date and bindings, and the real namespace id", () => {
-    const config = readRouterConfig();
-    const [script] = of("router", SCRIPT);
-    const inputs = script!.inputs as {
-      scriptName: string;
-      mainModule: string;
-      content: string;
-      compatibilityDate: string;
-      bindings: { type: string; name: string; namespaceId?: string; text?: string }[];
-    };
-    expect(inputs.scriptName).toBe(config.name);
+    const script = registered.find((r) => r.type === SCRIPT && (r.inputs as { scriptName: string }).scriptName === config.config.name)!;
+    const inputs = script.inputs as { content: string; mainModule: string; compatibilityDate: string; bindings: { type: string; name: string; namespaceId?: string; text?: string }[] };
+    expect(inputs.content).toBe(bundleWorker(config.config).content);
     expect(inputs.mainModule).toBe("index.js");
-    expect(inputs.content).toBe(bundleRouter());
-    expect(inputs.content).toContain("host:");
-    expect(inputs.compatibilityDate).toBe(config.compatibilityDate);
-    // The same binding names and kinds as wrangler.jsonc, nothing more.
-    expect(inputs.bindings.map((b) => `${b.type} ${b.name}`).sort()).toEqual(
-      [`kv_namespace ${config.kvBinding}`, ...Object.keys(config.vars).map((k) => `plain_text ${k}`)].sort(),
-    );
-    expect(inputs.bindings.find((b) => b.type === "kv_namespace")!.namespaceId).toBe(mockId("router-sites"));
-    for (const [k, v] of Object.entries(config.vars)) expect(inputs.bindings.find((b) => b.name === k)!.text).toBe(v);
+    expect(inputs.compatibilityDate).toBe(config.config.compatibilityDate);
+    const kv = inputs.bindings.find((b) => b.type === "kv_namespace")!;
+    expect(kv.name).toBe(config.config.kv[0]!.binding);
+    expect(kv.namespaceId).toBe(mockId("kv/edgefleet-sites"));
+    for (const [k, v] of Object.entries(config.config.vars)) expect(inputs.bindings).toContainEqual({ type: "plain_text", name: k, text: v });
   });
 
   it("routes <zone>/* and www.<zone>/* of every router zone to the Worker, with the zone's id", () => {
-    const routes = of("router", ROUTE);
+    const routes = routesOf(exampleZoneIds);
+    const zones = routerZones(inventory);
     expect(routes).toHaveLength(zones.length * 2);
-    const byName = new Map(routes.map((r) => [r.name, r.inputs]));
     for (const z of zones) {
-      expect(byName.get(`router/${z.name}/apex`)).toEqual({ zoneId: z.zoneId, pattern: `${z.name}/*`, script: "edgefleet-router" });
-      expect(byName.get(`router/${z.name}/www`)).toEqual({ zoneId: z.zoneId, pattern: `www.${z.name}/*`, script: "edgefleet-router" });
+      for (const host of [z.name, `www.${z.name}`]) {
+        const r = routes.find((x) => (x.inputs as { pattern: string }).pattern === `${host}/*`);
+        expect(r, host).toBeDefined();
+        expect(zoneIdOf(r!)).toBe(exampleZoneIds[z.name]);
+        expect((r!.inputs as { script: string }).script).toBe(config.config.name);
+      }
     }
     // A zone whose web posture is none gets no route.
-    expect(byName.has("router/ops-mail.example/apex")).toBe(false);
+    expect(routes.some((r) => (r.inputs as { pattern: string }).pattern.startsWith("ops-mail.example/"))).toBe(false);
   });
 
   it("shards 1,700 zones over 3 Workers as assignShards says, none over 1,000 zones", () => {
-    const scripts = of("big", SCRIPT).map((s) => (s.inputs as { scriptName: string }).scriptName);
-    expect(scripts).toEqual(["edgefleet-router", "edgefleet-router-1", "edgefleet-router-2"]);
-    const want = assignShards(bigZones.map((z) => z.name));
+    const names = bigShards.map((d) => d.script);
+    expect(names).toEqual(["edgefleet-router", "edgefleet-router-1", "edgefleet-router-2"]);
+    const want = assignShards(bigInventory.zones.map((z) => z.name));
     const perScript = new Map<string, number>();
-    for (const r of of("big", ROUTE)) {
-      const zone = r.name.split("/")[1]!;
-      const script = (r.inputs as { script: string }).script;
-      expect(script).toBe(big.scriptNames[want.get(zone)!]);
+    for (const r of routesOf(bigZoneIds)) {
+      const { pattern, script } = r.inputs as { pattern: string; script: string };
+      const zone = pattern.replace(/^www\./, "").replace(/\/\*$/, "");
+      expect(script).toBe(names[want.get(zone)!]);
       perScript.set(script, (perScript.get(script) ?? 0) + 1);
     }
+    expect([...perScript.keys()].sort()).toEqual([...names].sort());
     for (const n of perScript.values()) expect(n / 2).toBeLessThanOrEqual(1000);
     // Every shard binds the same namespace: one content map for all of them.
-    for (const s of of("big", SCRIPT)) {
+    const scripts = registered.filter((r) => r.type === SCRIPT && names.slice(1).includes((r.inputs as { scriptName: string }).scriptName));
+    expect(scripts).toHaveLength(2);
+    for (const s of scripts) {
       const kv = (s.inputs as { bindings: { type: string; namespaceId?: string }[] }).bindings.find((b) => b.type === "kv_namespace");
-      expect(kv!.namespaceId).toBe(mockId("big-sites"));
+      expect(kv!.namespaceId).toBe(mockId("kv/big-sites"));
     }
   });
 
-  it("registers no two resources under one name", () => {
-    const names = registered.map((r) => `${r.type}::${r.name}`);
-    expect(new Set(names).size).toBe(names.length);
-  });
-
-  it("bundles deterministically", () => {
-    expect(bundleRouter()).toBe(bundleRouter());
+  it("keeps a zone on its shard when another zone is added", () => {
+    const more: Inventory = { ...bigInventory, zones: [...bigInventory.zones, { ...bigInventory.zones[0]!, name: "zzz-new.example" }] };
+    const before = new Map(bigShards.flatMap((d) => d.routes.map((r) => [r.pattern, d.script] as const)));
+    const after = new Map(deployments(more).router.flatMap((d) => d.routes.map((r) => [r.pattern, d.script] as const)));
+    for (const [pattern, script] of before) expect(after.get(pattern)).toBe(script);
   });
 });

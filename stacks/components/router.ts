@@ -1,101 +1,59 @@
-// Router: the router Worker that serves the fleet's static zones from KV. Declares the
-// content map's KV namespace, the Worker (bundled with esbuild, bindings from its
-// wrangler.jsonc) and `<zone>/*` + `www.<zone>/*` routes for every router zone. Past
-// Cloudflare's 1,000 zones per Worker it runs several identical router Workers
-// (shards) and assigns zones by stable rendezvous hashing (stacks/model/router-shards).
-// The content itself is published by `npm run sites publish`, not by Pulumi.
-import * as cloudflare from "@pulumi/cloudflare";
+// Router: the router Worker that serves the fleet's static zones from the KV content map.
+// One Worker component per shard: past Cloudflare's 1,000 zones per Worker the zones are
+// spread over several identical router Workers by stable rendezvous hashing
+// (stacks/model/router-shards.ts), all bound to the one content-map namespace. Each
+// shard routes `<zone>/*` and `www.<zone>/*` of its zones (routes, not custom domains:
+// the web posture already has proxied AAAA 100:: records at @ and www).
+// The shards and routes come from stacks/model/workers.ts (deployments); the content is
+// published by `npm run sites publish`, not by Pulumi (docs/router.md says why).
 import * as pulumi from "@pulumi/pulumi";
-import { assignShards, shardCount, shardScriptName } from "../model/router-shards.ts";
-import { bundleRouter, ROUTER_MAIN_MODULE } from "../../workers/router/bundle.ts";
-import { readRouterConfig, type RouterConfig } from "../../workers/router/config.ts";
+import type { DesiredResource } from "../model/desired.ts";
+import { TYPES } from "../model/names.ts";
+import { names, type WorkerDeployment } from "../model/workers.ts";
+import { Worker, type Declared } from "./worker.ts";
 
-export const ROUTER_TYPE = "edgefleet:cloudflare:Router";
-
-export interface RouterZone {
-  /** The zone's name, e.g. shop.example. */
-  name: string;
-  /** The zone's Cloudflare id (from the inventory or the ZonePosture that created it). */
-  zoneId: pulumi.Input<string>;
-}
+export const ROUTER_TYPE = TYPES.router;
 
 export interface RouterArgs {
-  accountId: pulumi.Input<string>;
-  /** The router's zones: those whose effective web posture is proxied (routerZones()). */
-  zones: RouterZone[];
-  /** Title of the content map's KV namespace; default "edgefleet-sites". */
-  namespaceTitle?: string;
-  /** Fix the number of router Workers; default ceil(zones / 800) (see router-shards.ts). */
-  shards?: number;
-  /** The Worker's module source; default: workers/router bundled by esbuild. */
-  content?: string;
-  /** The router's wrangler settings; default: read from workers/router/wrangler.jsonc. */
-  config?: RouterConfig;
+  accountId: string;
+  /** The router's folder (workers/router). */
+  folder: string;
+  /** One deployment per shard, shard 0 first (deployments(inventory).router). */
+  shards: WorkerDeployment[];
+  zoneIds: Record<string, pulumi.Input<string>>;
+  declared?: Declared;
+  include?: (r: DesiredResource) => boolean;
 }
 
 export class Router extends pulumi.ComponentResource {
-  /** The content map's namespace id: what `npm run sites publish --namespace-id` needs. */
-  public readonly namespaceId: pulumi.Output<string>;
-  /** Script name of each shard, shard 0 first. */
-  public readonly scriptNames: string[];
-  /** Zone name -> shard index. */
-  public readonly shardOf: Map<string, number>;
+  /** The content map's namespace id (npm run sites publish --namespace-id), when declared here. */
+  public readonly namespaceId: pulumi.Output<string> | undefined;
+  public readonly workers: Worker[];
 
   constructor(name: string, args: RouterArgs, opts?: pulumi.ComponentResourceOptions) {
     super(ROUTER_TYPE, name, {}, opts);
-    const config = args.config ?? readRouterConfig();
-    const content = args.content ?? bundleRouter();
-    const names = args.zones.map((z) => z.name);
-    if (new Set(names).size !== names.length) throw new Error(`Router ${name}: a zone is listed twice`);
-
-    const namespace = new cloudflare.WorkersKvNamespace(
-      `${name}-sites`,
-      { accountId: args.accountId, title: args.namespaceTitle ?? "edgefleet-sites" },
-      { parent: this },
-    );
-
-    const shards = args.shards ?? shardCount(names.length);
-    this.shardOf = assignShards(names, { shards });
-    this.scriptNames = Array.from({ length: shards }, (_, s) => shardScriptName(config.name, s));
-
-    // The bindings of wrangler.jsonc, with the real namespace id in place of its local one.
-    const bindings = [
-      { type: "kv_namespace", name: config.kvBinding, namespaceId: namespace.id },
-      ...Object.entries(config.vars)
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([k, v]) => ({ type: "plain_text", name: k, text: v })),
-    ];
-    const scripts = this.scriptNames.map(
-      (scriptName, s) =>
-        new cloudflare.WorkersScript(
-          `${name}-shard-${s}`,
+    const declared: Declared = args.declared ?? new Map();
+    this.workers = args.shards.map(
+      (d) =>
+        new Worker(
+          names.component(d.script),
           {
             accountId: args.accountId,
-            scriptName,
-            mainModule: ROUTER_MAIN_MODULE,
-            content,
-            compatibilityDate: config.compatibilityDate,
-            compatibilityFlags: config.compatibilityFlags,
-            bindings,
+            folder: args.folder,
+            script: d.script,
+            routes: d.routes,
+            domains: d.domains,
+            kvTitles: d.kvTitles,
+            zoneIds: args.zoneIds,
+            declared,
+            include: args.include,
           },
           { parent: this },
         ),
     );
-
-    // Routes, not custom domains: the web posture already has proxied AAAA 100::
-    // placeholders at @ and www, which a custom domain would conflict with.
-    for (const zone of [...args.zones].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const script = scripts[this.shardOf.get(zone.name)!]!;
-      for (const [role, host] of [["apex", zone.name], ["www", `www.${zone.name}`]] as const) {
-        new cloudflare.WorkersRoute(
-          `${name}/${zone.name}/${role}`,
-          { zoneId: zone.zoneId, pattern: `${host}/*`, script: script.scriptName },
-          { parent: this },
-        );
-      }
-    }
-
-    this.namespaceId = namespace.id;
-    this.registerOutputs({ namespaceId: this.namespaceId, scriptNames: this.scriptNames });
+    const kv = this.workers[0]?.config.kv[0];
+    const title = kv ? args.shards[0]!.kvTitles?.[kv.binding] : undefined;
+    this.namespaceId = title ? declared.get(names.kv(title))?.outputs.id : undefined;
+    this.registerOutputs({ namespaceId: this.namespaceId, scriptNames: args.shards.map((d) => d.script) });
   }
 }

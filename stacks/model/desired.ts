@@ -5,14 +5,18 @@ import { fqdn } from "./dns.ts";
 import { recordResourceName, TYPES, zonePostureName, zoneResourceName } from "./names.ts";
 import { fleetRecords, MANAGED_COMMENT, type DnsRec } from "./posture.ts";
 import type { IgnoreRule, Inventory } from "./schema.ts";
+import { deriveWorkers, type BundleRef, type DesiredWorker, type SecretRef } from "./workers.ts";
 
 /** A reference to an output of another desired resource, resolved by the Pulumi program. */
 export interface Ref {
   $ref: string;
-  $output: "id";
+  /** The output: "id" for most resources; D1 databases are bound by "uuid", queues by "queueId". */
+  $output: "id" | "uuid" | "queueId";
 }
 
-export type InputValue = string | number | boolean | Ref | InputValue[] | { [key: string]: InputValue };
+/** Besides plain values and Refs, a Worker's inputs hold a SecretRef (Pulumi secret
+ * config, resolved with requireSecret) and a BundleRef (the esbuild bundle). */
+export type InputValue = string | number | boolean | Ref | SecretRef | BundleRef | InputValue[] | { [key: string]: InputValue };
 export type Inputs = Record<string, InputValue>;
 
 export interface DesiredResource {
@@ -23,7 +27,7 @@ export interface DesiredResource {
   zone: string;
   inputs: Inputs;
   /** Resource options the program must set (mocks cannot observe these; the component test does). */
-  options?: { retainOnDelete?: boolean };
+  options?: { retainOnDelete?: boolean; dependsOn?: string[] };
   /** The record behind a DnsRecord resource, for the plan, zone files and verification. */
   record?: DnsRec;
 }
@@ -41,16 +45,21 @@ export interface DesiredState {
   accountId: string;
   zones: ZoneSummary[];
   resources: DesiredResource[];
+  /** The fleet's Workers (the router's shards and the inventory's workers:). */
+  workers: DesiredWorker[];
 }
 
 export interface DeriveOptions {
   /** Cloudflare account that owns the zones edgefleet creates. */
   accountId: string;
+  /** Where Workers' folders are (default: the repository's workers/). */
+  workersDir?: string;
 }
 
 export function isRef(v: unknown): v is Ref {
   return typeof v === "object" && v !== null && "$ref" in v;
 }
+export { isBundleRef, isSecretRef } from "./workers.ts";
 
 /** The inputs of a cloudflare.DnsRecord for a record (v6 provider shapes). */
 export function recordInputs(r: DnsRec, zoneId: string | Ref): Inputs {
@@ -110,13 +119,16 @@ export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): Desired
       resources.push({ type: TYPES.dnsRecord, name, parent, zone: zone.name, inputs: recordInputs(r, zoneId), record: r });
     }
   }
+  const zoneIds = new Map<string, string | Ref>(inv.zones.map((z) => [z.name, z.id ?? { $ref: zoneResourceName(z.name), $output: "id" }]));
+  const fleetWorkers = deriveWorkers(inv, opts.accountId, (zone) => zoneIds.get(zone)!, { workersDir: opts.workersDir });
+  resources.push(...fleetWorkers.resources);
   const seen = new Set<string>();
   for (const r of resources) {
     const key = `${r.type}::${r.name}`;
     if (seen.has(key)) throw new Error(`internal: two desired resources are named ${key}`);
     seen.add(key);
   }
-  return { accountId: opts.accountId, zones, resources };
+  return { accountId: opts.accountId, zones, resources, workers: fleetWorkers.workers };
 }
 
 function cmp(a: string, b: string): number {

@@ -74,6 +74,8 @@ export function diffStates(before: DesiredState, after: DesiredState): PlanDiff 
   for (const r of before.resources) if (r.type === TYPES.dnsRecord) recordsBefore.set(r.zone, (recordsBefore.get(r.zone) ?? 0) + 1);
   const byZone = new Map<string, ZoneDiff>();
   for (const c of changes) {
+    // The guard judges the DNS posture: Worker changes are listed but touch no zone's share.
+    if (c.type !== TYPES.dnsRecord && c.type !== TYPES.zone && c.type !== TYPES.zonePosture) continue;
     let z = byZone.get(c.zone);
     if (!z) {
       const status = !zonesBefore.has(c.zone) ? "new" : !zonesAfter.has(c.zone) ? "removed" : "changed";

@@ -7,6 +7,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import type { z } from "zod";
 import { INVENTORY_FILES, type Inventory } from "./schema.ts";
 import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
+import { validateWorkers } from "./workers.ts";
 
 export type PathSegment = string | number;
 
@@ -124,7 +125,9 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
       profiles: data.profiles as Inventory["profiles"],
       zones: (data.zones as { zones: Inventory["zones"] }).zones,
     };
-    const semantic: SemanticProblem[] = validateInventory(inventory);
+    const workers = validateWorkers(inventory);
+    const semantic: SemanticProblem[] = [...validateInventory(inventory), ...workers.problems];
+    problems.push(...workers.configProblems);
     const reparsed = new Map<FileKey, ParsedFile>();
     for (const p of semantic) {
       const file = reparsed.get(p.file) ?? parse(p.file);

@@ -7,6 +7,16 @@ export const TYPES = {
   zonePosture: "edgefleet:cloudflare:ZonePosture",
   zone: "cloudflare:index/zone:Zone",
   dnsRecord: "cloudflare:index/dnsRecord:DnsRecord",
+  worker: "edgefleet:cloudflare:Worker",
+  router: "edgefleet:cloudflare:Router",
+  workersScript: "cloudflare:index/workersScript:WorkersScript",
+  workersKvNamespace: "cloudflare:index/workersKvNamespace:WorkersKvNamespace",
+  r2Bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  d1Database: "cloudflare:index/d1Database:D1Database",
+  queue: "cloudflare:index/queue:Queue",
+  queueConsumer: "cloudflare:index/queueConsumer:QueueConsumer",
+  workersRoute: "cloudflare:index/workersRoute:WorkersRoute",
+  workersCustomDomain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
 } as const;
 
 function checked(name: string): string {

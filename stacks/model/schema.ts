@@ -48,6 +48,46 @@ const CaaIssuer = checked(
 
 // ---------------------------------------------------------------- fleet.yaml
 
+const ScriptName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { error: "a Worker script name: lowercase letters, digits and '-', at most 63" });
+const BindingName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: "a secret binding name: UPPER_SNAKE_CASE" });
+const ConfigKey = z
+  .string()
+  .regex(/^[a-zA-Z][a-zA-Z0-9]*$/, { error: "a Pulumi config key (camelCase, read as edgefleet:<key>)" });
+
+export const WorkerSpec = z
+  .strictObject({
+    script: ScriptName.describe("The deployed Worker's script name, unique in the account"),
+    source: Key.describe("Folder under workers/ with the code and its wrangler.jsonc (e.g. llm-proxy)"),
+    canary: z.boolean().default(false).describe("Changed first (key rotation stages and confirms it before the rest)"),
+    domains: z
+      .array(checked(hostnameProblem, "Hostname inside a zone of the inventory"))
+      .default([])
+      .describe("Hostnames this Worker serves as Workers custom domains (Cloudflare creates their DNS records and certificates)"),
+    routes: z
+      .array(
+        z
+          .string()
+          .regex(/^[a-z0-9.-]+\/[^\s]*$/, { error: "a route pattern: host/path, e.g. api.example.com/*" })
+          .describe("Route pattern host/path; the host needs a proxied record in its zone"),
+      )
+      .default([])
+      .describe("Route patterns on proxied hostnames of the inventory's zones (e.g. api.shop.example/*)"),
+    secrets: z
+      .record(z.string(), ConfigKey)
+      .superRefine((rec, ctx) => {
+        for (const key of Object.keys(rec)) {
+          const r = BindingName.safeParse(key);
+          if (!r.success) ctx.addIssue({ code: "custom", path: [key], message: `'${key}': ${r.error.issues[0]!.message}` });
+        }
+      })
+      .default({})
+      .describe("secret_text bindings: binding name -> Pulumi secret config key (pulumi config set --secret edgefleet:<key>)"),
+    vars: z.record(z.string(), z.string()).default({}).describe("Per-deployment values for vars declared in wrangler.jsonc"),
+  })
+  .describe("One deployed Worker");
+
 export const FleetFile = z
   .strictObject({
     dmarc: z
@@ -82,6 +122,18 @@ export const FleetFile = z
       })
       .optional()
       .describe("How the fleet's DNS posture is split across Pulumi stacks; absent: one stack holds it all"),
+    workers: z
+      .array(WorkerSpec)
+      .default([])
+      .describe("The Workers edgefleet deploys besides the router (e.g. the LLM proxy), each with its hostnames and secrets"),
+    router: z
+      .strictObject({
+        source: Key.default("router").describe("Folder under workers/ of the router Worker"),
+        namespaceTitle: z.string().min(1).default("edgefleet-sites").describe("Title of the content map's KV namespace"),
+        shards: z.number().int().min(1).optional().describe("Fix the number of router Workers; default ceil(zones / 800)"),
+      })
+      .default({ source: "router", namespaceTitle: "edgefleet-sites" })
+      .describe("The router Worker serves every zone whose web posture is proxied, from the KV content map"),
     guard: z
       .strictObject({
         maxZoneChangeShare: z
@@ -245,6 +297,7 @@ export const ZonesFile = z.strictObject({
 });
 
 export type FleetFile = z.infer<typeof FleetFile>;
+export type WorkerSpec = z.infer<typeof WorkerSpec>;
 export type ProfilesFile = z.infer<typeof ProfilesFile>;
 export type Provider = z.infer<typeof Provider>;
 export type Profile = z.infer<typeof Profile>;

@@ -1,5 +1,6 @@
 // Shard assignment of the DNS posture across stacks: stable, balanced, pinnable.
 import fc from "fast-check";
+import { TYPES } from "./names.ts";
 import { describe, expect, it } from "vitest";
 import { inventory, withZone } from "../../test/support/inventory.ts";
 import { FLEET } from "../../test/support/inventory.ts";
@@ -51,7 +52,16 @@ describe("a sharded inventory", () => {
     const state = deriveDesiredState(inv, { accountId: "acct" });
     const a = selectShard(inv, state, "dns-a");
     const b = selectShard(inv, state, "dns-b");
-    expect(a.resources.length + b.resources.length).toBe(state.resources.length);
+    // Every resource is in a shard; only components (no cloud resource) may be in both,
+    // to hold the routes each shard's zones have.
+    const key = (r: (typeof state.resources)[number]) => `${r.type}::${r.name}`;
+    expect(new Set([...a.resources, ...b.resources].map(key)).size).toBe(state.resources.length);
+    const inB = new Set(b.resources.map(key));
+    const both = a.resources.filter((r) => inB.has(key(r)));
+    expect(both.every((r) => r.type === TYPES.worker || r.type === TYPES.router)).toBe(true);
+    // Scripts and storage live in the first shard's stack.
+    expect(b.resources.some((r) => r.type === TYPES.workersScript)).toBe(false);
+    expect(a.resources.some((r) => r.type === TYPES.workersScript)).toBe(true);
     expect(new Set([...a.zones, ...b.zones].map((z) => z.name)).size).toBe(state.zones.length);
     expect(shardSummary(inv, state)).toEqual({
       "dns-a": { zones: a.zones.length, resources: a.resources.length },

@@ -4,7 +4,9 @@
 // to it (about 1/n of them); a zone may also be pinned with `shard:`.
 import { createHash } from "node:crypto";
 import type { DesiredState } from "./desired.ts";
+import { TYPES } from "./names.ts";
 import type { Inventory } from "./schema.ts";
+import { ACCOUNT_SCOPE } from "./workers.ts";
 
 function weight(shard: string, zone: string): bigint {
   return createHash("sha256").update(`${shard}\0${zone}`).digest().readBigUInt64BE(0);
@@ -32,9 +34,21 @@ export function assignShards(inv: Inventory): Map<string, string> | undefined {
 }
 
 /** The part of a desired state one shard's stack declares. */
-export function stateOfShard(state: DesiredState, shardOfZone: ReadonlyMap<string, string>, shard: string): DesiredState {
+export function stateOfShard(state: DesiredState, shardOfZone: ReadonlyMap<string, string>, shard: string, first: string): DesiredState {
   const zones = new Set(state.zones.filter((z) => shardOfZone.get(z.name) === shard).map((z) => z.name));
-  return { ...state, zones: state.zones.filter((z) => zones.has(z.name)), resources: state.resources.filter((r) => zones.has(r.zone)) };
+  // Account-wide resources (Worker scripts, their storage) live in the first shard's
+  // stack; routes and custom domains go with their zone. A stack that holds any of a
+  // component's children declares the component (and its parents) too.
+  const mine = state.resources.filter((r) => (r.zone === ACCOUNT_SCOPE ? shard === first && !isComponent(r) : zones.has(r.zone)));
+  const byName = new Map(state.resources.filter(isComponent).map((r) => [r.name, r]));
+  const needed = new Set<string>();
+  for (const r of mine) for (let p = r.parent; p && byName.has(p) && !needed.has(p); p = byName.get(p)!.parent) needed.add(p);
+  const keep = new Set(mine);
+  return { ...state, zones: state.zones.filter((z) => zones.has(z.name)), resources: state.resources.filter((r) => keep.has(r) || (isComponent(r) && r.zone === ACCOUNT_SCOPE && needed.has(r.name))) };
+}
+
+function isComponent(r: DesiredState["resources"][number]): boolean {
+  return r.type === TYPES.worker || r.type === TYPES.router;
 }
 
 export class ShardError extends Error {}
@@ -46,15 +60,18 @@ export function selectShard(inv: Inventory, state: DesiredState, shard: string |
   const shards = inv.fleet.stacks?.shards;
   if (!assigned || !shards) throw new ShardError(`shard '${shard}' was asked for, but fleet.yaml defines no stacks.shards`);
   if (!shards.includes(shard)) throw new ShardError(`shard '${shard}' is not one of fleet.yaml's stacks.shards (${shards.join(", ")})`);
-  return stateOfShard(state, assigned, shard);
+  return stateOfShard(state, assigned, shard, shards[0]!);
 }
 
 /** Zones and resources per shard, for the plan. */
 export function shardSummary(inv: Inventory, state: DesiredState): Record<string, { zones: number; resources: number }> | undefined {
   const assigned = assignShards(inv);
   if (!assigned) return undefined;
-  const out = Object.fromEntries(inv.fleet.stacks!.shards.map((s) => [s, { zones: 0, resources: 0 }]));
-  for (const z of state.zones) out[assigned.get(z.name)!]!.zones++;
-  for (const r of state.resources) out[assigned.get(r.zone)!]!.resources++;
-  return out;
+  const shards = inv.fleet.stacks!.shards;
+  return Object.fromEntries(
+    shards.map((s) => {
+      const part = stateOfShard(state, assigned, s, shards[0]!);
+      return [s, { zones: part.zones.length, resources: part.resources.length }];
+    }),
+  );
 }

@@ -1,0 +1,143 @@
+// Worker: deploys one Worker from its folder. It reads the folder's wrangler.jsonc (the
+// single source of binding names and kinds, compatibility settings, Durable Object
+// classes and migrations), bundles the code with esbuild deterministically, creates the
+// storage its bindings need (KV namespaces, R2 buckets, D1 databases, Queues; Analytics
+// Engine datasets need no resource: Cloudflare creates one on its first write), declares
+// the cloudflare.WorkersScript with every binding, its migrations and version_metadata,
+// takes secrets from Pulumi secret config (requireSecret) as secret_text bindings, and
+// attaches routes and custom domains.
+//
+// What it declares is computed by stacks/model/workers.ts (workerResources), the same
+// function the offline plan, the policies and key rotation read, so the three cannot
+// disagree; this file only maps that list onto @pulumi/cloudflare.
+import * as cloudflare from "@pulumi/cloudflare";
+import * as pulumi from "@pulumi/pulumi";
+import { basename, dirname, resolve } from "node:path";
+import { bundleWorker } from "../model/bundle.ts";
+import { isRef, type DesiredResource, type InputValue, type Inputs } from "../model/desired.ts";
+import { TYPES } from "../model/names.ts";
+import { isBundleRef, isSecretRef, names, workerResources, type WorkerDeployment } from "../model/workers.ts";
+import { readWorkerConfig, type WorkerConfig } from "../model/wrangler.ts";
+
+/** Outputs of resources declared elsewhere, by desired-state name (zones, shared storage). */
+export type Declared = Map<string, { resource: pulumi.Resource; outputs: Record<string, pulumi.Output<string>> }>;
+
+export interface WorkerArgs {
+  accountId: string;
+  /** The Worker's folder, holding wrangler.jsonc (e.g. workers/llm-proxy). */
+  folder: string;
+  /** Script name; default wrangler.jsonc's `name`. */
+  script?: string;
+  canary?: boolean;
+  /** Custom domains and the zone each is in. */
+  domains?: { hostname: string; zone: string }[];
+  /** Route patterns and the zone each is in. */
+  routes?: { pattern: string; zone: string }[];
+  /** secret_text binding -> Pulumi config key (namespace edgefleet), read with requireSecret. */
+  secrets?: Record<string, string>;
+  /** Values for vars declared in wrangler.jsonc. */
+  vars?: Record<string, string>;
+  kvTitles?: Record<string, string>;
+  /** Zone name -> zone id (or the desired-state name of the Zone resource when it is a Ref). */
+  zoneIds?: Record<string, pulumi.Input<string>>;
+  /** Resources already declared by the caller: zones and storage shared between deployments. */
+  declared?: Declared;
+  /** Declare only these of the Worker's resources (a sharded stack declares its part). */
+  include?: (r: DesiredResource) => boolean;
+  /** Where secrets come from; default new pulumi.Config("edgefleet"). */
+  config?: pulumi.Config;
+}
+
+const CONSTRUCTORS: Record<string, new (name: string, args: never, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource> = {
+  [TYPES.workersKvNamespace]: cloudflare.WorkersKvNamespace,
+  [TYPES.r2Bucket]: cloudflare.R2Bucket,
+  [TYPES.d1Database]: cloudflare.D1Database,
+  [TYPES.queue]: cloudflare.Queue,
+  [TYPES.workersScript]: cloudflare.WorkersScript,
+  [TYPES.queueConsumer]: cloudflare.QueueConsumer,
+  [TYPES.workersRoute]: cloudflare.WorkersRoute,
+  [TYPES.workersCustomDomain]: cloudflare.WorkersCustomDomain,
+};
+
+/** The outputs other resources refer to (Ref.$output), by resource type. */
+function outputsOf(type: string, r: pulumi.CustomResource): Record<string, pulumi.Output<string>> {
+  const out: Record<string, pulumi.Output<string>> = { id: r.id };
+  if (type === TYPES.d1Database) out.uuid = (r as cloudflare.D1Database).uuid;
+  if (type === TYPES.queue) out.queueId = (r as cloudflare.Queue).queueId;
+  return out;
+}
+
+export class Worker extends pulumi.ComponentResource {
+  public readonly scriptName: string;
+  /** "sha256:<hex>" of the uploaded bundle. */
+  public readonly bundleSha256: string;
+  public readonly config: WorkerConfig;
+  /** Everything this component declared or reused, by desired-state name. */
+  public readonly resources: Declared;
+
+  constructor(name: string, args: WorkerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(TYPES.worker, name, {}, opts);
+    const folder = resolve(args.folder);
+    const read = readWorkerConfig(basename(folder), dirname(folder));
+    if (!read.ok) throw new pulumi.RunError(read.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`).join("\n"));
+    this.config = read.config;
+    const bundle = bundleWorker(read.config);
+    this.bundleSha256 = bundle.sha256;
+    const deployment: WorkerDeployment = {
+      script: args.script ?? read.config.name,
+      source: basename(folder),
+      canary: args.canary ?? false,
+      domains: args.domains ?? [],
+      routes: args.routes ?? [],
+      secrets: args.secrets ?? {},
+      vars: args.vars ?? {},
+      kvTitles: args.kvTitles,
+    };
+    this.scriptName = deployment.script;
+    const zoneIds = args.zoneIds ?? {};
+    // Shared with the caller: storage another deployment declared is reused, and what
+    // this one declares is visible to the next.
+    const declared: Declared = args.declared ?? new Map();
+    this.resources = declared;
+    const secrets = args.config ?? new pulumi.Config("edgefleet");
+    // Zone ids are passed in: given in the inventory, or the id of a Zone the stack creates.
+    const zoneRef = (zone: string) => ({ $ref: `zone:${zone}`, $output: "id" as const });
+    const all = workerResources(deployment, read.config, bundle, args.accountId, zoneRef);
+    const wanted = all.filter((r) => r.type !== TYPES.worker && (args.include?.(r) ?? true));
+
+    const resolveValue = (v: InputValue): pulumi.Input<unknown> => {
+      if (isRef(v)) {
+        if (v.$ref.startsWith("zone:")) {
+          const zone = v.$ref.slice("zone:".length);
+          if (zoneIds[zone] === undefined) throw new pulumi.RunError(`Worker ${name}: no zone id for '${zone}' (is the zone in this stack's inventory or shard?)`);
+          return zoneIds[zone];
+        }
+        const hit = declared.get(v.$ref)?.outputs[v.$output];
+        if (!hit) throw new Error(`internal: ${name} refers to ${v.$ref}.${v.$output}, which is not declared`);
+        return hit;
+      }
+      if (isSecretRef(v)) return secrets.requireSecret(v.$secret);
+      if (isBundleRef(v)) return bundle.content;
+      if (Array.isArray(v)) return v.map(resolveValue);
+      if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolveValue(x)]));
+      return v;
+    };
+
+    // Storage first (unless shared and declared already), then the script, then what
+    // names the script (consumers, routes, custom domains).
+    const order = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
+    for (const type of order) {
+      for (const r of wanted.filter((x) => x.type === type)) {
+        if (declared.has(r.name)) continue;
+        const Ctor = CONSTRUCTORS[type]!;
+        const dependsOn = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
+        const res = new Ctor(r.name, resolveValue(r.inputs as Inputs) as never, { parent: this, dependsOn });
+        declared.set(r.name, { resource: res, outputs: outputsOf(type, res) });
+      }
+    }
+    this.registerOutputs({ scriptName: this.scriptName, bundleSha256: this.bundleSha256 });
+  }
+}
+
+/** The desired-state name of a Worker's script (for callers that look it up). */
+export const scriptResourceName = names.script;

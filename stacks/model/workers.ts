@@ -1,0 +1,364 @@
+// The fleet's Workers in the desired state. Pure apart from reading each Worker's
+// wrangler.jsonc and bundling its code: from the inventory's `workers:` and `router:`
+// and each Worker's wrangler.jsonc comes the list of Pulumi resources that deploy it
+// (storage its bindings need, the script with every binding and its Durable Object
+// migrations, routes and custom domains). The Worker component, the plan, the policies
+// and key rotation all read this.
+import { bundleWorker, MAIN_MODULE } from "./bundle.ts";
+import type { DesiredResource, InputValue, Inputs, Ref } from "./desired.ts";
+import type { Problem } from "./load.ts";
+import { TYPES } from "./names.ts";
+import { assignShards as assignRouterShards, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
+import type { Inventory, WorkerSpec, ZoneSpec } from "./schema.ts";
+import type { SemanticProblem } from "./validate.ts";
+import { expectedSecrets, readWorkerConfig, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
+
+/** `zone` of resources that belong to the account, not to one zone (scripts, storage). */
+export const ACCOUNT_SCOPE = "(account)";
+
+/** The path every Worker that binds OPERATOR_TOKEN serves its operator status on. */
+export const STATUS_PATH = "/_edgefleet/status";
+export const OPERATOR_TOKEN_BINDING = "OPERATOR_TOKEN";
+
+export interface DesiredWorker {
+  /** Cloudflare script name, unique in the account. */
+  script: string;
+  /** Folder under workers/ with its wrangler.jsonc, e.g. "llm-proxy". */
+  source: string;
+  /** Changed first: key rotation stages and confirms it before the rest. */
+  canary: boolean;
+  /** secret_text bindings and the Pulumi config key (namespace edgefleet) each comes from. */
+  secrets: { binding: string; config: string }[];
+  /** Hostnames routed to it (custom domains, or the router's zones and their www). */
+  hostnames: string[];
+  /** The operator status endpoint (Workers that bind OPERATOR_TOKEN serve one), or null. */
+  statusUrl: string | null;
+  /** "sha256:<hex>" of the uploaded bundle. */
+  bundle: string;
+  /** Zones routed to it. */
+  zones: string[];
+  /** What the Worker component is given to deploy it. */
+  deployment: WorkerDeployment;
+}
+
+/** Workers that bind a secret, canary first, then by script name: rotation's order. */
+export function workersBindingSecret(workers: readonly DesiredWorker[], binding: string): DesiredWorker[] {
+  return workers
+    .filter((w) => w.secrets.some((s) => s.binding === binding))
+    .sort((a, b) => (a.canary !== b.canary ? (a.canary ? -1 : 1) : a.script < b.script ? -1 : a.script > b.script ? 1 : 0));
+}
+
+/** The zone of the inventory a hostname belongs to (longest suffix), if any. */
+export function zoneOfHost(host: string, zones: ReadonlyMap<string, ZoneSpec>): ZoneSpec | undefined {
+  const labels = host.split(".");
+  for (let i = 0; i < labels.length - 1; i++) {
+    const z = zones.get(labels.slice(i).join("."));
+    if (z) return z;
+  }
+  return undefined;
+}
+
+// ----------------------------------------------------------------------- resources
+
+export interface SecretRef {
+  /** Pulumi config key (namespace edgefleet) read with requireSecret. */
+  $secret: string;
+}
+export interface BundleRef {
+  /** Folder under workers/ whose bundle is the script's content. */
+  $bundle: string;
+  sha256: string;
+}
+
+export function isSecretRef(v: unknown): v is SecretRef {
+  return typeof v === "object" && v !== null && "$secret" in v;
+}
+export function isBundleRef(v: unknown): v is BundleRef {
+  return typeof v === "object" && v !== null && "$bundle" in v;
+}
+
+/** How a deployment of a Worker's code is shaped: what the Worker component takes. */
+export interface WorkerDeployment {
+  script: string;
+  source: string;
+  canary: boolean;
+  /** Custom domains: hostname and the zone it is in. */
+  domains: { hostname: string; zone: string }[];
+  /** Routes: pattern (host/*) and its zone. */
+  routes: { pattern: string; zone: string }[];
+  secrets: Record<string, string>;
+  vars: Record<string, string>;
+  /** KV namespace title per binding, when not `<wrangler name>-<binding>`. */
+  kvTitles?: Record<string, string>;
+}
+
+const ref = (name: string, output: Ref["$output"] = "id"): Ref => ({ $ref: name, $output: output });
+
+export const names = {
+  component: (script: string) => script,
+  script: (script: string) => `${script}/script`,
+  kv: (title: string) => `kv/${title}`,
+  r2: (bucket: string) => `r2/${bucket}`,
+  d1: (database: string) => `d1/${database}`,
+  queue: (queue: string) => `queue/${queue}`,
+  consumer: (script: string, queue: string) => `${script}/consumer/${queue}`,
+  domain: (hostname: string) => `domain/${hostname}`,
+  route: (pattern: string) => `route/${pattern}`,
+};
+
+export function kvTitle(config: Pick<WorkerConfig, "name">, binding: string, d: Pick<WorkerDeployment, "kvTitles">): string {
+  return d.kvTitles?.[binding] ?? `${config.name}-${binding.toLowerCase().replace(/_/g, "-")}`;
+}
+
+/**
+ * The resources of one deployment, given its wrangler config and bundle: storage its
+ * bindings need (named by what it holds, so deployments of the same code share it), the
+ * component, the script and the consumers under it, and its routes and custom domains.
+ * `zoneId(zone)` says how a zone's id is known (inventory id or a reference).
+ */
+export function workerResources(
+  d: WorkerDeployment,
+  config: WorkerConfig,
+  bundle: { sha256: string },
+  accountId: string,
+  zoneId: (zone: string) => string | Ref,
+): DesiredResource[] {
+  const out: DesiredResource[] = [];
+  const component = names.component(d.script);
+  const account = (type: string, name: string, inputs: Inputs): DesiredResource => ({ type, name, zone: ACCOUNT_SCOPE, inputs, parent: component });
+  const bindings: { [key: string]: InputValue }[] = [];
+
+  for (const kv of config.kv) {
+    const title = kvTitle(config, kv.binding, d);
+    out.push(account(TYPES.workersKvNamespace, names.kv(title), { accountId, title }));
+    bindings.push({ type: "kv_namespace", name: kv.binding, namespaceId: ref(names.kv(title)) });
+  }
+  for (const r2 of config.r2) {
+    out.push(account(TYPES.r2Bucket, names.r2(r2.bucket), { accountId, name: r2.bucket }));
+    bindings.push({ type: "r2_bucket", name: r2.binding, bucketName: r2.bucket });
+  }
+  for (const db of config.d1) {
+    out.push(account(TYPES.d1Database, names.d1(db.database), { accountId, name: db.database }));
+    bindings.push({ type: "d1", name: db.binding, id: ref(names.d1(db.database), "uuid") });
+  }
+  const queues = new Set([...config.queueProducers.map((q) => q.queue), ...config.queueConsumers.map((q) => q.queue)]);
+  for (const q of [...queues].sort()) out.push(account(TYPES.queue, names.queue(q), { accountId, queueName: q }));
+  for (const q of config.queueProducers) bindings.push({ type: "queue", name: q.binding, queueName: q.queue });
+  for (const a of config.analytics) bindings.push({ type: "analytics_engine", name: a.binding, dataset: a.dataset });
+  for (const o of config.durableObjects) {
+    bindings.push({ type: "durable_object_namespace", name: o.binding, className: o.className, ...(o.scriptName ? { scriptName: o.scriptName } : {}) });
+  }
+  if (config.versionMetadata) bindings.push({ type: "version_metadata", name: config.versionMetadata });
+  for (const [k, v] of Object.entries({ ...config.vars, ...d.vars })) bindings.push({ type: "plain_text", name: k, text: v });
+  for (const [binding, key] of Object.entries(d.secrets)) bindings.push({ type: "secret_text", name: binding, text: { $secret: key } });
+  bindings.sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
+
+  out.push({ type: TYPES.worker, name: component, zone: ACCOUNT_SCOPE, inputs: {} });
+  const script: Inputs = {
+    accountId,
+    scriptName: d.script,
+    mainModule: MAIN_MODULE,
+    content: { $bundle: d.source, sha256: bundle.sha256 },
+    compatibilityDate: config.compatibilityDate,
+    compatibilityFlags: config.compatibilityFlags,
+    bindings,
+  };
+  const migrations = migrationInputs(config);
+  if (migrations) script.migrations = migrations;
+  out.push(account(TYPES.workersScript, names.script(d.script), script));
+  for (const c of config.queueConsumers) {
+    const settings: Inputs = {};
+    if (c.maxBatchSize !== undefined) settings.batchSize = c.maxBatchSize;
+    if (c.maxBatchTimeout !== undefined) settings.maxWaitTimeMs = c.maxBatchTimeout * 1000;
+    if (c.maxRetries !== undefined) settings.maxRetries = c.maxRetries;
+    if (c.maxConcurrency !== undefined) settings.maxConcurrency = c.maxConcurrency;
+    out.push(
+      account(
+        TYPES.queueConsumer,
+        names.consumer(d.script, c.queue),
+        { accountId, queueId: ref(names.queue(c.queue), "queueId"), scriptName: d.script, type: "worker", settings, ...(c.deadLetterQueue ? { deadLetterQueue: c.deadLetterQueue } : {}) },
+      ),
+    );
+  }
+  // Routes and custom domains belong to their zone (and its shard: a sharded stack
+  // declares the Worker component to hold them); they name the script, which the
+  // first shard's stack creates.
+  for (const dom of d.domains) {
+    out.push({ type: TYPES.workersCustomDomain, name: names.domain(dom.hostname), zone: dom.zone, parent: component, inputs: { accountId, hostname: dom.hostname, service: d.script, zoneId: zoneId(dom.zone) }, options: { dependsOn: [names.script(d.script)] } });
+  }
+  for (const r of d.routes) {
+    out.push({ type: TYPES.workersRoute, name: names.route(r.pattern), zone: r.zone, parent: component, inputs: { zoneId: zoneId(r.zone), pattern: r.pattern, script: d.script }, options: { dependsOn: [names.script(d.script)] } });
+  }
+  return out;
+}
+
+/** wrangler's migrations as the provider's: one step flat, several as steps. */
+function migrationInputs(config: WorkerConfig): Inputs | undefined {
+  if (config.migrations.length === 0) return undefined;
+  const step = (m: WorkerConfig["migrations"][number]): Inputs => {
+    const s: Inputs = {};
+    if (m.newClasses.length) s.newClasses = m.newClasses;
+    if (m.newSqliteClasses.length) s.newSqliteClasses = m.newSqliteClasses;
+    if (m.deletedClasses.length) s.deletedClasses = m.deletedClasses;
+    if (m.renamedClasses.length) s.renamedClasses = m.renamedClasses.map((r) => ({ from: r.from, to: r.to }));
+    return s;
+  };
+  const last = config.migrations[config.migrations.length - 1]!;
+  if (config.migrations.length === 1) return { newTag: last.tag, ...step(last) };
+  return { newTag: last.tag, steps: config.migrations.map(step) };
+}
+
+// ------------------------------------------------------------------------- fleet
+
+export interface FleetWorkers {
+  workers: DesiredWorker[];
+  resources: DesiredResource[];
+}
+
+export interface WorkerOptions {
+  workersDir?: string;
+}
+
+/** The deployments the inventory asks for: its `workers:` and the router's shards. */
+export function deployments(inv: Inventory, opts: WorkerOptions = {}): { router: WorkerDeployment[]; workers: WorkerDeployment[] } {
+  const zones = new Map(inv.zones.map((z) => [z.name, z]));
+  const workers = inv.fleet.workers.map((w: WorkerSpec) => ({
+    script: w.script,
+    source: w.source,
+    canary: w.canary,
+    domains: w.domains.map((h) => ({ hostname: h, zone: zoneOfHost(h, zones)?.name ?? "" })),
+    routes: w.routes.map((pattern) => ({ pattern, zone: zoneOfHost(pattern.slice(0, pattern.indexOf("/")), zones)?.name ?? "" })),
+    secrets: w.secrets,
+    vars: w.vars,
+  }));
+  const router: WorkerDeployment[] = [];
+  const served = routerZones(inv).map((z) => z.name);
+  if (served.length > 0) {
+    const cfg = readWorkerConfig(inv.fleet.router.source, opts.workersDir ?? WORKERS_DIR);
+    const base = cfg.ok ? cfg.config.name : "edgefleet-router";
+    const shards = inv.fleet.router.shards ?? shardCount(served.length);
+    const shardOf = assignRouterShards(served, { shards });
+    for (let s = 0; s < shards; s++) {
+      const mine = served.filter((z) => shardOf.get(z) === s).sort();
+      const kvTitles = cfg.ok && cfg.config.kv[0] ? { [cfg.config.kv[0].binding]: inv.fleet.router.namespaceTitle } : {};
+      router.push({
+        script: shardScriptName(base, s),
+        source: inv.fleet.router.source,
+        canary: false,
+        domains: [],
+        routes: mine.flatMap((z) => [{ pattern: `${z}/*`, zone: z }, { pattern: `www.${z}/*`, zone: z }]),
+        secrets: {},
+        vars: {},
+        kvTitles,
+      });
+    }
+  }
+  return { router, workers };
+}
+
+/** Checks the `workers:` and `router:` sections against the zones and each wrangler.jsonc. */
+export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { problems: SemanticProblem[]; configProblems: Problem[] } {
+  const problems: SemanticProblem[] = [];
+  const configProblems: Problem[] = [];
+  const zones = new Map(inv.zones.map((z) => [z.name, z]));
+  const seenConfig = new Set<string>();
+  const config = (source: string) => {
+    const r = readWorkerConfig(source, opts.workersDir ?? WORKERS_DIR);
+    if (!r.ok && !seenConfig.has(source)) configProblems.push(...r.problems);
+    seenConfig.add(source);
+    return r.ok ? r.config : undefined;
+  };
+  const scripts = new Map<string, number>();
+  const hosts = new Map<string, string>();
+  const routed = new Set(routerZones(inv).flatMap((z) => [z.name, `www.${z.name}`]));
+  inv.fleet.workers.forEach((w, i) => {
+    const at = (...p: (string | number)[]) => ["workers", i, ...p];
+    const first = scripts.get(w.script);
+    if (first !== undefined) problems.push({ file: "fleet", path: at("script"), message: `script '${w.script}' is declared twice (first at workers[${first}])` });
+    else scripts.set(w.script, i);
+    const cfg = config(w.source);
+    w.domains.forEach((h, j) => {
+      const zone = zoneOfHost(h, zones);
+      if (!zone) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' is in no zone of the inventory` });
+      const other = hosts.get(h);
+      if (other) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' is already served by ${other}` });
+      hosts.set(h, `workers[${i}] (${w.script})`);
+      if (routed.has(h)) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' is served by the router (its zone's web posture is proxied); use another hostname` });
+      if (zone) {
+        const prefix = h === zone.name ? "@" : h.slice(0, -(zone.name.length + 1));
+        const clash = zone.records.find((r) => r.name === prefix);
+        if (clash) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' already has a ${clash.type} record in zones.yaml; a custom domain creates its own DNS record` });
+      }
+    });
+    w.routes.forEach((pattern, j) => {
+      const h = pattern.slice(0, pattern.indexOf("/"));
+      const zone = zoneOfHost(h, zones);
+      if (!zone) {
+        problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' is in no zone of the inventory` });
+        return;
+      }
+      if (routed.has(h)) problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' is served by the router (its zone's web posture is proxied); use another hostname` });
+      const other = hosts.get(pattern);
+      if (other) problems.push({ file: "fleet", path: at("routes", j), message: `route '${pattern}' is already taken by ${other}` });
+      hosts.set(pattern, `workers[${i}] (${w.script})`);
+      const prefix = h === zone.name ? "@" : h.slice(0, -(zone.name.length + 1));
+      const proxied = zone.records.some((r) => r.name === prefix && (r.type === "A" || r.type === "AAAA" || r.type === "CNAME") && r.proxied);
+      if (!proxied) problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' has no proxied A, AAAA or CNAME record in zones.yaml, so the route would never see a request (add e.g. { type: AAAA, name: ${prefix}, content: "100::", proxied: true })` });
+    });
+    if (!cfg) return;
+    for (const k of Object.keys(w.vars)) {
+      if (!(k in cfg.vars)) problems.push({ file: "fleet", path: at("vars", k), message: `'${k}' is not a var of ${cfg.file} (vars: ${Object.keys(cfg.vars).join(", ") || "none"})` });
+    }
+    const bound = new Set([...Object.keys(cfg.vars), ...cfg.kv.map((b) => b.binding), ...cfg.r2.map((b) => b.binding), ...cfg.d1.map((b) => b.binding), ...cfg.queueProducers.map((b) => b.binding), ...cfg.analytics.map((b) => b.binding), ...cfg.durableObjects.map((b) => b.binding), ...(cfg.versionMetadata ? [cfg.versionMetadata] : [])]);
+    for (const k of Object.keys(w.secrets)) {
+      if (bound.has(k)) problems.push({ file: "fleet", path: at("secrets", k), message: `'${k}' is already a binding in ${cfg.file}` });
+    }
+    const expected = expectedSecrets(cfg);
+    if (expected) {
+      const missing = expected.filter((s) => !(s in w.secrets));
+      if (missing.length) problems.push({ file: "fleet", path: at("secrets"), message: `${w.source} needs secrets ${missing.join(", ")} (listed in ${cfg.file.replace(/wrangler\.jsonc$/, ".dev.vars.example")})` });
+      for (const k of Object.keys(w.secrets)) if (!expected.includes(k)) problems.push({ file: "fleet", path: at("secrets", k), message: `${w.source} does not use a secret '${k}' (its .dev.vars.example lists ${expected.join(", ")})` });
+    }
+  });
+  if (routerZones(inv).length > 0) config(inv.fleet.router.source);
+  return { problems, configProblems };
+}
+
+/** The fleet's Workers and their resources (assumes validateWorkers found nothing). */
+export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: string) => string | Ref, opts: WorkerOptions = {}): FleetWorkers {
+  const { router, workers } = deployments(inv, opts);
+  const resources: DesiredResource[] = [];
+  const out: DesiredWorker[] = [];
+  const seen = new Set<string>();
+  const add = (d: WorkerDeployment, parent?: string) => {
+    const r = readWorkerConfig(d.source, opts.workersDir ?? WORKERS_DIR);
+    if (!r.ok) throw new Error(`internal: ${d.source}'s wrangler.jsonc is invalid`);
+    const bundle = bundleWorker(r.config);
+    for (const res of workerResources(d, r.config, bundle, accountId, zoneId)) {
+      // Storage shared by several deployments is declared once.
+      const key = `${res.type}::${res.name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (parent && res.type === TYPES.worker) res.parent = parent;
+      resources.push(res);
+    }
+    const hostnames = [...d.domains.map((x) => x.hostname), ...d.routes.map((x) => x.pattern.replace(/\/\*$/, ""))];
+    out.push({
+      script: d.script,
+      source: d.source,
+      canary: d.canary,
+      secrets: Object.entries(d.secrets).map(([binding, config]) => ({ binding, config })).sort((a, b) => (a.binding < b.binding ? -1 : 1)),
+      hostnames,
+      statusUrl: OPERATOR_TOKEN_BINDING in d.secrets && hostnames[0] ? `https://${hostnames[0]}${STATUS_PATH}` : null,
+      bundle: bundle.sha256,
+      zones: [...new Set([...d.domains.map((x) => x.zone), ...d.routes.map((x) => x.zone)])].sort(),
+      deployment: d,
+    });
+  };
+  if (router.length > 0) {
+    resources.push({ type: TYPES.router, name: "router", zone: ACCOUNT_SCOPE, inputs: {} });
+    for (const d of router) add(d, "router");
+  }
+  for (const d of workers) add(d);
+  return { workers: out, resources };
+}

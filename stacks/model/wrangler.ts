@@ -1,0 +1,244 @@
+// Reads a Worker's wrangler.jsonc, the single source of its bindings, compatibility
+// settings and Durable Object migrations, into the plain data the desired state needs.
+// Parsed with jsonc-parser (comments, trailing commas) and checked with zod; every
+// problem names the file, line, column and field. A test proves the result equals what
+// wrangler's own reader (unstable_readConfig) makes of the same file; wrangler itself is
+// not imported here because loading it costs ~0.7 s, on every plan.
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { findNodeAtLocation, parseTree, printParseErrorCode, type Node as JsonNode, type ParseError } from "jsonc-parser";
+import { z } from "zod";
+import type { Problem } from "./load.ts";
+
+const Binding = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a binding name is a JavaScript identifier");
+
+const WranglerFile = z.looseObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes, at most 63"),
+  main: z.string().min(1),
+  compatibility_date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "YYYY-MM-DD"),
+  compatibility_flags: z.array(z.string()).default([]),
+  vars: z.record(z.string(), z.string({ error: "edgefleet deploys vars as plain_text: use a string" })).default({}),
+  kv_namespaces: z.array(z.looseObject({ binding: Binding })).default([]),
+  r2_buckets: z.array(z.looseObject({ binding: Binding, bucket_name: z.string().min(1) })).default([]),
+  d1_databases: z.array(z.looseObject({ binding: Binding, database_name: z.string().min(1) })).default([]),
+  queues: z
+    .looseObject({
+      producers: z.array(z.looseObject({ binding: Binding, queue: z.string().min(1) })).default([]),
+      consumers: z
+        .array(
+          z.looseObject({
+            queue: z.string().min(1),
+            max_batch_size: z.number().int().positive().optional(),
+            max_batch_timeout: z.number().nonnegative().optional(),
+            max_retries: z.number().int().nonnegative().optional(),
+            max_concurrency: z.number().int().positive().optional(),
+            dead_letter_queue: z.string().optional(),
+          }),
+        )
+        .default([]),
+    })
+    .default({ producers: [], consumers: [] }),
+  analytics_engine_datasets: z.array(z.looseObject({ binding: Binding, dataset: z.string().min(1) })).default([]),
+  durable_objects: z
+    .looseObject({
+      bindings: z.array(z.looseObject({ name: Binding, class_name: z.string().min(1), script_name: z.string().optional() })).default([]),
+    })
+    .default({ bindings: [] }),
+  migrations: z
+    .array(
+      z.strictObject({
+        tag: z.string().min(1),
+        new_classes: z.array(z.string()).optional(),
+        new_sqlite_classes: z.array(z.string()).optional(),
+        deleted_classes: z.array(z.string()).optional(),
+        renamed_classes: z.array(z.strictObject({ from: z.string(), to: z.string() })).optional(),
+      }),
+    )
+    .default([]),
+  version_metadata: z.looseObject({ binding: Binding }).optional(),
+});
+
+/** Sections wrangler knows that edgefleet's Worker component does not deploy (yet). */
+const UNSUPPORTED = [
+  "services", "ai", "browser", "hyperdrive", "vectorize", "mtls_certificates", "dispatch_namespaces",
+  "send_email", "workflows", "assets", "secrets_store_secrets", "unsafe", "pipelines", "images",
+  "tail_consumers", "routes", "route", "env", "triggers", "placement", "limits",
+] as const;
+
+export interface WorkerConfig {
+  /** wrangler.jsonc, relative to the working directory, for messages. */
+  file: string;
+  /** The folder holding wrangler.jsonc. */
+  dir: string;
+  name: string;
+  main: string;
+  compatibilityDate: string;
+  compatibilityFlags: string[];
+  vars: Record<string, string>;
+  kv: { binding: string }[];
+  r2: { binding: string; bucket: string }[];
+  d1: { binding: string; database: string }[];
+  queueProducers: { binding: string; queue: string }[];
+  queueConsumers: { queue: string; maxBatchSize?: number; maxBatchTimeout?: number; maxRetries?: number; maxConcurrency?: number; deadLetterQueue?: string }[];
+  analytics: { binding: string; dataset: string }[];
+  durableObjects: { binding: string; className: string; scriptName?: string }[];
+  migrations: { tag: string; newClasses: string[]; newSqliteClasses: string[]; deletedClasses: string[]; renamedClasses: { from: string; to: string }[] }[];
+  versionMetadata?: string;
+}
+
+export type WorkerConfigResult = { ok: true; config: WorkerConfig } | { ok: false; problems: Problem[] };
+
+function lineCol(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let last = -1;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      last = i;
+    }
+  }
+  return { line, column: offset - last };
+}
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((seg, i) => (typeof seg === "number" ? `[${seg}]` : i === 0 ? String(seg) : `.${String(seg)}`)).join("");
+}
+
+/** Parses the text of a wrangler.jsonc; `file` is how problems name it. */
+export function parseWorkerConfig(file: string, dir: string, text: string): WorkerConfigResult {
+  const errors: ParseError[] = [];
+  const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
+  const problems: Problem[] = [];
+  const at = (path: readonly PropertyKey[]) => {
+    let node: JsonNode | undefined;
+    for (let n = path.length; n >= 0 && !node; n--) node = tree && findNodeAtLocation(tree, path.slice(0, n) as (string | number)[]);
+    return lineCol(text, node?.offset ?? 0);
+  };
+  for (const e of errors) {
+    problems.push({ file, ...lineCol(text, e.offset), path: "", message: `JSONC: ${printParseErrorCode(e.error)}` });
+  }
+  if (problems.length > 0 || !tree) return { ok: false, problems: problems.length ? problems : [{ file, line: 1, column: 1, path: "", message: "empty file" }] };
+  const data = JSON.parse(JSON.stringify(parseJsonc(tree)));
+  const result = WranglerFile.safeParse(data);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      problems.push({ file, ...at(issue.path), path: fieldPath(issue.path), message: issue.message });
+    }
+    return { ok: false, problems };
+  }
+  for (const key of UNSUPPORTED) {
+    if (key in data) problems.push({ file, ...at([key]), path: key, message: `'${key}' is not deployed by edgefleet's Worker component; remove it or extend stacks/model/workers.ts` });
+  }
+  const w = result.data;
+  // Cross-field rules the deploy depends on.
+  const names = new Map<string, string>();
+  const claim = (binding: string, path: PropertyKey[]) => {
+    const first = names.get(binding);
+    if (first) problems.push({ file, ...at(path), path: fieldPath(path), message: `binding '${binding}' is declared twice (first at ${first})` });
+    else names.set(binding, fieldPath(path));
+  };
+  Object.keys(w.vars).forEach((k) => claim(k, ["vars", k]));
+  w.kv_namespaces.forEach((b, i) => claim(b.binding, ["kv_namespaces", i, "binding"]));
+  w.r2_buckets.forEach((b, i) => claim(b.binding, ["r2_buckets", i, "binding"]));
+  w.d1_databases.forEach((b, i) => claim(b.binding, ["d1_databases", i, "binding"]));
+  w.queues.producers.forEach((b, i) => claim(b.binding, ["queues", "producers", i, "binding"]));
+  w.analytics_engine_datasets.forEach((b, i) => claim(b.binding, ["analytics_engine_datasets", i, "binding"]));
+  w.durable_objects.bindings.forEach((b, i) => claim(b.name, ["durable_objects", "bindings", i, "name"]));
+  if (w.version_metadata) claim(w.version_metadata.binding, ["version_metadata", "binding"]);
+  const migrated = new Set(w.migrations.flatMap((m) => [...(m.new_classes ?? []), ...(m.new_sqlite_classes ?? []), ...(m.renamed_classes ?? []).map((r) => r.to)]));
+  for (const m of w.migrations) for (const c of [...(m.deleted_classes ?? []), ...(m.renamed_classes ?? []).map((r) => r.from)]) migrated.delete(c);
+  w.durable_objects.bindings.forEach((b, i) => {
+    if (!b.script_name && !migrated.has(b.class_name)) {
+      problems.push({ file, ...at(["durable_objects", "bindings", i, "class_name"]), path: fieldPath(["durable_objects", "bindings", i, "class_name"]), message: `Durable Object class '${b.class_name}' has no migration that creates it (add it to migrations[].new_sqlite_classes)` });
+    }
+  });
+  const tags = new Set<string>();
+  w.migrations.forEach((m, i) => {
+    if (tags.has(m.tag)) problems.push({ file, ...at(["migrations", i, "tag"]), path: fieldPath(["migrations", i, "tag"]), message: `migration tag '${m.tag}' is used twice` });
+    tags.add(m.tag);
+  });
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    config: {
+      file,
+      dir,
+      name: w.name,
+      main: w.main,
+      compatibilityDate: w.compatibility_date,
+      compatibilityFlags: w.compatibility_flags,
+      vars: w.vars,
+      kv: w.kv_namespaces.map((b) => ({ binding: b.binding })),
+      r2: w.r2_buckets.map((b) => ({ binding: b.binding, bucket: b.bucket_name })),
+      d1: w.d1_databases.map((b) => ({ binding: b.binding, database: b.database_name })),
+      queueProducers: w.queues.producers.map((b) => ({ binding: b.binding, queue: b.queue })),
+      queueConsumers: w.queues.consumers.map((c) => ({
+        queue: c.queue,
+        maxBatchSize: c.max_batch_size,
+        maxBatchTimeout: c.max_batch_timeout,
+        maxRetries: c.max_retries,
+        maxConcurrency: c.max_concurrency,
+        deadLetterQueue: c.dead_letter_queue,
+      })),
+      analytics: w.analytics_engine_datasets.map((b) => ({ binding: b.binding, dataset: b.dataset })),
+      durableObjects: w.durable_objects.bindings.map((b) => ({ binding: b.name, className: b.class_name, scriptName: b.script_name })),
+      migrations: w.migrations.map((m) => ({
+        tag: m.tag,
+        newClasses: m.new_classes ?? [],
+        newSqliteClasses: m.new_sqlite_classes ?? [],
+        deletedClasses: m.deleted_classes ?? [],
+        renamedClasses: m.renamed_classes ?? [],
+      })),
+      versionMetadata: w.version_metadata?.binding,
+    },
+  };
+}
+
+function parseJsonc(node: JsonNode): unknown {
+  switch (node.type) {
+    case "object":
+      return Object.fromEntries((node.children ?? []).map((p) => [p.children![0]!.value as string, p.children![1] ? parseJsonc(p.children![1]) : null]));
+    case "array":
+      return (node.children ?? []).map(parseJsonc);
+    default:
+      return node.value;
+  }
+}
+
+/** The repository's workers/ folder. */
+export const WORKERS_DIR = join(import.meta.dirname, "..", "..", "workers");
+
+const cache = new Map<string, WorkerConfigResult>();
+
+/** Reads workers/<source>/wrangler.jsonc (cached per process). */
+export function readWorkerConfig(source: string, workersDir = WORKERS_DIR, base = process.cwd()): WorkerConfigResult {
+  const dir = join(workersDir, source);
+  const path = join(dir, "wrangler.jsonc");
+  const cached = cache.get(path);
+  if (cached) return cached;
+  const file = relative(base, path) || path;
+  let result: WorkerConfigResult;
+  try {
+    result = parseWorkerConfig(file, dir, readFileSync(path, "utf8"));
+  } catch (e) {
+    result = { ok: false, problems: [{ file, line: 1, column: 1, path: "", message: `cannot read the file (${(e as NodeJS.ErrnoException).code})` }] };
+  }
+  cache.set(path, result);
+  return result;
+}
+
+/** Secret names a Worker expects: the keys of its .dev.vars.example, if it has one. */
+export function expectedSecrets(config: Pick<WorkerConfig, "dir">): string[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(config.dir, ".dev.vars.example"), "utf8");
+  } catch {
+    return undefined;
+  }
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#") && l.includes("="))
+    .map((l) => l.slice(0, l.indexOf("=")).trim())
+    .sort();
+}
