@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
-import { hostKey, type HostTable } from "../../../workers/router/src/table.ts";
+import { findRedirect, hostKey, matchPattern, withQuery, type HostTable } from "../../../workers/router/src/table.ts";
 import { buildSites, SitesBuildError, type SitesBuild } from "./build.ts";
 import { parseRedirects } from "./redirects.ts";
 
@@ -162,8 +162,8 @@ describe("the sites build", () => {
 });
 
 describe("the _redirects parser", () => {
-  it("reads exact rules, splats and placeholders, defaulting to 302, ignoring comments", () => {
-    const r = parseRedirects("# c\n\n/a /b\n/c https://x.example/ 301 # trailing\n/blog/* /posts/:splat 308\n/u/:id/p /users/:id 307\n");
+  it("reads exact rules, splats and placeholders, defaulting to 302, skipping comment lines", () => {
+    const r = parseRedirects("# c\n\n/a /b\n  # indented comment\n/c https://x.example/ 301\n/blog/* /posts/:splat 308\n/u/:id/p /users/:id 307\n");
     expect(r.problems).toEqual([]);
     expect(r.exact).toEqual({ "/a": { to: "/b", status: 302 }, "/c": { to: "https://x.example/", status: 301 } });
     expect(r.patterns).toEqual([
@@ -172,8 +172,82 @@ describe("the _redirects parser", () => {
     ]);
   });
 
+  it("keeps a plain rule below a pattern rule in file order, as Cloudflare does", () => {
+    const r = parseRedirects("/top /t 301\n/blog/* /news/:splat 301\n/blog/special /special 301\n");
+    expect(r.problems).toEqual([]);
+    expect(r.exact).toEqual({ "/top": { to: "/t", status: 301 } });
+    expect(r.patterns.map((p) => p.from)).toEqual(["/blog/*", "/blog/special"]);
+    // First match wins: the splat above shadows the plain rule, on Cloudflare and here.
+    const table: HostTable = { v: 1, files: {}, redirects: r.exact, patterns: r.patterns };
+    expect(findRedirect(table, "/blog/special")).toEqual({ to: "/news/special", status: 301 });
+    expect(findRedirect(table, "/top")).toEqual({ to: "/t", status: 301 });
+  });
+
+  it("spells sources as a request's URL.pathname does (percent-encoded)", () => {
+    const r = parseRedirects("/café /cafe 301\n/a/./b/../c /d\n");
+    expect(r.problems).toEqual([]);
+    expect(Object.keys(r.exact)).toEqual(["/caf%C3%A9", "/a/c"]);
+    expect(new URL("http://h/café").pathname).toBe("/caf%C3%A9");
+  });
+
   it("rejects duplicates, self-redirects, two splats and queries", () => {
     const r = parseRedirects("/a /b\n/a /c\n/s /s\n/x/*/y/* /z\n/q?x=1 /r\n");
     expect(r.problems.map((p) => p.line)).toEqual([2, 3, 4, 5]);
+  });
+
+  it("rejects what Cloudflare's parser would skip or read differently, naming the line", () => {
+    const r = parseRedirects(
+      [
+        "/ok /fine 301 # trailing comment", // Cloudflare: 5 fields, line skipped
+        "/h http://x.example/", // Cloudflare: absolute targets must be https
+        "/p-:id /x", // a placeholder inside a segment
+        "/a/:b/:b /c", // the same placeholder twice
+        "/mid*/x /y", // a '*' that is not the last segment
+      ].join("\n"),
+    );
+    expect(r.problems).toEqual([
+      { line: 1, message: "a comment must be a line of its own, starting with '#' (Cloudflare reads a trailing '# ...' as more fields)" },
+      { line: 2, message: "target 'http://x.example/' must be a path starting with '/' or an https:// URL" },
+      { line: 3, message: "source '/p-:id': a placeholder must be a whole path segment, ':name' (letters, digits, '_')" },
+      { line: 4, message: "source '/a/:b/:b': each placeholder name may appear once (and ':splat' is the '*')" },
+      { line: 5, message: "source '/mid*/x': only one '*', as the last path segment ('/path/*'), is supported" },
+    ]);
+  });
+
+  it("rejects rules that would redirect to themselves forever", () => {
+    const r = parseRedirects("/a /a?x=1\n/* /index.html\n/blog/* /blog/new/:splat\n/v0/:page /docs/:page\n/x/:id /:id/foo\n");
+    expect(r.problems.map((p) => p.line)).toEqual([1, 2, 3]);
+    expect(r.problems[1]!.message).toBe("'/*' redirects to '/index.html', which it matches itself (a redirect loop)");
+    expect(r.patterns.map((p) => p.from)).toEqual(["/v0/:page", "/x/:id"]);
+  });
+
+  it("counts every rule from the first pattern rule on against the 100 dynamic rules", () => {
+    const plain = Array.from({ length: 100 }, (_, i) => `/p${i} /q${i}`);
+    expect(parseRedirects(["/d/* /e", ...plain].join("\n")).problems).toEqual([
+      { line: 101, message: "more than 100 rules from the first rule with '*' or ':placeholder' on (Cloudflare counts every rule below it as dynamic; move plain rules above it)" },
+    ]);
+    expect(parseRedirects([...plain, "/d/* /e"].join("\n")).problems).toEqual([]);
+  });
+});
+
+describe("redirect matching", () => {
+  const rule = (from: string, to: string) => ({ from, to, status: 301 as const });
+  it("matches a final /* with the slash required and the rest captured as :splat", () => {
+    expect(matchPattern(rule("/api/*", "/docs/:splat"), "/api/v1/messages")).toBe("/docs/v1/messages");
+    expect(matchPattern(rule("/api/*", "/docs/:splat"), "/api/")).toBe("/docs/");
+    expect(matchPattern(rule("/api/*", "/docs/:splat"), "/api")).toBeUndefined();
+    expect(matchPattern(rule("/api/*", "/docs/:splat"), "/apis/x")).toBeUndefined();
+  });
+  it("matches :name against exactly one non-empty segment", () => {
+    expect(matchPattern(rule("/u/:id/p", "/users/:id"), "/u/42/p")).toBe("/users/42");
+    expect(matchPattern(rule("/u/:id/p", "/users/:id"), "/u//p")).toBeUndefined();
+    expect(matchPattern(rule("/u/:id/p", "/users/:id"), "/u/4/2/p")).toBeUndefined();
+    expect(matchPattern(rule("/:a/:ab", "/x/:ab/:a"), "/1/2")).toBe("/x/2/1");
+  });
+  it("keeps the request's query unless the target has its own", () => {
+    expect(withQuery("/new", "?a=1")).toBe("/new?a=1");
+    expect(withQuery("/new#top", "?a=1")).toBe("/new?a=1#top");
+    expect(withQuery("/new?b=2", "?a=1")).toBe("/new?b=2");
+    expect(withQuery("https://x.example/", "")).toBe("https://x.example/");
   });
 });

@@ -102,6 +102,27 @@ describe("sites publish", () => {
     expect(err).not.toContain(fake.token);
   });
 
+  it("exits 4 when a write fails halfway, and a re-run finishes the publish", async () => {
+    // The first bulk write (all content) goes through; the host tables' write fails.
+    fake.failBulkWritesFrom = 2;
+    fake.failureRetryAfter = "0"; // the CLI's SDK retries 5 times; do not sit out its back-off
+    const failed = await publish();
+    expect(failed.code).toBe(SITES_EXIT.api);
+    expect(failed.err).toMatch(/sites publish: writing \d+ hosts key\(s\) failed after \d+ written: HTTP 500 .*run publish again to resume/);
+    expect([...fake.store.keys()].some((k) => k.startsWith("host:"))).toBe(false);
+    const contentKeys = fake.store.size;
+    fake.failBulkWritesFrom = undefined;
+    const dry = await publish("--dry-run", "--json");
+    const plan = JSON.parse(dry.out) as { writeContent: string[]; writeHosts: string[]; unchanged: number };
+    expect(plan.writeContent).toEqual([]);
+    expect(plan.unchanged).toBe(contentKeys);
+    const rerun = await publish();
+    expect(rerun.code).toBe(0);
+    expect(rerun.out).toMatch(new RegExp(`: ${plan.writeHosts.length} written, 0 deleted, ${contentKeys} unchanged`));
+    const again = await publish();
+    expect(again.out).toMatch(/: 0 written, 0 deleted/);
+  });
+
   it("exits 2 when the token or ids are missing", async () => {
     const { code, err } = await runWith({}, "publish", "--sites", sites, "--namespace-id", "x");
     expect(code).toBe(SITES_EXIT.usage);

@@ -1,8 +1,8 @@
 // FAKE: a stateful stand-in for Cloudflare's Workers KV REST API on 127.0.0.1, for the
 // publisher's tests and the router's tests. It speaks the real wire format (paths,
 // Bearer auth, the {success, errors, messages, result} envelope, cursor pagination with
-// result_info.cursor, the bulk limits) and can fail on request: a 500 on the Nth bulk
-// write, or a 429 with retry-after. Verified against the API reference, 2026-11:
+// result_info.cursor, the bulk limits) and can fail on request: a 500 from the Nth bulk
+// write or bulk delete on, or a 429 with retry-after. Verified against the API reference, 2026-11:
 // https://developers.cloudflare.com/api/resources/kv/subresources/namespaces/
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -31,9 +31,17 @@ export class FakeKvApi {
   readonly requests: RecordedRequest[] = [];
   /** Fail (500) every bulk write from this 1-based one on (an outage), until cleared. */
   failBulkWritesFrom: number | undefined;
+  /** Fail (500) every bulk delete from this 1-based one on, until cleared. */
+  failBulkDeletesFrom: number | undefined;
+  /**
+   * A retry-after (seconds) to send with the injected 500s, so a test need not sit out
+   * the SDK's back-off (0.5 s doubling per retry) to see a run fail; unset, none is sent.
+   */
+  failureRetryAfter: string | undefined;
   /** Answer the next this-many requests with 429 and this retry-after (seconds). */
   rateLimit: { count: number; retryAfter: string } | undefined;
   private bulkWrites = 0;
+  private bulkDeletes = 0;
   private server: Server | undefined;
 
   constructor(opts: { token?: string; accountId?: string; namespaceId?: string } = {}) {
@@ -54,6 +62,11 @@ export class FakeKvApi {
 
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private internalError(res: ServerResponse): void {
+    if (this.failureRetryAfter !== undefined) res.setHeader("retry-after", this.failureRetryAfter);
+    envelope(res, 500, null, [{ code: 10001, message: "Internal error" }]);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -108,7 +121,7 @@ export class FakeKvApi {
       if (pairs.length > BULK_MAX_PAIRS) return envelope(res, 400, null, [{ code: 10026, message: `at most ${BULK_MAX_PAIRS} pairs` }]);
       record.keys = pairs.length;
       if (this.failBulkWritesFrom !== undefined && this.bulkWrites >= this.failBulkWritesFrom) {
-        return envelope(res, 500, null, [{ code: 10001, message: "Internal error" }]);
+        return this.internalError(res);
       }
       for (const p of pairs as { key?: unknown; value?: unknown; base64?: unknown; metadata?: unknown }[]) {
         if (typeof p.key !== "string" || p.key === "" || Buffer.byteLength(p.key) > 512 || typeof p.value !== "string") {
@@ -129,6 +142,10 @@ export class FakeKvApi {
       }
       if (keys.length > BULK_MAX_PAIRS) return envelope(res, 400, null, [{ code: 10026, message: `at most ${BULK_MAX_PAIRS} keys` }]);
       record.keys = keys.length;
+      this.bulkDeletes++;
+      if (this.failBulkDeletesFrom !== undefined && this.bulkDeletes >= this.failBulkDeletesFrom) {
+        return this.internalError(res);
+      }
       for (const k of keys as string[]) this.store.delete(k);
       return envelope(res, 200, { successful_key_count: keys.length, unsuccessful_keys: [] }, []);
     }

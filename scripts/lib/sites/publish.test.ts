@@ -177,6 +177,7 @@ describe("publishing the content map", () => {
     // Content batches of 5: the third request and every one after it fail (the SDK's
     // retries included), as in an outage.
     fake.failBulkWritesFrom = 3;
+    fake.failureRetryAfter = "0";
     const err = await publish(build, { maxPairs: 5 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PublishError);
     expect((err as Error).message).toMatch(/failed after 10 written: HTTP 500 \(10001 Internal error\); run publish again to resume/);
@@ -189,6 +190,52 @@ describe("publishing the content map", () => {
     expect(result.written).toBe(build.entries.length - 10);
     expectStoreEquals(build);
   });
+
+  it("resumes after a failure halfway through the deletions", async () => {
+    const dir = copySites();
+    await publish(buildSites(dir, { allowedHosts }));
+    for (const host of ["arctic-music.example", "aurora-press.example"]) rmSync(join(dir, host), { recursive: true });
+    const after = buildSites(dir, { allowedHosts });
+    fake.failBulkDeletesFrom = 2;
+    fake.failureRetryAfter = "0";
+    // 4 host tables (they sort first) and 9 content keys to delete, 5 a request: only the
+    // first request goes through.
+    const err = await publish(after, { maxPairs: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as Error).message).toMatch(/^deleting 5 key\(s\) failed after 5 deleted: HTTP 500/);
+    // Host tables go first, so the removed hosts are gone before their content is.
+    expect([...fake.store.keys()].filter((k) => k.startsWith("host:")).sort()).toEqual(after.entries.filter((e) => e.key.startsWith("host:")).map((e) => e.key));
+    fake.failBulkDeletesFrom = undefined;
+    fake.requests.length = 0;
+    const { plan, result } = await publish(after, { maxPairs: 5 });
+    expect(plan.content).toEqual([]);
+    expect(plan.hosts).toEqual([]);
+    expect(plan.deletes).toHaveLength(8);
+    expect(result).toEqual({ written: 0, deleted: 8, requests: 2 });
+    expectStoreEquals(after);
+  });
+
+  it("resumes a publish of 15,000 keys that failed after its first 10,000-pair request", async () => {
+    const entries: KvEntry[] = Array.from({ length: 15_000 }, (_, i) => {
+      const value = new TextEncoder().encode(`file ${i}`);
+      const hash = createHash("sha256").update(value).digest("hex");
+      return { key: `sha256:${hash}`, value, metadata: { sha256: hash } };
+    });
+    const build: SitesBuild = { manifest: { version: 1, hosts: [] }, entries, hash: "x" };
+    // No SDK retries: the fake fails every write from the second request on.
+    const once: KvTarget = { ...target, client: new Cloudflare({ apiToken: fake.token, baseURL: target.client.baseURL, maxRetries: 0 }) };
+    fake.failBulkWritesFrom = 2;
+    const err = await applyPlan(once, await planFromRemote(once, build, { graceMs: 0 })).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^writing 5000 content key\(s\) failed after 10000 written/);
+    expect(fake.store.size).toBe(10_000);
+    fake.failBulkWritesFrom = undefined;
+    fake.requests.length = 0;
+    const plan = await planFromRemote(once, build, { graceMs: 0 });
+    expect([plan.unchanged, plan.content.length]).toEqual([10_000, 5_000]);
+    expect(await applyPlan(once, plan)).toEqual({ written: 5_000, deleted: 0, requests: 1 });
+    expect(bulkRequests().map((r) => r.keys)).toEqual([5_000]);
+    expect(fake.store.size).toBe(15_000);
+  }, 60_000);
 
   it("splits writes into requests of at most 10,000 pairs", async () => {
     const entries: KvEntry[] = Array.from({ length: 10_001 }, (_, i) => {

@@ -3,10 +3,16 @@
 // is two Map lookups and a Response: route tables and file bytes are kept in the
 // isolate, tables for ROUTER_CACHE_TTL_MS, content (immutable, content-addressed) until
 // evicted by size.
-import { contentKey, findRedirect, hostKey, type FileEntry, type HostTable } from "./table.ts";
+import { compileRule, contentKey, findRedirect, hostKey, withQuery, type CompiledRule, type FileEntry, type HostTable } from "./table.ts";
+
+/** A host's table as the isolate keeps it: pattern rules compiled once per read, not per request. */
+interface Host {
+  table: HostTable;
+  patterns: CompiledRule[];
+}
 
 interface CachedTable {
-  table: HostTable | null;
+  host: Host | null;
   expires: number;
 }
 
@@ -28,25 +34,29 @@ function config(env: Env): { ttl: number; maxBytes: number } {
 
 const PLAIN_HEADERS = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
-async function getTable(env: Env, host: string, now: number, fresh = false): Promise<HostTable | null> {
+async function getHost(env: Env, name: string, now: number, fresh = false): Promise<Host | null> {
   const { ttl } = config(env);
   if (ttl > 0 && !fresh) {
-    const hit = tables.get(host);
-    if (hit && hit.expires > now) return hit.table;
+    const hit = tables.get(name);
+    if (hit && hit.expires > now) return hit.host;
   }
-  const table = await env.SITES.get<HostTable>(hostKey(host), { type: "json" });
+  const table = await env.SITES.get<HostTable>(hostKey(name), { type: "json" });
+  const host = table ? { table, patterns: table.patterns.map(compileRule) } : null;
   // Unknown hosts are cached too, so a flood of requests for one costs one KV read.
-  if (ttl > 0) tables.set(host, { table, expires: now + ttl });
-  return table;
+  if (ttl > 0) tables.set(name, { host, expires: now + ttl });
+  return host;
 }
 
 async function getContent(env: Env, hash: string): Promise<ArrayBuffer | null> {
   const { ttl, maxBytes } = config(env);
   const hit = ttl > 0 ? contents.get(hash) : undefined;
   if (hit) {
-    // Map keeps insertion order: re-inserting makes this the most recently used.
-    contents.delete(hash);
-    contents.set(hash, hit);
+    // Map keeps insertion order: re-inserting makes this the most recently used. Only
+    // worth its cost once the cache is half full and eviction can come near.
+    if (contentBytes > maxBytes / 2) {
+      contents.delete(hash);
+      contents.set(hash, hit);
+    }
     return hit;
   }
   // Content under a hash never changes, so edges may keep it long (KV's cacheTtl).
@@ -90,15 +100,17 @@ async function serveFile(env: Env, req: Request, file: FileEntry, status: number
 
 async function handle(req: Request, env: Env, now: number, fresh: boolean): Promise<Response | null> {
   const url = new URL(req.url);
-  const host = url.hostname.toLowerCase().replace(/\.$/, "");
-  const table = await getTable(env, host, now, fresh);
+  // URL has already lowercased the host; only a trailing dot (FQDN form) is dropped.
+  const name = url.hostname.endsWith(".") ? url.hostname.slice(0, -1) : url.hostname;
+  const host = await getHost(env, name, now, fresh);
   // An unknown host learns nothing: no host name, no hint of what is served here.
-  if (!table) return new Response("Not Found\n", { status: 404, headers: PLAIN_HEADERS });
+  if (!host) return new Response("Not Found\n", { status: 404, headers: PLAIN_HEADERS });
+  const { table } = host;
   if (table.canonical) return redirect(`https://${table.canonical}${url.pathname}${url.search}`, 301);
 
   const path = url.pathname;
-  const rule = findRedirect(table, path);
-  if (rule) return redirect(rule.to, rule.status);
+  const rule = findRedirect(table, path, host.patterns);
+  if (rule) return redirect(withQuery(rule.to, url.search), rule.status);
 
   let file = table.files[path];
   if (!file && path.endsWith("/")) file = table.files[`${path}index.html`];

@@ -37,51 +37,92 @@ export interface HostTable {
   canonical?: string;
   /** URL path (percent-encoded, as in URL.pathname) -> file. */
   files: Record<string, FileEntry>;
-  /** Rules without placeholders, looked up by exact path. */
+  /** Rules without placeholders above the first pattern rule, looked up by exact path. */
   redirects: Record<string, { to: string; status: RedirectStatus }>;
-  /** Rules with `*` or `:name`, tried in file order after the exact ones. */
+  /**
+   * Every rule from the first one with `*` or `:name` on, in file order (a plain rule
+   * below a pattern rule stays in order, as on Cloudflare), tried after the exact ones.
+   */
   patterns: RedirectRule[];
   /** Path of the host's 404 page in `files`, if it has one. */
   notFound?: string;
 }
 
+/** A pattern rule split into segments once, so matching a request splits only its path. */
+export interface CompiledRule {
+  /** `from`'s segments; a `:name` segment captures one path segment, a final `*` the rest. */
+  segs: readonly string[];
+  splat: boolean;
+  to: string;
+  status: RedirectStatus;
+}
+
+export function compileRule(rule: RedirectRule): CompiledRule {
+  const segs = rule.from.split("/");
+  const splat = segs[segs.length - 1] === "*";
+  return { segs: splat ? segs.slice(0, -1) : segs, splat, to: rule.to, status: rule.status };
+}
+
 /**
- * Matches a path against a pattern rule. `*` (at most one) captures the rest as
- * :splat; `:name` captures one path segment. Returns the target with captures
- * substituted, or undefined when the rule does not match.
+ * Matches a path (split on "/") against a compiled rule, as Cloudflare's rules engine
+ * does for the forms the sites build accepts: `:name` is one non-empty segment, a final
+ * `/*` is the rest of the path (possibly empty, but the slash before it is required:
+ * `/api/*` matches `/api/` and `/api/x`, not `/api`). Returns the target with the
+ * captures substituted, or undefined.
  */
-export function matchPattern(rule: RedirectRule, path: string): string | undefined {
-  const from = rule.from.split("/");
-  const got = path.split("/");
-  const captures: Record<string, string> = {};
-  for (let i = 0; i < from.length; i++) {
-    const seg = from[i]!;
-    if (seg === "*" && i === from.length - 1) {
-      captures.splat = got.slice(i).join("/");
-      return substitute(rule.to, captures);
-    }
-    const have = got[i];
-    if (have === undefined) return undefined;
-    if (seg.startsWith(":")) {
+export function matchCompiled(rule: CompiledRule, got: readonly string[]): string | undefined {
+  const { segs } = rule;
+  if (rule.splat ? got.length <= segs.length : got.length !== segs.length) return undefined;
+  let captures: Record<string, string> | undefined;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    const have = got[i]!;
+    if (seg.charCodeAt(0) === 58 /* ":" */) {
       if (have === "") return undefined;
-      captures[seg.slice(1)] = have;
+      (captures ??= {})[seg.slice(1)] = have;
     } else if (seg !== have) {
       return undefined;
     }
   }
-  return got.length === from.length ? substitute(rule.to, captures) : undefined;
+  if (rule.splat) (captures ??= {}).splat = got.slice(segs.length).join("/");
+  return captures ? substitute(rule.to, captures) : rule.to;
+}
+
+/** Matches a path against a pattern rule (compiling it on the way; the Worker keeps rules compiled). */
+export function matchPattern(rule: RedirectRule, path: string): string | undefined {
+  return matchCompiled(compileRule(rule), path.split("/"));
 }
 
 function substitute(to: string, captures: Record<string, string>): string {
   return to.replace(/:([A-Za-z]\w*)/g, (whole, name: string) => captures[name] ?? whole);
 }
 
-/** The redirect for a path, exact rules first, then patterns in file order. */
-export function findRedirect(table: HostTable, path: string): { to: string; status: RedirectStatus } | undefined {
+/**
+ * The request's query string is kept when the target has none, as Cloudflare's
+ * `_redirects` handling does (`/old?x=1` -> `/new?x=1`); a target's own query wins.
+ */
+export function withQuery(to: string, search: string): string {
+  if (search === "" || to.includes("?")) return to;
+  const hash = to.indexOf("#");
+  return hash < 0 ? to + search : to.slice(0, hash) + search + to.slice(hash);
+}
+
+/**
+ * The redirect for a path, as Cloudflare orders `_redirects` rules: the exact rules
+ * (those above the first pattern rule, looked up by path), then `patterns` in file
+ * order, first match wins. `compiled` is `patterns` compiled, if the caller keeps them.
+ */
+export function findRedirect(
+  table: HostTable,
+  path: string,
+  compiled: readonly CompiledRule[] = table.patterns.map(compileRule),
+): { to: string; status: RedirectStatus } | undefined {
   const exact = table.redirects[path];
   if (exact) return exact;
-  for (const rule of table.patterns) {
-    const to = matchPattern(rule, path);
+  if (compiled.length === 0) return undefined;
+  const got = path.split("/");
+  for (const rule of compiled) {
+    const to = matchCompiled(rule, got);
     if (to !== undefined) return { to, status: rule.status };
   }
   return undefined;

@@ -9,6 +9,17 @@ import { readRouterConfig } from "../config.ts";
 import type { KvEntry } from "../../../scripts/lib/sites/build.ts";
 import { CONTENT_PREFIX } from "../src/table.ts";
 
+// Keep wrangler and workerd from phoning home wherever the router is started (tests,
+// dev:router, the benchmark); FINDINGS.md. An explicit setting in the environment wins.
+for (const [k, v] of Object.entries({
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_HIDE_BANNER: "true",
+})) {
+  process.env[k] ??= v;
+}
+
 export interface RouterOptions {
   /** Override wrangler.jsonc vars (e.g. a tiny cache TTL for a test). */
   vars?: Record<string, string>;

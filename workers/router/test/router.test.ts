@@ -1,6 +1,7 @@
 // The router Worker in workerd (Miniflare), serving the example sites in fleet/sites
 // built by the real sites build and loaded into its KV namespace as publish would.
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Miniflare, RequestInit } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,6 +131,33 @@ describe("redirects from _redirects", () => {
     expect(res.headers.get("location")).toBe(location);
   });
 
+  it("keeps the request's query on a redirect, unless the target has its own", async () => {
+    const exact = await get("http://llm-gateway.example/docs/quickstart?utm=x&y=1");
+    expect(exact.status).toBe(301);
+    expect(exact.headers.get("location")).toBe("/docs/?utm=x&y=1");
+    const splat = await get("http://llm-gateway.example/api/v1/messages?beta=1");
+    expect(splat.headers.get("location")).toBe("/docs/v1/messages?beta=1");
+    const external = await get("http://llm-gateway.example/status?from=footer");
+    expect(external.headers.get("location")).toBe("https://status.ops-mail.example/?from=footer");
+  });
+
+  it("needs the slash before a final '*': /api/* does not match /api", async () => {
+    const bare = await get("http://llm-gateway.example/api");
+    expect(bare.status).toBe(404);
+    expect(await bare.text()).toBe(site("llm-gateway.example", "404.html").toString());
+    const slash = await get("http://llm-gateway.example/api/");
+    expect(slash.status).toBe(308);
+    expect(slash.headers.get("location")).toBe("/docs/");
+  });
+
+  it("applies redirects before files, and gives a redirect no body and no ETag", async () => {
+    // amber-home has /kitchen -> /rooms/; a redirect answers with headers only.
+    const res = await get("http://amber-home.example/kitchen", { method: "HEAD" });
+    expect(res.status).toBe(307);
+    expect(res.headers.get("etag")).toBeNull();
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+  });
+
   it("does not apply a host's rules to another host", async () => {
     const res = await get("http://arctic-music.example/docs/quickstart");
     expect(res.status).toBe(404);
@@ -155,6 +183,13 @@ describe("not found, unknown hosts and methods", () => {
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(await res.text()).toBe(site("fabrikam-studio.example", "404.html").toString());
+  });
+
+  it("answers HEAD of a missing path with the 404 page's headers and no body", async () => {
+    const res = await get("http://fabrikam-studio.example/no/such/page", { method: "HEAD" });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-length")).toBe(String(site("fabrikam-studio.example", "404.html").length));
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
   });
 
   it("answers a plain 404 on a host without a 404 page", async () => {
@@ -184,6 +219,31 @@ describe("not found, unknown hosts and methods", () => {
   });
 });
 
+describe("redirect order, as Cloudflare applies _redirects", () => {
+  it("tries a plain rule below a pattern rule in file order, so the pattern above it wins", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgefleet-router-"));
+    try {
+      cpSync(SITES, dir, { recursive: true });
+      writeFileSync(join(dir, "aurora-press.example/_redirects"), "/first /one 301\n/catalog/* /books/:splat 301\n/catalog/poetry /poems/ 302\n/later /two 307\n");
+      const router = await startRouter();
+      try {
+        await loadEntries(router, buildSites(dir, { allowedHosts }).entries);
+        const expectRedirect = async (path: string, status: number, location: string) => {
+          const res = await router.dispatchFetch(`http://aurora-press.example${path}`, { redirect: "manual" });
+          expect([res.status, res.headers.get("location")]).toEqual([status, location]);
+        };
+        await expectRedirect("/first", 301, "/one");
+        await expectRedirect("/catalog/poetry", 301, "/books/poetry");
+        await expectRedirect("/later", 307, "/two");
+      } finally {
+        await router.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the in-isolate cache", () => {
   const HOST = "arctic-music.example";
   // A table for HOST whose "/" is the given bytes; written straight into KV.
@@ -209,6 +269,58 @@ describe("the in-isolate cache", () => {
       expect(await (await router.dispatchFetch(url)).text()).toContain("Arctic Music");
       await new Promise((r) => setTimeout(r, 600));
       expect(await (await router.dispatchFetch(url)).text()).toBe("<p>version two</p>");
+    } finally {
+      await router.dispose();
+    }
+  });
+
+  it("caches an unknown host too (one KV read per TTL), and serves it once the TTL is over", async () => {
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "400" } });
+    try {
+      await loadEntries(router, build.entries);
+      const url = "http://late-site.example/";
+      expect((await router.dispatchFetch(url)).status).toBe(404);
+      // The host appears in KV (a publish); this isolate still has it as unknown.
+      const kv = await router.getKVNamespace(routerKvBinding());
+      await kv.put(hostKey("late-site.example"), (await kv.get(hostKey(HOST)))!);
+      const cached = await router.dispatchFetch(url);
+      expect([cached.status, await cached.text()]).toEqual([404, "Not Found\n"]);
+      await new Promise((r) => setTimeout(r, 600));
+      const after = await router.dispatchFetch(url);
+      expect(after.status).toBe(200);
+      expect(await after.text()).toContain("Arctic Music");
+    } finally {
+      await router.dispose();
+    }
+  });
+
+  it("keeps small content in the isolate, evicts the least recently used past ROUTER_CACHE_MAX_BYTES", async () => {
+    // 600 bytes of content cache: files up to 150 bytes are kept (the 140-141-byte logos),
+    // the 423-byte index pages never are. The tables stay cached for the test's length.
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "600000", ROUTER_CACHE_MAX_BYTES: "600" } });
+    try {
+      await loadEntries(router, build.entries);
+      const logo = (host: string) => `http://${host}/assets/logo.png`;
+      const fetchAll = async (url: string) => {
+        const res = await router.dispatchFetch(url);
+        return { status: res.status, bytes: (await res.arrayBuffer()).byteLength };
+      };
+      const [a, b, c, d, e] = ["amber-home.example", "arctic-music.example", "aurora-press.example", "fabrikam-studio.example", "llm-gateway.example"];
+      for (const host of [a, b, c, d]) expect((await fetchAll(logo(host!))).status).toBe(200); // 561 bytes kept
+      await fetchAll(logo(a!)); // a becomes the most recently used
+      await fetchAll(`http://${HOST}/`); // too large to keep
+      await fetchAll(logo(e!)); // 701 > 600: b, the least recently used, is evicted
+      // Now KV loses every content key: only what the isolate kept can still be served.
+      const kv = await router.getKVNamespace(routerKvBinding());
+      for (const entry of build.entries) if (entry.key.startsWith("sha256:")) await kv.delete(entry.key);
+      for (const host of [a, c, d, e]) expect(await fetchAll(logo(host!))).toEqual({ status: 200, bytes: site(host!, "assets/logo.png").length });
+      // b was evicted and the index was never kept: the Worker re-reads the table once,
+      // which still names the missing content, and answers 503 with retry-after.
+      const gone = await router.dispatchFetch(logo(b!));
+      expect(gone.status).toBe(503);
+      expect(gone.headers.get("retry-after")).toBe("5");
+      await gone.arrayBuffer();
+      expect((await fetchAll(`http://${HOST}/`)).status).toBe(503);
     } finally {
       await router.dispose();
     }
