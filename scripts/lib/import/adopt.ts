@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
 import { CLOUDFLARE_CAS, isSpf, relativeNameProblem } from "../../../stacks/model/dns.ts";
 import { TYPES, zonePostureName } from "../../../stacks/model/names.ts";
+import { assignShards } from "../../../stacks/model/shards.ts";
 import { expand, fleetRecords, postureRecords, rdata, resolveProfile, type DnsRec } from "../../../stacks/model/posture.ts";
 import type { IgnoreRule, Inventory, Provider, RecordSpec, ZoneSpec } from "../../../stacks/model/schema.ts";
 import { asDnsRec, type AccountRecord, type AccountZone } from "./account.ts";
@@ -97,7 +98,7 @@ function candidates(inv: Inventory, zone: AccountZone, base: ZoneSpec | undefine
   const rua = (dmarc?.content ?? "").match(/(?:^|;)\s*rua=([^;]*)/)?.[1]?.split(",").map((s) => s.trim()).filter(Boolean) ?? [];
   for (const [key, profile] of Object.entries(inv.profiles.profiles)) {
     for (const web of [profile.web, profile.web === "proxied" ? "none" : "proxied"] as const) {
-      const spec: ZoneSpec = { name: zone.name, id: zone.id, profile: key, tags: base?.tags ?? [], vars: {}, overrides: {}, records: [], ignore: base?.ignore ?? [] };
+      const spec: ZoneSpec = { name: zone.name, id: zone.id, profile: key, tags: base?.tags ?? [], vars: {}, overrides: {}, records: [], ignore: base?.ignore ?? [], ...(base?.shard ? { shard: base.shard } : {}) };
       if (web !== profile.web) spec.overrides.web = web;
       if (dmarc && dmarc.ttl !== inv.fleet.defaults.ttl && dmarc.ttl !== 1) spec.overrides.ttl = dmarc.ttl;
       const extraCas = issuers.filter((v) => (web === "proxied" ? !(CLOUDFLARE_CAS as readonly string[]).includes(v) : v !== ";"));
@@ -208,7 +209,7 @@ export function adopt(inv: Inventory, account: AccountZone[], opts: { accountId:
     }
     // Prove it: the plan of the generated inventory must equal each adopted zone's managed records.
     const full: Inventory = { ...inv, zones: specs };
-    const state = deriveDesiredState(full, { accountId: opts.accountId });
+    const state = deriveDesiredState(full, { accountId: opts.accountId, workers: false });
     const planned = new Map<string, string[]>();
     for (const res of state.resources) if (res.record) planned.set(res.zone, [...(planned.get(res.zone) ?? []), recordState(res.record)]);
     let again = false;
@@ -256,10 +257,28 @@ function finish(account: AccountZone[], specs: ZoneSpec[], unmanaged: Unmanaged[
   return { zones: specs, outcomes, unmanaged, state, importFile: { resources } };
 }
 
+/**
+ * The import file split by DNS shard (fleet.yaml stacks.shards): each shard's stack
+ * declares only its zones, so each must import only those (`pulumi import --stack`).
+ * Undefined when the fleet is not sharded.
+ */
+export function importFilesByShard(inv: Inventory, adoption: Adoption): Map<string, PulumiImportFile> | undefined {
+  const assigned = assignShards({ ...inv, zones: adoption.zones });
+  if (!assigned) return undefined;
+  const out = new Map<string, PulumiImportFile>(inv.fleet.stacks!.shards.map((s) => [s, { resources: [] }]));
+  for (const r of adoption.importFile.resources) {
+    // A component is named for its zone; a record names its component as parent.
+    const zone = r.component ? r.name : r.parent!;
+    out.get(assigned.get(zone)!)!.resources.push(r);
+  }
+  return out;
+}
+
 /** zones.yaml for the adopted zones, with empty fields left out. */
 export function zonesYaml(specs: ZoneSpec[], header: string): string {
   const zones = specs.map((s) => {
     const z: Record<string, unknown> = { name: s.name, id: s.id, profile: s.profile };
+    if (s.shard) z.shard = s.shard;
     if (s.tags.length > 0) z.tags = s.tags;
     if (Object.keys(s.vars).length > 0) z.vars = s.vars;
     if (Object.keys(s.overrides).length > 0) z.overrides = s.overrides;

@@ -10,13 +10,13 @@ import { APIError } from "cloudflare";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pc from "picocolors";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
-import { formatProblem, parseInventory, readSources, type LoadResult, type Problem } from "../../../stacks/model/load.ts";
+import { formatProblem, loadInventory, parseInventory, readSources, type LoadResult, type Problem } from "../../../stacks/model/load.ts";
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { client, readAccount, type AccountZone } from "./account.ts";
-import { adopt, zonesYaml } from "./adopt.ts";
+import { adopt, importFilesByShard, zonesYaml } from "./adopt.ts";
 import { driftReport } from "./drift.ts";
-import { CLOUDFLARE_LIMIT, SlidingWindowLimiter } from "./rate-limit.ts";
+import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, SlidingWindowLimiter } from "./rate-limit.ts";
 
 export const IMPORT_EXIT = {
   ...EXIT,
@@ -61,9 +61,10 @@ function int(name: string, min: number) {
 function command(io: ImportIO): Command {
   const cmd = new Command("import")
     .description(
-      "Adopt a Cloudflare account's zones: write an inventory whose plan equals the account's records and a file for\n" +
-        "`pulumi import --file`; or, with --drift, compare the account with the current inventory.\n" +
-        "Reads only (GET requests). Exit codes: 0 ok, 1 invalid inventory, 2 bad usage, 4 drift (--drift), 6 Cloudflare API error.",
+      "Adopt a Cloudflare account's zones: write an inventory whose plan equals the account's records,\n" +
+        "and a file for `pulumi import --file`; or, with --drift, compare the account with the inventory.\n" +
+        "Reads only (GET requests). Exit codes: 0 ok, 1 invalid inventory (read or written), 2 bad usage,\n" +
+        "4 drift (--drift), 6 Cloudflare API error.",
     )
     .option("--inventory <dir>", "inventory giving fleet.yaml and profiles.yaml (and, for --drift, the zones) (default: the stack's, else fleet)")
     .option("--stack <name>", "Pulumi stack whose Pulumi.<name>.yaml gives the account and inventory", "prod")
@@ -75,7 +76,7 @@ function command(io: ImportIO): Command {
     .option("--drift", "compare the account with the inventory's desired state instead of importing")
     .option("--json", "print the result as JSON on stdout")
     .option("--force", "overwrite an existing zones.yaml in --out")
-    .option("--max-requests <n>", "API requests per window (Cloudflare allows 1,200 per 5 minutes per user, shared)", int("--max-requests", 1), CLOUDFLARE_LIMIT.requests)
+    .option("--max-requests <n>", "API requests per 5 minutes (Cloudflare allows 1,200 per user, shared by all its tokens and the dashboard)", int("--max-requests", 1), DEFAULT_IMPORT_BUDGET)
     .option("--concurrency <n>", "zones read at once", int("--concurrency", 1), 4)
     .helpOption("-h, --help", "show this help")
     .exitOverride()
@@ -162,7 +163,7 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
   }
 
   if (opts.drift) {
-    const state = deriveDesiredState(inventory, { accountId: accountId ?? "<account-id>" });
+    const state = deriveDesiredState(inventory, { accountId: accountId ?? "<account-id>", workers: false });
     const scoped = opts.zone.length > 0 ? { ...state, zones: state.zones.filter((z) => opts.zone.includes(z.name)) } : state;
     const report = driftReport(scoped, account);
     const drifted = report.filter((z) => z.status === "drift" || z.status === "not in account");
@@ -193,8 +194,21 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
     (accountId ? ` ${accountId}` : "") +
     `.\n# Each zone has the profile its records match; other records are explicit, and records\n# edgefleet must not manage are ignore rules. Review, then merge into the fleet inventory.\n`;
   writeFileSync(join(outDir, "zones.yaml"), zonesYaml(adoption.zones, header));
-  writeFileSync(join(outDir, "pulumi-import.json"), `${JSON.stringify(adoption.importFile, null, 2)}\n`);
-  const report = { accountId, inventory: opts.out, zones: adoption.outcomes, unmanaged: adoption.unmanaged };
+  // One import file for the stack that declares the posture; one per stack on a sharded fleet.
+  const byShard = importFilesByShard(inventory, adoption);
+  const importFiles: { file: string; shard?: string; records: number }[] = [];
+  const files = byShard ? [...byShard].map(([shard, f]) => ({ name: `pulumi-import.${shard}.json`, shard, f })) : [{ name: "pulumi-import.json", shard: undefined, f: adoption.importFile }];
+  for (const { name, shard, f } of files) {
+    writeFileSync(join(outDir, name), `${JSON.stringify(f, null, 2)}\n`);
+    importFiles.push({ file: `${opts.out}/${name}`, ...(shard ? { shard } : {}), records: f.resources.filter((r) => r.id).length });
+  }
+  // The written inventory must load like any other (fleet.yaml may refer to zones that were not adopted).
+  const written = loadInventory(outDir);
+  if (!written.ok) {
+    io.err(`import: the generated inventory in ${opts.out} does not validate; fix fleet.yaml or adopt the zones it names:\n${written.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}\n`);
+    return EXIT.invalid;
+  }
+  const report = { accountId, inventory: opts.out, importFiles, zones: adoption.outcomes, unmanaged: adoption.unmanaged };
   writeFileSync(join(outDir, "import-report.json"), `${JSON.stringify(report, null, 2)}\n`);
 
   if (opts.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
@@ -210,10 +224,10 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
       io.out(`Records left unmanaged (${adoption.unmanaged.length}, written as ignore rules):\n`);
       for (const u of adoption.unmanaged.slice(0, 100)) io.out(`  ${u.zone} ${u.type} ${u.name} ${u.value}: ${u.why}\n`);
     }
-    io.out(
-      `Wrote ${opts.out}/zones.yaml (+ fleet.yaml, profiles.yaml), ${opts.out}/pulumi-import.json (${adoption.importFile.resources.filter((r) => r.id).length} records) and ${opts.out}/import-report.json\n` +
-        `Next: review, then \`pulumi import --file ${opts.out}/pulumi-import.json\` and \`npm run plan -- --inventory ${opts.out}\`.\n`,
-    );
+    io.out(`Wrote ${opts.out}/zones.yaml (+ fleet.yaml, profiles.yaml), ${importFiles.map((f) => `${f.file} (${f.records} records${f.shard ? `, shard ${f.shard}` : ""})`).join(", ")} and ${opts.out}/import-report.json\n`);
+    io.out(`Next: review, \`npm run plan -- --inventory ${opts.out}\`, point the stack's edgefleet:inventory at it, then\n`);
+    for (const f of importFiles) io.out(`  pulumi import --file ${f.file} --generate-code=false${f.shard ? ` --stack <the stack with edgefleet:shard ${f.shard}>` : ""}\n`);
+    io.out("and `pulumi preview`: it should create nothing.\n");
   }
   return EXIT.ok;
 }

@@ -1,68 +1,23 @@
 // `npm run import` against a stateful fake of the Cloudflare API on loopback
 // (test/support/fake-cloudflare-dns-api.ts), seeded from the example fleet's desired
 // state plus records edgefleet does not manage and one zone that matches no profile.
-import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
+import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { fqdn } from "../../../stacks/model/dns.ts";
 import { loadInventory, loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { TYPES } from "../../../stacks/model/names.ts";
 import { rdata, type DnsRec } from "../../../stacks/model/posture.ts";
-import { startFakeCloudflare, type FakeCloudflare, type FakeRecord, type FakeZone } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { startFakeCloudflare, type FakeCloudflare } from "../../../test/support/fake-cloudflare-dns-api.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
+import { ACCOUNT, LEGACY, seed, TOKEN } from "./test-account.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const ACCOUNT = "0123456789abcdef0123456789abcdef";
-const TOKEN = "cf-test-token-7f3a9c";
 const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));
 const desired = deriveDesiredState(inventory, { accountId: ACCOUNT });
-const LEGACY = { name: "legacy-shop.example", id: "feed0000000000000000000000000001" };
-
-const hex = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 32);
-
-function apiRecord(r: DnsRec, zoneId: string): FakeRecord {
-  const base: FakeRecord = { id: hex(`${zoneId} ${r.type} ${r.name} ${rdata(r)}`), zone_id: zoneId, zone_name: r.zone, name: fqdn(r.name, r.zone), type: r.type, ttl: r.ttl, comment: r.comment ?? "managed by edgefleet" };
-  if (r.type === "CAA") return { ...base, content: `${r.caa!.flags} ${r.caa!.tag} "${r.caa!.value}"`, data: { ...r.caa! } };
-  if (r.type === "SRV") return { ...base, content: `${r.srv!.weight} ${r.srv!.port} ${r.srv!.target}`, priority: r.srv!.priority, data: { ...r.srv! } };
-  // Cloudflare returns TXT content in quotes; the importer must read it back unquoted.
-  if (r.type === "TXT") return { ...base, content: `"${r.content!.replaceAll('"', '\\"')}"` };
-  return { ...base, content: r.content!, ...(r.type === "MX" ? { priority: r.priority } : {}), ...(["A", "AAAA", "CNAME"].includes(r.type) ? { proxied: r.proxied ?? false } : {}) };
-}
-
-const extra = (zoneId: string, zone: string, type: string, name: string, content: string, more: Partial<FakeRecord> = {}): FakeRecord => ({
-  id: hex(`${zoneId} ${type} ${name} ${content}`), zone_id: zoneId, zone_name: zone, name: name === "@" ? zone : `${name}.${zone}`, type, content, ttl: 3600, comment: null, ...more,
-});
-
-/** The account as edgefleet would have left it, plus what people and other tools added. */
-function seed(state: DesiredState): { zones: FakeZone[]; records: Map<string, FakeRecord[]> } {
-  const zones: FakeZone[] = [];
-  const records = new Map<string, FakeRecord[]>();
-  for (const z of state.zones) {
-    if (!z.id) continue; // wingtip-toys.example: not created yet
-    zones.push({ id: z.id, name: z.name, account: { id: ACCOUNT, name: "edge" }, status: "active" });
-    records.set(z.id, state.resources.filter((r) => r.zone === z.name && r.record).map((r) => apiRecord(r.record!, z.id!)));
-  }
-  const idOf = (name: string) => state.zones.find((z) => z.name === name)!.id!;
-  const add = (zone: string, r: FakeRecord) => records.get(idOf(zone))!.push(r);
-  add("ops-mail.example", extra(idOf("ops-mail.example"), "ops-mail.example", "TXT", "_acme-challenge", '"certbot-token-1"'));
-  add("ops-mail.example", extra(idOf("ops-mail.example"), "ops-mail.example", "NS", "@", "ns1.cloudflare.example"));
-  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "CNAME", "legacy-api", "old-stack.hosting.example", { proxied: false }));
-  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "NS", "dev", "ns1.dev-dns.example"));
-  add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "HTTPS", "svc", "1 . alpn=h2"));
-  add("alpine-bikes.example", extra(idOf("alpine-bikes.example"), "alpine-bikes.example", "A", "legacy", "192.0.2.55", { proxied: false, ttl: 600 }));
-  // A zone someone set up by hand: real mail, soft SPF, no DMARC: it matches no profile.
-  zones.push({ id: LEGACY.id, name: LEGACY.name, account: { id: ACCOUNT, name: "edge" }, status: "active" });
-  records.set(LEGACY.id, [
-    extra(LEGACY.id, LEGACY.name, "MX", "@", "mail.legacy-shop.example", { priority: 10 }),
-    extra(LEGACY.id, LEGACY.name, "TXT", "@", '"v=spf1 mx ~all"'),
-    extra(LEGACY.id, LEGACY.name, "A", "mail", "192.0.2.80", { proxied: false }),
-  ]);
-  return { zones, records };
-}
 
 let fake: FakeCloudflare | undefined;
 afterEach(async () => {
@@ -157,8 +112,12 @@ describe("import from a Cloudflare account", () => {
     // The API was read page by page, the 429 was retried, and only GETs were sent with the token.
     expect(fake.requests.every((q) => q.method === "GET")).toBe(true);
     expect(fake.requests.filter((q) => q.status === 429)).toHaveLength(1);
-    expect(fake.requests[3]!.path).toBe(fake.requests[2]!.path);
-    expect(fake.requests[3]!.status).toBe(200);
+    // The limited request was sent again, not before its retry-after (1 s) had passed, and then served.
+    const limited = fake.requests.findIndex((q) => q.status === 429);
+    const same = (q: { path: string; query: Record<string, string> }) => q.path === fake!.requests[limited]!.path && JSON.stringify(q.query) === JSON.stringify(fake!.requests[limited]!.query);
+    const retry = fake.requests.slice(limited + 1).find(same)!;
+    expect(retry.status).toBe(200);
+    expect(retry.at - fake.requests[limited]!.at).toBeGreaterThanOrEqual(1000);
     expect(fake.requests.some((q) => q.path.endsWith("/dns_records") && q.query.page === "3")).toBe(true);
     expect(fake.requests.filter((q) => q.path === "/client/v4/zones" && q.status === 200).length).toBe(Math.ceil(s.zones.length / 50));
     expect(r.out + r.err + readFileSync(join(out, "zones.yaml"), "utf8")).not.toContain(TOKEN);
@@ -168,16 +127,31 @@ describe("import from a Cloudflare account", () => {
     const s = seed(desired);
     fake = await startFakeCloudflare({ token: TOKEN, maxPerPage: { zones: 50, records: 4 } }, s.zones, s.records);
     const out = join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "imported");
-    const zones = ["tailspin-travel.example", "alpine-bikes.example", "llm-gateway.example"];
-    const r = await run("--api-url", fake.baseURL, "--out", out, "--max-requests", "5", "--rate-window-ms", "300", "--concurrency", "3", ...zones.flatMap((z) => ["--zone", z]));
+    // fleet.yaml's Workers route on both llm-gateway zones: the written inventory must hold them to validate.
+    const zones = ["tailspin-travel.example", "alpine-bikes.example", "llm-gateway.example", "llm-gateway-eu.example"];
+    const r = await run("--api-url", fake.baseURL, "--out", out, "--max-requests", "5", "--rate-window-ms", "800", "--concurrency", "3", ...zones.flatMap((z) => ["--zone", z]));
     expect(r.code).toBe(IMPORT_EXIT.ok);
     expect(fake.requests.length).toBeGreaterThan(15);
-    // Any 250 ms of the server's log (a little under the 300 ms window, for loopback jitter) holds at most 5 requests.
+    // Any 500 ms of the server's log (well under the 800 ms window: a loaded machine delays
+    // requests on their way) holds at most 5 requests.
     const at = fake.requests.map((q) => q.at);
-    for (const t of at) expect(at.filter((u) => u >= t && u < t + 250).length).toBeLessThanOrEqual(5);
+    for (const t of at) expect(at.filter((u) => u >= t && u < t + 500).length).toBeLessThanOrEqual(5);
     // Without the limiter the same reads come in one burst: the check above would catch it.
-    expect(at.filter((u) => u < at[0]! + 250).length).toBe(5);
+    expect(at.filter((u) => u < at[0]! + 500).length).toBe(5);
   }, 30_000);
+
+  it("says so, with file and line, when the written inventory does not validate (exit 1)", async () => {
+    const s = seed(desired);
+    fake = await startFakeCloudflare({ token: TOKEN }, s.zones, s.records);
+    const out = join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "imported");
+    // The example fleet.yaml routes Workers on the llm-gateway zones; importing only another zone
+    // leaves those routes pointing at zones the written inventory does not have.
+    expect(readFileSync(join(ROOT, "fleet", "fleet.yaml"), "utf8")).toMatch(/^workers:[\s\S]*llm-gateway(-eu)?\.example/m);
+    const r = await run("--api-url", fake.baseURL, "--out", out, "--zone", "alpine-bikes.example");
+    expect(r.code).toBe(IMPORT_EXIT.invalid);
+    expect(r.err).toMatch(/the generated inventory in .* does not validate/);
+    expect(r.err).toMatch(/imported\/fleet\.yaml:\d+:\d+: workers\[\d+\]\.(routes|domains)\[\d+\]: '[a-z.-]*llm-gateway(-eu)?\.example' is in no zone of the inventory/);
+  });
 
   it("refuses a bad token with the API's error, exit 6, and never prints the token", async () => {
     fake = await startFakeCloudflare({ token: "another-token" });
@@ -185,6 +159,14 @@ describe("import from a Cloudflare account", () => {
     expect(r.code).toBe(IMPORT_EXIT.api);
     expect(r.err).toMatch(/403.*Authentication error/);
     expect(r.err).not.toContain(TOKEN);
+  });
+
+  it("prints help with every option and the exit codes (exit 0)", async () => {
+    const r = await run("--help");
+    expect(r.code).toBe(IMPORT_EXIT.ok);
+    for (const flag of ["--inventory", "--account", "--token-env", "--api-url", "--out", "--zone", "--drift", "--json", "--force", "--max-requests", "--concurrency"]) expect(r.out).toContain(flag);
+    expect(r.out).toMatch(/--max-requests <n>[\s\S]*\(default: 1000\)/);
+    expect(r.out).toMatch(/4 drift \(--drift\), 6 Cloudflare API error/);
   });
 
   it("asks for a token when none is set (exit 2)", async () => {

@@ -5,6 +5,9 @@
 
 export const CLOUDFLARE_LIMIT = { requests: 1200, windowMs: 5 * 60_000 } as const;
 
+/** The import's default share of that budget: the rest stays for Pulumi, the dashboard and other tools. */
+export const DEFAULT_IMPORT_BUDGET = 1000;
+
 export class SlidingWindowLimiter {
   private readonly sent: number[] = [];
   private pausedUntil = 0;

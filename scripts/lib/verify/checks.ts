@@ -147,11 +147,19 @@ export async function checkSpf(dns: Dns, e: ZoneExpectation, timeoutMs: number):
     const verdict = r.status.result;
     details.push(`evaluation for ${PROBE_IP}: ${verdict}; DNS lookups ${lookups.count ?? 0}/${lookups.limit ?? 10}, void lookups ${lookups.void ?? 0}/2`);
     if (verdict === "temperror") errors.push(`SPF evaluation could not finish: ${r.status.comment ?? "temporary DNS error"}`);
-    else if (verdict === "permerror") problems.push(`SPF evaluation gives permerror: ${(r.status.comment ?? "").replace(/^[^:]*: /, "")}`);
+    else if (verdict === "permerror") problems.push(permerrorText(r.status.comment ?? ""));
     else if (verdict !== "fail") problems.push(`SPF evaluation gives '${verdict}' for ${PROBE_IP}: the policy must end in '-all' (fail)`);
-    if ((lookups.void ?? 0) > 2) problems.push(`${lookups.void} void lookups (RFC 7208 4.6.4 allows 2)`);
   }
   return result("spf", problems, details, errors);
+}
+
+/** mailauth's permerror comment ("... during lookup of <sender>: <why>") as a person's explanation. */
+export function permerrorText(comment: string): string {
+  const why = comment.slice(comment.lastIndexOf(": ") + 1).trim() || "invalid record";
+  // RFC 7208 4.6.4: at most 10 terms that query DNS, at most 2 of them finding nothing.
+  if (/too many dns requests/i.test(why)) return "SPF evaluation gives permerror: more than 10 DNS lookups (RFC 7208 4.6.4 allows 10 include/a/mx/ptr/exists/redirect)";
+  if (/too many void/i.test(why)) return "SPF evaluation gives permerror: more than 2 void lookups (RFC 7208 4.6.4 allows 2 names that do not exist or have no record)";
+  return `SPF evaluation gives permerror: ${why}`;
 }
 
 export function dmarcTags(record: string): Map<string, string> {

@@ -14,7 +14,7 @@ import { formatProblem, parseInventory, readSources, type LoadResult, type Probl
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { CHECKS, expectations } from "./checks.ts";
-import { Dns } from "./dns.ts";
+import { DEFAULT_MAX_IN_FLIGHT, Dns } from "./dns.ts";
 import { renderHtml } from "./html.ts";
 import { summarize, verifyZones } from "./run.ts";
 import { sample } from "./sample.ts";
@@ -27,7 +27,7 @@ export const VERIFY_EXIT = {
   unverified: 5,
 } as const;
 
-export const DEFAULTS = { sample: 50, timeoutMs: 2000, tries: 2, concurrency: 32 } as const;
+export const DEFAULTS = { sample: 50, timeoutMs: 2000, tries: 2, concurrency: 32, maxQueries: DEFAULT_MAX_IN_FLIGHT } as const;
 
 export interface VerifyIO {
   out: (s: string) => void;
@@ -49,6 +49,7 @@ interface VerifyOptions {
   timeout: number;
   tries: number;
   concurrency: number;
+  maxQueries: number;
   json?: boolean;
   html?: string;
 }
@@ -84,6 +85,7 @@ function command(io: VerifyIO): Command {
     .option("--timeout <ms>", "timeout per DNS query try", int("--timeout", 1), DEFAULTS.timeoutMs)
     .option("--tries <n>", "tries per DNS query", int("--tries", 1), DEFAULTS.tries)
     .option("--concurrency <n>", "zones checked at once", int("--concurrency", 1), DEFAULTS.concurrency)
+    .option("--max-queries <n>", "DNS queries in flight at once, across all zones", int("--max-queries", 1), DEFAULTS.maxQueries)
     .option("--json", "print the results as JSON on stdout")
     .option("--html <file>", "write a self-contained HTML report to <file>")
     .helpOption("-h, --help", "show this help")
@@ -123,7 +125,7 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     io.err(`verify: the inventory has ${loaded.problems.length} problem(s):\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}\n`);
     return EXIT.invalid;
   }
-  const state = deriveDesiredState(loaded.inventory, { accountId: settings.accountId ?? "<account-id>" });
+  const state = deriveDesiredState(loaded.inventory, { accountId: settings.accountId ?? "<account-id>", workers: false });
   const expected = expectations(state);
   const names = state.zones.map((z) => z.name);
 
@@ -143,7 +145,7 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     chosen = sample(names, opts.sample, seed);
   }
 
-  const dns = new Dns({ servers: opts.resolver, timeoutMs: opts.timeout, tries: opts.tries });
+  const dns = new Dns({ servers: opts.resolver, timeoutMs: opts.timeout, tries: opts.tries, maxInFlight: opts.maxQueries });
   const bar = io.progress && !opts.json ? new SingleBar({ format: "verify [{bar}] {value}/{total} zones | {drift} drift | {eta_formatted} left", stream: process.stderr, hideCursor: true }) : undefined;
   let drift = 0;
   bar?.start(chosen.length, 0, { drift });

@@ -1,6 +1,7 @@
-// The HTML report renders in a real browser: headless Chromium (Debian's package,
-// driven by playwright-core) loads the page written by `verify --html` for a fleet
-// with drift, and a screenshot shows the grid with the failing cell explained.
+// The HTML report renders in a real browser: headless Chromium (Debian's package, or
+// the browser at $EDGEFLEET_CHROMIUM, e.g. CI's /usr/bin/google-chrome; driven by
+// playwright-core) loads the page written by `verify --html` for a fleet with drift,
+// and the screenshot's pixels show the grid: drift cells red, passing cells green.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -15,7 +16,7 @@ import { escapeHtml } from "./html.ts";
 import { serveFleet } from "./test-fleet.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = process.env.EDGEFLEET_CHROMIUM || "/usr/bin/chromium";
 const ZONES = ["alpine-craft.example", "alpine-design.example", "amber-home.example", "ops-mail.example", "llm-gateway.example"];
 
 describe("escapeHtml", () => {
@@ -51,6 +52,8 @@ describe.skipIf((!KNOTD || !existsSync(CHROMIUM)) && !process.env.CI)("HTML repo
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const requests: string[] = [];
     page.on("request", (r) => requests.push(r.url()));
+    // Nothing may leave the machine even if the page asked: outside requests are aborted (and still seen above).
+    await page.route(/^(?!file:|data:)/, (route) => route.abort());
     await page.goto(pathToFileURL(file).href);
 
     expect(await page.locator("#grid tbody tr").count()).toBe(ZONES.length);
@@ -72,33 +75,67 @@ describe.skipIf((!KNOTD || !existsSync(CHROMIUM)) && !process.env.CI)("HTML repo
     expect(await bg('tr[data-zone="alpine-craft.example"] td[data-check="dmarc"]')).not.toBe(await bg('tr[data-zone="alpine-craft.example"] td[data-check="mx"]'));
 
     const shot = join(dir, "report.png");
-    await page.screenshot({ path: shot, fullPage: true });
+    await page.screenshot({ path: shot });
     const png = readFileSync(shot);
     expect(png.subarray(1, 4).toString()).toBe("PNG");
-    const width = png.readUInt32BE(16);
-    const height = png.readUInt32BE(20);
-    expect(width).toBe(1400);
-    expect(height).toBeGreaterThan(300);
-    // Decode the screenshot's pixels in the browser itself (on a blank page: the
-    // report's own CSP forbids images) and count distinct colours.
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1400, 900]);
+    // Where the layout put the cells, and which colour the screenshot has there: a point
+    // inside each cell's padding (top-right corner, clear of the text).
+    const probe = async (sel: string) => {
+      const box = (await page.locator(sel).boundingBox())!;
+      expect(box.width, sel).toBeGreaterThan(20);
+      expect(box.height, sel).toBeGreaterThan(10);
+      expect(box.y + box.height, sel).toBeLessThan(900); // on the screenshot
+      return { sel, x: Math.floor(box.x + box.width - 4), y: Math.floor(box.y + 3) };
+    };
+    const points = [
+      await probe('tr[data-zone="alpine-craft.example"] td[data-check="dmarc"]'),
+      await probe('tr[data-zone="alpine-design.example"] td[data-check="mx"]'),
+      await probe('tr[data-zone="alpine-craft.example"] td[data-check="mx"]'),
+      await probe('tr[data-zone="ops-mail.example"] td[data-check="caa"]'),
+      await probe('tr[data-zone="ops-mail.example"] td[data-check="report-auth"]'),
+      await probe("#grid thead th:nth-child(2)"),
+    ];
+    // Decode the screenshot in the browser itself (on a blank page: the report's own
+    // CSP forbids images) and read the pixels at those points, plus a colour census.
     const blank = await browser.newPage();
-    const colours = await blank.evaluate(async (dataUrl: string) => {
-      const g = globalThis as never as { Image: new () => { src: string; decode(): Promise<void>; width: number; height: number }; document: { createElement(t: string): { width: number; height: number; getContext(t: string): { drawImage(i: unknown, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } } } };
-      const img = new g.Image();
-      img.src = dataUrl;
-      await img.decode();
-      const canvas = g.document.createElement("canvas");
-      canvas.width = img.width;
-      canvas.height = img.height;
-      const ctx = canvas.getContext("2d");
-      ctx.drawImage(img, 0, 0);
-      const data = ctx.getImageData(0, 0, img.width, img.height).data;
-      const seen = new Set<number>();
-      for (let i = 0; i < data.length; i += 4 * 7) seen.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
-      return seen.size;
-    }, `data:image/png;base64,${png.toString("base64")}`);
+    const seen = await blank.evaluate(
+      async ({ dataUrl, at }: { dataUrl: string; at: { x: number; y: number }[] }) => {
+        const g = globalThis as never as { Image: new () => { src: string; decode(): Promise<void>; width: number; height: number }; document: { createElement(t: string): { width: number; height: number; getContext(t: string): { drawImage(i: unknown, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } } } };
+        const img = new g.Image();
+        img.src = dataUrl;
+        await img.decode();
+        const canvas = g.document.createElement("canvas");
+        canvas.width = img.width;
+        canvas.height = img.height;
+        const ctx = canvas.getContext("2d");
+        ctx.drawImage(img, 0, 0);
+        const data = ctx.getImageData(0, 0, img.width, img.height).data;
+        const colours = new Set<number>();
+        for (let i = 0; i < data.length; i += 4 * 7) colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+        const rgb = (p: { x: number; y: number }) => {
+          const i = (p.y * img.width + p.x) * 4;
+          return [data[i]!, data[i + 1]!, data[i + 2]!];
+        };
+        return { colours: colours.size, pixels: at.map(rgb) };
+      },
+      { dataUrl: `data:image/png;base64,${png.toString("base64")}`, at: points },
+    );
     await blank.close();
-    expect(colours).toBeGreaterThan(20);
+    // The CSS colours of html.ts: drift #fde8e8, pass #e6f4ea, n/a #f7f7f7, header #f2f4f8.
+    const expected = [
+      [253, 232, 232],
+      [253, 232, 232],
+      [230, 244, 234],
+      [230, 244, 234],
+      [247, 247, 247],
+      [242, 244, 248],
+    ];
+    seen.pixels.forEach((px, i) => {
+      const diff = Math.max(...px.map((v, k) => Math.abs(v - expected[i]![k]!)));
+      expect(diff, `${points[i]!.sel} is rgb(${px.join(",")}), expected rgb(${expected[i]!.join(",")})`).toBeLessThanOrEqual(3);
+    });
+    expect(seen.colours).toBeGreaterThan(20); // text and borders drawn, not a flat page
     // Only the report itself was loaded: no outside requests.
     expect(requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:"))).toEqual([]);
     await page.close();

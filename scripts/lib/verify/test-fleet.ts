@@ -29,7 +29,7 @@ function stubZone(zone: string, lines: string[]): string {
 export type Drifts = Record<string, (text: string) => string>;
 
 export async function serveFleet(inventory: Inventory, drifts: Drifts = {}): Promise<{ knot: Knot; state: DesiredState; dir: string }> {
-  const state = deriveDesiredState(inventory, { accountId: "a".repeat(32) });
+  const state = deriveDesiredState(inventory, { accountId: "a".repeat(32), workers: false });
   const dir = mkdtempSync(join(tmpdir(), "edgefleet-verify-"));
   for (const [name, text] of zoneFiles(state, inventory.fleet.defaults.ttl)) {
     const zone = name.replace(/\.zone$/, "");
@@ -38,13 +38,21 @@ export async function serveFleet(inventory: Inventory, drifts: Drifts = {}): Pro
     if (edit && edited === text) throw new Error(`test drift for ${zone} changed nothing`);
     writeFileSync(join(dir, name), edited);
   }
+  return { knot: await serveZoneDir(dir, state.zones.map((z) => z.name)), state, dir };
+}
+
+/**
+ * Serves a directory of zone files (`<zone>.zone`, e.g. written by `npm run plan --
+ * --zone-files DIR`) with knot on 127.0.0.1, adding the providers' stand-in zones.
+ */
+export async function serveZoneDir(dir: string, zones: string[]): Promise<Knot> {
   for (const [zone, lines] of Object.entries(PROVIDER_ZONES)) writeFileSync(join(dir, `${zone}.zone`), stubZone(zone, lines));
-  const zones = [...state.zones.map((z) => z.name), ...Object.keys(PROVIDER_ZONES)];
+  const all = [...zones, ...Object.keys(PROVIDER_ZONES)];
   // startKnot picks a free UDP port; its TCP twin can be taken by another process on
   // a shared machine, and knotd then exits at once: try another port.
   for (let attempt = 1; ; attempt++) {
     try {
-      return { knot: await startKnot(dir, zones), state, dir };
+      return await startKnot(dir, all);
     } catch (e) {
       if (attempt >= 4 || !/address already in use/.test(String(e))) throw e;
     }

@@ -14,6 +14,7 @@ import type { CheckName, ZoneResult } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { sample } from "./sample.ts";
 import { serveFleet, type Drifts } from "./test-fleet.ts";
+import { errorResponse, RCODE, startFakeResolver, type FakeResolver } from "./test-resolver.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));
@@ -40,6 +41,10 @@ export const DRIFTS: Drifts = {
   "alpine-design.example": (t) => `${t}@\t3600\tIN\tMX\t10 mail.alpine-design.example.\n`,
   "amber-home.example": (t) => `${t.replace(/^@\t\d+\tIN\tCAA\t0 issue(wild)? .*\n/gm, "")}@\t3600\tIN\tCAA\t0 issue "digicert.com"\n`,
   "ops-mail.example": (t) => t.replace(/^alpine-fitness\.example\._report\._dmarc\t.*\n/m, ""),
+  // Beyond the issue's list, the limits RFC 7208 4.6.4 sets on an evaluation:
+  // 11 DNS-querying terms (10 allowed), and 3 names that do not exist (2 void lookups allowed).
+  "alpine-garden.example": (t) => t.replace(txtRdata("v=spf1 -all"), txtRdata(`v=spf1 ${"include:spf.messagingengine.com ".repeat(11)}-all`)),
+  "alpine-supply.example": (t) => t.replace(txtRdata("v=spf1 -all"), txtRdata("v=spf1 a:nx1.alpine-supply.example a:nx2.alpine-supply.example a:nx3.alpine-supply.example -all")),
 };
 
 /** The zone, the check that must fail, and words its explanation must contain. */
@@ -51,6 +56,8 @@ const EXPECTED: [zone: string, check: CheckName, explanation: RegExp][] = [
   ["alpine-design.example", "mx", /null MX must be the only MX \(RFC 7505.*10 mail\.alpine-design\.example/],
   ["amber-home.example", "caa", /blocks Cloudflare's CAs \(letsencrypt\.org, pki\.goog, sectigo\.com, ssl\.com not allowed; only digicert\.com\)/],
   ["alpine-fitness.example", "report-auth", /missing report authorisation alpine-fitness\.example\._report\._dmarc\.ops-mail\.example/],
+  ["alpine-garden.example", "spf", /permerror: more than 10 DNS lookups \(RFC 7208 4\.6\.4 allows 10/],
+  ["alpine-supply.example", "spf", /permerror: more than 2 void lookups \(RFC 7208 4\.6\.4 allows 2/],
 ];
 
 describe("seeded sampling", () => {
@@ -107,7 +114,11 @@ describe.skipIf(!KNOTD && !process.env.CI)("verify against knot", () => {
     }
     expect(run.summary.byResult.drift).toBe(EXPECTED.length);
     expect(run.summary.byResult.error).toBe(0);
-    expect(run.summary.byCheck.spf.drift).toBe(2);
+    expect(run.summary.byCheck.spf.drift).toBe(4);
+    // mailauth counted the lookups: the evaluation stopped at the 11th lookup, and at the 3rd void one.
+    const details = (zone: string) => run.zones.find((x) => x.zone === zone)!.checks.find((c) => c.check === "spf")!.details.join("\n");
+    expect(details("alpine-garden.example")).toMatch(/DNS lookups 11\/10, void lookups 0\/2/);
+    expect(details("alpine-supply.example")).toMatch(/DNS lookups 3\/10, void lookups 3\/2/);
     expect(run.summary.byCheck.dmarc.drift).toBe(2);
   });
 
@@ -166,11 +177,64 @@ describe("a resolver that does not answer", () => {
   });
 });
 
+describe("a resolver that answers SERVFAIL", () => {
+  let servfail: FakeResolver;
+  beforeAll(async () => {
+    servfail = await startFakeResolver({ rcode: RCODE.SERVFAIL });
+  });
+  afterAll(() => servfail.close());
+
+  it("builds a well-formed SERVFAIL response to a query", () => {
+    // id 0xbeef, RD, one question: example. TXT IN
+    const q = Buffer.from("beef01000001000000000000076578616d706c650000100001", "hex");
+    const r = errorResponse(q, RCODE.SERVFAIL)!;
+    expect(r.toString("hex")).toBe("beef81820001000000000000076578616d706c650000100001");
+  });
+
+  it("reports SERVFAIL as such (cannot verify, exit 5), never drift", async () => {
+    const r = await verify("--zone", "alpine-bikes.example", "--zone", "ops-mail.example", "--json", "--timeout", "500", "--tries", "1", "--resolver", `127.0.0.1:${servfail.port}`);
+    expect(r.code).toBe(VERIFY_EXIT.unverified);
+    const run = JSON.parse(r.out) as JsonRun;
+    expect(run.summary.byResult).toEqual({ pass: 0, drift: 0, error: 2 });
+    expect(run.summary.byCheck.mx).toEqual({ drift: 0, error: 2 });
+    for (const z of run.zones) {
+      for (const c of z.checks.filter((x) => x.status !== "skip")) {
+        expect(c.status, `${z.zone} ${c.check}`).toBe("error");
+        expect(c.problems.join(" "), `${z.zone} ${c.check}`).toMatch(/SERVFAIL: the resolver could not resolve the name/);
+        expect(c.problems.join(" ")).not.toMatch(/timeout/);
+      }
+    }
+    const text = await verify("--zone", "alpine-bikes.example", "--tries", "1", "--resolver", `127.0.0.1:${servfail.port}`);
+    expect(text.out).toMatch(/│ cannot verify +│ 1 +│/);
+    expect(text.out).toContain("cannot verify  alpine-bikes.example\n  mx: MX alpine-bikes.example: SERVFAIL");
+  });
+});
+
+describe("bounded work", () => {
+  let slow: FakeResolver;
+  beforeAll(async () => {
+    slow = await startFakeResolver({ rcode: RCODE.REFUSED, delayMs: 20 });
+  });
+  afterAll(() => slow.close());
+
+  it("never has more than --max-queries DNS queries in flight, whatever --concurrency", async () => {
+    const zones = inventory.zones.slice(0, 40).flatMap((z) => ["--zone", z.name]);
+    const r = await verify(...zones, "--json", "--concurrency", "40", "--max-queries", "6", "--tries", "1", "--resolver", `127.0.0.1:${slow.port}`);
+    expect(r.code).toBe(VERIFY_EXIT.unverified);
+    const run = JSON.parse(r.out) as JsonRun;
+    expect(run.summary.byResult.error).toBe(40);
+    expect(run.zones[0]!.checks[0]!.problems.join(" ")).toMatch(/REFUSED/);
+    expect(slow.received).toBeGreaterThanOrEqual(40 * 4);
+    expect(slow.peakOutstanding).toBeLessThanOrEqual(6);
+    expect(slow.peakOutstanding).toBeGreaterThan(1); // the queries did run in parallel
+  });
+});
+
 describe("usage", () => {
   it("prints help with every option", async () => {
     const r = await verify("--help");
     expect(r.code).toBe(VERIFY_EXIT.ok);
-    for (const flag of ["--sample", "--all", "--zone", "--seed", "--resolver", "--timeout", "--concurrency", "--json", "--html"]) expect(r.out).toContain(flag);
+    for (const flag of ["--sample", "--all", "--zone", "--seed", "--resolver", "--timeout", "--tries", "--concurrency", "--max-queries", "--json", "--html"]) expect(r.out).toContain(flag);
   });
   it("refuses an unknown zone and a malformed resolver with exit 2", async () => {
     expect((await verify("--zone", "nope.example")).code).toBe(VERIFY_EXIT.usage);
