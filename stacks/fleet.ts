@@ -13,6 +13,8 @@ import { WORKERS_DIR } from "./model/wrangler.ts";
 
 export interface DeclaredFleet {
   zones: Map<string, ZonePosture>;
+  /** Every Worker resource declared, by desired-state name (storage ids for outputs). */
+  declared: Declared;
   router?: Router;
   workers: Map<string, Worker>;
 }
@@ -69,7 +71,7 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
       ),
     );
   }
-  return { zones, router, workers };
+  return { zones, declared, router, workers };
 }
 
 function isRouterShard(state: DesiredState, script: string): boolean {

@@ -5,3 +5,8 @@ const outputs = main();
 
 export const zoneCount = outputs.zoneCount;
 export const recordCount = outputs.recordCount;
+export const workers = outputs.workers;
+/** For `npm run sites -- publish --namespace-id "$(pulumi stack output sitesNamespaceId)"`. */
+export const sitesNamespaceId = outputs.sitesNamespaceId;
+/** For `npm run tenants -- --remote --namespace-id "$(pulumi stack output tenantsNamespaceId)"`. */
+export const tenantsNamespaceId = outputs.tenantsNamespaceId;

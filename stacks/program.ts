@@ -5,6 +5,7 @@ import { declareFleet } from "./fleet.ts";
 import { deriveDesiredState } from "./model/desired.ts";
 import { InventoryError, loadInventoryOrThrow } from "./model/load.ts";
 import { selectShard, ShardError } from "./model/shards.ts";
+import { names } from "./model/workers.ts";
 
 export const DEFAULT_INVENTORY = "fleet";
 
@@ -33,8 +34,15 @@ export function main() {
     throw e;
   }
   const fleet = declareFleet(state);
+  // Ids operator scripts need: npm run sites publish (the content map) and npm run
+  // tenants --remote (the LLM proxies' tenant store), read with `pulumi stack output`.
+  const kvId = (title: string) => fleet.declared.get(names.kv(title))?.outputs.id;
+  const tenants = state.workers.find((w) => w.source === "llm-proxy");
   return {
     zoneCount: fleet.zones.size,
     recordCount: state.resources.filter((r) => r.record).length,
+    workers: state.workers.map((w) => w.script),
+    sitesNamespaceId: fleet.router?.namespaceId,
+    tenantsNamespaceId: tenants ? kvId("edgefleet-llm-proxy-tenants") : undefined,
   };
 }

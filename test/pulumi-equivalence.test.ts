@@ -53,7 +53,7 @@ function unwrapSecrets(inputs: Record<string, unknown>): { inputs: Record<string
 }
 
 const registered: Registered[] = [];
-let outputs: { zoneCount: number; recordCount: number };
+let outputs: ReturnType<typeof import("../stacks/program.ts").main>;
 let urns: string[] = [];
 
 // The id the mock engine gives each resource; desired-state references resolve to it.
@@ -148,6 +148,13 @@ describe("the Pulumi program under mocks", () => {
     expect(scripts).toEqual(expect.arrayContaining(["edgefleet-router", "edgefleet-llm-proxy", "edgefleet-llm-proxy-eu"]));
     expect(registered.filter((r) => r.type === TYPES.workersKvNamespace).map((r) => r.inputs.title).sort()).toEqual(["edgefleet-llm-proxy-tenants", "edgefleet-sites"]);
     expect(registered.some((r) => r.type === TYPES.workersRoute && r.inputs.pattern === "api.llm-gateway.example/*" && r.inputs.script === "edgefleet-llm-proxy")).toBe(true);
+  });
+
+  it("exports the ids operator scripts need: the content map and the tenant store", async () => {
+    const value = <T>(o: pulumi.Output<T> | undefined) => new Promise<T | undefined>((res) => (o ? o.apply((v) => res(v)) : res(undefined)));
+    expect(await value(outputs.sitesNamespaceId)).toBe(mockId("kv/edgefleet-sites"));
+    expect(await value(outputs.tenantsNamespaceId)).toBe(mockId("kv/edgefleet-llm-proxy-tenants"));
+    expect(outputs.workers).toEqual(desired.workers.map((w) => w.script));
   });
 
   it("keeps the provider key and operator token secret end to end: the engine receives the bindings as a secret", () => {

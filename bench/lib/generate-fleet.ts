@@ -9,8 +9,22 @@ export function generateFleet(dir: string, zones: number, exampleDir = "fleet"):
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(exampleDir, "fleet.yaml"), join(dir, "fleet.yaml"));
   copyFileSync(join(exampleDir, "profiles.yaml"), join(dir, "profiles.yaml"));
-  const lines = ["zones:", "  - name: ops-mail.example", "    profile: mail-fastmail", "    tags: [ops]"];
-  for (let i = 1; i < zones; i++) {
+  // The zones fleet.yaml's workers: serve (the LLM proxies' hostnames), as in the example.
+  const lines = [
+    "zones:",
+    "  - name: ops-mail.example",
+    "    profile: mail-fastmail",
+    "    tags: [ops]",
+    "  - name: llm-gateway.example",
+    "    profile: web",
+    "    records:",
+    '      - { type: AAAA, name: api, content: "100::", proxied: true }',
+    "  - name: llm-gateway-eu.example",
+    "    profile: web",
+    "    records:",
+    '      - { type: AAAA, name: api, content: "100::", proxied: true }',
+  ];
+  for (let i = 3; i < zones; i++) {
     const h = createHash("sha256").update(`zone-${i}`).digest();
     const name = `brand-${i.toString(36)}-${h.readUInt16BE(0).toString(36)}.example`;
     const r = h[2]! / 256;

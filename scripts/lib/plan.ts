@@ -92,7 +92,15 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
   if (!current.ok) return reportInvalid(io, opts, current.problems, "the inventory");
   const inventory = current.inventory;
   const shard = opts.shard ?? settings.shard;
-  const fleetState = deriveDesiredState(inventory, { accountId });
+  let fleetState: DesiredState;
+  try {
+    fleetState = deriveDesiredState(inventory, { accountId });
+  } catch (e) {
+    // A Worker whose code does not bundle (esbuild names the file and line).
+    if (!(e instanceof Error && e.message.startsWith("cannot bundle"))) throw e;
+    io.err(`plan: ${e.message}\n`);
+    return EXIT.invalid;
+  }
   let state: DesiredState;
   try {
     state = selectShard(inventory, fleetState, shard);

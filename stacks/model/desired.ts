@@ -54,6 +54,9 @@ export interface DeriveOptions {
   accountId: string;
   /** Where Workers' folders are (default: the repository's workers/). */
   workersDir?: string;
+  /** false: the DNS posture only, without the Workers (no bundling), for tools that
+   * check DNS (verify, import, zone files) and must not depend on Worker code compiling. */
+  workers?: boolean;
 }
 
 export function isRef(v: unknown): v is Ref {
@@ -120,7 +123,7 @@ export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): Desired
     }
   }
   const zoneIds = new Map<string, string | Ref>(inv.zones.map((z) => [z.name, z.id ?? { $ref: zoneResourceName(z.name), $output: "id" }]));
-  const fleetWorkers = deriveWorkers(inv, opts.accountId, (zone) => zoneIds.get(zone)!, { workersDir: opts.workersDir });
+  const fleetWorkers = opts.workers === false ? { workers: [], resources: [] } : deriveWorkers(inv, opts.accountId, (zone) => zoneIds.get(zone)!, { workersDir: opts.workersDir });
   resources.push(...fleetWorkers.resources);
   const seen = new Set<string>();
   for (const r of resources) {
