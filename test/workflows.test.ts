@@ -58,6 +58,11 @@ describe("CI workflows", () => {
     expect(String(doc.concurrency.group)).toMatch(/^pulumi-up-/);
     const up = steps(doc).find((x) => x.uses?.startsWith("pulumi/actions@"))!;
     expect(up.with).toMatchObject({ command: "up", policyPacks: "policies" });
+    // Then the content map, into the namespace the up created (its stack output).
+    const all = steps(doc);
+    const publish = all.findIndex((x) => x.run?.includes("npm run sites -- publish"));
+    expect(publish).toBeGreaterThan(all.indexOf(up));
+    expect(all[publish]!.run).toContain("${{ steps.up.outputs.sitesNamespaceId }}");
   });
 
   it.each(files)("%s takes credentials only from secrets", (f) => {
