@@ -42,7 +42,7 @@ export interface DesiredWorker {
 }
 
 /** Workers that bind a secret, canary first, then by script name: rotation's order. */
-export function workersBindingSecret(workers: readonly DesiredWorker[], binding: string): DesiredWorker[] {
+export function workersBindingSecret<W extends Pick<DesiredWorker, "script" | "canary" | "secrets">>(workers: readonly W[], binding: string): W[] {
   return workers
     .filter((w) => w.secrets.some((s) => s.binding === binding))
     .sort((a, b) => (a.canary !== b.canary ? (a.canary ? -1 : 1) : a.script < b.script ? -1 : a.script > b.script ? 1 : 0));
