@@ -1,7 +1,7 @@
 // `npm run tenants` end to end: --remote against a stateful fake of the Cloudflare KV
 // API on loopback (through the official SDK), --local against the Miniflare state that
 // the Worker itself then reads (a created key works, a disabled one is refused).
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -65,6 +65,32 @@ describe("tenants --remote (Cloudflare API fake)", () => {
 
     const again = await run(["disable", "--remote", id, "--yes", "--json"], env);
     expect(JSON.parse(again.out)).toMatchObject({ dryRun: false, disabled: [], alreadyDisabled: 1 });
+  });
+
+  it("takes the namespace id from a saved `pulumi stack output --json`, with clear errors", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "efp-stack-"));
+    try {
+      const { EDGEFLEET_TENANTS_NAMESPACE_ID: _, ...noNs } = env;
+      const file = join(dir, "outputs.json");
+      const ns = "0123456789abcdef0123456789abcdef";
+      const other = new FakeCloudflare(env.CLOUDFLARE_API_TOKEN!, "acc123", ns);
+      await other.start();
+      try {
+        writeFileSync(file, JSON.stringify({ zoneCount: 3, llmProxy: { tenantsNamespaceId: ns } }));
+        const r = await run(["create", "--remote", "--name", "from-stack", "--stack-outputs", file, "--stack-output-key", "llmProxy.tenantsNamespaceId", "--api-base", other.url, "--json"], noNs);
+        expect(r.code).toBe(TENANT_EXIT.ok);
+        expect(other.store.size).toBe(1);
+        const missing = await run(["list", "--remote", "--stack-outputs", file], noNs);
+        expect(missing.code).toBe(TENANT_EXIT.usage);
+        expect(missing.err).toContain("output 'tenantsNamespaceId' is missing (outputs: zoneCount, llmProxy)");
+        writeFileSync(file, "Current stack outputs (2):");
+        expect((await run(["list", "--remote", "--stack-outputs", file], noNs)).err).toContain("not JSON");
+      } finally {
+        await other.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("exit codes: unknown tenant 4, bad input 2 (nothing written), missing credentials 2, API refusal 1", async () => {

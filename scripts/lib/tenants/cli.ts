@@ -2,6 +2,8 @@
 // against the local Miniflare state shared with `npm run dev:proxy` (--local) or the
 // deployed Worker's TENANTS namespace through the Cloudflare API (--remote).
 import { Command, CommanderError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import Table from "cli-table3";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
@@ -31,6 +33,8 @@ interface StoreOpts {
   persist: string;
   accountId?: string;
   namespaceId?: string;
+  stackOutputs?: string;
+  stackOutputKey: string;
   apiBase?: string;
   json?: boolean;
 }
@@ -48,6 +52,9 @@ async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: (
   const apiToken = io.env.CLOUDFLARE_API_TOKEN;
   const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
   let namespaceId = o.namespaceId ?? io.env.EDGEFLEET_TENANTS_NAMESPACE_ID;
+  if (namespaceId === undefined && o.stackOutputs !== undefined) {
+    namespaceId = namespaceFromStackOutputs(resolve(io.root, o.stackOutputs), o.stackOutputKey);
+  }
   if (namespaceId === undefined) {
     const kv = wranglerWorkerOptions().options.kvNamespaces;
     const ns = kv !== undefined && !Array.isArray(kv) ? kv.TENANTS : undefined;
@@ -57,12 +64,32 @@ async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: (
   const missing = [
     apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag)",
     accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    namespaceId ? undefined : "--namespace-id or EDGEFLEET_TENANTS_NAMESPACE_ID (wrangler.jsonc holds a placeholder id)",
+    namespaceId ? undefined : "--namespace-id, EDGEFLEET_TENANTS_NAMESPACE_ID or --stack-outputs (wrangler.jsonc holds a placeholder id)",
   ].filter((m) => m !== undefined);
   if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
   const kv = openRemoteStore({ apiToken: apiToken!, accountId: accountId!, namespaceId: namespaceId!, ...(baseURL ? { baseURL } : {}) });
   return { kv, close: async () => {}, where: `KV namespace ${namespaceId} (account ${accountId})` };
+}
+
+/**
+ * The TENANTS namespace id from a saved `pulumi stack output --json` (a flat object of
+ * outputs; `key` may be a dotted path into it, e.g. `llmProxy.tenantsNamespaceId`).
+ */
+export function namespaceFromStackOutputs(file: string, key: string): string {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--stack-outputs ${file}: ${e instanceof SyntaxError ? "not JSON (save it with \`pulumi stack output --json\`)" : "cannot be read"}`);
+  }
+  let v: unknown = data;
+  for (const part of key.split(".")) v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[part] : undefined;
+  if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) {
+    const keys = typeof data === "object" && data !== null ? Object.keys(data).join(", ") : "";
+    throw new UsageError(`--stack-outputs ${file}: output '${key}' is ${v === undefined ? "missing" : "not a 32-hex namespace id"} (outputs: ${keys || "none"})`);
+  }
+  return v;
 }
 
 function positiveNumber(v: string): number {
@@ -84,7 +111,9 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       .option("--remote", "use the deployed Worker's TENANTS KV namespace (Cloudflare API; token from CLOUDFLARE_API_TOKEN)")
       .option("--persist <dir>", "local state directory", DEFAULT_PERSIST)
       .option("--account-id <id>", "Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID)")
-      .option("--namespace-id <id>", "TENANTS namespace id (default: EDGEFLEET_TENANTS_NAMESPACE_ID, else wrangler.jsonc)")
+      .option("--namespace-id <id>", "TENANTS namespace id (default: EDGEFLEET_TENANTS_NAMESPACE_ID, else --stack-outputs, else wrangler.jsonc)")
+      .option("--stack-outputs <file>", "read the namespace id from a saved `pulumi stack output --json`")
+      .option("--stack-output-key <key>", "the output holding the TENANTS namespace id (dotted path)", "tenantsNamespaceId")
       .option("--api-base <url>", "Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL, else the real API)")
       .option("--json", "machine-readable output");
 

@@ -101,7 +101,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
         ``,
         `  curl -sN ${base}/v1/messages -H 'x-api-key: ${key}' -H 'anthropic-version: 2023-06-01' \\`,
         `    -H 'content-type: application/json' \\`,
-        `    -d '{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'`,
+        `    -d '{"model":"claude-sonnet-5-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'`,
         ``,
         `  curl -s ${base}/_edgefleet/status -H 'authorization: Bearer <OPERATOR_TOKEN>'`,
         `more tenants: npm run tenants -- create --local --name NAME   (Ctrl-C stops)`,

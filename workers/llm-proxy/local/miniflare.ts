@@ -1,8 +1,10 @@
 // Runs the LLM proxy Worker locally in workerd (Miniflare), for the tests, `npm run
 // dev:proxy` and the benchmark. Bindings come from wrangler.jsonc through wrangler's
-// own reader, never restated here; the source is bundled with esbuild. The METRICS
+// own reader, never restated here; the source is bundled as Pulumi bundles it. The METRICS
 // binding is replaced by a recording one (Analytics Engine is a no-op locally).
-import { build } from "esbuild";
+import "./no-telemetry.ts";
+import { bundleWorker as bundleModelWorker } from "../../../stacks/model/bundle.ts";
+import { readWorkerConfig } from "../../../stacks/model/wrangler.ts";
 import { Log, LogLevel, Miniflare, Response, type Request as MfRequest, type WorkerOptions } from "miniflare";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,22 +13,11 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const WRANGLER_CONFIG = resolve(WORKER_DIR, "wrangler.jsonc");
 
-let bundled: Promise<string> | undefined;
-
-/** The Worker bundled as one ES module (cached per process). */
+/** The Worker bundled as one ES module: the very bytes Pulumi uploads (stacks/model/bundle.ts). */
 export function bundleWorker(): Promise<string> {
-  bundled ??= build({
-    entryPoints: [resolve(WORKER_DIR, "src/index.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2023",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["cloudflare:*", "node:*"],
-    write: false,
-    logLevel: "silent",
-  }).then((r) => r.outputFiles[0]!.text);
-  return bundled;
+  const config = readWorkerConfig("llm-proxy", dirname(WORKER_DIR));
+  if (!config.ok) return Promise.reject(new Error(config.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join("\n")));
+  return Promise.resolve(bundleModelWorker(config.config).content);
 }
 
 /** wrangler.jsonc as Miniflare worker options (bindings, DOs, compatibility). */

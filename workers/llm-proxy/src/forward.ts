@@ -1,17 +1,34 @@
-// Sends the request to the upstream with safe retries and relays the answer unbuffered.
-// Retries happen only while nothing has reached the client: on 429, 529, 5xx, a network
-// error, or a 200 stream whose first event is an overloaded_error. Once bytes flow, a
-// broken stream ends with an SSE error event and is never retried.
+// Sends the request to the upstream with safe retries and relays the answer. Retries
+// happen only while nothing has reached the client: on 429, 529, 5xx, a network error
+// (also one that cuts a JSON answer short), or a 200 stream whose first event is an
+// overloaded_error. SSE streams are relayed unbuffered; once their bytes flow, a broken
+// stream ends with an SSE error event and is never retried. JSON (non-stream) answers are
+// read whole before anything is sent: they are small (bounded by max_tokens), arrive in
+// one piece anyway, and reading them here lets usage be taken from the same bytes with
+// no second stream and no work after the response.
 import type { Config } from "./config.ts";
 import { sseErrorEvent } from "./errors.ts";
-import { SseUsageScanner, isOverloadEvent, usageFromJson, type Usage } from "./usage.ts";
+import { SseUsageScanner, isOverloadEvent, type Usage } from "./usage.ts";
 
 export interface Upstreamed {
   /** The upstream's response, or undefined when every attempt failed on the network. */
   response: Response | undefined;
-  /** Bytes already read from the response (the first SSE event), to send first. */
-  prefix: Uint8Array[];
+  /** Non-stream answers: the whole body, already read (the response's body is used up). */
+  bytes?: ArrayBuffer;
+  /** SSE answers: the body, split for the client and for the usage scanner. */
+  stream?: SplitStream;
   retries: number;
+}
+
+/**
+ * An SSE body split with the runtime's tee(): the client's branch is untouched (nothing
+ * has been read from it), the scan branch has had its first event read (`seen`), which
+ * is how an overloaded stream is recognised before a byte reaches the client.
+ */
+export interface SplitStream {
+  client: ReadableStream<Uint8Array>;
+  scan: ReadableStreamDefaultReader<Uint8Array>;
+  seen: Uint8Array[];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -85,161 +102,122 @@ export async function sendWithRetries(url: string, init: RequestInit, cfg: Confi
     try {
       res = await fetch(url, init);
     } catch {
-      if (last) return { response: undefined, prefix: [], retries };
+      if (last) return { response: undefined, retries };
       await sleep(backoffMs(attempt, cfg, Math.random()));
       retries++;
       continue;
     }
     if (retryableStatus(res.status)) {
-      if (last) return { response: res, prefix: [], retries };
-      const delay = retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random());
-      // The upstream asked for a longer pause than we are willing to hold the client:
-      // hand its answer (and its retry-after) to the client instead.
-      if (delay === undefined) return { response: res, prefix: [], retries };
+      const delay = last ? undefined : retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random());
+      // The last attempt, or the upstream asked for a longer pause than we are willing to
+      // hold the client: hand its answer (and its retry-after) to the client instead.
+      if (delay === undefined) return passOn(res, retries);
       await res.body?.cancel();
       await sleep(delay);
       retries++;
       continue;
     }
     if (res.status === 200 && res.body !== null && isEventStream(res)) {
-      const reader = res.body.getReader();
+      const [client, copy] = res.body.tee();
+      const scan = copy.getReader();
       let first: { chunks: Uint8Array[]; text: string };
       try {
-        first = await readFirstEvent(reader);
+        first = await readFirstEvent(scan);
       } catch {
         // The stream broke before its first event: nothing was sent, so retry.
-        if (last) return { response: undefined, prefix: [], retries };
+        await client.cancel().catch(() => {});
+        if (last) return { response: undefined, retries };
         await sleep(backoffMs(attempt, cfg, Math.random()));
         retries++;
         continue;
       }
       if (!last && isOverloadEvent(first.text)) {
-        await reader.cancel().catch(() => {});
+        await Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
         await sleep(backoffMs(attempt, cfg, Math.random()));
         retries++;
         continue;
       }
-      reader.releaseLock();
-      return { response: res, prefix: first.chunks, retries };
+      return { response: res, stream: { client, scan, seen: first.chunks }, retries };
     }
-    return { response: res, prefix: [], retries };
+    if (isEventStream(res)) return passOn(res, retries);
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await res.arrayBuffer();
+    } catch {
+      // The answer broke before its end: nothing was sent, so retry.
+      if (last) return { response: undefined, retries };
+      await sleep(backoffMs(attempt, cfg, Math.random()));
+      retries++;
+      continue;
+    }
+    return { response: res, bytes, retries };
   }
 }
 
-export interface Relay {
-  body: ReadableStream<Uint8Array> | null;
-  /** Resolves when the body has been fully sent (or failed), with what it carried. */
-  done: Promise<{ usage: Usage; interrupted: boolean }>;
+/** An answer handed to the client as it is (no retry left): read whole unless a stream. */
+async function passOn(res: Response, retries: number): Promise<Upstreamed> {
+  if (isEventStream(res) && res.body !== null) {
+    const [client, copy] = res.body.tee();
+    return { response: res, stream: { client, scan: copy.getReader(), seen: [] }, retries };
+  }
+  try {
+    return { response: res, bytes: await res.arrayBuffer(), retries };
+  } catch {
+    return { response: undefined, retries };
+  }
 }
 
-const JSON_SCAN_LIMIT = 1024 * 1024;
+export interface Relayed {
+  usage: Usage;
+  /** The upstream or the client broke the stream before its end. */
+  interrupted: boolean;
+}
 
 /**
- * Relays the upstream body chunk by chunk (no buffering: a chunk is enqueued the moment
- * it is read) while a copy feeds the usage reader.
+ * Relays an SSE body: the runtime pipes the client's branch natively (no chunk waits for
+ * JavaScript) while the scan branch feeds the usage scanner. If the upstream breaks
+ * mid-stream, the client's stream gets an SSE error event and closes. `onDone` is called
+ * once, when the stream has ended or failed, before the client's stream is closed.
  */
-export function relay(res: Response, prefix: Uint8Array[]): Relay {
-  const sse = isEventStream(res);
-  const scanner = sse ? new SseUsageScanner() : undefined;
-  const jsonParts: Uint8Array[] = [];
-  let jsonSize = 0;
-  let finish!: (v: { usage: Usage; interrupted: boolean }) => void;
-  const done = new Promise<{ usage: Usage; interrupted: boolean }>((r) => (finish = r));
-  if (res.body === null) {
-    finish({ usage: usageFromJson(""), interrupted: false });
-    return { body: null, done };
-  }
-  const observe = (c: Uint8Array) => {
-    if (scanner) scanner.push(c);
-    else if (jsonSize < JSON_SCAN_LIMIT) {
-      jsonParts.push(c);
-      jsonSize += c.byteLength;
-    }
-  };
-  const final = (interrupted: boolean, why = "stream_interrupted") => {
-    if (scanner) {
-      if (interrupted && scanner.usage.errorType === "") scanner.usage.errorType = why;
-      finish({ usage: scanner.usage, interrupted });
-      return;
-    }
-    const bytes = new Uint8Array(jsonSize);
-    let off = 0;
-    for (const p of jsonParts) {
-      bytes.set(p, off);
-      off += p.byteLength;
-    }
-    const usage = usageFromJson(new TextDecoder().decode(bytes));
-    if (interrupted && usage.errorType === "") usage.errorType = why;
-    finish({ usage, interrupted });
-  };
-  if (!sse && prefix.length === 0) {
-    // JSON (and other non-stream) bodies: the runtime's own tee sends one branch to the
-    // client untouched while the other is read for usage, off the client's path.
-    const [client, copy] = res.body.tee();
-    const read = async () => {
-      const r = copy.getReader();
-      let interrupted = false;
-      try {
-        for (;;) {
-          const { done: end, value } = await r.read();
-          if (end) break;
-          if (jsonSize < JSON_SCAN_LIMIT) {
-            jsonParts.push(value);
-            jsonSize += value.byteLength;
-          }
-        }
-      } catch {
-        interrupted = true;
-      }
-      return interrupted;
-    };
-    void read().then((interrupted) => final(interrupted));
-    return { body: client, done };
-  }
-  // SSE: the bytes already read (the first event) go first, then the runtime pipes the
-  // rest natively to the client while a tee'd copy feeds the usage scanner. If the
-  // upstream breaks mid-stream, the client's stream gets an SSE error event and closes.
-  const [toClient, toScan] = res.body.tee();
+export function relayStream(split: SplitStream, onDone: (r: Relayed) => void): ReadableStream<Uint8Array> {
+  const scanner = new SseUsageScanner();
   const out = new IdentityTransformStream();
-  const enc = new TextEncoder();
   let upstreamFailed = false;
   const scanned = (async () => {
-    for (const c of prefix) observe(c);
-    const r = toScan.getReader();
+    for (const c of split.seen) scanner.push(c);
     try {
       for (;;) {
-        const { done: end, value } = await r.read();
-        if (end) return;
-        observe(value);
+        const { done, value } = await split.scan.read();
+        if (done) return;
+        scanner.push(value);
       }
     } catch {
       upstreamFailed = true;
     }
   })();
   void (async () => {
-    let clientGone = false;
+    let pipeFailed = false;
     try {
-      const w = out.writable.getWriter();
-      for (const c of prefix) await w.write(c);
-      w.releaseLock();
-      await toClient.pipeTo(out.writable, { preventClose: true, preventAbort: true });
+      await split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true });
     } catch {
-      // Either side failed; the scanner tells which.
+      pipeFailed = true; // either side failed; the scanner tells which
     }
     await scanned;
-    try {
-      const w = out.writable.getWriter();
-      if (upstreamFailed) {
-        // Close any half-sent event, then tell the client what happened.
-        const tail = scanner!.atBoundary ? "" : "\n\n";
-        await w.write(enc.encode(tail + sseErrorEvent("api_error", "upstream stream interrupted")));
-      }
-      await w.close();
-    } catch {
-      clientGone = true;
+    let clientGone = pipeFailed && !upstreamFailed;
+    const w = out.writable.getWriter();
+    if (upstreamFailed) {
+      // Close any half-sent event, then tell the client what happened.
+      const tail = scanner.atBoundary ? "" : "\n\n";
+      await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", "upstream stream interrupted"))).catch(() => (clientGone = true));
     }
-    final(upstreamFailed || clientGone, upstreamFailed ? "stream_interrupted" : "client_closed");
+    if ((upstreamFailed || clientGone) && scanner.usage.errorType === "") {
+      scanner.usage.errorType = upstreamFailed ? "stream_interrupted" : "client_closed";
+    }
+    try {
+      onDone({ usage: scanner.usage, interrupted: upstreamFailed || clientGone });
+    } finally {
+      await w.close().catch(() => {});
+    }
   })();
-  const body = out.readable;
-  return { body, done };
+  return out.readable;
 }

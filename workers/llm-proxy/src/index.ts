@@ -1,11 +1,12 @@
 // The LLM proxy Worker: applications call it instead of Anthropic's API. It runs the
 // policy steps (CORS, auth, body size, rate limit), forwards the body as opaque bytes
-// with the provider key attached, relays the answer unbuffered and records the call.
+// with the provider key attached, relays the answer (streams unbuffered) and records the
+// call.
 import { config, type Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { errorResponse, type ErrorType } from "./errors.ts";
-import { relay, sendWithRetries } from "./forward.ts";
-import { writeMetric, type CallRecord } from "./metrics.ts";
+import { relayStream, sendWithRetries } from "./forward.ts";
+import { worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
 import { authenticate } from "./policy/auth.ts";
 import { checkDeclaredLength, readLimited } from "./policy/body-size.ts";
 import { corsHeaders, preflight } from "./policy/cors.ts";
@@ -13,7 +14,7 @@ import { LocalLimits, rateLimit } from "./policy/rate-limit.ts";
 import { LEASE_MS } from "./policy/token-bucket.ts";
 import { operatorAuthorized, statusBody } from "./status.ts";
 import { kvKeyFor, parseTenantRecord, type TenantRecord } from "./tenant-record.ts";
-import { emptyUsage } from "./usage.ts";
+import { emptyUsage, usageFromJson, type Usage } from "./usage.ts";
 
 export { RateLimiter } from "./rate-limiter.ts";
 
@@ -27,6 +28,10 @@ const FORWARD_HEADERS = ["content-type", "accept", "anthropic-version", "anthrop
 const DROP_RESPONSE_HEADERS = ["content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "set-cookie", "anthropic-organization-id"];
 
 const limits = new LocalLimits();
+const decoder = new TextDecoder();
+// JSON answers up to this size are parsed for usage before they are sent (a few µs);
+// bigger ones after, so parsing never delays them noticeably.
+const JSON_INLINE_LIMIT = 64 * 1024;
 // Per-isolate cache of tenant records (TENANT_CACHE_SECONDS); bounds the KV reads.
 const tenantCache = new Map<string, { record: TenantRecord | undefined; expires: number }>();
 
@@ -43,7 +48,8 @@ async function lookupTenant(env: Env, cfg: Config, keyHash: string): Promise<Ten
 }
 
 function log(line: Record<string, unknown>): void {
-  // One structured line per call; it holds ids and numbers only, never a key or token.
+  // One structured line per unusual call (metrics.ts worthLogging); ids and numbers
+  // only, never a key or token.
   console.log(JSON.stringify(line));
 }
 
@@ -56,15 +62,22 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const cors = corsHeaders(request.headers.get("origin"), cfg.corsOrigins);
   let tenantId = "";
 
+  let failedOpen = false;
+  // Writes the call's data point (and a log line if it is unusual). Synchronous: with
+  // the real Analytics Engine binding nothing is left pending after the response.
   const record = (status: number, extra: Partial<CallRecord> = {}) => {
-    const r: CallRecord = { requestId, tenant: tenantId, route, status, usage: emptyUsage(), latencyMs: Date.now() - started, ttfbMs: Date.now() - started, retries: 0, ...extra };
-    log({ requestId, tenant: r.tenant, route, status, error: r.usage.errorType || undefined, retries: r.retries, latencyMs: r.latencyMs });
-    return writeMetric(env.METRICS, r, cfg.sampleRate);
+    const now = Date.now();
+    const r: CallRecord = { requestId, tenant: tenantId, route, status, usage: emptyUsage(), latencyMs: now - started, ttfbMs: now - started, retries: 0, ...extra };
+    if (worthLogging(r, failedOpen)) {
+      log({ requestId, tenant: r.tenant, route, status, error: r.usage.errorType || undefined, retries: r.retries, latencyMs: r.latencyMs, rateLimiter: failedOpen ? "failed_open" : undefined });
+    }
+    const pending = writeMetric(env.METRICS, r, cfg.sampleRate);
+    if (pending !== undefined) ctx.waitUntil(pending);
   };
   const fail = (status: number, type: ErrorType, message: string, headers: Record<string, string> = {}, retries = 0) => {
     const u = emptyUsage();
     u.errorType = type;
-    ctx.waitUntil(record(status, { usage: u, retries }));
+    record(status, { usage: u, retries });
     return errorResponse(status, type, message, requestId, { ...cors, ...headers });
   };
 
@@ -99,10 +112,13 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     Date.now,
     cfg.failOpen,
     LEASE_MS,
+    // A lease top-up runs after this request may have answered: keep the request alive.
+    (p) => ctx.waitUntil(p),
   );
   if (!limit.ok) {
     return fail(limit.status, limit.status === 429 ? "rate_limit_error" : "api_error", limit.message, limit.headers);
   }
+  failedOpen = limit.failedOpen;
 
   const body = await readLimited(request, cfg.maxBodyBytes);
   if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
@@ -133,13 +149,28 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     out.set("x-accel-buffering", "no");
   }
 
-  const r = relay(res, up.prefix);
-  ctx.waitUntil(
-    r.done.then(({ usage }) =>
-      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started }),
-    ),
-  );
-  return new Response(r.body, { status: res.status, statusText: res.statusText, headers: out });
+  const init = { status: res.status, statusText: res.statusText, headers: out };
+  if (up.stream === undefined) {
+    // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
+    const bytes = up.bytes ?? new ArrayBuffer(0);
+    const done = (usage: Usage) => record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
+    if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
+    // A big answer is not held up by parsing it; the runtime finishes that after.
+    else ctx.waitUntil(Promise.resolve().then(() => done(usageFromJson(decoder.decode(bytes)))));
+    return new Response(bytes, init);
+  }
+  // SSE: relayed as it comes; the data point is written when the stream ends. waitUntil
+  // keeps the request alive to write it even if the client goes away mid-stream.
+  let finished!: () => void;
+  ctx.waitUntil(new Promise<void>((r) => (finished = r)));
+  const stream = relayStream(up.stream, ({ usage }) => {
+    try {
+      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
+    } finally {
+      finished();
+    }
+  });
+  return new Response(stream, init);
 }
 
 export default {

@@ -27,6 +27,8 @@ export type Behaviour =
       resetAfter?: number;
     }
   | { kind: "reset" }
+  /** A JSON answer whose connection is destroyed after `bytes` of its declared length. */
+  | { kind: "truncated"; body: string; bytes: number }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> };
 
 let rid = 0;
@@ -92,6 +94,10 @@ export class FakeAnthropic {
       case "json":
         res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });
         res.end(JSON.stringify(b.body));
+        return;
+      case "truncated":
+        res.writeHead(200, { "content-type": "application/json", "request-id": requestId, "content-length": String(Buffer.byteLength(b.body)) });
+        res.write(Buffer.from(b.body).subarray(0, b.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
         return;
       case "raw":
         res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });

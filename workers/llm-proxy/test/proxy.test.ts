@@ -170,8 +170,9 @@ describe("auth and request checks", () => {
     expect(h.fake.received).toHaveLength(0);
   });
 
-  // Each on its own connection: the proxy answers without reading the body, and the
-  // runtime then drops the connection, which a pooled client would try to reuse.
+  // Each on its own connection, and the client stops sending once the proxy must have
+  // answered: bytes the server never reads would make its close a TCP reset, which can
+  // destroy the answer before the client reads it.
   function rawPost(headers: Record<string, string>, send: (req: ReturnType<typeof httpRequest>) => void): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = httpRequest(new URL("/v1/messages", h.url), { method: "POST", agent: false, headers });
@@ -184,27 +185,24 @@ describe("auth and request checks", () => {
           resolve({ status: res.statusCode ?? 0, text });
         });
       });
-      req.on("error", (e) => (e.message.includes("EPIPE") || e.message.includes("ECONNRESET") ? undefined : reject(e)));
+      req.on("error", reject);
       send(req);
     });
   }
 
-  it("413 for a declared length over the limit and for a chunked body that grows past it", async () => {
-    const big = Buffer.alloc(6 * 1024 * 1024 + 1, "x");
-    const declared = await rawPost({ "x-api-key": key, "content-length": String(big.length) }, (req) => req.end(big));
+  it("413 for a declared length over the limit (before any byte of it) and for a chunked body that grows past it", async () => {
+    // Only the headers are sent: a proxy that waited for the body would never answer.
+    const declared = await rawPost({ "x-api-key": key, "content-length": String(6 * 1024 * 1024 + 1) }, (req) => req.flushHeaders());
     expect(declared.status).toBe(413);
     expect(JSON.parse(declared.text).error.type).toBe("request_too_large");
+    // One byte over the limit, then the body stays open: only a proxy that counts as it
+    // reads can answer.
     const chunked = await rawPost({ "x-api-key": key, "transfer-encoding": "chunked" }, (req) => {
-      const chunk = Buffer.alloc(1024 * 1024, 0x61);
-      let sent = 0;
-      const more = () => {
-        while (sent < 8 && req.write(chunk)) sent++;
-        if (sent < 8) req.once("drain", () => (sent++, more()));
-        else req.end();
-      };
-      more();
+      for (let i = 0; i < 6; i++) req.write(Buffer.alloc(1024 * 1024, 0x61));
+      req.write("a");
     });
     expect(chunked.status).toBe(413);
+    expect(JSON.parse(chunked.text).error.message).toBe(`request body exceeds the ${6 * 1024 * 1024}-byte limit`);
     expect(h.fake.received).toHaveLength(0);
   });
 
@@ -268,6 +266,20 @@ describe("operator status", () => {
   });
 });
 
+describe("the secret scan itself", () => {
+  it("finds a secret wherever the suite keeps what it saw (responses, log lines, data points)", () => {
+    const secrets = [h.secrets.ANTHROPIC_API_KEY, h.secrets.OPERATOR_TOKEN, key];
+    const places = [h.transcript, h.logs, h.points as unknown as unknown[]];
+    for (const [i, s] of secrets.entries()) {
+      const place = places[i]!;
+      place.push(i === 2 ? { indexes: [], blobs: [`x${s}x`], doubles: [] } : `header: x${s}x`);
+      expect(h.leaks()).toHaveLength(1);
+      place.pop();
+    }
+    expect(h.leaks()).toEqual([]);
+  });
+});
+
 describe("metrics", () => {
   it("records a JSON call: tenant, model, route, status, all four token counts", async () => {
     await h.call("/v1/messages", { key, body: '{"model":"claude-x"}' });
@@ -295,12 +307,17 @@ describe("metrics", () => {
     expect(p!.blobs.slice(0, 5)).toEqual(["", "", "/v1/messages", "401", "authentication_error"]);
   });
 
-  it("logs one line per call with ids and numbers only", async () => {
+  it("logs unusual calls (errors, retries) with ids and numbers only, and no line for plain successes", async () => {
     const before = h.logs.length;
     await h.call("/v1/messages", { key, body: "{}" });
-    await h.pointsAtLeast(1);
-    const lines = h.logs.slice(before).filter((l) => l.includes('"requestId"'));
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ tenant: tenantId, route: "/v1/messages", status: 200, retries: 0 });
+    h.fake.enqueue({ kind: "error", status: 500, type: "api_error", message: "boom" });
+    await h.call("/v1/messages", { key, body: "{}" });
+    await h.call("/v1/messages", { key: "efk_nope", body: "{}" });
+    await h.pointsAtLeast(3);
+    const lines = h.logs.slice(before).filter((l) => l.includes('"requestId"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ tenant: tenantId, route: "/v1/messages", status: 200, retries: 1 });
+    expect(lines[1]).toMatchObject({ tenant: "", status: 401, error: "authentication_error", retries: 0 });
+    for (const l of lines) expect(Object.keys(l).sort()).toEqual(["latencyMs", "requestId", "retries", "route", "status", "tenant", ...(l.error ? ["error"] : [])].sort());
   });
 });

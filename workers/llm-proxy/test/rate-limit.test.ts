@@ -46,6 +46,22 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     expect(ok.map((x) => Number(x.headers.get("ratelimit-remaining"))).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it("with leases and top-ups in play, concurrent requests never exceed the bucket plus its refill", async () => {
+    // 240/min with a bucket of 200: admitted calls bring leases of 2 tokens (half a
+    // second of the rate), so most calls are admitted without a Durable Object call.
+    const { key } = await h.tenant({ ratePerMinute: 240, burst: 200 });
+    h.fake.reset();
+    const t0 = Date.now();
+    const results = await Promise.all(Array.from({ length: 300 }, () => h.call("/v1/messages", { key, body: "{}" })));
+    const elapsedS = (Date.now() - t0) / 1000;
+    const ok = results.filter((r) => r.status === 200).length;
+    expect(ok + results.filter((r) => r.status === 429).length).toBe(300);
+    // The upper bound is the guarantee: the bucket plus what refilled while the test ran.
+    expect(ok).toBeLessThanOrEqual(200 + Math.ceil(4 * elapsedS));
+    expect(ok).toBeGreaterThan(150); // leases that expire unspent may refuse a few early
+    expect(h.fake.received).toHaveLength(ok);
+  });
+
   it("keeps tenants apart: one tenant's exhausted bucket does not limit another", async () => {
     const a = await h.tenant({ ratePerMinute: 1, burst: 2 });
     const b = await h.tenant({ ratePerMinute: 1, burst: 2 });
@@ -92,5 +108,9 @@ describe("rate limiting, fail open when configured", () => {
     const r = await h.call("/v1/messages", { key, body: "{}" });
     expect(r.status).toBe(200);
     expect(h.fake.received).toHaveLength(1);
+    // A success that bypassed the limiter is logged, so the failure does not go unseen.
+    await h.pointsAtLeast(1);
+    const line = h.logs.map((l) => (l.includes('"requestId"') ? (JSON.parse(l) as Record<string, unknown>) : undefined)).find((l) => l?.status === 200);
+    expect(line).toMatchObject({ tenant: "t_00000000000000bb", rateLimiter: "failed_open" });
   });
 });

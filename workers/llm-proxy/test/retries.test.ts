@@ -56,6 +56,15 @@ describe("retried while nothing has reached the client", () => {
     expect(h.fake.received).toHaveLength(2);
   });
 
+  it("a JSON answer cut short by the network is retried (it is read whole before a byte is sent)", async () => {
+    h.fake.enqueue({ kind: "truncated", body: JSON.stringify(message("never complete")), bytes: 40 });
+    const r = await h.call("/v1/messages", { key, body });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
+    expect(h.fake.received).toHaveLength(2);
+    expect(await retriesRecorded()).toBe(1);
+  });
+
   it("a 200 stream whose first event is overloaded_error is retried; the client sees only the good stream", async () => {
     h.fake.enqueue({ kind: "sse", events: [overloadedEvent, ...messageEvents(["never sent"])] });
     const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });

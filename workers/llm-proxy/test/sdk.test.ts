@@ -41,14 +41,15 @@ describe("@anthropic-ai/sdk through the proxy", () => {
     const deltas: string[] = [];
     stream.on("text", (t) => deltas.push(t));
     const final = await stream.finalMessage();
-    h.transcript.push(JSON.stringify(final), deltas.join(""));
+    h.record(stream.response!, JSON.stringify(final) + deltas.join(""));
     expect(deltas).toEqual(["Hello", ", world"]);
     expect(final.usage).toMatchObject({ input_tokens: 25, output_tokens: 9, cache_creation_input_tokens: 7, cache_read_input_tokens: 100 });
     expect(final.stop_reason).toBe("end_turn");
   });
 
   it("messages.countTokens", async () => {
-    const r = await client.messages.countTokens({ model: MODEL, messages: [{ role: "user", content: "x" }] });
+    const { data: r, response } = await client.messages.countTokens({ model: MODEL, messages: [{ role: "user", content: "x" }] }).withResponse();
+    h.record(response, JSON.stringify(r));
     expect(r.input_tokens).toBe(42);
   });
 

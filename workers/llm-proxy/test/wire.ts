@@ -6,7 +6,7 @@ export interface SseEvent {
   data: unknown;
 }
 
-export const MODEL = "claude-sonnet-4-5-20250929";
+export const MODEL = "claude-sonnet-5-5";
 
 export function messageEvents(text: string[], usage = { input_tokens: 25, output_tokens: 9, cache_creation_input_tokens: 7, cache_read_input_tokens: 100 }): SseEvent[] {
   const { output_tokens, ...startUsage } = usage;

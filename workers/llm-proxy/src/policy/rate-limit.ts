@@ -2,7 +2,8 @@
 // Object (the source of truth). Shortcuts in the isolate can only deny early or spend
 // tokens the Durable Object already deducted (a lease): a recent denial is remembered
 // until its retry-after, and a busy tenant's admitted call may bring a small lease of
-// extra tokens. When the Durable Object fails, the configured mode decides.
+// extra tokens, topped up in the background before it runs out so that a busy tenant's
+// calls rarely wait for the Durable Object. When it fails, the configured mode decides.
 import type { TakeResult } from "./token-bucket.ts";
 
 export type RateVerdict =
@@ -25,17 +26,11 @@ export function rateHeaders(r: TakeResult): Record<string, string> {
  */
 export class LocalLimits {
   private readonly denied = new Map<string, { untilMs: number; limit: number }>();
-  private readonly leases = new Map<string, { tokens: number; expiresMs: number; limit: number; remaining: number }>();
+  private readonly leases = new Map<string, { tokens: number; expiresMs: number; limit: number; remaining: number; size: number }>();
   private readonly inflight = new Map<string, Promise<TakeResult>>();
 
   check(tenantId: string, nowMs: number): TakeResult | undefined {
-    const d = this.denied.get(tenantId);
-    if (d !== undefined) {
-      if (nowMs < d.untilMs) {
-        return { allowed: false, granted: 0, remaining: 0, limit: d.limit, retryAfterMs: d.untilMs - nowMs, resetMs: d.untilMs - nowMs };
-      }
-      this.denied.delete(tenantId);
-    }
+    // Leased tokens first: they were deducted already, even if the bucket is empty now.
     const l = this.leases.get(tenantId);
     if (l !== undefined) {
       if (l.tokens > 0 && nowMs < l.expiresMs) {
@@ -44,16 +39,31 @@ export class LocalLimits {
       }
       this.leases.delete(tenantId);
     }
+    const d = this.denied.get(tenantId);
+    if (d !== undefined) {
+      if (nowMs < d.untilMs) {
+        return { allowed: false, granted: 0, remaining: 0, limit: d.limit, retryAfterMs: d.untilMs - nowMs, resetMs: d.untilMs - nowMs };
+      }
+      this.denied.delete(tenantId);
+    }
     return undefined;
   }
 
-  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number): void {
+  /** Keeps what a Durable Object call returned. `used` tokens of it were spent by the caller
+   *  (1 for a request, 0 for a top-up); the rest of the grant joins the lease. */
+  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number, used = 1): void {
     if (!r.allowed && r.retryAfterMs > 0) this.denied.set(tenantId, { untilMs: nowMs + r.retryAfterMs, limit: r.limit });
-    if (r.allowed && r.granted > 1) {
+    if (r.allowed && r.granted > used) {
       const l = this.leases.get(tenantId);
-      const tokens = (l !== undefined && nowMs < l.expiresMs ? l.tokens : 0) + r.granted - 1;
-      this.leases.set(tenantId, { tokens, expiresMs: nowMs + leaseMs, limit: r.limit, remaining: r.remaining });
+      const tokens = (l !== undefined && nowMs < l.expiresMs ? l.tokens : 0) + r.granted - used;
+      this.leases.set(tenantId, { tokens, expiresMs: nowMs + leaseMs, limit: r.limit, remaining: r.remaining, size: r.granted - 1 });
     }
+  }
+
+  /** Whether the lease is down to its last quarter with no call in flight: time to top up. */
+  wantsTopUp(tenantId: string, nowMs: number): boolean {
+    const l = this.leases.get(tenantId);
+    return l !== undefined && nowMs < l.expiresMs && l.tokens * 4 <= l.size && !this.inflight.has(tenantId);
   }
 
   /** One Durable Object call at a time per tenant per isolate; concurrent requests
@@ -81,6 +91,8 @@ export async function rateLimit(
   nowMs: () => number,
   failOpen: boolean,
   leaseMs: number,
+  /** Runs a lease top-up without holding this request up (ctx.waitUntil). */
+  background?: (p: Promise<unknown>) => void,
 ): Promise<RateVerdict> {
   let r: TakeResult | undefined;
   for (;;) {
@@ -97,6 +109,16 @@ export async function rateLimit(
     r = asked.result;
     local.remember(tenantId, nowMs(), r, leaseMs);
     break;
+  }
+  if (r.allowed && background !== undefined && local.wantsTopUp(tenantId, nowMs())) {
+    // Every token of the top-up is deducted in the Durable Object before it is spent
+    // here; a failed or refused top-up only means the next call asks for itself.
+    background(
+      local.ask(tenantId, call).then(
+        (a) => (a.own ? local.remember(tenantId, nowMs(), a.result, leaseMs, 0) : undefined),
+        () => {},
+      ),
+    );
   }
   const headers = rateHeaders(r);
   if (r.allowed) return { ok: true, headers, failedOpen: false };

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
-import { sampleWeight, toDataPoint, type CallRecord } from "../../src/metrics.ts";
+import { sampleWeight, toDataPoint, worthLogging, writeMetric, type CallRecord } from "../../src/metrics.ts";
 import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
 import { leaseSize, MAX_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
 import { SseUsageScanner, emptyUsage, isOverloadEvent, usageFromJson } from "../../src/usage.ts";
@@ -83,21 +83,57 @@ describe("leases and the in-isolate shortcut", () => {
     expect(bucket.tokens).toBe(150);
   });
 
-  it("under concurrency, isolates never admit more than the bucket (frozen clock)", async () => {
-    for (const isolates of [1, 3]) {
-      const clock = { now: 1_000 };
-      const dobj = durableObject(600_000, 300, clock);
-      const locals = Array.from({ length: isolates }, () => new LocalLimits());
-      const verdicts = await Promise.all(
-        Array.from({ length: 1000 }, (_, i) => rateLimit("t", dobj.call, locals[i % isolates]!, () => clock.now, false, 1000)),
-      );
-      const admitted = verdicts.filter((v) => v.ok).length;
-      if (isolates === 1) expect(admitted).toBe(300);
-      else expect(admitted).toBeLessThanOrEqual(300);
-      expect(verdicts.filter((v) => !v.ok).every((v) => !v.ok && v.status === 429)).toBe(true);
-      // Leases saved Durable Object calls: far fewer calls than admissions.
-      if (isolates === 1) expect(dobj.calls()).toBeLessThan(admitted);
+  it("under concurrency, isolates never admit more than the bucket, with or without top-ups (frozen clock)", async () => {
+    for (const topUps of [false, true]) {
+      for (const isolates of [1, 3]) {
+        const clock = { now: 1_000 };
+        const dobj = durableObject(600_000, 300, clock);
+        const locals = Array.from({ length: isolates }, () => new LocalLimits());
+        const background: Promise<unknown>[] = [];
+        const bg = topUps ? (p: Promise<unknown>) => void background.push(p) : undefined;
+        const verdicts = await Promise.all(
+          Array.from({ length: 1000 }, (_, i) => rateLimit("t", dobj.call, locals[i % isolates]!, () => clock.now, false, 1000, bg)),
+        );
+        await Promise.all(background);
+        const admitted = verdicts.filter((v) => v.ok).length;
+        if (isolates === 1) expect(admitted).toBe(300);
+        else expect(admitted).toBeLessThanOrEqual(300);
+        expect(verdicts.filter((v) => !v.ok).every((v) => !v.ok && v.status === 429)).toBe(true);
+        // Leases saved Durable Object calls: far fewer calls than admissions.
+        if (isolates === 1) expect(dobj.calls()).toBeLessThan(admitted);
+        if (topUps) expect(background.length).toBeGreaterThan(0);
+      }
     }
+  });
+
+  it("tops a lease up in the background before it runs out, so calls rarely wait", async () => {
+    const clock = { now: 0 };
+    const dobj = durableObject(6_000_000, 1_000_000, clock);
+    const local = new LocalLimits();
+    const background: Promise<unknown>[] = [];
+    const bg = (p: Promise<unknown>) => void background.push(p);
+    // First call: one Durable Object call, granted 1 + 32 (MAX_LEASE).
+    await rateLimit("t", dobj.call, local, () => clock.now, false, 1000, bg);
+    expect(dobj.calls()).toBe(1);
+    // Spending the lease down to its last quarter starts exactly one top-up.
+    for (let i = 0; i < 24; i++) expect((await rateLimit("t", dobj.call, local, () => clock.now, false, 1000, bg)).ok).toBe(true);
+    expect(background).toHaveLength(1);
+    await Promise.all(background);
+    expect(dobj.calls()).toBe(2);
+    // The top-up's whole grant joined the lease: 8 left + 33 = 41 calls without asking.
+    for (let i = 0; i < 41; i++) await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    expect(dobj.calls()).toBe(2);
+    await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    expect(dobj.calls()).toBe(3);
+  });
+
+  it("spends leased tokens before a remembered denial (they were deducted already)", () => {
+    const local = new LocalLimits();
+    local.remember("t", 0, { allowed: true, granted: 3, remaining: 0, limit: 10, retryAfterMs: 0, resetMs: 0 }, 1000, 0);
+    local.remember("t", 0, { allowed: false, granted: 0, remaining: 0, limit: 10, retryAfterMs: 500, resetMs: 500 }, 1000);
+    expect([1, 2, 3, 4].map(() => local.check("t", 10)?.allowed)).toEqual([true, true, true, false]);
+    expect(local.check("t", 10)?.retryAfterMs).toBe(490);
+    expect(local.check("t", 500)).toBeUndefined(); // the denial is over: ask the Durable Object
   });
 
   it("drops a lease after LEASE_MS and asks again", async () => {
@@ -184,5 +220,25 @@ describe("metrics sampling", () => {
     expect(sampleWeight(rec(200), 0.25, 0.1)).toBe(4);
     expect(sampleWeight(rec(200), 0.25, 0.3)).toBe(0);
     expect(toDataPoint(rec(200), 4).doubles?.[8]).toBe(4);
+  });
+  it("leaves nothing pending with a synchronous binding; hands a recorder's promise back", async () => {
+    const written: AnalyticsEngineDataPoint[] = [];
+    const real = { writeDataPoint: (p?: AnalyticsEngineDataPoint) => void written.push(p!) } as AnalyticsEngineDataset;
+    expect(writeMetric(real, rec(200), 1, 0.5)).toBeUndefined();
+    expect(writeMetric(real, rec(200), 0.25, 0.5)).toBeUndefined(); // sampled out: not written
+    expect(written).toHaveLength(1);
+    let done = false;
+    const recorder = { writeDataPoint: () => new Promise<void>((r) => setTimeout(() => ((done = true), r()), 1)) } as unknown as AnalyticsEngineDataset;
+    const pending = writeMetric(recorder, rec(500), 0, 0.9);
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expect(done).toBe(true);
+  });
+  it("logs errors, retried calls and calls let through by a failed limiter; not plain successes", () => {
+    expect(worthLogging(rec(200), false)).toBe(false);
+    expect(worthLogging(rec(200), true)).toBe(true);
+    expect(worthLogging({ ...rec(200), retries: 1 }, false)).toBe(true);
+    expect(worthLogging(rec(200, "client_closed"), false)).toBe(true);
+    expect(worthLogging(rec(429), false)).toBe(true);
   });
 });
