@@ -49,28 +49,121 @@ export function isOverloadEvent(block: string): boolean {
   }
 }
 
+// Bytes the scanner looks for at the start of an event (its first HEAD bytes).
+const HEAD = 32;
+const MESSAGE_ = [109, 101, 115, 115, 97, 103, 101, 95]; // "message_"
+const START = [115, 116, 97, 114, 116]; // "start"
+const DELTA = [100, 101, 108, 116, 97]; // "delta"
+const ERROR = [101, 114, 114, 111, 114]; // "error"
+
+function at(b: Uint8Array, len: number, i: number, pat: number[]): boolean {
+  if (i + pat.length > len) return false;
+  for (let k = 0; k < pat.length; k++) if (b[i + k] !== pat[k]) return false;
+  return true;
+}
+
+/** Whether an event's first bytes name message_start, message_delta or error. */
+function interesting(b: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) {
+    if (b[i] === 109 && at(b, len, i, MESSAGE_) && (at(b, len, i + 8, START) || at(b, len, i + 8, DELTA))) return true;
+    if (b[i] === 101 && at(b, len, i, ERROR)) return true;
+  }
+  return false;
+}
+
+const blockDecoder = new TextDecoder();
+function decodeBlock(b: Uint8Array): string {
+  const text = blockDecoder.decode(b);
+  return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
+}
+
+/**
+ * Reads usage from SSE bytes as they pass, without decoding them: it finds event
+ * boundaries (a blank line; LF, CRLF or CR line ends) in the bytes and decodes and parses
+ * only the events whose first bytes name message_start, message_delta or error. An event
+ * split across chunks keeps at most its first HEAD bytes, plus a copy of the rest only
+ * when it is one of those. Chunks are only read, never kept.
+ */
 export class SseUsageScanner {
   readonly usage = emptyUsage();
-  private readonly decoder = new TextDecoder();
-  private buf = "";
   /** Whether the bytes seen so far end exactly at an event boundary. */
   atBoundary = true;
+  private lineStart = true;
+  private lastCR = false;
+  private readonly head = new Uint8Array(HEAD);
+  private headLen = 0;
+  /** 0: undecided (head not full), 1: parse at its end, 2: skip. */
+  private decision = 0;
+  private rest: Uint8Array[] = [];
 
   push(chunk: Uint8Array): void {
-    this.buf += this.decoder.decode(chunk, { stream: true });
-    if (this.buf.includes("\r")) this.buf = this.buf.replace(/\r\n?/g, "\n");
-    let i: number;
-    while ((i = this.buf.indexOf("\n\n")) >= 0) {
-      this.onEvent(this.buf.slice(0, i));
-      this.buf = this.buf.slice(i + 2);
+    const n = chunk.length;
+    let start = 0;
+    let lineStart = this.lineStart;
+    let lastCR = this.lastCR;
+    for (let i = 0; i < n; i++) {
+      const b = chunk[i]!;
+      if (b > 13 || (b !== 10 && b !== 13)) {
+        lineStart = false;
+        lastCR = false;
+        continue;
+      }
+      if (b === 10 && lastCR) {
+        // The LF of a CRLF: the line already ended at the CR.
+        lastCR = false;
+        if (start === i && this.headLen === 0) start = i + 1;
+        continue;
+      }
+      lastCR = b === 13;
+      if (lineStart) {
+        // A blank line: the event ends here.
+        this.take(chunk, start, i + 1, true);
+        start = i + 1;
+      }
+      lineStart = true;
     }
-    this.atBoundary = this.buf === "";
+    this.lineStart = lineStart;
+    this.lastCR = lastCR;
+    if (start < n) this.take(chunk, start, n, false);
+    this.atBoundary = this.headLen === 0;
+  }
+
+  /** Bytes [s, e) of the current event; `ended`: they end it. */
+  private take(chunk: Uint8Array, s: number, e: number, ended: boolean): void {
+    let p = s;
+    if (ended && this.headLen === 0) {
+      // The whole event is in this chunk: no copies.
+      const k = Math.min(HEAD, e - s);
+      if (interesting(chunk.subarray(s, s + k), k)) this.onEvent(decodeBlock(chunk.subarray(s, e)));
+      return;
+    }
+    if (this.decision === 0) {
+      const k = Math.min(HEAD - this.headLen, e - p);
+      for (let j = 0; j < k; j++) this.head[this.headLen + j] = chunk[p + j]!;
+      this.headLen += k;
+      p += k;
+      if (this.headLen === HEAD || ended) this.decision = interesting(this.head, this.headLen) ? 1 : 2;
+    }
+    if (this.decision === 1 && p < e) this.rest.push(chunk.slice(p, e));
+    if (!ended) return;
+    if (this.decision === 1) this.onEvent(this.decode());
+    this.headLen = 0;
+    this.decision = 0;
+    if (this.rest.length > 0) this.rest = [];
+  }
+
+  private decode(): string {
+    const parts = [this.head.subarray(0, this.headLen), ...this.rest];
+    const all = new Uint8Array(parts.reduce((a, b) => a + b.byteLength, 0));
+    let o = 0;
+    for (const b of parts) {
+      all.set(b, o);
+      o += b.byteLength;
+    }
+    return decodeBlock(all);
   }
 
   private onEvent(block: string): void {
-    // Only three event types carry what metrics need; skip parsing the deltas.
-    const head = block.slice(0, 32);
-    if (!head.includes("message_start") && !head.includes("message_delta") && !head.includes("error")) return;
     const { event, data } = parseEvent(block);
     try {
       const d = JSON.parse(data) as Record<string, unknown>;

@@ -128,6 +128,33 @@ describe("streaming", () => {
   });
 });
 
+describe("streaming, client gone", () => {
+  it("a client that leaves mid-stream still gets its data point (client_closed, usage so far)", async () => {
+    const events = messageEvents(["one", "two", "three"], { input_tokens: 31, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    // Event 0 (message_start) and 1 flow; the rest waits until the client has left.
+    h.fake.enqueue({ kind: "sse", events, before: (i) => (i < 2 ? Promise.resolve() : gate) });
+    const ac = new AbortController();
+    const res = await fetch(new URL("/v1/messages", h.url), {
+      method: "POST",
+      headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" },
+      body: '{"stream":true}',
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    const first = frame(events[0]!);
+    let got = "";
+    while (!got.includes(first)) got += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    setTimeout(open, 50);
+    const [p] = await h.pointsAtLeast(1);
+    expect(p!.blobs[4]).toBe("client_closed");
+    expect(p!.doubles[1]).toBe(31);
+  });
+});
+
 describe("auth and request checks", () => {
   it("401 without a key, with a wrong key, and with a disabled tenant's key", async () => {
     const none = await h.call("/v1/messages", { body: "{}" });

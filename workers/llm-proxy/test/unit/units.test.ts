@@ -196,6 +196,30 @@ describe("usage readers", () => {
       }),
     );
   });
+  it("reads usage with CRLF or CR line ends, split at any byte, and knows where events end", () => {
+    const lf = messageEvents(["a", "b"], { input_tokens: 4, output_tokens: 12, cache_creation_input_tokens: 6, cache_read_input_tokens: 2 }).map(frame).join("");
+    for (const eol of ["\r\n", "\r"]) {
+      const bytes = new TextEncoder().encode(lf.replace(/\n/g, eol));
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), (cuts) => {
+          const s = new SseUsageScanner();
+          const points = [0, ...[...new Set(cuts)].sort((a, b) => a - b), bytes.length];
+          for (let i = 0; i + 1 < points.length; i++) s.push(bytes.slice(points[i], points[i + 1]));
+          expect(s.usage).toMatchObject({ inputTokens: 4, outputTokens: 12, cacheCreationTokens: 6, cacheReadTokens: 2, errorType: "" });
+          expect(s.usage.model).toMatch(/^claude-/);
+          expect(s.atBoundary).toBe(true);
+        }),
+      );
+    }
+    const s = new SseUsageScanner();
+    const first = new TextEncoder().encode(frame(messageEvents(["a"])[0]!));
+    s.push(first.slice(0, 10));
+    expect(s.atBoundary).toBe(false);
+    s.push(first.slice(10));
+    expect(s.atBoundary).toBe(true);
+    s.push(new TextEncoder().encode("event: content_block_delta\ndata: {"));
+    expect(s.atBoundary).toBe(false);
+  });
   it("sees error events and overloads", () => {
     const s = new SseUsageScanner();
     s.push(new TextEncoder().encode(frame(overloadedEvent)));
