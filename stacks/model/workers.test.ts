@@ -56,6 +56,9 @@ workers:
     vars: { NO_SUCH_VAR: "1" }
   - script: proxy-main
     source: no-such-worker
+  - script: edgefleet-router
+    source: llm-proxy
+    secrets: { ANTHROPIC_API_KEY: anthropicApiKey, OPERATOR_TOKEN: operatorToken }
 `;
     const r = parseTexts({ fleet: FLEET + bad, zones: ZONES });
     expect(r.ok).toBe(false);
@@ -71,6 +74,7 @@ workers:
         expect.stringMatching(/^fleet\.yaml:11: workers\[0\]\.vars\.NO_SUCH_VAR: 'NO_SUCH_VAR' is not a var of .*workers\/llm-proxy\/wrangler\.jsonc/),
         "fleet.yaml:12: workers[1].script: script 'proxy-main' is declared twice (first at workers[0])",
         expect.stringMatching(/workers\/no-such-worker\/wrangler\.jsonc:1: : cannot read the file \(ENOENT\)$/),
+        "fleet.yaml:14: workers[2].script: script 'edgefleet-router' is a router shard's name (edgefleet-router)",
       ]),
     );
   });

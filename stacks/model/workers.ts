@@ -163,6 +163,7 @@ export function workerResources(
     compatibilityFlags: config.compatibilityFlags,
     bindings,
   };
+  if (config.observability) script.observability = { ...config.observability };
   const migrations = migrationInputs(config);
   if (migrations) script.migrations = migrations;
   out.push(account(TYPES.workersScript, names.script(d.script), script));
@@ -271,11 +272,14 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
   const scripts = new Map<string, number>();
   const hosts = new Map<string, string>();
   const routed = new Set(routerZones(inv).flatMap((z) => [z.name, `www.${z.name}`]));
+  // The router's shards take their script names first (edgefleet-router, -1, ...).
+  const routerScripts = new Set(deployments(inv, opts).router.map((d) => d.script));
   inv.fleet.workers.forEach((w, i) => {
     const at = (...p: (string | number)[]) => ["workers", i, ...p];
     const first = scripts.get(w.script);
     if (first !== undefined) problems.push({ file: "fleet", path: at("script"), message: `script '${w.script}' is declared twice (first at workers[${first}])` });
     else scripts.set(w.script, i);
+    if (routerScripts.has(w.script)) problems.push({ file: "fleet", path: at("script"), message: `script '${w.script}' is a router shard's name (${[...routerScripts].join(", ")})` });
     const cfg = config(w.source);
     w.domains.forEach((h, j) => {
       const zone = zoneOfHost(h, zones);

@@ -31,6 +31,7 @@ describe("readWorkerConfig", () => {
     expect(c.durableObjects.map((b) => [b.binding, b.className])).toEqual(w.durable_objects.bindings.map((b: { name: string; class_name: string }) => [b.name, b.class_name]));
     expect(c.migrations.map((m) => [m.tag, m.newSqliteClasses, m.newClasses])).toEqual(w.migrations.map((m: { tag: string; new_sqlite_classes?: string[]; new_classes?: string[] }) => [m.tag, m.new_sqlite_classes ?? [], m.new_classes ?? []]));
     expect(c.versionMetadata).toBe(w.version_metadata?.binding);
+    expect(c.observability?.enabled).toBe(w.observability?.enabled);
   });
 
   it("locates syntax errors, bad fields, duplicate bindings and unmigrated Durable Objects", () => {
@@ -54,6 +55,7 @@ describe("readWorkerConfig", () => {
           kv_namespaces: [{ binding: "TENANTS" }],
           durable_objects: { bindings: [{ name: "LIMITER", class_name: "Limiter" }] },
           services: [{ binding: "S", service: "other" }],
+          workers_dev: false,
         },
         null,
         2,
@@ -67,6 +69,8 @@ describe("readWorkerConfig", () => {
           expect.stringMatching(/kv_namespaces\[0\]\.binding: binding 'TENANTS' is declared twice \(first at vars\.TENANTS\)/),
           expect.stringMatching(/durable_objects\.bindings\[0\]\.class_name: Durable Object class 'Limiter' has no migration/),
           expect.stringMatching(/services: 'services' is not deployed by edgefleet's Worker component/),
+          // A key the model does not map is refused, never silently dropped.
+          expect.stringMatching(/workers_dev: 'workers_dev' is not deployed by edgefleet's Worker component/),
         ]),
       );
     }

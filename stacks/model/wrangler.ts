@@ -56,6 +56,7 @@ const WranglerFile = z.looseObject({
     )
     .default([]),
   version_metadata: z.looseObject({ binding: Binding }).optional(),
+  observability: z.strictObject({ enabled: z.boolean(), head_sampling_rate: z.number().min(0).max(1).optional() }).optional(),
 });
 
 /** Sections wrangler knows that edgefleet's Worker component does not deploy (yet). */
@@ -64,6 +65,13 @@ const UNSUPPORTED = [
   "send_email", "workflows", "assets", "secrets_store_secrets", "unsafe", "pipelines", "images",
   "tail_consumers", "routes", "route", "env", "triggers", "placement", "limits",
 ] as const;
+
+/** Top-level keys the model reads (and so deploys); any other key is refused, so that
+ * nothing `wrangler deploy` would honour is silently dropped by Pulumi. */
+const KNOWN = new Set([
+  "$schema", "name", "main", "compatibility_date", "compatibility_flags", "vars", "kv_namespaces", "r2_buckets",
+  "d1_databases", "queues", "analytics_engine_datasets", "durable_objects", "migrations", "version_metadata", "observability",
+]);
 
 export interface WorkerConfig {
   /** wrangler.jsonc, relative to the working directory, for messages. */
@@ -84,6 +92,8 @@ export interface WorkerConfig {
   durableObjects: { binding: string; className: string; scriptName?: string }[];
   migrations: { tag: string; newClasses: string[]; newSqliteClasses: string[]; deletedClasses: string[]; renamedClasses: { from: string; to: string }[] }[];
   versionMetadata?: string;
+  /** Workers Logs (wrangler's observability). */
+  observability?: { enabled: boolean; headSamplingRate?: number };
 }
 
 export type WorkerConfigResult = { ok: true; config: WorkerConfig } | { ok: false; problems: Problem[] };
@@ -126,8 +136,10 @@ export function parseWorkerConfig(file: string, dir: string, text: string): Work
     }
     return { ok: false, problems };
   }
-  for (const key of UNSUPPORTED) {
-    if (key in data) problems.push({ file, ...at([key]), path: key, message: `'${key}' is not deployed by edgefleet's Worker component; remove it or extend stacks/model/workers.ts` });
+  for (const key of Object.keys(data)) {
+    if ((UNSUPPORTED as readonly string[]).includes(key) || !KNOWN.has(key)) {
+      problems.push({ file, ...at([key]), path: key, message: `'${key}' is not deployed by edgefleet's Worker component; remove it or extend stacks/model/workers.ts` });
+    }
   }
   const w = result.data;
   // Cross-field rules the deploy depends on.
@@ -190,6 +202,10 @@ export function parseWorkerConfig(file: string, dir: string, text: string): Work
         renamedClasses: m.renamed_classes ?? [],
       })),
       versionMetadata: w.version_metadata?.binding,
+      observability: w.observability && {
+        enabled: w.observability.enabled,
+        ...(w.observability.head_sampling_rate !== undefined ? { headSamplingRate: w.observability.head_sampling_rate } : {}),
+      },
     },
   };
 }
