@@ -2,7 +2,7 @@
 // events, keys from stdin, usage errors, exit codes, no key anywhere in the output or
 // the journal) and as a child process interrupted with SIGINT, then resumed.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ROTATE_EXIT, runRotate, type RotateIO } from "./cli.ts";
@@ -159,6 +159,18 @@ describe("npm run rotate", () => {
     expectNoSecrets(rig, out, err);
   });
 
+  it("refuses to start while another run holds the secret's lock (exit 2), and changes nothing", async () => {
+    rig = await new Rig({ workers: 2, canaries: 0 }).start();
+    // Another live process (this one) is rotating ANTHROPIC_API_KEY.
+    mkdirSync(rig.journalDir, { recursive: true });
+    writeFileSync(join(rig.journalDir, "secret-anthropic_api_key.lock"), String(process.pid));
+    const { code, err } = await run(args(rig, SECRET), env(rig));
+    expect(code).toBe(ROTATE_EXIT.usage);
+    expect(err).toMatch(/secret-anthropic_api_key is being run by process \d+/);
+    expect(rig.cf.requests).toEqual([]);
+    expect(rig.fleet.reads).toBe(0);
+  });
+
   it("usage errors exit 2 with a reason", async () => {
     rig = await new Rig({ workers: 2 }).start();
     const noKey = env(rig);
@@ -192,6 +204,23 @@ describe("npm run rotate", () => {
     expect(resumed.code).toBe(0);
     expect(resumed.out).toMatch(/resuming rotation .* at stage/);
     expectNoSecrets(rig, first.out, first.err, resumed.out, resumed.err);
+  });
+
+  it("resume is refused while a Worker that joined the fleet since the start binds the secret", async () => {
+    rig = await new Rig({ workers: 2 }).start();
+    rig.cf.gradual.add("llm-proxy-001");
+    expect((await run(args(rig, SECRET), env(rig))).code).toBe(ROTATE_EXIT.resume);
+    rig.cf.gradual.clear();
+    // The desired state now has a third Worker binding the key (deployed with the old one).
+    const grown = [...rig.workers, { ...rig.workers[0]!, script: "llm-proxy-new", canary: false, statusUrl: "https://api-new.llm.example/_edgefleet/status", hostnames: ["api-new.llm.example"] }];
+    const argv = args(rig, "--resume");
+    writeFileSync(join(rig.dir, "workers.json"), JSON.stringify(grown));
+    const r = await run(argv, env(rig));
+    expect(r.code).toBe(ROTATE_EXIT.usage);
+    expect(r.err).toMatch(/1 Worker\(s\) bind ANTHROPIC_API_KEY but are not part of rotation .*: llm-proxy-new\. Undo it with --resume --rollback/);
+    expect(rig.anthropic.revoked).toEqual([]);
+    // Rolling back stays possible.
+    expect((await run([...argv, "--rollback"], env(rig))).code).toBe(ROTATE_EXIT.rolledBack);
   });
 
   it("resume with a different key is refused (exit 2)", async () => {

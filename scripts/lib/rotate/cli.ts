@@ -213,17 +213,37 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
   const err = (s: string) => io.err(redact(s));
   const report = createReporter({ out, err, json: !!opts.json, tty: io.tty && !opts.json, now: io.now });
   const store = new JournalStore({ dir: resolve(io.root, opts.journalDir), secrets: () => secrets });
+  let unlockSecret: (() => void) | undefined;
   try {
     if (opts.rollback && !opts.resume) throw new UsageError("--rollback goes with --resume");
     if (opts.persistedByHand && !opts.resume) throw new UsageError("--persisted-by-hand goes with --resume");
 
     // Which rotation: a new one, or the journal of an interrupted one.
+    // One run per secret at a time: the secret's lock is taken before the journals are
+    // read (so two starts cannot both see "none open") and held until the run ends.
     let journal: Journal | undefined;
     if (opts.resume) {
       journal = pickJournal(store, opts.resume === true ? undefined : opts.resume, secretArg);
+      if (!opts.dryRun) {
+        unlockSecret = store.lock(`secret-${journal.secret.toLowerCase()}`);
+        journal = store.load(journal.id); // as it is now that nobody else drives it
+        // A Worker that binds the secret but joined the fleet after the rotation started
+        // would keep the old key through the revoke: refuse, unless rolling back.
+        if (!opts.rollback && !FINISHED.includes(journal.phase)) {
+          const known = new Set(journal.workers.map((w) => w.script));
+          const extra = readWorkers(io, { ...opts, stack: journal.stack }, journal.secret).workers.filter((w) => !known.has(w.script));
+          if (extra.length > 0) {
+            throw new UsageError(
+              `${extra.length} Worker(s) bind ${journal.secret} but are not part of rotation ${journal.id} (added since it started): ${extra.map((w) => w.script).join(", ")}. ` +
+                "Undo it with --resume --rollback, then start a new rotation that includes them.",
+            );
+          }
+        }
+      }
     } else {
       if (!secretArg) throw new UsageError("which secret? e.g. `npm run rotate -- ANTHROPIC_API_KEY` (see --help)");
       if (!PROVIDERS[secretArg]) throw new UsageError(`no provider for secret ${secretArg}: rotate one of ${Object.keys(PROVIDERS).join(", ")}`);
+      if (!opts.dryRun) unlockSecret = store.lock(`secret-${secretArg.toLowerCase()}`);
       const open = store.open().filter((j) => j.secret === secretArg);
       if (open.length > 0 && !opts.dryRun) {
         throw new UsageError(`rotation ${open[0]!.id} of ${secretArg} is still open (${open[0]!.phase}${open[0]!.stopped ? `: ${open[0]!.stopped}` : ""}); finish it with --resume or undo it with --resume --rollback`);
@@ -302,6 +322,7 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
       case "rollback-failed":
         return ROTATE_EXIT.failed;
     }
+    return ROTATE_EXIT.failed;
   } catch (e) {
     if (e instanceof UsageError || e instanceof JournalError) {
       report.error(e.message);
@@ -310,6 +331,7 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
     report.error(`unexpected error: ${(e as Error).stack ?? String(e)}`);
     return ROTATE_EXIT.failed;
   } finally {
+    unlockSecret?.();
     report.close();
   }
 }

@@ -117,10 +117,10 @@ describe("rotation engine", () => {
     const out = await startRotation(rig.request("r", { concurrency: 2 }), rig.keys, rig.deps());
     expect(out.result).toBe("done");
     const throttled = rig.cf.requests.find((r) => r.status === 429)!;
-    // Nothing reached Cloudflare during the second it asked for, from any caller (the
-    // other lane's request in flight at that moment aside).
-    const during = rig.cf.requests.filter((r) => r.at > throttled.at + 60 && r.at < throttled.at + 990);
-    expect(during).toEqual([]);
+    // Nothing reached Cloudflare during the second it asked for, from any caller, except
+    // at most the other lane's request already in flight at that moment (concurrency 2).
+    const during = rig.cf.requests.filter((r) => r.at > throttled.at && r.at < throttled.at + 990);
+    expect(during.length).toBeLessThanOrEqual(1);
     expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-002").map((r) => r.status)).toEqual([429, 200]);
     expect(rig.cf.requests.filter((r) => r.at >= throttled.at + 990).length).toBeGreaterThan(3);
     expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-001").map((r) => r.status)).toEqual([500, 500, 200]);

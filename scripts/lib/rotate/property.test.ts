@@ -18,6 +18,7 @@ describe("property: never revoke while a Worker still serves the old key", () =>
           lagging: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
           failRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
           dropRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
+          lostAnswerRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
           throttleRate: fc.double({ min: 0, max: 0.15, noNaN: true }),
           statusFailRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
           gradual: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined }),
@@ -30,7 +31,7 @@ describe("property: never revoke while a Worker still serves the old key", () =>
             workers: c.workers,
             canaries: Math.min(c.canaries, c.workers),
             fleet: { propagationMs: (s) => (s === lagging ? 3_600_000 : c.delays[Number(s.slice(-3)) % 6]!), failRate: c.statusFailRate, seed: c.seed },
-            cloudflare: { failRate: c.failRate, dropRate: c.dropRate, throttleRate: c.throttleRate, retryAfterS: 0, seed: c.seed + 1 },
+            cloudflare: { failRate: c.failRate, dropRate: c.dropRate, lostAnswerRate: c.lostAnswerRate, throttleRate: c.throttleRate, retryAfterS: 0, seed: c.seed + 1 },
           }).start();
           const violations: string[] = [];
           rig.anthropic.onUpdate = (k, status) => {

@@ -21,6 +21,8 @@ export interface CloudflareFakeOptions {
   /** Probability that a PUT fails with 500 / has its connection dropped / gets a 429 (retry-after 1 s unless retryAfterS). */
   failRate?: number;
   dropRate?: number;
+  /** Probability that a PUT is applied (the Worker gets the secret) but its answer is lost (connection dropped). */
+  lostAnswerRate?: number;
   throttleRate?: number;
   retryAfterS?: number;
   seed?: number;
@@ -145,6 +147,12 @@ export class FakeCloudflareSecretsApi {
     }
     rec.fingerprint = fakeFingerprint(parsed.text);
     this.o.fleet.write(script, parsed.name, parsed.text);
+    if (this.rand() < (this.o.lostAnswerRate ?? 0)) {
+      // Applied, but the client never hears so: its outcome is unknown to the caller.
+      rec.status = -2;
+      req.socket.destroy();
+      return;
+    }
     reply(200, envelope({ name: parsed.name, type: "secret_text" }));
   }
 }
