@@ -1,7 +1,7 @@
 // `npm run import` against a stateful fake of the Cloudflare API on loopback
 // (test/support/fake-cloudflare-dns-api.ts), seeded from the example fleet's desired
 // state plus records edgefleet does not manage and one zone that matches no profile.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +12,7 @@ import { loadInventory, loadInventoryOrThrow } from "../../../stacks/model/load.
 import { TYPES } from "../../../stacks/model/names.ts";
 import { rdata, type DnsRec } from "../../../stacks/model/posture.ts";
 import { startFakeCloudflare, type FakeCloudflare } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { EXIT } from "../exit-codes.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
 import { ACCOUNT, LEGACY, seed, TOKEN } from "./test-account.ts";
 
@@ -149,8 +150,16 @@ describe("import from a Cloudflare account", () => {
     expect(readFileSync(join(ROOT, "fleet", "fleet.yaml"), "utf8")).toMatch(/^workers:[\s\S]*llm-gateway(-eu)?\.example/m);
     const r = await run("--api-url", fake.baseURL, "--out", out, "--zone", "alpine-bikes.example");
     expect(r.code).toBe(IMPORT_EXIT.invalid);
-    expect(r.err).toMatch(/the generated inventory in .* does not validate/);
+    expect(r.err).toMatch(/the generated inventory does not validate, so nothing was written to .*imported/);
+    // Nothing was written: a failed import leaves --out as it was.
+    expect(existsSync(out)).toBe(false);
     expect(r.err).toMatch(/imported\/fleet\.yaml:\d+:\d+: workers\[\d+\]\.(routes|domains)\[\d+\]: '[a-z.-]*llm-gateway(-eu)?\.example' is in no zone of the inventory/);
+  });
+
+  it("refuses to write into the inventory it reads (exit 2), before calling the API", async () => {
+    const r = await run("--api-url", "http://127.0.0.1:9", "--out", "fleet", "--force");
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toMatch(/--out fleet is the inventory being read/);
   });
 
   it("refuses a bad token with the API's error, exit 6, and never prints the token", async () => {

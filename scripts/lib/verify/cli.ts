@@ -2,6 +2,7 @@
 // against live DNS through the operator's resolvers, compares with the desired
 // state, and reports a summary table, JSON or an HTML page. Exit code says whether
 // drift was found. The entry point is scripts/verify.ts.
+import { isIP } from "node:net";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { randomInt } from "node:crypto";
@@ -62,10 +63,13 @@ function int(name: string, min: number) {
 }
 
 function resolverArg(v: string, prev: string[]): string[] {
-  // HOST, HOST:PORT, [V6] or [V6]:PORT; the forms Node's setServers() accepts.
-  if (!/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9a-f:.]+\](:\d{1,5})?|[0-9a-f:]+)$/i.test(v)) {
-    throw new InvalidArgumentError(`'${v}' is not HOST:PORT with an IP address (e.g. 127.0.0.1:5353 or [::1]:53)`);
-  }
+  // HOST, HOST:PORT, [V6] or [V6]:PORT with an IP address: the forms Node's setServers() accepts.
+  const m = /^(?:\[([^\]]+)\]|([^:]+)|([0-9a-f:]+))(?::(\d{1,5}))?$/i.exec(v);
+  const host = m && (m[1] ?? m[2] ?? m[3]);
+  const port = m?.[4] === undefined ? 53 : Number(m[4]);
+  const bare = m?.[3] !== undefined; // a bare IPv6 address: no port
+  const ok = host !== null && host !== undefined && isIP(host) !== 0 && (bare ? isIP(host) === 6 : true) && port >= 1 && port <= 65535 && (m?.[2] === undefined || isIP(host) === 4);
+  if (!ok) throw new InvalidArgumentError(`'${v}' is not HOST:PORT with an IP address (e.g. 127.0.0.1:5353 or [::1]:53)`);
   return [...prev, v];
 }
 

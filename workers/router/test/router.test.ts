@@ -258,8 +258,12 @@ describe("the in-isolate cache", () => {
     await kv.put(hostKey(HOST), JSON.stringify(table));
   }
 
+  // Long enough that "within the TTL" holds on a loaded machine (the KV writes between
+  // the two requests go through Miniflare), short enough to wait out.
+  const TTL_MS = 2500;
+
   it("keeps a host's table for the TTL, then reads KV again", async () => {
-    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "400" } });
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: String(TTL_MS) } });
     try {
       await loadEntries(router, build.entries);
       const url = `http://${HOST}/`;
@@ -267,7 +271,7 @@ describe("the in-isolate cache", () => {
       await publishIndex(router, "<p>version two</p>");
       // Within the TTL the isolate still answers from its cached table.
       expect(await (await router.dispatchFetch(url)).text()).toContain("Arctic Music");
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, TTL_MS + 300));
       expect(await (await router.dispatchFetch(url)).text()).toBe("<p>version two</p>");
     } finally {
       await router.dispose();
@@ -275,7 +279,7 @@ describe("the in-isolate cache", () => {
   });
 
   it("caches an unknown host too (one KV read per TTL), and serves it once the TTL is over", async () => {
-    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: "400" } });
+    const router = await startRouter({ vars: { ROUTER_CACHE_TTL_MS: String(TTL_MS) } });
     try {
       await loadEntries(router, build.entries);
       const url = "http://late-site.example/";
@@ -285,7 +289,7 @@ describe("the in-isolate cache", () => {
       await kv.put(hostKey("late-site.example"), (await kv.get(hostKey(HOST)))!);
       const cached = await router.dispatchFetch(url);
       expect([cached.status, await cached.text()]).toEqual([404, "Not Found\n"]);
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, TTL_MS + 300));
       const after = await router.dispatchFetch(url);
       expect(after.status).toBe(200);
       expect(await after.text()).toContain("Arctic Music");
