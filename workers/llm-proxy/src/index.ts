@@ -107,7 +107,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
 
   const limit = await rateLimit(
     tenant.id,
-    () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.id)).take(tenant.ratePerMinute, tenant.burst),
+    (leaseCap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.id)).take(tenant.ratePerMinute, tenant.burst, leaseCap),
     limits,
     Date.now,
     cfg.failOpen,

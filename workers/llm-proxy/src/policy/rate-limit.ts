@@ -4,7 +4,7 @@
 // until its retry-after, and a busy tenant's admitted call may bring a small lease of
 // extra tokens, topped up in the background before it runs out so that a busy tenant's
 // calls rarely wait for the Durable Object. When it fails, the configured mode decides.
-import type { TakeResult } from "./token-bucket.ts";
+import { MAX_LEASE, MAX_TOPUP_LEASE, type TakeResult } from "./token-bucket.ts";
 
 export type RateVerdict =
   | { ok: true; headers: Record<string, string>; failedOpen: boolean }
@@ -60,6 +60,15 @@ export class LocalLimits {
     }
   }
 
+  /** The lease a top-up asks for: the isolate spent three quarters of its lease within its
+   *  lifetime, so it may ask for twice as much (the Durable Object still caps it at 1/16
+   *  of the bucket and half a second of the rate). Fewer Durable Object calls for a busy
+   *  tenant; an isolate that does not spend its lease never gets past MAX_LEASE. */
+  topUpCap(tenantId: string): number {
+    const l = this.leases.get(tenantId);
+    return Math.min(MAX_TOPUP_LEASE, Math.max(MAX_LEASE, 2 * (l?.size ?? 0)));
+  }
+
   /** Whether the lease is down to its last quarter with no call in flight: time to top up. */
   wantsTopUp(tenantId: string, nowMs: number): boolean {
     const l = this.leases.get(tenantId);
@@ -86,7 +95,8 @@ export class LocalLimits {
 
 export async function rateLimit(
   tenantId: string,
-  call: () => Promise<TakeResult>,
+  /** The Durable Object call; `leaseCap` bounds the lease it hands out. */
+  call: (leaseCap: number) => Promise<TakeResult>,
   local: LocalLimits,
   nowMs: () => number,
   failOpen: boolean,
@@ -100,7 +110,7 @@ export async function rateLimit(
     if (r !== undefined) break;
     let asked: { result: TakeResult; own: boolean };
     try {
-      asked = await local.ask(tenantId, call);
+      asked = await local.ask(tenantId, () => call(MAX_LEASE));
     } catch {
       if (failOpen) return { ok: true, headers: {}, failedOpen: true };
       return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "rate limiter unavailable; try again shortly" };
@@ -113,8 +123,9 @@ export async function rateLimit(
   if (r.allowed && background !== undefined && local.wantsTopUp(tenantId, nowMs())) {
     // Every token of the top-up is deducted in the Durable Object before it is spent
     // here; a failed or refused top-up only means the next call asks for itself.
+    const cap = local.topUpCap(tenantId);
     background(
-      local.ask(tenantId, call).then(
+      local.ask(tenantId, () => call(cap)).then(
         (a) => (a.own ? local.remember(tenantId, nowMs(), a.result, leaseMs, 0) : undefined),
         () => {},
       ),

@@ -21,21 +21,33 @@ export interface TakeResult {
   resetMs: number;
 }
 
-/** Largest lease: bounds how many tokens an isolate can hold and lose on expiry. */
+/** Largest lease of a call made for a request: bounds how many tokens an isolate that
+ *  has not shown it spends them can hold and lose on expiry. */
 export const MAX_LEASE = 32;
+/** Largest lease of a background top-up: an isolate that spent three quarters of its
+ *  lease within LEASE_MS may ask for up to twice its lease, up to this. */
+export const MAX_TOPUP_LEASE = 256;
 /** A lease is meant to be spent within this time; the isolate drops what is left after it. */
 export const LEASE_MS = 1000;
 
 /**
  * Extra tokens to lease with an admitted request: none while the bucket is low or the
  * rate is slow (every call then goes to the Durable Object), at most 1/16 of what is
- * left, half a second of the rate, and MAX_LEASE.
+ * left, half a second of the rate, and `cap` (MAX_LEASE unless a top-up asks for more,
+ * never above MAX_TOPUP_LEASE).
  */
-export function leaseSize(tokensAfter: number, ratePerMinute: number): number {
-  return Math.max(0, Math.min(Math.floor(tokensAfter / 16), Math.floor((ratePerMinute / 60) * 0.5), MAX_LEASE));
+export function leaseSize(tokensAfter: number, ratePerMinute: number, cap: number = MAX_LEASE): number {
+  const c = Number.isFinite(cap) ? Math.min(MAX_TOPUP_LEASE, Math.max(0, Math.floor(cap))) : MAX_LEASE;
+  return Math.max(0, Math.min(Math.floor(tokensAfter / 16), Math.floor((ratePerMinute / 60) * 0.5), c));
 }
 
-export function take(prev: Bucket | undefined, nowMs: number, ratePerMinute: number, burst: number): { bucket: Bucket; result: TakeResult } {
+export function take(
+  prev: Bucket | undefined,
+  nowMs: number,
+  ratePerMinute: number,
+  burst: number,
+  leaseCap: number = MAX_LEASE,
+): { bucket: Bucket; result: TakeResult } {
   if (!(ratePerMinute > 0) || !(burst >= 1) || !Number.isFinite(ratePerMinute) || !Number.isFinite(burst)) {
     throw new RangeError("rate limit needs ratePerMinute > 0 and burst >= 1");
   }
@@ -43,7 +55,7 @@ export function take(prev: Bucket | undefined, nowMs: number, ratePerMinute: num
   const elapsed = prev === undefined ? 0 : Math.max(0, nowMs - prev.updatedMs);
   const start = prev === undefined ? burst : Math.min(burst, prev.tokens + elapsed * perMs);
   const allowed = start >= 1;
-  const lease = allowed ? leaseSize(start - 1, ratePerMinute) : 0;
+  const lease = allowed ? leaseSize(start - 1, ratePerMinute, leaseCap) : 0;
   const granted = allowed ? 1 + lease : 0;
   const tokens = start - granted;
   const bucket = { tokens, updatedMs: nowMs };

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
 import { sampleWeight, toDataPoint, worthLogging, writeMetric, type CallRecord } from "../../src/metrics.ts";
 import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
-import { leaseSize, MAX_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
+import { leaseSize, MAX_LEASE, MAX_TOPUP_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
 import { SseUsageScanner, emptyUsage, isOverloadEvent, usageFromJson } from "../../src/usage.ts";
 import { frame, messageEvents, overloadedEvent } from "../wire.ts";
 
@@ -62,10 +62,10 @@ describe("leases and the in-isolate shortcut", () => {
   function durableObject(rate: number, burst: number, clock: { now: number }) {
     let bucket: Bucket | undefined;
     let calls = 0;
-    const call = async (): Promise<TakeResult> => {
+    const call = async (leaseCap?: number): Promise<TakeResult> => {
       calls++;
       await new Promise((r) => setImmediate(r));
-      const r = take(bucket, clock.now, rate, burst);
+      const r = take(bucket, clock.now, rate, burst, leaseCap);
       bucket = r.bucket;
       return r.result;
     };
@@ -77,6 +77,11 @@ describe("leases and the in-isolate shortcut", () => {
     expect(leaseSize(15, 1_000_000)).toBe(0);
     expect(leaseSize(160, 6000)).toBe(10);
     expect(leaseSize(1e9, 1e9)).toBe(MAX_LEASE);
+    // A top-up may ask for more, never beyond MAX_TOPUP_LEASE nor the other bounds.
+    expect(leaseSize(1e9, 1e9, 64)).toBe(64);
+    expect(leaseSize(1e9, 1e9, 1e9)).toBe(MAX_TOPUP_LEASE);
+    expect(leaseSize(1e9, 1e9, Number.NaN)).toBe(MAX_LEASE);
+    expect(leaseSize(160, 6000, 1e9)).toBe(10);
     // Granted tokens come out of the bucket: a lease can never exceed the limit.
     const { result, bucket } = take(undefined, 0, 6000, 161);
     expect(result.granted).toBe(11);
@@ -120,11 +125,37 @@ describe("leases and the in-isolate shortcut", () => {
     expect(background).toHaveLength(1);
     await Promise.all(background);
     expect(dobj.calls()).toBe(2);
-    // The top-up's whole grant joined the lease: 8 left + 33 = 41 calls without asking.
-    for (let i = 0; i < 41; i++) await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
+    // The lease was spent within its lifetime, so the top-up asked for twice as much: its
+    // whole grant joined the lease, 8 left + 65 = 73 calls without asking.
+    for (let i = 0; i < 73; i++) await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
     expect(dobj.calls()).toBe(2);
     await rateLimit("t", dobj.call, local, () => clock.now, false, 1000);
     expect(dobj.calls()).toBe(3);
+  });
+
+  it("top-ups of a busy isolate grow to MAX_TOPUP_LEASE; a fresh or expired lease starts at MAX_LEASE", async () => {
+    const clock = { now: 0 };
+    const dobj = durableObject(6_000_000, 1_000_000, clock);
+    const local = new LocalLimits();
+    const granted: number[] = [];
+    const call = async (cap: number) => {
+      const r = await dobj.call(cap);
+      granted.push(r.granted);
+      return r;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const background: Promise<unknown>[] = [];
+      expect((await rateLimit("t", call, local, () => clock.now, false, 1000, (p) => void background.push(p))).ok).toBe(true);
+      await Promise.all(background);
+    }
+    expect(granted[0]).toBe(1 + MAX_LEASE);
+    expect(Math.max(...granted)).toBe(1 + MAX_TOPUP_LEASE);
+    // Far fewer Durable Object calls than with MAX_LEASE alone (2000 / 33 = 61).
+    expect(dobj.calls()).toBeLessThan(20);
+    // After the lease expired, the next call asks for MAX_LEASE again.
+    clock.now += 2000;
+    await rateLimit("t", call, local, () => clock.now, false, 1000);
+    expect(granted.at(-1)).toBe(1 + MAX_LEASE);
   });
 
   it("spends leased tokens before a remembered denial (they were deducted already)", () => {
