@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
 import { deriveDesiredState, isBundleRef, isRef, isSecretRef, type InputValue } from "../stacks/model/desired.ts";
-import { readWorkerConfig } from "../stacks/model/wrangler.ts";
+import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
@@ -103,9 +103,7 @@ function resolveRefs(v: InputValue): unknown {
   if (isRef(v)) return mockId(v.$ref);
   if (isSecretRef(v)) return SECRETS[`edgefleet:${v.$secret}` as keyof typeof SECRETS];
   if (isBundleRef(v)) {
-    const config = readWorkerConfig(v.$bundle);
-    if (!config.ok) throw new Error(`workers/${v.$bundle}/wrangler.jsonc is invalid`);
-    const bundle = bundleWorker(config.config);
+    const bundle = bundleWorker(readWorkerConfigOrThrow(v.$bundle));
     expect(bundle.sha256).toBe(v.sha256);
     return bundle.content;
   }

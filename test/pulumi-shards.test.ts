@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
 import { deriveDesiredState, isBundleRef, isRef, type InputValue } from "../stacks/model/desired.ts";
-import { readWorkerConfig } from "../stacks/model/wrangler.ts";
+import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { selectShard } from "../stacks/model/shards.ts";
 import { FLEET, PROFILES, withZone } from "./support/inventory.ts";
@@ -18,11 +18,7 @@ writeFileSync(join(dir, "fleet.yaml"), `${FLEET}stacks:\n  shards: [dns-a, dns-b
 writeFileSync(join(dir, "profiles.yaml"), PROFILES);
 writeFileSync(join(dir, "zones.yaml"), withZone("  - name: new-a.example\n    profile: web\n    shard: dns-a\n  - name: b.example\n    id: b0000000000000000000000000000009\n    profile: parked\n    shard: dns-b\n"));
 
-const bundleOf = (source: string) => {
-  const r = readWorkerConfig(source);
-  if (!r.ok) throw new Error(`workers/${source}/wrangler.jsonc is invalid`);
-  return bundleWorker(r.config).content;
-};
+const bundleOf = (source: string) => bundleWorker(readWorkerConfigOrThrow(source)).content;
 const registered: { type: string; name: string; inputs: unknown }[] = [];
 const mockId = (name: string) => `mock-id:${name}`;
 const resolve = (v: InputValue): unknown =>

@@ -10,7 +10,7 @@ import pc from "picocolors";
 import { zoneFiles } from "../../stacks/model/bind.ts";
 import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
 import { applyGuard, diffStates, type GuardVerdict, type PlanDiff } from "../../stacks/model/diff.ts";
-import { formatProblem, parseInventory, readSources, type LoadResult, type Problem } from "../../stacks/model/load.ts";
+import { formatProblem, loadInventory, parseInventory, type LoadResult, type Problem } from "../../stacks/model/load.ts";
 import { TYPES } from "../../stacks/model/names.ts";
 import { rdata } from "../../stacks/model/posture.ts";
 import type { Inventory } from "../../stacks/model/schema.ts";
@@ -81,14 +81,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
   const accountId = settings.accountId ?? PLACEHOLDER_ACCOUNT;
   const invDir = resolve(io.root, dir);
 
-  let current: LoadResult;
-  try {
-    current = parseInventory(invDir, readSources(invDir, io.root));
-  } catch (e) {
-    const problems = (e as { problems?: Problem[] }).problems;
-    if (!problems) throw e;
-    current = { ok: false, problems };
-  }
+  const current = loadInventory(invDir, io.root);
   if (!current.ok) return reportInvalid(io, opts, current.problems, "the inventory");
   const inventory = current.inventory;
   const shard = opts.shard ?? settings.shard;

@@ -10,7 +10,7 @@ import { loadInventoryOrThrow } from "../model/load.ts";
 import { assignShards, routerZones } from "../model/router-shards.ts";
 import { FleetFile, type Inventory } from "../model/schema.ts";
 import { deployments } from "../model/workers.ts";
-import { readWorkerConfig, WORKERS_DIR } from "../model/wrangler.ts";
+import { readWorkerConfigOrThrow, WORKERS_DIR } from "../model/wrangler.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 interface Registered {
@@ -67,24 +67,23 @@ const zoneIdOf = (r: Registered) => (r.inputs as { zoneId: string }).zoneId;
 const routesOf = (ids: Record<string, string>) => registered.filter((r) => r.type === ROUTE && Object.values(ids).includes(zoneIdOf(r)));
 
 describe("the Router component", () => {
-  const config = readWorkerConfig("router");
-  if (!config.ok) throw new Error("workers/router/wrangler.jsonc is invalid");
+  const config = readWorkerConfigOrThrow("router");
 
   it("declares one content-map namespace per router and, under 800 zones, one Worker", () => {
     expect(registered.filter((r) => r.type === KV).map((r) => (r.inputs as { title: string }).title).sort()).toEqual(["big-sites", "edgefleet-sites"]);
-    expect(exampleShards.map((d) => d.script)).toEqual([config.config.name]);
+    expect(exampleShards.map((d) => d.script)).toEqual([config.name]);
   });
 
   it("uploads the esbuild bundle with wrangler.jsonc's compatibility date and bindings, and the real namespace id", () => {
-    const script = registered.find((r) => r.type === SCRIPT && (r.inputs as { scriptName: string }).scriptName === config.config.name)!;
+    const script = registered.find((r) => r.type === SCRIPT && (r.inputs as { scriptName: string }).scriptName === config.name)!;
     const inputs = script.inputs as { content: string; mainModule: string; compatibilityDate: string; bindings: { type: string; name: string; namespaceId?: string; text?: string }[] };
-    expect(inputs.content).toBe(bundleWorker(config.config).content);
+    expect(inputs.content).toBe(bundleWorker(config).content);
     expect(inputs.mainModule).toBe("index.js");
-    expect(inputs.compatibilityDate).toBe(config.config.compatibilityDate);
+    expect(inputs.compatibilityDate).toBe(config.compatibilityDate);
     const kv = inputs.bindings.find((b) => b.type === "kv_namespace")!;
-    expect(kv.name).toBe(config.config.kv[0]!.binding);
+    expect(kv.name).toBe(config.kv[0]!.binding);
     expect(kv.namespaceId).toBe(mockId("kv/edgefleet-sites"));
-    for (const [k, v] of Object.entries(config.config.vars)) expect(inputs.bindings).toContainEqual({ type: "plain_text", name: k, text: v });
+    for (const [k, v] of Object.entries(config.vars)) expect(inputs.bindings).toContainEqual({ type: "plain_text", name: k, text: v });
   });
 
   it("routes <zone>/* and www.<zone>/* of every router zone to the Worker, with the zone's id", () => {
@@ -96,7 +95,7 @@ describe("the Router component", () => {
         const r = routes.find((x) => (x.inputs as { pattern: string }).pattern === `${host}/*`);
         expect(r, host).toBeDefined();
         expect(zoneIdOf(r!)).toBe(exampleZoneIds[z.name]);
-        expect((r!.inputs as { script: string }).script).toBe(config.config.name);
+        expect((r!.inputs as { script: string }).script).toBe(config.name);
       }
     }
     // A zone whose web posture is none gets no route.

@@ -15,6 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { basename, dirname, resolve } from "node:path";
 import { bundleWorker } from "../model/bundle.ts";
 import { isRef, type DesiredResource, type InputValue, type Inputs } from "../model/desired.ts";
+import { formatProblem } from "../model/load.ts";
 import { TYPES } from "../model/names.ts";
 import { isBundleRef, isSecretRef, names, workerResources, type WorkerDeployment } from "../model/workers.ts";
 import { readWorkerConfig, type WorkerConfig } from "../model/wrangler.ts";
@@ -79,7 +80,7 @@ export class Worker extends pulumi.ComponentResource {
     super(TYPES.worker, name, {}, opts);
     const folder = resolve(args.folder);
     const read = readWorkerConfig(basename(folder), dirname(folder));
-    if (!read.ok) throw new pulumi.RunError(read.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`).join("\n"));
+    if (!read.ok) throw new pulumi.RunError(read.problems.map(formatProblem).join("\n"));
     this.config = read.config;
     const bundle = bundleWorker(read.config);
     this.bundleSha256 = bundle.sha256;

@@ -50,6 +50,14 @@ export function fqdn(relative: string, zone: string): string {
   return relative === "@" ? zone : `${relative}.${zone}`;
 }
 
+/** The inverse of fqdn: a name (any case, trailing dot or not) relative to its zone; '@'
+ * for the apex. A name outside the zone comes back as it is (lowercased). */
+export function relativeName(name: string, zone: string): string {
+  const n = name.toLowerCase().replace(/\.$/, "");
+  if (n === zone) return "@";
+  return n.endsWith(`.${zone}`) ? n.slice(0, -zone.length - 1) : n;
+}
+
 export function isIPv4(s: string): boolean {
   const parts = s.split(".");
   return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);

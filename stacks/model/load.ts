@@ -159,8 +159,17 @@ export function readSources(dir: string, base = process.cwd()): Sources {
   return sources;
 }
 
-export function loadInventory(dir: string): LoadResult {
-  return parseInventory(dir, readSources(dir));
+/** Reads and checks an inventory; an unreadable file is a located problem too. File
+ * names in problems are relative to `base`. */
+export function loadInventory(dir: string, base = process.cwd()): LoadResult {
+  let sources: Sources;
+  try {
+    sources = readSources(dir, base);
+  } catch (e) {
+    if (e instanceof InventoryError) return { ok: false, problems: e.problems };
+    throw e;
+  }
+  return parseInventory(dir, sources);
 }
 
 export function loadInventoryOrThrow(dir: string): Inventory {

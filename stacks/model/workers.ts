@@ -8,10 +8,11 @@ import { bundleWorker, MAIN_MODULE } from "./bundle.ts";
 import type { DesiredResource, InputValue, Inputs, Ref } from "./desired.ts";
 import type { Problem } from "./load.ts";
 import { TYPES } from "./names.ts";
-import { assignShards as assignRouterShards, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
+import { relativeName } from "./dns.ts";
+import { assignShards as assignRouterShards, routerHosts, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
 import type { Inventory, WorkerSpec, ZoneSpec } from "./schema.ts";
 import type { SemanticProblem } from "./validate.ts";
-import { expectedSecrets, readWorkerConfig, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
+import { expectedSecrets, readWorkerConfig, readWorkerConfigOrThrow, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
 
 /** `zone` of resources that belong to the account, not to one zone (scripts, storage). */
 export const ACCOUNT_SCOPE = "(account)";
@@ -271,7 +272,7 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
   };
   const scripts = new Map<string, number>();
   const hosts = new Map<string, string>();
-  const routed = new Set(routerZones(inv).flatMap((z) => [z.name, `www.${z.name}`]));
+  const routed = routerHosts(inv);
   // The router's shards take their script names first (edgefleet-router, -1, ...).
   const routerScripts = new Set(deployments(inv, opts).router.map((d) => d.script));
   inv.fleet.workers.forEach((w, i) => {
@@ -289,7 +290,7 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       hosts.set(h, `workers[${i}] (${w.script})`);
       if (routed.has(h)) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' is served by the router (its zone's web posture is proxied); use another hostname` });
       if (zone) {
-        const prefix = h === zone.name ? "@" : h.slice(0, -(zone.name.length + 1));
+        const prefix = relativeName(h, zone.name);
         const clash = zone.records.find((r) => r.name === prefix);
         if (clash) problems.push({ file: "fleet", path: at("domains", j), message: `'${h}' already has a ${clash.type} record in zones.yaml; a custom domain creates its own DNS record` });
       }
@@ -305,7 +306,7 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       const other = hosts.get(pattern);
       if (other) problems.push({ file: "fleet", path: at("routes", j), message: `route '${pattern}' is already taken by ${other}` });
       hosts.set(pattern, `workers[${i}] (${w.script})`);
-      const prefix = h === zone.name ? "@" : h.slice(0, -(zone.name.length + 1));
+      const prefix = relativeName(h, zone.name);
       const proxied = zone.records.some((r) => r.name === prefix && (r.type === "A" || r.type === "AAAA" || r.type === "CNAME") && r.proxied);
       if (!proxied) problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' has no proxied A, AAAA or CNAME record in zones.yaml, so the route would never see a request (add e.g. { type: AAAA, name: ${prefix}, content: "100::", proxied: true })` });
     });
@@ -335,10 +336,9 @@ export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: 
   const out: DesiredWorker[] = [];
   const seen = new Set<string>();
   const add = (d: WorkerDeployment, parent?: string) => {
-    const r = readWorkerConfig(d.source, opts.workersDir ?? WORKERS_DIR);
-    if (!r.ok) throw new Error(`internal: ${d.source}'s wrangler.jsonc is invalid`);
-    const bundle = bundleWorker(r.config);
-    for (const res of workerResources(d, r.config, bundle, accountId, zoneId)) {
+    const config = readWorkerConfigOrThrow(d.source, opts.workersDir ?? WORKERS_DIR);
+    const bundle = bundleWorker(config);
+    for (const res of workerResources(d, config, bundle, accountId, zoneId)) {
       // Storage shared by several deployments is declared once.
       const key = `${res.type}::${res.name}`;
       if (seen.has(key)) continue;

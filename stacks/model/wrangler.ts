@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { findNodeAtLocation, parseTree, printParseErrorCode, type Node as JsonNode, type ParseError } from "jsonc-parser";
 import { z } from "zod";
-import type { Problem } from "./load.ts";
+import { formatProblem, type Problem } from "./load.ts";
 
 const Binding = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a binding name is a JavaScript identifier");
 
@@ -241,6 +241,13 @@ export function readWorkerConfig(source: string, workersDir = WORKERS_DIR, base 
   }
   cache.set(path, result);
   return result;
+}
+
+/** readWorkerConfig for callers that cannot go on without it: its problems, one per line, as the error. */
+export function readWorkerConfigOrThrow(source: string, workersDir = WORKERS_DIR): WorkerConfig {
+  const r = readWorkerConfig(source, workersDir);
+  if (!r.ok) throw new Error(r.problems.map(formatProblem).join("\n"));
+  return r.config;
 }
 
 /** Secret names a Worker expects: the keys of its .dev.vars.example, if it has one. */

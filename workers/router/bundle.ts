@@ -3,7 +3,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleWorker, MAIN_MODULE } from "../../stacks/model/bundle.ts";
-import { readWorkerConfig } from "../../stacks/model/wrangler.ts";
+import { readWorkerConfigOrThrow } from "../../stacks/model/wrangler.ts";
 
 export const ROUTER_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROUTER_WRANGLER_CONFIG = join(ROUTER_DIR, "wrangler.jsonc");
@@ -11,7 +11,5 @@ export const ROUTER_WRANGLER_CONFIG = join(ROUTER_DIR, "wrangler.jsonc");
 export const ROUTER_MAIN_MODULE = MAIN_MODULE;
 
 export function bundleRouter(): string {
-  const config = readWorkerConfig("router", dirname(ROUTER_DIR));
-  if (!config.ok) throw new Error(config.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join("\n"));
-  return bundleWorker(config.config).content;
+  return bundleWorker(readWorkerConfigOrThrow("router", dirname(ROUTER_DIR))).content;
 }

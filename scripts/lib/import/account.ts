@@ -3,6 +3,7 @@
 // request through the client-side rate limiter. Records come back as plain data in
 // the model's terms (relative owner names, CAA/SRV fields).
 import Cloudflare from "cloudflare";
+import { relativeName } from "../../../stacks/model/dns.ts";
 import type { DnsRec } from "../../../stacks/model/posture.ts";
 import { CLOUDFLARE_LIMIT, limitedFetch, SlidingWindowLimiter } from "./rate-limit.ts";
 
@@ -69,16 +70,10 @@ export function unquoteTxt(content: string): string {
   return [...t.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, "$1")).join("");
 }
 
-function relative(name: string, zone: string): string {
-  const n = name.toLowerCase().replace(/\.$/, "");
-  if (n === zone) return "@";
-  return n.endsWith(`.${zone}`) ? n.slice(0, -zone.length - 1) : n;
-}
-
 type RawRecord = { id: string; type: string; name: string; content?: string; priority?: number; ttl: number; proxied?: boolean; data?: Record<string, unknown>; comment?: string | null };
 
 export function toAccountRecord(raw: RawRecord, zone: string): AccountRecord {
-  const r: AccountRecord = { id: raw.id, type: raw.type, name: relative(raw.name, zone), ttl: raw.ttl };
+  const r: AccountRecord = { id: raw.id, type: raw.type, name: relativeName(raw.name, zone), ttl: raw.ttl };
   if (raw.comment) r.comment = raw.comment;
   if (raw.proxied !== undefined && ["A", "AAAA", "CNAME"].includes(raw.type)) r.proxied = raw.proxied;
   const d = raw.data ?? {};

@@ -10,7 +10,7 @@ import { APIError } from "cloudflare";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pc from "picocolors";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
-import { formatProblem, loadInventory, parseInventory, readSources, type LoadResult, type Problem } from "../../../stacks/model/load.ts";
+import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { client, readAccount, type AccountZone } from "./account.ts";
@@ -110,14 +110,7 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
   }
   const dir = opts.inventory ?? settings.inventory ?? "fleet";
   const invDir = resolve(io.root, dir);
-  let loaded: LoadResult;
-  try {
-    loaded = parseInventory(invDir, readSources(invDir, io.root));
-  } catch (e) {
-    const problems = (e as { problems?: Problem[] }).problems;
-    if (!problems) throw e;
-    loaded = { ok: false, problems };
-  }
+  const loaded = loadInventory(invDir, io.root);
   if (!loaded.ok) {
     io.err(`import: the inventory ${dir} has ${loaded.problems.length} problem(s):\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}\n`);
     return EXIT.invalid;

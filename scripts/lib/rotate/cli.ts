@@ -172,7 +172,7 @@ function readWorkers(io: RotateIO, opts: Options, secret: string): { workers: De
     return { workers: workersBindingSecret(r.data, secret), accountId, source: opts.workers };
   }
   const dir = opts.inventory ?? settings.inventory ?? "fleet";
-  const loaded = loadInventory(resolve(io.root, dir));
+  const loaded = loadInventory(resolve(io.root, dir), io.root);
   if (!loaded.ok) throw new UsageError(`the inventory ${dir} is invalid:\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`);
   const state = deriveDesiredState(loaded.inventory, { accountId: accountId || "<account-id>" });
   return { workers: workersBindingSecret(state.workers, secret), accountId, source: dir };

@@ -11,7 +11,7 @@ import Table from "cli-table3";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pc from "picocolors";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
-import { formatProblem, parseInventory, readSources, type LoadResult, type Problem } from "../../../stacks/model/load.ts";
+import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { CHECKS, expectations } from "./checks.ts";
@@ -116,14 +116,7 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
   const settings = readStackSettings(io.root, opts.stack);
   const dir = opts.inventory ?? settings.inventory ?? "fleet";
   const invDir = resolve(io.root, dir);
-  let loaded: LoadResult;
-  try {
-    loaded = parseInventory(invDir, readSources(invDir, io.root));
-  } catch (e) {
-    const problems = (e as { problems?: Problem[] }).problems;
-    if (!problems) throw e;
-    loaded = { ok: false, problems };
-  }
+  const loaded = loadInventory(invDir, io.root);
   if (!loaded.ok) {
     if (opts.json) io.out(`${JSON.stringify({ error: "the inventory is invalid", problems: loaded.problems }, null, 2)}\n`);
     io.err(`verify: the inventory has ${loaded.problems.length} problem(s):\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}\n`);

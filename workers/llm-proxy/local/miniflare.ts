@@ -4,7 +4,7 @@
 // binding is replaced by a recording one (Analytics Engine is a no-op locally).
 import "./no-telemetry.ts";
 import { bundleWorker as bundleModelWorker } from "../../../stacks/model/bundle.ts";
-import { readWorkerConfig } from "../../../stacks/model/wrangler.ts";
+import { readWorkerConfigOrThrow } from "../../../stacks/model/wrangler.ts";
 import { Log, LogLevel, Miniflare, Response, type Request as MfRequest, type WorkerOptions } from "miniflare";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,9 +15,7 @@ export const WRANGLER_CONFIG = resolve(WORKER_DIR, "wrangler.jsonc");
 
 /** The Worker bundled as one ES module: the very bytes Pulumi uploads (stacks/model/bundle.ts). */
 export function bundleWorker(): Promise<string> {
-  const config = readWorkerConfig("llm-proxy", dirname(WORKER_DIR));
-  if (!config.ok) return Promise.reject(new Error(config.problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join("\n")));
-  return Promise.resolve(bundleModelWorker(config.config).content);
+  return Promise.resolve().then(() => bundleModelWorker(readWorkerConfigOrThrow("llm-proxy", dirname(WORKER_DIR))).content);
 }
 
 /** wrangler.jsonc as Miniflare worker options (bindings, DOs, compatibility). */
