@@ -2,7 +2,7 @@
 // dev:proxy` and the benchmark. Bindings come from wrangler.jsonc through wrangler's
 // own reader, never restated here; the source is bundled as Pulumi bundles it. The METRICS
 // binding is replaced by a recording one (Analytics Engine is a no-op locally).
-import "./no-telemetry.ts";
+import "../../../scripts/lib/no-telemetry.ts";
 import { bundleWorker as bundleModelWorker } from "../../../stacks/model/bundle.ts";
 import { readWorkerConfigOrThrow } from "../../../stacks/model/wrangler.ts";
 import { Log, LogLevel, Miniflare, Response, type Request as MfRequest, type WorkerOptions } from "miniflare";

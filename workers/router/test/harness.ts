@@ -2,23 +2,14 @@
 // compatibility settings read from its wrangler.jsonc (the single source), and
 // loads a sites build into its KV namespace. Used by the router's tests, by
 // `npm run dev:router` and by the benchmark.
+// First, before wrangler and miniflare load: no telemetry wherever the router is started.
+import "../../../scripts/lib/no-telemetry.ts";
 import { Miniflare, type MiniflareOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { bundleRouter, ROUTER_MAIN_MODULE, ROUTER_WRANGLER_CONFIG } from "../bundle.ts";
 import { readRouterConfig } from "../config.ts";
 import type { KvEntry } from "../../../scripts/lib/sites/build.ts";
 import { CONTENT_PREFIX } from "../src/table.ts";
-
-// Keep wrangler and workerd from phoning home wherever the router is started (tests,
-// dev:router, the benchmark); FINDINGS.md. An explicit setting in the environment wins.
-for (const [k, v] of Object.entries({
-  WRANGLER_SEND_METRICS: "false",
-  WRANGLER_SEND_ERROR_REPORTS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  WRANGLER_HIDE_BANNER: "true",
-})) {
-  process.env[k] ??= v;
-}
 
 export interface RouterOptions {
   /** Override wrangler.jsonc vars (e.g. a tiny cache TTL for a test). */
