@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
-import { deriveDesiredState, isBundleRef, isRef, isSecretRef, type InputValue } from "../stacks/model/desired.ts";
+import { deriveDesiredState, isRef, isSecretRef, mapRefs, type InputValue } from "../stacks/model/desired.ts";
 import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
@@ -100,16 +100,13 @@ beforeAll(async () => {
 });
 
 function resolveRefs(v: InputValue): unknown {
-  if (isRef(v)) return mockId(v.$ref);
-  if (isSecretRef(v)) return SECRETS[`edgefleet:${v.$secret}` as keyof typeof SECRETS];
-  if (isBundleRef(v)) {
-    const bundle = bundleWorker(readWorkerConfigOrThrow(v.$bundle));
-    expect(bundle.sha256).toBe(v.sha256);
+  return mapRefs(v, (ref) => {
+    if (isRef(ref)) return mockId(ref.$ref);
+    if (isSecretRef(ref)) return SECRETS[`edgefleet:${ref.$secret}` as keyof typeof SECRETS];
+    const bundle = bundleWorker(readWorkerConfigOrThrow(ref.$bundle));
+    expect(bundle.sha256).toBe(ref.sha256);
     return bundle.content;
-  }
-  if (Array.isArray(v)) return v.map(resolveRefs);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolveRefs(x)]));
-  return v;
+  });
 }
 
 describe("the Pulumi program under mocks", () => {

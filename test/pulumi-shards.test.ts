@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
-import { deriveDesiredState, isBundleRef, isRef, type InputValue } from "../stacks/model/desired.ts";
+import { deriveDesiredState, isBundleRef, isRef, mapRefs, type InputValue } from "../stacks/model/desired.ts";
 import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { selectShard } from "../stacks/model/shards.ts";
@@ -21,8 +21,7 @@ writeFileSync(join(dir, "zones.yaml"), withZone("  - name: new-a.example\n    pr
 const bundleOf = (source: string) => bundleWorker(readWorkerConfigOrThrow(source)).content;
 const registered: { type: string; name: string; inputs: unknown }[] = [];
 const mockId = (name: string) => `mock-id:${name}`;
-const resolve = (v: InputValue): unknown =>
-  isRef(v) ? mockId(v.$ref) : isBundleRef(v) ? bundleOf(v.$bundle) : Array.isArray(v) ? v.map(resolve) : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)])) : v;
+const resolve = (v: InputValue): unknown => mapRefs(v, (ref) => (isRef(ref) ? mockId(ref.$ref) : isBundleRef(ref) ? bundleOf(ref.$bundle) : ref));
 
 beforeAll(async () => {
   await pulumi.runtime.setMocks(

@@ -14,7 +14,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { basename, dirname, resolve } from "node:path";
 import { bundleWorker } from "../model/bundle.ts";
-import { isRef, type DesiredResource, type InputValue, type Inputs } from "../model/desired.ts";
+import { mapRefs, type DesiredResource, type InputValue, type Inputs } from "../model/desired.ts";
 import { formatProblem } from "../model/load.ts";
 import { TYPES } from "../model/names.ts";
 import { isBundleRef, isSecretRef, names, workerResources, type WorkerDeployment } from "../model/workers.ts";
@@ -106,23 +106,19 @@ export class Worker extends pulumi.ComponentResource {
     const all = workerResources(deployment, read.config, bundle, args.accountId, zoneRef);
     const wanted = all.filter((r) => r.type !== TYPES.worker && (args.include?.(r) ?? true));
 
-    const resolveValue = (v: InputValue): pulumi.Input<unknown> => {
-      if (isRef(v)) {
-        if (v.$ref.startsWith("zone:")) {
-          const zone = v.$ref.slice("zone:".length);
+    const resolveValue = (v: InputValue) =>
+      mapRefs(v, (ref): pulumi.Input<unknown> => {
+        if (isSecretRef(ref)) return secrets.requireSecret(ref.$secret);
+        if (isBundleRef(ref)) return bundle.content;
+        if (ref.$ref.startsWith("zone:")) {
+          const zone = ref.$ref.slice("zone:".length);
           if (zoneIds[zone] === undefined) throw new pulumi.RunError(`Worker ${name}: no zone id for '${zone}' (is the zone in this stack's inventory or shard?)`);
           return zoneIds[zone];
         }
-        const hit = declared.get(v.$ref)?.outputs[v.$output];
-        if (!hit) throw new Error(`internal: ${name} refers to ${v.$ref}.${v.$output}, which is not declared`);
+        const hit = declared.get(ref.$ref)?.outputs[ref.$output];
+        if (!hit) throw new Error(`internal: ${name} refers to ${ref.$ref}.${ref.$output}, which is not declared`);
         return hit;
-      }
-      if (isSecretRef(v)) return secrets.requireSecret(v.$secret);
-      if (isBundleRef(v)) return bundle.content;
-      if (Array.isArray(v)) return v.map(resolveValue);
-      if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolveValue(x)]));
-      return v;
-    };
+      });
 
     // Storage first (unless shared and declared already), then the script, then what
     // names the script (consumers, routes, custom domains).

@@ -3,7 +3,7 @@
 // onto @pulumi/cloudflare one to one; every decision was made in stacks/model.
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import { isRef, type DesiredResource, type InputValue } from "../model/desired.ts";
+import { isRef, mapRefs, type DesiredResource, type InputValue } from "../model/desired.ts";
 import { TYPES } from "../model/names.ts";
 
 export const ZONE_POSTURE_TYPE = TYPES.zonePosture;
@@ -20,16 +20,12 @@ export class ZonePosture extends pulumi.ComponentResource {
   constructor(name: string, args: ZonePostureArgs, opts?: pulumi.ComponentResourceOptions) {
     super(ZONE_POSTURE_TYPE, name, {}, opts);
     const ids = new Map<string, pulumi.Output<string>>();
-    const resolve = (v: InputValue): pulumi.Input<unknown> => {
-      if (isRef(v)) {
-        const id = ids.get(v.$ref);
-        if (!id) throw new Error(`internal: ${name} refers to ${v.$ref}, which it did not create`);
+    const resolve = (v: InputValue) =>
+      mapRefs(v, (ref) => {
+        const id = isRef(ref) ? ids.get(ref.$ref) : undefined;
+        if (!id) throw new Error(`internal: ${name} refers to ${isRef(ref) ? ref.$ref : JSON.stringify(ref)}, which it did not create`);
         return id;
-      }
-      if (Array.isArray(v)) return v.map(resolve);
-      if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x)]));
-      return v;
-    };
+      });
     const inputs = (r: DesiredResource) => resolve(r.inputs) as Record<string, pulumi.Input<unknown>>;
 
     let zoneId: pulumi.Output<string> | undefined;

@@ -5,7 +5,7 @@ import { fqdn } from "./dns.ts";
 import { recordResourceName, TYPES, zonePostureName, zoneResourceName } from "./names.ts";
 import { fleetRecords, MANAGED_COMMENT, type DnsRec } from "./posture.ts";
 import type { IgnoreRule, Inventory } from "./schema.ts";
-import { deriveWorkers, type BundleRef, type DesiredWorker, type SecretRef } from "./workers.ts";
+import { deriveWorkers, isBundleRef, isSecretRef, type BundleRef, type DesiredWorker, type SecretRef } from "./workers.ts";
 
 /** A reference to an output of another desired resource, resolved by the Pulumi program. */
 export interface Ref {
@@ -63,6 +63,18 @@ export function isRef(v: unknown): v is Ref {
   return typeof v === "object" && v !== null && "$ref" in v;
 }
 export { isBundleRef, isSecretRef } from "./workers.ts";
+
+/** A reference an input holds: to another resource's output, a secret, or a bundle. */
+export type InputRef = Ref | SecretRef | BundleRef;
+
+/** Rebuilds an input value with every reference replaced by what `leaf` makes of it:
+ * the one walk the components, the policies and the tests resolve references with. */
+export function mapRefs(v: InputValue, leaf: (ref: InputRef) => unknown): unknown {
+  if (isRef(v) || isSecretRef(v) || isBundleRef(v)) return leaf(v);
+  if (Array.isArray(v)) return v.map((x) => mapRefs(x, leaf));
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mapRefs(x, leaf)]));
+  return v;
+}
 
 /** The inputs of a cloudflare.DnsRecord for a record (v6 provider shapes). */
 export function recordInputs(r: DnsRec, zoneId: string | Ref): Inputs {
