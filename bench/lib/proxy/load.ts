@@ -5,6 +5,7 @@
 // Measures per request the time to the first body byte and to the end (node:http with a
 // keep-alive agent: less client overhead than fetch on a shared 2-core machine).
 import { Agent, request } from "node:http";
+import { percentile } from "../stats.ts";
 
 export interface LoadResult {
   requests: number;
@@ -25,10 +26,6 @@ export interface Target {
   ok: (status: number, body: string) => boolean;
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function once(agent: Agent, t: Target): Promise<{ ttfb: number; total: number; ok: boolean }> {
   return new Promise((resolve) => {
@@ -91,9 +88,9 @@ export function summarise(s: Samples): LoadResult {
     errors: s.errors,
     seconds: s.seconds,
     rps: totals.length / s.seconds,
-    p50Ms: pct(totals, 50),
-    p99Ms: pct(totals, 99),
-    ttfbP50Ms: pct(ttfbs, 50),
-    ttfbP99Ms: pct(ttfbs, 99),
+    p50Ms: percentile(totals, 50),
+    p99Ms: percentile(totals, 99),
+    ttfbP50Ms: percentile(ttfbs, 50),
+    ttfbP99Ms: percentile(ttfbs, 99),
   };
 }

@@ -3,6 +3,7 @@
 // recording every latency. node:http rather than fetch because the router picks the
 // site by Host header, which fetch may not set.
 import { Agent, request } from "node:http";
+import { percentile } from "../stats.ts";
 
 export interface LoadOptions {
   port: number;
@@ -23,10 +24,6 @@ export interface LoadResult {
   p99Ms: number;
 }
 
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function once(agent: Agent, o: LoadOptions): Promise<number> {
   return new Promise((resolve, reject) => {

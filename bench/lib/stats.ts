@@ -1,0 +1,7 @@
+// Statistics the benchmarks share.
+
+/** The p-th percentile of an ascending list (nearest rank, rounded down); NaN when empty. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
