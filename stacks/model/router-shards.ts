@@ -6,7 +6,7 @@
 // (highest-random-weight) hashing of the zone name: adding or removing a zone moves no
 // other zone while the shard count stays the same, and when the count grows by one
 // the only zones that move are those that move to the new shard (about 1/N of them).
-import { createHash } from "node:crypto";
+import { rendezvousWeight } from "./rendezvous.ts";
 import type { Inventory, ZoneSpec } from "./schema.ts";
 
 export const ZONES_PER_WORKER_LIMIT = 1000;
@@ -27,13 +27,10 @@ export function shardCount(zoneCount: number, target = ZONES_PER_SHARD_TARGET): 
   return Math.max(1, Math.ceil(zoneCount / target));
 }
 
-function weight(zone: string, shard: number): bigint {
-  return createHash("sha256").update(`${shard}\u0000${zone}`).digest().readBigUInt64BE(0);
-}
 
 /** The shards of a zone, best first. */
 function preference(zone: string, shards: number): number[] {
-  const ws = Array.from({ length: shards }, (_, s) => ({ s, w: weight(zone, s) }));
+  const ws = Array.from({ length: shards }, (_, s) => ({ s, w: rendezvousWeight(String(s), zone) }));
   ws.sort((a, b) => (a.w === b.w ? a.s - b.s : a.w > b.w ? -1 : 1));
   return ws.map((x) => x.s);
 }

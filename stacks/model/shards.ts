@@ -2,22 +2,19 @@
 // grows too large. Zones are assigned by rendezvous hashing of their names, so adding
 // a zone never moves another, and adding a shard moves only the zones that now hash
 // to it (about 1/n of them); a zone may also be pinned with `shard:`.
-import { createHash } from "node:crypto";
+import { rendezvousWeight } from "./rendezvous.ts";
 import type { DesiredState } from "./desired.ts";
 import { TYPES } from "./names.ts";
 import type { Inventory } from "./schema.ts";
 import { ACCOUNT_SCOPE } from "./workers.ts";
 
-function weight(shard: string, zone: string): bigint {
-  return createHash("sha256").update(`${shard}\0${zone}`).digest().readBigUInt64BE(0);
-}
 
 /** The shard of one zone among `shards` (highest random weight). */
 export function shardOf(zone: string, shards: readonly string[]): string {
   let best = shards[0]!;
   let bestWeight = -1n;
   for (const s of shards) {
-    const w = weight(s, zone);
+    const w = rendezvousWeight(s, zone);
     if (w > bestWeight || (w === bestWeight && s < best)) {
       best = s;
       bestWeight = w;
