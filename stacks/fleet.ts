@@ -49,7 +49,10 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
   const declared: Declared = new Map();
   const workersDir = declareOpts.workersDir ?? WORKERS_DIR;
   const present = (script: string) => inStack.has(`${TYPES.worker}::${names.component(script)}`);
-  const routerShards = state.workers.filter((w) => present(w.script) && isRouterShard(state, w.script));
+  // The router's shards are the Worker components under the Router component.
+  const underRouter = new Set(state.resources.filter((r) => r.type === TYPES.worker && r.parent === "router").map((r) => r.name));
+  const isRouterShard = (script: string) => underRouter.has(names.component(script));
+  const routerShards = state.workers.filter((w) => present(w.script) && isRouterShard(w.script));
   let router: Router | undefined;
   if (routerShards.length > 0) {
     router = new Router(
@@ -60,7 +63,7 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
   }
   const workers = new Map<string, Worker>();
   for (const w of state.workers) {
-    if (!present(w.script) || isRouterShard(state, w.script)) continue;
+    if (!present(w.script) || isRouterShard(w.script)) continue;
     const d = w.deployment;
     workers.set(
       w.script,
@@ -72,8 +75,4 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
     );
   }
   return { zones, declared, router, workers };
-}
-
-function isRouterShard(state: DesiredState, script: string): boolean {
-  return state.resources.some((r) => r.type === TYPES.worker && r.name === names.component(script) && r.parent === "router");
 }
