@@ -13,6 +13,8 @@ export interface Config {
   corsOrigins: ReadonlySet<string>;
   sampleRate: number;
   tenantCacheMs: number;
+  /** How far the SSE usage scan may lag behind the client (forward.ts relayStream). */
+  sseScanLagMs: number;
 }
 
 function num(v: string | undefined, dflt: number, min: number, max: number): number {
@@ -40,6 +42,7 @@ export function config(env: Env): Config {
     ),
     sampleRate: num(env.METRICS_SAMPLE_RATE, 1, 0, 1),
     tenantCacheMs: num(env.TENANT_CACHE_SECONDS, 30, 0, 3600) * 1000,
+    sseScanLagMs: num(env.SSE_SCAN_LAG_MS, 1000, 0, 60_000),
   };
   cache.set(env, c);
   return c;

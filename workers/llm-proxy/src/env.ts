@@ -14,6 +14,7 @@ export interface Env {
   CORS_ORIGINS?: string;
   METRICS_SAMPLE_RATE?: string;
   TENANT_CACHE_SECONDS?: string;
+  SSE_SCAN_LAG_MS?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

@@ -8,7 +8,7 @@
 // no second stream and no work after the response.
 import type { Config } from "./config.ts";
 import { sseErrorEvent } from "./errors.ts";
-import { SseUsageScanner, isOverloadEvent, type Usage } from "./usage.ts";
+import { SseUsageScanner, type Usage } from "./usage.ts";
 
 export interface Upstreamed {
   /** The upstream's response, or undefined when every attempt failed on the network. */
@@ -22,13 +22,13 @@ export interface Upstreamed {
 
 /**
  * An SSE body split with the runtime's tee(): the client's branch is untouched (nothing
- * has been read from it), the scan branch has had its first event read (`seen`), which
- * is how an overloaded stream is recognised before a byte reaches the client.
+ * has been read from it); the scan branch has had its first event read into `scanner`,
+ * which is how an overloaded stream is recognised before a byte reaches the client.
  */
 export interface SplitStream {
   client: ReadableStream<Uint8Array>;
   scan: ReadableStreamDefaultReader<Uint8Array>;
-  seen: Uint8Array[];
+  scanner: SseUsageScanner;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -75,22 +75,14 @@ function isEventStream(res: Response): boolean {
 
 const FIRST_EVENT_LIMIT = 64 * 1024;
 
-/** Reads up to the end of the first SSE event. Throws on a network error. */
-async function readFirstEvent(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<{ chunks: Uint8Array[]; text: string }> {
-  const chunks: Uint8Array[] = [];
-  const dec = new TextDecoder();
-  let text = "";
+/** Feeds the scanner up to the end of the first SSE event. Throws on a network error. */
+async function readFirstEvent(reader: ReadableStreamDefaultReader<Uint8Array>, scanner: SseUsageScanner): Promise<void> {
   let size = 0;
-  for (;;) {
+  while (scanner.events === 0 && size <= FIRST_EVENT_LIMIT) {
     const { done, value } = await reader.read();
-    if (done) return { chunks, text };
-    chunks.push(value);
+    if (done) return;
     size += value.byteLength;
-    text += dec.decode(value, { stream: true });
-    const norm = text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
-    const end = norm.indexOf("\n\n");
-    if (end >= 0) return { chunks, text: norm.slice(0, end) };
-    if (size > FIRST_EVENT_LIMIT) return { chunks, text: "" };
+    scanner.push(value);
   }
 }
 
@@ -120,9 +112,9 @@ export async function sendWithRetries(url: string, init: RequestInit, cfg: Confi
     if (res.status === 200 && res.body !== null && isEventStream(res)) {
       const [client, copy] = res.body.tee();
       const scan = copy.getReader();
-      let first: { chunks: Uint8Array[]; text: string };
+      const scanner = new SseUsageScanner();
       try {
-        first = await readFirstEvent(scan);
+        await readFirstEvent(scan, scanner);
       } catch {
         // The stream broke before its first event: nothing was sent, so retry.
         await client.cancel().catch(() => {});
@@ -131,13 +123,15 @@ export async function sendWithRetries(url: string, init: RequestInit, cfg: Confi
         retries++;
         continue;
       }
-      if (!last && isOverloadEvent(first.text)) {
+      // Nothing has reached the client yet: an overload among the events read so far
+      // (normally just the first) is as safe to retry as a 529.
+      if (!last && scanner.usage.errorType === "overloaded_error") {
         await Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
         await sleep(backoffMs(attempt, cfg, Math.random()));
         retries++;
         continue;
       }
-      return { response: res, stream: { client, scan, seen: first.chunks }, retries };
+      return { response: res, stream: { client, scan, scanner }, retries };
     }
     if (isEventStream(res)) return passOn(res, retries);
     let bytes: ArrayBuffer;
@@ -158,7 +152,7 @@ export async function sendWithRetries(url: string, init: RequestInit, cfg: Confi
 async function passOn(res: Response, retries: number): Promise<Upstreamed> {
   if (isEventStream(res) && res.body !== null) {
     const [client, copy] = res.body.tee();
-    return { response: res, stream: { client, scan: copy.getReader(), seen: [] }, retries };
+    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner() }, retries };
   }
   try {
     return { response: res, bytes: await res.arrayBuffer(), retries };
@@ -175,34 +169,42 @@ export interface Relayed {
 
 /**
  * Relays an SSE body: the runtime pipes the client's branch natively (no chunk waits for
- * JavaScript) while the scan branch feeds the usage scanner. If the upstream breaks
- * mid-stream, the client's stream gets an SSE error event and closes. `onDone` is called
- * once, when the stream has ended or failed, before the client's stream is closed.
+ * JavaScript) while the scan branch feeds the usage scanner. The scan branch is read
+ * lazily, since each read of a tee'd branch costs a JavaScript turn: once the client's
+ * pipe has ended, or from `lagMs` (SSE_SCAN_LAG_MS) on, whichever comes first. tee()
+ * keeps what a branch has not read yet and a lagging branch never holds the other back,
+ * so a stream that ends within `lagMs` (most answers) is scanned in a few reads of what
+ * was kept, and a longer one is scanned as it flows from then on: the branch never holds
+ * much more than `lagMs` of the stream. With 0, every chunk is scanned as it comes.
+ * If the upstream breaks mid-stream, the client's stream gets an SSE error event and
+ * closes. `onDone` is called once, when the stream has ended or failed, before the
+ * client's stream is closed.
  */
-export function relayStream(split: SplitStream, onDone: (r: Relayed) => void): ReadableStream<Uint8Array> {
-  const scanner = new SseUsageScanner();
+export function relayStream(split: SplitStream, lagMs: number, onDone: (r: Relayed) => void): ReadableStream<Uint8Array> {
+  const scanner = split.scanner;
   const out = new IdentityTransformStream();
-  let upstreamFailed = false;
-  const scanned = (async () => {
-    for (const c of split.seen) scanner.push(c);
+  void (async () => {
+    const piped = split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true }).then(
+      () => false,
+      () => true, // either side failed; the scan branch tells which
+    );
+    let pipeFailed: boolean | undefined;
+    if (lagMs > 0) {
+      let lag: ReturnType<typeof setTimeout> | undefined;
+      pipeFailed = await Promise.race([piped, new Promise<undefined>((r) => (lag = setTimeout(r, lagMs, undefined)))]);
+      if (lag !== undefined) clearTimeout(lag);
+    }
+    let upstreamFailed = false;
     try {
       for (;;) {
         const { done, value } = await split.scan.read();
-        if (done) return;
+        if (done) break;
         scanner.push(value);
       }
     } catch {
       upstreamFailed = true;
     }
-  })();
-  void (async () => {
-    let pipeFailed = false;
-    try {
-      await split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true });
-    } catch {
-      pipeFailed = true; // either side failed; the scanner tells which
-    }
-    await scanned;
+    if (pipeFailed === undefined) pipeFailed = await piped;
     let clientGone = pipeFailed && !upstreamFailed;
     const w = out.writable.getWriter();
     if (upstreamFailed) {

@@ -163,7 +163,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const stream = relayStream(up.stream, ({ usage }) => {
+  const stream = relayStream(up.stream, cfg.sseScanLagMs, ({ usage }) => {
     try {
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
     } finally {

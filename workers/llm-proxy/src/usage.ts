@@ -39,16 +39,6 @@ export function parseEvent(block: string): { event: string; data: string } {
   return { event, data: data.join("\n") };
 }
 
-export function isOverloadEvent(block: string): boolean {
-  const { event, data } = parseEvent(block.replace(/\r\n?/g, "\n"));
-  if (event !== "error") return false;
-  try {
-    return (JSON.parse(data) as { error?: { type?: string } }).error?.type === "overloaded_error";
-  } catch {
-    return false;
-  }
-}
-
 // Bytes the scanner looks for at the start of an event (its first HEAD bytes).
 const HEAD = 32;
 const MESSAGE_ = [109, 101, 115, 115, 97, 103, 101, 95]; // "message_"
@@ -88,6 +78,8 @@ export class SseUsageScanner {
   readonly usage = emptyUsage();
   /** Whether the bytes seen so far end exactly at an event boundary. */
   atBoundary = true;
+  /** Events completed so far (blank separator lines alone are not events). */
+  events = 0;
   private lineStart = true;
   private lastCR = false;
   private readonly head = new Uint8Array(HEAD);
@@ -131,6 +123,7 @@ export class SseUsageScanner {
   /** Bytes [s, e) of the current event; `ended`: they end it. */
   private take(chunk: Uint8Array, s: number, e: number, ended: boolean): void {
     let p = s;
+    if (ended && (this.headLen > 0 || (chunk[s] !== 10 && chunk[s] !== 13))) this.events++;
     if (ended && this.headLen === 0) {
       // The whole event is in this chunk: no copies.
       const k = Math.min(HEAD, e - s);

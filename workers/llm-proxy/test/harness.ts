@@ -2,6 +2,7 @@
 // in front of the fake Anthropic upstream, with a recorder for metrics, the Worker's
 // log lines, and every response the suite sees (for the secret scan).
 import type { Miniflare } from "miniflare";
+import { afterAll, beforeAll, beforeEach, expect } from "vitest";
 import { randomBytes } from "node:crypto";
 import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
 import { createTenant, disableTenant, type TenantKv } from "../../../scripts/lib/tenants/store.ts";
@@ -90,5 +91,29 @@ export class Harness {
   async dispose(): Promise<void> {
     await this.mf?.dispose();
     await this.fake.stop();
+  }
+}
+
+/**
+ * A suite's (or describe block's) proxy: started with `vars` before its tests and handed
+ * to `ready` (which keeps it and makes tenants); after them, the secret scan must come
+ * out empty and everything is shut down. With `reset`, the fake's script and the metrics
+ * are cleared before each test.
+ */
+export function useHarness(vars: Record<string, string>, ready: (h: Harness) => Promise<void> | void, opts: { reset?: boolean } = {}): void {
+  let h: Harness | undefined;
+  beforeAll(async () => {
+    h = await Harness.start(vars);
+    await ready(h);
+  });
+  afterAll(async () => {
+    expect(h?.leaks()).toEqual([]);
+    await h?.dispose();
+  });
+  if (opts.reset) {
+    beforeEach(() => {
+      h?.fake.reset();
+      if (h) h.points.length = 0;
+    });
   }
 }

@@ -2,27 +2,23 @@
 // SSE relayed event by event, auth, body limits, routes, CORS, operator status and
 // metrics. Ends with a scan of every response and log line for the secrets.
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { request as httpRequest } from "node:http";
 import { frame, message, messageEvents, MODEL } from "./fake-anthropic.ts";
-import { Harness } from "./harness.ts";
+import { Harness, useHarness } from "./harness.ts";
 
 let h: Harness;
 let key: string;
 let tenantId: string;
 
-beforeAll(async () => {
-  h = await Harness.start({ MAX_BODY_BYTES: String(6 * 1024 * 1024), CORS_ORIGINS: "https://app.example, https://admin.example" });
-  ({ key, id: tenantId } = await h.tenant({ name: "acme" }));
-});
-afterAll(async () => {
-  expect(h.leaks()).toEqual([]);
-  await h?.dispose();
-});
-beforeEach(() => {
-  h.fake.reset();
-  h.points.length = 0;
-});
+useHarness(
+  { MAX_BODY_BYTES: String(6 * 1024 * 1024), CORS_ORIGINS: "https://app.example, https://admin.example" },
+  async (started) => {
+    h = started;
+    ({ key, id: tenantId } = await h.tenant({ name: "acme" }));
+  },
+  { reset: true },
+);
 
 describe("forwarding", () => {
   // Bodies whose bytes change if anything parses and re-serialises them.

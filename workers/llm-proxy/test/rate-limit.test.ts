@@ -1,9 +1,9 @@
 // Rate limiting in workerd: the per-tenant Durable Object admits exactly the bucket
 // under concurrency, answers 429 with retry-after and rate-limit headers, keeps tenants
 // apart, and fails closed (or open, when configured) when it errors.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
-import { Harness } from "./harness.ts";
+import { Harness, useHarness } from "./harness.ts";
 
 async function brokenTenant(h: Harness): Promise<string> {
   // A record whose limit the Durable Object refuses (rate 0): the limiter errors.
@@ -17,12 +17,8 @@ async function brokenTenant(h: Harness): Promise<string> {
 
 describe("rate limiting (fail closed by default, success metrics sampled out)", () => {
   let h: Harness;
-  beforeAll(async () => {
-    h = await Harness.start({ METRICS_SAMPLE_RATE: "0" });
-  });
-  afterAll(async () => {
-    expect(h.leaks()).toEqual([]);
-    await h?.dispose();
+  useHarness({ METRICS_SAMPLE_RATE: "0" }, (started) => {
+    h = started;
   });
 
   it("100 concurrent requests against a bucket of 10 admit exactly 10", async () => {
@@ -95,12 +91,8 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
 
 describe("rate limiting, fail open when configured", () => {
   let h: Harness;
-  beforeAll(async () => {
-    h = await Harness.start({ RATE_LIMIT_FAIL_MODE: "open" });
-  });
-  afterAll(async () => {
-    expect(h.leaks()).toEqual([]);
-    await h?.dispose();
+  useHarness({ RATE_LIMIT_FAIL_MODE: "open" }, (started) => {
+    h = started;
   });
 
   it("lets the call through when the limiter errors", async () => {

@@ -1,25 +1,21 @@
 // The retry matrix, in workerd against the fake upstream: what is retried (429 with
 // retry-after, 529, 500, a reset connection, a stream whose first event is an
 // overload), what is not (client errors, anything after the first byte), and limits.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { frame, message, messageEvents, overloadedEvent } from "./fake-anthropic.ts";
-import { Harness } from "./harness.ts";
+import { Harness, useHarness } from "./harness.ts";
 
 let h: Harness;
 let key: string;
 
-beforeAll(async () => {
-  h = await Harness.start({ MAX_RETRIES: "2", RETRY_AFTER_CAP_MS: "1500" });
-  ({ key } = await h.tenant());
-});
-afterAll(async () => {
-  expect(h.leaks()).toEqual([]);
-  await h?.dispose();
-});
-beforeEach(() => {
-  h.fake.reset();
-  h.points.length = 0;
-});
+useHarness(
+  { MAX_RETRIES: "2", RETRY_AFTER_CAP_MS: "1500" },
+  async (started) => {
+    h = started;
+    ({ key } = await h.tenant());
+  },
+  { reset: true },
+);
 
 const body = '{"model":"claude-x","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}';
 const overloaded = { kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" } as const;

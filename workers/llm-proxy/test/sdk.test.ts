@@ -2,23 +2,19 @@
 // the fake upstream: non-streaming, streaming, count_tokens, and the SDK's typed errors
 // for the proxy's own answers (401, 429).
 import Anthropic from "@anthropic-ai/sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MODEL } from "./fake-anthropic.ts";
-import { Harness } from "./harness.ts";
+import { Harness, useHarness } from "./harness.ts";
 
 let h: Harness;
 let key: string;
 let client: Anthropic;
 
-beforeAll(async () => {
-  h = await Harness.start();
+useHarness({}, async (started) => {
+  h = started;
   ({ key } = await h.tenant({ ratePerMinute: 1, burst: 4 }));
   // maxRetries 0: the proxy does the retrying; the SDK must see its answers as they are.
   client = new Anthropic({ apiKey: key, baseURL: h.url.origin, maxRetries: 0 });
-});
-afterAll(async () => {
-  expect(h.leaks()).toEqual([]);
-  await h?.dispose();
 });
 
 describe("@anthropic-ai/sdk through the proxy", () => {

@@ -6,7 +6,7 @@ import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../sr
 import { sampleWeight, toDataPoint, worthLogging, writeMetric, type CallRecord } from "../../src/metrics.ts";
 import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
 import { leaseSize, MAX_LEASE, MAX_TOPUP_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
-import { SseUsageScanner, emptyUsage, isOverloadEvent, usageFromJson } from "../../src/usage.ts";
+import { SseUsageScanner, emptyUsage, usageFromJson } from "../../src/usage.ts";
 import { frame, messageEvents, overloadedEvent } from "../wire.ts";
 
 describe("token bucket", () => {
@@ -224,8 +224,22 @@ describe("usage readers", () => {
         expect(s.usage).toMatchObject({ inputTokens: 3, outputTokens: 77, cacheCreationTokens: 5, cacheReadTokens: 9, errorType: "" });
         expect(s.usage.model).toMatch(/^claude-/);
         expect(s.atBoundary).toBe(true);
+        expect(s.events).toBe(8);
       }),
     );
+  });
+  it("counts events as they end, not blank lines alone (how the first event is found)", () => {
+    const s = new SseUsageScanner();
+    const first = new TextEncoder().encode(frame(messageEvents(["a"])[0]!));
+    s.push(new TextEncoder().encode("\n\r\n"));
+    expect(s.events).toBe(0);
+    s.push(first.slice(0, first.length - 1));
+    expect(s.events).toBe(0);
+    s.push(first.slice(first.length - 1));
+    expect(s.events).toBe(1);
+    expect(s.usage.inputTokens).toBe(25);
+    s.push(new TextEncoder().encode(": a comment\n\nevent: ping\ndata: {}\n\n"));
+    expect(s.events).toBe(3);
   });
   it("reads usage with CRLF or CR line ends, split at any byte, and knows where events end", () => {
     const lf = messageEvents(["a", "b"], { input_tokens: 4, output_tokens: 12, cache_creation_input_tokens: 6, cache_read_input_tokens: 2 }).map(frame).join("");
@@ -255,8 +269,10 @@ describe("usage readers", () => {
     const s = new SseUsageScanner();
     s.push(new TextEncoder().encode(frame(overloadedEvent)));
     expect(s.usage.errorType).toBe("overloaded_error");
-    expect(isOverloadEvent(frame(overloadedEvent).trim())).toBe(true);
-    expect(isOverloadEvent(frame(messageEvents([])[0]!).trim())).toBe(false);
+    expect(s.events).toBe(1);
+    const ok = new SseUsageScanner();
+    ok.push(new TextEncoder().encode(frame(messageEvents([])[0]!)));
+    expect(ok.usage.errorType).toBe("");
   });
   it("reads JSON messages, count_tokens results and error envelopes", () => {
     expect(usageFromJson('{"model":"m","usage":{"input_tokens":1,"output_tokens":2,"cache_read_input_tokens":3}}')).toMatchObject({ model: "m", inputTokens: 1, outputTokens: 2, cacheReadTokens: 3 });
