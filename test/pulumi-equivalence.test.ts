@@ -2,7 +2,7 @@
 // it registers exactly the desired state: the same types, names and inputs, with
 // nothing missing and nothing extra. The mock monitor stands in for the engine; no
 // resource code is mocked away.
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,13 +15,11 @@ import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
+import { mockId, runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 // Test values of the stack's secret config (fleet.yaml's workers: name the keys).
 const SECRETS = { "edgefleet:anthropicApiKey": "sk-ant-test-equivalence-0001", "edgefleet:operatorToken": "operator-token-test-0001" };
-// How Pulumi marks a secret value on the wire (the mock sees it wrapped).
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 const INVENTORY = "fleet";
 
 interface Registered {
@@ -52,51 +50,18 @@ function unwrapSecrets(inputs: Record<string, unknown>): { inputs: Record<string
   return { inputs: out, secretFields: [...secretFields].sort() };
 }
 
-const registered: Registered[] = [];
+let registered: Registered[] = [];
 let outputs: ReturnType<typeof import("../stacks/program.ts").main>;
 let urns: string[] = [];
 
-// The id the mock engine gives each resource; desired-state references resolve to it.
-const mockId = (name: string) => `mock-id:${name}`;
-
 beforeAll(async () => {
-  // Pulumi captures a stack trace for every promise and every registration (for leak
-  // reports and source positions in the CLI); at thousands of resources that is most
-  // of the run (see FINDINGS.md). Neither plays a part in what is registered.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  (pulumi.Resource as unknown as { callsites: () => unknown[] }).callsites = () => [];
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        const { inputs, secretFields } = unwrapSecrets(args.inputs);
-        registered.push({ type: args.type, name: args.name, inputs, custom: args.custom ?? false, secretFields });
-        // D1 and Queues expose ids other resources bind to (uuid, queueId).
-        const extra = args.type === TYPES.d1Database ? { uuid: mockId(args.name) } : args.type === TYPES.queue ? { queueId: mockId(args.name) } : {};
-        return { id: args.custom ? mockId(args.name) : undefined, state: { ...args.inputs, ...extra } };
-      },
-      call(args) {
-        throw new Error(`the program must not call provider functions (it called ${args.token})`);
-      },
-    },
-    "edgefleet",
-    "test",
-    false,
+  const run = await runUnderMocks(
+    { stack: "test", config: { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY, ...SECRETS }, secrets: Object.keys(SECRETS) },
+    async () => (await import("../stacks/program.ts")).main(),
   );
-  pulumi.runtime.setAllConfig(
-    { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY, ...SECRETS },
-    Object.keys(SECRETS),
-  );
-  const { main } = await import("../stacks/program.ts");
-  outputs = main();
-  // Registrations finish asynchronously: drain them before reading.
-  const runtime = pulumi.runtime as unknown as {
-    waitForRPCs(): Promise<void>;
-    getMonitor(): { getRegisteredResources(): Map<string, unknown> };
-  };
-  await runtime.waitForRPCs();
-  Error.stackTraceLimit = stackTraceLimit;
-  urns = [...runtime.getMonitor().getRegisteredResources().keys()];
+  outputs = run.result;
+  urns = run.urns;
+  registered = run.registrations.map((r) => ({ ...r, ...unwrapSecrets(r.inputs) }));
 });
 
 function resolveRefs(v: InputValue): unknown {

@@ -3,7 +3,6 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
@@ -12,6 +11,7 @@ import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { selectShard } from "../stacks/model/shards.ts";
 import { FLEET, PROFILES, withZone } from "./support/inventory.ts";
+import { mockId, runUnderMocks } from "./support/pulumi-mocks.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgefleet-shards-"));
 writeFileSync(join(dir, "fleet.yaml"), `${FLEET}stacks:\n  shards: [dns-a, dns-b]\n`);
@@ -19,21 +19,13 @@ writeFileSync(join(dir, "profiles.yaml"), PROFILES);
 writeFileSync(join(dir, "zones.yaml"), withZone("  - name: new-a.example\n    profile: web\n    shard: dns-a\n  - name: b.example\n    id: b0000000000000000000000000000009\n    profile: parked\n    shard: dns-b\n"));
 
 const bundleOf = (source: string) => bundleWorker(readWorkerConfigOrThrow(source)).content;
-const registered: { type: string; name: string; inputs: unknown }[] = [];
-const mockId = (name: string) => `mock-id:${name}`;
+let registered: { type: string; name: string; inputs: unknown }[] = [];
 const resolve = (v: InputValue): unknown => mapRefs(v, (ref) => (isRef(ref) ? mockId(ref.$ref) : isBundleRef(ref) ? bundleOf(ref.$bundle) : ref));
 
 beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    { newResource: (a) => (registered.push({ type: a.type, name: a.name, inputs: a.inputs }), { id: a.custom ? mockId(a.name) : undefined, state: a.inputs }), call: () => ({}) },
-    "edgefleet",
-    "dns-a",
-    false,
-  );
-  pulumi.runtime.setAllConfig({ "edgefleet:accountId": "acct", "edgefleet:inventory": dir, "edgefleet:shard": "dns-a" });
-  const { main } = await import("../stacks/program.ts");
-  main();
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  const config = { "edgefleet:accountId": "acct", "edgefleet:inventory": dir, "edgefleet:shard": "dns-a" };
+  const run = await runUnderMocks({ stack: "dns-a", config }, async () => (await import("../stacks/program.ts")).main());
+  registered = run.registrations.map(({ type, name, inputs }) => ({ type, name, inputs }));
 });
 
 describe("a shard's stack", () => {

@@ -2,7 +2,6 @@
 // shard with the bindings of workers/router/wrangler.jsonc and the real namespace id,
 // `<zone>/*` and `www.<zone>/*` routes with each zone's id, and sharding past 800 zones.
 // The mock monitor stands in for the engine only; the component's code runs for real.
-import * as pulumi from "@pulumi/pulumi";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bundleWorker } from "../model/bundle.ts";
@@ -11,16 +10,10 @@ import { assignShards, routerZones } from "../model/router-shards.ts";
 import { FleetFile, type Inventory } from "../model/schema.ts";
 import { deployments } from "../model/workers.ts";
 import { readWorkerConfigOrThrow, WORKERS_DIR } from "../model/wrangler.ts";
+import { mockId, runUnderMocks, type Registration } from "../../test/support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
-interface Registered {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-  parent?: string;
-}
-const registered: Registered[] = [];
-const mockId = (name: string) => `mock-id:${name}`;
+let registered: Registration[] = [];
 const FOLDER = join(WORKERS_DIR, "router");
 
 const inventory = loadInventoryOrThrow("fleet");
@@ -36,34 +29,18 @@ const bigShards = deployments(bigInventory).router;
 const bigZoneIds = Object.fromEntries(bigInventory.zones.map((z, i) => [z.name, `zone-${i}`]));
 
 beforeAll(async () => {
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  (pulumi.Resource as unknown as { callsites: () => unknown[] }).callsites = () => [];
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        return { id: args.custom ? mockId(args.name) : undefined, state: args.inputs };
-      },
-      call(args) {
-        throw new Error(`the component must not call provider functions (it called ${args.token})`);
-      },
-    },
-    "edgefleet",
-    "test",
-    false,
-  );
-  const { Router } = await import("./router.ts");
-  new Router("router", { accountId: ACCOUNT, folder: FOLDER, shards: exampleShards, zoneIds: exampleZoneIds });
-  new Router("big", { accountId: ACCOUNT, folder: FOLDER, shards: bigShards, zoneIds: bigZoneIds });
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
-  Error.stackTraceLimit = stackTraceLimit;
+  const run = await runUnderMocks({ stack: "test" }, async () => {
+    const { Router } = await import("./router.ts");
+    new Router("router", { accountId: ACCOUNT, folder: FOLDER, shards: exampleShards, zoneIds: exampleZoneIds });
+    new Router("big", { accountId: ACCOUNT, folder: FOLDER, shards: bigShards, zoneIds: bigZoneIds });
+  });
+  registered = run.registrations;
 });
 
 const SCRIPT = "cloudflare:index/workersScript:WorkersScript";
 const ROUTE = "cloudflare:index/workersRoute:WorkersRoute";
 const KV = "cloudflare:index/workersKvNamespace:WorkersKvNamespace";
-const zoneIdOf = (r: Registered) => (r.inputs as { zoneId: string }).zoneId;
+const zoneIdOf = (r: Registration) => (r.inputs as { zoneId: string }).zoneId;
 const routesOf = (ids: Record<string, string>) => registered.filter((r) => r.type === ROUTE && Object.values(ids).includes(zoneIdOf(r)));
 
 describe("the Router component", () => {

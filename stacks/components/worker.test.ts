@@ -2,56 +2,36 @@
 // kind: what it reads from wrangler.jsonc, the storage it creates, the script's bindings
 // and migrations, secrets kept secret, routes and custom domains with their zone ids,
 // and the include/declared options a sharded fleet uses. Only the engine is mocked.
-import * as pulumi from "@pulumi/pulumi";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bundleWorker } from "../model/bundle.ts";
 import { TYPES } from "../model/names.ts";
 import { readWorkerConfig } from "../model/wrangler.ts";
+import { mockId, runUnderMocks, SECRET_SIG, type Registration } from "../../test/support/pulumi-mocks.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "workers");
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-interface Registered {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-  parent?: string;
-}
-const registered: Registered[] = [];
-const mockId = (name: string) => `mock-id:${name}`;
+let registered: Registration[] = [];
 
 beforeAll(async () => {
-  Error.stackTraceLimit = 0;
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
-        const extra = args.type === TYPES.d1Database ? { uuid: `uuid:${args.name}` } : args.type === TYPES.queue ? { queueId: `qid:${args.name}` } : {};
-        return { id: args.custom ? mockId(args.name) : undefined, state: { ...args.inputs, ...extra } };
-      },
-      call: () => ({}),
-    },
-    "edgefleet",
-    "worker-test",
-    false,
-  );
-  pulumi.runtime.setAllConfig({ "edgefleet:kitchenToken": "kitchen-secret-value-42" }, ["edgefleet:kitchenToken"]);
-  const { Worker } = await import("./worker.ts");
-  new Worker("kitchen-sink", {
-    accountId: "acct",
-    folder: join(FIXTURES, "kitchen-sink"),
-    secrets: { API_TOKEN: "kitchenToken" },
-    vars: { MODE: "prod" },
-    routes: [{ pattern: "api.shop.example/*", zone: "shop.example" }],
-    domains: [{ hostname: "hooks.shop.example", zone: "shop.example" }],
-    zoneIds: { "shop.example": "zone-shop" },
+  const config = { "edgefleet:kitchenToken": "kitchen-secret-value-42" };
+  const run = await runUnderMocks({ stack: "worker-test", config, secrets: Object.keys(config) }, async () => {
+    const { Worker } = await import("./worker.ts");
+    new Worker("kitchen-sink", {
+      accountId: "acct",
+      folder: join(FIXTURES, "kitchen-sink"),
+      secrets: { API_TOKEN: "kitchenToken" },
+      vars: { MODE: "prod" },
+      routes: [{ pattern: "api.shop.example/*", zone: "shop.example" }],
+      domains: [{ hostname: "hooks.shop.example", zone: "shop.example" }],
+      zoneIds: { "shop.example": "zone-shop" },
+    });
+    // A second deployment of the same code shares the storage the first declared, and
+    // (as in a shard's stack) declares only the resources it is told to.
+    const declared = new Map();
+    new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared });
+    new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, include: (r) => r.type !== TYPES.queueConsumer });
   });
-  // A second deployment of the same code shares the storage the first declared, and
-  // (as in a shard's stack) declares only the resources it is told to.
-  const declared = new Map();
-  new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared });
-  new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, include: (r) => r.type !== TYPES.queueConsumer });
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  registered = run.registrations;
 });
 
 // The first registration of a name: the "kitchen-sink" component's (the two others,
@@ -98,7 +78,7 @@ describe("the Worker component", () => {
     ]);
     const by = Object.fromEntries(bindings.map((b) => [b.name, b]));
     expect(by.CACHE).toMatchObject({ namespaceId: mockId("kv/kitchen-sink-cache") });
-    expect(by.DB).toMatchObject({ id: "uuid:d1/kitchen-db" });
+    expect(by.DB).toMatchObject({ id: mockId("d1/kitchen-db") });
     expect(by.BLOBS).toMatchObject({ bucketName: "kitchen-blobs" });
     expect(by.JOBS).toMatchObject({ queueName: "kitchen-jobs" });
     expect(by.EVENTS).toMatchObject({ dataset: "kitchen_events" });
@@ -124,7 +104,7 @@ describe("the Worker component", () => {
   it("consumes its queue with wrangler's consumer settings", () => {
     expect(one(TYPES.queueConsumer, "kitchen-sink/consumer/kitchen-jobs").inputs).toEqual({
       accountId: "acct",
-      queueId: "qid:queue/kitchen-jobs",
+      queueId: mockId("queue/kitchen-jobs"),
       scriptName: "kitchen-sink",
       type: "worker",
       settings: { batchSize: 10, maxWaitTimeMs: 5000, maxRetries: 3 },

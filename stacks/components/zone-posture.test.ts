@@ -5,38 +5,29 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { inventory, withZone } from "../../test/support/inventory.ts";
 import { deriveDesiredState } from "../model/desired.ts";
 import { TYPES } from "../model/names.ts";
+import { mockId, runUnderMocks } from "../../test/support/pulumi-mocks.ts";
 
 const registered = new Map<string, Record<string, unknown>>();
 const options = new Map<string, pulumi.ResourceOptions>();
 
 beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (a) => {
-        registered.set(`${a.type}::${a.name}`, a.inputs);
-        return { id: `id-of:${a.name}`, state: a.inputs };
-      },
-      call: () => ({}),
-    },
-    "edgefleet",
-    "test",
-    false,
-  );
-  const { ZonePosture } = await import("./zone-posture.ts");
-  const state = deriveDesiredState(inventory({ zones: withZone("  - name: new.example\n    profile: parked\n") }), { accountId: "acct" });
-  for (const zone of ["new.example", "site.example"]) {
-    const resources = state.resources.filter((r) => r.parent === zone);
-    // Legacy transformations run in the SDK and see every child's options.
-    new ZonePosture(zone, { resources }, { transformations: [(a) => (options.set(`${a.type}::${a.name}`, a.opts), undefined)] });
-  }
-  await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  const run = await runUnderMocks({ stack: "test" }, async () => {
+    const { ZonePosture } = await import("./zone-posture.ts");
+    const state = deriveDesiredState(inventory({ zones: withZone("  - name: new.example\n    profile: parked\n") }), { accountId: "acct" });
+    for (const zone of ["new.example", "site.example"]) {
+      const resources = state.resources.filter((r) => r.parent === zone);
+      // Legacy transformations run in the SDK and see every child's options.
+      new ZonePosture(zone, { resources }, { transformations: [(a) => (options.set(`${a.type}::${a.name}`, a.opts), undefined)] });
+    }
+  });
+  for (const r of run.registrations) registered.set(`${r.type}::${r.name}`, r.inputs);
 });
 
 describe("ZonePosture", () => {
   it("creates a zone without an id, retained on delete, and points its records at it", () => {
     expect(registered.get(`${TYPES.zone}::new.example/zone`)).toEqual({ account: { id: "acct" }, name: "new.example", type: "full" });
     expect(options.get(`${TYPES.zone}::new.example/zone`)?.retainOnDelete).toBe(true);
-    expect(registered.get(`${TYPES.dnsRecord}::new.example/MX/@/null`)?.zoneId).toBe("id-of:new.example/zone");
+    expect(registered.get(`${TYPES.dnsRecord}::new.example/MX/@/null`)?.zoneId).toBe(mockId("new.example/zone"));
     expect(options.get(`${TYPES.dnsRecord}::new.example/MX/@/null`)?.retainOnDelete).toBeFalsy();
   });
 

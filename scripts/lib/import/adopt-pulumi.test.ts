@@ -3,7 +3,6 @@
 // registers for the DNS posture are exactly the URNs `pulumi import --file` creates
 // from the import file (type, parent, name). So after the import, `pulumi up` finds
 // every posture resource in the state already. The Cloudflare API is the loopback fake.
-import * as pulumi from "@pulumi/pulumi";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -14,6 +13,7 @@ import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { TYPES } from "../../../stacks/model/names.ts";
 import { startFakeCloudflare, type FakeCloudflare } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { runUnderMocks } from "../../../test/support/pulumi-mocks.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
 import type { PulumiImportFile } from "./adopt.ts";
 import { ACCOUNT, seed, TOKEN } from "./test-account.ts";
@@ -53,26 +53,12 @@ const readImport = (path: string) => JSON.parse(readFileSync(path, "utf8")) as P
 
 /** Runs the program as stack `stack` (fresh mocks) for one inventory (and shard); returns the posture URNs it registered. */
 async function programUrns(stack: string, inventory: string, shard?: string): Promise<string[]> {
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (a) => ({ id: a.custom ? `mock-id:${a.name}` : undefined, state: a.inputs }),
-      call: (a) => {
-        throw new Error(`the program must not call provider functions (it called ${a.token})`);
-      },
-    },
-    PROJECT,
-    stack,
-    false,
-  );
   // The fleet's Workers read their secrets from Pulumi config; test values stand in.
   const workers = ((parse(readFileSync(join(inventory, "fleet.yaml"), "utf8")) ?? {}) as { workers?: { secrets?: Record<string, string> }[] }).workers ?? [];
   const secrets = Object.fromEntries(workers.flatMap((w) => Object.values(w.secrets ?? {})).map((k) => [`edgefleet:${k}`, `test-${k}`]));
-  pulumi.runtime.setAllConfig({ ...secrets, "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": inventory, ...(shard ? { "edgefleet:shard": shard } : {}) }, Object.keys(secrets));
-  const { main } = await import("../../../stacks/program.ts");
-  main();
-  const runtime = pulumi.runtime as unknown as { waitForRPCs(): Promise<void>; getMonitor(): { getRegisteredResources(): Map<string, unknown> } };
-  await runtime.waitForRPCs();
-  return [...runtime.getMonitor().getRegisteredResources().keys()].filter((urn) => POSTURE_TYPES.has(urn.split("::")[2]!.split("$").pop()!));
+  const config = { ...secrets, "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": inventory, ...(shard ? { "edgefleet:shard": shard } : {}) };
+  const run = await runUnderMocks({ project: PROJECT, stack, config, secrets: Object.keys(secrets) }, async () => (await import("../../../stacks/program.ts")).main());
+  return run.urns.filter((urn) => POSTURE_TYPES.has(urn.split("::")[2]!.split("$").pop()!));
 }
 
 beforeAll(async () => {
@@ -80,8 +66,6 @@ beforeAll(async () => {
   fake = await startFakeCloudflare({ token: TOKEN }, s.zones, s.records);
   cpSync(join(ROOT, "fleet"), shardedFleet, { recursive: true });
   writeFileSync(join(shardedFleet, "fleet.yaml"), `${readFileSync(join(shardedFleet, "fleet.yaml"), "utf8")}\nstacks:\n  shards: [dns-a, dns-b]\n`);
-  Error.stackTraceLimit = 0; // Pulumi captures a stack per registration (FINDINGS.md)
-  (pulumi.Resource as unknown as { callsites: () => unknown[] }).callsites = () => [];
 }, 60_000);
 afterAll(async () => fake?.close());
 
