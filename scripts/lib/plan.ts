@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Table from "cli-table3";
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import pc from "picocolors";
 import { zoneFiles } from "../../stacks/model/bind.ts";
 import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
@@ -22,6 +22,7 @@ import { GitError, sourcesAtRevision } from "./git.ts";
 import { readStackSettings } from "./stack-config.ts";
 import type { DesiredWorker } from "../../stacks/model/workers.ts";
 import { selectShard, ShardError, shardSummary } from "../../stacks/model/shards.ts";
+import { newCommand, parseArgs } from "./cli.ts";
 
 export interface PlanIO {
   out: (s: string) => void;
@@ -46,7 +47,7 @@ interface PlanOptions {
 export const PLACEHOLDER_ACCOUNT = "<account-id>";
 
 function command(io: PlanIO): Command {
-  return new Command("plan")
+  return newCommand("plan", io)
     .description(
       "The offline plan of the fleet: what `pulumi preview` would register, from the inventory alone.\n" +
         "Exit codes: 0 ok, 1 invalid inventory, 2 bad usage, 3 refused by the safety guard, 4 policy violations.",
@@ -58,21 +59,13 @@ function command(io: PlanIO): Command {
     .option("--base <git-rev>", "diff against the inventory at this git revision (records added, changed, removed)")
     .option("--zone-files <dir>", "write one BIND zone file per zone into <dir>")
     .option("--shard <name>", "plan only this DNS shard's stack (default: the stack's edgefleet:shard, else the whole fleet)")
-    .addOption(new Option("--force", "accept a diff the safety guard refuses"))
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .allowExcessArguments(false);
+    .addOption(new Option("--force", "accept a diff the safety guard refuses"));
 }
 
 export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
   const cmd = command(io);
-  try {
-    cmd.parse(argv, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    throw e;
-  }
+  const stop = parseArgs(cmd, argv, EXIT);
+  if (stop !== undefined) return stop;
   const opts = cmd.opts<PlanOptions>();
   const c = io.color ? pc : pc.createColors(false);
 

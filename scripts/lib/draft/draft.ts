@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { applyGuard, diffStates, type GuardVerdict, type PlanDiff } from "../../../stacks/model/diff.ts";
 import { formatProblem, parseInventory, readSources } from "../../../stacks/model/load.ts";
@@ -15,6 +15,7 @@ import { applyEdits } from "./apply.ts";
 import { AnswerError, askClaude, BudgetError, buildRequest, DEFAULT_BUDGET, DEFAULT_MODEL } from "./claude.ts";
 import { DraftInput, type Edit } from "./edits.ts";
 import { commitFiles, createBranch, dirtyPaths, DraftGitError, formatPatch, repoRoot, unifiedDiff } from "./git-objects.ts";
+import { parseArgs } from "../cli.ts";
 
 export const DRAFT_EXIT = {
   ok: 0,
@@ -73,12 +74,8 @@ function command(io: DraftIO): Command {
 
 export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
   const cmd = command(io);
-  try {
-    cmd.parse(argv, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? DRAFT_EXIT.ok : DRAFT_EXIT.usage;
-    throw e;
-  }
+  const stop = parseArgs(cmd, argv, DRAFT_EXIT);
+  if (stop !== undefined) return stop;
   const opts = cmd.opts<DraftOptions>();
   const request = (cmd.args as string[]).join(" ").trim();
   const fail = (code: number, message: string, extra: Record<string, unknown> = {}) => {

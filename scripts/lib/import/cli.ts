@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import Table from "cli-table3";
 import { APIError } from "cloudflare";
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import pc from "picocolors";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
@@ -17,6 +17,7 @@ import { client, readAccount, type AccountZone } from "./account.ts";
 import { adopt, importFilesByShard, zonesYaml } from "./adopt.ts";
 import { driftReport } from "./drift.ts";
 import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, SlidingWindowLimiter } from "./rate-limit.ts";
+import { intAtLeast, newCommand, parseArgs } from "../cli.ts";
 
 export const IMPORT_EXIT = {
   ...EXIT,
@@ -51,15 +52,8 @@ interface ImportOptions {
   concurrency: number;
 }
 
-function int(name: string, min: number) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return Number(v);
-  };
-}
-
 function command(io: ImportIO): Command {
-  const cmd = new Command("import")
+  const cmd = newCommand("import", io)
     .description(
       "Adopt a Cloudflare account's zones: write an inventory whose plan equals the account's records,\n" +
         "and a file for `pulumi import --file`; or, with --drift, compare the account with the inventory.\n" +
@@ -76,25 +70,17 @@ function command(io: ImportIO): Command {
     .option("--drift", "compare the account with the inventory's desired state instead of importing")
     .option("--json", "print the result as JSON on stdout")
     .option("--force", "overwrite an existing zones.yaml in --out")
-    .option("--max-requests <n>", "API requests per 5 minutes (Cloudflare allows 1,200 per user, shared by all its tokens and the dashboard)", int("--max-requests", 1), DEFAULT_IMPORT_BUDGET)
-    .option("--concurrency <n>", "zones read at once", int("--concurrency", 1), 4)
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .allowExcessArguments(false);
+    .option("--max-requests <n>", "API requests per 5 minutes (Cloudflare allows 1,200 per user, shared by all its tokens and the dashboard)", intAtLeast("--max-requests", 1), DEFAULT_IMPORT_BUDGET)
+    .option("--concurrency <n>", "zones read at once", intAtLeast("--concurrency", 1), 4);
   // The window is Cloudflare's; tests shorten it to see the limiter work in seconds.
-  cmd.addOption(cmd.createOption("--rate-window-ms <ms>").argParser(int("--rate-window-ms", 1)).default(CLOUDFLARE_LIMIT.windowMs).hideHelp());
+  cmd.addOption(cmd.createOption("--rate-window-ms <ms>").argParser(intAtLeast("--rate-window-ms", 1)).default(CLOUDFLARE_LIMIT.windowMs).hideHelp());
   return cmd;
 }
 
 export async function runImport(argv: string[], io: ImportIO): Promise<number> {
   const cmd = command(io);
-  try {
-    cmd.parse(argv, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    throw e;
-  }
+  const stop = parseArgs(cmd, argv, EXIT);
+  if (stop !== undefined) return stop;
   const opts = cmd.opts<ImportOptions>();
   const c = io.color ? pc : pc.createColors(false);
   const token = io.env[opts.tokenEnv];

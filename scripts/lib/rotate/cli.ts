@@ -4,7 +4,7 @@
 // (scripts/lib/rotate/engine.ts), and reports progress for humans or as JSON events.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
@@ -18,6 +18,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import { createReporter, redactor } from "./report.ts";
 import { statusReader } from "./status.ts";
 import { workersBindingSecret, type DesiredWorker } from "./workers.ts";
+import { newCommand, parseArgs } from "../cli.ts";
 
 /** Exit codes of `npm run rotate` (docs/rotation.md). */
 export const ROTATE_EXIT = {
@@ -94,7 +95,7 @@ const rateLimit = (v: string) => {
 };
 
 function command(io: RotateIO): Command {
-  return new Command("rotate")
+  return newCommand("rotate", io)
     .description(
       "Rotate a provider key on every Worker that binds it, in the one safe order:\n" +
         "  preflight -> stage (canary first) -> confirm -> persist (Pulumi config) -> revoke.\n" +
@@ -136,11 +137,7 @@ function command(io: RotateIO): Command {
     .option("--pulumi-bin <path>", "the Pulumi CLI used to persist the new key", "pulumi")
     .option("--cloudflare-base-url <url>", "Cloudflare API base URL (default: CLOUDFLARE_BASE_URL or the SDK's)")
     .option("--anthropic-base-url <url>", "Anthropic API base URL (default: ANTHROPIC_BASE_URL or the SDK's)")
-    .option("--status-via <url>", "send status reads to <url>/<host><path> (a loopback fake or a staging proxy)")
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .allowExcessArguments(false);
+    .option("--status-via <url>", "send status reads to <url>/<host><path> (a loopback fake or a staging proxy)");
 }
 
 const WorkersFile = z.array(
@@ -199,12 +196,8 @@ function need(io: RotateIO, name: string, why: string): string {
 
 export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
   const cmd = command(io);
-  try {
-    cmd.parse(argv, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? ROTATE_EXIT.ok : ROTATE_EXIT.usage;
-    throw e;
-  }
+  const stop = parseArgs(cmd, argv, ROTATE_EXIT);
+  if (stop !== undefined) return stop;
   const opts = cmd.opts<Options>();
   const secretArg = cmd.args[0];
   const secrets: string[] = [];

@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { randomInt } from "node:crypto";
 import { SingleBar } from "cli-progress";
 import Table from "cli-table3";
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import pc from "picocolors";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
@@ -19,6 +19,7 @@ import { DEFAULT_MAX_IN_FLIGHT, Dns } from "./dns.ts";
 import { renderHtml } from "./html.ts";
 import { summarize, verifyZones } from "./run.ts";
 import { sample } from "./sample.ts";
+import { intAtLeast, newCommand, parseArgs } from "../cli.ts";
 
 export const VERIFY_EXIT = {
   ...EXIT,
@@ -55,13 +56,6 @@ interface VerifyOptions {
   html?: string;
 }
 
-function int(name: string, min: number) {
-  return (v: string) => {
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return Number(v);
-  };
-}
-
 function resolverArg(v: string, prev: string[]): string[] {
   // HOST, HOST:PORT, [V6] or [V6]:PORT with an IP address: the forms Node's setServers() accepts.
   const m = /^(?:\[([^\]]+)\]|([^:]+)|([0-9a-f:]+))(?::(\d{1,5}))?$/i.exec(v);
@@ -74,38 +68,30 @@ function resolverArg(v: string, prev: string[]): string[] {
 }
 
 function command(io: VerifyIO): Command {
-  return new Command("verify")
+  return newCommand("verify", io)
     .description(
       "Spot-check the live DNS posture (MX, SPF, DMARC, DKIM, report authorisations, CAA) against the desired state.\n" +
         "Exit codes: 0 no drift, 1 invalid inventory, 2 bad usage, 4 drift found, 5 some checks could not run (no drift seen).",
     )
     .option("--inventory <dir>", "inventory directory (default: the stack's edgefleet:inventory, else fleet)")
     .option("--stack <name>", "Pulumi stack whose Pulumi.<name>.yaml gives the inventory", "prod")
-    .option("--sample <n>", "check a seeded random sample of n zones", int("--sample", 1), DEFAULTS.sample)
+    .option("--sample <n>", "check a seeded random sample of n zones", intAtLeast("--sample", 1), DEFAULTS.sample)
     .option("--all", "check every zone")
     .option("--zone <name>", "check this zone (repeatable)", (v: string, p: string[]) => [...p, v], [] as string[])
-    .option("--seed <s>", "seed of the sample (printed on every run, to reproduce it)", int("--seed", 0))
+    .option("--seed <s>", "seed of the sample (printed on every run, to reproduce it)", intAtLeast("--seed", 0))
     .option("--resolver <host:port>", "resolver to query (repeatable; default: the system's)", resolverArg, [] as string[])
-    .option("--timeout <ms>", "timeout per DNS query try", int("--timeout", 1), DEFAULTS.timeoutMs)
-    .option("--tries <n>", "tries per DNS query", int("--tries", 1), DEFAULTS.tries)
-    .option("--concurrency <n>", "zones checked at once", int("--concurrency", 1), DEFAULTS.concurrency)
-    .option("--max-queries <n>", "DNS queries in flight at once, across all zones", int("--max-queries", 1), DEFAULTS.maxQueries)
+    .option("--timeout <ms>", "timeout per DNS query try", intAtLeast("--timeout", 1), DEFAULTS.timeoutMs)
+    .option("--tries <n>", "tries per DNS query", intAtLeast("--tries", 1), DEFAULTS.tries)
+    .option("--concurrency <n>", "zones checked at once", intAtLeast("--concurrency", 1), DEFAULTS.concurrency)
+    .option("--max-queries <n>", "DNS queries in flight at once, across all zones", intAtLeast("--max-queries", 1), DEFAULTS.maxQueries)
     .option("--json", "print the results as JSON on stdout")
-    .option("--html <file>", "write a self-contained HTML report to <file>")
-    .helpOption("-h, --help", "show this help")
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .allowExcessArguments(false);
+    .option("--html <file>", "write a self-contained HTML report to <file>");
 }
 
 export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
   const cmd = command(io);
-  try {
-    cmd.parse(argv, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    throw e;
-  }
+  const stop = parseArgs(cmd, argv, EXIT);
+  if (stop !== undefined) return stop;
   const opts = cmd.opts<VerifyOptions>();
   const c = io.color ? pc : pc.createColors(false);
   if (opts.all && opts.zone.length > 0) {
