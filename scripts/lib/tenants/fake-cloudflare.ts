@@ -1,15 +1,22 @@
 // A stateful fake of the Cloudflare API's Workers KV endpoints on 127.0.0.1, speaking
 // the real envelope ({success, errors, messages, result, result_info}): values (GET raw,
 // PUT multipart with a JSON `metadata` field) and key listing with cursors. Test only.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { LoopbackServer } from "../../../test/support/loopback.ts";
 
 export class FakeCloudflare {
   readonly store = new Map<string, { value: string; metadata: unknown }>();
   readonly requests: { method: string; path: string; authorization: string | undefined }[] = [];
   /** Page size of key listings (small, so the client must follow cursors). */
   pageSize = 2;
-  private server: Server | undefined;
+  private readonly server = new LoopbackServer(
+    async (req, body, res) => {
+      const [status, text, type] = await this.handle(req.method ?? "", req.url ?? "", req.headers, body);
+      res.writeHead(status, { "content-type": type ?? "application/json", "cf-ray": "fake-ray" });
+      res.end(text);
+    },
+    // Node's own default, as before.
+    { keepAliveMs: 5000 },
+  );
   url = "";
 
   readonly token: string;
@@ -23,22 +30,13 @@ export class FakeCloudflare {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => void this.handle(req.method ?? "", req.url ?? "", req.headers, Buffer.concat(chunks)).then(([status, body, type]) => {
-        res.writeHead(status, { "content-type": type ?? "application/json", "cf-ray": "fake-ray" });
-        res.end(body);
-      }));
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/client/v4`;
+    await this.server.start();
+    this.url = `${this.server.url}/client/v4`;
     return this;
   }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => this.server?.close(() => r()) ?? r());
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   private envelope(status: number, result: unknown, errors: { code: number; message: string }[] = [], resultInfo?: unknown): [number, string] {

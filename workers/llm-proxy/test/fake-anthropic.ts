@@ -2,8 +2,8 @@
 // format: JSON Messages, SSE streams (message_start ... message_stop), error envelopes
 // with request-id, 429/529 with retry-after, connection resets. Tests script what the
 // next requests get; every request is recorded byte for byte.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { LoopbackServer } from "../../../test/support/loopback.ts";
 import { frame, message, messageEvents, type SseEvent } from "./wire.ts";
 
 export { frame, message, messageEvents, MODEL, overloadedEvent, type SseEvent } from "./wire.ts";
@@ -36,7 +36,13 @@ let rid = 0;
 export class FakeAnthropic {
   readonly received: Received[] = [];
   private readonly queue: Behaviour[] = [];
-  private server: Server | undefined;
+  private readonly server = new LoopbackServer(
+    (req, body, res) => {
+      if (this.recording) this.received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+      return this.respond(req, res, body);
+    },
+    { keepAliveMs: 1000 },
+  );
   url = "";
   /** Keep a copy of every request (off in benchmarks). */
   recording = true;
@@ -52,24 +58,13 @@ export class FakeAnthropic {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const body = Buffer.concat(chunks);
-        if (this.recording) this.received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
-        void this.respond(req, res, body);
-      });
-    });
-    this.server.keepAliveTimeout = 1000;
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await this.server.start();
+    this.url = this.server.url;
     return this;
   }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => this.server?.close(() => r()) ?? r());
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   private defaultBehaviour(req: IncomingMessage, body: Buffer): Behaviour {
