@@ -5,15 +5,9 @@
 // Measures per request the time to the first body byte and to the end (node:http with a
 // keep-alive agent: less client overhead than fetch on a shared 2-core machine).
 import { Agent, request } from "node:http";
-import { percentile } from "../stats.ts";
+import { percentile, type LoadSummary } from "../stats.ts";
 
-export interface LoadResult {
-  requests: number;
-  errors: number;
-  seconds: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
+export interface LoadResult extends LoadSummary {
   ttfbP50Ms: number;
   ttfbP99Ms: number;
 }

@@ -3,7 +3,7 @@
 // recording every latency. node:http rather than fetch because the router picks the
 // site by Host header, which fetch may not set.
 import { Agent, request } from "node:http";
-import { percentile } from "../stats.ts";
+import { percentile, type LoadSummary } from "../stats.ts";
 
 export interface LoadOptions {
   port: number;
@@ -15,14 +15,7 @@ export interface LoadOptions {
   expectStatus?: number;
 }
 
-export interface LoadResult {
-  requests: number;
-  errors: number;
-  seconds: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-}
+export type LoadResult = LoadSummary;
 
 
 function once(agent: Agent, o: LoadOptions): Promise<number> {
