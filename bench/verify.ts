@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { runPlan } from "../scripts/lib/plan.ts";
 import { DEFAULTS, runVerify } from "../scripts/lib/verify/cli.ts";
-import { serveZoneDir } from "../scripts/lib/verify/test-fleet.ts";
+import { serveZoneDir } from "../test/fakes/knot-fleet.ts";
 import { generateFleet } from "./lib/generate-fleet.ts";
 
 const { values } = parseArgs({

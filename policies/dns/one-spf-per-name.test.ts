@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compliantZones } from "../lib/fixtures.ts";
+import { compliantZones } from "../../test/fixtures/policies.ts";
 import { runPolicies } from "../run.ts";
 import { oneSpfPerName } from "./one-spf-per-name.ts";
 

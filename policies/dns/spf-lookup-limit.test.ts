@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { changed, compliantZones, named } from "../lib/fixtures.ts";
+import { changed, compliantZones, named } from "../../test/fixtures/policies.ts";
 import { runPolicies } from "../run.ts";
 import { spfLookupLimit } from "./spf-lookup-limit.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compliantWorker } from "../lib/fixtures.ts";
+import { compliantWorker } from "../../test/fixtures/policies.ts";
 import { runPolicies } from "../run.ts";
 import { durableObjectMigrations } from "./durable-object-migrations.ts";
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FLEET, PROFILES } from "../../../test/support/inventory.ts";
-import { startFakeMessagesApi, type FakeMessagesApi } from "../../../test/support/fake-messages-api.ts";
+import { startFakeMessagesApi, type FakeMessagesApi } from "../../../test/fakes/anthropic-messages-api.ts";
 import { DRAFT_EXIT, runDraft } from "./draft.ts";
 
 const ZONES = `# yaml-language-server: $schema=./schema/zones.schema.json

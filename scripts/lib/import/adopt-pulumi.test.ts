@@ -12,11 +12,11 @@ import { parse } from "yaml";
 import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { TYPES } from "../../../stacks/model/names.ts";
-import { startFakeCloudflare, type FakeCloudflare } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { startFakeCloudflare, type FakeCloudflare } from "../../../test/fakes/cloudflare-dns-api.ts";
 import { runUnderMocks } from "../../../test/support/pulumi-mocks.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
 import type { PulumiImportFile } from "./adopt.ts";
-import { ACCOUNT, seed, TOKEN } from "./test-account.ts";
+import { ACCOUNT, seed, TOKEN } from "../../../test/fakes/cloudflare-dns-account.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const PROJECT = "edgefleet";

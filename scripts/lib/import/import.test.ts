@@ -1,5 +1,5 @@
 // `npm run import` against a stateful fake of the Cloudflare API on loopback
-// (test/support/fake-cloudflare-dns-api.ts), seeded from the example fleet's desired
+// (test/fakes/cloudflare-dns-api.ts), seeded from the example fleet's desired
 // state plus records edgefleet does not manage and one zone that matches no profile.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,10 +11,10 @@ import { fqdn } from "../../../stacks/model/dns.ts";
 import { loadInventory, loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { TYPES } from "../../../stacks/model/names.ts";
 import { rdata, type DnsRec } from "../../../stacks/model/posture.ts";
-import { startFakeCloudflare, type FakeCloudflare } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import { startFakeCloudflare, type FakeCloudflare } from "../../../test/fakes/cloudflare-dns-api.ts";
 import { EXIT } from "../exit-codes.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
-import { ACCOUNT, LEGACY, seed, TOKEN } from "./test-account.ts";
+import { ACCOUNT, LEGACY, seed, TOKEN } from "../../../test/fakes/cloudflare-dns-account.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));

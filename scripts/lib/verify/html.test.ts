@@ -13,7 +13,7 @@ import { KNOTD } from "../../../test/support/knot.ts";
 import { CHECKS } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { escapeHtml } from "./html.ts";
-import { serveFleet } from "./test-fleet.ts";
+import { serveFleet } from "../../../test/fakes/knot-fleet.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const CHROMIUM = process.env.EDGEFLEET_CHROMIUM || "/usr/bin/chromium";

@@ -13,8 +13,8 @@ import { KNOTD, type Knot } from "../../../test/support/knot.ts";
 import type { CheckName, ZoneResult } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { sample } from "./sample.ts";
-import { serveFleet, type Drifts } from "./test-fleet.ts";
-import { errorResponse, RCODE, startFakeResolver, type FakeResolver } from "./test-resolver.ts";
+import { serveFleet, type Drifts } from "../../../test/fakes/knot-fleet.ts";
+import { errorResponse, RCODE, startFakeResolver, type FakeResolver } from "../../../test/fakes/dns-resolver.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));

@@ -1,11 +1,13 @@
-// Test support for `npm run import`: the Cloudflare account the fake API serves, as
-// edgefleet would have left it (the desired state's records, in the API's shapes),
-// plus what people and other tools added, and one hand-made zone that matches no profile.
+// Fixture for the fake Cloudflare DNS API (cloudflare-dns-api.ts): the account as
+// edgefleet would have left it (the desired state's records, in the API's shapes), plus
+// what people and other tools added, and one hand-made zone that matches no profile.
+// Record shapes: node_modules/cloudflare 7.3.0 resources/dns/records.d.ts (TXT content
+// comes back quoted; CAA and SRV carry `data`). Checked 2026-11-27.
 import { createHash } from "node:crypto";
-import type { DesiredState } from "../../../stacks/model/desired.ts";
-import { fqdn } from "../../../stacks/model/dns.ts";
-import { rdata, type DnsRec } from "../../../stacks/model/posture.ts";
-import type { FakeRecord, FakeZone } from "../../../test/support/fake-cloudflare-dns-api.ts";
+import type { DesiredState } from "../../stacks/model/desired.ts";
+import { fqdn } from "../../stacks/model/dns.ts";
+import { rdata, type DnsRec } from "../../stacks/model/posture.ts";
+import type { FakeRecord, FakeZone } from "./cloudflare-dns-api.ts";
 
 export const ACCOUNT = "0123456789abcdef0123456789abcdef";
 export const TOKEN = "cf-test-token-7f3a9c";

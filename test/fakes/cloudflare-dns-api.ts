@@ -1,7 +1,13 @@
-// A stateful FAKE of the Cloudflare API v4 on 127.0.0.1 for `npm run import`'s
-// tests: zones and DNS records with page-based pagination, the real envelope
+// A stateful FAKE of the Cloudflare API v4 (zones and DNS records, read side) on
+// 127.0.0.1 for `npm run import`'s tests: page-based pagination, the real envelope
 // ({success, errors, messages, result, result_info}), token auth, and a 429 with
 // `retry-after` on demand. It records every request so tests can count them.
+// Contract: node_modules/cloudflare 7.3.0: `zones.list` and `dns.records.list` return
+// V4PagePaginationArray (core/pagination.js reads `result` and `result_info` and asks
+// for page+1), resources/zones/zones.d.ts, resources/dns/records.d.ts; error codes 971
+// (rate limited), 10000 (authentication), 7003 (unknown object), as widely reported (not
+// re-checked against the live API, unreachable here);
+// the 1,200 requests / 5 minutes limit from FINDINGS.md. Checked 2026-11-27.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 

@@ -1,13 +1,14 @@
-// Test support for the verifier: the example fleet's zone files (from the plan's
-// BIND export) with chosen drifts written into them, plus stand-in zones for the
-// mail providers' SPF includes, served by knot on 127.0.0.1.
+// The verifier's DNS under test: the example fleet's zone files (from the plan's BIND
+// export) with chosen drifts written into them, plus stand-in zones for the mail
+// providers' SPF includes, served by the REAL knot (Debian's knotd, test/support/knot.ts)
+// on 127.0.0.1: not a fake of DNS, a real authoritative server fed test data.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { zoneFiles } from "../../../stacks/model/bind.ts";
-import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
-import type { Inventory } from "../../../stacks/model/schema.ts";
-import { startKnot, type Knot } from "../../../test/support/knot.ts";
+import { zoneFiles } from "../../stacks/model/bind.ts";
+import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
+import type { Inventory } from "../../stacks/model/schema.ts";
+import { startKnot, type Knot } from "../support/knot.ts";
 
 /**
  * The providers' SPF include targets, served as small stand-in zones: a real

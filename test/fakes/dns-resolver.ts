@@ -1,7 +1,8 @@
-// Test support for the verifier: a FAKE resolver on 127.0.0.1 (UDP, RFC 1035 wire
-// format) that answers every query with one response code (SERVFAIL, REFUSED, ...)
-// after an optional delay, and counts how many queries it holds at once. It stands in
-// for a broken upstream; real answers come from knot (test-fleet.ts).
+// A FAKE resolver on 127.0.0.1 (UDP) for the verifier's tests: it answers every query
+// with one response code (SERVFAIL, REFUSED, ...) after an optional delay, and counts
+// how many queries it holds at once. It stands in for a broken upstream; real answers
+// come from knot (knot-fleet.ts). Contract: RFC 1035 section 4.1.1 (header: ID, QR,
+// opcode, RD/RA, RCODE; the question echoed), the RCODE values of RFC 1035 and RFC 6895.
 import { createSocket, type Socket } from "node:dgram";
 
 export const RCODE = { SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
