@@ -120,6 +120,24 @@ describe("npm run plan", () => {
     expect(forced.out).toContain("Safety guard: forced");
   });
 
+  it("refuses a commit that only loosens the guard, so the next change is still judged by the base's limits", async () => {
+    writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}guard:\n  maxFleetShare: 1\n  maxZoneChangeShare: 1\n`);
+    const loosen = await plan("--base", "HEAD");
+    expect(loosen.code).toBe(EXIT.refused);
+    expect(loosen.err).toContain("the change loosens the guard: fleet.yaml guard.maxZoneChangeShare 30% -> 100%");
+    expect(loosen.err).toContain("guard.maxFleetShare 70% -> 100%");
+    // Loosening and removing a zone in one change: the removal is judged by the base's 30%.
+    write(ZONES.split("  - name: site.example")[0]!);
+    const both = await plan("--base", "HEAD", "--json");
+    expect(both.code).toBe(EXIT.refused);
+    expect(JSON.parse(both.out).guard.violations).toEqual([
+      expect.stringContaining("guard.maxZoneChangeShare"),
+      expect.stringContaining("guard.maxFleetShare"),
+      expect.stringMatching(/^site\.example: removes the zone and all \d+ managed records \(100% > 30% allowed per zone\)$/),
+    ]);
+    expect((await plan("--base", "HEAD", "--force")).code).toBe(EXIT.ok);
+  });
+
   it("exits 2 for a git revision that does not exist", async () => {
     const r = await plan("--base", "no-such-branch");
     expect(r.code).toBe(EXIT.usage);

@@ -125,7 +125,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
       return EXIT.usage;
     }
     diff = diffStates(before, state);
-    verdict = applyGuard(diff, [base.inventory.fleet.guard, inventory.fleet.guard]);
+    verdict = applyGuard(diff, base.inventory.fleet.guard, inventory.fleet.guard);
   }
 
   let written: string[] = [];

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { inventory, withZone, ZONES } from "../../test/support/inventory.ts";
 import { deriveDesiredState } from "./desired.ts";
-import { applyGuard, diffStates } from "./diff.ts";
+import { applyGuard, diffStates, postureSensitive } from "./diff.ts";
 
 const state = (zones: string) => deriveDesiredState(inventory({ zones }), { accountId: "acct" });
 const loose = { maxZoneChangeShare: 1, maxFleetShare: 1 };
@@ -20,7 +20,7 @@ describe("diffStates", () => {
     const after = state(withZone("  - name: x.example\n    profile: parked\n    overrides: { ttl: 600 }\n    records:\n      - { type: A, name: api, content: 192.0.2.1 }\n"));
     const d = diffStates(before, after);
     const x = d.zones.find((z) => z.zone === "x.example")!;
-    expect(x).toMatchObject({ added: 1, removed: 1, status: "changed", recordsBefore: 8 });
+    expect(x).toMatchObject({ added: 1, removed: 1, sensitiveAdded: 0, status: "changed", recordsBefore: 8 });
     // Every posture record changed TTL; the record named by its content moved names.
     expect(x.changed).toBe(7);
     const change = d.changes.find((c) => c.name === "x.example/TXT/_dmarc/dmarc")!;
@@ -52,36 +52,106 @@ describe("the safety guard", () => {
 
   it("accepts a change of at most 30% of a zone's records", () => {
     // big.example has 20 managed records: 7 posture + 13 extra. Rewriting 6 is 30%.
-    const v = applyGuard(diffStates(state(big), state(bigAfter(6))), [{ ...strict, maxFleetShare: 1 }]);
+    const v = applyGuard(diffStates(state(big), state(bigAfter(6))), { ...strict, maxFleetShare: 1 });
     expect(v).toMatchObject({ ok: true, violations: [] });
   });
 
   it("refuses a change of more than 30% of a zone's records, saying which zone and how much", () => {
-    const v = applyGuard(diffStates(state(big), state(bigAfter(7))), [{ ...strict, maxFleetShare: 1 }]);
+    const v = applyGuard(diffStates(state(big), state(bigAfter(7))), { ...strict, maxFleetShare: 1 });
     expect(v.ok).toBe(false);
-    expect(v.violations).toEqual(["big.example: changes 0 and removes 7 of the 20 managed records (35% > 30% allowed per zone)"]);
+    expect(v.violations).toEqual([
+      "big.example: rewrites 7 of its 20 managed records (0 changed, 7 removed, 0 added at posture-sensitive names; 35% > 30% allowed per zone)",
+    ]);
   });
 
   it("refuses removing a zone, which removes all its records", () => {
-    const v = applyGuard(diffStates(state(withZone("  - name: n.example\n    profile: parked\n")), state(ZONES)), [{ ...strict, maxFleetShare: 1 }]);
+    const v = applyGuard(diffStates(state(withZone("  - name: n.example\n    profile: parked\n")), state(ZONES)), { ...strict, maxFleetShare: 1 });
     expect(v.violations).toEqual(["n.example: removes the zone and all 7 managed records (100% > 30% allowed per zone)"]);
   });
 
   it("accepts adding zones, which rewrites nothing", () => {
-    const v = applyGuard(diffStates(state(ZONES), state(withZone("  - name: n.example\n    profile: parked\n"))), [{ ...loose, maxZoneChangeShare: 0.3 }]);
+    const v = applyGuard(diffStates(state(ZONES), state(withZone("  - name: n.example\n    profile: parked\n"))), { ...loose, maxZoneChangeShare: 0.3 });
     expect(v.ok).toBe(true);
   });
 
   it("refuses touching more than the allowed share of the fleet", () => {
     // Adding one zone touches it and the mailbox zone: 2 of 3 zones.
-    const v = applyGuard(diffStates(state(ZONES), state(withZone("  - name: n.example\n    profile: parked\n"))), [{ ...loose, maxFleetShare: 0.5 }]);
+    const v = applyGuard(diffStates(state(ZONES), state(withZone("  - name: n.example\n    profile: parked\n"))), { ...loose, maxFleetShare: 0.5 });
     expect(v.violations).toEqual(["the change touches 2 of 3 zones (66.7% > 50% of the fleet allowed)"]);
   });
 
   it("judges by the stricter of the base's and the change's limits", () => {
     const d = diffStates(state(big), state(bigAfter(7)));
-    expect(applyGuard(d, [loose, { ...strict, maxFleetShare: 1 }]).ok).toBe(false);
-    expect(applyGuard(d, [{ ...strict, maxFleetShare: 1 }, loose]).ok).toBe(false);
-    expect(applyGuard(d, [loose, loose]).ok).toBe(true);
+    // The change tightens the limits: judged (and refused) by its own stricter ones.
+    expect(applyGuard(d, loose, { ...strict, maxFleetShare: 1 })).toMatchObject({ ok: false, limits: { maxZoneChangeShare: 0.3 } });
+    expect(applyGuard(d, loose, loose).ok).toBe(true);
+  });
+
+  it("refuses a change that loosens the guard's own limits, even when nothing else changes", () => {
+    // Today's defect: a commit that only loosens the limits passed, and the next change
+    // was judged by the loosened base.
+    const same = diffStates(state(ZONES), state(ZONES));
+    const v = applyGuard(same, strict, { maxZoneChangeShare: 0.9, maxFleetShare: 0.2 });
+    expect(v.ok).toBe(false);
+    expect(v.violations).toEqual([
+      "the change loosens the guard: fleet.yaml guard.maxZoneChangeShare 30% -> 90% (loosening the guard needs --force and its own review)",
+    ]);
+    expect(applyGuard(same, strict, { maxZoneChangeShare: 0.3, maxFleetShare: 0.21 }).violations).toHaveLength(1);
+    // Loosening plus a big rewrite: both reasons, and the rewrite is judged by the base's limits.
+    const both = applyGuard(diffStates(state(big), state(bigAfter(7))), { ...strict, maxFleetShare: 1 }, loose);
+    expect(both.violations).toHaveLength(2);
+    expect(both.violations[1]).toMatch(/^big\.example: rewrites 7 of its 20/);
+    // Tightening is always fine.
+    expect(applyGuard(same, strict, { maxZoneChangeShare: 0.1, maxFleetShare: 0.1 }).ok).toBe(true);
+  });
+});
+
+describe("additions at posture-sensitive names", () => {
+  // p.example is a parked zone: 7 managed records. One third is 2.33 records, so 3
+  // counted records are refused at 30% and 2 pass.
+  const parked = "  - name: p.example\n    profile: parked\n";
+  const withRecords = (lines: string[]) => withZone(`${parked}    records:\n${lines.map((l) => `      - ${l}\n`).join("")}`);
+  const guard = (lines: string[]) => applyGuard(diffStates(state(withZone(parked)), state(withRecords(lines))), { ...strict, maxFleetShare: 1 });
+
+  it.each([
+    ["the apex", ["{ type: A, name: \"@\", content: 192.0.2.1 }", "{ type: A, name: \"@\", content: 192.0.2.2 }", "{ type: TXT, name: \"@\", content: hello }"]],
+    ["wildcards", ["{ type: A, name: \"*\", content: 192.0.2.1 }", "{ type: A, name: \"*.shop\", content: 192.0.2.2 }", "{ type: CNAME, name: \"*.x\", content: a.b.example }"]],
+    ["DMARC names", ["{ type: TXT, name: _dmarc.shop, content: \"v=DMARC1; p=none\" }", "{ type: TXT, name: _dmarc.x, content: \"v=DMARC1; p=none\" }", "{ type: TXT, name: _dmarc.y, content: \"v=DMARC1; p=none\" }"]],
+    ["DKIM keys", ["{ type: TXT, name: s1._domainkey, content: \"v=DKIM1; p=MIIB\" }", "{ type: TXT, name: s2._domainkey, content: \"v=DKIM1; p=MIIB\" }", "{ type: CNAME, name: s3._domainkey.shop, content: dkim.provider.example }"]],
+    ["SPF at any name", ["{ type: TXT, name: shop, content: \"v=spf1 include:evil.example -all\" }", "{ type: TXT, name: a.b, content: \"v=spf1 +all\" }", "{ type: TXT, name: mail, content: \"v=spf1 ip4:192.0.2.0/24 -all\" }"]],
+  ])("count as rewrites of the zone at %s", (_what, lines) => {
+    const v = guard(lines);
+    expect(v.ok, v.violations.join("\n")).toBe(false);
+    expect(v.violations[0]).toContain("p.example: rewrites 3 of its 7 managed records (0 changed, 0 removed, 3 added at posture-sensitive names; 42.9% > 30%");
+    expect(guard(lines.slice(0, 2)).ok).toBe(true);
+  });
+
+  it("do not count elsewhere: plain host names are additions, not rewrites", () => {
+    const lines = ["{ type: A, name: shop, content: 192.0.2.1 }", "{ type: A, name: api, content: 192.0.2.2 }", "{ type: TXT, name: verify, content: token=1 }"];
+    const d = diffStates(state(withZone(parked)), state(withRecords(lines)));
+    expect(d.zones.find((z) => z.zone === "p.example")).toMatchObject({ added: 3, sensitiveAdded: 0 });
+    expect(applyGuard(d, { ...strict, maxFleetShare: 1 }).ok).toBe(true);
+  });
+
+  it("postureSensitive names exactly the issue's classes", () => {
+    const yes = [
+      { name: "@", type: "A" },
+      { name: "*", type: "A" },
+      { name: "*.shop", type: "AAAA" },
+      { name: "_dmarc", type: "TXT", content: "v=DMARC1; p=none" },
+      { name: "_dmarc.shop", type: "TXT", content: "v=DMARC1; p=none" },
+      { name: "sel._domainkey", type: "TXT", content: "v=DKIM1; p=x" },
+      { name: "sel._domainkey.shop", type: "CNAME", content: "x.example" },
+      { name: "news", type: "TXT", content: "v=spf1 -all" },
+      { name: "news", type: "TXT", content: "V=SPF1 include:x.example -all" },
+    ] as const;
+    const no = [
+      { name: "www", type: "A" },
+      { name: "shop._report._dmarc", type: "TXT", content: "v=DMARC1" },
+      { name: "news", type: "TXT", content: "spf1 is not a prefix here" },
+      { name: "x-domainkey", type: "TXT", content: "v=DKIM1; p=" },
+    ] as const;
+    for (const r of yes) expect(postureSensitive(r), r.name).toBe(true);
+    for (const r of no) expect(postureSensitive(r), r.name).toBe(false);
   });
 });

@@ -1,8 +1,10 @@
 // Compares two desired states resource by resource (by logical name) and applies
 // the safety guard: a change that rewrites too much of a zone, or touches too much
 // of the fleet, is refused unless forced. Used by `npm run plan --base` and drafts.
+import { isSpf } from "./dns.ts";
 import { TYPES } from "./names.ts";
 import type { DesiredResource, DesiredState } from "./desired.ts";
+import type { DnsRec } from "./posture.ts";
 import type { FleetFile } from "./schema.ts";
 
 export type ChangeKind = "add" | "change" | "remove";
@@ -23,6 +25,8 @@ export interface ZoneDiff {
   added: number;
   changed: number;
   removed: number;
+  /** Of `added`: records at posture-sensitive names (see postureSensitive), judged like changes. */
+  sensitiveAdded: number;
   /** Managed DNS records of the zone before the change. */
   recordsBefore: number;
   status: "new" | "removed" | "changed";
@@ -79,12 +83,14 @@ export function diffStates(before: DesiredState, after: DesiredState): PlanDiff 
     let z = byZone.get(c.zone);
     if (!z) {
       const status = !zonesBefore.has(c.zone) ? "new" : !zonesAfter.has(c.zone) ? "removed" : "changed";
-      z = { zone: c.zone, added: 0, changed: 0, removed: 0, recordsBefore: recordsBefore.get(c.zone) ?? 0, status };
+      z = { zone: c.zone, added: 0, changed: 0, removed: 0, sensitiveAdded: 0, recordsBefore: recordsBefore.get(c.zone) ?? 0, status };
       byZone.set(c.zone, z);
     }
     if (c.type !== TYPES.dnsRecord) continue;
-    if (c.kind === "add") z.added++;
-    else if (c.kind === "change") z.changed++;
+    if (c.kind === "add") {
+      z.added++;
+      if (c.after?.record && postureSensitive(c.after.record)) z.sensitiveAdded++;
+    } else if (c.kind === "change") z.changed++;
     else z.removed++;
   }
   const zones = [...byZone.values()];
@@ -101,6 +107,23 @@ export function diffStates(before: DesiredState, after: DesiredState): PlanDiff 
   };
 }
 
+/**
+ * Whether adding this record can weaken or take over the zone's posture, so that an
+ * addition is judged like a change: the apex (`@`: MX, SPF, CAA, A records that
+ * redirect the zone), wildcards (`*`, which answer for every name that does not exist),
+ * DMARC (`_dmarc` and below), DKIM keys (`<selector>._domainkey`, where a key
+ * beside the empty wildcard makes a selector valid), and SPF at any name (a second SPF
+ * record, or one that allows a sender). Additions elsewhere (a new `api` A record)
+ * rewrite nothing and are not counted.
+ */
+export function postureSensitive(r: Pick<DnsRec, "name" | "type" | "content">): boolean {
+  const labels = r.name.split(".");
+  if (r.name === "@" || labels[0] === "*") return true;
+  if (labels[0]!.startsWith("_dmarc")) return true;
+  if (labels.includes("_domainkey")) return true;
+  return r.type === "TXT" && r.content !== undefined && isSpf(r.content);
+}
+
 export interface GuardVerdict {
   ok: boolean;
   /** One sentence per reason the change is refused. */
@@ -108,23 +131,36 @@ export interface GuardVerdict {
   limits: FleetFile["guard"];
 }
 
+/** The guard's limits as a fleet.yaml declares them. */
+export type GuardLimits = FleetFile["guard"];
+
 /**
- * The safety guard. Limits are the stricter of the base's and the change's, so a
- * change cannot loosen the guard that judges it.
+ * The safety guard. The limits are the base's (the protected branch's): a change that
+ * loosens them is itself refused (a separate violation, overridden only by --force),
+ * and a change that tightens them is judged by the tighter ones, so a change can never
+ * loosen the guard that judges it, nor pass a loosening for the next change to use.
  */
-export function applyGuard(diff: PlanDiff, limits: FleetFile["guard"][]): GuardVerdict {
+export function applyGuard(diff: PlanDiff, base: GuardLimits, change: GuardLimits = base): GuardVerdict {
   const effective = {
-    maxZoneChangeShare: Math.min(...limits.map((l) => l.maxZoneChangeShare)),
-    maxFleetShare: Math.min(...limits.map((l) => l.maxFleetShare)),
+    maxZoneChangeShare: Math.min(base.maxZoneChangeShare, change.maxZoneChangeShare),
+    maxFleetShare: Math.min(base.maxFleetShare, change.maxFleetShare),
   };
   const violations: string[] = [];
+  for (const key of ["maxZoneChangeShare", "maxFleetShare"] as const) {
+    if (change[key] > base[key]) {
+      violations.push(`the change loosens the guard: fleet.yaml guard.${key} ${pct(base[key])} -> ${pct(change[key])} (loosening the guard needs --force and its own review)`);
+    }
+  }
   for (const z of diff.zones) {
     if (z.recordsBefore === 0) continue; // a new zone rewrites nothing
-    const share = (z.changed + z.removed) / z.recordsBefore;
+    const share = (z.changed + z.removed + z.sensitiveAdded) / z.recordsBefore;
     if (share > effective.maxZoneChangeShare) {
-      const what = z.status === "removed" ? "removes the zone and all" : `changes ${z.changed} and removes ${z.removed} of the`;
+      const rewritten = z.changed + z.removed + z.sensitiveAdded;
       violations.push(
-        `${z.zone}: ${what} ${z.recordsBefore} managed records (${pct(share)} > ${pct(effective.maxZoneChangeShare)} allowed per zone)`,
+        z.status === "removed"
+          ? `${z.zone}: removes the zone and all ${z.recordsBefore} managed records (${pct(share)} > ${pct(effective.maxZoneChangeShare)} allowed per zone)`
+          : `${z.zone}: rewrites ${rewritten} of its ${z.recordsBefore} managed records (${z.changed} changed, ${z.removed} removed, ` +
+              `${z.sensitiveAdded} added at posture-sensitive names; ${pct(share)} > ${pct(effective.maxZoneChangeShare)} allowed per zone)`,
       );
     }
   }

@@ -223,7 +223,7 @@ describe("npm run draft", () => {
     const head = git("rev-parse", "HEAD").trim();
     const r = await draft(["move every zone tagged legacy to parked, except the shop zones"]);
     expect(r.code).toBe(DRAFT_EXIT.guard);
-    expect(r.err).toMatch(/campaign-0\.example: changes \d+ and removes \d+ of the \d+ managed records/);
+    expect(r.err).toMatch(/campaign-0\.example: rewrites \d+ of its \d+ managed records/);
     nothingWritten(head);
     const forced = await draft(["move every zone tagged legacy to parked, except the shop zones", "--force"]);
     expect(forced.code).toBe(DRAFT_EXIT.ok);

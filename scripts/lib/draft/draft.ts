@@ -149,7 +149,7 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
 
   const accountId = settings.accountId ?? "<account-id>";
   const diff = diffStates(deriveDesiredState(current.inventory, { accountId }), deriveDesiredState(next.inventory, { accountId }));
-  const verdict = applyGuard(diff, [current.inventory.fleet.guard, next.inventory.fleet.guard]);
+  const verdict = applyGuard(diff, current.inventory.fleet.guard, next.inventory.fleet.guard);
   if (!verdict.ok && !opts.force) {
     return fail(
       DRAFT_EXIT.guard,
