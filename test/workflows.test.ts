@@ -1,8 +1,13 @@
 // The operator's CI workflows: linted with action-validator (GitHub's published
 // workflow schema, compiled to WebAssembly), and checked for what edgefleet needs:
 // preview with the policy pack on pull requests, one `pulumi up` at a time on main,
-// credentials only from secrets.
-import { readdirSync, readFileSync } from "node:fs";
+// credentials only from secrets, pulumi/actions v7, a failed login failing the job,
+// forks getting the offline plan and a note. The steps' shell scripts are run here with
+// bash as GitHub runs `shell: bash` (`bash --noprofile --norc -eo pipefail {0}`,
+// GitHub's workflow syntax docs), with a stand-in `pulumi` on PATH.
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { parse } from "yaml";
@@ -17,6 +22,10 @@ const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f));
 const load = (f: string) => ({ text: readFileSync(join(DIR, f), "utf8"), doc: parse(readFileSync(join(DIR, f), "utf8")) as Record<string, any> });
 
 interface Step {
+  name?: string;
+  id?: string;
+  if?: string;
+  shell?: string;
   uses?: string;
   run?: string;
   with?: Record<string, unknown>;
@@ -43,10 +52,10 @@ describe("CI workflows", () => {
     expect(Object.keys(doc.on)).toEqual(["pull_request"]);
     const s = steps(doc);
     const order = (pred: (x: Step) => boolean) => s.findIndex(pred);
-    const preview = s.find((x) => x.uses?.startsWith("pulumi/actions@"))!;
+    const preview = s.find((x) => x.uses?.startsWith("pulumi/actions@") && x.with?.command)!;
     expect(preview.with).toMatchObject({ command: "preview", diff: true, policyPacks: "policies" });
     expect(order((x) => x.run === "npm test")).toBeGreaterThan(order((x) => x.run === "npm ci"));
-    expect(order((x) => /npm run plan -- --base/.test(x.run ?? ""))).toBeGreaterThan(order((x) => x.run === "npm test"));
+    expect(order((x) => /npm run --silent plan -- --base/.test(x.run ?? ""))).toBeGreaterThan(order((x) => x.run === "npm test"));
     expect(order((x) => x === preview)).toBeGreaterThan(order((x) => /npm run plan/.test(x.run ?? "")));
     expect(s.find((x) => x.uses?.startsWith("actions/checkout@"))!.with).toMatchObject({ "fetch-depth": 0 });
   });
@@ -56,13 +65,15 @@ describe("CI workflows", () => {
     expect(doc.on.push.branches).toEqual(["main"]);
     expect(doc.concurrency).toMatchObject({ "cancel-in-progress": false });
     expect(String(doc.concurrency.group)).toMatch(/^pulumi-up-/);
-    const up = steps(doc).find((x) => x.uses?.startsWith("pulumi/actions@"))!;
+    const up = steps(doc).find((x) => x.uses?.startsWith("pulumi/actions@") && x.with?.command)!;
     expect(up.with).toMatchObject({ command: "up", policyPacks: "policies" });
     // Then the content map, into the namespace the up created (its stack output).
     const all = steps(doc);
     const publish = all.findIndex((x) => x.run?.includes("npm run sites -- publish"));
     expect(publish).toBeGreaterThan(all.indexOf(up));
-    expect(all[publish]!.run).toContain("${{ steps.up.outputs.sitesNamespaceId }}");
+    expect(all[publish]!.env).toMatchObject({ SITES_NAMESPACE_ID: "${{ steps.up.outputs.sitesNamespaceId }}" });
+    // A stack without the router exports no sitesNamespaceId: the step is skipped, not run with an empty id.
+    expect(all[publish]!.if).toBe("steps.up.outputs.sitesNamespaceId != ''");
   });
 
   it.each(files)("%s takes credentials only from secrets", (f) => {
@@ -73,4 +84,102 @@ describe("CI workflows", () => {
       }
     }
   });
+
+  it.each(files)("%s uses pulumi/actions v7 (node24) and node24 majors of checkout and setup-node", (f) => {
+    const uses = steps(load(f).doc).flatMap((x) => (x.uses ? [x.uses] : []));
+    const pulumi = uses.filter((u) => u.startsWith("pulumi/actions@"));
+    expect(pulumi.length).toBeGreaterThan(0);
+    for (const u of pulumi) expect(u).toBe("pulumi/actions@v7");
+    expect(uses).toContain("actions/checkout@v6");
+    expect(uses).toContain("actions/setup-node@v6");
+  });
+
+  it.each(files)("%s logs in to Pulumi in its own step before any Pulumi command, and that step fails the job", (f) => {
+    const all = steps(load(f).doc);
+    const install = all.findIndex((x) => x.uses?.startsWith("pulumi/actions@") && !x.with?.command);
+    const login = all.findIndex((x) => /pulumi login/.test(x.run ?? ""));
+    const commands = all.flatMap((x, i) => (x.uses?.startsWith("pulumi/actions@") && x.with?.command ? [i] : []));
+    expect(install).toBeGreaterThanOrEqual(0);
+    expect(login).toBeGreaterThan(install);
+    for (const i of commands) {
+      expect(i).toBeGreaterThan(login);
+      expect(all[i]!.if).toBe(all[login]!.if); // never a preview or up without the checked login
+    }
+    const step = all[login]!;
+    expect(step.shell).toBe("bash");
+    expect(step).not.toHaveProperty("continue-on-error");
+    // Run it: a login the CLI refuses fails the step; one it accepts passes.
+    const failed = runStep(step, { PULUMI_BACKEND_URL: "s3://state?endpoint=x", FAKE_PULUMI_LOGIN_EXIT: "255" });
+    expect(failed.status).not.toBe(0);
+    expect(failed.calls).toEqual(["--non-interactive s3://state?endpoint=x"]); // stopped at the failed login
+    const ok = runStep(step, { PULUMI_BACKEND_URL: "", FAKE_PULUMI_LOGIN_EXIT: "0" });
+    expect(ok.status).toBe(0);
+    expect(ok.calls).toEqual(["--non-interactive", "whoami --non-interactive --verbose"]);
+  });
+
+  it("judges pull requests against the protected default branch, whatever branch they target", () => {
+    const { doc } = load("preview.yml");
+    expect(doc.on.pull_request).toEqual({}); // every pull request, not only those into main
+    const all = steps(doc);
+    const fetch = all.find((x) => /git fetch/.test(x.run ?? ""))!;
+    const plan = all.find((x) => /npm run --silent plan -- --base/.test(x.run ?? ""))!;
+    for (const x of [fetch, plan]) expect(x.env).toMatchObject({ DEFAULT_BRANCH: "${{ github.event.repository.default_branch }}" });
+    expect(fetch.run).toContain('"+refs/heads/${DEFAULT_BRANCH}:refs/remotes/origin/${DEFAULT_BRANCH}"');
+    expect(plan.run).toContain('--base "origin/${DEFAULT_BRANCH}"');
+    expect(all.indexOf(fetch)).toBeLessThan(all.indexOf(plan));
+    expect(JSON.stringify(doc)).not.toContain("github.base_ref");
+    // The plan's exit code survives the tee into the summary (pipefail under shell: bash).
+    expect(plan.shell).toBe("bash");
+  });
+
+  it("gives pull requests from forks the offline plan and a note instead of a preview", () => {
+    const all = steps(load("preview.yml").doc);
+    const access = all.find((x) => x.id === "access")!;
+    expect(access.env).toMatchObject({ FORK: "${{ github.event.pull_request.head.repo.fork }}" });
+    const gated = all.filter((x) => x.if === "steps.access.outputs.preview == 'true'");
+    // Every step that needs a secret is gated; the tests and the offline plan are not.
+    for (const x of all) {
+      const needsSecret = Object.values(x.env ?? {}).some((v) => /secrets\./.test(v)) && x !== access;
+      if (needsSecret) expect(gated, x.name ?? x.uses).toContain(x);
+    }
+    expect(gated.map((x) => x.uses ?? x.name)).toEqual(["pulumi/actions@v7", "pulumi login (a failure fails the job)", "pulumi/actions@v7"]);
+    const plan = all.find((x) => /npm run --silent plan/.test(x.run ?? ""))!;
+    expect(plan.if).toBeUndefined();
+
+    const fork = runStep(access, { FORK: "true", PULUMI_ACCESS_TOKEN: "", AWS_ACCESS_KEY_ID: "" });
+    expect(fork.status).toBe(0);
+    expect(fork.output).toBe("preview=false\n");
+    expect(fork.summary).toContain("No pulumi preview");
+    expect(fork.stdout).toMatch(/^::notice title=No pulumi preview::.*fork/m);
+    // A fork is judged by the flag, even if a secret were somehow present.
+    expect(runStep(access, { FORK: "true", PULUMI_ACCESS_TOKEN: "t" }).output).toBe("preview=false\n");
+    // Same repository without any state credentials (e.g. Dependabot): a note, no red preview.
+    expect(runStep(access, { FORK: "false", PULUMI_ACCESS_TOKEN: "", AWS_ACCESS_KEY_ID: "" }).output).toBe("preview=false\n");
+    expect(runStep(access, { FORK: "false", PULUMI_ACCESS_TOKEN: "pul-x", AWS_ACCESS_KEY_ID: "" }).output).toBe("preview=true\n");
+    expect(runStep(access, { FORK: "false", PULUMI_ACCESS_TOKEN: "", AWS_ACCESS_KEY_ID: "AKIA" }).output).toBe("preview=true\n");
+  });
 });
+
+/** Runs a step's script as GitHub's `shell: bash` does, with `env` and a stand-in `pulumi`
+ * that records its arguments and exits FAKE_PULUMI_LOGIN_EXIT for `login`. */
+function runStep(step: Step, env: Record<string, string>) {
+  const dir = mkdtempSync(join(tmpdir(), "edgefleet-wf-"));
+  const calls = join(dir, "calls");
+  writeFileSync(calls, "");
+  writeFileSync(
+    join(dir, "pulumi"),
+    `#!/bin/bash\necho "$*" >> "${calls}"\nif [ "$1" = login ]; then exit "\${FAKE_PULUMI_LOGIN_EXIT:-0}"; fi\n`,
+  );
+  chmodSync(join(dir, "pulumi"), 0o755);
+  const script = join(dir, "step.sh");
+  writeFileSync(script, step.run!);
+  const files = { GITHUB_OUTPUT: join(dir, "output"), GITHUB_STEP_SUMMARY: join(dir, "summary") };
+  for (const file of Object.values(files)) writeFileSync(file, "");
+  const r = spawnSync("bash", ["--noprofile", "--norc", "-eo", "pipefail", script], {
+    env: { PATH: `${dir}:${process.env.PATH}`, ...files, ...env },
+    encoding: "utf8",
+  });
+  const read = (f: string) => readFileSync(f, "utf8");
+  const recorded = read(calls).split("\n").filter(Boolean).map((l) => l.replace(/^login ?/, ""));
+  return { status: r.status, stdout: r.stdout, output: read(files.GITHUB_OUTPUT), summary: read(files.GITHUB_STEP_SUMMARY), calls: recorded };
+}
