@@ -1,9 +1,25 @@
-// A FAKE of Anthropic's Messages API on 127.0.0.1 for tests: it records every raw
-// request (method, path, headers, body bytes) and answers /v1/messages with scripted
-// replies in the real wire format (message objects with tool_use blocks, the error
-// envelope with request-id, 429/529 with retry-after), and count_tokens with a count.
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+// A FAKE of Anthropic's Messages API (POST /v1/messages and /v1/messages/count_tokens)
+// on 127.0.0.1 for `npm run draft`'s tests. It records every raw request and answers
+// with scripted replies in the real wire format, and can break the wire on purpose.
+// Contract, checked 2026-11-27:
+// - Shapes: node_modules/@anthropic-ai/sdk 1.12.0 resources/messages/messages.d.ts
+//   (Message: id, type "message", role, model, content blocks, stop_reason one of
+//   end_turn | max_tokens | stop_sequence | tool_use | pause_turn | refusal |
+//   model_context_window_exceeded, stop_sequence, usage; MessageTokensCount:
+//   {input_tokens}; MessageCountTokensParams has no max_tokens).
+// - Errors: HTTP status + `{"type":"error","error":{"type","message"},"request_id"}` and a
+//   `request-id` header on every response (https://docs.anthropic.com/en/api/errors
+//   "Error shapes", "Request id"; the body's request_id as in Anthropic's 2026 error-code
+//   reference; client.js logs `request-id`); 529
+//   overloaded_error; retry-after / retry-after-ms / x-should-retry honoured by the SDK
+//   (client.js shouldRetry / retryRequest).
+// - Requests: the SDK sends `anthropic-version` and the key as `Authorization: Bearer`
+//   (client.js apiKeyAuth) or `x-api-key`; missing ones are refused (400 / 401).
+// Fault injection: a body that is not JSON, a body cut off mid-way (Content-Length larger
+// than what is sent, then the socket closes), an oversized body, several tool calls,
+// stop_reason max_tokens.
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import { LoopbackServer } from "../support/loopback.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -13,9 +29,17 @@ export interface RecordedRequest {
 }
 
 export type Reply =
-  | { kind: "tool"; input: unknown; name?: string }
-  | { kind: "text"; text: string }
-  | { kind: "error"; status: number; type: string; message: string; retryAfterMs?: number };
+  | { kind: "tool"; input: unknown; name?: string; stopReason?: string }
+  /** Several tool_use blocks in one answer. */
+  | { kind: "tools"; calls: { name?: string; input: unknown }[] }
+  | { kind: "text"; text: string; stopReason?: string }
+  | { kind: "error"; status: number; type: string; message: string; retryAfterMs?: number }
+  /** Any status, content type and body bytes, e.g. an HTML error page from a proxy. */
+  | { kind: "raw"; status: number; contentType: string; body: string }
+  /** A valid message whose body stops after `sendBytes` bytes of a longer Content-Length. */
+  | { kind: "truncated"; input: unknown; sendBytes: number }
+  /** A valid tool answer padded to at least `bytes` bytes (a long rationale). */
+  | { kind: "huge"; bytes: number };
 
 export interface FakeMessagesApi {
   url: string;
@@ -33,56 +57,83 @@ export async function startFakeMessagesApi(): Promise<FakeMessagesApi> {
   const requests: RecordedRequest[] = [];
   let replies: Reply[] = [];
   let tokenCount: number | undefined;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
-      const requestId = `req_fake_${++ids}`;
-      const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
-        res.writeHead(status, { "content-type": "application/json", "request-id": requestId, ...headers });
-        res.end(JSON.stringify(payload));
-      };
-      const path = (req.url ?? "").split("?")[0];
-      if (req.method !== "POST") return send(405, { type: "error", error: { type: "invalid_request_error", message: "method not allowed" } });
-      // The SDK authenticates with x-api-key or, in its newer versions, Authorization: Bearer.
-      if (req.headers["x-api-key"] === undefined && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
-        return send(401, { type: "error", error: { type: "authentication_error", message: "missing API key" } });
+
+  const server = new LoopbackServer((req, raw, res) => {
+    const body = raw.toString("utf8");
+    requests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+    const requestId = `req_fake_${++ids}`;
+    const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": "application/json", "request-id": requestId, ...headers });
+      res.end(JSON.stringify(payload));
+    };
+    const error = (status: number, type: string, message: string, headers: Record<string, string> = {}) =>
+      send(status, { type: "error", error: { type, message }, request_id: requestId }, headers);
+
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== "/v1/messages" && path !== "/v1/messages/count_tokens") return error(404, "not_found_error", `Not found: ${path}`);
+    if (req.method !== "POST") return error(405, "invalid_request_error", `Method ${req.method} not allowed`);
+    if (req.headers["x-api-key"] === undefined && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
+      return error(401, "authentication_error", "x-api-key header is required");
+    }
+    if (!req.headers["anthropic-version"]) return error(400, "invalid_request_error", "anthropic-version: header is required");
+    let params: Record<string, unknown>;
+    try {
+      params = JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return error(400, "invalid_request_error", "The request body is not valid JSON.");
+    }
+    if (typeof params.model !== "string") return error(400, "invalid_request_error", "model: Field required");
+    if (!Array.isArray(params.messages) || params.messages.length === 0) return error(400, "invalid_request_error", "messages: Field required");
+
+    if (path === "/v1/messages/count_tokens") {
+      if ("max_tokens" in params) return error(400, "invalid_request_error", "max_tokens: Extra inputs are not permitted");
+      return send(200, { input_tokens: tokenCount ?? Math.ceil(body.length / 4) });
+    }
+    if (!Number.isInteger(params.max_tokens) || (params.max_tokens as number) < 1) return error(400, "invalid_request_error", "max_tokens: Field required");
+
+    const reply = replies.length > 1 ? replies.shift()! : replies[0];
+    if (!reply) return error(500, "api_error", "the fake has no scripted reply");
+    if (reply.kind === "error") {
+      const headers: Record<string, string> = {};
+      if (reply.retryAfterMs !== undefined) {
+        headers["retry-after-ms"] = String(reply.retryAfterMs);
+        headers["retry-after"] = String(Math.ceil(reply.retryAfterMs / 1000));
       }
-      if (path === "/v1/messages/count_tokens") return send(200, { input_tokens: tokenCount ?? Math.ceil(body.length / 4) });
-      if (path !== "/v1/messages") return send(404, { type: "error", error: { type: "not_found_error", message: `no route ${path}` } });
-      const reply = replies.length > 1 ? replies.shift()! : replies[0];
-      if (!reply) return send(500, { type: "error", error: { type: "api_error", message: "the fake has no scripted reply" } });
-      if (reply.kind === "error") {
-        const headers: Record<string, string> = {};
-        if (reply.retryAfterMs !== undefined) {
-          headers["retry-after-ms"] = String(reply.retryAfterMs);
-          headers["retry-after"] = String(Math.ceil(reply.retryAfterMs / 1000));
-        }
-        return send(reply.status, { type: "error", error: { type: reply.type, message: reply.message } }, headers);
-      }
-      const { model } = JSON.parse(body) as { model: string };
-      const content =
-        reply.kind === "tool"
-          ? [{ type: "tool_use", id: `toolu_fake_${ids}`, name: reply.name ?? "propose_inventory_edits", input: reply.input }]
-          : [{ type: "text", text: reply.text }];
-      send(200, {
-        id: `msg_fake_${ids}`,
-        type: "message",
-        role: "assistant",
-        model,
-        content,
-        stop_reason: reply.kind === "tool" ? "tool_use" : "end_turn",
-        stop_sequence: null,
-        usage: { input_tokens: 40, output_tokens: 120, cache_creation_input_tokens: 0, cache_read_input_tokens: 5000 },
-      });
+      return error(reply.status, reply.type, reply.message, headers);
+    }
+    if (reply.kind === "raw") {
+      res.writeHead(reply.status, { "content-type": reply.contentType, "request-id": requestId });
+      res.end(reply.body);
+      return;
+    }
+    const model = params.model;
+    const toolUse = (name: string | undefined, input: unknown) => ({ type: "tool_use", id: `toolu_fake_${ids}_${Math.random().toString(36).slice(2, 8)}`, name: name ?? "propose_inventory_edits", input });
+    const message = (content: unknown[], stopReason: string) => ({
+      id: `msg_fake_${ids}`,
+      type: "message",
+      role: "assistant",
+      model,
+      content,
+      stop_reason: stopReason,
+      stop_sequence: null,
+      usage: { input_tokens: 40, output_tokens: 120, cache_creation_input_tokens: 0, cache_read_input_tokens: 5000 },
     });
+    switch (reply.kind) {
+      case "tool":
+        return send(200, message([toolUse(reply.name, reply.input)], reply.stopReason ?? "tool_use"));
+      case "tools":
+        return send(200, message(reply.calls.map((c) => toolUse(c.name, c.input)), "tool_use"));
+      case "text":
+        return send(200, message([{ type: "text", text: reply.text }], reply.stopReason ?? "end_turn"));
+      case "truncated":
+        return sendTruncated(res, requestId, JSON.stringify(message([toolUse(undefined, reply.input)], "tool_use")), reply.sendBytes);
+      case "huge":
+        return send(200, message([toolUse(undefined, { rationale: "x".repeat(reply.bytes), edits: [] })], "tool_use"));
+    }
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
+  await server.start();
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     requests,
     script: (r) => {
       replies = [...r];
@@ -90,6 +141,13 @@ export async function startFakeMessagesApi(): Promise<FakeMessagesApi> {
     tokens: (n) => {
       tokenCount = n;
     },
-    close: () => new Promise((r) => server.close(() => r())),
+    close: () => server.stop(),
   };
+}
+
+/** Declares the whole body's length, sends only its first bytes, then closes the socket. */
+function sendTruncated(res: ServerResponse, requestId: string, body: string, sendBytes: number): void {
+  const bytes = Buffer.from(body);
+  res.writeHead(200, { "content-type": "application/json", "content-length": String(bytes.length), "request-id": requestId });
+  res.write(bytes.subarray(0, Math.min(sendBytes, bytes.length - 1)), () => res.socket?.destroy());
 }

@@ -2,7 +2,10 @@
 // YAML parser reports, so every untouched line (comments, quoting, flow style,
 // blank lines) stays byte-for-byte as the operator wrote it and the diff shows only
 // the change. Refuses edits that name unknown zones or records, with reasons.
-import { isMap, isScalar, isSeq, parseDocument, stringify, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
+// Every value is written through the YAML library's own serialisation (never pasted in
+// as text), and the result is parsed again: the zones that changed must be exactly the
+// zones the edits name, or the whole draft is refused.
+import { isMap, isScalar, isSeq, parse, parseDocument, stringify, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
 import type { IgnoreRule, Inventory, RecordSpec } from "../../../stacks/model/schema.ts";
 import type { Edit } from "./edits.ts";
 
@@ -40,7 +43,26 @@ function describeEdit(e: Edit, i: number): string {
 
 /** One line of YAML for a record or rule, in the inventory's flow style. */
 function flow(value: object): string {
-  return stringify(value, { collectionStyle: "flow", flowCollectionPadding: true, lineWidth: 0 }).trim();
+  return oneLine(stringify(value, { collectionStyle: "flow", flowCollectionPadding: true, lineWidth: 0, blockQuote: false }));
+}
+
+/** One scalar (a name, a profile), quoted by the YAML library when it needs to be. */
+function scalar(value: string): string {
+  return oneLine(stringify(value, { lineWidth: 0, blockQuote: false }));
+}
+
+/** A list of tags in the inventory's flow style: [a, b]. */
+function flowList(values: string[]): string {
+  return oneLine(stringify(values, { collectionStyle: "flow", flowCollectionPadding: false, lineWidth: 0, blockQuote: false }));
+}
+
+class UnsafeValue extends Error {}
+
+/** The serialisers above must produce one line; the edit schemas make sure, this re-checks. */
+function oneLine(yaml: string): string {
+  const text = yaml.trimEnd();
+  if (text.includes("\n")) throw new UnsafeValue(`a drafted value would span lines: ${JSON.stringify(text)}; refused`);
+  return text;
 }
 
 function recordMatches(r: RecordSpec, q: { type: string; name: string; content?: string }): boolean {
@@ -51,6 +73,15 @@ function recordMatches(r: RecordSpec, q: { type: string; name: string; content?:
 }
 
 export function applyEdits(zonesText: string, inventory: Inventory, edits: Edit[]): ApplyResult {
+  try {
+    return applyUnchecked(zonesText, inventory, edits);
+  } catch (e) {
+    if (e instanceof UnsafeValue) return { ok: false, problems: [e.message] };
+    throw e;
+  }
+}
+
+function applyUnchecked(zonesText: string, inventory: Inventory, edits: Edit[]): ApplyResult {
   const problems: string[] = [];
   const existing = new Map(inventory.zones.map((z) => [z.name, z]));
   const changes = new Map<string, ZoneChange>();
@@ -163,13 +194,13 @@ export function applyEdits(zonesText: string, inventory: Inventory, edits: Edit[
     }
     const pair = (key: string) => item.items.find((p) => isScalar(p.key) && p.key.value === key) as Pair<{ range: [number, number, number] }, YAMLSeq | { range: [number, number, number] }> | undefined;
     const profilePair = pair("profile")!;
-    if (c.profile) splice(profilePair.value!.range![0], profilePair.value!.range![1], c.profile);
+    if (c.profile) splice(profilePair.value!.range![0], profilePair.value!.range![1], scalar(c.profile));
 
     if (c.addTags.length > 0 || c.removeTags.size > 0) {
       const current = (inventory.zones.find((z) => z.name === name)?.tags ?? []).filter((t) => !c.removeTags.has(t));
       const tags = [...current, ...c.addTags.filter((t) => !current.includes(t))];
       const tagsPair = pair("tags");
-      const rendered = `[${tags.join(", ")}]`;
+      const rendered = flowList(tags);
       if (tagsPair) splice(tagsPair.value!.range![0], tagsPair.value!.range![1], rendered);
       else if (tags.length > 0) splice(lineEnd(profilePair.value!.range![1]), lineEnd(profilePair.value!.range![1]), `${keyIndent}tags: ${rendered}\n`);
     }
@@ -204,10 +235,9 @@ export function applyEdits(zonesText: string, inventory: Inventory, edits: Edit[
     const at = contentEnd(items[items.length - 1]!);
     const pad = " ".repeat(dash);
     for (const z of added.values()) {
-      const lines = [`${pad}- name: ${z.name}`, `${keyIndent}profile: ${z.profile}`];
+      const lines = [`${pad}- name: ${scalar(z.name)}`, `${keyIndent}profile: ${scalar(z.change.profile ?? z.profile)}`];
       const tags = [...new Set([...z.tags, ...z.change.addTags])].filter((t) => !z.change.removeTags.has(t));
-      if (z.change.profile) lines[1] = `${keyIndent}profile: ${z.change.profile}`;
-      if (tags.length > 0) lines.push(`${keyIndent}tags: [${tags.join(", ")}]`);
+      if (tags.length > 0) lines.push(`${keyIndent}tags: ${flowList(tags)}`);
       if (z.change.addRecords.length > 0) lines.push(`${keyIndent}records:`, ...z.change.addRecords.map((r) => `${keyIndent}  - ${flow(r)}`));
       if (z.change.addIgnores.length > 0) lines.push(`${keyIndent}ignore:`, ...z.change.addIgnores.map((r) => `${keyIndent}  - ${flow(r)}`));
       splice(at, at, `${lines.join("\n")}\n`);
@@ -219,5 +249,50 @@ export function applyEdits(zonesText: string, inventory: Inventory, edits: Edit[
   let text = zonesText;
   for (const s of splices) text = text.slice(0, s.at) + s.text + text.slice(s.end);
   const touched = [...changes.keys(), ...added.keys()].sort();
+  const unexpected = changedZones(zonesText, text, touched);
+  if (unexpected.length > 0) return { ok: false, problems: unexpected };
   return { ok: true, text, touched };
+}
+
+/**
+ * Parses the file before and after and compares it zone by zone: the zones that
+ * changed (added, removed or edited) must be exactly `named`, nothing outside `zones:`
+ * may change, and no zone may appear twice. Returns the problems (none: it holds).
+ */
+export function changedZones(before: string, after: string, named: string[]): string[] {
+  const read = (text: string) => {
+    let doc: unknown;
+    try {
+      doc = parse(text, { uniqueKeys: true, maxAliasCount: 0 });
+    } catch (e) {
+      return { error: (e as Error).message.split("\n")[0]! };
+    }
+    const zones = (doc as { zones?: unknown })?.zones;
+    if (!Array.isArray(zones)) return { error: "no 'zones' list" };
+    const byName = new Map<string, string>();
+    const duplicates: string[] = [];
+    for (const z of zones) {
+      const name = String((z as { name?: unknown })?.name);
+      if (byName.has(name)) duplicates.push(name);
+      byName.set(name, JSON.stringify(z));
+    }
+    const { zones: _z, ...rest } = doc as Record<string, unknown>;
+    return { byName, duplicates, rest: JSON.stringify(rest) };
+  };
+  const a = read(before);
+  const b = read(after);
+  if ("error" in b) return [`the drafted zones.yaml does not parse back (${b.error}); nothing was written`];
+  if ("error" in a) return [`zones.yaml does not parse (${a.error})`];
+  const problems: string[] = [];
+  if (b.duplicates.length > 0) problems.push(`the drafted zones.yaml lists ${b.duplicates.join(", ")} more than once`);
+  if (a.rest !== b.rest) problems.push("the edits changed zones.yaml outside its 'zones' list");
+  const changed = new Set<string>();
+  for (const [name, json] of b.byName) if (a.byName.get(name) !== json) changed.add(name);
+  for (const name of a.byName.keys()) if (!b.byName.has(name)) changed.add(name);
+  const wanted = new Set(named);
+  const extra = [...changed].filter((n) => !wanted.has(n)).sort();
+  const unchanged = named.filter((n) => !changed.has(n));
+  if (extra.length > 0) problems.push(`the edits would change zone(s) no edit names: ${extra.join(", ")}; refused`);
+  if (unchanged.length > 0) problems.push(`the edits name zone(s) they leave unchanged (already so?): ${unchanged.join(", ")}`);
+  return problems;
 }

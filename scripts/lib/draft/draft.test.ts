@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { FLEET, PROFILES } from "../../../test/support/inventory.ts";
 import { startFakeMessagesApi, type FakeMessagesApi } from "../../../test/fakes/anthropic-messages-api.ts";
 import { DRAFT_EXIT, runDraft } from "./draft.ts";
@@ -289,5 +290,132 @@ describe("npm run draft", () => {
     const r = await draft(["park", "--json"]);
     const failed = await draft(["park", "--max-retries", "0"], { ANTHROPIC_BASE_URL: "http://127.0.0.1:9" });
     for (const text of [r.out, r.err, failed.out, failed.err]) expect(text).not.toContain("sk-ant-test-key");
+  });
+
+  describe("hostile and broken answers (issue 15 item 9)", () => {
+    it("refuses a tag that would smuggle a zone into add_zone, by the inventory's own tag schema", async () => {
+      // Before: tags were z.string() and written raw inside [...], so this added evil.example.
+      const tag = "x]\n  - name: evil.example\n    profile: web\n    tags: [y";
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [{ op: "add_zone", name: "new.example", profile: "parked", tags: [tag] }] } }]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["add new.example"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("the answer is not a valid edit");
+      expect(r.err).toMatch(/edits\.0\.tags\.0: use lowercase letters, digits and '-'/);
+      nothingWritten(head);
+    });
+
+    it.each([
+      ["a profile", { op: "set_profile", zones: ["shop-two.example"], profile: "web\n  - name: evil.example" }, "edits.0.profile"],
+      ["a tag to add", { op: "add_tags", zones: ["shop-two.example"], tags: ["ok", "a, b"] }, "edits.0.tags.1"],
+      ["a record name to remove", { op: "remove_record", zone: "shop-one.example", type: "A", name: "api\n- x" }, "edits.0.name"],
+      ["a record type to remove", { op: "remove_record", zone: "shop-one.example", type: "NS", name: "api" }, "edits.0.type"],
+      ["a zone name", { op: "add_zone", name: "Evil.Example", profile: "parked" }, "edits.0.name"],
+    ])("validates %s with the inventory field's schema", async (_what, edit, path) => {
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [edit] } }]);
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain(`${path}:`);
+    });
+
+    it("writes odd but valid values through YAML's own quoting", async () => {
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [{ op: "add_record", zone: "shop-two.example", record: { type: "TXT", name: "@", content: "a: b # not a comment, [x], \"q\"" } }] } }]);
+      const r = await draft(["add a txt", "--branch", "draft/txt"]);
+      expect(r.code, r.err).toBe(DRAFT_EXIT.ok);
+      const text = git("show", "draft/txt:fleet/zones.yaml");
+      const zones = (parseYaml(text) as { zones: { name: string; records?: { content: string }[] }[] }).zones;
+      expect(zones.find((z) => z.name === "shop-two.example")!.records).toEqual([{ type: "TXT", name: "@", content: 'a: b # not a comment, [x], "q"' }]);
+    });
+
+    it("refuses an answer cut off at max_tokens, even with a complete-looking tool call", async () => {
+      api.script([{ kind: "tool", input: smallChange, stopReason: "max_tokens" }]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("cut off at max_tokens");
+      nothingWritten(head);
+    });
+
+    it.each(["refusal", "pause_turn", "model_context_window_exceeded"])("refuses an answer that stopped with %s", async (stop) => {
+      api.script([{ kind: "tool", input: smallChange, stopReason: stop }]);
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain(`stopped with '${stop}'`);
+    });
+
+    it("refuses two tool calls and shows both, never using one and dropping the other", async () => {
+      const second = { rationale: "also", edits: [{ op: "remove_zone", zones: ["shop-one.example"] }] };
+      api.script([{ kind: "tools", calls: [{ input: smallChange }, { input: second }] }]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("the model made 2 tool calls where exactly one is expected; none is used");
+      expect(r.err).toContain("call 1: propose_inventory_edits");
+      expect(r.err).toContain('call 2: propose_inventory_edits {"rationale":"also"');
+      nothingWritten(head);
+    });
+
+    it("refuses a call of another tool", async () => {
+      api.script([{ kind: "tool", name: "run_shell", input: { command: "id" } }]);
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("called 'run_shell'");
+    });
+
+    it.each([
+      ["an HTML page with status 200", { kind: "raw", status: 200, contentType: "text/html", body: "<html>gateway</html>" }],
+      ["JSON that is not a message", { kind: "raw", status: 200, contentType: "application/json", body: '{"hello":"world"}' }],
+      ["invalid JSON", { kind: "raw", status: 200, contentType: "application/json", body: '{"type":"message","content":[' }],
+      ["a body cut off mid-way", { kind: "truncated", input: smallChange, sendBytes: 60 }],
+    ] as const)("exits 4 'API failed' with no stack trace for %s", async (_what, reply) => {
+      api.script([reply as never]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["x", "--max-retries", "0"]);
+      expect(r.code).toBe(DRAFT_EXIT.api);
+      expect(r.err).toMatch(/^draft: API failed: /);
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.err.split("\n").filter(Boolean)).toHaveLength(1);
+      nothingWritten(head);
+    });
+
+    it("exits 4 for a count_tokens answer that is not a count", async () => {
+      api.tokens(-5);
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.api);
+      expect(r.err).toContain("API failed: count_tokens answered with something that is not a token count");
+    });
+
+    it("refuses an answer over the size cap without using it", async () => {
+      api.script([{ kind: "huge", bytes: 2 * 1024 * 1024 }]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("larger than 1048576 bytes; refused");
+      nothingWritten(head);
+    });
+
+    it("refuses removing a zone that fleet/sites still serves", async () => {
+      mkdirSync(join(root, "fleet", "sites", "www.shop-two.example"), { recursive: true });
+      writeFileSync(join(root, "fleet", "sites", "www.shop-two.example", "index.html"), "<h1>shop</h1>");
+      git("add", ".");
+      git("-c", "user.name=t", "-c", "user.email=t@t.example", "commit", "-q", "-m", "site");
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [{ op: "remove_zone", zones: ["shop-two.example"] }] } }]);
+      const head = git("rev-parse", "HEAD").trim();
+      const r = await draft(["remove shop-two", "--force"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("the edits remove zones that fleet/sites still serves");
+      expect(r.err).toContain("shop-two.example: fleet/sites/www.shop-two.example/");
+      nothingWritten(head);
+      // A zone without a site goes (forced past the guard, which refuses any removal).
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [{ op: "remove_zone", zones: ["campaign-3.example"] }] } }]);
+      expect((await draft(["remove campaign-3", "--force"])).code).toBe(DRAFT_EXIT.ok);
+    });
+
+    it("refuses edits that name a zone they leave as it is", async () => {
+      api.script([{ kind: "tool", input: { rationale: "r", edits: [{ op: "add_tags", zones: ["shop-two.example"], tags: ["shop"] }] } }]);
+      const r = await draft(["x"]);
+      expect(r.code).toBe(DRAFT_EXIT.refused);
+      expect(r.err).toContain("the edits name zone(s) they leave unchanged (already so?): shop-two.example");
+    });
   });
 });

@@ -3,7 +3,7 @@
 // result like any inventory, computes the plan diff and the safety guard, and hands
 // the change over for review as a patch or a new branch. It never writes to the
 // current branch, the working tree outside the patch file, or deploys anything.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { Command } from "commander";
@@ -12,20 +12,34 @@ import { applyGuard, diffStates, type GuardVerdict, type PlanDiff } from "../../
 import { formatProblem, parseInventory, readSources } from "../../../stacks/model/load.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { applyEdits } from "./apply.ts";
-import { AnswerError, askClaude, BudgetError, buildRequest, DEFAULT_BUDGET, DEFAULT_MODEL } from "./claude.ts";
+import {
+  AnswerError,
+  AnswerTooLarge,
+  ApiFailure,
+  askClaude,
+  BudgetError,
+  buildRequest,
+  cappedFetch,
+  DEFAULT_BUDGET,
+  DEFAULT_MODEL,
+  MAX_ANSWER_BYTES,
+} from "./claude.ts";
 import { DraftInput, type Edit } from "./edits.ts";
 import { commitFiles, createBranch, dirtyPaths, DraftGitError, formatPatch, repoRoot, unifiedDiff } from "./git-objects.ts";
 import { parseArgs } from "../cli.ts";
 
 export const DRAFT_EXIT = {
   ok: 0,
-  /** The draft was refused: the answer is not a valid edit, names unknown things, or its result is invalid. */
+  /** The draft was refused: the answer is not one valid, complete tool call of edits (cut off at
+   * max_tokens, several calls, over the size cap), names unknown things, changes zones it does not
+   * name, removes a zone fleet/sites serves, or its result is invalid. */
   refused: 1,
   /** Bad usage or set-up: no API key, unknown option, uncommitted inventory changes, existing branch. */
   usage: 2,
   /** The plan's safety guard refused the change (use --force after review). */
   guard: 3,
-  /** The Messages API failed after retries, or the request is over the token budget. */
+  /** The Messages API failed after retries, answered with a body that is not a Messages API
+   * response (not JSON, truncated, wrong shape), or the request is over the token budget. */
   api: 4,
 } as const;
 
@@ -56,7 +70,7 @@ function command(io: DraftIO): Command {
       "Draft an inventory change with Claude from a request in plain words, validate it, show its plan diff,\n" +
         "and write it as a patch (default drafts/<time>-<words>.patch) or a new branch for review.\n" +
         "Needs ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL overrides the API's address).\n" +
-        "Exit codes: 0 drafted, 1 refused, 2 bad usage or set-up, 3 refused by the safety guard, 4 API failure or over budget.",
+        "Exit codes: 0 drafted, 1 refused, 2 bad usage or set-up, 3 refused by the safety guard, 4 API failed (error, unreadable answer) or over budget.",
     )
     .argument("<request...>", "the change, in plain words")
     .option("--inventory <dir>", "inventory directory (default: the stack's, else fleet)")
@@ -109,20 +123,24 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
   if (dirty.length > 0) return fail(DRAFT_EXIT.usage, `commit or stash your changes to ${dirty.join(", ")} first: a draft is reviewed against HEAD`);
 
   // Ask Claude.
-  const client = new Anthropic({ apiKey, baseURL: io.env.ANTHROPIC_BASE_URL || undefined, maxRetries });
+  const client = new Anthropic({ apiKey, baseURL: io.env.ANTHROPIC_BASE_URL || undefined, maxRetries, fetch: cappedFetch(MAX_ANSWER_BYTES) });
   const params = buildRequest(opts.model, { fleet: sources.fleet.text, profiles: sources.profiles.text, zones: sources.zones.text }, request);
   let answer;
   try {
     answer = await askClaude(client, params, budget);
   } catch (e) {
+    const redact = (s: string) => s.replaceAll(apiKey, "<ANTHROPIC_API_KEY>");
     if (e instanceof BudgetError) return fail(DRAFT_EXIT.api, e.message);
-    if (e instanceof AnswerError) return fail(DRAFT_EXIT.refused, e.message);
+    if (e instanceof AnswerError || e instanceof AnswerTooLarge) return fail(DRAFT_EXIT.refused, `${redact(e.message)}; nothing was written`);
     if (e instanceof Anthropic.APIError) {
       const status = e.status ? `HTTP ${e.status}` : "no response";
       const type = (e.error as { error?: { type?: string } } | undefined)?.error?.type;
-      return fail(DRAFT_EXIT.api, `the Messages API failed (${status}${type ? `, ${type}` : ""}) after ${maxRetries} retries; nothing was written`);
+      return fail(DRAFT_EXIT.api, `API failed: the Messages API failed (${status}${type ? `, ${type}` : ""}) after ${maxRetries} retries; nothing was written`);
     }
-    throw e;
+    // Anything else from the client is an answer it could not read: a body that is not
+    // JSON, one cut off mid-way, or a shape that is not a message. Exit 4, no stack trace.
+    const what = e instanceof ApiFailure ? e.message : `its answer could not be read (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`;
+    return fail(DRAFT_EXIT.api, `API failed: ${redact(what).split("\n")[0]}; nothing was written`);
   }
 
   // Only edits can come out of the answer: parse them, never execute anything.
@@ -144,6 +162,20 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
       DRAFT_EXIT.refused,
       `the drafted inventory is invalid; nothing was written:\n${next.problems.map((p) => `  ${formatProblem(p)}`).join("\n")}`,
       { rationale, edits, problems: next.problems },
+    );
+  }
+
+  // A zone the router still serves from fleet/sites/<host>/ cannot go (as a Worker's
+  // domains cannot: validation refuses a domain outside the inventory's zones).
+  const kept = new Set(next.inventory.zones.map((z) => z.name));
+  const orphaned = current.inventory.zones
+    .filter((z) => !kept.has(z.name))
+    .flatMap((z) => siteHosts(join(invDir, "sites")).filter((h) => h === z.name || h.endsWith(`.${z.name}`)).map((h) => ({ zone: z.name, host: h })));
+  if (orphaned.length > 0) {
+    return fail(
+      DRAFT_EXIT.refused,
+      `the edits remove zones that fleet/sites still serves; remove the sites first:\n${orphaned.map((o) => `  ${o.zone}: ${relative(root, join(invDir, "sites", o.host))}/`).join("\n")}`,
+      { rationale, edits },
     );
   }
 
@@ -193,6 +225,14 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
   if (opts.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
   else io.out(render(result, diff, verdict, edits));
   return DRAFT_EXIT.ok;
+}
+
+/** The hosts of the router's sites: the folders of <inventory>/sites (fleet/sites/<host>/). */
+function siteHosts(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name.toLowerCase());
 }
 
 function stamp(d: Date): string {

@@ -1,18 +1,25 @@
 // The edit operations a drafted change may contain: the only thing the model's answer
 // can become. Parsed with zod; the tool's input schema is generated from it.
 import { z } from "zod";
-import { IgnoreRule, RecordSpec, ZoneName } from "../../../stacks/model/schema.ts";
+import { IgnoreRule, RecordSpec, RelativeName, ZoneName, ZoneSpec } from "../../../stacks/model/schema.ts";
 
-const Zones = z.array(ZoneName).min(1).describe("Zone names, exactly as in the inventory");
-const Tags = z.array(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/)).min(1);
-const Profile = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/).describe("A profile name from profiles.yaml");
+// Every string an edit carries is checked by the very schema of the inventory field it
+// lands in (zones[].name, .profile, .tags[], .records[], .ignore[]), so an edit can never
+// carry text the inventory itself would refuse (e.g. a tag holding "]" or a newline that
+// would rewrite the YAML around it).
+const Tag = ZoneSpec.shape.tags.unwrap().element;
+const Profile = ZoneSpec.shape.profile.describe("A profile name from profiles.yaml");
+const Zones = z.array(ZoneName).min(1).max(1000).describe("Zone names, exactly as in the inventory");
+const Tags = z.array(Tag).min(1).max(50);
+const RecordType = z.enum(["A", "AAAA", "CNAME", "MX", "TXT", "CAA", "SRV"]);
+const RecordName = RelativeName;
 
 export const Edit = z.discriminatedUnion("op", [
   z.strictObject({
     op: z.literal("add_zone"),
     name: ZoneName,
     profile: Profile,
-    tags: z.array(z.string()).optional(),
+    tags: z.array(Tag).max(50).optional(),
   }).describe("Add a new zone (without an id: pulumi up creates it)"),
   z.strictObject({ op: z.literal("remove_zone"), zones: Zones }).describe("Remove zones from the inventory"),
   z.strictObject({ op: z.literal("set_profile"), zones: Zones, profile: Profile }).describe("Set the posture profile of zones"),
@@ -23,9 +30,9 @@ export const Edit = z.discriminatedUnion("op", [
     .strictObject({
       op: z.literal("remove_record"),
       zone: ZoneName,
-      type: z.string(),
-      name: z.string(),
-      content: z.string().optional().describe("Needed when several records share the type and name"),
+      type: RecordType,
+      name: RecordName,
+      content: z.string().max(4096).optional().describe("Needed when several records share the type and name"),
     })
     .describe("Remove an extra DNS record of a zone (posture records change through profiles)"),
   z.strictObject({ op: z.literal("ignore_record"), zone: ZoneName, rule: IgnoreRule }).describe("Mark records edgefleet must leave alone"),
