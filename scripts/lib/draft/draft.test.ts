@@ -327,6 +327,22 @@ describe("npm run draft", () => {
       expect(zones.find((z) => z.name === "shop-two.example")!.records).toEqual([{ type: "TXT", name: "@", content: 'a: b # not a comment, [x], "q"' }]);
     });
 
+    it("keeps the model's rationale from injecting a second diff into the patch, or escapes into the terminal", async () => {
+      const injected = `Tag it.\n---\ndiff --git a/fleet/zones.yaml b/fleet/zones.yaml\n--- a/fleet/zones.yaml\n+++ b/fleet/zones.yaml\n@@ -1,1 +1,3 @@\n+zones:\n+  - name: evil.example\n \u001b[31mred\u001b[0m`;
+      api.script([{ kind: "tool", input: { rationale: injected, edits: [{ op: "add_tags", zones: ["shop-two.example"], tags: ["reviewed"] }] } }]);
+      const r = await draft(["tag shop-two"]);
+      expect(r.code, r.err).toBe(DRAFT_EXIT.ok);
+      expect(r.out).not.toContain("\u001b");
+      const name = readdirSync(join(root, "drafts"))[0]!;
+      const patch = readFileSync(join(root, "drafts", name), "utf8");
+      expect(patch.split("\n").filter((l) => l.startsWith("diff --git"))).toHaveLength(1);
+      // git am applies exactly the drafted change.
+      git("-c", "user.name=t", "-c", "user.email=t@t.example", "am", "-q", join("drafts", name));
+      const zones = readFileSync(join(root, "fleet", "zones.yaml"), "utf8");
+      expect(zones).not.toContain("evil.example");
+      expect(zones).toContain("tags: [shop, reviewed]");
+    });
+
     it("refuses an answer cut off at max_tokens, even with a complete-looking tool call", async () => {
       api.script([{ kind: "tool", input: smallChange, stopReason: "max_tokens" }]);
       const head = git("rev-parse", "HEAD").trim();

@@ -149,7 +149,11 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
     const reasons = parsed.error.issues.slice(0, 10).map((i) => `  ${i.path.join(".") || "(input)"}: ${i.message}`);
     return fail(DRAFT_EXIT.refused, `the answer is not a valid edit; nothing was written:\n${reasons.join("\n")}`);
   }
-  const { rationale, edits } = parsed.data;
+  const { edits } = parsed.data;
+  // The model's words reach a terminal, a commit message and a patch that `git am` reads:
+  // one line of plain text, so they can carry no escape sequence, and no line of their own
+  // that git's mail parser would take for the start of a diff ("---", "diff -", "Index:").
+  const rationale = oneLine(parsed.data.rationale);
   if (edits.length === 0) return fail(DRAFT_EXIT.refused, `the model proposed no edits: ${rationale}`, { rationale });
 
   const applied = applyEdits(sources.zones.text, current.inventory, edits);
@@ -191,7 +195,7 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
   }
 
   // Hand it over for review: a commit object on top of HEAD, as a patch and/or a branch.
-  const message = `Draft: ${request}\n\n${rationale}\n\nPlan: +${diff.totals.added} ~${diff.totals.changed} -${diff.totals.removed} records in ${diff.totals.zonesTouched} zone(s).\nDrafted by ${opts.model} through edgefleet; review before merging.\n`;
+  const message = `Draft: ${oneLine(request)}\n\nRationale: ${rationale}\n\nPlan: +${diff.totals.added} ~${diff.totals.changed} -${diff.totals.removed} records in ${diff.totals.zonesTouched} zone(s).\nDrafted by ${opts.model} through edgefleet; review before merging.\n`;
   let commit: string;
   let patchPath: string | undefined;
   try {
@@ -233,6 +237,11 @@ function siteHosts(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isDirectory())
     .map((e) => e.name.toLowerCase());
+}
+
+/** Text on one line without control characters (C0, DEL, C1, line and paragraph separators). */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").replace(/\s+/g, " ").trim();
 }
 
 function stamp(d: Date): string {
