@@ -138,6 +138,22 @@ describe("npm run plan", () => {
     expect((await plan("--base", "HEAD", "--force")).code).toBe(EXIT.ok);
   });
 
+  it("counts records added at posture-sensitive names against the guard, and says so", async () => {
+    // parked-one.example has 7 managed records (a few more if its profile grows); four
+    // SPF, DMARC, wildcard and DKIM additions are well over 30% of them.
+    const extra = [
+      "{ type: TXT, name: mail, content: \"v=spf1 include:x.example -all\" }",
+      "{ type: TXT, name: _dmarc.mail, content: \"v=DMARC1; p=none\" }",
+      "{ type: A, name: \"*\", content: 192.0.2.7 }",
+      "{ type: TXT, name: s1._domainkey, content: \"v=DKIM1; p=MIIB\" }",
+    ];
+    write(ZONES.replace(/(  - name: parked-one\.example\n(?:    .*\n)*?)(?=  - name:|$)/, (m) => `${m}    records:\n${extra.map((e) => `      - ${e}\n`).join("")}`));
+    const r = await plan("--base", "HEAD");
+    expect(r.code, r.err).toBe(EXIT.refused);
+    expect(r.err).toMatch(/parked-one\.example: rewrites 4 of its \d+ managed records \(0 changed, 0 removed, 4 added at posture-sensitive names/);
+    expect(r.out).toMatch(/parked-one\.example.*4 \(4 posture-sensitive\)/);
+  });
+
   it("exits 2 for a git revision that does not exist", async () => {
     const r = await plan("--base", "no-such-branch");
     expect(r.code).toBe(EXIT.usage);

@@ -296,7 +296,11 @@ function renderDiff(c: Colors, diff: PlanDiff, verdict: GuardVerdict, opts: Plan
   out[0] += `${c.green(`+${added}`)} ${c.yellow(`~${changed}`)} ${c.red(`-${removed}`)} records in ${zonesTouched} of ${zonesBefore} zones\n`;
   if (diff.zones.length > 0) {
     const t = table(["zone", "status", "added", "changed", "removed", "records before"]);
-    for (const z of diff.zones) t.push([z.zone, z.status, String(z.added), String(z.changed), String(z.removed), String(z.recordsBefore)]);
+    // Additions at posture-sensitive names (apex, wildcard, DMARC, DKIM, SPF) count against the guard.
+    for (const z of diff.zones) {
+      const added = z.sensitiveAdded > 0 ? `${z.added} (${z.sensitiveAdded} posture-sensitive)` : String(z.added);
+      t.push([z.zone, z.status, added, String(z.changed), String(z.removed), String(z.recordsBefore)]);
+    }
     out.push(`${t.toString()}\n`);
     const shown = diff.changes.filter((ch) => !opts.zone || ch.zone === opts.zone).slice(0, 200);
     for (const ch of shown) {
