@@ -371,11 +371,12 @@ describe("npm run draft", () => {
       nothingWritten(head);
     });
 
-    it("refuses a call of another tool", async () => {
-      api.script([{ kind: "tool", name: "run_shell", input: { command: "id" } }]);
+    it("refuses a call of another tool, and never echoes control characters from the answer", async () => {
+      api.script([{ kind: "tool", name: "run_shell\u001b]0;owned\u0007", input: { command: "id" } }]);
       const r = await draft(["x"]);
       expect(r.code).toBe(DRAFT_EXIT.refused);
-      expect(r.err).toContain("called 'run_shell'");
+      expect(r.err).toContain("called 'run_shell?]0;owned?'");
+      expect(r.err).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
     });
 
     it.each([

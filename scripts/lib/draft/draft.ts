@@ -92,7 +92,10 @@ export async function runDraft(argv: string[], io: DraftIO): Promise<number> {
   if (stop !== undefined) return stop;
   const opts = cmd.opts<DraftOptions>();
   const request = (cmd.args as string[]).join(" ").trim();
-  const fail = (code: number, message: string, extra: Record<string, unknown> = {}) => {
+  const fail = (code: number, text: string, extra: Record<string, unknown> = {}) => {
+    // Messages quote the model's strings (a zone name zod refused, a tool name): never let
+    // them carry terminal control sequences to the operator's screen.
+    const message = text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, "?");
     if (opts.json) io.out(`${JSON.stringify({ ok: false, error: message, ...extra }, null, 2)}\n`);
     io.err(`draft: ${message}\n`);
     return code;
