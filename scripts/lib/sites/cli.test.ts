@@ -1,11 +1,11 @@
 // `npm run sites` end to end: the command line, the build and the publisher, against
-// the FAKE KV API on loopback (fake-kv-api.ts).
+// the FAKE KV API on loopback (test/fakes/cloudflare-kv-api.ts).
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runSites, SITES_EXIT } from "./cli.ts";
-import { FakeKvApi } from "./fake-kv-api.ts";
+import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
 
 let fake: FakeKvApi;
 let baseURL: string;

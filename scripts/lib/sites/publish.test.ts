@@ -1,5 +1,5 @@
 // The publisher against a stateful FAKE of Cloudflare's KV API on loopback
-// (fake-kv-api.ts), through the real `cloudflare` SDK with a configurable base URL.
+// (test/fakes/cloudflare-kv-api.ts), through the real `cloudflare` SDK with a configurable base URL.
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
 import { buildSites, type KvEntry, type SitesBuild } from "./build.ts";
-import { FakeKvApi } from "./fake-kv-api.ts";
+import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
 import { applyPlan, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
 
 const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));

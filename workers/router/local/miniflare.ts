@@ -1,7 +1,7 @@
 // Starts the router Worker in workerd through Miniflare, with the bindings and
 // compatibility settings read from its wrangler.jsonc (the single source), and
-// loads a sites build into its KV namespace. Used by the router's tests, by
-// `npm run dev:router` and by the benchmark.
+// loads a sites build into its KV namespace. Local-run code, not test code (operator
+// commands may import it): used by the router's tests, `npm run dev:router` and the benchmark.
 // First, before wrangler and miniflare load: no telemetry wherever the router is started.
 import "../../../scripts/lib/no-telemetry.ts";
 import { Miniflare, type MiniflareOptions } from "miniflare";
