@@ -10,9 +10,17 @@ import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
 let fake: FakeKvApi;
 let baseURL: string;
 let sites: string;
+/** The waits the CLI asked for (propagation bound, lease); they move the fake's clock instead of sleeping. */
+let waits: number[];
+let serverClock = 0;
+let duringWait: (() => Promise<void>) | undefined;
 
 beforeEach(async () => {
   fake = new FakeKvApi({ token: "cli-test-token-s3cret" });
+  waits = [];
+  duringWait = undefined;
+  serverClock = 1_800_000_000_000;
+  fake.now = () => serverClock;
   baseURL = await fake.start();
   sites = mkdtempSync(join(tmpdir(), "edgefleet-sites-"));
   cpSync("fleet/sites", sites, { recursive: true });
@@ -32,7 +40,15 @@ async function runWith(env: Record<string, string>, ...args: string[]) {
     err: (s) => (err += s),
     root: process.cwd(),
     env,
+    sleep: async (ms) => {
+      waits.push(ms);
+      serverClock += ms;
+      const hook = duringWait;
+      duringWait = undefined;
+      await hook?.();
+    },
   });
+  serverClock += 2000; // KV allows one write a second to a key
   return { code, out, err };
 }
 
@@ -86,7 +102,7 @@ describe("sites publish", () => {
     for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example"]) rmSync(join(sites, host), { recursive: true });
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    expect(refused.err).toMatch(/refused: it would delete 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
+    expect(refused.err).toMatch(/refused: it would remove 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
     expect(new Map(fake.store)).toEqual(before);
     const forced = await publish("--force");
     expect(forced.code).toBe(0);
@@ -103,8 +119,8 @@ describe("sites publish", () => {
   });
 
   it("exits 4 when a write fails halfway, and a re-run finishes the publish", async () => {
-    // The first bulk write (all content) goes through; the host tables' write fails.
-    fake.failBulkWritesFrom = 2;
+    // The first bulk writes (the lease, then all content) go through; the host tables' write fails.
+    fake.failBulkWritesFrom = 3;
     fake.failureRetryAfter = "0"; // the CLI's SDK retries 5 times; do not sit out its back-off
     const failed = await publish();
     expect(failed.code).toBe(SITES_EXIT.api);
