@@ -145,6 +145,12 @@ export class FakeKvApi {
   beforeBulkWrite: ((keys: string[]) => void | Promise<void>) | undefined;
   /** Enforce one write per second per key (on by default, as Cloudflare). */
   enforceSameKeyLimit = true;
+  /**
+   * How stale the REST API's single-value reads may be (ms). Cloudflare does not document
+   * the REST read path's consistency; a test of the lease sets this to KV's bound to model
+   * a read served by a location that has not seen a write yet.
+   */
+  apiReadLagMs = 0;
   private readonly history = new Map<string, Version[]>();
   private readonly lastWrite = new Map<string, number>();
   private bulkWrites = 0;
@@ -298,7 +304,7 @@ export class FakeKvApi {
     if (method === "GET" && rest.startsWith("/values/")) {
       const key = decodeURIComponent(rest.slice("/values/".length));
       checkKey(key);
-      const stored = this.store.get(key);
+      const stored = this.apiReadLagMs > 0 ? this.versionAt(key, now - this.apiReadLagMs) : this.store.get(key);
       if (!stored) return send(404, null, [{ code: 10009, message: "get: 'key not found'" }]);
       res.writeHead(200, { "content-type": "application/octet-stream", date: new Date(now).toUTCString() });
       res.end(stored.value);

@@ -1,6 +1,6 @@
 // `npm run sites` end to end: the command line, the build and the publisher, against
 // the FAKE KV API on loopback (test/fakes/cloudflare-kv-api.ts).
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -107,6 +107,44 @@ describe("sites publish", () => {
     const forced = await publish("--force");
     expect(forced.code).toBe(0);
     expect([...fake.store.keys()].filter((k) => k.startsWith("host:"))).toHaveLength(6);
+  });
+
+  it("refuses a wrong --sites directory: the same hosts with other pages (rewritten), and changes nothing", async () => {
+    await publish();
+    const before = new Map(fake.store);
+    // An old checkout, say: every HTML page of every site differs.
+    for (const f of readdirSync(sites, { recursive: true, encoding: "utf8" })) {
+      if (f.endsWith(".html")) writeFileSync(join(sites, f), `<p>stale copy of ${f}</p>\n`);
+    }
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    expect(refused.err).toMatch(/refused: it would rewrite 7 of 12 published hosts .*is --sites the right directory\?/);
+    expect(new Map(fake.store)).toEqual(before);
+    const dry = JSON.parse((await publish("--dry-run", "--json")).out) as { hostsRewritten: string[]; refused?: boolean };
+    expect(dry.refused).toBe(true);
+    expect(dry.hostsRewritten).toContain("amber-home.example");
+  });
+
+  it("refuses emptying hosts (a directory whose pages are gone) like deleting them", async () => {
+    await publish();
+    for (const host of ["amber-home.example", "aurora-press.example", "fabrikam-studio.example"]) {
+      for (const f of readdirSync(join(sites, host), { recursive: true, encoding: "utf8" })) {
+        if (f !== "_redirects" && !statSync(join(sites, host, f)).isDirectory()) rmSync(join(sites, host, f));
+      }
+    }
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    expect(refused.err).toMatch(/refused: it would empty 3 of 12 published hosts/);
+  });
+
+  it("does not count a one-page change on every site as a rewrite", async () => {
+    await publish();
+    for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example", "fabrikam-studio.example", "llm-gateway.example", "northwind-traders.example"]) {
+      writeFileSync(join(sites, host, "index.html"), `<h1>${host}, new front page</h1>\n`);
+    }
+    const res = await publish();
+    expect(res.code).toBe(0);
+    expect(res.out).toMatch(/: 12 written/);
   });
 
   it("exits 4 on an API failure and names the way to resume", async () => {

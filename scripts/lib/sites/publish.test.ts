@@ -5,12 +5,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Cloudflare from "cloudflare";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { HostTable } from "../../../workers/router/src/table.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
 import { buildSites, type KvEntry, type SitesBuild } from "./build.ts";
 import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
-import { applyPlan, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
+import { applyPlan, compareTables, DEFAULT_PROPAGATION_MS, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
 
 const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));
 let fake: FakeKvApi;
@@ -81,7 +82,8 @@ describe("publishing the content map", () => {
     const build = buildSites("fleet/sites", { allowedHosts });
     await publish(build);
     fake.requests.length = 0;
-    const { plan, result } = await publish(build);
+    const { plan, result, waits } = await publish(build);
+    expect(waits).toEqual([]);
     expect(plan.unchanged).toBe(build.entries.length);
     expect(result).toEqual({ written: 0, deleted: 0, requests: 0 });
     expect(bulkRequests()).toEqual([]);
@@ -95,7 +97,9 @@ describe("publishing the content map", () => {
     writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>New rooms</h1>\n");
     const after = buildSites(dir, { allowedHosts });
     fake.requests.length = 0;
-    const { plan, result } = await publish(after);
+    const { plan, result, waits } = await publish(after);
+    // KV's propagation bound is waited out between the content and the table naming it.
+    expect(waits).toEqual([DEFAULT_PROPAGATION_MS]);
     expect(plan.content.map((e) => e.key)).toEqual([`sha256:${createHash("sha256").update("<h1>New rooms</h1>\n").digest("hex")}`]);
     expect(plan.hosts.map((e) => e.key)).toEqual(["host:amber-home.example"]);
     expect(plan.deletes).toHaveLength(1);
@@ -282,6 +286,48 @@ describe("publishing the content map", () => {
     expect(err.message).toContain("HTTP 401 (10000 Authentication error)");
     expect(err.message).not.toContain("wrong-token-value-123");
     expect(fake.store.size).toBe(0);
+  });
+});
+
+describe("time is the API server's", () => {
+  it("deletes nothing early when this machine's clock runs a day ahead", async () => {
+    const dir = copySites();
+    await publish(buildSites(dir, { allowedHosts }));
+    writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>Rooms v2</h1>\n");
+    const v2 = buildSites(dir, { allowedHosts });
+    const first = await publish(v2, { graceMs: 600_000 });
+    const local = vi.spyOn(Date, "now").mockReturnValue(Date.now() + 24 * 3600_000);
+    try {
+      const again = await publish(v2, { graceMs: 600_000 });
+      expect(again.plan.deletes).toEqual([]);
+      expect(again.plan.deferred).toEqual(first.plan.deferred);
+    } finally {
+      local.mockRestore();
+    }
+    serverClock += 600_000;
+    expect((await publish(v2, { graceMs: 600_000 })).plan.deletes).toEqual(first.plan.deferred);
+  });
+});
+
+describe("the guard's view of a host", () => {
+  const file = (h: string) => ({ h, t: "text/html", c: "no-store", s: 1 });
+  const table = (files: Record<string, string>, extra: Partial<HostTable> = {}): HostTable => ({
+    v: 1,
+    files: Object.fromEntries(Object.entries(files).map(([p, h]) => [p, file(h)])),
+    redirects: {},
+    patterns: [],
+    ...extra,
+  });
+  it("counts half or more of the paths removed or changed as rewritten, less as a change", () => {
+    const old = table({ "/a": "1", "/b": "2", "/c": "3", "/d": "4" });
+    expect(compareTables(old, table({ "/a": "x", "/b": "2", "/c": "3", "/d": "4" }))).toBeUndefined();
+    expect(compareTables(old, table({ "/a": "x", "/b": "y", "/c": "3", "/d": "4" }))).toBe("rewritten");
+    expect(compareTables(old, table({ "/c": "3", "/d": "4", "/e": "5" }))).toBe("rewritten");
+  });
+  it("counts a host left serving nothing as emptied, and a switch to or from a www redirect as rewritten", () => {
+    expect(compareTables(table({ "/a": "1" }), table({}, { redirects: { "/x": { to: "/y", status: 301 } } }))).toBe("emptied");
+    expect(compareTables(table({}, { canonical: "a.example" }), table({ "/a": "1" }))).toBe("rewritten");
+    expect(compareTables(table({}, { canonical: "a.example" }), table({}, { canonical: "a.example" }))).toBeUndefined();
   });
 });
 
