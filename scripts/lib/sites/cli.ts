@@ -35,8 +35,6 @@ export const SITES_EXIT = { ...EXIT, api: 4, locked: 5 } as const;
  * this share of the published hosts (the plan's fleet guard is 20% of zones too).
  */
 export const MAX_HOSTS_CHANGED_SHARE = 0.2;
-/** @deprecated the guard counts removed, emptied and rewritten hosts: MAX_HOSTS_CHANGED_SHARE. */
-export const MAX_HOSTS_REMOVED_SHARE = MAX_HOSTS_CHANGED_SHARE;
 
 export interface SitesIo {
   out: (s: string) => void;

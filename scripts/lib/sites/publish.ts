@@ -324,11 +324,19 @@ export async function hostChanges(t: KvTarget, plan: PublishPlan): Promise<HostC
   const changed = plan.hosts.filter((e) => plan.existing?.has(e.key));
   for (let i = 0; i < changed.length; i += 100) {
     const batch = changed.slice(i, i + 100);
-    const res = await t.client.kv.namespaces.bulkGet(t.namespaceId, { account_id: t.accountId, keys: batch.map((e) => e.key), type: "json" });
+    // As text: a value under our prefix that is not a table (written by something else) is
+    // replaced without counting, rather than failing the whole read.
+    const res = await t.client.kv.namespaces.bulkGet(t.namespaceId, { account_id: t.accountId, keys: batch.map((e) => e.key), type: "text" });
     const values = (res as { values?: Record<string, unknown> } | null)?.values ?? {};
     for (const e of batch) {
-      const old = values[e.key] as HostTable | null | undefined;
-      if (!old || typeof old !== "object") continue;
+      let old: HostTable | undefined;
+      try {
+        const raw = values[e.key];
+        old = typeof raw === "string" ? (JSON.parse(raw) as HostTable) : undefined;
+      } catch {
+        old = undefined;
+      }
+      if (!old || typeof old !== "object" || typeof old.files !== "object") continue;
       const next = JSON.parse(new TextDecoder().decode(e.value)) as HostTable;
       const verdict = compareTables(old, next);
       if (verdict) out[verdict].push(e.key.slice(HOST_PREFIX.length));
