@@ -145,4 +145,21 @@ describe("sites publish with the lease", () => {
     expect(res.code).toBe(0);
     expect(order).toEqual(["lease", "content", "wait 120 s", "tables"]);
   });
+
+  it("waits B after the content's upload ends when the upload outlasts the lease's wait", async () => {
+    const waits: number[] = [];
+    // B = 0.6 s and a content upload that takes 1.5 s (real time): the lease's 2B has
+    // passed when the upload ends, and (nearly all of) B is still owed to the content.
+    fake.beforeBulkWrite = async (keys) => {
+      if (keys.some((k) => k.startsWith("sha256:"))) await new Promise((r) => setTimeout(r, 1500));
+    };
+    const res = await run(["--propagation-seconds", "0.6"], async (ms) => {
+      waits.push(ms);
+      clock += ms;
+    });
+    expect(res.code).toBe(0);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThan(0);
+    expect(waits[0]).toBeLessThanOrEqual(600);
+  });
 });
