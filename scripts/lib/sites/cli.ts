@@ -156,6 +156,9 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
         const graceMs = number("--grace-minutes", opts.graceMinutes, 0) * 60_000;
         const propagationMs = number("--propagation-seconds", opts.propagationSeconds, 0) * 1000;
         const leaseMs = number("--lease-minutes", opts.leaseMinutes, 1) * 60_000;
+        if (propagationMs < 60_000) {
+          io.err(`sites publish: warning: --propagation-seconds ${propagationMs / 1000} is below KV's documented 60 s; the lease and "content visible before any table names it" no longer hold\n`);
+        }
         const settings = readStackSettings(io.root, opts.stack);
         const accountId = opts.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID ?? settings.accountId;
         const namespaceId = opts.namespaceId ?? io.env.EDGEFLEET_SITES_NAMESPACE_ID;
