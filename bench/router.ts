@@ -17,11 +17,11 @@ import { buildSites } from "../scripts/lib/sites/build.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { routerHosts } from "../stacks/model/router-shards.ts";
 import { readRouterConfig } from "../workers/router/config.ts";
-import { loadEntries, startRouter } from "../workers/router/test/harness.ts";
+import { loadEntries, startRouter } from "../workers/router/local/miniflare.ts";
 import { cpuMs, withWorkerdPid } from "./lib/router/cpu.ts";
 import { drive, type LoadResult } from "./lib/router/load.ts";
 
-// wrangler's no-telemetry variables are set by the harness (workers/router/test/harness.ts).
+// wrangler's no-telemetry variables are set by the harness (workers/router/local/miniflare.ts).
 
 const { values } = parseArgs({
   options: {

@@ -10,7 +10,7 @@ import { buildSites, formatBuildProblem, SitesBuildError } from "./lib/sites/bui
 import { EXIT } from "./lib/exit-codes.ts";
 import { InventoryError, loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { routerHosts } from "../stacks/model/router-shards.ts";
-import { loadEntries, startRouter } from "../workers/router/test/harness.ts";
+import { loadEntries, startRouter } from "../workers/router/local/miniflare.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const program = new Command("dev:router")

@@ -1,18 +1,26 @@
 // `npm run sites` end to end: the command line, the build and the publisher, against
-// the FAKE KV API on loopback (fake-kv-api.ts).
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// the FAKE KV API on loopback (test/fakes/cloudflare-kv-api.ts).
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runSites, SITES_EXIT } from "./cli.ts";
-import { FakeKvApi } from "./fake-kv-api.ts";
+import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
 
 let fake: FakeKvApi;
 let baseURL: string;
 let sites: string;
+/** The waits the CLI asked for (propagation bound, lease); they move the fake's clock instead of sleeping. */
+let waits: number[];
+let serverClock = 0;
+let duringWait: (() => Promise<void>) | undefined;
 
 beforeEach(async () => {
   fake = new FakeKvApi({ token: "cli-test-token-s3cret" });
+  waits = [];
+  duringWait = undefined;
+  serverClock = 1_800_000_000_000;
+  fake.now = () => serverClock;
   baseURL = await fake.start();
   sites = mkdtempSync(join(tmpdir(), "edgefleet-sites-"));
   cpSync("fleet/sites", sites, { recursive: true });
@@ -32,7 +40,15 @@ async function runWith(env: Record<string, string>, ...args: string[]) {
     err: (s) => (err += s),
     root: process.cwd(),
     env,
+    sleep: async (ms) => {
+      waits.push(ms);
+      serverClock += ms;
+      const hook = duringWait;
+      duringWait = undefined;
+      await hook?.();
+    },
   });
+  serverClock += 2000; // KV allows one write a second to a key
   return { code, out, err };
 }
 
@@ -86,11 +102,49 @@ describe("sites publish", () => {
     for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example"]) rmSync(join(sites, host), { recursive: true });
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    expect(refused.err).toMatch(/refused: it would delete 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
+    expect(refused.err).toMatch(/refused: it would remove 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
     expect(new Map(fake.store)).toEqual(before);
     const forced = await publish("--force");
     expect(forced.code).toBe(0);
     expect([...fake.store.keys()].filter((k) => k.startsWith("host:"))).toHaveLength(6);
+  });
+
+  it("refuses a wrong --sites directory: the same hosts with other pages (rewritten), and changes nothing", async () => {
+    await publish();
+    const before = new Map(fake.store);
+    // An old checkout, say: every HTML page of every site differs.
+    for (const f of readdirSync(sites, { recursive: true, encoding: "utf8" })) {
+      if (f.endsWith(".html")) writeFileSync(join(sites, f), `<p>stale copy of ${f}</p>\n`);
+    }
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    expect(refused.err).toMatch(/refused: it would rewrite 7 of 12 published hosts .*is --sites the right directory\?/);
+    expect(new Map(fake.store)).toEqual(before);
+    const dry = JSON.parse((await publish("--dry-run", "--json")).out) as { hostsRewritten: string[]; refused?: boolean };
+    expect(dry.refused).toBe(true);
+    expect(dry.hostsRewritten).toContain("amber-home.example");
+  });
+
+  it("refuses emptying hosts (a directory whose pages are gone) like deleting them", async () => {
+    await publish();
+    for (const host of ["amber-home.example", "aurora-press.example", "fabrikam-studio.example"]) {
+      for (const f of readdirSync(join(sites, host), { recursive: true, encoding: "utf8" })) {
+        if (f !== "_redirects" && !statSync(join(sites, host, f)).isDirectory()) rmSync(join(sites, host, f));
+      }
+    }
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    expect(refused.err).toMatch(/refused: it would empty 3 of 12 published hosts/);
+  });
+
+  it("does not count a one-page change on every site as a rewrite", async () => {
+    await publish();
+    for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example", "fabrikam-studio.example", "llm-gateway.example", "northwind-traders.example"]) {
+      writeFileSync(join(sites, host, "index.html"), `<h1>${host}, new front page</h1>\n`);
+    }
+    const res = await publish();
+    expect(res.code).toBe(0);
+    expect(res.out).toMatch(/: 12 written/);
   });
 
   it("exits 4 on an API failure and names the way to resume", async () => {
@@ -103,8 +157,8 @@ describe("sites publish", () => {
   });
 
   it("exits 4 when a write fails halfway, and a re-run finishes the publish", async () => {
-    // The first bulk write (all content) goes through; the host tables' write fails.
-    fake.failBulkWritesFrom = 2;
+    // The first bulk writes (the lease, then all content) go through; the host tables' write fails.
+    fake.failBulkWritesFrom = 3;
     fake.failureRetryAfter = "0"; // the CLI's SDK retries 5 times; do not sit out its back-off
     const failed = await publish();
     expect(failed.code).toBe(SITES_EXIT.api);

@@ -1,24 +1,29 @@
 // The publisher against a stateful FAKE of Cloudflare's KV API on loopback
-// (fake-kv-api.ts), through the real `cloudflare` SDK with a configurable base URL.
+// (test/fakes/cloudflare-kv-api.ts), through the real `cloudflare` SDK with a configurable base URL.
 import { createHash } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Cloudflare from "cloudflare";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { HostTable } from "../../../workers/router/src/table.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
 import { buildSites, type KvEntry, type SitesBuild } from "./build.ts";
-import { FakeKvApi } from "./fake-kv-api.ts";
-import { applyPlan, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
+import { FakeKvApi } from "../../../test/fakes/cloudflare-kv-api.ts";
+import { applyPlan, compareTables, DEFAULT_PROPAGATION_MS, ORPHANS_KEY, planFromRemote, planPublish, PublishError, rateLimitedFetch, type KvTarget } from "./publish.ts";
 
 const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));
 let fake: FakeKvApi;
 let target: KvTarget;
 let dirs: string[] = [];
+/** The API server's clock (the fake's Date header); this machine's clock plays no part. */
+let serverClock: number;
 
 beforeEach(async () => {
   fake = new FakeKvApi();
+  serverClock = 1_800_000_000_000;
+  fake.now = () => serverClock;
   const baseURL = await fake.start();
   target = {
     client: new Cloudflare({ apiToken: fake.token, baseURL, maxRetries: 3 }),
@@ -39,11 +44,17 @@ function copySites(): string {
   return dir;
 }
 
-/** Publishes as the CLI does; unreferenced content is deleted at once unless a grace is given. */
-async function publish(build: SitesBuild, opts: { maxPairs?: number; graceMs?: number; now?: number } = {}) {
-  const plan = await planFromRemote(target, build, { graceMs: opts.graceMs ?? 0, now: opts.now ?? Date.now() });
-  const result = await applyPlan(target, plan, opts);
-  return { plan, result };
+/**
+ * Publishes as the CLI does (without the lease; cli.test.ts covers it); unreferenced
+ * content is deleted at once unless a grace is given. The server's clock moves on 2 s
+ * after each publish (KV allows one write a second to a key).
+ */
+async function publish(build: SitesBuild, opts: { maxPairs?: number; graceMs?: number } = {}) {
+  const plan = await planFromRemote(target, build, { graceMs: opts.graceMs ?? 0 });
+  const waits: number[] = [];
+  const result = await applyPlan(target, plan, { ...opts, sleep: async (ms) => void waits.push(ms) });
+  serverClock += 2000;
+  return { plan, result, waits };
 }
 
 const bulkRequests = () => fake.requests.filter((r) => r.path.endsWith("/bulk") || r.path.endsWith("/bulk/delete"));
@@ -71,7 +82,8 @@ describe("publishing the content map", () => {
     const build = buildSites("fleet/sites", { allowedHosts });
     await publish(build);
     fake.requests.length = 0;
-    const { plan, result } = await publish(build);
+    const { plan, result, waits } = await publish(build);
+    expect(waits).toEqual([]);
     expect(plan.unchanged).toBe(build.entries.length);
     expect(result).toEqual({ written: 0, deleted: 0, requests: 0 });
     expect(bulkRequests()).toEqual([]);
@@ -85,7 +97,9 @@ describe("publishing the content map", () => {
     writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>New rooms</h1>\n");
     const after = buildSites(dir, { allowedHosts });
     fake.requests.length = 0;
-    const { plan, result } = await publish(after);
+    const { plan, result, waits } = await publish(after);
+    // KV's propagation bound is waited out between the content and the table naming it.
+    expect(waits).toEqual([DEFAULT_PROPAGATION_MS]);
     expect(plan.content.map((e) => e.key)).toEqual([`sha256:${createHash("sha256").update("<h1>New rooms</h1>\n").digest("hex")}`]);
     expect(plan.hosts.map((e) => e.key)).toEqual(["host:amber-home.example"]);
     expect(plan.deletes).toHaveLength(1);
@@ -106,24 +120,26 @@ describe("publishing the content map", () => {
     await publish(v1);
     writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>Rooms v2</h1>\n");
     const v2 = buildSites(dir, { allowedHosts });
-    const [old] = planPublish(v2, new Map(v1.entries.map((e) => [e.key, e.metadata.sha256])), { graceMs: 0 }).deletes;
-    const t0 = 1_800_000_000_000;
+    const [old] = planPublish(v2, new Map(v1.entries.map((e) => [e.key, e.metadata.sha256])), { graceMs: 0, now: serverClock }).deletes;
     const GRACE = 10 * 60_000;
+    const t0 = serverClock;
 
-    const first = await publish(v2, { graceMs: GRACE, now: t0 });
+    const first = await publish(v2, { graceMs: GRACE });
     expect(first.plan.deletes).toEqual([]);
     expect(first.plan.deferred).toEqual([old]);
     expect(fake.store.has(old!)).toBe(true);
     expect(JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString())).toEqual({ [old!]: t0 });
 
-    // Within the grace period: nothing to do, not even a request.
+    // Within the grace period (by the server's clock): nothing to do, not even a request.
     fake.requests.length = 0;
-    const again = await publish(v2, { graceMs: GRACE, now: t0 + GRACE - 1 });
+    serverClock = t0 + GRACE - 1000;
+    const again = await publish(v2, { graceMs: GRACE });
     expect(again.result).toEqual({ written: 0, deleted: 0, requests: 0 });
     expect(fake.store.has(old!)).toBe(true);
 
     // After it: deleted, and the record emptied.
-    const later = await publish(v2, { graceMs: GRACE, now: t0 + GRACE });
+    serverClock = t0 + GRACE;
+    const later = await publish(v2, { graceMs: GRACE });
     expect(later.plan.deletes).toEqual([old]);
     expect(fake.store.has(old!)).toBe(false);
     expect(JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString())).toEqual({});
@@ -137,14 +153,16 @@ describe("publishing the content map", () => {
     const page = join(dir, "amber-home.example/rooms/index.html");
     const original = readFileSync(page);
     writeFileSync(page, "<h1>Rooms v2</h1>\n");
-    await publish(buildSites(dir, { allowedHosts }), { graceMs: 600_000, now: 1_000 });
+    await publish(buildSites(dir, { allowedHosts }), { graceMs: 600_000 });
     writeFileSync(page, original);
-    const back = await publish(v1, { graceMs: 600_000, now: 2_000 });
+    const backAt = serverClock;
+    const back = await publish(v1, { graceMs: 600_000 });
     expect(back.plan.deletes).toEqual([]);
     expect(back.plan.deferred).toHaveLength(1); // v2's page, now the orphan
     const record = JSON.parse(fake.store.get(ORPHANS_KEY)!.value.toString()) as Record<string, number>;
-    expect(Object.values(record)).toEqual([2_000]);
-    const late = await publish(v1, { graceMs: 600_000, now: 10_000_000 });
+    expect(Object.values(record)).toEqual([backAt]);
+    serverClock += 600_000;
+    const late = await publish(v1, { graceMs: 600_000 });
     expect(late.plan.deletes).toHaveLength(1);
     expectStoreEquals(v1);
   });
@@ -225,14 +243,14 @@ describe("publishing the content map", () => {
     // No SDK retries: the fake fails every write from the second request on.
     const once: KvTarget = { ...target, client: new Cloudflare({ apiToken: fake.token, baseURL: target.client.baseURL, maxRetries: 0 }) };
     fake.failBulkWritesFrom = 2;
-    const err = await applyPlan(once, await planFromRemote(once, build, { graceMs: 0 })).catch((e: unknown) => e);
+    const err = await applyPlan(once, await planFromRemote(once, build, { graceMs: 0 }), { propagationMs: 0 }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/^writing 5000 content key\(s\) failed after 10000 written/);
     expect(fake.store.size).toBe(10_000);
     fake.failBulkWritesFrom = undefined;
     fake.requests.length = 0;
     const plan = await planFromRemote(once, build, { graceMs: 0 });
     expect([plan.unchanged, plan.content.length]).toEqual([10_000, 5_000]);
-    expect(await applyPlan(once, plan)).toEqual({ written: 5_000, deleted: 0, requests: 1 });
+    expect(await applyPlan(once, plan, { propagationMs: 0 })).toEqual({ written: 5_000, deleted: 0, requests: 1 });
     expect(bulkRequests().map((r) => r.keys)).toEqual([5_000]);
     expect(fake.store.size).toBe(15_000);
   }, 60_000);
@@ -254,19 +272,62 @@ describe("publishing the content map", () => {
     fake.rateLimit = { count: 2, retryAfter: "0" };
     const { result } = await publish(build);
     expect(result.written).toBe(build.entries.length);
-    expect(fake.requests.slice(0, 3).map((r) => r.path.endsWith("/keys"))).toEqual([true, true, true]);
+    // The first request (the lease read) was answered 429 twice, then went through.
+    expect(new Set(fake.requests.slice(0, 3).map((r) => r.path)).size).toBe(1);
     expectStoreEquals(build);
   });
 
   it("reports an authentication failure without the token", async () => {
     const client = new Cloudflare({ apiToken: "wrong-token-value-123", baseURL: target.client.baseURL, maxRetries: 0 });
     const build = buildSites("fleet/sites", { allowedHosts });
-    const plan = planPublish(build, new Map());
+    const plan = planPublish(build, new Map(), { now: serverClock });
     const err = (await applyPlan({ ...target, client }, plan).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(PublishError);
     expect(err.message).toContain("HTTP 401 (10000 Authentication error)");
     expect(err.message).not.toContain("wrong-token-value-123");
     expect(fake.store.size).toBe(0);
+  });
+});
+
+describe("time is the API server's", () => {
+  it("deletes nothing early when this machine's clock runs a day ahead", async () => {
+    const dir = copySites();
+    await publish(buildSites(dir, { allowedHosts }));
+    writeFileSync(join(dir, "amber-home.example/rooms/index.html"), "<h1>Rooms v2</h1>\n");
+    const v2 = buildSites(dir, { allowedHosts });
+    const first = await publish(v2, { graceMs: 600_000 });
+    const local = vi.spyOn(Date, "now").mockReturnValue(Date.now() + 24 * 3600_000);
+    try {
+      const again = await publish(v2, { graceMs: 600_000 });
+      expect(again.plan.deletes).toEqual([]);
+      expect(again.plan.deferred).toEqual(first.plan.deferred);
+    } finally {
+      local.mockRestore();
+    }
+    serverClock += 600_000;
+    expect((await publish(v2, { graceMs: 600_000 })).plan.deletes).toEqual(first.plan.deferred);
+  });
+});
+
+describe("the guard's view of a host", () => {
+  const file = (h: string) => ({ h, t: "text/html", c: "no-store", s: 1 });
+  const table = (files: Record<string, string>, extra: Partial<HostTable> = {}): HostTable => ({
+    v: 1,
+    files: Object.fromEntries(Object.entries(files).map(([p, h]) => [p, file(h)])),
+    redirects: {},
+    patterns: [],
+    ...extra,
+  });
+  it("counts half or more of the paths removed or changed as rewritten, less as a change", () => {
+    const old = table({ "/a": "1", "/b": "2", "/c": "3", "/d": "4" });
+    expect(compareTables(old, table({ "/a": "x", "/b": "2", "/c": "3", "/d": "4" }))).toBeUndefined();
+    expect(compareTables(old, table({ "/a": "x", "/b": "y", "/c": "3", "/d": "4" }))).toBe("rewritten");
+    expect(compareTables(old, table({ "/c": "3", "/d": "4", "/e": "5" }))).toBe("rewritten");
+  });
+  it("counts a host left serving nothing as emptied, and a switch to or from a www redirect as rewritten", () => {
+    expect(compareTables(table({ "/a": "1" }), table({}, { redirects: { "/x": { to: "/y", status: 301 } } }))).toBe("emptied");
+    expect(compareTables(table({}, { canonical: "a.example" }), table({ "/a": "1" }))).toBe("rewritten");
+    expect(compareTables(table({}, { canonical: "a.example" }), table({}, { canonical: "a.example" }))).toBeUndefined();
   });
 });
 

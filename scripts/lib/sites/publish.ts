@@ -4,14 +4,17 @@
 //
 // Resumable by design: the diff is recomputed from the namespace's key listing on
 // every run, so a run that fails halfway is finished by running it again. The write
-// order keeps the live site whole at every step: content first, then host tables
-// (which only name content already written), then deletions of what no table names.
-// Content no table names any more is deleted only after a grace period (default 10
-// minutes, recorded in the `publish:orphans` key): an edge may still hold an older
+// order keeps the live site whole at every step, in every location: content first, then
+// a wait of KV's propagation bound (content must be visible everywhere before any table
+// names it: KV caches misses too, kv/concepts/how-kv-works.mdx), then host tables, then
+// deletions of what no table names. Content no table names any more is deleted only after
+// a grace period (default 10 minutes, recorded in the `publish:orphans` key, timed by the
+// API server's Date header, never this machine's clock): an edge may still hold an older
 // table for a minute or so (KV's cache, the Worker's TTL) and must find its content.
 import Cloudflare from "cloudflare";
-import { CONTENT_PREFIX, HOST_PREFIX } from "../../../workers/router/src/table.ts";
+import { CONTENT_PREFIX, HOST_PREFIX, type HostTable } from "../../../workers/router/src/table.ts";
 import type { KvEntry, SitesBuild } from "./build.ts";
+import { readLock, type LockRecord } from "./lock.ts";
 
 /** Cloudflare's bulk limits (last verified 2026-11): 10,000 pairs and 100 MB a request. */
 export const BULK_MAX_PAIRS = 10_000;
@@ -22,6 +25,13 @@ export const BULK_MAX_BODY_BYTES = 90 * 1024 * 1024;
 export const ORPHANS_KEY = "publish:orphans";
 /** How long unreferenced content stays before it is deleted (KV's ~60 s edge cache, and more). */
 export const DEFAULT_GRACE_MS = 10 * 60 * 1000;
+/**
+ * KV's propagation bound B: "Changes may take up to 60 seconds or more to be visible in
+ * other global network locations" (kv/concepts/how-kv-works.mdx, checked 2026-11-27).
+ * The publish waits this long between writing content and writing the tables that name
+ * it, and the lease waits twice this long (lock.ts). 90 s leaves a margin over the 60 s.
+ */
+export const DEFAULT_PROPAGATION_MS = 90 * 1000;
 
 /** Content key -> when a publish first found no table naming it (epoch ms). */
 export type Orphans = Record<string, number>;
@@ -42,6 +52,12 @@ export interface PublishPlan {
   hostsRemoved: string[];
   /** Host tables that exist now (for the safety guard). */
   hostsBefore: number;
+  /** The keys of ours that exist now. */
+  existing?: ReadonlySet<string>;
+  /** The API server's time when the plan was made (ms; from its Date header). */
+  serverNow: number;
+  /** The publish lease as the plan found it (lock.ts); "damaged" if unreadable. */
+  lock?: LockRecord | "damaged" | undefined;
 }
 
 /** Keys the publisher owns; anything else in the namespace is left alone. */
@@ -50,13 +66,15 @@ export const isOurs = (key: string) => key.startsWith(HOST_PREFIX) || key.starts
 export interface PlanOptions {
   /** The orphans record read from the namespace (default none). */
   orphans?: Orphans;
-  now?: number;
+  /** The API server's time (ms); planFromRemote takes it from the server's Date header. */
+  now: number;
   graceMs?: number;
 }
 
 /** The diff between a build and the namespace's keys (name -> metadata.sha256). */
-export function planPublish(build: SitesBuild, remote: ReadonlyMap<string, string | undefined>, opts: PlanOptions = {}): PublishPlan {
-  const now = opts.now ?? Date.now();
+export function planPublish(build: SitesBuild, remote: ReadonlyMap<string, string | undefined>, opts: PlanOptions): PublishPlan {
+  // Never this machine's clock: the grace period is judged by the API server's.
+  const now = opts.now;
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   const before = opts.orphans ?? {};
   const orphans: Orphans = {};
@@ -69,6 +87,8 @@ export function planPublish(build: SitesBuild, remote: ReadonlyMap<string, strin
     unchanged: 0,
     hostsRemoved: [],
     hostsBefore: 0,
+    existing: new Set(remote.keys()),
+    serverNow: now,
   };
   const wanted = new Set<string>();
   for (const e of build.entries) {
@@ -87,7 +107,10 @@ export function planPublish(build: SitesBuild, remote: ReadonlyMap<string, strin
       plan.hostsRemoved.push(key.slice(HOST_PREFIX.length));
       continue;
     }
-    const since = before[key] ?? now;
+    // A record from the future (a damaged record) restarts the grace period rather than
+    // shortening it.
+    const recorded = before[key];
+    const since = recorded !== undefined && recorded <= now ? recorded : now;
     if (now - since >= graceMs) {
       plan.deletes.push(key);
     } else {
@@ -178,13 +201,26 @@ export class PublishError extends Error {
   }
 }
 
+export interface ApplyOptions {
+  onProgress?: (p: PublishProgress) => void;
+  maxPairs?: number;
+  /**
+   * KV's propagation bound (ms), waited out between writing content and writing the
+   * tables that name it (default DEFAULT_PROPAGATION_MS). Only waited when this run
+   * wrote content and has tables to write.
+   */
+  propagationMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Called before the first table is written and before any deletion (the lease check). */
+  beforeLiveChange?: () => Promise<void>;
+  /** Which phases to run (default all); the CLI writes content while the lease settles. */
+  only?: "content";
+}
+
 /** Applies a plan. Throws PublishError on the first failed request; re-running resumes. */
-export async function applyPlan(
-  t: KvTarget,
-  plan: PublishPlan,
-  opts: { onProgress?: (p: PublishProgress) => void; maxPairs?: number } = {},
-): Promise<PublishResult> {
+export async function applyPlan(t: KvTarget, plan: PublishPlan, opts: ApplyOptions = {}): Promise<PublishResult> {
   const { onProgress, maxPairs = BULK_MAX_PAIRS } = opts;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const result: PublishResult = { written: 0, deleted: 0, requests: 0 };
   const total = plan.content.length + plan.hosts.length + plan.deletes.length;
   let done = 0;
@@ -208,7 +244,14 @@ export async function applyPlan(
     }
   };
   await write("content", plan.content);
+  if (opts.only === "content") return result;
+  const liveChange = plan.hosts.length > 0 || plan.deletes.length > 0 || plan.orphans !== undefined;
+  if (liveChange) await opts.beforeLiveChange?.();
+  // A location that reads a key before it is visible there caches the miss (for the
+  // read's cacheTtl), so no table may name content before every location can see it.
+  if (plan.content.length > 0 && plan.hosts.length > 0) await sleep(opts.propagationMs ?? DEFAULT_PROPAGATION_MS);
   await write("hosts", plan.hosts);
+  if (plan.deletes.length > 0 && plan.hosts.length > 0) await opts.beforeLiveChange?.();
   for (const batch of batches(plan.deletes, (k) => k.length + 3, maxPairs)) {
     result.requests++;
     try {
@@ -234,11 +277,72 @@ export async function applyPlan(
   return result;
 }
 
-/** Lists, reads the orphans record and plans: everything a publish needs to know. */
-export async function planFromRemote(t: KvTarget, build: SitesBuild, opts: Omit<PlanOptions, "orphans"> = {}): Promise<PublishPlan> {
+/**
+ * Reads the lease (and with it the API server's time), lists, reads the orphans record and
+ * plans: everything a publish needs to know. Time comes from the server's Date header, so
+ * the grace period means the same whichever machine (CI, a laptop with a wrong clock) runs
+ * the publish.
+ */
+export async function planFromRemote(t: KvTarget, build: SitesBuild, opts: Omit<PlanOptions, "orphans" | "now"> = {}): Promise<PublishPlan> {
+  const { record, serverNow } = await readLock(t);
   const remote = await listRemote(t);
   const orphans = await readOrphans(t, new Set(remote.keys()));
-  return planPublish(build, remote, { ...opts, orphans });
+  return { ...planPublish(build, remote, { ...opts, orphans, now: serverNow }), lock: record };
+}
+
+/** Share of a host's published paths that must be removed or changed for it to count as rewritten. */
+export const REWRITTEN_SHARE = 0.5;
+
+export interface HostChanges {
+  /** Hosts published now whose table the plan deletes. */
+  removed: string[];
+  /** Hosts that served files and would serve none. */
+  emptied: string[];
+  /** Hosts of which at least REWRITTEN_SHARE of the published paths are removed or get other content, or that switch between a site and a www redirect. */
+  rewritten: string[];
+  /** Host tables published now. */
+  before: number;
+}
+
+/** How one published table compares with its replacement, for the guard. */
+export function compareTables(old: HostTable, next: HostTable): "emptied" | "rewritten" | undefined {
+  const oldPaths = Object.keys(old.files ?? {});
+  const served = (t: HostTable) => Object.keys(t.files ?? {}).length > 0 || !!t.canonical;
+  if (served(old) && !served(next)) return "emptied";
+  if ((old.canonical ?? "") !== (next.canonical ?? "")) return "rewritten";
+  if (oldPaths.length === 0) return undefined;
+  const changed = oldPaths.filter((p) => next.files?.[p]?.h !== old.files[p]!.h).length;
+  return changed / oldPaths.length >= REWRITTEN_SHARE ? "rewritten" : undefined;
+}
+
+/**
+ * What the plan does to the published hosts: removed, emptied, rewritten. Reads the current
+ * tables of the hosts whose table changes (bulk get, 100 keys a request).
+ */
+export async function hostChanges(t: KvTarget, plan: PublishPlan): Promise<HostChanges> {
+  const out: HostChanges = { removed: [...plan.hostsRemoved], emptied: [], rewritten: [], before: plan.hostsBefore };
+  const changed = plan.hosts.filter((e) => plan.existing?.has(e.key));
+  for (let i = 0; i < changed.length; i += 100) {
+    const batch = changed.slice(i, i + 100);
+    // As text: a value under our prefix that is not a table (written by something else) is
+    // replaced without counting, rather than failing the whole read.
+    const res = await t.client.kv.namespaces.bulkGet(t.namespaceId, { account_id: t.accountId, keys: batch.map((e) => e.key), type: "text" });
+    const values = (res as { values?: Record<string, unknown> } | null)?.values ?? {};
+    for (const e of batch) {
+      let old: HostTable | undefined;
+      try {
+        const raw = values[e.key];
+        old = typeof raw === "string" ? (JSON.parse(raw) as HostTable) : undefined;
+      } catch {
+        old = undefined;
+      }
+      if (!old || typeof old !== "object" || typeof old.files !== "object") continue;
+      const next = JSON.parse(new TextDecoder().decode(e.value)) as HostTable;
+      const verdict = compareTables(old, next);
+      if (verdict) out[verdict].push(e.key.slice(HOST_PREFIX.length));
+    }
+  }
+  return out;
 }
 
 /** An API error in words, without request headers (which carry the token). */

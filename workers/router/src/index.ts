@@ -3,6 +3,16 @@
 // is two Map lookups and a Response: route tables and file bytes are kept in the
 // isolate, tables for ROUTER_CACHE_TTL_MS, content (immutable, content-addressed) until
 // evicted by size.
+//
+// Across a publish, KV is eventually consistent per location and caches misses too
+// (kv/concepts/how-kv-works.mdx, checked 2026-11-27). The publisher writes content, waits
+// KV's propagation bound, then writes tables; this Worker adds two defences for when a
+// location still cannot see content its table names: it re-reads a missing key with the
+// minimum cacheTtl (a miss cached under a day-long cacheTtl is re-checked after 60 s,
+// kv/api/read-key-value-pairs.mdx: "The effective cacheTtl of an already cached item can
+// be reduced by getting it again with a lower cacheTtl"), and it serves the page from the
+// table this isolate held before (kept PREVIOUS_TABLE_MS) whose content the publisher keeps
+// for the grace period.
 import { compileRule, contentKey, findRedirect, hostKey, withQuery, type CompiledRule, type FileEntry, type HostTable } from "./table.ts";
 
 /** A host's table as the isolate keeps it: pattern rules compiled once per read, not per request. */
@@ -14,7 +24,22 @@ interface Host {
 interface CachedTable {
   host: Host | null;
   expires: number;
+  /** The table's JSON as read, to tell a changed table from the same one. */
+  raw: string | null;
+  /** The table this isolate served before the current one, while it may still be needed. */
+  previous?: { host: Host; until: number } | undefined;
 }
+
+/** Content reads: a day, as content under a hash never changes (KV's cacheTtl, seconds). */
+const CONTENT_CACHE_TTL_S = 86400;
+/** KV's minimum cacheTtl (kv/platform/limits.mdx: 60 s; miniflare accepts 30): re-checks a cached miss. */
+const MIN_CACHE_TTL_S = 60;
+/**
+ * How long a replaced table stays usable as a fallback. Longer than KV's propagation bound
+ * (the window in which new content may be invisible here), shorter than the publisher's
+ * grace period (10 minutes by default), after which the content it names may be deleted.
+ */
+const PREVIOUS_TABLE_MS = 3 * 60 * 1000;
 
 // Module scope lives as long as the isolate: this is the in-isolate cache.
 const tables = new Map<string, CachedTable>();
@@ -34,16 +59,25 @@ function config(env: Env): { ttl: number; maxBytes: number } {
 
 const PLAIN_HEADERS = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
-async function getHost(env: Env, name: string, now: number, fresh = false): Promise<Host | null> {
+type Mode = "cached" | "fresh" | "previous";
+
+async function getHost(env: Env, name: string, now: number, mode: Mode = "cached"): Promise<Host | null> {
   const { ttl } = config(env);
-  if (ttl > 0 && !fresh) {
-    const hit = tables.get(name);
-    if (hit && hit.expires > now) return hit.host;
+  const hit = ttl > 0 ? tables.get(name) : undefined;
+  if (mode === "previous") return hit?.previous && hit.previous.until > now ? hit.previous.host : null;
+  if (hit && mode === "cached" && hit.expires > now) return hit.host;
+  const raw = await env.SITES.get(hostKey(name));
+  if (hit && raw === hit.raw) {
+    hit.expires = now + ttl;
+    return hit.host;
   }
-  const table = await env.SITES.get<HostTable>(hostKey(name), { type: "json" });
+  const table = raw === null ? null : (JSON.parse(raw) as HostTable);
   const host = table ? { table, patterns: table.patterns.map(compileRule) } : null;
   // Unknown hosts are cached too, so a flood of requests for one costs one KV read.
-  if (ttl > 0) tables.set(name, { host, expires: now + ttl });
+  if (ttl > 0) {
+    const previous = hit?.host ? { host: hit.host, until: now + PREVIOUS_TABLE_MS } : hit?.previous;
+    tables.set(name, { host, expires: now + ttl, raw, previous });
+  }
   return host;
 }
 
@@ -59,8 +93,13 @@ async function getContent(env: Env, hash: string): Promise<ArrayBuffer | null> {
     }
     return hit;
   }
-  // Content under a hash never changes, so edges may keep it long (KV's cacheTtl).
-  const bytes = await env.SITES.get(contentKey(hash), { type: "arrayBuffer", cacheTtl: 86400 });
+  // Content under a hash never changes, so edges may keep it long (KV's cacheTtl). A miss
+  // is cached under the same cacheTtl, so it is asked again with the minimum: a location
+  // that looked before the content reached it learns of it within a minute, not a day.
+  const key = contentKey(hash);
+  const bytes =
+    (await env.SITES.get(key, { type: "arrayBuffer", cacheTtl: CONTENT_CACHE_TTL_S })) ??
+    (await env.SITES.get(key, { type: "arrayBuffer", cacheTtl: MIN_CACHE_TTL_S }));
   if (bytes && ttl > 0 && bytes.byteLength <= maxBytes / 4) {
     contents.set(hash, bytes);
     contentBytes += bytes.byteLength;
@@ -98,11 +137,12 @@ async function serveFile(env: Env, req: Request, file: FileEntry, status: number
   return new Response(body, { status, headers });
 }
 
-async function handle(req: Request, env: Env, now: number, fresh: boolean): Promise<Response | null> {
+async function handle(req: Request, env: Env, now: number, mode: Mode): Promise<Response | null> {
   const url = new URL(req.url);
   // URL has already lowercased the host; only a trailing dot (FQDN form) is dropped.
   const name = url.hostname.endsWith(".") ? url.hostname.slice(0, -1) : url.hostname;
-  const host = await getHost(env, name, now, fresh);
+  const host = await getHost(env, name, now, mode);
+  if (!host && mode === "previous") return null;
   // An unknown host learns nothing: no host name, no hint of what is served here.
   if (!host) return new Response("Not Found\n", { status: 404, headers: PLAIN_HEADERS });
   const { table } = host;
@@ -128,9 +168,11 @@ export default {
       return new Response("Method Not Allowed\n", { status: 405, headers: { ...PLAIN_HEADERS, allow: "GET, HEAD" } });
     }
     const now = Date.now();
-    // A null answer means the table named content that KV no longer has: the cached
-    // table is older than a publish that removed it. Re-read the table once.
-    const res = (await handle(req, env, now, false)) ?? (await handle(req, env, now, true));
+    // A null answer means the table named content this location cannot read: either the
+    // cached table is older than a publish that removed the content (re-read the table),
+    // or the table is newer than the content's arrival here (serve the previous table).
+    const res =
+      (await handle(req, env, now, "cached")) ?? (await handle(req, env, now, "fresh")) ?? (await handle(req, env, now, "previous"));
     return res ?? new Response("Service Unavailable\n", { status: 503, headers: { ...PLAIN_HEADERS, "retry-after": "5" } });
   },
 } satisfies ExportedHandler<Env>;

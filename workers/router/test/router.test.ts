@@ -9,7 +9,7 @@ import { buildSites, type SitesBuild } from "../../../scripts/lib/sites/build.ts
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
 import { contentKey, hostKey, type HostTable } from "../src/table.ts";
-import { loadEntries, routerKvBinding, startRouter } from "./harness.ts";
+import { loadEntries, routerKvBinding, startRouter } from "../local/miniflare.ts";
 
 const SITES = "fleet/sites";
 const allowedHosts = routerHosts(loadInventoryOrThrow("fleet"));

@@ -1,10 +1,10 @@
 // Starts the router Worker in workerd through Miniflare, with the bindings and
 // compatibility settings read from its wrangler.jsonc (the single source), and
-// loads a sites build into its KV namespace. Used by the router's tests, by
-// `npm run dev:router` and by the benchmark.
+// loads a sites build into its KV namespace. Local-run code, not test code (operator
+// commands may import it): used by the router's tests, `npm run dev:router` and the benchmark.
 // First, before wrangler and miniflare load: no telemetry wherever the router is started.
 import "../../../scripts/lib/no-telemetry.ts";
-import { Miniflare, type MiniflareOptions } from "miniflare";
+import { Miniflare, type MiniflareOptions, type WorkerOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { bundleRouter, ROUTER_MAIN_MODULE, ROUTER_WRANGLER_CONFIG } from "../bundle.ts";
 import { readRouterConfig } from "../config.ts";
@@ -27,13 +27,20 @@ export function routerKvBinding(): string {
   return readRouterConfig().kvBinding;
 }
 
-export function routerMiniflareOptions(opts: RouterOptions = {}): MiniflareOptions {
+/** The router's own worker options (bindings from wrangler.jsonc, the bundled source). */
+export function routerWorkerOptions(opts: Pick<RouterOptions, "vars" | "script"> = {}): WorkerOptions {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(ROUTER_WRANGLER_CONFIG);
   const bindings = { ...(workerOptions.bindings as Record<string, unknown> | undefined), ...opts.vars };
   return {
     ...workerOptions,
     bindings,
     modules: [{ type: "ESModule", path: ROUTER_MAIN_MODULE, contents: opts.script ?? bundleRouter() }],
+  } as WorkerOptions;
+}
+
+export function routerMiniflareOptions(opts: RouterOptions = {}): MiniflareOptions {
+  return {
+    ...routerWorkerOptions(opts),
     cf: false,
     ...(opts.port !== undefined ? { host: "127.0.0.1", port: opts.port } : {}),
     ...(opts.upstream ? { upstream: opts.upstream } : {}),
