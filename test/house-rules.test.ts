@@ -25,10 +25,6 @@ const SOURCE = /\.(ts|mts|cts|js|mjs|cjs|tsx)$/;
 export const KNOWN_VIOLATIONS_BEING_REMOVED: readonly string[] = [
   // rotate (scripts/lib/rotate/**): moves the rotation fakes to test/fakes/.
   "scripts/lib/rotate/fakes/",
-  // sites (scripts/lib/sites/**, scripts/dev-router.ts): moves the KV fake to test/fakes/
-  // and the dev router's harness out of workers/router/test/ into workers/router/local/.
-  "scripts/lib/sites/fake-kv-api.ts",
-  "scripts/dev-router.ts -> workers/router/test/harness.ts",
   // tokens (scripts/lib/tenants/**): moves the tenants' fake Cloudflare to test/fakes/.
   "scripts/lib/tenants/fake-cloudflare.ts",
 ];
