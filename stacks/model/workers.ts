@@ -7,6 +7,7 @@
 import { bundleWorker, MAIN_MODULE } from "./bundle.ts";
 import type { DesiredResource, InputValue, Inputs, Ref } from "./desired.ts";
 import type { Problem } from "./load.ts";
+import { migrationsToUpload } from "./migrations.ts";
 import { TYPES } from "./names.ts";
 import { relativeName } from "./dns.ts";
 import { assignShards as assignRouterShards, routerHosts, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
@@ -36,6 +37,9 @@ export interface DesiredWorker {
   statusUrl: string | null;
   /** "sha256:<hex>" of the uploaded bundle. */
   bundle: string;
+  /** Durable Object migration tags of its wrangler.jsonc, in order (the live script's tag
+   * decides which of them `pulumi up` sends: stacks/model/migrations.ts). */
+  migrationTags: string[];
   /** Zones routed to it. */
   zones: string[];
   /** What the Worker component is given to deploy it. */
@@ -161,12 +165,16 @@ export function workerResources(
     mainModule: MAIN_MODULE,
     content: { $bundle: d.source, sha256: bundle.sha256 },
     compatibilityDate: config.compatibilityDate,
-    compatibilityFlags: config.compatibilityFlags,
     bindings,
   };
-  if (config.observability) script.observability = { ...config.observability };
-  const migrations = migrationInputs(config);
-  if (migrations) script.migrations = migrations;
+  // Written in the form the provider reads back, so an unchanged Worker previews as
+  // unchanged (docs/deploys.md): no empty flag list, observability with its defaults.
+  if (config.compatibilityFlags.length > 0) script.compatibilityFlags = [...config.compatibilityFlags];
+  if (config.observability) script.observability = observabilityInputs(config.observability);
+  // What the first upload of a new script sends: every step, no old_tag. The Worker
+  // component replaces it with what the live script's tag calls for (migrations.ts).
+  const migrations = migrationsToUpload(d.script, config.migrations, null).upload;
+  if (migrations) script.migrations = { newTag: migrations.newTag, steps: migrations.steps as unknown as InputValue[] };
   out.push(account(TYPES.workersScript, names.script(d.script), script));
   for (const c of config.queueConsumers) {
     const settings: Inputs = {};
@@ -194,20 +202,15 @@ export function workerResources(
   return out;
 }
 
-/** wrangler's migrations as the provider's: one step flat, several as steps. */
-function migrationInputs(config: WorkerConfig): Inputs | undefined {
-  if (config.migrations.length === 0) return undefined;
-  const step = (m: WorkerConfig["migrations"][number]): Inputs => {
-    const s: Inputs = {};
-    if (m.newClasses.length) s.newClasses = m.newClasses;
-    if (m.newSqliteClasses.length) s.newSqliteClasses = m.newSqliteClasses;
-    if (m.deletedClasses.length) s.deletedClasses = m.deletedClasses;
-    if (m.renamedClasses.length) s.renamedClasses = m.renamedClasses.map((r) => ({ from: r.from, to: r.to }));
-    return s;
-  };
-  const last = config.migrations[config.migrations.length - 1]!;
-  if (config.migrations.length === 1) return { newTag: last.tag, ...step(last) };
-  return { newTag: last.tag, steps: config.migrations.map(step) };
+/**
+ * wrangler's observability as the provider reads it back: Workers Logs with its defaults
+ * spelt out (head sampling 1, invocation logs on, logs persisted), since the API returns
+ * them filled in and a missing `logs` would show as a change on every preview
+ * (test/fakes/cloudflare-workers-scripts-api.ts cites the sources).
+ */
+export function observabilityInputs(o: NonNullable<WorkerConfig["observability"]>): Inputs {
+  const rate = o.headSamplingRate ?? 1;
+  return { enabled: o.enabled, headSamplingRate: rate, logs: { enabled: o.enabled, invocationLogs: true, headSamplingRate: rate, persist: true } };
 }
 
 // ------------------------------------------------------------------------- fleet
@@ -355,6 +358,7 @@ export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: 
       hostnames,
       statusUrl: OPERATOR_TOKEN_BINDING in d.secrets && hostnames[0] ? `https://${hostnames[0]}${STATUS_PATH}` : null,
       bundle: bundle.sha256,
+      migrationTags: config.migrations.map((m) => m.tag),
       zones: [...new Set([...d.domains.map((x) => x.zone), ...d.routes.map((x) => x.zone)])].sort(),
       deployment: d,
     });
