@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TYPES } from "../stacks/model/names.ts";
 import { FakeWorkersScriptsApi, readBack, scriptDiff, uploadAsProvider } from "./fakes/cloudflare-workers-scripts-api.ts";
-import { runUnderMocks } from "./support/pulumi-mocks.ts";
+import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
+import { runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 type Json = Record<string, unknown>;
@@ -188,5 +189,82 @@ describe("adopting and drifting scripts", () => {
     expect((err as Error).message).not.toContain("sk-not-the-token-123");
     const none = cloudflareMigrationTags({ accountId: ACCOUNT, apiToken: async () => undefined, baseURL: api.url });
     await expect(none("x")).rejects.toThrow(/set cloudflare:apiToken/);
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// No endless diffs: the whole program, run again over an unchanged inventory, shows no
+// change against the state the provider read back after the previous run.
+
+const unwrapSecrets = (v: unknown): unknown => {
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if (o[SECRET_SIG] === SECRET_VALUE) return unwrapSecrets(o.value);
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrapSecrets(x)]));
+  }
+  return v;
+};
+
+describe("an unchanged fleet previews as unchanged", () => {
+  // The router (no compatibility flags) on site.example, and an LLM proxy (observability,
+  // a Durable Object migration, secrets) on a custom domain.
+  const dir = mkdtempSync(join(tmpdir(), "edgefleet-nodiff-"));
+  writeFileSync(join(dir, "fleet.yaml"), `${FLEET}workers:\n  - script: nodiff-llm-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: anthropicApiKey, OPERATOR_TOKEN: operatorToken }\n`);
+  writeFileSync(join(dir, "profiles.yaml"), PROFILES);
+  writeFileSync(join(dir, "zones.yaml"), ZONES);
+  const secrets = { "edgefleet:anthropicApiKey": "sk-ant-nodiff-0001", "edgefleet:operatorToken": "operator-nodiff-0001" };
+
+  /** One program run: each resource's inputs (secrets unwrapped), by type::name. */
+  async function programRun(): Promise<Map<string, { type: string; inputs: Json }>> {
+    const config = { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir, ...secrets, "cloudflare:apiToken": api.token, "cloudflare:baseUrl": api.url };
+    const info = vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      const run = await runUnderMocks({ stack: "nodiff", config, secrets: [...Object.keys(secrets), "cloudflare:apiToken"] }, async () => (await import("../stacks/program.ts")).main());
+      return new Map(run.registrations.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, { type: r.type, inputs: unwrapSecrets(r.inputs) as Json }]));
+    } finally {
+      info.mockRestore();
+    }
+  }
+
+  /** `pulumi up`: what changed against `state`; uploads changed scripts; the new state. */
+  async function up(state: Map<string, Json>): Promise<{ changed: Record<string, string[]>; state: Map<string, Json> }> {
+    const changed: Record<string, string[]> = {};
+    const next = new Map<string, Json>();
+    for (const [key, { type, inputs }] of await programRun()) {
+      const before = state.get(key);
+      const diff = !before ? ["(create)"] : type === TYPES.workersScript ? scriptDiff(inputs, before) : JSON.stringify(inputs) === JSON.stringify(before) ? [] : ["(inputs)"];
+      if (diff.length) changed[key] = diff;
+      if (type !== TYPES.workersScript) {
+        next.set(key, inputs);
+        continue;
+      }
+      if (!diff.length) {
+        next.set(key, before!);
+        continue;
+      }
+      const res = await uploadAsProvider(api, inputs);
+      expect(res.body.errors, key).toEqual([]);
+      next.set(key, readBack(api, inputs));
+    }
+    return { changed, state: next };
+  }
+
+  it("creates, settles the migration metadata once, then shows nothing", async () => {
+    const first = await up(new Map());
+    const scripts = Object.keys(first.changed).filter((k) => k.startsWith(TYPES.workersScript)).sort();
+    expect(scripts).toEqual([`${TYPES.workersScript}::edgefleet-router/script`, `${TYPES.workersScript}::nodiff-llm-proxy/script`]);
+    // The run after the proxy's migration was applied drops the metadata (docs/deploys.md).
+    const second = await up(first.state);
+    expect(second.changed).toEqual({ [`${TYPES.workersScript}::nodiff-llm-proxy/script`]: ["migrations"] });
+    const third = await up(second.state);
+    expect(third.changed).toEqual({});
+    expect(api.scripts.get("nodiff-llm-proxy")!.migrationTag).toBe("v1");
+  });
+
+  it("would show a change on every run with the forms the provider does not read back (the control)", async () => {
+    const raw = { scriptName: "nodiff-control", mainModule: "index.js", content: "export default {}", compatibilityDate: "2026-07-01", compatibilityFlags: [], observability: { enabled: true } };
+    expect((await uploadAsProvider(api, raw)).status).toBe(200);
+    expect(scriptDiff(raw, readBack(api, raw))).toEqual(["compatibilityFlags", "observability"]);
   });
 });
