@@ -18,6 +18,7 @@ import { mapRefs, type DesiredResource, type InputValue, type Inputs } from "../
 import { formatProblem } from "../model/load.ts";
 import { migrationsToUpload } from "../model/migrations.ts";
 import { TYPES } from "../model/names.ts";
+import type { ProviderArgs, ProviderType } from "../model/provider-args.ts";
 import { isBundleRef, isSecretRef, names, workerResources, type WorkerDeployment } from "../model/workers.ts";
 import { readWorkerConfig, type WorkerConfig } from "../model/wrangler.ts";
 import type { MigrationTagReader } from "../live-migration-tags.ts";
@@ -55,7 +56,10 @@ export interface WorkerArgs {
   migrationTag?: MigrationTagReader;
 }
 
-const CONSTRUCTORS: Record<string, new (name: string, args: never, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource> = {
+/** The resource types a Worker declares, and the provider class of each: the compiler
+ * checks that each class takes the Args the model typed its inputs against. */
+type WorkerResourceType = Exclude<ProviderType, typeof TYPES.zone | typeof TYPES.dnsRecord>;
+const CONSTRUCTORS: { [K in WorkerResourceType]: new (name: string, args: ProviderArgs[K], opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource } = {
   [TYPES.workersKvNamespace]: cloudflare.WorkersKvNamespace,
   [TYPES.r2Bucket]: cloudflare.R2Bucket,
   [TYPES.d1Database]: cloudflare.D1Database,
@@ -65,6 +69,17 @@ const CONSTRUCTORS: Record<string, new (name: string, args: never, opts?: pulumi
   [TYPES.workersRoute]: cloudflare.WorkersRoute,
   [TYPES.workersCustomDomain]: cloudflare.WorkersCustomDomain,
 };
+
+/**
+ * Declares one provider resource. `args` are the model's inputs with their references
+ * resolved: the model wrote them as ModelInputs<K> (checked against ProviderArgs[K] by
+ * the compiler, stacks/model/provider-args.ts), and resolving swaps each reference for
+ * the Output or secret it names, which leaves exactly ProviderArgs[K].
+ */
+function declare<K extends WorkerResourceType>(type: K, name: string, args: unknown, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {
+  const Ctor = CONSTRUCTORS[type] as new (name: string, args: ProviderArgs[K], opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource;
+  return new Ctor(name, args as ProviderArgs[K], opts);
+}
 
 /** The outputs other resources refer to (Ref.$output), by resource type. */
 function outputsOf(type: string, r: pulumi.CustomResource): Record<string, pulumi.Output<string>> {
@@ -128,15 +143,14 @@ export class Worker extends pulumi.ComponentResource {
 
     // Storage first (unless shared and declared already), then the script, then what
     // names the script (consumers, routes, custom domains).
-    const order = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
+    const order: WorkerResourceType[] = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
     for (const type of order) {
       for (const r of wanted.filter((x) => x.type === type)) {
         if (declared.has(r.name)) continue;
-        const Ctor = CONSTRUCTORS[type]!;
         const dependsOn = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
         const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
         if (type === TYPES.workersScript) inputs.migrations = this.migrations(deployment.script, read.config, args.migrationTag);
-        const res = new Ctor(r.name, inputs as never, { parent: this, dependsOn });
+        const res = declare(type, r.name, inputs, { parent: this, dependsOn });
         declared.set(r.name, { resource: res, outputs: outputsOf(type, res) });
       }
     }
