@@ -10,6 +10,7 @@ import type { DesiredResource, DesiredState } from "./model/desired.ts";
 import { TYPES } from "./model/names.ts";
 import { names } from "./model/workers.ts";
 import { WORKERS_DIR } from "./model/wrangler.ts";
+import type { MigrationTagReader } from "./live-migration-tags.ts";
 
 export interface DeclaredFleet {
   zones: Map<string, ZonePosture>;
@@ -22,6 +23,8 @@ export interface DeclaredFleet {
 export interface DeclareOptions {
   /** Where the Workers' folders are; default the repository's workers/. */
   workersDir?: string;
+  /** Reads a script's live Durable Object migration tag (stacks/live-migration-tags.ts). */
+  migrationTag?: MigrationTagReader;
 }
 
 export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourceOptions, declareOpts: DeclareOptions = {}): DeclaredFleet {
@@ -57,7 +60,7 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
   if (routerShards.length > 0) {
     router = new Router(
       "router",
-      { accountId: state.accountId, folder: join(workersDir, routerShards[0]!.source), shards: routerShards.map((w) => w.deployment), zoneIds, declared, include },
+      { accountId: state.accountId, folder: join(workersDir, routerShards[0]!.source), shards: routerShards.map((w) => w.deployment), zoneIds, declared, include, migrationTag: declareOpts.migrationTag },
       opts,
     );
   }
@@ -69,7 +72,7 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
       w.script,
       new Worker(
         names.component(w.script),
-        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, zoneIds, declared, include },
+        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, zoneIds, declared, include, migrationTag: declareOpts.migrationTag },
         opts,
       ),
     );

@@ -2,6 +2,7 @@
 // stacks/index.ts calls it; tests call it under Pulumi's mocks.
 import * as pulumi from "@pulumi/pulumi";
 import { declareFleet } from "./fleet.ts";
+import { cloudflareMigrationTags } from "./live-migration-tags.ts";
 import { deriveDesiredState } from "./model/desired.ts";
 import { InventoryError, loadInventoryOrThrow } from "./model/load.ts";
 import { selectShard, ShardError } from "./model/shards.ts";
@@ -33,7 +34,16 @@ export function main() {
     if (e instanceof ShardError) throw new pulumi.RunError(`edgefleet:shard: ${e.message}`);
     throw e;
   }
-  const fleet = declareFleet(state);
+  // Durable Object migrations depend on the live script's tag, read from the same API
+  // and with the same token the provider uses (docs/deploys.md).
+  const provider = new pulumi.Config("cloudflare");
+  const token = provider.getSecret("apiToken");
+  const migrationTag = cloudflareMigrationTags({
+    accountId,
+    apiToken: () => (token ? new Promise((res) => token.apply((t) => res(t))) : Promise.resolve(process.env.CLOUDFLARE_API_TOKEN)),
+    baseURL: provider.get("baseUrl") ?? process.env.CLOUDFLARE_BASE_URL,
+  });
+  const fleet = declareFleet(state, undefined, { migrationTag });
   // Ids operator scripts need: npm run sites publish (the content map) and npm run
   // tenants --remote (the LLM proxies' tenant store), read with `pulumi stack output`.
   const kvId = (title: string) => fleet.declared.get(names.kv(title))?.outputs.id;

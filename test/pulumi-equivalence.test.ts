@@ -3,17 +3,18 @@
 // nothing missing and nothing extra. The mock monitor stands in for the engine; no
 // resource code is mocked away.
 import type * as pulumi from "@pulumi/pulumi";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
 import { deriveDesiredState, isRef, isSecretRef, mapRefs, type InputValue } from "../stacks/model/desired.ts";
 import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
+import { FakeWorkersScriptsApi } from "./fakes/cloudflare-workers-scripts-api.ts";
 import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
 import { mockId, runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
@@ -53,16 +54,24 @@ function unwrapSecrets(inputs: Record<string, unknown>): { inputs: Record<string
 let registered: Registered[] = [];
 let outputs: ReturnType<typeof import("../stacks/program.ts").main>;
 let urns: string[] = [];
+// The program reads each Durable Object Worker's live migration tag, with the provider's
+// token and base URL (cloudflare:apiToken, cloudflare:baseUrl): here from a fake account
+// where no script exists yet, so every migration is sent (test/deploys.test.ts covers later deploys).
+const api = new FakeWorkersScriptsApi(ACCOUNT);
+const cloudflareConfig = () => ({ "cloudflare:apiToken": api.token, "cloudflare:baseUrl": api.url });
 
 beforeAll(async () => {
+  await api.start();
+  const config = { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY, ...SECRETS, ...cloudflareConfig() };
   const run = await runUnderMocks(
-    { stack: "test", config: { "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": INVENTORY, ...SECRETS }, secrets: Object.keys(SECRETS) },
+    { stack: "test", config, secrets: [...Object.keys(SECRETS), "cloudflare:apiToken"] },
     async () => (await import("../stacks/program.ts")).main(),
   );
   outputs = run.result;
   urns = run.urns;
   registered = run.registrations.map((r) => ({ ...r, ...unwrapSecrets(r.inputs) }));
 });
+afterAll(() => api.stop());
 
 function resolveRefs(v: InputValue): unknown {
   return mapRefs(v, (ref) => {
@@ -76,6 +85,12 @@ function resolveRefs(v: InputValue): unknown {
 
 describe("the Pulumi program under mocks", () => {
   const desired = deriveDesiredState(loadInventoryOrThrow(INVENTORY), { accountId: ACCOUNT });
+
+  it("reads the live migration tag of each Worker with Durable Object migrations, once, with the stack's API token", () => {
+    const withMigrations = desired.workers.filter((w) => w.migrationTags.length > 0).map((w) => w.script).sort();
+    expect(withMigrations.length).toBeGreaterThan(0);
+    expect([...api.tagReads].sort()).toEqual(withMigrations);
+  });
 
   it("covers a fleet of at least 50 zones", () => {
     expect(desired.zones.length).toBeGreaterThanOrEqual(50);
@@ -151,19 +166,22 @@ describe("the Pulumi program under mocks", () => {
 });
 
 describe("the program's entry point", () => {
-  it("runs under plain Node (type stripping, ESM), as Pulumi.yaml has the CLI run it", () => {
+  it("runs under plain Node (type stripping, ESM), as Pulumi.yaml has the CLI run it", async () => {
     // Outside the CLI there is no engine: the SDK drops registrations, but the program
     // still reads the config and the inventory and declares every resource.
     const dir = mkdtempSync(join(tmpdir(), "edgefleet-inv-"));
     writeFileSync(join(dir, "fleet.yaml"), FLEET);
     writeFileSync(join(dir, "profiles.yaml"), PROFILES);
     writeFileSync(join(dir, "zones.yaml"), ZONES);
-    const r = spawnSync(process.execPath, ["stacks/index.ts"], {
-      encoding: "utf8",
-      env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir }) },
+    // Asynchronously: the fake Cloudflare API answers from this process meanwhile.
+    const child = spawn(process.execPath, ["stacks/index.ts"], {
+      env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir, ...cloudflareConfig() }) },
     });
-    expect(r.stderr).toBe("");
-    expect(r.status).toBe(0);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((res) => child.on("close", res));
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
   });
 
   it("stops on an invalid inventory with its located problems (a RunError, which the CLI prints without a stack)", () => {

@@ -3,13 +3,14 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonical } from "../stacks/model/diff.ts";
 import { bundleWorker } from "../stacks/model/bundle.ts";
 import { deriveDesiredState, isBundleRef, isRef, mapRefs, type InputValue } from "../stacks/model/desired.ts";
 import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { selectShard } from "../stacks/model/shards.ts";
+import { FakeWorkersScriptsApi } from "./fakes/cloudflare-workers-scripts-api.ts";
 import { FLEET, PROFILES, withZone } from "./support/inventory.ts";
 import { mockId, runUnderMocks } from "./support/pulumi-mocks.ts";
 
@@ -22,9 +23,14 @@ const bundleOf = (source: string) => bundleWorker(readWorkerConfigOrThrow(source
 let registered: { type: string; name: string; inputs: unknown }[] = [];
 const resolve = (v: InputValue): unknown => mapRefs(v, (ref) => (isRef(ref) ? mockId(ref.$ref) : isBundleRef(ref) ? bundleOf(ref.$bundle) : ref));
 
+// The first shard's stack holds the scripts: the program reads their live migration tags.
+const api = new FakeWorkersScriptsApi("acct");
+afterAll(() => api.stop());
+
 beforeAll(async () => {
-  const config = { "edgefleet:accountId": "acct", "edgefleet:inventory": dir, "edgefleet:shard": "dns-a" };
-  const run = await runUnderMocks({ stack: "dns-a", config }, async () => (await import("../stacks/program.ts")).main());
+  await api.start();
+  const config = { "edgefleet:accountId": "acct", "edgefleet:inventory": dir, "edgefleet:shard": "dns-a", "cloudflare:apiToken": api.token, "cloudflare:baseUrl": api.url };
+  const run = await runUnderMocks({ stack: "dns-a", config, secrets: ["cloudflare:apiToken"] }, async () => (await import("../stacks/program.ts")).main());
   registered = run.registrations.map(({ type, name, inputs }) => ({ type, name, inputs }));
 });
 

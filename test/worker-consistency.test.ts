@@ -41,10 +41,13 @@ describe("each Worker's Pulumi bindings equal its wrangler.jsonc", () => {
     expect(declared).toEqual(expected);
     const cfg = unstable_readConfig({ config: join(WORKERS_DIR, w.source, "wrangler.jsonc") });
     expect(inputs.compatibilityDate).toBe(cfg.compatibility_date);
-    expect(inputs.compatibilityFlags).toEqual(cfg.compatibility_flags ?? []);
+    // No flags: the input is left out (the provider reads an empty list back as none).
+    expect(inputs.compatibilityFlags ?? []).toEqual(cfg.compatibility_flags ?? []);
+    if ((cfg.compatibility_flags ?? []).length === 0) expect(inputs).not.toHaveProperty("compatibilityFlags");
     const tags = cfg.migrations.map((m: { tag: string }) => m.tag);
     if (tags.length === 0) expect(inputs.migrations).toBeUndefined();
     else expect(inputs.migrations).toMatchObject({ newTag: tags[tags.length - 1] });
+    expect(w.migrationTags).toEqual(tags);
     // Every Durable Object class bound is created by a migration.
     for (const b of cfg.durable_objects.bindings) {
       expect(cfg.migrations.some((m: { new_sqlite_classes?: string[]; new_classes?: string[] }) => [...(m.new_sqlite_classes ?? []), ...(m.new_classes ?? [])].includes(b.class_name))).toBe(true);

@@ -180,6 +180,18 @@ describe("npm run plan", () => {
     expect(r.err).toContain("1 policy violation(s)");
   });
 
+  it("shows each Worker's Durable Object migration tags (table, --zone and --json)", async () => {
+    writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}workers:\n  - script: plan-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: k, OPERATOR_TOKEN: t }\n`);
+    const j = JSON.parse((await plan("--json")).out);
+    const proxy = j.workers.find((w: { script: string }) => w.script === "plan-proxy");
+    expect(proxy.migrations).toEqual({ tags: ["v1"], latest: "v1" });
+    expect(j.workers.find((w: { source: string }) => w.source === "router").migrations).toEqual({ tags: [], latest: null });
+    expect((await plan()).out).toMatch(/DO migrations/);
+    const zone = await plan("--zone", "ops.example");
+    expect(zone.out).toMatch(/plan-proxy\s+workers\/llm-proxy\s+migrations v1/);
+    expect(JSON.parse((await plan("--zone", "ops.example", "--json")).out).zone.workers.map((w: { script: string; migrations: unknown }) => [w.script, w.migrations])).toEqual([["plan-proxy", { tags: ["v1"], latest: "v1" }]]);
+  });
+
   it("shows resources per DNS shard, and plans one shard's stack with --shard", async () => {
     writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}stacks:\n  shards: [dns-a, dns-b]\n`);
     const all = JSON.parse((await plan("--json")).out);

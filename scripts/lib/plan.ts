@@ -240,15 +240,23 @@ function workerSummary(w: DesiredWorker) {
     secrets: w.secrets.map((s) => `${s.binding} <- edgefleet:${s.config}`),
     statusUrl: w.statusUrl,
     bundle: w.bundle,
+    // Offline the plan knows the config's tags; `pulumi preview`/`up` read the live tag
+    // and send only the steps after it (docs/deploys.md).
+    migrations: { tags: w.migrationTags, latest: w.migrationTags[w.migrationTags.length - 1] ?? null },
   };
 }
 
+/** "v1, v2 (latest v2)" or "-". */
+function migrationText(w: DesiredWorker): string {
+  return w.migrationTags.length ? `${w.migrationTags.join(", ")}${w.migrationTags.length > 1 ? ` (latest ${w.migrationTags[w.migrationTags.length - 1]})` : ""}` : "-";
+}
+
 function renderWorkers(c: Colors, state: DesiredState): string {
-  const t = table(["Worker (script)", "code", "serves", "secrets (Pulumi secret config)", "bundle"]);
+  const t = table(["Worker (script)", "code", "serves", "secrets (Pulumi secret config)", "DO migrations", "bundle"]);
   for (const w of state.workers) {
     const s = workerSummary(w);
     const serves = [s.routes ? `${s.routes} route(s) in ${s.zones} zone(s)` : "", ...s.domains].filter(Boolean).join(", ") || "-";
-    t.push([w.script + (w.canary ? c.dim(" (canary)") : ""), `workers/${w.source}`, serves, w.secrets.map((x) => `${x.binding} <- ${x.config}`).join("\n") || "-", w.bundle.slice(0, 19)]);
+    t.push([w.script + (w.canary ? c.dim(" (canary)") : ""), `workers/${w.source}`, serves, w.secrets.map((x) => `${x.binding} <- ${x.config}`).join("\n") || "-", migrationText(w), w.bundle.slice(0, 19)]);
   }
   return `${t.toString()}\n`;
 }
@@ -266,6 +274,7 @@ function zoneDetail(state: DesiredState, zone: string) {
     resources: state.resources
       .filter((r) => r.zone === zone && r.parent)
       .map((r) => ({ type: r.type, name: r.name, inputs: r.inputs, what: r.record?.what, source: r.record?.source })),
+    workers: state.workers.filter((w) => w.zones.includes(zone)).map(workerSummary),
   };
 }
 
@@ -283,6 +292,11 @@ function renderZone(c: Colors, state: DesiredState, inventory: Inventory, zone: 
     t.push([rec.type, rec.name, value + (rec.proxied ? " (proxied)" : ""), ttl, rec.what, r.name]);
   }
   lines.push(t.toString());
+  const workers = state.workers.filter((w) => w.zones.includes(zone));
+  if (workers.length > 0) {
+    lines.push("Workers serving it (Durable Object migrations: the config's tags; preview/up send those after the live tag):");
+    for (const w of workers) lines.push(`  ${w.script}  workers/${w.source}  migrations ${migrationText(w)}  bundle ${w.bundle.slice(0, 19)}`);
+  }
   if (spec.ignore.length > 0) {
     lines.push("Left alone (never created, changed or deleted):");
     for (const rule of spec.ignore) lines.push(`  ${rule.type} ${rule.name}${rule.content ? ` matching '${rule.content}'` : ""}`);

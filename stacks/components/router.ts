@@ -11,6 +11,7 @@ import type { DesiredResource } from "../model/desired.ts";
 import { TYPES } from "../model/names.ts";
 import { names, type WorkerDeployment } from "../model/workers.ts";
 import { Worker, type Declared } from "./worker.ts";
+import type { MigrationTagReader } from "../live-migration-tags.ts";
 
 export const ROUTER_TYPE = TYPES.router;
 
@@ -23,6 +24,8 @@ export interface RouterArgs {
   zoneIds: Record<string, pulumi.Input<string>>;
   declared?: Declared;
   include?: (r: DesiredResource) => boolean;
+  /** Live Durable Object migration tags (only read if the router's wrangler.jsonc has migrations). */
+  migrationTag?: MigrationTagReader;
 }
 
 export class Router extends pulumi.ComponentResource {
@@ -47,6 +50,7 @@ export class Router extends pulumi.ComponentResource {
             zoneIds: args.zoneIds,
             declared,
             include: args.include,
+            migrationTag: args.migrationTag,
           },
           { parent: this },
         ),

@@ -24,12 +24,14 @@ beforeAll(async () => {
       routes: [{ pattern: "api.shop.example/*", zone: "shop.example" }],
       domains: [{ hostname: "hooks.shop.example", zone: "shop.example" }],
       zoneIds: { "shop.example": "zone-shop" },
+      // A script that does not exist yet (test/deploys.test.ts reads live tags from a fake API).
+      migrationTag: async () => null,
     });
     // A second deployment of the same code shares the storage the first declared, and
     // (as in a shard's stack) declares only the resources it is told to.
     const declared = new Map();
-    new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared });
-    new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, include: (r) => r.type !== TYPES.queueConsumer });
+    new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared, migrationTag: async () => "v1" });
+    new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, include: (r) => r.type !== TYPES.queueConsumer, migrationTag: async () => "v2" });
   });
   registered = run.registrations;
 });
@@ -87,11 +89,17 @@ describe("the Worker component", () => {
     expect(by.MODE).toEqual({ type: "plain_text", name: "MODE", text: "prod" });
   });
 
-  it("applies wrangler's Durable Object migrations as steps up to the last tag", () => {
+  it("applies wrangler's Durable Object migrations after the live tag: all to a new script, the rest after v1, none when current", () => {
     expect(one(TYPES.workersScript, "kitchen-sink/script").inputs.migrations).toEqual({
       newTag: "v2",
       steps: [{ newClasses: ["Journal"] }, { newSqliteClasses: ["Counter"], renamedClasses: [{ from: "Journal", to: "Ledger" }] }],
     });
+    expect(one(TYPES.workersScript, "kitchen-a/script").inputs.migrations).toEqual({
+      oldTag: "v1",
+      newTag: "v2",
+      steps: [{ newSqliteClasses: ["Counter"], renamedClasses: [{ from: "Journal", to: "Ledger" }] }],
+    });
+    expect(one(TYPES.workersScript, "kitchen-b/script").inputs).not.toHaveProperty("migrations");
   });
 
   it("takes the secret from Pulumi secret config and keeps the bindings secret", () => {

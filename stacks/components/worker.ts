@@ -16,9 +16,12 @@ import { basename, dirname, resolve } from "node:path";
 import { bundleWorker } from "../model/bundle.ts";
 import { mapRefs, type DesiredResource, type InputValue, type Inputs } from "../model/desired.ts";
 import { formatProblem } from "../model/load.ts";
+import { migrationsToUpload } from "../model/migrations.ts";
 import { TYPES } from "../model/names.ts";
+import type { ProviderArgs, ProviderType } from "../model/provider-args.ts";
 import { isBundleRef, isSecretRef, names, workerResources, type WorkerDeployment } from "../model/workers.ts";
 import { readWorkerConfig, type WorkerConfig } from "../model/wrangler.ts";
+import type { MigrationTagReader } from "../live-migration-tags.ts";
 
 /** Outputs of resources declared elsewhere, by desired-state name (zones, shared storage). */
 export type Declared = Map<string, { resource: pulumi.Resource; outputs: Record<string, pulumi.Output<string>> }>;
@@ -47,9 +50,16 @@ export interface WorkerArgs {
   include?: (r: DesiredResource) => boolean;
   /** Where secrets come from; default new pulumi.Config("edgefleet"). */
   config?: pulumi.Config;
+  /** The live script's Durable Object migration tag (stacks/live-migration-tags.ts);
+   * required when wrangler.jsonc has migrations: the upload sends `old_tag` and only the
+   * later steps (stacks/model/migrations.ts, docs/deploys.md). */
+  migrationTag?: MigrationTagReader;
 }
 
-const CONSTRUCTORS: Record<string, new (name: string, args: never, opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource> = {
+/** The resource types a Worker declares, and the provider class of each: the compiler
+ * checks that each class takes the Args the model typed its inputs against. */
+type WorkerResourceType = Exclude<ProviderType, typeof TYPES.zone | typeof TYPES.dnsRecord>;
+const CONSTRUCTORS: { [K in WorkerResourceType]: new (name: string, args: ProviderArgs[K], opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource } = {
   [TYPES.workersKvNamespace]: cloudflare.WorkersKvNamespace,
   [TYPES.r2Bucket]: cloudflare.R2Bucket,
   [TYPES.d1Database]: cloudflare.D1Database,
@@ -59,6 +69,17 @@ const CONSTRUCTORS: Record<string, new (name: string, args: never, opts?: pulumi
   [TYPES.workersRoute]: cloudflare.WorkersRoute,
   [TYPES.workersCustomDomain]: cloudflare.WorkersCustomDomain,
 };
+
+/**
+ * Declares one provider resource. `args` are the model's inputs with their references
+ * resolved: the model wrote them as ModelInputs<K> (checked against ProviderArgs[K] by
+ * the compiler, stacks/model/provider-args.ts), and resolving swaps each reference for
+ * the Output or secret it names, which leaves exactly ProviderArgs[K].
+ */
+function declare<K extends WorkerResourceType>(type: K, name: string, args: unknown, opts: pulumi.CustomResourceOptions): pulumi.CustomResource {
+  const Ctor = CONSTRUCTORS[type] as new (name: string, args: ProviderArgs[K], opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource;
+  return new Ctor(name, args as ProviderArgs[K], opts);
+}
 
 /** The outputs other resources refer to (Ref.$output), by resource type. */
 function outputsOf(type: string, r: pulumi.CustomResource): Record<string, pulumi.Output<string>> {
@@ -122,17 +143,38 @@ export class Worker extends pulumi.ComponentResource {
 
     // Storage first (unless shared and declared already), then the script, then what
     // names the script (consumers, routes, custom domains).
-    const order = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
+    const order: WorkerResourceType[] = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
     for (const type of order) {
       for (const r of wanted.filter((x) => x.type === type)) {
         if (declared.has(r.name)) continue;
-        const Ctor = CONSTRUCTORS[type]!;
         const dependsOn = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
-        const res = new Ctor(r.name, resolveValue(r.inputs as Inputs) as never, { parent: this, dependsOn });
+        const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
+        if (type === TYPES.workersScript) inputs.migrations = this.migrations(deployment.script, read.config, args.migrationTag);
+        const res = declare(type, r.name, inputs, { parent: this, dependsOn });
         declared.set(r.name, { resource: res, outputs: outputsOf(type, res) });
       }
     }
     this.registerOutputs({ scriptName: this.scriptName, bundleSha256: this.bundleSha256 });
+  }
+
+  /** The `migrations` input: what the live script's tag calls for, read when the program
+   * runs (preview and up alike); undefined when the script is current. */
+  private migrations(script: string, config: WorkerConfig, reader: MigrationTagReader | undefined): pulumi.Output<unknown> | undefined {
+    if (config.migrations.length === 0) return undefined;
+    if (!reader) throw new pulumi.RunError(`Worker ${script}: ${config.file} has Durable Object migrations, so the component needs the live migration tag (WorkerArgs.migrationTag)`);
+    return pulumi.output(reader(script)).apply((live) => {
+      const plan = migrationsToUpload(script, config.migrations, live);
+      if (plan.status === "apply" && plan.warning) void pulumi.log.warn(plan.warning, this);
+      const tags = plan.tags.join(", ");
+      const what =
+        plan.status === "current"
+          ? `live tag ${plan.live} is current (${tags}): no migrations sent`
+          : plan.status === "apply"
+            ? `live tag ${plan.live ?? "(none)"}: sending ${plan.upload.steps.length} step(s) to ${plan.upload.newTag}${plan.upload.oldTag ? ` with old_tag ${plan.upload.oldTag}` : ""}`
+            : "no migrations";
+      void pulumi.log.info(`Durable Object migrations of ${script}: ${what}`, this);
+      return plan.upload;
+    });
   }
 }
 

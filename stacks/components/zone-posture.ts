@@ -5,6 +5,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import { isRef, mapRefs, type DesiredResource, type InputValue } from "../model/desired.ts";
 import { TYPES } from "../model/names.ts";
+import type { ProviderArgs } from "../model/provider-args.ts";
 
 export const ZONE_POSTURE_TYPE = TYPES.zonePosture;
 
@@ -26,12 +27,15 @@ export class ZonePosture extends pulumi.ComponentResource {
         if (!id) throw new Error(`internal: ${name} refers to ${isRef(ref) ? ref.$ref : JSON.stringify(ref)}, which it did not create`);
         return id;
       });
-    const inputs = (r: DesiredResource) => resolve(r.inputs) as Record<string, pulumi.Input<unknown>>;
+    // The model wrote these inputs as ModelInputs of the resource's type, checked against
+    // the provider's Args (stacks/model/provider-args.ts); resolving swaps the zone
+    // reference for the zone's id Output, which leaves exactly ProviderArgs[type].
+    const inputs = <K extends typeof TYPES.zone | typeof TYPES.dnsRecord>(_type: K, r: DesiredResource) => resolve(r.inputs) as ProviderArgs[K];
 
     let zoneId: pulumi.Output<string> | undefined;
     // The zone first, so records can refer to its id.
     for (const r of args.resources.filter((x) => x.type === TYPES.zone)) {
-      const zone = new cloudflare.Zone(r.name, inputs(r) as unknown as cloudflare.ZoneArgs, {
+      const zone = new cloudflare.Zone(r.name, inputs(TYPES.zone, r), {
         parent: this,
         retainOnDelete: r.options?.retainOnDelete,
       });
@@ -39,7 +43,7 @@ export class ZonePosture extends pulumi.ComponentResource {
       zoneId = zone.id;
     }
     for (const r of args.resources.filter((x) => x.type === TYPES.dnsRecord)) {
-      const rec = new cloudflare.DnsRecord(r.name, inputs(r) as unknown as cloudflare.DnsRecordArgs, { parent: this });
+      const rec = new cloudflare.DnsRecord(r.name, inputs(TYPES.dnsRecord, r), { parent: this });
       zoneId ??= rec.zoneId;
     }
     this.zoneId = zoneId ?? pulumi.output("");

@@ -4,6 +4,7 @@
 import { fqdn } from "./dns.ts";
 import { recordResourceName, TYPES, zonePostureName, zoneResourceName } from "./names.ts";
 import { fleetRecords, MANAGED_COMMENT, type DnsRec } from "./posture.ts";
+import { modelInputs } from "./provider-args.ts";
 import type { IgnoreRule, Inventory } from "./schema.ts";
 import { deriveWorkers, isBundleRef, isSecretRef, type BundleRef, type DesiredWorker, type SecretRef } from "./workers.ts";
 
@@ -76,32 +77,21 @@ export function mapRefs(v: InputValue, leaf: (ref: InputRef) => unknown): unknow
   return v;
 }
 
-/** The inputs of a cloudflare.DnsRecord for a record (v6 provider shapes). */
+/** The inputs of a cloudflare.DnsRecord for a record (checked against the provider's
+ * DnsRecordArgs: stacks/model/provider-args.ts). */
 export function recordInputs(r: DnsRec, zoneId: string | Ref): Inputs {
-  const inputs: Inputs = {
-    zoneId,
-    name: fqdn(r.name, r.zone),
-    type: r.type,
-    ttl: r.ttl,
-    comment: r.comment ?? MANAGED_COMMENT,
-  };
+  const base = { zoneId, name: fqdn(r.name, r.zone), type: r.type, ttl: r.ttl, comment: r.comment ?? MANAGED_COMMENT };
+  const proxied = r.type === "A" || r.type === "AAAA" || r.type === "CNAME" ? { proxied: r.proxied ?? false } : {};
   switch (r.type) {
     case "CAA":
-      inputs.data = { flags: r.caa!.flags, tag: r.caa!.tag, value: r.caa!.value };
-      break;
+      return modelInputs(TYPES.dnsRecord, { ...base, data: { flags: r.caa!.flags, tag: r.caa!.tag, value: r.caa!.value } });
     case "SRV":
-      inputs.priority = r.srv!.priority;
-      inputs.data = { priority: r.srv!.priority, weight: r.srv!.weight, port: r.srv!.port, target: r.srv!.target };
-      break;
+      return modelInputs(TYPES.dnsRecord, { ...base, priority: r.srv!.priority, data: { priority: r.srv!.priority, weight: r.srv!.weight, port: r.srv!.port, target: r.srv!.target } });
     case "MX":
-      inputs.content = r.content!;
-      inputs.priority = r.priority!;
-      break;
+      return modelInputs(TYPES.dnsRecord, { ...base, content: r.content!, priority: r.priority! });
     default:
-      inputs.content = r.content!;
+      return modelInputs(TYPES.dnsRecord, { ...base, content: r.content!, ...proxied });
   }
-  if (r.type === "A" || r.type === "AAAA" || r.type === "CNAME") inputs.proxied = r.proxied ?? false;
-  return inputs;
 }
 
 export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): DesiredState {
@@ -122,7 +112,7 @@ export function deriveDesiredState(inv: Inventory, opts: DeriveOptions): Desired
         name,
         parent,
         zone: zone.name,
-        inputs: { account: { id: opts.accountId }, name: zone.name, type: "full" },
+        inputs: modelInputs(TYPES.zone, { account: { id: opts.accountId }, name: zone.name, type: "full" }),
         // Removing a zone from the inventory must never delete it from Cloudflare.
         options: { retainOnDelete: true },
       });

@@ -7,6 +7,8 @@
 import { bundleWorker, MAIN_MODULE } from "./bundle.ts";
 import type { DesiredResource, InputValue, Inputs, Ref } from "./desired.ts";
 import type { Problem } from "./load.ts";
+import { migrationsToUpload } from "./migrations.ts";
+import { modelInputs, type ModelElement, type ModelInputs, type ProviderType } from "./provider-args.ts";
 import { TYPES } from "./names.ts";
 import { relativeName } from "./dns.ts";
 import { assignShards as assignRouterShards, routerHosts, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
@@ -36,6 +38,9 @@ export interface DesiredWorker {
   statusUrl: string | null;
   /** "sha256:<hex>" of the uploaded bundle. */
   bundle: string;
+  /** Durable Object migration tags of its wrangler.jsonc, in order (the live script's tag
+   * decides which of them `pulumi up` sends: stacks/model/migrations.ts). */
+  migrationTags: string[];
   /** Zones routed to it. */
   zones: string[];
   /** What the Worker component is given to deploy it. */
@@ -126,8 +131,10 @@ export function workerResources(
 ): DesiredResource[] {
   const out: DesiredResource[] = [];
   const component = names.component(d.script);
-  const account = (type: string, name: string, inputs: Inputs): DesiredResource => ({ type, name, zone: ACCOUNT_SCOPE, inputs, parent: component });
-  const bindings: { [key: string]: InputValue }[] = [];
+  // Every literal below is checked against the provider's Args (provider-args.ts).
+  const account = <K extends ProviderType>(type: K, name: string, inputs: ModelInputs<K>): DesiredResource => ({ type, name, zone: ACCOUNT_SCOPE, inputs: modelInputs(type, inputs), parent: component });
+  type Binding = ModelElement<typeof TYPES.workersScript, "bindings">;
+  const bindings: Binding[] = [];
 
   for (const kv of config.kv) {
     const title = kvTitle(config, kv.binding, d);
@@ -155,59 +162,64 @@ export function workerResources(
   bindings.sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
 
   out.push({ type: TYPES.worker, name: component, zone: ACCOUNT_SCOPE, inputs: {} });
-  const script: Inputs = {
-    accountId,
-    scriptName: d.script,
-    mainModule: MAIN_MODULE,
-    content: { $bundle: d.source, sha256: bundle.sha256 },
-    compatibilityDate: config.compatibilityDate,
-    compatibilityFlags: config.compatibilityFlags,
-    bindings,
-  };
-  if (config.observability) script.observability = { ...config.observability };
-  const migrations = migrationInputs(config);
-  if (migrations) script.migrations = migrations;
-  out.push(account(TYPES.workersScript, names.script(d.script), script));
+  // What the first upload of a new script sends: every step, no old_tag. The Worker
+  // component replaces it with what the live script's tag calls for (migrations.ts).
+  const migrations = migrationsToUpload(d.script, config.migrations, null).upload;
+  out.push(
+    account(TYPES.workersScript, names.script(d.script), {
+      accountId,
+      scriptName: d.script,
+      mainModule: MAIN_MODULE,
+      content: { $bundle: d.source, sha256: bundle.sha256 },
+      compatibilityDate: config.compatibilityDate,
+      bindings,
+      // Written in the form the provider reads back, so an unchanged Worker previews as
+      // unchanged (docs/deploys.md): no empty flag list, observability with its defaults.
+      ...(config.compatibilityFlags.length > 0 ? { compatibilityFlags: [...config.compatibilityFlags] } : {}),
+      ...(config.observability ? { observability: observabilityInputs(config.observability) } : {}),
+      ...(migrations ? { migrations: { newTag: migrations.newTag, steps: migrations.steps } } : {}),
+    }),
+  );
   for (const c of config.queueConsumers) {
-    const settings: Inputs = {};
+    const settings: NonNullable<ModelInputs<typeof TYPES.queueConsumer>["settings"]> = {};
     if (c.maxBatchSize !== undefined) settings.batchSize = c.maxBatchSize;
     if (c.maxBatchTimeout !== undefined) settings.maxWaitTimeMs = c.maxBatchTimeout * 1000;
     if (c.maxRetries !== undefined) settings.maxRetries = c.maxRetries;
     if (c.maxConcurrency !== undefined) settings.maxConcurrency = c.maxConcurrency;
     out.push(
-      account(
-        TYPES.queueConsumer,
-        names.consumer(d.script, c.queue),
-        { accountId, queueId: ref(names.queue(c.queue), "queueId"), scriptName: d.script, type: "worker", settings, ...(c.deadLetterQueue ? { deadLetterQueue: c.deadLetterQueue } : {}) },
-      ),
+      account(TYPES.queueConsumer, names.consumer(d.script, c.queue), {
+        accountId,
+        queueId: ref(names.queue(c.queue), "queueId"),
+        scriptName: d.script,
+        type: "worker",
+        settings,
+        ...(c.deadLetterQueue ? { deadLetterQueue: c.deadLetterQueue } : {}),
+      }),
     );
   }
   // Routes and custom domains belong to their zone (and its shard: a sharded stack
   // declares the Worker component to hold them); they name the script, which the
   // first shard's stack creates.
   for (const dom of d.domains) {
-    out.push({ type: TYPES.workersCustomDomain, name: names.domain(dom.hostname), zone: dom.zone, parent: component, inputs: { accountId, hostname: dom.hostname, service: d.script, zoneId: zoneId(dom.zone) }, options: { dependsOn: [names.script(d.script)] } });
+    const inputs = modelInputs(TYPES.workersCustomDomain, { accountId, hostname: dom.hostname, service: d.script, zoneId: zoneId(dom.zone) });
+    out.push({ type: TYPES.workersCustomDomain, name: names.domain(dom.hostname), zone: dom.zone, parent: component, inputs, options: { dependsOn: [names.script(d.script)] } });
   }
   for (const r of d.routes) {
-    out.push({ type: TYPES.workersRoute, name: names.route(r.pattern), zone: r.zone, parent: component, inputs: { zoneId: zoneId(r.zone), pattern: r.pattern, script: d.script }, options: { dependsOn: [names.script(d.script)] } });
+    const inputs = modelInputs(TYPES.workersRoute, { zoneId: zoneId(r.zone), pattern: r.pattern, script: d.script });
+    out.push({ type: TYPES.workersRoute, name: names.route(r.pattern), zone: r.zone, parent: component, inputs, options: { dependsOn: [names.script(d.script)] } });
   }
   return out;
 }
 
-/** wrangler's migrations as the provider's: one step flat, several as steps. */
-function migrationInputs(config: WorkerConfig): Inputs | undefined {
-  if (config.migrations.length === 0) return undefined;
-  const step = (m: WorkerConfig["migrations"][number]): Inputs => {
-    const s: Inputs = {};
-    if (m.newClasses.length) s.newClasses = m.newClasses;
-    if (m.newSqliteClasses.length) s.newSqliteClasses = m.newSqliteClasses;
-    if (m.deletedClasses.length) s.deletedClasses = m.deletedClasses;
-    if (m.renamedClasses.length) s.renamedClasses = m.renamedClasses.map((r) => ({ from: r.from, to: r.to }));
-    return s;
-  };
-  const last = config.migrations[config.migrations.length - 1]!;
-  if (config.migrations.length === 1) return { newTag: last.tag, ...step(last) };
-  return { newTag: last.tag, steps: config.migrations.map(step) };
+/**
+ * wrangler's observability as the provider reads it back: Workers Logs with its defaults
+ * spelt out (head sampling 1, invocation logs on, logs persisted), since the API returns
+ * them filled in and a missing `logs` would show as a change on every preview
+ * (test/fakes/cloudflare-workers-scripts-api.ts cites the sources).
+ */
+export function observabilityInputs(o: NonNullable<WorkerConfig["observability"]>): NonNullable<ModelInputs<typeof TYPES.workersScript>["observability"]> {
+  const rate = o.headSamplingRate ?? 1;
+  return { enabled: o.enabled, headSamplingRate: rate, logs: { enabled: o.enabled, invocationLogs: true, headSamplingRate: rate, persist: true } };
 }
 
 // ------------------------------------------------------------------------- fleet
@@ -355,6 +367,7 @@ export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: 
       hostnames,
       statusUrl: OPERATOR_TOKEN_BINDING in d.secrets && hostnames[0] ? `https://${hostnames[0]}${STATUS_PATH}` : null,
       bundle: bundle.sha256,
+      migrationTags: config.migrations.map((m) => m.tag),
       zones: [...new Set([...d.domains.map((x) => x.zone), ...d.routes.map((x) => x.zone)])].sort(),
       deployment: d,
     });

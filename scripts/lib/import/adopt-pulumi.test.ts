@@ -13,6 +13,7 @@ import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { TYPES } from "../../../stacks/model/names.ts";
 import { startFakeCloudflare, type FakeCloudflare } from "../../../test/fakes/cloudflare-dns-api.ts";
+import { FakeWorkersScriptsApi } from "../../../test/fakes/cloudflare-workers-scripts-api.ts";
 import { runUnderMocks } from "../../../test/support/pulumi-mocks.ts";
 import { IMPORT_EXIT, runImport } from "./cli.ts";
 import type { PulumiImportFile } from "./adopt.ts";
@@ -23,6 +24,8 @@ const PROJECT = "edgefleet";
 const POSTURE_TYPES = new Set<string>([TYPES.zonePosture, TYPES.dnsRecord, TYPES.zone]);
 
 let fake: FakeCloudflare;
+// The program reads the Durable Object Workers' live migration tags (docs/deploys.md).
+const scriptsApi = new FakeWorkersScriptsApi(ACCOUNT);
 const work = mkdtempSync(join(tmpdir(), "edgefleet-adopt-"));
 /** The example fleet's fleet.yaml and profiles.yaml, split into two DNS shards. */
 const shardedFleet = join(work, "fleet-sharded");
@@ -56,18 +59,22 @@ async function programUrns(stack: string, inventory: string, shard?: string): Pr
   // The fleet's Workers read their secrets from Pulumi config; test values stand in.
   const workers = ((parse(readFileSync(join(inventory, "fleet.yaml"), "utf8")) ?? {}) as { workers?: { secrets?: Record<string, string> }[] }).workers ?? [];
   const secrets = Object.fromEntries(workers.flatMap((w) => Object.values(w.secrets ?? {})).map((k) => [`edgefleet:${k}`, `test-${k}`]));
-  const config = { ...secrets, "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": inventory, ...(shard ? { "edgefleet:shard": shard } : {}) };
-  const run = await runUnderMocks({ project: PROJECT, stack, config, secrets: Object.keys(secrets) }, async () => (await import("../../../stacks/program.ts")).main());
+  const config = { ...secrets, "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": inventory, ...(shard ? { "edgefleet:shard": shard } : {}), "cloudflare:apiToken": scriptsApi.token, "cloudflare:baseUrl": scriptsApi.url };
+  const run = await runUnderMocks({ project: PROJECT, stack, config, secrets: [...Object.keys(secrets), "cloudflare:apiToken"] }, async () => (await import("../../../stacks/program.ts")).main());
   return run.urns.filter((urn) => POSTURE_TYPES.has(urn.split("::")[2]!.split("$").pop()!));
 }
 
 beforeAll(async () => {
   const s = seed(deriveDesiredState(loadInventoryOrThrow(join(ROOT, "fleet")), { accountId: ACCOUNT }));
   fake = await startFakeCloudflare({ token: TOKEN }, s.zones, s.records);
+  await scriptsApi.start();
   cpSync(join(ROOT, "fleet"), shardedFleet, { recursive: true });
   writeFileSync(join(shardedFleet, "fleet.yaml"), `${readFileSync(join(shardedFleet, "fleet.yaml"), "utf8")}\nstacks:\n  shards: [dns-a, dns-b]\n`);
 }, 60_000);
-afterAll(async () => fake?.close());
+afterAll(async () => {
+  await fake?.close();
+  await scriptsApi.stop();
+});
 
 describe("adopting an account under the real Pulumi program", () => {
   it("registers exactly the posture resources the import file names: pulumi up after the import creates nothing", async () => {
