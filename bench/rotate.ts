@@ -1,5 +1,5 @@
 // Benchmark of a key rotation across a fleet of Workers against the loopback fakes
-// (scripts/lib/rotate/fakes): the real engine, SDKs and journal; fake Cloudflare and
+// (test/fakes/, test/support/rotation-rig.ts): the real engine, SDKs and journal; fake Cloudflare and
 // Anthropic APIs with a realistic latency per call, and Workers that report a new key
 // only after a propagation delay. Prints a markdown table: total time, API calls, and
 // the lower bound that Cloudflare's account-wide rate limit (1,200 requests / 5 min)
@@ -10,8 +10,8 @@
 // wait (30 s) — not the API latency — so a run takes seconds, not minutes.
 import { parseArgs } from "node:util";
 import { startRotation } from "../scripts/lib/rotate/engine.ts";
-import { Rig } from "../scripts/lib/rotate/fakes/rig.ts";
-import { seeded } from "../scripts/lib/rotate/fakes/http.ts";
+import { Rig } from "../test/support/rotation-rig.ts";
+import { seeded } from "../test/support/fake-http.ts";
 import { CLOUDFLARE_LIMIT } from "../scripts/lib/rotate/rate-limit.ts";
 
 const { values } = parseArgs({

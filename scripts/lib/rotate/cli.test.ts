@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ROTATE_EXIT, runRotate, type RotateIO } from "./cli.ts";
-import { ACCOUNT, Rig, SECRET } from "./fakes/rig.ts";
+import { ACCOUNT, Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");

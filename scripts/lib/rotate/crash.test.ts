@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { resumeRotation, startRotation, type Outcome } from "./engine.ts";
 import { CrashedError, FINISHED, type Journal } from "./journal.ts";
-import { Rig, SECRET } from "./fakes/rig.ts";
+import { Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
 
 class Crash extends Error {}

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { resumeRotation, startRotation } from "./engine.ts";
-import { Rig, SECRET } from "./fakes/rig.ts";
+import { Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
 
 let rig: Rig | undefined;

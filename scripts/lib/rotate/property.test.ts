@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resumeRotation, startRotation, type Outcome } from "./engine.ts";
-import { Rig, SECRET } from "./fakes/rig.ts";
+import { Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 
 describe("property: never revoke while a Worker still serves the old key", () => {
   it("holds over random delays and failures", async () => {

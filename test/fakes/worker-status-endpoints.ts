@@ -5,7 +5,7 @@
 // delay, and a Worker reports the new fingerprint only once that delay has passed, the
 // way a new version reaches Cloudflare's edge after a few seconds.
 import { createHash } from "node:crypto";
-import { json, LoopbackServer, seeded } from "./http.ts";
+import { json, LoopbackServer, seeded } from "../support/fake-http.ts";
 
 export function fakeFingerprint(secret: string): string {
   return "sha256:" + createHash("sha256").update(secret).digest("hex").slice(0, 12);

@@ -7,8 +7,8 @@
 // Cloudflare does (over the limit: 429 and every call blocked for a while). It keeps a
 // log of every request and the most requests seen in any window, for assertions.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { fakeFingerprint, type FakeWorkerFleet } from "./worker-fleet.ts";
-import { json, LoopbackServer, seeded } from "./http.ts";
+import { fakeFingerprint, type FakeWorkerFleet } from "./worker-status-endpoints.ts";
+import { json, LoopbackServer, seeded } from "../support/fake-http.ts";
 
 export interface CloudflareFakeOptions {
   token: string;
