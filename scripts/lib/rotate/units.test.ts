@@ -22,6 +22,9 @@ describe("redaction", () => {
     expect(err).toBe("rotate: boom [redacted] boom [redacted]\n");
     expect(JSON.parse(out.split("\n")[0]!).detail).toBe("upstream said [redacted]");
   });
+  it("replaces anything shaped like an Admin API key hint", () => {
+    expect(redactor(() => [])("key sk-ant-api03-R2D...igAA is active")).toBe("key [key hint] is active");
+  });
 });
 
 describe("RateLimiter", () => {
