@@ -123,5 +123,5 @@ if (values.json) {
   for (const r of rows) {
     console.log(`| ${r.workers} | ${r.concurrency} | ${r.totalS.toFixed(1)} | ${r.stageS.toFixed(1)} | ${r.confirmS.toFixed(1)} | ${r.cfCalls} | ${r.boundS} | ${r.bound1200S} | ${r.statusReads} | ${r.anthropicCalls} | ${r.pulumiRuns} | ${r.journalWrites} | ${r.result} |`);
   }
-  console.log(`\nThe rate-limit bound is the least time Cloudflare's account-wide limit allows for that many calls: (ceil(calls / limit) - 1) x 300 s; 0 means the calls fit in one window. One secret update per Worker: ${CLOUDFLARE_LIMIT.limit} Workers per 5 minutes at most (fewer with the client's default headroom of 1,000).`);
+  console.log(`\nThe rate-limit bound is the least time Cloudflare's account-wide limit allows for that many calls: (ceil(calls / limit) - 1) x 300 s; 0 means the calls fit in one window. Three Cloudflare calls per Worker (the secret write, the deployments read after it, the deployments read of the final sweep): ${Math.floor(CLOUDFLARE_LIMIT.limit / 3)} Workers per 5 minutes at most (~333 with the client's default headroom of 1,000).`);
 }

@@ -119,7 +119,7 @@ function command(io: RotateIO): Command {
     .option("--confirmations <n>", "times in a row each Worker must report the new key", positiveInt("--confirmations"), 3)
     .option("--confirm-timeout <seconds>", "how long confirmation may take", positiveSeconds("--confirm-timeout"), DEFAULT_TIMING.confirmTimeoutMs / 1000)
     .option("--poll-interval <seconds>", "pause between two status reads of one Worker", positiveSeconds("--poll-interval"), DEFAULT_TIMING.pollIntervalMs / 1000)
-    .option("--settle <seconds>", "wait after the last confirmation before the final sweep and revoke", (v: string) => {
+    .option("--settle <seconds>", "wait after the last confirmation before the final sweep and revoke (edge propagation, and requests still running on old isolates with the old key: raise it to your longest streamed response)", (v: string) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("--settle must be a number of seconds >= 0");
       return n;
