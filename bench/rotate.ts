@@ -1,5 +1,5 @@
 // Benchmark of a key rotation across a fleet of Workers against the loopback fakes
-// (scripts/lib/rotate/fakes): the real engine, SDKs and journal; fake Cloudflare and
+// (test/fakes/, test/support/rotation-rig.ts): the real engine, SDKs and journal; fake Cloudflare and
 // Anthropic APIs with a realistic latency per call, and Workers that report a new key
 // only after a propagation delay. Prints a markdown table: total time, API calls, and
 // the lower bound that Cloudflare's account-wide rate limit (1,200 requests / 5 min)
@@ -10,8 +10,8 @@
 // wait (30 s) — not the API latency — so a run takes seconds, not minutes.
 import { parseArgs } from "node:util";
 import { startRotation } from "../scripts/lib/rotate/engine.ts";
-import { Rig } from "../scripts/lib/rotate/fakes/rig.ts";
-import { seeded } from "../scripts/lib/rotate/fakes/http.ts";
+import { Rig } from "../test/support/rotation-rig.ts";
+import { seeded } from "../test/support/fake-http.ts";
 import { CLOUDFLARE_LIMIT } from "../scripts/lib/rotate/rate-limit.ts";
 
 const { values } = parseArgs({
@@ -123,5 +123,5 @@ if (values.json) {
   for (const r of rows) {
     console.log(`| ${r.workers} | ${r.concurrency} | ${r.totalS.toFixed(1)} | ${r.stageS.toFixed(1)} | ${r.confirmS.toFixed(1)} | ${r.cfCalls} | ${r.boundS} | ${r.bound1200S} | ${r.statusReads} | ${r.anthropicCalls} | ${r.pulumiRuns} | ${r.journalWrites} | ${r.result} |`);
   }
-  console.log(`\nThe rate-limit bound is the least time Cloudflare's account-wide limit allows for that many calls: (ceil(calls / limit) - 1) x 300 s; 0 means the calls fit in one window. One secret update per Worker: ${CLOUDFLARE_LIMIT.limit} Workers per 5 minutes at most (fewer with the client's default headroom of 1,000).`);
+  console.log(`\nThe rate-limit bound is the least time Cloudflare's account-wide limit allows for that many calls: (ceil(calls / limit) - 1) x 300 s; 0 means the calls fit in one window. Three Cloudflare calls per Worker (the secret write, the deployments read after it, the deployments read of the final sweep): ${Math.floor(CLOUDFLARE_LIMIT.limit / 3)} Workers per 5 minutes at most (~333 with the client's default headroom of 1,000).`);
 }

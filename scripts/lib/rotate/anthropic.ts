@@ -8,9 +8,15 @@
 // `Authorization: Bearer`, so that header is removed explicitly.
 import Anthropic from "@anthropic-ai/sdk";
 
+/**
+ * A key at the provider, as the rotation keeps it: the id and name only. The Admin API's
+ * `partial_key_hint` (the first 16 and last 4 characters of the key, e.g.
+ * "sk-ant-api03-R2D...igAA"; @anthropic-ai/sdk resources/admin/organizations/api-keys.d.ts)
+ * is used to find the key and then dropped: it never reaches output, events or the journal,
+ * which name keys by id and by the fingerprint of the key the operator gave.
+ */
 export interface ProviderKey {
   id: string;
-  hint: string;
   status: string;
   name: string;
 }
@@ -93,7 +99,7 @@ export function anthropicProvider(o: AnthropicOptions): KeyProvider {
           const o = matchesHint(oldKey, k.partial_key_hint);
           const n = matchesHint(newKey, k.partial_key_hint);
           if (o && n) newMatches++;
-          if (o && !n && k.status === "active") found.push({ id: k.id, hint: k.partial_key_hint, status: k.status, name: k.name });
+          if (o && !n && k.status === "active") found.push({ id: k.id, status: k.status, name: k.name });
         }
       } catch (e) {
         if (e instanceof ProviderError) throw e;

@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ROTATE_EXIT, runRotate, type RotateIO } from "./cli.ts";
-import { ACCOUNT, Rig, SECRET } from "./fakes/rig.ts";
+import { ACCOUNT, Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
+import { hintOf } from "../../../test/fakes/anthropic-admin-api.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 let rig: Rig | undefined;
@@ -60,7 +61,13 @@ function journals(r: Rig): string {
 }
 
 function expectNoSecrets(r: Rig, ...texts: string[]) {
-  for (const t of [...texts, journals(r)]) for (const s of r.secretValues) expect(t.includes(s), "a secret leaked").toBe(false);
+  for (const t of [...texts, journals(r)]) {
+    for (const s of r.secretValues) expect(t.includes(s), "a secret leaked").toBe(false);
+    // Nor the Admin API's partial_key_hint of either key: fingerprints only.
+    for (const k of [r.oldKey, r.newKey]) expect(t.includes(hintOf(k)), "a key hint leaked").toBe(false);
+    expect(t).not.toContain("partial_key_hint");
+    expect(t).not.toMatch(/"hint"/);
+  }
 }
 
 describe("npm run rotate", () => {
@@ -123,13 +130,14 @@ describe("npm run rotate", () => {
     expect(code).toBe(0);
     expect(out).toMatch(/canary first: llm-proxy-000/);
     expect(out).toMatch(/ok {2}the new key works \(sha256:/);
-    expect(out).toMatch(/ok {2}disabled the old key apikey_/);
+    expect(out).toMatch(/ok {2}disabled the old key apikey_\w+ \(sha256:[0-9a-f]{12}\)/);
+    expect(out).toMatch(/ok {2}the old key is apikey_\w+ \(prod-2026-01, sha256:[0-9a-f]{12}\) at Anthropic/);
     expect(out).toMatch(/^done: rotated ANTHROPIC_API_KEY on 3 Worker\(s\); the old key is disabled$/m);
     expectNoSecrets(rig, out, err);
   });
 
   it("a lagging Worker: exit 3, rolled back, the Worker named, nothing revoked", async () => {
-    rig = await new Rig({ workers: 4, fleet: { propagationMs: (s) => (s === "llm-proxy-003" ? 3_600_000 : 0) } }).start();
+    rig = await new Rig({ workers: 4, lagging: ["llm-proxy-003"] }).start();
     const argv = args(rig, SECRET);
     argv[argv.indexOf("--confirm-timeout") + 1] = "0.3";
     const { code, err, out } = await run(argv, env(rig));
@@ -190,16 +198,16 @@ describe("npm run rotate", () => {
 
   it("a stopped rotation blocks a new one of the same secret until resumed", async () => {
     rig = await new Rig({ workers: 3 }).start();
-    rig.cf.gradual.add("llm-proxy-002");
+    rig.cf.startGradual("llm-proxy-002");
     const first = await run(args(rig, SECRET), env(rig));
     expect(first.code).toBe(ROTATE_EXIT.resume);
-    expect(first.err).toMatch(/llm-proxy-002 is in the middle of a gradual deployment/);
+    expect(first.err).toMatch(/llm-proxy-002 cannot take a secret now: a gradual deployment is in progress/);
     expect(first.err).toMatch(/--resume/);
     const second = await run(args(rig, SECRET), env(rig));
     expect(second).toMatchObject({ code: 2, err: expect.stringMatching(/is still open \(stage: .*gradual deployment/) });
     const dry = await run(args(rig, "--resume", "--dry-run"), env(rig));
     expect(dry.out).toMatch(/would resume at stage/);
-    rig.cf.gradual.clear();
+    rig.deployLatestEverywhere();
     const resumed = await run(args(rig, "--resume"), env(rig));
     expect(resumed.code).toBe(0);
     expect(resumed.out).toMatch(/resuming rotation .* at stage/);
@@ -208,9 +216,9 @@ describe("npm run rotate", () => {
 
   it("resume is refused while a Worker that joined the fleet since the start binds the secret", async () => {
     rig = await new Rig({ workers: 2 }).start();
-    rig.cf.gradual.add("llm-proxy-001");
+    rig.cf.startGradual("llm-proxy-001");
     expect((await run(args(rig, SECRET), env(rig))).code).toBe(ROTATE_EXIT.resume);
-    rig.cf.gradual.clear();
+    rig.deployLatestEverywhere();
     // The desired state now has a third Worker binding the key (deployed with the old one).
     const grown = [...rig.workers, { ...rig.workers[0]!, script: "llm-proxy-new", canary: false, statusUrl: "https://api-new.llm.example/_edgefleet/status", hostnames: ["api-new.llm.example"] }];
     const argv = args(rig, "--resume");
@@ -225,7 +233,7 @@ describe("npm run rotate", () => {
 
   it("resume with a different key is refused (exit 2)", async () => {
     rig = await new Rig({ workers: 2 }).start();
-    rig.cf.gradual.add("llm-proxy-001");
+    rig.cf.startGradual("llm-proxy-001");
     await run(args(rig, SECRET), env(rig));
     const r = await run(args(rig, "--resume"), env(rig, { EDGEFLEET_NEW_KEY: "sk-ant-api03-some-other-new-key-AA" }));
     expect(r.code).toBe(2);

@@ -24,13 +24,13 @@ import { newCommand, parseArgs } from "../cli.ts";
 export const ROTATE_EXIT = {
   /** Rotated (or the dry run printed its plan). */
   ok: 0,
-  /** Failed: preflight refused (nothing changed), a roll back could not complete, or an unexpected error. */
+  /** Failed: preflight refused (nothing changed), or an unexpected error. */
   failed: 1,
   /** Bad command line or set-up (missing key, token, unknown secret, no journal). */
   usage: 2,
   /** Confirmation failed and the old key was restored everywhere; nothing revoked. */
   rolledBack: 3,
-  /** Stopped part-way (Ctrl-C, gradual deployment, API failure, no Pulumi CLI): run --resume. */
+  /** Stopped part-way (Ctrl-C, latest version not deployed, API failure, no Pulumi CLI, a roll back that did not confirm): run --resume. */
   resume: 4,
 } as const;
 
@@ -103,8 +103,8 @@ function command(io: RotateIO): Command {
         "Keys come from the environment (EDGEFLEET_NEW_KEY, EDGEFLEET_OLD_KEY) or stdin\n" +
         "(line 1 the new key, line 2 the old key); never from the command line. Also:\n" +
         "  CLOUDFLARE_API_TOKEN, EDGEFLEET_OPERATOR_TOKEN, ANTHROPIC_ADMIN_KEY (not with --keep-old).\n\n" +
-        "Exit codes: 0 rotated, 1 failed (preflight refused, roll back incomplete),\n" +
-        "  2 bad usage, 3 rolled back, 4 stopped part-way: run again with --resume.",
+        "Exit codes: 0 rotated, 1 failed (preflight refused), 2 bad usage, 3 rolled back,\n" +
+        "  4 stopped part-way (or a roll back incomplete): fix the cause named, then --resume.",
     )
     .argument("[secret]", `the secret binding to rotate (${Object.keys(PROVIDERS).join(", ")})`)
     .option("--dry-run", "print the plan (Workers, order, steps) and change nothing")
@@ -119,7 +119,7 @@ function command(io: RotateIO): Command {
     .option("--confirmations <n>", "times in a row each Worker must report the new key", positiveInt("--confirmations"), 3)
     .option("--confirm-timeout <seconds>", "how long confirmation may take", positiveSeconds("--confirm-timeout"), DEFAULT_TIMING.confirmTimeoutMs / 1000)
     .option("--poll-interval <seconds>", "pause between two status reads of one Worker", positiveSeconds("--poll-interval"), DEFAULT_TIMING.pollIntervalMs / 1000)
-    .option("--settle <seconds>", "wait after the last confirmation before the final sweep and revoke", (v: string) => {
+    .option("--settle <seconds>", "wait after the last confirmation before the final sweep and revoke (edge propagation, and requests still running on old isolates with the old key: raise it to your longest streamed response)", (v: string) => {
       const n = Number(v);
       if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("--settle must be a number of seconds >= 0");
       return n;
@@ -222,7 +222,7 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
         journal = store.load(journal.id); // as it is now that nobody else drives it
         // A Worker that binds the secret but joined the fleet after the rotation started
         // would keep the old key through the revoke: refuse, unless rolling back.
-        if (!opts.rollback && !FINISHED.includes(journal.phase)) {
+        if (!opts.rollback && !FINISHED.includes(journal.phase) && !journal.phase.startsWith("rollback")) {
           const known = new Set(journal.workers.map((w) => w.script));
           const extra = readWorkers(io, { ...opts, stack: journal.stack }, journal.secret).workers.filter((w) => !known.has(w.script));
           if (extra.length > 0) {
@@ -313,7 +313,7 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
       case "refused":
         return journal ? ROTATE_EXIT.usage : ROTATE_EXIT.failed;
       case "rollback-failed":
-        return ROTATE_EXIT.failed;
+        return ROTATE_EXIT.resume;
     }
     return ROTATE_EXIT.failed;
   } catch (e) {

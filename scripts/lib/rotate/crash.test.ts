@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { resumeRotation, startRotation, type Outcome } from "./engine.ts";
 import { CrashedError, FINISHED, type Journal } from "./journal.ts";
-import { Rig, SECRET } from "./fakes/rig.ts";
+import { Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
 
 class Crash extends Error {}
@@ -22,8 +22,9 @@ const scenarios: Scenario[] = [
   { name: "a rotation that completes", rig: () => new Rig({ workers: 5, canaries: 1, twoConfigs: true, fleet: { propagationMs: () => 5 } }), timing: { confirmTimeoutMs: 5000 }, expected: "done" },
   {
     name: "a rotation that rolls back (one Worker lags)",
-    rig: () => new Rig({ workers: 4, canaries: 1, fleet: { propagationMs: (s) => (s === "llm-proxy-002" ? 3_600_000 : 5) } }),
-    timing: { confirmTimeoutMs: 300 },
+    rig: () => new Rig({ workers: 4, canaries: 1, lagging: ["llm-proxy-002"], fleet: { propagationMs: () => 5 } }),
+    // Room for the roll back's own confirmation on a loaded machine (it waits for the restored version).
+    timing: { confirmTimeoutMs: 1500 },
     expected: "rolled-back",
   },
 ];
@@ -116,6 +117,6 @@ describe("interrupted at every step, then resumed", () => {
           await rig.stop();
         }
       }
-    });
+    }, 900_000);
   }
 });

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { resumeRotation, startRotation } from "./engine.ts";
-import { Rig, SECRET } from "./fakes/rig.ts";
+import { Rig, SECRET } from "../../../test/support/rotation-rig.ts";
 import { fingerprint } from "./workers.ts";
 
 let rig: Rig | undefined;
@@ -56,7 +56,7 @@ describe("rotation engine", () => {
   });
 
   it("a lagging Worker leads to roll back, not revoke, and is named", async () => {
-    rig = await new Rig({ workers: 6, fleet: { propagationMs: (s) => (s === "llm-proxy-004" ? 60_000 : 10) } }).start();
+    rig = await new Rig({ workers: 6, lagging: ["llm-proxy-004"], fleet: { propagationMs: () => 10 } }).start();
     const out = await startRotation(rig.request(), rig.keys, rig.deps({ timing: { confirmTimeoutMs: 400 } }));
     expect(out.result).toBe("rolled-back");
     expect(out.workers).toEqual(["llm-proxy-004"]);
@@ -70,7 +70,7 @@ describe("rotation engine", () => {
   });
 
   it("a canary that does not confirm stops before any other Worker is touched", async () => {
-    rig = await new Rig({ workers: 5, fleet: { propagationMs: (s) => (s === "llm-proxy-000" ? 60_000 : 0) } }).start();
+    rig = await new Rig({ workers: 5, lagging: ["llm-proxy-000"] }).start();
     const out = await startRotation(rig.request(), rig.keys, rig.deps({ timing: { confirmTimeoutMs: 200 } }));
     expect(out.result).toBe("rolled-back");
     expect(rig.cf.puts.map((p) => p.script)).toEqual(["llm-proxy-000", "llm-proxy-000"]);
@@ -95,13 +95,13 @@ describe("rotation engine", () => {
 
   it("a gradual deployment stops the rollout with a clear message; resume completes it", async () => {
     rig = await new Rig({ workers: 6 }).start();
-    rig.cf.gradual.add("llm-proxy-003");
+    rig.cf.startGradual("llm-proxy-003");
     const out = await startRotation(rig.request("r", { concurrency: 1 }), rig.keys, rig.deps());
     expect(out.result).toBe("stopped");
-    expect(out.message).toMatch(/llm-proxy-003 is in the middle of a gradual deployment.*10215/);
+    expect(out.message).toMatch(/llm-proxy-003 cannot take a secret now: a gradual deployment is in progress .*error 10215/);
     expect(rig.anthropic.revoked).toEqual([]);
     expect(rig.cf.puts.map((p) => p.script)).toEqual(["llm-proxy-000", "llm-proxy-001", "llm-proxy-002"]);
-    rig.cf.gradual.clear();
+    rig.deployLatestEverywhere();
     const j = rig.store().load("r");
     expect(j.stopped).toMatch(/gradual deployment/);
     const again = await resumeRotation(j, rig.keys, rig.deps());
@@ -121,9 +121,10 @@ describe("rotation engine", () => {
     // at most the other lane's request already in flight at that moment (concurrency 2).
     const during = rig.cf.requests.filter((r) => r.at > throttled.at && r.at < throttled.at + 990);
     expect(during.length).toBeLessThanOrEqual(1);
-    expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-002").map((r) => r.status)).toEqual([429, 200]);
+    const putsOf = (script: string) => rig!.cf.requests.filter((r) => r.script === script && r.method === "PUT").map((r) => r.status);
+    expect(putsOf("llm-proxy-002")).toEqual([429, 200]);
     expect(rig.cf.requests.filter((r) => r.at >= throttled.at + 990).length).toBeGreaterThan(3);
-    expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-001").map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(putsOf("llm-proxy-001")).toEqual([500, 500, 200]);
   });
 
   it("gives up after bounded retries and stops resumably", async () => {
@@ -132,7 +133,7 @@ describe("rotation engine", () => {
     const out = await startRotation(rig.request(), rig.keys, rig.deps());
     expect(out.result).toBe("stopped");
     expect(out.message).toMatch(/llm-proxy-001 failed after 5 attempts: HTTP 500/);
-    expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-001").length).toBe(5);
+    expect(rig.cf.requests.filter((r) => r.script === "llm-proxy-001" && r.method === "PUT").length).toBe(5);
   });
 
   it("stays inside the rate limit (counted by the fake, per window)", async () => {
@@ -141,7 +142,8 @@ describe("rotation engine", () => {
     expect(out.result).toBe("done");
     expect(rig.cf.limitHits).toBe(0);
     expect(rig.cf.maxInWindow).toBeLessThanOrEqual(8);
-    expect(rig.cf.requests.length).toBe(30);
+    // Three calls a Worker: the secret PUT, the deployments read after it, the one in the final sweep.
+    expect(rig.cf.requests.length).toBe(90);
   });
 
   it("without the client-side limiter the same run trips the fake's limit (the test can fail)", async () => {
@@ -247,28 +249,52 @@ describe("rotation engine", () => {
     expect(rig.anthropic.revoked).toEqual([]);
   });
 
+  it("a roll back that does not confirm is not final: --resume retries it (writes the old key again) and completes", async () => {
+    // llm-proxy-002 never serves the new key; while `stuck`, it serves no new deployment at all.
+    let stuck = true;
+    rig = await new Rig({ workers: 3, lagging: ["llm-proxy-002"], fleet: { propagationMs: (s) => (s === "llm-proxy-002" && stuck ? 3_600_000 : 5) } }).start();
+    const timing = { confirmTimeoutMs: 1500 };
+    const first = await startRotation(rig.request(), rig.keys, rig.deps({ timing }));
+    expect(first.result).toBe("rollback-failed");
+    expect(first.workers).toEqual(["llm-proxy-002"]);
+    expect(first.message).toMatch(/--resume retries the roll back/);
+    const j = rig.store().load("rot-1");
+    expect(j.phase).toBe("rollback-failed");
+    // Still open: a new rotation of the secret is refused, resume is not.
+    expect(rig.store().open().map((x) => x.id)).toEqual(["rot-1"]);
+    stuck = false;
+    const restoresBefore = rig.cf.puts.filter((p) => p.script === "llm-proxy-002" && p.fingerprint === fingerprint(rig!.oldKey)).length;
+    const again = await resumeRotation(j, rig.keys, rig.deps({ timing }));
+    expect(again.result).toBe("rolled-back");
+    expect(rig.cf.puts.filter((p) => p.script === "llm-proxy-002" && p.fingerprint === fingerprint(rig!.oldKey)).length).toBe(restoresBefore + 1);
+    for (const w of rig.workers) expect(rig.fleet.served(w.script, SECRET)).toBe(rig.oldKey);
+    expect(rig.anthropic.revoked).toEqual([]);
+    const steps = again.journal!.steps.map((s) => s.step);
+    expect(new Set(steps).size).toBe(steps.length);
+    expect(steps).toContain("restore#2:llm-proxy-002");
+    expect(steps.at(-1)).toBe("enter#2:rolled-back");
+  });
+
   it("resume refuses keys that do not match the journal's fingerprints", async () => {
     rig = await new Rig({ workers: 2 }).start();
-    rig.cf.gradual.add("llm-proxy-001");
+    rig.cf.startGradual("llm-proxy-001");
     await startRotation(rig.request(), rig.keys, rig.deps());
     const out = await resumeRotation(rig.store().load("rot-1"), { newKey: rig.oldKey, oldKey: rig.newKey }, rig.deps());
     expect(out.result).toBe("refused");
     expect(out.problems?.[0]).toMatch(/new key given has fingerprint .* the journal's is/);
   });
 
-  it("--rollback on resume restores the old key where it was staged", async () => {
+  it("--rollback on resume restores the old key where it was staged, and leaves alone the Worker whose write was refused", async () => {
     rig = await new Rig({ workers: 4 }).start();
-    rig.cf.gradual.add("llm-proxy-002");
+    rig.cf.startGradual("llm-proxy-002");
     await startRotation(rig.request("r", { concurrency: 1 }), rig.keys, rig.deps());
-    // Still in its gradual deployment: the roll back cannot write it either, and says so.
-    const blocked = await resumeRotation(rig.store().load("r"), rig.keys, rig.deps(), { rollback: true });
-    expect(blocked.result).toBe("stopped");
-    expect(blocked.message).toMatch(/llm-proxy-002 is in the middle of a gradual deployment/);
-    rig.cf.gradual.clear();
-    const out = await resumeRotation(rig.store().load("r"), rig.keys, rig.deps());
+    // 10215 means nothing was written to llm-proxy-002: the journal says so (pending), and
+    // the roll back does not need it, even while its gradual deployment goes on.
+    expect(rig.store().load("r").workers.find((w) => w.script === "llm-proxy-002")!.state).toBe("pending");
+    const out = await resumeRotation(rig.store().load("r"), rig.keys, rig.deps(), { rollback: true });
     expect(out.result).toBe("rolled-back");
     for (const w of rig.workers) expect(rig.fleet.latest(w.script, SECRET)).toBe(rig.oldKey);
-    // llm-proxy-003 was never touched; llm-proxy-002 is restored (its PUT was attempted).
-    expect(rig.cf.puts.filter((p) => p.script === "llm-proxy-003")).toEqual([]);
+    // Only the Workers that had taken the new key were written again.
+    expect(rig.cf.puts.map((p) => p.script)).toEqual(["llm-proxy-000", "llm-proxy-001", "llm-proxy-000", "llm-proxy-001"]);
   });
 });

@@ -14,7 +14,7 @@
 // The engine knows no inventory and no CLI: it takes a list of DesiredWorker and ports
 // (Cloudflare secrets, status reader, key provider, persister, journal store).
 import type { SecretsApi } from "./cloudflare.ts";
-import { GradualDeploymentError, CloudflareApiError } from "./cloudflare.ts";
+import { CloudflareApiError, VersionNotDeployedError } from "./cloudflare.ts";
 import type { KeyProvider } from "./anthropic.ts";
 import { ProviderError } from "./anthropic.ts";
 import { CrashedError, type Journal, type JournalStore, type JournalWorker, type Phase } from "./journal.ts";
@@ -133,8 +133,8 @@ async function preflight(req: StartRequest, keys: Keys, deps: EngineDeps, t: Tim
   if (!req.keepOld) {
     try {
       const k = await deps.provider.findKey(keys.oldKey, keys.newKey);
-      oldKey = { id: k.id, hint: k.hint };
-      deps.emit({ event: "preflight.old-key-found", id: k.id, hint: k.hint, name: k.name });
+      oldKey = { id: k.id };
+      deps.emit({ event: "preflight.old-key-found", id: k.id, name: k.name, fingerprint: fpOld });
     } catch (e) {
       if (!(e instanceof ProviderError)) throw e;
       problems.push(e.message);
@@ -202,7 +202,7 @@ export function checkResume(j: Journal, keys: Keys, o: ResumeOptions = {}): stri
   const p: string[] = [];
   if (fingerprint(keys.newKey) !== j.fingerprints.new) p.push(`the new key given has fingerprint ${fingerprint(keys.newKey)}, the journal's is ${j.fingerprints.new}`);
   if (fingerprint(keys.oldKey) !== j.fingerprints.old) p.push(`the old key given has fingerprint ${fingerprint(keys.oldKey)}, the journal's is ${j.fingerprints.old}`);
-  if (j.phase === "done" || j.phase === "rolled-back" || j.phase === "rollback-failed") p.push(`rotation ${j.id} is finished (${j.phase}); there is nothing to resume`);
+  if (j.phase === "done" || j.phase === "rolled-back") p.push(`rotation ${j.id} is finished (${j.phase}); there is nothing to resume`);
   if (o.rollback && persistStarted(j)) p.push(`rotation ${j.id} has already persisted the new key; it can only be completed, not rolled back`);
   return p;
 }
@@ -217,7 +217,16 @@ export async function resumeRotation(j: Journal, keys: Keys, deps: EngineDeps, o
   if (problems.length > 0) return { result: "refused", message: "cannot resume", problems, journal: j };
   deps.emit({ event: "resume", rotation: j.id, phase: j.phase, stopped: j.stopped, steps: j.steps.length });
   j.stopped = null;
-  if (o.rollback && j.phase !== "rollback" && j.phase !== "rollback-confirm") {
+  if (j.phase === "rollback-failed") {
+    // Retry the roll back: the old key is written again to every Worker that did not
+    // report it (whatever put the new key back, or kept the old version from serving,
+    // may be fixed now), then confirmed again. Its steps carry the attempt number.
+    j.rollback = { reason: j.rollback?.reason ?? "roll back", failed: j.rollback?.failed ?? [], attempt: (j.rollback?.attempt ?? 1) + 1 };
+    for (const w of j.workers) if (w.state === "restored") w.state = "restoring";
+    j.phase = "rollback";
+    deps.store.commit(j, attemptStep(j, "enter:rollback"));
+    deps.emit({ event: "rollback.retry", attempt: j.rollback.attempt });
+  } else if (o.rollback && j.phase !== "rollback" && j.phase !== "rollback-confirm") {
     j.rollback = { reason: "requested by the operator (--rollback)", failed: [] };
     j.phase = "rollback";
     deps.store.commit(j, "enter:rollback");
@@ -308,7 +317,7 @@ async function drive(j: Journal, keys: Keys, deps: EngineDeps, t: Timing): Promi
           }
           j.revoke = "done";
           deps.store.commit(j, "revoke");
-          deps.emit({ event: "revoke.done", id: j.oldKey!.id, hint: j.oldKey!.hint });
+          deps.emit({ event: "revoke.done", id: j.oldKey!.id, fingerprint: j.fingerprints.old });
           next(j, deps, "done");
           break;
         }
@@ -326,7 +335,7 @@ async function drive(j: Journal, keys: Keys, deps: EngineDeps, t: Timing): Promi
             next(j, deps, "rollback-failed");
             return {
               result: "rollback-failed",
-              message: `roll back incomplete: ${failed.length} Worker(s) do not report the old key: ${failed.join(", ")}. Both keys are still valid; nothing was revoked.`,
+              message: `roll back incomplete: ${failed.length} Worker(s) do not report the old key: ${failed.join(", ")}. Both keys are still valid; nothing was revoked. Find out why (a deploy in progress? a Worker not serving its newest version?), then --resume retries the roll back.`,
               workers: failed,
               journal: j,
             };
@@ -344,14 +353,16 @@ async function drive(j: Journal, keys: Keys, deps: EngineDeps, t: Timing): Promi
           deps.emit({ event: "done", rotation: j.id, steps: j.steps.length });
           return { result: "done", message: `rotated ${j.secret} on ${j.workers.length} Worker(s)${j.revoke === "done" ? "; the old key is disabled" : "; the old key was kept (--keep-old)"}`, journal: j };
         case "rolled-back":
-        case "rollback-failed":
           return { result: j.phase, message: `rotation ${j.id} is finished (${j.phase})`, journal: j };
+        case "rollback-failed":
+          // Only reached through a crash right after the phase was recorded: resume retries.
+          return { result: "rollback-failed", message: `rotation ${j.id}: the roll back is incomplete; --resume retries it`, journal: j };
       }
     }
   } catch (e) {
     if (e instanceof CrashedError || deps.store.crashed) throw e;
     if (e instanceof InterruptedError) return stopped(j, deps, "interrupted", [], "interrupted");
-    if (e instanceof GradualDeploymentError || e instanceof CloudflareApiError || e instanceof PersistError || e instanceof ProviderError) return stopped(j, deps, e.message);
+    if (e instanceof VersionNotDeployedError || e instanceof CloudflareApiError || e instanceof PersistError || e instanceof ProviderError) return stopped(j, deps, e.message);
     throw e;
   }
 }
@@ -360,9 +371,17 @@ function seconds(ms: number): string {
   return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 100) / 10} s`;
 }
 
+/** A roll back step's name; a retried roll back's carry its attempt ("restore#2:x"), so no step name repeats. */
+function attemptStep(j: Journal, step: string): string {
+  const n = j.rollback?.attempt ?? 1;
+  if (n === 1) return step;
+  const i = step.indexOf(":");
+  return `${step.slice(0, i)}#${n}${step.slice(i)}`;
+}
+
 function next(j: Journal, deps: EngineDeps, phase: Phase): void {
   j.phase = phase;
-  deps.store.commit(j, `enter:${phase}`);
+  deps.store.commit(j, phase.startsWith("roll") ? attemptStep(j, `enter:${phase}`) : `enter:${phase}`);
   deps.emit({ event: "phase", phase });
 }
 
@@ -382,11 +401,23 @@ async function stage(j: Journal, set: JournalWorker[], concurrency: number, valu
     async (w) => {
       if (w.state === "pending") {
         w.state = "staging";
-        deps.store.commit(j, undefined, false);
+        deps.store.commit(j, undefined);
       }
-      await deps.secrets.put(w.script, j.secret, value);
+      try {
+        await deps.secrets.put(w.script, j.secret, value);
+      } catch (e) {
+        // Refused for want of a deployed latest version: certainly not written, so a roll
+        // back need not touch this Worker; resume writes it again.
+        if (e instanceof VersionNotDeployedError) {
+          w.state = "pending";
+          deps.store.commit(j, undefined);
+        }
+        throw e;
+      }
+      // The version this write deployed: confirmation counts only reads from it.
+      w.versionId = await deps.secrets.deployedVersion(w.script, j.secret);
       w.state = "staged";
-      deps.store.commit(j, `stage:${w.script}`, false);
+      deps.store.commit(j, `stage:${w.script}`);
       deps.emit({ event: "stage.done", worker: w.script, canary: w.canary });
     },
     () => deps.signal?.aborted === true,
@@ -401,11 +432,12 @@ async function restore(j: Journal, set: JournalWorker[], value: string, deps: En
     async (w) => {
       if (w.state !== "restoring") {
         w.state = "restoring";
-        deps.store.commit(j, undefined, false);
+        deps.store.commit(j, undefined);
       }
       await deps.secrets.put(w.script, j.secret, value);
+      w.versionId = await deps.secrets.deployedVersion(w.script, j.secret);
       w.state = "restored";
-      deps.store.commit(j, `restore:${w.script}`, false);
+      deps.store.commit(j, attemptStep(j, `restore:${w.script}`));
       deps.emit({ event: "rollback.restored", worker: w.script });
     },
     () => deps.signal?.aborted === true,
@@ -414,9 +446,16 @@ async function restore(j: Journal, set: JournalWorker[], value: string, deps: En
 }
 
 /**
- * Polls the Workers in `set` that are in state `from` until each reports `fp`
- * `confirmations` times in a row (a Worker that flips back resets its count), recording
- * each as `to`. Returns the Workers that had not confirmed when the time ran out.
+ * Polls the Workers in `set` that are in state `from` until each reports `fp` from the
+ * version our write deployed (`versionId`, read from the deployments API right after the
+ * write) `confirmations` times in a row (a Worker that flips back, or answers from another
+ * version, resets its count), recording each as `to`. Returns the Workers that had not
+ * confirmed when the time ran out.
+ *
+ * What it proves: the Cloudflare location that serves the operator runs that version and
+ * it holds the key. Not proven: every other location, nor isolates of the old version
+ * still finishing long requests (streams) with the old key: the settle wait before revoke
+ * covers those (docs/rotation.md).
  */
 async function confirm(j: Journal, set: JournalWorker[], fp: string, from: JournalWorker["state"], to: JournalWorker["state"], label: string, deps: EngineDeps, t: Timing): Promise<string[]> {
   const now = deps.now ?? Date.now;
@@ -425,6 +464,8 @@ async function confirm(j: Journal, set: JournalWorker[], fp: string, from: Journ
   const streak = new Map<string, number>();
   let pending = set.filter((w) => w.state === from);
   const total = set.length;
+  // A journal written before version ids were recorded: read the serving version now.
+  for (const w of pending) if (!w.versionId) w.versionId = await deps.secrets.deployedVersion(w.script, j.secret);
   deps.emit({ event: `${label}.start`, workers: pending.length, of: total, fingerprint: fp, confirmations: j.options.confirmations });
   deps.emit({ event: `${label}.progress`, confirmed: total - pending.length, total });
   while (pending.length > 0) {
@@ -434,18 +475,19 @@ async function confirm(j: Journal, set: JournalWorker[], fp: string, from: Journ
       pending,
       t.statusConcurrency,
       async (w) => {
-        let seen: string | null;
+        let ok = false;
         try {
-          seen = (await deps.status.read(w.statusUrl, j.secret)).fingerprint;
+          const s = await deps.status.read(w.statusUrl, j.secret);
+          ok = s.fingerprint === fp && s.versionId === w.versionId;
+          w.lastSeen = seenText(s);
         } catch (e) {
-          seen = `error: ${(e as Error).message}`;
+          w.lastSeen = `error: ${(e as Error).message}`;
         }
-        w.lastSeen = seen;
-        const n = seen === fp ? (streak.get(w.script) ?? 0) + 1 : 0;
+        const n = ok ? (streak.get(w.script) ?? 0) + 1 : 0;
         streak.set(w.script, n);
         if (n >= j.options.confirmations) {
           w.state = to;
-          deps.store.commit(j, `${label}:${w.script}`, false);
+          deps.store.commit(j, label === "restore-confirm" ? attemptStep(j, `${label}:${w.script}`) : `${label}:${w.script}`);
           deps.emit({ event: `${label}.done`, worker: w.script });
         }
       },
@@ -488,16 +530,32 @@ async function readStatus(deps: EngineDeps, t: Timing, url: string, secret: stri
   }
 }
 
-/** Reads every Worker once; returns those that do not report `fp`. */
+/** What a status read showed, for the journal and the failure report. */
+function seenText(s: { fingerprint: string | null; versionId: string | null }): string {
+  return `${s.fingerprint ?? "no key"} (version ${s.versionId ?? "unknown"})`;
+}
+
+/**
+ * The last look before revoke, per Worker: the deployments API must show one version at
+ * 100% (a gradual deployment started since confirmation could send some traffic to a
+ * version with the old key, which one status read might miss), and the status endpoint
+ * must answer from that version with `fp`. A version other than the confirmed one (a
+ * deploy since, inheriting the new key) is accepted on that evidence and recorded.
+ * Returns the Workers that fail.
+ */
 async function sweep(j: Journal, fp: string, deps: EngineDeps, t: Timing): Promise<string[]> {
   const bad: string[] = [];
   await pool(j.workers, t.statusConcurrency, async (w) => {
     try {
+      const version = await deps.secrets.deployedVersion(w.script, j.secret);
       const s = await readStatus(deps, t, w.statusUrl, j.secret);
-      w.lastSeen = s.fingerprint;
-      if (s.fingerprint !== fp) bad.push(w.script);
+      w.lastSeen = seenText(s);
+      if (s.fingerprint !== fp || s.versionId !== version) bad.push(w.script);
+      else w.versionId = version;
     } catch (e) {
-      w.lastSeen = `error: ${(e as Error).message}`;
+      if (e instanceof VersionNotDeployedError) w.lastSeen = "a gradual deployment since confirmation";
+      else if (e instanceof CloudflareApiError) throw e;
+      else w.lastSeen = `error: ${(e as Error).message}`;
       bad.push(w.script);
     }
   });

@@ -6,11 +6,16 @@ import cliProgress from "cli-progress";
 import type { Outcome, RotationEvent } from "./engine.ts";
 import type { Journal } from "./journal.ts";
 
+/**
+ * Replaces every secret value in `s` by [redacted], and anything shaped like an Anthropic
+ * key hint ("sk-ant-api03-R2D...igAA", the Admin API's partial_key_hint) by [key hint]:
+ * the rotation never prints one, and this keeps an error text from doing so either.
+ */
 export function redactor(secrets: () => readonly string[]): (s: string) => string {
   return (s) => {
     let r = s;
     for (const v of secrets()) if (v.length >= 4) r = r.split(v).join("[redacted]");
-    return r;
+    return r.replace(/sk-ant-[A-Za-z0-9_-]*\.{3}[A-Za-z0-9_-]+/g, "[key hint]");
   };
 }
 
@@ -80,7 +85,7 @@ export function createReporter(o: ReporterOptions) {
           line(`  ok  the new key works (${e.fingerprint})`);
           break;
         case "preflight.old-key-found":
-          line(`  ok  the old key is ${e.id} (${e.hint}) at Anthropic`);
+          line(`  ok  the old key is ${e.id} (${e.name}, ${e.fingerprint}) at Anthropic`);
           break;
         case "preflight.fleet-on-old-key":
           line(`  ok  all ${e.workers} Worker(s) run the old key (${e.fingerprint})`);
@@ -116,6 +121,9 @@ export function createReporter(o: ReporterOptions) {
           stopBar();
           o.err(`rotate: ${(e.workers as string[]).length} Worker(s) did not confirm the new key:\n${Object.entries(e.lastSeen as Record<string, string | null>).map(([w, s]) => `  - ${w}: last reported ${s ?? "nothing"}`).join("\n")}\n`);
           break;
+        case "rollback.retry":
+          line(`retrying the roll back (attempt ${e.attempt}): the old key is written again where it was not confirmed`);
+          break;
         case "rollback.start":
           stopBar();
           line(`ROLLING BACK (${e.reason}): restoring the old key on ${(e.workers as string[]).length} Worker(s)`);
@@ -139,7 +147,7 @@ export function createReporter(o: ReporterOptions) {
           line(`  ok  final sweep: all ${e.workers} Worker(s) report the new key`);
           break;
         case "revoke.done":
-          line(`  ok  disabled the old key ${e.id} (${e.hint})`);
+          line(`  ok  disabled the old key ${e.id} (${e.fingerprint})`);
           break;
         case "revoke.skipped":
           line("  --  the old key is kept (--keep-old); disable it in the Console when you are ready");
@@ -195,7 +203,7 @@ export function createReporter(o: ReporterOptions) {
           if (r.problems?.length && r.journal) o.err(`rotate: ${r.message}:\n${r.problems.map((p) => `  - ${p}`).join("\n")}\n`);
           break;
         case "rollback-failed":
-          o.err(`rotate: ${r.message}\n`);
+          o.err(`rotate: ${r.message} The journal ${journalPath} records every step; retry with \`npm run rotate -- --resume\`.\n`);
           break;
       }
     },

@@ -1,5 +1,7 @@
 // Small pieces of the rotation: the redactor, the rate limiter under a virtual clock,
 // retry-after parsing, the Admin API key-hint match, ordering and fingerprints.
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { matchesHint } from "./anthropic.ts";
 import { retryAfterMs } from "./cloudflare.ts";
@@ -19,6 +21,9 @@ describe("redaction", () => {
     expect(out + err).not.toContain(key);
     expect(err).toBe("rotate: boom [redacted] boom [redacted]\n");
     expect(JSON.parse(out.split("\n")[0]!).detail).toBe("upstream said [redacted]");
+  });
+  it("replaces anything shaped like an Admin API key hint", () => {
+    expect(redactor(() => [])("key sk-ant-api03-R2D...igAA is active")).toBe("key [key hint] is active");
   });
 });
 
@@ -72,5 +77,28 @@ describe("workers and fingerprints", () => {
   it("fingerprints like the Worker's status endpoint (sha256, 12 hex digits)", () => {
     // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223...
     expect(fingerprint("abc")).toBe("sha256:ba7816bf8f01");
+  });
+});
+
+describe("operator code never imports test code", () => {
+  // The rotation's part of the rule (scripts/rotate.ts and scripts/lib/rotate/): its fakes
+  // moved to test/fakes/ and test/support/rotation-rig.ts. The repository-wide check is
+  // test/ territory (the other areas' helpers are moved by their owners).
+  it("no non-test rotation file imports from test/ or a fakes folder", () => {
+    const root = resolve(import.meta.dirname, "../../..");
+    const files = [join(root, "scripts/rotate.ts"), ...(readdirSync(import.meta.dirname, { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+      .map((f) => join(import.meta.dirname, f))];
+    expect(files.length).toBeGreaterThan(10);
+    const offenders: string[] = [];
+    for (const f of files) {
+      for (const m of readFileSync(f, "utf8").matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)) {
+        const spec = m[1]!;
+        if (!spec.startsWith(".")) continue;
+        const target = relative(root, resolve(dirname(f), spec));
+        if (target.startsWith("test/") || /(^|\/)(fakes|test)\//.test(target)) offenders.push(`${relative(root, f)} -> ${spec}`);
+      }
+    }
+    expect(offenders).toEqual([]);
   });
 });

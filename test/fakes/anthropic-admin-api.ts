@@ -8,7 +8,7 @@
 // so a test can see which one the client used. Admin endpoints need an admin key.
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { json, LoopbackServer } from "./http.ts";
+import { json, LoopbackServer } from "../support/fake-http.ts";
 
 export interface FakeKey {
   id: string;

@@ -6,18 +6,18 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { anthropicProvider } from "../anthropic.ts";
-import { cloudflareSecrets } from "../cloudflare.ts";
-import type { EngineDeps, RotationEvent, Timing } from "../engine.ts";
-import { JournalStore } from "../journal.ts";
-import { pulumiConfigPersister } from "../persist.ts";
-import { RateLimiter } from "../rate-limit.ts";
-import { statusReader } from "../status.ts";
-import type { DesiredWorker } from "../workers.ts";
-import { FakeAnthropicApi } from "./anthropic-admin-api.ts";
-import { FakeCloudflareSecretsApi, type CloudflareFakeOptions } from "./cloudflare-secrets-api.ts";
-import { installFakePulumi } from "./fake-pulumi.ts";
-import { FakeWorkerFleet, type FleetOptions } from "./worker-fleet.ts";
+import { anthropicProvider } from "../../scripts/lib/rotate/anthropic.ts";
+import { cloudflareSecrets } from "../../scripts/lib/rotate/cloudflare.ts";
+import type { EngineDeps, RotationEvent, Timing } from "../../scripts/lib/rotate/engine.ts";
+import { JournalStore } from "../../scripts/lib/rotate/journal.ts";
+import { pulumiConfigPersister } from "../../scripts/lib/rotate/persist.ts";
+import { RateLimiter } from "../../scripts/lib/rotate/rate-limit.ts";
+import { statusReader } from "../../scripts/lib/rotate/status.ts";
+import type { DesiredWorker } from "../../scripts/lib/rotate/workers.ts";
+import { FakeAnthropicApi } from "../fakes/anthropic-admin-api.ts";
+import { FakeCloudflareSecretsApi, type CloudflareFakeOptions } from "../fakes/cloudflare-workers-secrets-api.ts";
+import { installFakePulumi } from "../fakes/pulumi-cli.ts";
+import { FakeWorkerFleet, type FleetOptions } from "../fakes/worker-status-endpoints.ts";
 
 export const SECRET = "ANTHROPIC_API_KEY";
 export const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -36,6 +36,11 @@ export interface RigOptions {
   latencyMs?: () => number;
   /** Two config keys instead of one (half the Workers each). */
   twoConfigs?: boolean;
+  /**
+   * Workers that never (1 hour) serve a deployment carrying the NEW key: they fail to
+   * confirm; their other deployments (the roll back's) propagate like the rest.
+   */
+  lagging?: string[];
 }
 
 export interface DepsOptions {
@@ -66,7 +71,13 @@ export class Rig {
   constructor(o: RigOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "edgefleet-rotate-"));
     this.journalDir = join(this.dir, "journal");
-    this.fleet = new FakeWorkerFleet({ operatorToken: this.operatorToken, ...o.fleet });
+    const base = o.fleet?.propagationMs;
+    const lagging = new Set(o.lagging ?? []);
+    this.fleet = new FakeWorkerFleet({
+      operatorToken: this.operatorToken,
+      ...o.fleet,
+      propagationMs: (script, secrets) => (lagging.has(script) && secrets.get(SECRET) === this.newKey ? 3_600_000 : (base?.(script, secrets) ?? 0)),
+    });
     this.cf = new FakeCloudflareSecretsApi({ token: this.cfToken, accountId: ACCOUNT, fleet: this.fleet, ...o.cloudflare });
     this.anthropic = new FakeAnthropicApi();
     if (o.latencyMs) {
@@ -143,6 +154,15 @@ export class Rig {
       const v = this.fleet.served(w.script, SECRET);
       return [w.script, v === this.newKey ? "new" : v === this.oldKey ? "old" : v];
     }));
+  }
+
+  /** The operator finishes whatever keeps a latest version undeployed: `wrangler versions deploy <latest>@100%` on each such Worker. */
+  deployLatestEverywhere(): void {
+    for (const w of this.workers) {
+      const fw = this.fleet.get(w.script);
+      const d = fw.deployments.at(-1)!;
+      if (d.versions.length !== 1 || d.versions[0]!.version_id !== fw.versions.at(-1)!.id) this.cf.deployLatest(w.script);
+    }
   }
 
   keyStatus(value: string): string | undefined {

@@ -3,7 +3,7 @@
 // failures are reproducible.
 import type { ServerResponse } from "node:http";
 
-export { LoopbackServer, type Handler } from "../../../../test/support/loopback.ts";
+export { LoopbackServer, type Handler } from "./loopback.ts";
 
 export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { "content-type": "application/json", ...headers });
@@ -11,4 +11,4 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
 }
 
 /** A seeded PRNG, uniform in [0, 1) (the one verify's sampling uses). */
-export { prng as seeded } from "../../verify/sample.ts";
+export { prng as seeded } from "../../scripts/lib/verify/sample.ts";
