@@ -23,8 +23,6 @@ const SOURCE = /\.(ts|mts|cts|js|mjs|cjs|tsx)$/;
  * list can only shrink).
  */
 export const KNOWN_VIOLATIONS_BEING_REMOVED: readonly string[] = [
-  // rotate (scripts/lib/rotate/**): moves the rotation fakes to test/fakes/.
-  "scripts/lib/rotate/fakes/",
   // tokens (scripts/lib/tenants/**): moves the tenants' fake Cloudflare to test/fakes/.
   "scripts/lib/tenants/fake-cloudflare.ts",
 ];
