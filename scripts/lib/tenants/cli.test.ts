@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalProxy } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { runTenants, TENANT_EXIT } from "./cli.ts";
-import { FakeCloudflare } from "./fake-cloudflare.ts";
+import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 
