@@ -51,6 +51,9 @@ export function clientAddress(headers: Headers): string {
   const ip = (headers.get("cf-connecting-ip") ?? "").trim().toLowerCase();
   if (ip === "") return "unknown";
   if (!ip.includes(":")) return ip;
+  // An IPv4-mapped IPv6 address is its IPv4 address (else all of them would share a /64).
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (mapped) return mapped[1]!;
   // Expand "::" and keep the first four groups.
   const [head, tail] = ip.split("::") as [string, string | undefined];
   const h = head === "" ? [] : head.split(":");

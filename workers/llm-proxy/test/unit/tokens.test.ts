@@ -179,6 +179,7 @@ describe("auth helpers", () => {
     expect(a("2001:db8:1:2::1")).toBe("2001:db8:1:2::/64");
     expect(a("2001:0db8:0001:0002:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
     expect(a("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(a("::ffff:198.51.100.4")).toBe("198.51.100.4");
     expect(a()).toBe("unknown");
   });
 
