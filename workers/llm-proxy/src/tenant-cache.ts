@@ -95,8 +95,18 @@ function caches(s: TenantSettings) {
   return { known, unknown, markers };
 }
 
-async function readJson(env: Env, key: string, s: TenantSettings): Promise<unknown> {
-  return s.kvCacheTtlS > 0 ? env.TENANTS.get(key, { type: "json", cacheTtl: s.kvCacheTtlS }) : env.TENANTS.get(key, { type: "json" });
+// Concurrent reads of one KV key share one read: a burst of one tenant's calls on a cold
+// isolate costs one record read and one marker read, not one of each per call.
+const reading = new Map<string, Promise<unknown>>();
+
+function readJson(env: Env, key: string, s: TenantSettings): Promise<unknown> {
+  const pending = reading.get(key);
+  if (pending !== undefined) return pending;
+  const p = (s.kvCacheTtlS > 0 ? env.TENANTS.get(key, { type: "json", cacheTtl: s.kvCacheTtlS }) : env.TENANTS.get(key, { type: "json" })).finally(() =>
+    reading.delete(key),
+  );
+  reading.set(key, p);
+  return p;
 }
 
 /**
