@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLocalProxy } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { runTenants, TENANT_EXIT } from "./cli.ts";
-import { FakeCloudflare } from "./fake-cloudflare.ts";
+import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 
@@ -65,6 +65,61 @@ describe("tenants --remote (Cloudflare API fake)", () => {
 
     const again = await run(["disable", "--remote", id, "--yes", "--json"], env);
     expect(JSON.parse(again.out)).toMatchObject({ dryRun: false, disabled: [], alreadyDisabled: 1 });
+  });
+
+  it("create --id: refused for a disabled or unknown tenant unless --reenable, which keeps its name and limits", async () => {
+    const made = await run(["create", "--remote", "--name", "orig", "--rate", "120", "--burst", "20", "--input-tokens-per-minute", "40000", "--output-tokens-per-minute", "8000", "--json"], env);
+    expect(made.code).toBe(TENANT_EXIT.ok);
+    const { tenant } = JSON.parse(made.out) as { tenant: { id: string; inputTokensPerMinute: number; outputTokensPerMinute: number } };
+    expect(tenant).toMatchObject({ inputTokensPerMinute: 40000, outputTokensPerMinute: 8000 });
+    // A second key of an enabled tenant takes the tenant's name and limits...
+    const second = await run(["create", "--remote", "--id", tenant.id, "--json"], env);
+    expect(second.code).toBe(TENANT_EXIT.ok);
+    expect(JSON.parse(second.out).tenant).toMatchObject({ id: tenant.id, name: "orig", ratePerMinute: 120, burst: 20, inputTokensPerMinute: 40000, outputTokensPerMinute: 8000 });
+    // ...and refuses other ones (that is `tenants limits`).
+    const other = await run(["create", "--remote", "--id", tenant.id, "--name", "renamed", "--rate", "12000"], env);
+    expect(other.code).toBe(TENANT_EXIT.usage);
+    expect(other.err).toContain("tenants limits");
+
+    expect((await run(["disable", "--remote", tenant.id, "--yes"], env)).code).toBe(0);
+    // The tenant-level marker is written (auth reads it).
+    expect(JSON.parse(cf.store.get(`tenant:${tenant.id}`)!.value)).toMatchObject({ id: tenant.id, disabled: true });
+    const before = cf.store.size;
+    const refused = await run(["create", "--remote", "--id", tenant.id, "--name", "orig", "--rate", "12000"], env);
+    expect(refused.code).toBe(TENANT_EXIT.refused);
+    expect(refused.err).toContain(`tenant ${tenant.id} is disabled; pass --reenable`);
+    expect(cf.store.size).toBe(before);
+    const unknown = await run(["create", "--remote", "--id", "t_00000000000000ee", "--name", "ghost"], env);
+    expect(unknown.code).toBe(TENANT_EXIT.notFound);
+    expect(cf.store.size).toBe(before);
+
+    const back = await run(["create", "--remote", "--id", tenant.id, "--reenable", "--json"], env);
+    expect(back.code).toBe(TENANT_EXIT.ok);
+    expect(JSON.parse(back.out).tenant).toMatchObject({ name: "orig", ratePerMinute: 120, burst: 20, inputTokensPerMinute: 40000, enabled: true });
+    expect(JSON.parse(cf.store.get(`tenant:${tenant.id}`)!.value)).toMatchObject({ disabled: false });
+  });
+
+  it("limits: sets requests and token limits on every key of a tenant, dry run first", async () => {
+    const made = JSON.parse((await run(["create", "--remote", "--name", "lim", "--json"], env)).out) as { tenant: { id: string; keyHash: string } };
+    const id = made.tenant.id;
+    await run(["create", "--remote", "--id", id], env);
+    const dry = await run(["limits", "--remote", id, "--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "10000"], env);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain("would set");
+    expect(dry.out).toContain("input tokens/min -, output tokens/min - -> 60/min, burst 10, input tokens/min 50000, output tokens/min 10000");
+    expect(JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value).inputTokensPerMinute).toBeUndefined();
+    const real = await run(["limits", "--remote", id, "--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "10000", "--yes", "--json"], env);
+    expect(JSON.parse(real.out)).toMatchObject({ dryRun: false, keys: 2, after: { inputTokensPerMinute: 50000, outputTokensPerMinute: 10000, ratePerMinute: 60 } });
+    const rows = (JSON.parse((await run(["list", "--remote", "--json"], env)).out) as { id: string; inputTokensPerMinute?: number }[]).filter((r) => r.id === id);
+    expect(rows.map((r) => r.inputTokensPerMinute)).toEqual([50000, 50000]);
+    expect((await run(["list", "--remote"], env)).out).toContain("in tok/min");
+    // 0 removes a limit; bad values change nothing.
+    await run(["limits", "--remote", id, "--input-tokens-per-minute", "0", "--yes"], env);
+    expect(JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value).inputTokensPerMinute).toBeUndefined();
+    const bad = await run(["limits", "--remote", id, "--output-tokens-per-minute", "1.5", "--yes"], env);
+    expect(bad.code).toBe(TENANT_EXIT.usage);
+    expect(bad.err).toContain("--output-tokens-per-minute");
+    expect((await run(["limits", "--remote", "t_00000000000000ff", "--rate", "5", "--yes"], env)).code).toBe(TENANT_EXIT.notFound);
   });
 
   it("takes the namespace id from a saved `pulumi stack output --json`, with clear errors", async () => {

@@ -1,13 +1,14 @@
-// `npm run tenants`: create a tenant key (printed once), list tenants, disable one;
+// `npm run tenants`: create a tenant key (printed once), list tenants, set a tenant's
+// limits (requests, input and output tokens per minute), disable one;
 // against the local Miniflare state shared with `npm run dev:proxy` (--local) or the
 // deployed Worker's TENANTS namespace through the Cloudflare API (--remote).
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import Table from "cli-table3";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
-import { createTenant, disableTenant, listTenants, TenantError, type TenantKv } from "./store.ts";
+import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 
 export const TENANT_EXIT = {
@@ -16,6 +17,8 @@ export const TENANT_EXIT = {
   failed: 1,
   /** Bad command line or input (unknown option, invalid rate, missing credentials). */
   usage: 2,
+  /** The tenant is disabled (create --id without --reenable). */
+  refused: 3,
   /** No tenant with that id. */
   notFound: 4,
 } as const;
@@ -98,11 +101,32 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+/** The limit flags given on the command line (undefined where not given). */
+function limitFlags(o: Record<string, unknown>): Partial<Limits> {
+  const n = (k: string) => (o[k] === undefined ? undefined : positiveNumber(String(o[k])));
+  return { ratePerMinute: n("rate"), burst: n("burst"), inputTokensPerMinute: n("inputTokensPerMinute"), outputTokensPerMinute: n("outputTokensPerMinute") };
+}
+
+const limitOptions = (c: Command) =>
+  c
+    .option("--rate <n>", `sustained requests per minute (new tenant: ${DEFAULT_LIMITS.ratePerMinute})`)
+    .option("--burst <n>", `requests allowed at once, the bucket size (new tenant: ${DEFAULT_LIMITS.burst})`)
+    .option("--input-tokens-per-minute <n>", "input tokens per minute: uncached input + cache writes; cache reads are free (0: no limit, the default)")
+    .option("--output-tokens-per-minute <n>", "output tokens per minute (0: no limit, the default)");
+
+function fmtTokens(n: number | undefined): string {
+  return n === undefined || n === 0 ? "-" : String(n);
+}
+
+function errorCode(e: TenantError): number {
+  return e.kind === "notFound" ? TENANT_EXIT.notFound : e.kind === "refused" ? TENANT_EXIT.refused : TENANT_EXIT.usage;
+}
+
 /** Runs the command line; returns the exit code. Never prints a key except the new one. */
 export async function runTenants(argv: string[], io: Io): Promise<number> {
   let code: number = TENANT_EXIT.ok;
   const program = new Command("tenants")
-    .description("Manage the LLM proxy's tenants: create a key (printed once), list, disable")
+    .description("Manage the LLM proxy's tenants: create a key (printed once), list, set limits, disable")
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   const common = (c: Command) =>
@@ -129,23 +153,64 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       }
     };
 
-  common(program.command("create").description("create a tenant key; the key is printed once and stored only as a SHA-256 hash"))
-    .requiredOption("--name <name>", "tenant name")
-    .addOption(new Option("--rate <n>", "sustained requests per minute").default("60"))
-    .addOption(new Option("--burst <n>", "requests allowed at once (bucket size)").default("10"))
-    .option("--id <tenantId>", "add a key to an existing tenant (e.g. to rotate its key)")
+  limitOptions(common(program.command("create").description("create a tenant key; the key is printed once and stored only as a SHA-256 hash")))
+    .option("--name <name>", "tenant name (required for a new tenant; with --id, the tenant's)")
+    .option("--id <tenantId>", "add a key to an existing, enabled tenant (e.g. to rotate its key); name and limits are the tenant's")
+    .option("--reenable", "with --id: allow a key for a disabled or unknown tenant, enabling the tenant again (its old keys stay disabled)")
     .action(
       run(async (o, store) => {
-        const { key, record } = await createTenant(store.kv, {
-          name: String(o.name),
-          ratePerMinute: positiveNumber(String(o.rate)),
-          burst: positiveNumber(String(o.burst)),
-          ...(o.id !== undefined ? { id: String(o.id) } : {}),
-        });
+        const given = limitFlags(o);
+        let created;
+        try {
+          created = await createTenant(store.kv, {
+            ...(o.name !== undefined ? { name: String(o.name) } : {}),
+            ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+            ...(o.id !== undefined ? { id: String(o.id) } : {}),
+            ...(o.reenable === true ? { reenable: true } : {}),
+          });
+        } catch (e) {
+          if (e instanceof TenantError) {
+            io.err(`tenants: ${e.message}${e.kind === "input" ? "" : ` in ${store.where}`}\n`);
+            code = errorCode(e);
+            return;
+          }
+          throw e;
+        }
+        const { key, record } = created;
         if (o.json) io.out(JSON.stringify({ key, tenant: record }, null, 2) + "\n");
         else {
-          io.out(`created tenant ${record.id} (${record.name}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}\n`);
+          const tok = `input tokens/min ${fmtTokens(record.inputTokensPerMinute)}, output tokens/min ${fmtTokens(record.outputTokensPerMinute)}`;
+          io.out(`created ${o.id !== undefined ? "a key for" : ""}${o.id !== undefined ? " " : ""}tenant ${record.id} (${record.name}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}, ${tok}\n`);
+          if (o.reenable === true) io.out(`tenant ${record.id} is enabled again (its earlier keys stay disabled)\n`);
           io.out(`key (shown once; store it now): ${key}\n`);
+        }
+      }),
+    );
+
+  limitOptions(common(program.command("limits").description("set a tenant's limits on all its keys (dry run unless --yes)")))
+    .argument("<tenantId>", "the tenant's id (t_...)")
+    .option("--yes", "apply; without it, only say what would change")
+    .action(
+      run(async (o, store, args) => {
+        const id = args[0] as string;
+        const dryRun = o.yes !== true;
+        let r;
+        try {
+          r = await setLimits(store.kv, id, limitFlags(o), dryRun);
+        } catch (e) {
+          if (e instanceof TenantError) {
+            io.err(`tenants: ${e.message}${e.kind === "notFound" ? ` in ${store.where}` : ""}\n`);
+            code = errorCode(e);
+            return;
+          }
+          throw e;
+        }
+        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, keys: r.keys, before: r.before, after: r.after }, null, 2) + "\n");
+        else {
+          const show = (l: Limits) => `${l.ratePerMinute}/min, burst ${l.burst}, input tokens/min ${fmtTokens(l.inputTokensPerMinute)}, output tokens/min ${fmtTokens(l.outputTokensPerMinute)}`;
+          io.out(`${dryRun ? "would set" : "set"} ${id}'s limits on ${r.keys} key(s) in ${store.where}: ${show(r.before)} -> ${show(r.after)}\n`);
+          if (dryRun) io.out("dry run: nothing changed; re-run with --yes to apply\n");
+          else io.out("the Worker applies them within the cache window (see docs/llm-proxy.md)\n");
         }
       }),
     );
@@ -157,8 +222,8 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
         io.out(JSON.stringify(all, null, 2) + "\n");
         return;
       }
-      const t = new Table({ head: ["id", "name", "rate/min", "burst", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
-      for (const r of all) t.push([r.id, r.name, r.ratePerMinute, r.burst, r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+      const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
+      for (const r of all) t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
       io.out(`${all.length} tenant key(s) in ${store.where}\n${t.toString()}\n`);
     }),
   );
@@ -186,7 +251,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           const verb = dryRun ? "would disable" : "disabled";
           io.out(`${verb} ${result.changed.length} key(s) of ${id} in ${store.where}; ${result.alreadyDisabled} already disabled\n`);
           if (dryRun && result.changed.length > 0) io.out("dry run: nothing changed; re-run with --yes to apply\n");
-          if (!dryRun) io.out("the Worker stops accepting these keys within the cache window (see docs/llm-proxy.md)\n");
+          if (!dryRun) io.out("the Worker stops accepting every key of this tenant within the cache window (at most TENANT_CACHE_SECONDS + KV_CACHE_TTL_SECONDS; see docs/llm-proxy.md)\n");
         }
       }),
     );
@@ -195,9 +260,13 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? TENANT_EXIT.ok : TENANT_EXIT.usage;
-    if (e instanceof UsageError || e instanceof TenantError) {
+    if (e instanceof UsageError) {
       io.err(`tenants: ${e.message}\n`);
       return TENANT_EXIT.usage;
+    }
+    if (e instanceof TenantError) {
+      io.err(`tenants: ${e.message}\n`);
+      return errorCode(e);
     }
     // API or store failure: say what failed, never a credential (the SDK's messages carry
     // the status and Cloudflare's error codes, not the token).

@@ -4,6 +4,9 @@
 import {
   KV_PREFIX,
   kvKeyFor,
+  parseTenantMarker,
+  tenantMarkerKey,
+  type TenantMarker,
   newTenantId,
   newTenantKey,
   parseTenantRecord,
@@ -21,22 +24,78 @@ export interface TenantKv {
   list(prefix: string): Promise<{ name: string; metadata: unknown }[]>;
 }
 
-export interface NewTenant {
-  name: string;
+export interface Limits {
   ratePerMinute: number;
   burst: number;
-  /** Reuse an existing tenant id (a second key for the same tenant, e.g. rotation). */
-  id?: string;
+  /** 0: no limit. */
+  inputTokensPerMinute: number;
+  outputTokensPerMinute: number;
 }
 
-export class TenantError extends Error {}
+export interface NewTenant {
+  /** Required for a new tenant; with `id`, taken from the tenant unless given. */
+  name?: string;
+  /** Each limit: required-with-default for a new tenant (the CLI fills the defaults);
+   *  with `id`, taken from the tenant's current keys unless given. */
+  ratePerMinute?: number;
+  burst?: number;
+  inputTokensPerMinute?: number;
+  outputTokensPerMinute?: number;
+  /** Add a key to an existing tenant (a second key, e.g. rotation). */
+  id?: string;
+  /** With `id`: allowed to add a key to a disabled (or unknown) tenant, enabling it again. */
+  reenable?: boolean;
+}
+
+export const DEFAULT_LIMITS: Limits = { ratePerMinute: 60, burst: 10, inputTokensPerMinute: 0, outputTokensPerMinute: 0 };
+
+export class TenantError extends Error {
+  /** "notFound": no such tenant; "refused": the tenant's state forbids it; "input": bad input. */
+  readonly kind: "notFound" | "refused" | "input";
+  constructor(message: string, kind: "notFound" | "refused" | "input" = "input") {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+function limitsOf(r: TenantRecord): Limits {
+  return { ratePerMinute: r.ratePerMinute, burst: r.burst, inputTokensPerMinute: r.inputTokensPerMinute ?? 0, outputTokensPerMinute: r.outputTokensPerMinute ?? 0 };
+}
+
+/** The tenant's marker (`tenant:<id>`), if any. */
+export async function readMarker(kv: TenantKv, id: string): Promise<TenantMarker | undefined> {
+  const raw = await kv.get(tenantMarkerKey(id));
+  if (raw === null) return undefined;
+  try {
+    return parseTenantMarker(JSON.parse(raw));
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeMarker(kv: TenantKv, id: string, disabled: boolean, now: Date): Promise<void> {
+  const m: TenantMarker = { id, disabled, at: now.toISOString() };
+  await kv.put(tenantMarkerKey(id), JSON.stringify(m), m);
+}
 
 export function validateNewTenant(t: NewTenant): string[] {
   const errors: string[] = [];
-  if (t.name.trim() === "" || t.name.length > 100) errors.push("--name: must be 1 to 100 characters");
-  if (!Number.isFinite(t.ratePerMinute) || t.ratePerMinute <= 0) errors.push("--rate: must be a number of requests per minute > 0");
-  if (!Number.isInteger(t.burst) || t.burst < 1) errors.push("--burst: must be an integer >= 1");
+  if (t.name !== undefined && (t.name.trim() === "" || t.name.length > 100)) errors.push("--name: must be 1 to 100 characters");
+  if (t.name === undefined && t.id === undefined) errors.push("--name: required for a new tenant");
+  errors.push(...validateLimits(t));
   if (t.id !== undefined && !/^t_[0-9a-f]{16}$/.test(t.id)) errors.push("--id: must look like t_0123456789abcdef");
+  if (t.reenable && t.id === undefined) errors.push("--reenable: only with --id (a new tenant is enabled anyway)");
+  return errors;
+}
+
+export function validateLimits(t: Partial<Limits>): string[] {
+  const errors: string[] = [];
+  if (t.ratePerMinute !== undefined && (!Number.isFinite(t.ratePerMinute) || t.ratePerMinute <= 0)) errors.push("--rate: must be a number of requests per minute > 0");
+  if (t.burst !== undefined && (!Number.isInteger(t.burst) || t.burst < 1)) errors.push("--burst: must be an integer >= 1");
+  for (const [k, flag] of [["inputTokensPerMinute", "--input-tokens-per-minute"], ["outputTokensPerMinute", "--output-tokens-per-minute"]] as const) {
+    const v = t[k];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) errors.push(`${flag}: must be an integer >= 0 (0: no limit)`);
+  }
   return errors;
 }
 
@@ -44,18 +103,51 @@ export function validateNewTenant(t: NewTenant): string[] {
 export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date()): Promise<{ key: string; record: TenantRecord }> {
   const errors = validateNewTenant(t);
   if (errors.length > 0) throw new TenantError(errors.join("\n"));
+  let name = t.name?.trim();
+  let base: Limits = DEFAULT_LIMITS;
+  let reenabled = false;
+  if (t.id !== undefined) {
+    // A key for an existing tenant: it must exist and be enabled, unless --reenable. Its
+    // name and limits are the tenant's (a disabled tenant never comes back silently
+    // with another name or rate).
+    const keys = (await listTenants(kv)).filter((r) => r.id === t.id);
+    const marker = await readMarker(kv, t.id);
+    const disabled = marker?.disabled === true || (keys.length > 0 && keys.every((r) => !r.enabled));
+    if (keys.length === 0 && !t.reenable) throw new TenantError(`no tenant with id ${t.id} (pass --reenable, with --name and its limits, to recreate it)`, "notFound");
+    if (disabled && !t.reenable) throw new TenantError(`tenant ${t.id} is disabled; pass --reenable to give it a new key and enable it again`, "refused");
+    if (keys.length === 0 && name === undefined) throw new TenantError("--name: required to recreate an unknown tenant", "input");
+    const current = keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1);
+    if (current !== undefined) {
+      base = limitsOf(current);
+      if (name === undefined) name = current.name;
+      if (!t.reenable) {
+        const differs = [
+          name !== current.name ? "--name" : undefined,
+          ...(["ratePerMinute", "burst", "inputTokensPerMinute", "outputTokensPerMinute"] as const).map((k) => (t[k] !== undefined && t[k] !== base[k] ? k : undefined)),
+        ].filter((x) => x !== undefined);
+        if (differs.length > 0) throw new TenantError(`tenant ${t.id}'s keys share its name and limits; use \`tenants limits\` to change them (differs: ${differs.join(", ")})`, "input");
+      }
+    }
+    reenabled = disabled || keys.length === 0;
+  }
   const key = newTenantKey();
   const record: TenantRecord = {
     id: t.id ?? newTenantId(),
-    name: t.name.trim(),
-    ratePerMinute: t.ratePerMinute,
-    burst: t.burst,
+    name: name!,
+    ratePerMinute: t.ratePerMinute ?? base.ratePerMinute,
+    burst: t.burst ?? base.burst,
     enabled: true,
     keyHash: await sha256Hex(key),
     createdAt: now.toISOString(),
   };
+  const it = t.inputTokensPerMinute ?? base.inputTokensPerMinute;
+  const ot = t.outputTokensPerMinute ?? base.outputTokensPerMinute;
+  if (it > 0) record.inputTokensPerMinute = it;
+  if (ot > 0) record.outputTokensPerMinute = ot;
   const value = JSON.stringify(record);
   await kv.put(kvKeyFor(record.keyHash), value, record);
+  // The marker last: until it is cleared, the new key is refused like the old ones.
+  if (reenabled) await writeMarker(kv, record.id, false, now);
   return { key, record };
 }
 
@@ -73,15 +165,44 @@ export async function listTenants(kv: TenantKv): Promise<TenantRecord[]> {
  * Disables every key of a tenant. With dryRun, reports what it would change and writes
  * nothing. Idempotent: re-running after an interruption finishes the job.
  */
-export async function disableTenant(kv: TenantKv, id: string, dryRun: boolean): Promise<{ changed: TenantRecord[]; alreadyDisabled: number }> {
+export async function disableTenant(kv: TenantKv, id: string, dryRun: boolean, now = new Date()): Promise<{ changed: TenantRecord[]; alreadyDisabled: number }> {
   const all = (await listTenants(kv)).filter((r) => r.id === id);
-  if (all.length === 0) throw new TenantError(`no tenant with id ${id}`);
+  if (all.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
   const changed = all.filter((r) => r.enabled);
   if (!dryRun) {
+    // The tenant-level marker first: auth refuses every key of the tenant while it is
+    // set, also one created after the listing above.
+    await writeMarker(kv, id, true, now);
     for (const r of changed) {
       const next = { ...r, enabled: false };
       await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
     }
   }
   return { changed, alreadyDisabled: all.length - changed.length };
+}
+
+/**
+ * Sets a tenant's limits on every one of its keys (the limits travel in each key's
+ * record; the Worker reads them per call). Dry run unless told otherwise.
+ */
+export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>, dryRun: boolean): Promise<{ before: Limits; after: Limits; keys: number }> {
+  const errors = validateLimits(patch);
+  if (Object.values(patch).every((v) => v === undefined)) errors.push("give at least one of --rate, --burst, --input-tokens-per-minute, --output-tokens-per-minute");
+  if (errors.length > 0) throw new TenantError(errors.join("\n"));
+  const keys = (await listTenants(kv)).filter((r) => r.id === id);
+  if (keys.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
+  const before = limitsOf(keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1)!);
+  const after: Limits = { ...before };
+  for (const k of Object.keys(patch) as (keyof Limits)[]) if (patch[k] !== undefined) after[k] = patch[k]!;
+  if (!dryRun) {
+    for (const r of keys) {
+      const next: TenantRecord = { ...r, ratePerMinute: after.ratePerMinute, burst: after.burst };
+      delete next.inputTokensPerMinute;
+      delete next.outputTokensPerMinute;
+      if (after.inputTokensPerMinute > 0) next.inputTokensPerMinute = after.inputTokensPerMinute;
+      if (after.outputTokensPerMinute > 0) next.outputTokensPerMinute = after.outputTokensPerMinute;
+      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
+    }
+  }
+  return { before, after, keys: keys.length };
 }

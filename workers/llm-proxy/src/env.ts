@@ -15,6 +15,13 @@ export interface Env {
   METRICS_SAMPLE_RATE?: string;
   TENANT_CACHE_SECONDS?: string;
   SSE_SCAN_LAG_MS?: string;
+  // tenant lookups and failed-auth throttling (tenant-cache.ts)
+  KV_CACHE_TTL_SECONDS?: string;
+  UNKNOWN_KEY_CACHE_SECONDS?: string;
+  TENANT_CACHE_ENTRIES?: string;
+  UNKNOWN_KEY_CACHE_ENTRIES?: string;
+  AUTH_FAIL_PER_MINUTE?: string;
+  AUTH_FAIL_BURST?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

@@ -7,13 +7,14 @@ import type { Env } from "./env.ts";
 import { errorResponse, type ErrorType } from "./errors.ts";
 import { relayStream, sendWithRetries } from "./forward.ts";
 import { worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
-import { authenticate } from "./policy/auth.ts";
+import { authenticate, clientAddress } from "./policy/auth.ts";
 import { checkDeclaredLength, readLimited } from "./policy/body-size.ts";
 import { corsHeaders, preflight } from "./policy/cors.ts";
 import { LocalLimits, rateLimit } from "./policy/rate-limit.ts";
 import { LEASE_MS } from "./policy/token-bucket.ts";
+import { reserveTokens } from "./tokens.ts";
+import { lookupTenant, tenantSettings } from "./tenant-cache.ts";
 import { operatorAuthorized, statusBody } from "./status.ts";
-import { kvKeyFor, parseTenantRecord, type TenantRecord } from "./tenant-record.ts";
 import { emptyUsage, usageFromJson, type Usage } from "./usage.ts";
 
 export { RateLimiter } from "./rate-limiter.ts";
@@ -28,24 +29,13 @@ const FORWARD_HEADERS = ["content-type", "accept", "anthropic-version", "anthrop
 const DROP_RESPONSE_HEADERS = ["content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "set-cookie", "anthropic-organization-id"];
 
 const limits = new LocalLimits();
+// Failed authentications per client address (the same Durable Object class, named
+// `authfail:<address>`): its own isolate memory, so tenants' leases are untouched.
+const authFailures = new LocalLimits();
 const decoder = new TextDecoder();
 // JSON answers up to this size are parsed for usage before they are sent (a few µs);
 // bigger ones after, so parsing never delays them noticeably.
 const JSON_INLINE_LIMIT = 64 * 1024;
-// Per-isolate cache of tenant records (TENANT_CACHE_SECONDS); bounds the KV reads.
-const tenantCache = new Map<string, { record: TenantRecord | undefined; expires: number }>();
-
-async function lookupTenant(env: Env, cfg: Config, keyHash: string): Promise<TenantRecord | undefined> {
-  const now = Date.now();
-  const hit = tenantCache.get(keyHash);
-  if (hit !== undefined && hit.expires > now) return hit.record;
-  const record = parseTenantRecord(await env.TENANTS.get(kvKeyFor(keyHash), { type: "json", cacheTtl: 60 }));
-  if (cfg.tenantCacheMs > 0) {
-    if (tenantCache.size > 10_000) tenantCache.clear();
-    tenantCache.set(keyHash, { record, expires: now + cfg.tenantCacheMs });
-  }
-  return record;
-}
 
 function log(line: Record<string, unknown>): void {
   // One structured line per unusual call (metrics.ts worthLogging); ids and numbers
@@ -97,34 +87,56 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   if (request.method !== "POST") return fail(405, "invalid_request_error", "method not allowed", { allow: "POST, OPTIONS" });
 
   // Policy steps, cheapest first; each returns a verdict acted on here.
-  const auth = await authenticate(request.headers, (h) => lookupTenant(env, cfg, h));
-  if (!auth.ok) return fail(401, "authentication_error", auth.message);
+  // An address that failed too often is refused before any KV read; only keys this
+  // isolate already knows still work from it (tenant-cache.ts, policy/auth.ts).
+  const address = clientAddress(request.headers);
+  const blockedMs = authFailures.deniedFor("authfail:" + address, Date.now());
+  const auth = await authenticate(request.headers, (h) => lookupTenant(env, h, blockedMs !== undefined));
+  if (!auth.ok) {
+    if (blockedMs !== undefined && auth.presented) {
+      return fail(429, "rate_limit_error", "too many failed authentications from this address", { "retry-after": String(Math.max(1, Math.ceil(blockedMs / 1000))) });
+    }
+    if (auth.presented) {
+      const s = tenantSettings(env);
+      const name = "authfail:" + address;
+      // Counted in the Durable Object (every isolate and location shares the count); a
+      // failure of the counter never turns a 401 into something else.
+      await rateLimit(name, (cap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)).take(s.authFailPerMinute, s.authFailBurst, cap), authFailures, Date.now, true, LEASE_MS);
+    }
+    return fail(401, "authentication_error", auth.message);
+  }
   const tenant = auth.tenant;
   tenantId = tenant.id;
 
   const declared = checkDeclaredLength(request.headers, cfg.maxBodyBytes);
   if (!declared.ok) return fail(413, "request_too_large", declared.message);
 
-  const limit = await rateLimit(
-    tenant.id,
-    (leaseCap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.id)).take(tenant.ratePerMinute, tenant.burst, leaseCap),
-    limits,
-    Date.now,
-    cfg.failOpen,
-    LEASE_MS,
-    // A lease top-up runs after this request may have answered: keep the request alive.
-    (p) => ctx.waitUntil(p),
-  );
+  // A tenant with token limits reserves tokens in the same Durable Object call as its
+  // request token (tokens.ts), so its body is read first; without them, nothing changes.
+  const tokenLimited = (tenant.inputTokensPerMinute ?? 0) > 0 || (tenant.outputTokensPerMinute ?? 0) > 0;
+  let body: ArrayBuffer | undefined;
+  if (tokenLimited) {
+    body = await readLimited(request, cfg.maxBodyBytes);
+    if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
+  }
+  const tokens = await reserveTokens(env, cfg, ctx, limits, tenant, route, request.headers, body);
+  const limit = tokens.verdict;
   if (!limit.ok) {
     return fail(limit.status, limit.status === 429 ? "rate_limit_error" : "api_error", limit.message, limit.headers);
   }
   failedOpen = limit.failedOpen;
+  // Every way out below settles the reservation (idempotent): to the usage read from the
+  // answer, or to nothing when no answer came.
+  const settle = tokens.settle;
 
-  const body = await readLimited(request, cfg.maxBodyBytes);
+  if (body === undefined) body = await readLimited(request, cfg.maxBodyBytes);
   if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
 
   const providerKey = env.ANTHROPIC_API_KEY;
-  if (providerKey === undefined || providerKey === "") return fail(500, "api_error", "proxy is not configured with a provider key");
+  if (providerKey === undefined || providerKey === "") {
+    settle(undefined);
+    return fail(500, "api_error", "proxy is not configured with a provider key");
+  }
 
   const headers = new Headers();
   for (const h of FORWARD_HEADERS) {
@@ -135,6 +147,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
 
   const up = await sendWithRetries(cfg.upstream + route, { method: "POST", headers, body }, cfg);
   if (up.response === undefined) {
+    settle(undefined);
     return fail(502, "api_error", "upstream unreachable", {}, up.retries);
   }
   const res = up.response;
@@ -153,7 +166,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   if (up.stream === undefined) {
     // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
     const bytes = up.bytes ?? new ArrayBuffer(0);
-    const done = (usage: Usage) => record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
+    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started }));
     if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
     // A big answer is not held up by parsing it; the runtime finishes that after.
     else ctx.waitUntil(Promise.resolve().then(() => done(usageFromJson(decoder.decode(bytes)))));
@@ -163,8 +176,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const stream = relayStream(up.stream, cfg.sseScanLagMs, ({ usage }) => {
+  const stream = relayStream(up.stream, cfg.sseScanLagMs, ({ usage, interrupted }) => {
     try {
+      settle(usage, interrupted);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
     } finally {
       finished();

@@ -1,9 +1,11 @@
-// RateLimiter: one Durable Object per tenant holding its token bucket in SQLite. Calls
-// are synchronous inside the object, so the input gate serialises them: under any
-// concurrency it never admits more than the bucket allows.
+// RateLimiter: one Durable Object per tenant holding its buckets in SQLite: requests
+// (rate, burst) and, when the tenant has token limits, input and output tokens per
+// minute. Calls are synchronous inside the object, so the input gate serialises them:
+// under any concurrency it never admits more than the buckets allow. The same class,
+// named `authfail:<ip>`, counts failed authentications per client address.
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env.ts";
-import { take, type TakeResult } from "./policy/token-bucket.ts";
+import { admit, giveBack, MAX_LEASE, take, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 
 export class RateLimiter extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -11,22 +13,67 @@ export class RateLimiter extends DurableObject<Env> {
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)",
     );
+    // Token buckets: kind 'input' or 'output'. A table of its own so the request bucket's
+    // rows (and objects created before token limits) stay as they are.
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS token_bucket (kind TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)");
   }
 
-  /** Takes one token if there is one. The tenant's rate and burst come with each call,
-   *  so a changed tenant record applies at once; `leaseCap` bounds the lease handed out
-   *  with it (MAX_LEASE by default, clamped to MAX_TOPUP_LEASE). */
-  take(ratePerMinute: number, burst: number, leaseCap?: number): TakeResult {
+  private readRequests(): Bucket | undefined {
     const row = this.ctx.storage.sql
       .exec<{ tokens: number; updated_ms: number }>("SELECT tokens, updated_ms FROM bucket WHERE id = 1")
       .toArray()[0];
-    const prev = row === undefined ? undefined : { tokens: row.tokens, updatedMs: row.updated_ms };
-    const { bucket, result } = take(prev, Date.now(), ratePerMinute, burst, leaseCap);
+    return row === undefined ? undefined : { tokens: row.tokens, updatedMs: row.updated_ms };
+  }
+
+  private writeRequests(b: Bucket): void {
     this.ctx.storage.sql.exec(
       "INSERT INTO bucket (id, tokens, updated_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
-      bucket.tokens,
-      bucket.updatedMs,
+      b.tokens,
+      b.updatedMs,
     );
-    return result;
+  }
+
+  private readTokens(): TokenBuckets {
+    const out: TokenBuckets = {};
+    for (const r of this.ctx.storage.sql.exec<{ kind: string; tokens: number; updated_ms: number }>("SELECT kind, tokens, updated_ms FROM token_bucket")) {
+      if (r.kind === "input" || r.kind === "output") out[r.kind] = { tokens: r.tokens, updatedMs: r.updated_ms };
+    }
+    return out;
+  }
+
+  private writeTokens(t: TokenBuckets): void {
+    for (const kind of ["input", "output"] as const) {
+      const b = t[kind];
+      if (b === undefined) continue;
+      this.ctx.storage.sql.exec(
+        "INSERT INTO token_bucket (kind, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT(kind) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
+        kind,
+        b.tokens,
+        b.updatedMs,
+      );
+    }
+  }
+
+  /** Takes one request token (and, with `ask`, the call's token reservation) if the
+   *  buckets hold them. The tenant's limits come with each call, so a changed tenant
+   *  record applies at once; `leaseCap` bounds the lease handed out with it (MAX_LEASE by
+   *  default, clamped to MAX_TOPUP_LEASE). */
+  take(ratePerMinute: number, burst: number, leaseCap?: number, ask?: TokenAsk): TakeResult {
+    const now = Date.now();
+    if (ask === undefined) {
+      const { bucket, result } = take(this.readRequests(), now, ratePerMinute, burst, leaseCap);
+      this.writeRequests(bucket);
+      return result;
+    }
+    const r = admit({ requests: this.readRequests(), tokens: this.readTokens() }, now, ratePerMinute, burst, leaseCap ?? MAX_LEASE, ask);
+    this.writeRequests(r.requests);
+    this.writeTokens(r.tokens);
+    return r.result;
+  }
+
+  /** A settle: gives back what a call reserved and did not use (a negative amount takes
+   *  what it used beyond its reservation). Sent from ctx.waitUntil, off the client's path. */
+  settle(limits: TokenLimits, give: Tokens): void {
+    this.writeTokens(giveBack(this.readTokens(), Date.now(), limits, give));
   }
 }

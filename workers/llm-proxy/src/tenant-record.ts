@@ -12,6 +12,11 @@ export interface TenantRecord {
   /** Bucket size: requests allowed at once after a quiet period. */
   burst: number;
   enabled: boolean;
+  /** Input tokens per minute (uncached input + cache writes; cache reads are free, as
+   *  Anthropic counts them). Absent or 0: no limit. */
+  inputTokensPerMinute?: number;
+  /** Output tokens per minute. Absent or 0: no limit. */
+  outputTokensPerMinute?: number;
   /** SHA-256 of the key, hex; compared in constant time after the lookup. */
   keyHash: string;
   createdAt: string;
@@ -19,6 +24,27 @@ export interface TenantRecord {
 
 export const KEY_PREFIX = "efk_";
 export const KV_PREFIX = "key:";
+/** KV key of a tenant's marker (`tenant:<id>`): written by `tenants disable` before it
+ *  flips the keys, so a key created meanwhile is refused too; auth reads it. */
+export const TENANT_PREFIX = "tenant:";
+
+export interface TenantMarker {
+  id: string;
+  disabled: boolean;
+  /** When it was last changed (ISO 8601). */
+  at: string;
+}
+
+export function tenantMarkerKey(id: string): string {
+  return TENANT_PREFIX + id;
+}
+
+export function parseTenantMarker(v: unknown): TenantMarker | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.id !== "string" || typeof r.disabled !== "boolean") return undefined;
+  return { id: r.id, disabled: r.disabled, at: typeof r.at === "string" ? r.at : "" };
+}
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -59,12 +85,19 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
     typeof r.keyHash !== "string"
   )
     return undefined;
+  // Token limits are optional (records written before them have none); anything but a
+  // finite number >= 0 makes the record malformed, so it fails closed like one.
+  for (const k of ["inputTokensPerMinute", "outputTokensPerMinute"] as const) {
+    if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || r[k] < 0)) return undefined;
+  }
   return {
     id: r.id,
     name: r.name,
     ratePerMinute: r.ratePerMinute,
     burst: r.burst,
     enabled: r.enabled,
+    ...(typeof r.inputTokensPerMinute === "number" && r.inputTokensPerMinute > 0 ? { inputTokensPerMinute: r.inputTokensPerMinute } : {}),
+    ...(typeof r.outputTokensPerMinute === "number" && r.outputTokensPerMinute > 0 ? { outputTokensPerMinute: r.outputTokensPerMinute } : {}),
     keyHash: r.keyHash,
     createdAt: typeof r.createdAt === "string" ? r.createdAt : "",
   };

@@ -69,7 +69,21 @@ export class FakeAnthropic {
 
   private defaultBehaviour(req: IncomingMessage, body: Buffer): Behaviour {
     if (req.headers["x-api-key"] === undefined) return { kind: "error", status: 401, type: "authentication_error", message: "invalid x-api-key" };
-    if (req.url === "/v1/messages/count_tokens") return { kind: "json", body: { input_tokens: 42 } };
+    if (req.url === "/v1/messages/count_tokens") {
+      // count_tokens takes the counted fields only: Messages-only ones are refused
+      // (MessageCountTokensParams in node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts).
+      let b: Record<string, unknown>;
+      try {
+        b = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
+      } catch {
+        return { kind: "error", status: 400, type: "invalid_request_error", message: "body is not JSON" };
+      }
+      for (const f of ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata"]) {
+        if (f in b) return { kind: "error", status: 400, type: "invalid_request_error", message: `${f}: Extra inputs are not permitted` };
+      }
+      if (!Array.isArray(b.messages) || typeof b.model !== "string") return { kind: "error", status: 400, type: "invalid_request_error", message: "model and messages: Field required" };
+      return { kind: "json", body: { input_tokens: 42 } };
+    }
     let stream = false;
     try {
       stream = (JSON.parse(body.toString("utf8")) as { stream?: boolean }).stream === true;

@@ -45,8 +45,14 @@ export class Harness {
     return h;
   }
 
-  async tenant(opts: { ratePerMinute?: number; burst?: number; name?: string } = {}): Promise<{ key: string; id: string }> {
-    const { key, record } = await createTenant(this.kv, { name: opts.name ?? "acme", ratePerMinute: opts.ratePerMinute ?? 6000, burst: opts.burst ?? 1000 });
+  async tenant(opts: { ratePerMinute?: number; burst?: number; name?: string; inputTokensPerMinute?: number; outputTokensPerMinute?: number } = {}): Promise<{ key: string; id: string }> {
+    const { key, record } = await createTenant(this.kv, {
+      name: opts.name ?? "acme",
+      ratePerMinute: opts.ratePerMinute ?? 6000,
+      burst: opts.burst ?? 1000,
+      ...(opts.inputTokensPerMinute !== undefined ? { inputTokensPerMinute: opts.inputTokensPerMinute } : {}),
+      ...(opts.outputTokensPerMinute !== undefined ? { outputTokensPerMinute: opts.outputTokensPerMinute } : {}),
+    });
     this.tenantKeys.push(key);
     return { key, id: record.id };
   }

@@ -32,7 +32,8 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     expect(limited).toHaveLength(90);
     expect(h.fake.received).toHaveLength(10);
     const r = limited[0]!;
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "rate limit exceeded for this API key" } });
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "rate limit exceeded for this API key: requests (10 at once)" } });
+    expect(r.headers.get("edgefleet-ratelimit-exceeded")).toBe("requests");
     expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(Number(r.headers.get("retry-after"))).toBeLessThanOrEqual(60);
     expect(r.headers.get("ratelimit-limit")).toBe("10");
@@ -56,6 +57,22 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     expect(ok).toBeLessThanOrEqual(200 + Math.ceil(4 * elapsedS));
     expect(ok).toBeGreaterThan(150); // leases that expire unspent may refuse a few early
     expect(h.fake.received).toHaveLength(ok);
+  });
+
+  it("ratelimit-reset is the Durable Object's (time until the bucket is full) on every answer of a burst", async () => {
+    // 240/min (4 a second), bucket 300: admitted calls bring leases of 2. Every answer's
+    // reset must be the time until the Durable Object's bucket is full again, i.e. about
+    // (300 - remaining) / 4 s, whether it came from a lease, the Durable Object or a
+    // remembered denial (before: 0 from a lease, ~1 from a remembered denial).
+    const { key } = await h.tenant({ ratePerMinute: 240, burst: 300 });
+    const results = await Promise.all(Array.from({ length: 400 }, () => h.call("/v1/messages", { key, body: "{}" })));
+    expect(results.some((r) => r.status === 429)).toBe(true);
+    const off = results
+      .map((r) => ({ status: r.status, reset: Number(r.headers.get("ratelimit-reset")), remaining: Number(r.headers.get("ratelimit-remaining")) }))
+      .filter((x) => Math.abs(x.reset - (300 - x.remaining) / 4) > 3);
+    expect(off).toEqual([]);
+    const denied = results.filter((r) => r.status === 429).map((r) => Number(r.headers.get("ratelimit-reset")));
+    expect(Math.min(...denied)).toBeGreaterThanOrEqual(70);
   });
 
   it("keeps tenants apart: one tenant's exhausted bucket does not limit another", async () => {

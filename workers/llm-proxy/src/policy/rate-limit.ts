@@ -1,63 +1,265 @@
 // Policy step: may this tenant make a call now? Asks the tenant's RateLimiter Durable
-// Object (the source of truth). Shortcuts in the isolate can only deny early or spend
-// tokens the Durable Object already deducted (a lease): a recent denial is remembered
-// until its retry-after, and a busy tenant's admitted call may bring a small lease of
-// extra tokens, topped up in the background before it runs out so that a busy tenant's
-// calls rarely wait for the Durable Object. When it fails, the configured mode decides.
-import { MAX_LEASE, MAX_TOPUP_LEASE, type TakeResult } from "./token-bucket.ts";
+// Object (the source of truth) for one request token and, for a tenant with token
+// limits, the call's token reservation, in the same call. Shortcuts in the isolate can
+// only deny early or spend what the Durable Object already deducted (a lease): a recent
+// denial is remembered, and a busy tenant's admitted call may bring a small lease of
+// extra requests and tokens, topped up in the background before it runs out, so that a
+// busy tenant's calls rarely wait for the Durable Object. Unspent leases and settled
+// differences go back to the object with its next call or in the background. When it
+// fails, the configured mode decides.
+import { MAX_LEASE, MAX_TOPUP_LEASE, type GiveBack, type LimitName, type TakeResult, type TokenAsk, type TokenLimits, type Tokens } from "./token-bucket.ts";
 
 export type RateVerdict =
-  | { ok: true; headers: Record<string, string>; failedOpen: boolean }
-  | { ok: false; status: 429; headers: Record<string, string>; message: string }
+  | { ok: true; headers: Record<string, string>; failedOpen: boolean; reserved: Tokens }
+  | { ok: false; status: 429; headers: Record<string, string>; message: string; limited: LimitName[] }
   | { ok: false; status: 503; headers: Record<string, string>; message: string };
 
-export function rateHeaders(r: TakeResult): Record<string, string> {
-  return {
+/** The token side of a call: the tenant's limits and this call's reservation. */
+export interface TokenRequest {
+  limits: TokenLimits;
+  want: Tokens;
+}
+
+const ZERO: Tokens = { input: 0, output: 0 };
+
+function rfc3339(ms: number): string {
+  // Whole seconds, like Anthropic's anthropic-ratelimit-*-reset values.
+  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/**
+ * The tenant's own limits as headers. `ratelimit-*` (IETF draft) for requests, and,
+ * named after Anthropic's `anthropic-ratelimit-{input,output}-tokens-{limit,remaining,
+ * reset}` (reset as an RFC 3339 time), `edgefleet-ratelimit-*` for the tenant's token
+ * limits. Anthropic's own headers describe the organisation's quota on the provider key
+ * and never reach a tenant; these describe the tenant's.
+ */
+export function rateHeaders(r: TakeResult, nowMs: number = Date.now()): Record<string, string> {
+  const h: Record<string, string> = {
     "ratelimit-limit": String(r.limit),
     "ratelimit-remaining": String(r.remaining),
     "ratelimit-reset": String(Math.ceil(r.resetMs / 1000)),
   };
+  const t = r.tokens;
+  if (t !== undefined) {
+    for (const [side, name] of [["input", "input-tokens"], ["output", "output-tokens"]] as const) {
+      if (!(t.limit[side] > 0)) continue;
+      h[`edgefleet-ratelimit-${name}-limit`] = String(t.limit[side]);
+      h[`edgefleet-ratelimit-${name}-remaining`] = String(t.remaining[side]);
+      h[`edgefleet-ratelimit-${name}-reset`] = rfc3339(nowMs + t.resetMs[side]);
+    }
+  }
+  return h;
+}
+
+interface Lease {
+  tokens: number;
+  input: number;
+  output: number;
+  expiresMs: number;
+  limit: number;
+  remaining: number;
+  size: number;
+  /** When the Durable Object's request bucket is full again (absolute; item 9: the reset
+   *  a lease reports is the Durable Object's, not 0). */
+  fullAtMs: number;
+  /** The reservation the lease was sized for (top-ups ask for it again). */
+  unit: Tokens | undefined;
+  tok: { limit: Tokens; remaining: Tokens; fullAtMs: Tokens } | undefined;
 }
 
 /**
- * What this isolate knows about each tenant's bucket: a denial (until when the bucket
- * cannot have a token) and leased tokens (already taken from the Durable Object). Both
- * only ever deny early or spend what the Durable Object granted: never admit more.
+ * What this isolate knows about each tenant's buckets: a denial, leased requests and
+ * tokens (already taken from the Durable Object), and what it owes back. All of it can
+ * only deny early or spend what the Durable Object granted: never admit more.
  */
 export class LocalLimits {
-  private readonly denied = new Map<string, { untilMs: number; limit: number }>();
-  private readonly leases = new Map<string, { tokens: number; expiresMs: number; limit: number; remaining: number; size: number }>();
+  private readonly denied = new Map<string, { untilMs: number; limit: number; fullAtMs: number }>();
+  private readonly tokDenied = new Map<string, { atMs: number; avail: Tokens; limit: Tokens; fullAtMs: Tokens; reqRemaining: number; reqLimit: number; reqFullAtMs: number }>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly owed = new Map<string, GiveBack>();
   private readonly inflight = new Map<string, Promise<TakeResult>>();
+  private readonly flushing = new Set<string>();
 
-  check(tenantId: string, nowMs: number): TakeResult | undefined {
+  private leaseResult(l: Lease, nowMs: number, want: Tokens | undefined): TakeResult {
+    const r: TakeResult = { allowed: true, granted: 1, remaining: l.remaining + l.tokens, limit: l.limit, retryAfterMs: 0, resetMs: Math.max(0, l.fullAtMs - nowMs) };
+    if (l.tok !== undefined) {
+      const t = l.tok;
+      r.tokens = {
+        granted: want ?? ZERO,
+        remaining: { input: t.remaining.input + Math.max(0, Math.floor(l.input)), output: t.remaining.output + Math.max(0, Math.floor(l.output)) },
+        limit: t.limit,
+        resetMs: { input: Math.max(0, t.fullAtMs.input - nowMs), output: Math.max(0, t.fullAtMs.output - nowMs) },
+      };
+    }
+    return r;
+  }
+
+  /** `want`: the call's token reservation (undefined: the tenant has no token limits). */
+  check(tenantId: string, nowMs: number, want?: Tokens): TakeResult | undefined {
     // Leased tokens first: they were deducted already, even if the bucket is empty now.
     const l = this.leases.get(tenantId);
     if (l !== undefined) {
-      if (l.tokens > 0 && nowMs < l.expiresMs) {
+      const fits = want === undefined || (l.input >= want.input && l.output >= want.output);
+      if (l.tokens > 0 && nowMs < l.expiresMs && fits) {
         l.tokens--;
-        return { allowed: true, granted: 1, remaining: l.remaining + l.tokens, limit: l.limit, retryAfterMs: 0, resetMs: 0 };
+        if (want !== undefined) {
+          l.input -= want.input;
+          l.output -= want.output;
+        }
+        return this.leaseResult(l, nowMs, want);
       }
+      // Expired, used up, or too small for this call: what is left goes back to the
+      // Durable Object with the next call (it was deducted there and never spent).
+      this.owe(tenantId, { requests: Math.max(0, l.tokens), input: Math.max(0, l.input), output: Math.max(0, l.output) });
       this.leases.delete(tenantId);
     }
     const d = this.denied.get(tenantId);
     if (d !== undefined) {
       if (nowMs < d.untilMs) {
-        return { allowed: false, granted: 0, remaining: 0, limit: d.limit, retryAfterMs: d.untilMs - nowMs, resetMs: d.untilMs - nowMs };
+        return { allowed: false, granted: 0, remaining: 0, limit: d.limit, retryAfterMs: d.untilMs - nowMs, resetMs: Math.max(0, d.fullAtMs - nowMs), limited: ["requests"] };
       }
       this.denied.delete(tenantId);
+    }
+    const td = this.tokDenied.get(tenantId);
+    if (td !== undefined && want !== undefined) {
+      // The buckets held `avail` at `atMs` and refill at limit/min: a call that cannot
+      // fit yet is refused here (this isolate's own refunds clear the memory).
+      const limited: LimitName[] = [];
+      let wait = 0;
+      for (const [side, name] of [["input", "input_tokens"], ["output", "output_tokens"]] as const) {
+        const lim = td.limit[side];
+        if (!(lim > 0) || want[side] > lim) continue; // a call above the limit goes to the object, which says so
+        const have = Math.min(lim, td.avail[side] + ((nowMs - td.atMs) * lim) / 60_000);
+        if (have < want[side]) {
+          limited.push(name);
+          wait = Math.max(wait, Math.ceil(((want[side] - have) * 60_000) / lim));
+        }
+      }
+      if (limited.length > 0) {
+        return {
+          allowed: false,
+          granted: 0,
+          remaining: td.reqRemaining,
+          limit: td.reqLimit,
+          retryAfterMs: wait,
+          resetMs: Math.max(0, td.reqFullAtMs - nowMs),
+          limited,
+          tokens: {
+            granted: ZERO,
+            remaining: { input: Math.floor(td.avail.input), output: Math.floor(td.avail.output) },
+            limit: td.limit,
+            resetMs: { input: Math.max(0, td.fullAtMs.input - nowMs), output: Math.max(0, td.fullAtMs.output - nowMs) },
+          },
+        };
+      }
     }
     return undefined;
   }
 
-  /** Keeps what a Durable Object call returned. `used` tokens of it were spent by the caller
-   *  (1 for a request, 0 for a top-up); the rest of the grant joins the lease. */
-  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number, used = 1): void {
-    if (!r.allowed && r.retryAfterMs > 0) this.denied.set(tenantId, { untilMs: nowMs + r.retryAfterMs, limit: r.limit });
+  /** Keeps what a Durable Object call returned. `used` requests of it were spent by the
+   *  caller (1 for a request, 0 for a top-up), with `want` tokens each; the rest of the
+   *  grant joins the lease. */
+  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number, used = 1, want?: Tokens): void {
+    if (!r.allowed && r.retryAfterMs > 0) {
+      const limited = r.limited ?? ["requests"];
+      if (limited.includes("requests")) this.denied.set(tenantId, { untilMs: nowMs + r.retryAfterMs, limit: r.limit, fullAtMs: nowMs + r.resetMs });
+      else if (r.tokens !== undefined) {
+        this.tokDenied.set(tenantId, {
+          atMs: nowMs,
+          avail: r.tokens.remaining,
+          limit: r.tokens.limit,
+          fullAtMs: { input: nowMs + r.tokens.resetMs.input, output: nowMs + r.tokens.resetMs.output },
+          reqRemaining: r.remaining,
+          reqLimit: r.limit,
+          reqFullAtMs: nowMs + r.resetMs,
+        });
+      }
+    }
+    if (r.allowed) this.tokDenied.delete(tenantId);
     if (r.allowed && r.granted > used) {
       const l = this.leases.get(tenantId);
-      const tokens = (l !== undefined && nowMs < l.expiresMs ? l.tokens : 0) + r.granted - used;
-      this.leases.set(tenantId, { tokens, expiresMs: nowMs + leaseMs, limit: r.limit, remaining: r.remaining, size: r.granted - 1 });
+      const alive = l !== undefined && nowMs < l.expiresMs;
+      const gi = (r.tokens?.granted.input ?? 0) - used * (want?.input ?? 0);
+      const go = (r.tokens?.granted.output ?? 0) - used * (want?.output ?? 0);
+      const t = r.tokens;
+      this.leases.set(tenantId, {
+        tokens: (alive ? l.tokens : 0) + r.granted - used,
+        input: (alive ? l.input : 0) + gi,
+        output: (alive ? l.output : 0) + go,
+        expiresMs: nowMs + leaseMs,
+        limit: r.limit,
+        remaining: r.remaining,
+        size: r.granted - 1,
+        fullAtMs: nowMs + r.resetMs,
+        unit: want,
+        tok: t === undefined ? undefined : { limit: t.limit, remaining: t.remaining, fullAtMs: { input: nowMs + t.resetMs.input, output: nowMs + t.resetMs.output } },
+      });
     }
+  }
+
+  /** A remembered request denial (peek: spends nothing): ms until it ends, or undefined. */
+  deniedFor(id: string, nowMs: number): number | undefined {
+    const d = this.denied.get(id);
+    if (d === undefined || nowMs >= d.untilMs) return undefined;
+    return d.untilMs - nowMs;
+  }
+
+  owe(tenantId: string, g: GiveBack): void {
+    if (g.requests === 0 && g.input === 0 && g.output === 0) return;
+    const o = this.owed.get(tenantId);
+    if (o === undefined) this.owed.set(tenantId, { ...g });
+    else {
+      o.requests += g.requests;
+      o.input += g.input;
+      o.output += g.output;
+    }
+  }
+
+  /** What this isolate owes the Durable Object, handed over (and forgotten) for a call. */
+  takeOwed(tenantId: string): GiveBack {
+    const o = this.owed.get(tenantId);
+    this.owed.delete(tenantId);
+    return o ?? { requests: 0, input: 0, output: 0 };
+  }
+
+  hasOwed(tenantId: string): boolean {
+    return this.owed.has(tenantId);
+  }
+
+  /** A settled call's difference (reserved - used; negative: it used more). A refund
+   *  joins a live lease (spent here, no Durable Object call); anything else is owed.
+   *  Returns whether tokens are owed now. */
+  settle(tenantId: string, nowMs: number, delta: Tokens): boolean {
+    const l = this.leases.get(tenantId);
+    const alive = l !== undefined && nowMs < l.expiresMs && l.tok !== undefined;
+    let rest = { requests: 0, input: delta.input, output: delta.output };
+    if (alive) {
+      if (delta.input > 0) {
+        l.input += delta.input;
+        rest.input = 0;
+      }
+      if (delta.output > 0) {
+        l.output += delta.output;
+        rest.output = 0;
+      }
+    }
+    this.owe(tenantId, rest);
+    // Our own refund makes the remembered availability stale (too low): forget it.
+    if (delta.input > 0 || delta.output > 0) this.tokDenied.delete(tenantId);
+    const o = this.owed.get(tenantId);
+    return o !== undefined && (o.input !== 0 || o.output !== 0);
+  }
+
+  /** Starts a flush unless one runs; the flush takes the owed tokens when it sends. */
+  startFlush(tenantId: string): boolean {
+    if (this.flushing.has(tenantId)) return false;
+    this.flushing.add(tenantId);
+    return true;
+  }
+
+  endFlush(tenantId: string): void {
+    this.flushing.delete(tenantId);
   }
 
   /** The lease a top-up asks for: the isolate spent three quarters of its lease within its
@@ -67,6 +269,11 @@ export class LocalLimits {
   topUpCap(tenantId: string): number {
     const l = this.leases.get(tenantId);
     return Math.min(MAX_TOPUP_LEASE, Math.max(MAX_LEASE, 2 * (l?.size ?? 0)));
+  }
+
+  /** The reservation the current lease was sized for (what a top-up asks for). */
+  leaseUnit(tenantId: string): Tokens | undefined {
+    return this.leases.get(tenantId)?.unit;
   }
 
   /** Whether the lease is down to its last quarter with no call in flight: time to top up. */
@@ -93,46 +300,115 @@ export class LocalLimits {
   }
 }
 
+function limitMessage(r: TakeResult): string {
+  const limited = r.limited ?? ["requests"];
+  const t = r.tokens;
+  const parts = limited.map((n) =>
+    n === "requests"
+      ? `requests (${r.limit} at once)`
+      : n === "input_tokens"
+        ? `input tokens per minute (${t?.limit.input ?? "?"})`
+        : `output tokens per minute (${t?.limit.output ?? "?"})`,
+  );
+  if (r.impossible) {
+    return `this request's token reservation exceeds this API key's limit of ${parts.join(" and ")}: it can never be admitted; lower max_tokens or the prompt`;
+  }
+  return `rate limit exceeded for this API key: ${parts.join(" and ")}`;
+}
+
 export async function rateLimit(
   tenantId: string,
-  /** The Durable Object call; `leaseCap` bounds the lease it hands out. */
-  call: (leaseCap: number) => Promise<TakeResult>,
+  /** The Durable Object call; `leaseCap` bounds the lease it hands out; `ask` carries
+   *  the token side (and what this isolate gives back). */
+  call: (leaseCap: number, ask?: TokenAsk) => Promise<TakeResult>,
   local: LocalLimits,
   nowMs: () => number,
   failOpen: boolean,
   leaseMs: number,
   /** Runs a lease top-up without holding this request up (ctx.waitUntil). */
   background?: (p: Promise<unknown>) => void,
+  /** The tenant's token limits and this call's reservation; absent: requests only. */
+  tokens?: TokenRequest,
 ): Promise<RateVerdict> {
+  const want = tokens?.want;
+  // With no token limits, a call carries a TokenAsk only to give back unspent requests.
+  const askFor = (w: Tokens | undefined): TokenAsk | undefined => {
+    if (tokens !== undefined) return { limits: tokens.limits, want: w ?? ZERO, give: local.takeOwed(tenantId) };
+    if (!local.hasOwed(tenantId)) return undefined;
+    const give = local.takeOwed(tenantId);
+    return { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
+  };
   let r: TakeResult | undefined;
   for (;;) {
-    r = local.check(tenantId, nowMs());
+    r = local.check(tenantId, nowMs(), want);
     if (r !== undefined) break;
     let asked: { result: TakeResult; own: boolean };
     try {
-      asked = await local.ask(tenantId, () => call(MAX_LEASE));
+      asked = await local.ask(tenantId, () => call(MAX_LEASE, askFor(want)));
     } catch {
-      if (failOpen) return { ok: true, headers: {}, failedOpen: true };
+      if (failOpen) return { ok: true, headers: {}, failedOpen: true, reserved: ZERO };
       return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "rate limiter unavailable; try again shortly" };
     }
     if (!asked.own) continue; // another request's call finished: look at what it left
     r = asked.result;
-    local.remember(tenantId, nowMs(), r, leaseMs);
+    local.remember(tenantId, nowMs(), r, leaseMs, 1, want);
     break;
   }
   if (r.allowed && background !== undefined && local.wantsTopUp(tenantId, nowMs())) {
     // Every token of the top-up is deducted in the Durable Object before it is spent
     // here; a failed or refused top-up only means the next call asks for itself.
     const cap = local.topUpCap(tenantId);
+    const unit = tokens !== undefined ? (local.leaseUnit(tenantId) ?? want) : undefined;
     background(
-      local.ask(tenantId, () => call(cap)).then(
-        (a) => (a.own ? local.remember(tenantId, nowMs(), a.result, leaseMs, 0) : undefined),
+      local.ask(tenantId, () => call(cap, askFor(unit))).then(
+        (a) => (a.own ? local.remember(tenantId, nowMs(), a.result, leaseMs, 0, unit) : undefined),
         () => {},
       ),
     );
   }
-  const headers = rateHeaders(r);
-  if (r.allowed) return { ok: true, headers, failedOpen: false };
+  const headers = rateHeaders(r, nowMs());
+  if (r.allowed) return { ok: true, headers, failedOpen: false, reserved: tokens !== undefined ? { ...tokens.want } : ZERO };
+  const limited = r.limited ?? ["requests"];
   headers["retry-after"] = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
-  return { ok: false, status: 429, headers, message: "rate limit exceeded for this API key" };
+  headers["edgefleet-ratelimit-exceeded"] = limited.join(", ");
+  // Waiting cannot admit a call larger than the limit: tell the SDKs not to retry
+  // (they obey x-should-retry before their own rules: @anthropic-ai/sdk client.js).
+  if (r.impossible) headers["x-should-retry"] = "false";
+  return { ok: false, status: 429, headers, message: limitMessage(r), limited };
+}
+
+/**
+ * Settles a finished call: `reserved - used` goes back to this isolate's live lease, or
+ * to the Durable Object in the background (`flush`, through ctx.waitUntil). One flush at
+ * a time per tenant per isolate; what is owed meanwhile rides on the next one (or on the
+ * next admission call).
+ */
+export function settleTokens(
+  tenantId: string,
+  local: LocalLimits,
+  nowMs: number,
+  reserved: Tokens,
+  used: Tokens,
+  flush: (give: Tokens) => Promise<void>,
+  background: (p: Promise<unknown>) => void,
+): void {
+  const delta = { input: reserved.input - used.input, output: reserved.output - used.output };
+  if (delta.input === 0 && delta.output === 0) return;
+  if (!local.settle(tenantId, nowMs, delta)) return;
+  if (!local.startFlush(tenantId)) return;
+  background(
+    (async () => {
+      try {
+        for (let i = 0; i < 100; i++) {
+          const owed = local.takeOwed(tenantId);
+          // Requests owed stay owed: they ride on the next admission call.
+          if (owed.requests !== 0) local.owe(tenantId, { requests: owed.requests, input: 0, output: 0 });
+          if (owed.input === 0 && owed.output === 0) break;
+          await flush({ input: owed.input, output: owed.output }).catch(() => {});
+        }
+      } finally {
+        local.endFlush(tenantId);
+      }
+    })(),
+  );
 }

@@ -19,6 +19,12 @@ export interface TakeResult {
   retryAfterMs: number;
   /** ms until the bucket is full again. */
   resetMs: number;
+  /** When denied: which limits refused (requests first). */
+  limited?: LimitName[];
+  /** When denied: this call's reservation exceeds a limit outright; waiting cannot help. */
+  impossible?: boolean;
+  /** The token buckets, when the call carried a TokenAsk. */
+  tokens?: TokenResult;
 }
 
 /** Largest lease of a call made for a request: bounds how many tokens an isolate that
@@ -68,6 +74,159 @@ export function take(
       limit: burst,
       retryAfterMs: allowed ? 0 : Math.ceil((1 - tokens) / perMs),
       resetMs: Math.ceil((burst - tokens) / perMs),
+    },
+  };
+}
+
+// ---- Token limits (input and output tokens per minute), next to the request bucket ----
+// Two more buckets in the same Durable Object, refilled continuously at limit/60 per
+// second up to the limit (Anthropic's own rate limits are token buckets of this shape:
+// platform.claude.com/docs/en/api/rate-limits, checked 2026-11-27). A call reserves an
+// upper bound of what it may use; settling to the actual amount gives the difference back
+// (or, when a call used more than it reserved, takes it: the bucket may then go below
+// zero and the tenant waits until it refills).
+
+export type LimitName = "requests" | "input_tokens" | "output_tokens";
+
+/** Per-minute token limits of a tenant; 0 = no limit on that side. */
+export interface TokenLimits {
+  inputPerMinute: number;
+  outputPerMinute: number;
+}
+
+export interface Tokens {
+  input: number;
+  output: number;
+}
+
+/** What an isolate hands back: unspent lease tokens and settled differences (a negative
+ *  number takes tokens: a call that used more than it reserved). */
+export interface GiveBack {
+  requests: number;
+  input: number;
+  output: number;
+}
+
+/** The token part of a Durable Object call. */
+export interface TokenAsk {
+  limits: TokenLimits;
+  /** This call's reservation; a lease may add whole multiples of it. */
+  want: Tokens;
+  give: GiveBack;
+}
+
+export interface TokenBuckets {
+  input?: Bucket;
+  output?: Bucket;
+}
+
+export interface TokenResult {
+  /** Tokens taken by this call: the reservation plus the lease (`granted - 1` more
+   *  reservations of the same size, like the request lease). */
+  granted: Tokens;
+  /** Whole tokens left in the Durable Object after this call (never below 0 here). */
+  remaining: Tokens;
+  limit: Tokens;
+  /** ms until each bucket is full again. */
+  resetMs: Tokens;
+}
+
+export const NO_TOKEN_LIMITS: TokenLimits = { inputPerMinute: 0, outputPerMinute: 0 };
+
+function level(prev: Bucket | undefined, nowMs: number, perMinute: number, cap: number): number {
+  if (prev === undefined) return cap;
+  const elapsed = Math.max(0, nowMs - prev.updatedMs);
+  return Math.min(cap, prev.tokens + (elapsed * perMinute) / 60_000);
+}
+
+function checkLimit(v: number, name: string): number {
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be a number >= 0`);
+  return v;
+}
+
+/** Tokens handed back (or taken) outside a call: a settle. Refill first, then add. */
+export function giveBack(prev: TokenBuckets, nowMs: number, limits: TokenLimits, give: Tokens): TokenBuckets {
+  const out: TokenBuckets = {};
+  const li = checkLimit(limits.inputPerMinute, "inputPerMinute");
+  const lo = checkLimit(limits.outputPerMinute, "outputPerMinute");
+  if (li > 0) out.input = { tokens: Math.min(li, level(prev.input, nowMs, li, li) + give.input), updatedMs: nowMs };
+  if (lo > 0) out.output = { tokens: Math.min(lo, level(prev.output, nowMs, lo, lo) + give.output), updatedMs: nowMs };
+  return out;
+}
+
+/**
+ * The whole admission: one request token and the call's token reservation, all or
+ * nothing. `give` is added first (refunds, unspent leases). A lease of `n` more requests
+ * comes with `n` more reservations of the same size, bounded so that it takes at most
+ * 1/16 of what each token bucket holds after this call.
+ */
+export function admit(
+  prev: { requests?: Bucket; tokens: TokenBuckets },
+  nowMs: number,
+  ratePerMinute: number,
+  burst: number,
+  leaseCap: number,
+  ask: TokenAsk,
+): { requests: Bucket; tokens: TokenBuckets; result: TakeResult } {
+  if (!(ratePerMinute > 0) || !(burst >= 1) || !Number.isFinite(ratePerMinute) || !Number.isFinite(burst)) {
+    throw new RangeError("rate limit needs ratePerMinute > 0 and burst >= 1");
+  }
+  const li = checkLimit(ask.limits.inputPerMinute, "inputPerMinute");
+  const lo = checkLimit(ask.limits.outputPerMinute, "outputPerMinute");
+  const wi = li > 0 ? Math.max(0, Math.ceil(ask.want.input)) : 0;
+  const wo = lo > 0 ? Math.max(0, Math.ceil(ask.want.output)) : 0;
+  const perMs = ratePerMinute / 60_000;
+  const req = Math.min(burst, level(prev.requests, nowMs, ratePerMinute, burst) + Math.max(0, ask.give.requests));
+  const inp = li > 0 ? Math.min(li, level(prev.tokens.input, nowMs, li, li) + ask.give.input) : 0;
+  const out = lo > 0 ? Math.min(lo, level(prev.tokens.output, nowMs, lo, lo) + ask.give.output) : 0;
+
+  const limited: LimitName[] = [];
+  let wait = 0;
+  let impossible = false;
+  if (req < 1) {
+    limited.push("requests");
+    wait = Math.max(wait, Math.ceil((1 - req) / perMs));
+  }
+  if (li > 0 && inp < wi) {
+    limited.push("input_tokens");
+    if (wi > li) impossible = true;
+    else wait = Math.max(wait, Math.ceil(((wi - inp) * 60_000) / li));
+  }
+  if (lo > 0 && out < wo) {
+    limited.push("output_tokens");
+    if (wo > lo) impossible = true;
+    else wait = Math.max(wait, Math.ceil(((wo - out) * 60_000) / lo));
+  }
+  const allowed = limited.length === 0;
+  let n = allowed ? leaseSize(req - 1, ratePerMinute, leaseCap) : 0;
+  if (n > 0 && wi > 0) n = Math.min(n, Math.floor((inp - wi) / 16 / wi));
+  if (n > 0 && wo > 0) n = Math.min(n, Math.floor((out - wo) / 16 / wo));
+  n = Math.max(0, n);
+  const granted = allowed ? 1 + n : 0;
+  const gi = allowed ? wi * granted : 0;
+  const go = allowed ? wo * granted : 0;
+  const requests = { tokens: req - granted, updatedMs: nowMs };
+  const tokens: TokenBuckets = {};
+  if (li > 0) tokens.input = { tokens: inp - gi, updatedMs: nowMs };
+  if (lo > 0) tokens.output = { tokens: out - go, updatedMs: nowMs };
+  const full = (left: number, cap: number) => (cap > 0 ? Math.max(0, Math.ceil(((cap - left) * 60_000) / cap)) : 0);
+  return {
+    requests,
+    tokens,
+    result: {
+      allowed,
+      granted,
+      remaining: Math.max(0, Math.floor(requests.tokens)),
+      limit: burst,
+      retryAfterMs: allowed ? 0 : impossible ? 60_000 : wait,
+      resetMs: Math.ceil((burst - requests.tokens) / perMs),
+      ...(allowed ? {} : { limited, ...(impossible ? { impossible: true } : {}) }),
+      tokens: {
+        granted: { input: gi, output: go },
+        remaining: { input: Math.max(0, Math.floor(inp - gi)), output: Math.max(0, Math.floor(out - go)) },
+        limit: { input: li, output: lo },
+        resetMs: { input: full(inp - gi, li), output: full(out - go, lo) },
+      },
     },
   };
 }

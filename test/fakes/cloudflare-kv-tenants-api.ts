@@ -1,7 +1,13 @@
-// A stateful fake of the Cloudflare API's Workers KV endpoints on 127.0.0.1, speaking
-// the real envelope ({success, errors, messages, result, result_info}): values (GET raw,
-// PUT multipart with a JSON `metadata` field) and key listing with cursors. Test only.
-import { LoopbackServer } from "../../../test/support/loopback.ts";
+// A stateful fake of the Cloudflare API's Workers KV endpoints on 127.0.0.1, for
+// `npm run tenants --remote`, speaking the real envelope ({success, errors, messages,
+// result, result_info}): values (GET raw, PUT multipart with a JSON `metadata` field)
+// and key listing with cursors. Contract: the official SDK's KV resources,
+// node_modules/cloudflare/resources/kv/namespaces/{values,keys}.{js,d.ts} (paths
+// /accounts/{a}/storage/kv/namespaces/{n}/values/{key} and /keys, multipart `value` +
+// JSON `metadata`), and the KV limits miniflare enforces for the same service
+// (node_modules/miniflare/dist/src/workers/kv/constants: keys <= 512 bytes, metadata
+// <= 1024 bytes serialised); checked 2026-11-27. Test only: operator code never imports it.
+import { LoopbackServer } from "../support/loopback.ts";
 
 export class FakeCloudflare {
   readonly store = new Map<string, { value: string; metadata: unknown }>();
@@ -62,6 +68,7 @@ export class FakeCloudflare {
     const m = /^\/values\/(.+)$/.exec(rest);
     if (m) {
       const key = decodeURIComponent(m[1]!);
+      if (Buffer.byteLength(key) > 512) return this.envelope(414, null, [{ code: 10033, message: "key too long (max 512 bytes)" }]);
       if (method === "GET") {
         const v = this.store.get(key);
         if (v === undefined) return this.envelope(404, null, [{ code: 10009, message: "get: 'key not found'" }]);
@@ -72,6 +79,7 @@ export class FakeCloudflare {
         const value = form.get("value");
         const metadata = form.get("metadata");
         if (typeof value !== "string") return this.envelope(400, null, [{ code: 10001, message: "value required" }]);
+        if (typeof metadata === "string" && Buffer.byteLength(metadata) > 1024) return this.envelope(413, null, [{ code: 10023, message: "metadata too large (max 1024 bytes)" }]);
         this.store.set(key, { value, metadata: typeof metadata === "string" ? JSON.parse(metadata) : null });
         return this.envelope(200, {});
       }

@@ -1,0 +1,116 @@
+// The token reservation of a Messages call, made before it is forwarded (issue 14.8):
+// output from `max_tokens`, input from the body's size, an upper bound, or from the
+// upstream's count_tokens when the tenant is near its limit or the body holds content
+// whose size says nothing about its tokens. Settling (index.ts) then gives back what the
+// call did not use.
+import type { Tokens } from "./token-bucket.ts";
+
+/**
+ * Bytes per token, the bound: every token of the prompt text is at least one byte of it
+ * (a BPE token is a non-empty byte sequence), and the JSON body holds that text at least
+ * byte for byte (escapes only lengthen it; keys, quotes and brackets come on top). So the
+ * body's byte length bounds the tokens of its text; typical English runs ~4 bytes a
+ * token, so this over-reserves about 4x, which settling gives back.
+ */
+export const BYTES_PER_TOKEN_BOUND = 1;
+/** Tokens Anthropic adds for tool use that are not in the body: its tool-use system
+ *  prompt (a few hundred tokens per model, docs "Tool use" pricing table); 1,024 bounds it. */
+export const TOOLS_OVERHEAD_TOKENS = 1024;
+/** count_tokens is documented as an estimate ("may differ by a small amount"): reserve
+ *  this much more than it says. */
+export const COUNT_MARGIN = 1.05;
+export const COUNT_SLACK_TOKENS = 16;
+
+/** Fields of a Messages body that count_tokens accepts and that carry input tokens
+ *  (MessageCountTokensParams, node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts). */
+const COUNT_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config"] as const;
+
+// Content block types whose tokens their bytes bound: text (and the text inside a tool
+// result), tool calls, thinking. Anything else (image, document, search_result, a url or
+// file source, container_upload, ...) can be a few bytes that cost thousands of tokens
+// (a small PNG of a large picture), so the body's size bounds nothing: count instead.
+const TEXT_BLOCKS = new Set(["text", "tool_use", "tool_result", "thinking", "redacted_thinking", "server_tool_use"]);
+
+export interface Estimate {
+  /** The input reservation (0 when `needsCount` and not yet counted). */
+  input: number;
+  output: number;
+  /** The body's bytes cannot bound its input tokens: ask count_tokens. */
+  needsCount: boolean;
+  /** `input` came from count_tokens. */
+  counted: boolean;
+  /** The body parsed, for count_tokens. */
+  parsed: Record<string, unknown> | undefined;
+}
+
+function textOnly(content: unknown): boolean {
+  if (typeof content === "string" || content === undefined || content === null) return true;
+  if (!Array.isArray(content)) return false;
+  for (const b of content) {
+    if (typeof b !== "object" || b === null) return false;
+    const block = b as Record<string, unknown>;
+    if (typeof block.type !== "string" || !TEXT_BLOCKS.has(block.type)) return false;
+    if (block.type === "tool_result" && !textOnly(block.content)) return false;
+  }
+  return true;
+}
+
+const decoder = new TextDecoder();
+
+/** The reservation from the body alone. Not JSON (the upstream will refuse it): bytes. */
+export function estimateFromBody(body: ArrayBuffer): Estimate {
+  const bytes = body.byteLength;
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    const v = JSON.parse(decoder.decode(body)) as unknown;
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) parsed = v as Record<string, unknown>;
+  } catch {
+    parsed = undefined;
+  }
+  const mt = parsed?.max_tokens;
+  // max_tokens is required by the Messages API; without a usable one the upstream
+  // refuses the call, so nothing is reserved for output.
+  const output = typeof mt === "number" && Number.isSafeInteger(mt) && mt > 0 ? mt : 0;
+  let needsCount = false;
+  if (parsed !== undefined) {
+    const messages = Array.isArray(parsed.messages) ? parsed.messages : [];
+    for (const m of messages) {
+      if (typeof m !== "object" || m === null || !textOnly((m as Record<string, unknown>).content)) needsCount = true;
+    }
+    if (!textOnly(parsed.system)) needsCount = true;
+    // MCP servers' tool lists are fetched by the upstream: not in the body.
+    if (parsed.mcp_servers !== undefined) needsCount = true;
+  }
+  const tools = parsed !== undefined && Array.isArray(parsed.tools) && parsed.tools.length > 0;
+  const input = Math.ceil(bytes / BYTES_PER_TOKEN_BOUND) + (tools ? TOOLS_OVERHEAD_TOKENS : 0);
+  return { input, output, needsCount, counted: false, parsed };
+}
+
+/** The body sent to count_tokens: the counted fields of the call, nothing else (it
+ *  refuses fields it does not know, such as max_tokens or stream). */
+export function countTokensBody(parsed: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  for (const f of COUNT_FIELDS) if (parsed[f] !== undefined) out[f] = parsed[f];
+  return JSON.stringify(out);
+}
+
+/** The reservation from a count_tokens answer. */
+export function fromCount(inputTokens: number): number {
+  return Math.ceil(inputTokens * COUNT_MARGIN) + COUNT_SLACK_TOKENS;
+}
+
+/** What a settled call used, as the limits count it: uncached input plus cache writes
+ *  (cache reads do not count toward ITPM: platform.claude.com/docs/en/api/rate-limits,
+ *  checked 2026-11-27), and output. A stream cut short before its final usage keeps its
+ *  output reservation: the upstream may have generated up to max_tokens, and a client
+ *  must not escape the limit by hanging up before the last event. */
+export function usedTokens(
+  u: { inputTokens: number; outputTokens: number; cacheCreationTokens: number },
+  reserved: Tokens,
+  interrupted: boolean,
+): Tokens {
+  return {
+    input: u.inputTokens + u.cacheCreationTokens,
+    output: interrupted ? Math.max(u.outputTokens, reserved.output) : u.outputTokens,
+  };
+}
