@@ -23,8 +23,6 @@ const SOURCE = /\.(ts|mts|cts|js|mjs|cjs|tsx)$/;
  * list can only shrink).
  */
 export const KNOWN_VIOLATIONS_BEING_REMOVED: readonly string[] = [
-  // tokens (scripts/lib/tenants/**): moves the tenants' fake Cloudflare to test/fakes/.
-  "scripts/lib/tenants/fake-cloudflare.ts",
 ];
 
 /** Shipped source files: not tests, not in a test folder. */
