@@ -15,6 +15,11 @@ export interface Env {
   METRICS_SAMPLE_RATE?: string;
   TENANT_CACHE_SECONDS?: string;
   SSE_SCAN_LAG_MS?: string;
+  HEADERS_TIMEOUT_MS?: string;
+  FIRST_EVENT_TIMEOUT_MS?: string;
+  SSE_IDLE_TIMEOUT_MS?: string;
+  RETRY_DEADLINE_MS?: string;
+  BUFFER_BODY_BYTES?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
