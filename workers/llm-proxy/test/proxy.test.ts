@@ -79,7 +79,7 @@ describe("forwarding", () => {
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "max_tokens: field required" });
     const r = await h.call("/v1/messages", { key, body: "{}" });
     expect(r.status).toBe(400);
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: field required" } });
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: field required" }, request_id: r.headers.get("request-id") });
     expect(h.fake.received).toHaveLength(1);
   });
 
