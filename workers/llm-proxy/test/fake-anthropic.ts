@@ -163,7 +163,9 @@ export class FakeAnthropic {
         req.socket.destroy();
         return;
       case "hang":
-        req.socket.on("close", () => b.probe?.close());
+        // 'close' of the response (not of the kept-alive socket: one listener per answer
+        // on a socket would pile up): here it can only mean the peer went away.
+        res.on("close", () => b.probe?.close());
         return;
       case "json":
         head(b.status ?? 200, { "content-type": "application/json", ...b.headers });
@@ -186,7 +188,8 @@ export class FakeAnthropic {
         res.flushHeaders();
         const probe = b.probe;
         let closed = false;
-        res.socket?.on("close", () => {
+        res.on("close", () => {
+          if (res.writableFinished) return; // answered in full
           closed = true;
           probe?.close();
         });

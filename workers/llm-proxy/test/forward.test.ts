@@ -87,7 +87,9 @@ describe("the forward path", () => {
   let h: Harness;
   let key: string;
   useHarness(
-    { MAX_RETRIES: "2", RETRY_AFTER_CAP_MS: "5000", RETRY_DEADLINE_MS: "1500", HEADERS_TIMEOUT_MS: "400", FIRST_EVENT_TIMEOUT_MS: "400", SSE_IDLE_TIMEOUT_MS: "400", BUFFER_BODY_BYTES: "65536" },
+    // Timeouts short enough for a test, long enough that a loaded machine never trips them
+    // on a healthy answer (a spurious retry would show in `received`).
+    { MAX_RETRIES: "2", RETRY_AFTER_CAP_MS: "10000", RETRY_DEADLINE_MS: "6000", HEADERS_TIMEOUT_MS: "1500", FIRST_EVENT_TIMEOUT_MS: "1500", SSE_IDLE_TIMEOUT_MS: "1500", BUFFER_BODY_BYTES: "65536" },
     async (started) => {
       h = started;
       ({ key } = await h.tenant());
@@ -170,7 +172,7 @@ describe("the forward path", () => {
       const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
       open();
       const sent = events.slice(0, 4).map(frame).join("");
-      expect(r.text).toBe(sent + 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 400 ms"}}\n\n');
+      expect(r.text).toBe(sent + 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 1500 ms"}}\n\n');
       await probe.closed;
       expect(probe.written).toBe(4);
       const [p] = await h.pointsAtLeast(1);
@@ -179,8 +181,8 @@ describe("the forward path", () => {
     });
 
     it("a retry-after that would pass RETRY_DEADLINE_MS is not waited for: the answer goes out with x-should-retry: false", async () => {
-      // 2 s is under RETRY_AFTER_CAP_MS (5 s) but beyond the 1.5 s deadline.
-      h.fake.enqueue({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down", headers: { "retry-after": "2" } });
+      // 8 s is under RETRY_AFTER_CAP_MS (10 s) but beyond the 6 s deadline.
+      h.fake.enqueue({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down", headers: { "retry-after": "8" } });
       const r = await h.call("/v1/messages", { key, body: "{}" });
       expect(r.status).toBe(429);
       expect(r.headers.get("x-should-retry")).toBe("false");
