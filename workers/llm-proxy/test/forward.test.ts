@@ -68,14 +68,15 @@ describe.each([
   it("stops the upstream within a few events and records client_closed with the usage seen so far", async () => {
     const events = longStream();
     const probe = new SseProbe();
-    // 61 events 40 ms apart: about 2.4 s if nobody stopped it.
-    h.fake.enqueue({ kind: "sse", events, probe, before: (i) => (i === 0 ? Promise.resolve() : sleep(40)) });
+    // 61 events 50 ms apart: about 3 s if nobody stopped it.
+    h.fake.enqueue({ kind: "sse", events, probe, before: (i) => (i === 0 ? Promise.resolve() : sleep(50)) });
     const { requestId, got } = await leaveAfter(h, key, events, 5);
     expect(got.startsWith(events.slice(0, 5).map(frame).join(""))).toBe(true);
     await probe.closed;
-    // The minimal pass-through stops after about 5; the old relay wrote all 61.
+    // The minimal pass-through stops after about 5; the old relay wrote all 61. (Measured
+    // here: 7 in both cases; the bound leaves room for a loaded machine.)
     expect(probe.closedAfter).toBeGreaterThanOrEqual(5);
-    expect(probe.closedAfter).toBeLessThan(15);
+    expect(probe.closedAfter).toBeLessThan(30);
     const p = await pointFor(h, requestId);
     expect(p.blobs[4]).toBe("client_closed");
     // message_start's usage (input, cache) was seen; the final output count never came.
