@@ -110,9 +110,9 @@ describe("the forward path", () => {
       const names = [...r.headers.keys()];
       expect(names.filter((n) => !allowed.has(n))).toEqual([]);
       expect(r.headers.get("request-id")).toMatch(/^req_[0-9A-Za-z]{24}$/);
-      const [p] = await h.pointsAtLeast(1);
+      const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
       // double11..14: requests, tokens, input tokens, output tokens remaining (fake's values)
-      expect(p!.doubles.slice(10, 14)).toEqual([3999, 1_987_000, 1_990_000, 397_000]);
+      expect(p.doubles.slice(10, 14)).toEqual([3999, 1_987_000, 1_990_000, 397_000]);
     });
 
     it("a stream and an upstream error carry only allowed headers too; retry-after only where it applies", async () => {
@@ -137,8 +137,8 @@ describe("the forward path", () => {
       expect(r.status).toBe(200);
       expect(h.fake.received).toHaveLength(2);
       await probe.closed; // the proxy closed the hung connection
-      const [p] = await h.pointsAtLeast(1);
-      expect(p!.doubles[6]).toBe(1);
+      const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
+      expect(p.doubles[6]).toBe(1);
     });
 
     it("when every attempt hangs: 504 in Anthropic's envelope, x-should-retry: false", async () => {
@@ -176,9 +176,9 @@ describe("the forward path", () => {
       expect(r.text).toBe(sent + 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 1500 ms"}}\n\n');
       await probe.closed;
       expect(probe.written).toBe(4);
-      const [p] = await h.pointsAtLeast(1);
-      expect(p!.blobs[4]).toBe("stream_idle_timeout");
-      expect(p!.doubles[1]).toBe(31);
+      const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
+      expect(p.blobs[4]).toBe("stream_idle_timeout");
+      expect(p.doubles[1]).toBe(31);
     });
 
     it("a retry-after that would pass RETRY_DEADLINE_MS is not waited for: the answer goes out with x-should-retry: false", async () => {
@@ -275,11 +275,11 @@ describe("the forward path", () => {
 
   describe("smaller fixes (14.9)", () => {
     it("count_tokens results are recorded apart from billed input tokens", async () => {
-      await h.call("/v1/messages/count_tokens", { key, body: "{}" });
-      const [p] = await h.pointsAtLeast(1);
-      expect(p!.blobs[2]).toBe("/v1/messages/count_tokens");
-      expect(p!.doubles[1]).toBe(0); // input tokens (billed)
-      expect(p!.doubles[9]).toBe(42); // counted tokens
+      const r = await h.call("/v1/messages/count_tokens", { key, body: "{}" });
+      const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
+      expect(p.blobs[2]).toBe("/v1/messages/count_tokens");
+      expect(p.doubles[1]).toBe(0); // input tokens (billed)
+      expect(p.doubles[9]).toBe(42); // counted tokens
     });
 
     it("a passed-through 529 carries the status text Overloaded", async () => {
