@@ -188,7 +188,7 @@ describe("tenants --local, read by the Worker", () => {
         onLog: () => {},
       });
       try {
-        const r = await fetch(new URL("/v1/messages", url), { method: "POST", headers: { "x-api-key": key }, body: '{"model":"m"}' });
+        const r = await fetch(new URL("/v1/messages", url), { method: "POST", headers: { "x-api-key": key, "anthropic-version": "2023-06-01" }, body: '{"model":"m"}' });
         await r.text();
         return r.status;
       } finally {

@@ -12,9 +12,18 @@ export interface Config {
   failOpen: boolean;
   corsOrigins: ReadonlySet<string>;
   sampleRate: number;
-  tenantCacheMs: number;
   /** How far the SSE usage scan may lag behind the client (forward.ts relayStream). */
   sseScanLagMs: number;
+  /** Per attempt: from sending it to its response headers (forward.ts). */
+  headersTimeoutMs: number;
+  /** Per attempt: from the headers to a stream's first event, or to a JSON answer's end. */
+  firstEventTimeoutMs: number;
+  /** Longest silence between two chunks of a stream before it is ended with an error event. */
+  sseIdleTimeoutMs: number;
+  /** Cap on the time spent waiting between attempts (backoff and retry-after), per call. */
+  retryDeadlineMs: number;
+  /** Bodies up to this size are held in memory (and can be retried); bigger ones are streamed. */
+  bufferBodyBytes: number;
 }
 
 function num(v: string | undefined, dflt: number, min: number, max: number): number {
@@ -41,8 +50,15 @@ export function config(env: Env): Config {
       (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
     ),
     sampleRate: num(env.METRICS_SAMPLE_RATE, 1, 0, 1),
-    tenantCacheMs: num(env.TENANT_CACHE_SECONDS, 30, 0, 3600) * 1000,
-    sseScanLagMs: num(env.SSE_SCAN_LAG_MS, 1000, 0, 60_000),
+    // Capped at 5 s: the scan branch holds about this much of a stream (docs/llm-proxy.md).
+    sseScanLagMs: num(env.SSE_SCAN_LAG_MS, 1000, 0, 5000),
+    // 10 minutes: a non-streaming answer arrives whole, after the model finished, and the
+    // Anthropic SDKs wait that long themselves (DEFAULT_TIMEOUT, @anthropic-ai/sdk client.js).
+    headersTimeoutMs: num(env.HEADERS_TIMEOUT_MS, 600_000, 100, 3_600_000),
+    firstEventTimeoutMs: num(env.FIRST_EVENT_TIMEOUT_MS, 60_000, 100, 3_600_000),
+    sseIdleTimeoutMs: num(env.SSE_IDLE_TIMEOUT_MS, 120_000, 100, 3_600_000),
+    retryDeadlineMs: num(env.RETRY_DEADLINE_MS, 30_000, 0, 600_000),
+    bufferBodyBytes: Math.floor(num(env.BUFFER_BODY_BYTES, 1024 * 1024, 0, 100 * 1024 * 1024)),
   };
   cache.set(env, c);
   return c;

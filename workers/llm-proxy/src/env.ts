@@ -22,6 +22,11 @@ export interface Env {
   UNKNOWN_KEY_CACHE_ENTRIES?: string;
   AUTH_FAIL_PER_MINUTE?: string;
   AUTH_FAIL_BURST?: string;
+  HEADERS_TIMEOUT_MS?: string;
+  FIRST_EVENT_TIMEOUT_MS?: string;
+  SSE_IDLE_TIMEOUT_MS?: string;
+  RETRY_DEADLINE_MS?: string;
+  BUFFER_BODY_BYTES?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

@@ -1,5 +1,7 @@
 // Anthropic's error envelope, used for every error the proxy itself produces, so the
 // official SDKs surface them like upstream errors. Messages never include secrets.
+import { statusText } from "./respond.ts";
+
 export type ErrorType =
   | "invalid_request_error"
   | "authentication_error"
@@ -23,6 +25,7 @@ export function errorResponse(
 ): Response {
   return new Response(errorBody(type, message), {
     status,
+    statusText: statusText(status),
     headers: { "content-type": "application/json", "request-id": requestId, ...headers },
   });
 }

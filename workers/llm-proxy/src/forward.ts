@@ -11,24 +11,41 @@ import { sseErrorEvent } from "./errors.ts";
 import { SseUsageScanner, type Usage } from "./usage.ts";
 
 export interface Upstreamed {
-  /** The upstream's response, or undefined when every attempt failed on the network. */
+  /** The upstream's response, or undefined when no attempt produced one (see `failure`). */
   response: Response | undefined;
   /** Non-stream answers: the whole body, already read (the response's body is used up). */
   bytes?: ArrayBuffer;
   /** SSE answers: the body, split for the client and for the usage scanner. */
   stream?: SplitStream;
   retries: number;
+  /** Why there is no response: every attempt failed on the network, or timed out. */
+  failure?: "unreachable" | "timeout";
+  /**
+   * The answer is a retryable failure and the proxy has used up what it may spend on it
+   * (MAX_RETRIES, or RETRY_DEADLINE_MS): the client is told `x-should-retry: false`, so an
+   * SDK's own retries do not multiply the proxy's (issue 14.4).
+   */
+  exhausted: boolean;
 }
 
 /**
  * An SSE body split with the runtime's tee(): the client's branch is untouched (nothing
  * has been read from it); the scan branch has had its first event read into `scanner`,
  * which is how an overloaded stream is recognised before a byte reaches the client.
+ * `abort` cancels the upstream fetch itself (both branches then error).
  */
 export interface SplitStream {
   client: ReadableStream<Uint8Array>;
   scan: ReadableStreamDefaultReader<Uint8Array>;
   scanner: SseUsageScanner;
+  abort: () => void;
+}
+
+/** What an attempt sends: the body is bytes (re-sendable) or a stream (one attempt only). */
+export interface Outgoing {
+  method: string;
+  headers: Headers;
+  body: ArrayBuffer | ReadableStream<Uint8Array> | null;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -73,6 +90,18 @@ function isEventStream(res: Response): boolean {
   return (res.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
 }
 
+/**
+ * Whether an answer may be retried: the upstream's `x-should-retry` first (Anthropic sends
+ * it, and its SDKs obey it before their own rules: @anthropic-ai/sdk client.js
+ * shouldRetry), then the status.
+ */
+export function upstreamRetryable(res: Response): boolean {
+  const h = res.headers.get("x-should-retry");
+  if (h === "true") return true;
+  if (h === "false") return false;
+  return retryableStatus(res.status);
+}
+
 const FIRST_EVENT_LIMIT = 64 * 1024;
 
 /** Feeds the scanner up to the end of the first SSE event. Throws on a network error. */
@@ -86,26 +115,64 @@ async function readFirstEvent(reader: ReadableStreamDefaultReader<Uint8Array>, s
   }
 }
 
-export async function sendWithRetries(url: string, init: RequestInit, cfg: Config): Promise<Upstreamed> {
+type RetryCfg = Pick<
+  Config,
+  "maxRetries" | "retryBaseMs" | "retryMaxBackoffMs" | "retryAfterCapMs" | "retryDeadlineMs" | "headersTimeoutMs" | "firstEventTimeoutMs"
+>;
+
+/**
+ * Sends `out` to `url` and retries while nothing has reached the client. Every wait is
+ * bounded: an attempt gets HEADERS_TIMEOUT_MS to its headers and FIRST_EVENT_TIMEOUT_MS
+ * from them to a stream's first event (or a JSON answer's end), and is retried like a
+ * network error when it runs out; the waits between attempts (backoff, retry-after) end
+ * by RETRY_DEADLINE_MS after `startedMs`, or are not started. A streamed body (`out.body`
+ * a stream) is sent once.
+ */
+export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg, startedMs: number): Promise<Upstreamed> {
+  const canRetry = !(out.body instanceof ReadableStream);
+  const deadline = startedMs + cfg.retryDeadlineMs;
   let retries = 0;
+  let failure: "unreachable" | "timeout" = "unreachable";
+  // The wait before the next attempt, or undefined when there is none: no retries left,
+  // not retryable, or past the deadline. `cut` tells the client the proxy gave up for it.
+  const nextWait = (attempt: number, proposed: number | undefined): { wait?: number; cut: boolean } => {
+    if (!canRetry || cfg.maxRetries === 0) return { cut: false };
+    if (attempt >= cfg.maxRetries) return { cut: true };
+    if (proposed === undefined) return { cut: false }; // retry-after beyond the cap: the client's call
+    if (Date.now() + proposed > deadline) return { cut: true };
+    return { wait: proposed, cut: false };
+  };
+
   for (let attempt = 0; ; attempt++) {
-    const last = attempt >= cfg.maxRetries;
+    const ac = new AbortController();
+    let timedOut = false;
+    const arm = (ms: number) =>
+      setTimeout(() => {
+        timedOut = true;
+        ac.abort();
+      }, ms);
+    let timer = arm(cfg.headersTimeoutMs);
     let res: Response;
     try {
-      res = await fetch(url, init);
+      res = await fetch(url, { method: out.method, headers: out.headers, body: out.body, signal: ac.signal });
     } catch {
-      if (last) return { response: undefined, retries };
-      await sleep(backoffMs(attempt, cfg, Math.random()));
+      clearTimeout(timer);
+      if (timedOut) failure = "timeout";
+      const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
+      if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
+      await sleep(n.wait);
       retries++;
       continue;
     }
-    if (retryableStatus(res.status)) {
-      const delay = last ? undefined : retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random());
-      // The last attempt, or the upstream asked for a longer pause than we are willing to
-      // hold the client: hand its answer (and its retry-after) to the client instead.
-      if (delay === undefined) return passOn(res, retries);
-      await res.body?.cancel();
-      await sleep(delay);
+    clearTimeout(timer);
+
+    if (!res.ok && upstreamRetryable(res)) {
+      const n = nextWait(attempt, retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random()));
+      // No retry left, or the upstream asked for a longer pause than we are willing to hold
+      // the client: hand its answer (and its retry-after) to the client instead.
+      if (n.wait === undefined) return passOn(res, retries, n.cut, ac, cfg.firstEventTimeoutMs);
+      await res.body?.cancel().catch(() => {});
+      await sleep(n.wait);
       retries++;
       continue;
     }
@@ -113,112 +180,201 @@ export async function sendWithRetries(url: string, init: RequestInit, cfg: Confi
       const [client, copy] = res.body.tee();
       const scan = copy.getReader();
       const scanner = new SseUsageScanner();
+      timer = arm(cfg.firstEventTimeoutMs);
       try {
         await readFirstEvent(scan, scanner);
       } catch {
-        // The stream broke before its first event: nothing was sent, so retry.
+        // The stream broke (or went silent) before its first event: nothing was sent, so retry.
         await client.cancel().catch(() => {});
-        if (last) return { response: undefined, retries };
-        await sleep(backoffMs(attempt, cfg, Math.random()));
+        if (timedOut) failure = "timeout";
+        const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
+        if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
+        await sleep(n.wait);
         retries++;
         continue;
+      } finally {
+        clearTimeout(timer);
       }
       // Nothing has reached the client yet: an overload among the events read so far
       // (normally just the first) is as safe to retry as a 529.
-      if (!last && scanner.usage.errorType === "overloaded_error") {
-        await Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
-        await sleep(backoffMs(attempt, cfg, Math.random()));
-        retries++;
-        continue;
+      if (scanner.usage.errorType === "overloaded_error") {
+        const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
+        if (n.wait !== undefined) {
+          ac.abort();
+          await Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
+          await sleep(n.wait);
+          retries++;
+          continue;
+        }
       }
-      return { response: res, stream: { client, scan, scanner }, retries };
+      return { response: res, stream: { client, scan, scanner, abort: () => ac.abort() }, retries, exhausted: false };
     }
-    if (isEventStream(res)) return passOn(res, retries);
+    if (isEventStream(res)) return passOn(res, retries, false, ac, cfg.firstEventTimeoutMs);
     let bytes: ArrayBuffer;
+    timer = arm(cfg.firstEventTimeoutMs);
     try {
       bytes = await res.arrayBuffer();
     } catch {
-      // The answer broke before its end: nothing was sent, so retry.
-      if (last) return { response: undefined, retries };
-      await sleep(backoffMs(attempt, cfg, Math.random()));
+      // The answer broke (or stalled) before its end: nothing was sent, so retry.
+      if (timedOut) failure = "timeout";
+      const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
+      if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
+      await sleep(n.wait);
       retries++;
       continue;
+    } finally {
+      clearTimeout(timer);
     }
-    return { response: res, bytes, retries };
+    return { response: res, bytes, retries, exhausted: false };
   }
 }
 
-/** An answer handed to the client as it is (no retry left): read whole unless a stream. */
-async function passOn(res: Response, retries: number): Promise<Upstreamed> {
+/** An answer handed to the client as it is (not retried): read whole unless a stream. */
+async function passOn(res: Response, retries: number, exhausted: boolean, ac: AbortController, bodyTimeoutMs: number): Promise<Upstreamed> {
   if (isEventStream(res) && res.body !== null) {
     const [client, copy] = res.body.tee();
-    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner() }, retries };
+    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner(), abort: () => ac.abort() }, retries, exhausted };
   }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, bodyTimeoutMs);
   try {
-    return { response: res, bytes: await res.arrayBuffer(), retries };
+    return { response: res, bytes: await res.arrayBuffer(), retries, exhausted };
   } catch {
-    return { response: undefined, retries };
+    return { response: undefined, retries, failure: timedOut ? "timeout" : "unreachable", exhausted };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 export interface Relayed {
   usage: Usage;
-  /** The upstream or the client broke the stream before its end. */
+  /** The upstream or the client broke the stream before its end, or it went silent. */
   interrupted: boolean;
 }
+
+export interface RelayOptions {
+  /** SSE_SCAN_LAG_MS: how long the scan branch may go unread. */
+  lagMs: number;
+  /** SSE_IDLE_TIMEOUT_MS: longest silence between chunks once the scan reads as it flows. */
+  idleMs: number;
+}
+
+const STOP = Symbol("stop");
+const QUIET = Symbol("quiet");
+// After the client's pipe failed: how long a read of the scan branch may take and still
+// count as "already buffered" (a read that waits longer means the upstream is still
+// sending: the client left), and how long the reads of what the branch holds (the usage
+// seen so far) may take in all before the upstream is cancelled.
+const DRAIN_MS = 5;
+const DRAIN_TOTAL_MS = 50;
 
 /**
  * Relays an SSE body: the runtime pipes the client's branch natively (no chunk waits for
  * JavaScript) while the scan branch feeds the usage scanner. The scan branch is read
  * lazily, since each read of a tee'd branch costs a JavaScript turn: once the client's
- * pipe has ended, or from `lagMs` (SSE_SCAN_LAG_MS) on, whichever comes first. tee()
- * keeps what a branch has not read yet and a lagging branch never holds the other back,
- * so a stream that ends within `lagMs` (most answers) is scanned in a few reads of what
- * was kept, and a longer one is scanned as it flows from then on: the branch never holds
- * much more than `lagMs` of the stream. With 0, every chunk is scanned as it comes.
- * If the upstream breaks mid-stream, the client's stream gets an SSE error event and
- * closes. `onDone` is called once, when the stream has ended or failed, before the
- * client's stream is closed.
+ * pipe has ended, or from `lagMs` on, whichever comes first; from then on as it flows,
+ * racing each read against the pipe's failure and against `idleMs` of silence.
+ * - Upstream breaks: the client gets an SSE error event (`stream_interrupted`).
+ * - Upstream silent for `idleMs` (measured from when the scan reads as it flows, so up to
+ *   `lagMs` late): the fetch is aborted and the client gets an error event
+ *   (`stream_idle_timeout`).
+ * - Client leaves: the chunks the scan branch already holds are read (the usage seen so
+ *   far), then the upstream fetch is aborted, so the model stops generating for nobody
+ *   (`client_closed`). tee() only cancels its source once both branches are cancelled;
+ *   reading the scan branch to the end would keep the upstream going (issue 14.1).
+ * `onDone` is called once, when the stream has ended or failed, before the client's
+ * stream is closed.
  */
-export function relayStream(split: SplitStream, lagMs: number, onDone: (r: Relayed) => void): ReadableStream<Uint8Array> {
-  const scanner = split.scanner;
+export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: Relayed) => void): ReadableStream<Uint8Array> {
+  const { scanner, scan } = split;
   const out = new IdentityTransformStream();
   void (async () => {
+    let pipe = "running" as "running" | "ok" | "failed";
+    let stop!: (why: typeof STOP) => void;
+    const stopped = new Promise<typeof STOP>((r) => (stop = r));
     const piped = split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true }).then(
-      () => false,
-      () => true, // either side failed; the scan branch tells which
+      () => void (pipe = "ok"),
+      () => {
+        pipe = "failed"; // either side failed; the scan branch tells which
+        stop(STOP);
+      },
     );
-    let pipeFailed: boolean | undefined;
-    if (lagMs > 0) {
-      let lag: ReturnType<typeof setTimeout> | undefined;
-      pipeFailed = await Promise.race([piped, new Promise<undefined>((r) => (lag = setTimeout(r, lagMs, undefined)))]);
-      if (lag !== undefined) clearTimeout(lag);
+    const lag = Math.min(opts.lagMs, opts.idleMs / 2);
+    if (lag > 0) {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([piped, new Promise<void>((r) => (t = setTimeout(r, lag)))]);
+      if (t !== undefined) clearTimeout(t);
     }
     let upstreamFailed = false;
+    let idle = false;
+    let clientGone = false;
+    let last = Date.now();
+    let idleTimer: ReturnType<typeof setTimeout> | undefined;
+    const watch = (ms: number) => {
+      idleTimer = setTimeout(() => {
+        const quiet = Date.now() - last;
+        if (quiet < opts.idleMs) return watch(opts.idleMs - quiet);
+        idle = true;
+        split.abort();
+        stop(STOP);
+      }, ms);
+    };
+    if (pipe === "running") watch(opts.idleMs);
+    let pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
     try {
+      // As it flows (or, once the pipe has ended well, what the branch kept).
       for (;;) {
-        const { done, value } = await split.scan.read();
-        if (done) break;
-        scanner.push(value);
+        const r = pipe === "ok" ? await (pending ?? scan.read()) : await Promise.race([pending ?? (pending = scan.read()), stopped]);
+        if (r === STOP) break;
+        pending = undefined;
+        if (r.done) break;
+        last = Date.now();
+        scanner.push(r.value);
+      }
+      if (pipe === "failed" && !idle) {
+        // Read what the branch already holds; a read that has to wait means the upstream
+        // is still sending while the client's side is gone.
+        clientGone = true;
+        const until = Date.now() + DRAIN_TOTAL_MS;
+        while (Date.now() < until) {
+          const r = await Promise.race([pending ?? (pending = scan.read()), new Promise<typeof QUIET>((ok) => setTimeout(ok, DRAIN_MS, QUIET))]);
+          if (r === QUIET) break;
+          pending = undefined;
+          if (r.done) break;
+          scanner.push(r.value);
+        }
       }
     } catch {
-      upstreamFailed = true;
+      // The scan branch errored: the upstream broke (or was aborted for silence).
+      if (!idle) {
+        upstreamFailed = true;
+        clientGone = false;
+      }
     }
-    if (pipeFailed === undefined) pipeFailed = await piped;
-    let clientGone = pipeFailed && !upstreamFailed;
+    if (idleTimer !== undefined) clearTimeout(idleTimer);
+    if (clientGone || idle) {
+      split.abort();
+      void scan.cancel().catch(() => {});
+    }
+    await piped;
     const w = out.writable.getWriter();
-    if (upstreamFailed) {
+    if (upstreamFailed || idle) {
       // Close any half-sent event, then tell the client what happened.
       const tail = scanner.atBoundary ? "" : "\n\n";
-      await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", "upstream stream interrupted"))).catch(() => (clientGone = true));
+      const msg = idle ? `upstream sent nothing for ${opts.idleMs} ms` : "upstream stream interrupted";
+      await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", msg))).catch(() => (clientGone = true));
     }
-    if ((upstreamFailed || clientGone) && scanner.usage.errorType === "") {
-      scanner.usage.errorType = upstreamFailed ? "stream_interrupted" : "client_closed";
+    if ((upstreamFailed || clientGone || idle) && scanner.usage.errorType === "") {
+      scanner.usage.errorType = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : "client_closed";
     }
     try {
-      onDone({ usage: scanner.usage, interrupted: upstreamFailed || clientGone });
+      onDone({ usage: scanner.usage, interrupted: upstreamFailed || clientGone || idle });
     } finally {
-      await w.close().catch(() => {});
+      if (clientGone) await w.abort().catch(() => {});
+      else await w.close().catch(() => {});
     }
   })();
   return out.readable;

@@ -6,12 +6,13 @@ import { config, type Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { errorResponse, type ErrorType } from "./errors.ts";
 import { relayStream, sendWithRetries } from "./forward.ts";
-import { worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
+import { quotaFromHeaders, worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
 import { authenticate, clientAddress } from "./policy/auth.ts";
-import { checkDeclaredLength, readLimited } from "./policy/body-size.ts";
+import { checkDeclaredLength, takeBody } from "./policy/body-size.ts";
 import { corsHeaders, preflight } from "./policy/cors.ts";
 import { LocalLimits, rateLimit } from "./policy/rate-limit.ts";
 import { LEASE_MS } from "./policy/token-bucket.ts";
+import { clientHeaders, statusText } from "./respond.ts";
 import { reserveTokens } from "./tokens.ts";
 import { lookupTenant, tenantSettings } from "./tenant-cache.ts";
 import { operatorAuthorized, statusBody } from "./status.ts";
@@ -19,14 +20,23 @@ import { emptyUsage, usageFromJson, type Usage } from "./usage.ts";
 
 export { RateLimiter } from "./rate-limiter.ts";
 
-const PROXY_ROUTES = new Set(["/v1/messages", "/v1/messages/count_tokens"]);
+// Forwarded routes and their method. GET /v1/models (and /v1/models/{id}) list what the
+// provider key can use; they carry nothing of other tenants.
+const PROXY_ROUTES = new Map([
+  ["/v1/messages", "POST"],
+  ["/v1/messages/count_tokens", "POST"],
+  ["/v1/models", "GET"],
+]);
+const MODEL_ROUTE = /^\/v1\/models\/[A-Za-z0-9._:@-]{1,128}$/;
+// Message Batches and Files are scoped to the organisation's key, not to a tenant:
+// passing them through would show every tenant's batches and files to every tenant.
+const UNSUPPORTED = /^\/v1\/(messages\/batches|files)(\/|$)/;
 const STATUS_PATH = "/_edgefleet/status";
 
 // Request headers the upstream receives from the client; everything else (the
-// tenant's key above all) stays here. The provider key is added server-side.
+// tenant's key above all) stays here. The provider key is added server-side. Response
+// headers go back by allowlist (respond.ts).
 const FORWARD_HEADERS = ["content-type", "accept", "anthropic-version", "anthropic-beta"];
-// Upstream response headers the client never sees.
-const DROP_RESPONSE_HEADERS = ["content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "set-cookie", "anthropic-organization-id"];
 
 const limits = new LocalLimits();
 // Failed authentications per client address (the same Durable Object class, named
@@ -78,13 +88,17 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       headers: { "content-type": "application/json", "request-id": requestId, "cache-control": "no-store" },
     });
   }
-  if (!PROXY_ROUTES.has(route)) return fail(404, "not_found_error", `no route for ${request.method} ${route}`);
+  if (UNSUPPORTED.test(route)) {
+    return fail(403, "permission_error", "the Message Batches and Files APIs are not available through this proxy: they are scoped to the organisation's key, not to a tenant");
+  }
+  const method = PROXY_ROUTES.get(route) ?? (MODEL_ROUTE.test(route) ? "GET" : undefined);
+  if (method === undefined) return fail(404, "not_found_error", `no route for ${request.method} ${route}`);
   if (request.method === "OPTIONS") {
     const v = preflight(request.headers, cfg.corsOrigins);
     if (v.kind === "forbidden") return errorResponse(403, "permission_error", v.message, requestId);
     return new Response(null, { status: 204, headers: { ...v.headers, "request-id": requestId } });
   }
-  if (request.method !== "POST") return fail(405, "invalid_request_error", "method not allowed", { allow: "POST, OPTIONS" });
+  if (request.method !== method) return fail(405, "invalid_request_error", "method not allowed", { allow: `${method}, OPTIONS` });
 
   // Policy steps, cheapest first; each returns a verdict acted on here.
   // An address that failed too often is refused before any KV read; only keys this
@@ -110,16 +124,21 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
 
   const declared = checkDeclaredLength(request.headers, cfg.maxBodyBytes);
   if (!declared.ok) return fail(413, "request_too_large", declared.message);
+  // Every refusal that needs no rate-limit token comes before the rate limit (issue 14.9).
+  const providerKey = env.ANTHROPIC_API_KEY;
+  if (providerKey === undefined || providerKey === "") return fail(500, "api_error", "proxy is not configured with a provider key");
+  let body = method === "GET" ? undefined : await takeBody(request, cfg.bufferBodyBytes, cfg.maxBodyBytes);
+  if (body?.kind === "refused") {
+    return fail(body.status, body.status === 413 ? "request_too_large" : "invalid_request_error", body.message);
+  }
 
   // A tenant with token limits reserves tokens in the same Durable Object call as its
-  // request token (tokens.ts), so its body is read first; without them, nothing changes.
+  // request token (tokens.ts), from the body's bytes and its max_tokens: such a tenant's
+  // body is therefore read whole even above BUFFER_BODY_BYTES (up to MAX_BODY_BYTES,
+  // which its content-length was checked against). Without token limits nothing changes.
   const tokenLimited = (tenant.inputTokensPerMinute ?? 0) > 0 || (tenant.outputTokensPerMinute ?? 0) > 0;
-  let body: ArrayBuffer | undefined;
-  if (tokenLimited) {
-    body = await readLimited(request, cfg.maxBodyBytes);
-    if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
-  }
-  const tokens = await reserveTokens(env, cfg, ctx, limits, tenant, route, request.headers, body);
+  if (tokenLimited && body?.kind === "stream") body = { kind: "bytes", bytes: await new Response(body.stream).arrayBuffer() };
+  const tokens = await reserveTokens(env, cfg, ctx, limits, tenant, route, request.headers, body?.kind === "bytes" ? body.bytes : undefined);
   const limit = tokens.verdict;
   if (!limit.ok) {
     return fail(limit.status, limit.status === 429 ? "rate_limit_error" : "api_error", limit.message, limit.headers);
@@ -129,15 +148,6 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // answer, or to nothing when no answer came.
   const settle = tokens.settle;
 
-  if (body === undefined) body = await readLimited(request, cfg.maxBodyBytes);
-  if (body === undefined) return fail(413, "request_too_large", `request body exceeds the ${cfg.maxBodyBytes}-byte limit`);
-
-  const providerKey = env.ANTHROPIC_API_KEY;
-  if (providerKey === undefined || providerKey === "") {
-    settle(undefined);
-    return fail(500, "api_error", "proxy is not configured with a provider key");
-  }
-
   const headers = new Headers();
   for (const h of FORWARD_HEADERS) {
     const v = request.headers.get(h);
@@ -145,15 +155,20 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   }
   headers.set("x-api-key", providerKey);
 
-  const up = await sendWithRetries(cfg.upstream + route, { method: "POST", headers, body }, cfg);
+  // The query string goes through as sent (e.g. `?beta=true`, issue 14.5).
+  const outBody = body === undefined ? null : body.kind === "bytes" ? body.bytes : body.stream;
+  const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started);
+  const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
     settle(undefined);
-    return fail(502, "api_error", "upstream unreachable", {}, up.retries);
+    return up.failure === "timeout"
+      ? fail(504, "api_error", "upstream did not answer in time", retryHint, up.retries)
+      : fail(502, "api_error", "upstream unreachable", retryHint, up.retries);
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;
-  const out = new Headers(res.headers);
-  for (const h of DROP_RESPONSE_HEADERS) out.delete(h);
+  const quota = quotaFromHeaders(res.headers);
+  const out = clientHeaders(res.headers, res.status, up.exhausted);
   for (const [k, v] of Object.entries({ ...cors, ...limit.headers })) out.set(k, v);
   out.set("edgefleet-request-id", requestId);
   if (!out.has("request-id")) out.set("request-id", requestId);
@@ -162,11 +177,11 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     out.set("x-accel-buffering", "no");
   }
 
-  const init = { status: res.status, statusText: res.statusText, headers: out };
+  const init = { status: res.status, statusText: statusText(res.status), headers: out };
   if (up.stream === undefined) {
     // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
     const bytes = up.bytes ?? new ArrayBuffer(0);
-    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started }));
+    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota }));
     if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
     // A big answer is not held up by parsing it; the runtime finishes that after.
     else ctx.waitUntil(Promise.resolve().then(() => done(usageFromJson(decoder.decode(bytes)))));
@@ -176,10 +191,10 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const stream = relayStream(up.stream, cfg.sseScanLagMs, ({ usage, interrupted }) => {
+  const stream = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs }, ({ usage, interrupted }) => {
     try {
       settle(usage, interrupted);
-      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started });
+      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
     } finally {
       finished();
     }

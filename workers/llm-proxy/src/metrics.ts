@@ -12,7 +12,40 @@ export interface CallRecord {
   latencyMs: number;
   ttfbMs: number;
   retries: number;
+  /** The provider's remaining quota on the shared key, from its response headers. */
+  quota?: ProviderQuota;
 }
+
+/**
+ * Anthropic's `anthropic-ratelimit-*-remaining` headers: they describe the whole
+ * organisation's quota on the provider key, so they are never passed to tenants
+ * (issue 14.2) but recorded here for capacity planning. -1: the header was absent.
+ * Header names: docs.anthropic.com/en/api/rate-limits (response headers), checked 2026-11.
+ */
+export interface ProviderQuota {
+  requestsRemaining: number;
+  tokensRemaining: number;
+  inputTokensRemaining: number;
+  outputTokensRemaining: number;
+}
+
+const QUOTA_HEADERS = [
+  ["requestsRemaining", "anthropic-ratelimit-requests-remaining"],
+  ["tokensRemaining", "anthropic-ratelimit-tokens-remaining"],
+  ["inputTokensRemaining", "anthropic-ratelimit-input-tokens-remaining"],
+  ["outputTokensRemaining", "anthropic-ratelimit-output-tokens-remaining"],
+] as const;
+
+export function quotaFromHeaders(h: Headers): ProviderQuota {
+  const q = { requestsRemaining: -1, tokensRemaining: -1, inputTokensRemaining: -1, outputTokensRemaining: -1 };
+  for (const [field, name] of QUOTA_HEADERS) {
+    const v = h.get(name);
+    if (v !== null && /^\d+$/.test(v.trim())) q[field] = Number(v.trim());
+  }
+  return q;
+}
+
+const NO_QUOTA: ProviderQuota = { requestsRemaining: -1, tokensRemaining: -1, inputTokensRemaining: -1, outputTokensRemaining: -1 };
 
 /** Data point layout (query with blob1.., double1..; documented in docs/llm-proxy.md). */
 export function toDataPoint(r: CallRecord, weight: number): AnalyticsEngineDataPoint {
@@ -29,6 +62,11 @@ export function toDataPoint(r: CallRecord, weight: number): AnalyticsEngineDataP
       r.retries,
       r.ttfbMs,
       weight,
+      r.usage.countedTokens,
+      (r.quota ?? NO_QUOTA).requestsRemaining,
+      (r.quota ?? NO_QUOTA).tokensRemaining,
+      (r.quota ?? NO_QUOTA).inputTokensRemaining,
+      (r.quota ?? NO_QUOTA).outputTokensRemaining,
     ],
   };
 }

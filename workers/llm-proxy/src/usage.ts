@@ -10,10 +10,13 @@ export interface Usage {
   cacheReadTokens: number;
   /** Set when the body carried an error (an `error` event or an error envelope). */
   errorType: string;
+  /** count_tokens answers: the tokens counted. Kept apart from inputTokens: counting is
+   *  not a billed model call, and adding it to input tokens would inflate usage. */
+  countedTokens: number;
 }
 
 export function emptyUsage(): Usage {
-  return { model: "", inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheReadTokens: 0, errorType: "" };
+  return { model: "", inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheReadTokens: 0, errorType: "", countedTokens: 0 };
 }
 
 const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
@@ -41,6 +44,9 @@ export function parseEvent(block: string): { event: string; data: string } {
 
 // Bytes the scanner looks for at the start of an event (its first HEAD bytes).
 const HEAD = 32;
+/** The most the scanner keeps of one event it wants to parse: message_start, message_delta
+ *  and error events are a few hundred bytes; a bigger one is skipped, not held. */
+export const MAX_EVENT_BYTES = 64 * 1024;
 const MESSAGE_ = [109, 101, 115, 115, 97, 103, 101, 95]; // "message_"
 const START = [115, 116, 97, 114, 116]; // "start"
 const DELTA = [100, 101, 108, 116, 97]; // "delta"
@@ -87,6 +93,9 @@ export class SseUsageScanner {
   /** 0: undecided (head not full), 1: parse at its end, 2: skip. */
   private decision = 0;
   private rest: Uint8Array[] = [];
+  private restBytes = 0;
+  /** Events skipped because they were bigger than MAX_EVENT_BYTES. */
+  oversized = 0;
 
   push(chunk: Uint8Array): void {
     const n = chunk.length;
@@ -137,11 +146,20 @@ export class SseUsageScanner {
       p += k;
       if (this.headLen === HEAD || ended) this.decision = interesting(this.head, this.headLen) ? 1 : 2;
     }
-    if (this.decision === 1 && p < e) this.rest.push(chunk.slice(p, e));
+    if (this.decision === 1 && p < e) {
+      this.restBytes += e - p;
+      if (this.restBytes > MAX_EVENT_BYTES) {
+        // Never hold more than the bound: give this event up.
+        this.decision = 2;
+        this.oversized++;
+        this.rest = [];
+      } else this.rest.push(chunk.slice(p, e));
+    }
     if (!ended) return;
     if (this.decision === 1) this.onEvent(this.decode());
     this.headLen = 0;
     this.decision = 0;
+    this.restBytes = 0;
     if (this.rest.length > 0) this.rest = [];
   }
 
@@ -187,8 +205,8 @@ export function usageFromJson(text: string): Usage {
       u.errorType = typeof e?.type === "string" ? e.type : "error";
     }
     applyUsage(u, d.usage);
-    // count_tokens answers {"input_tokens": N}
-    if (typeof d.input_tokens === "number") u.inputTokens = d.input_tokens;
+    // count_tokens answers {"input_tokens": N}: a count, not billed input.
+    if (typeof d.input_tokens === "number" && d.type !== "message") u.countedTokens = d.input_tokens;
   } catch {
     // Not JSON: nothing to count.
   }

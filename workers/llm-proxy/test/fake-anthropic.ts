@@ -25,13 +25,76 @@ export type Behaviour =
       before?: (i: number) => Promise<void>;
       /** Destroy the connection after this many events (a mid-stream network error). */
       resetAfter?: number;
+      /** Reports each event written and the socket's close (a paced upstream that notices
+       *  when the proxy cancels it). */
+      probe?: SseProbe;
     }
+  /** Never answers (headers never come); the socket stays open until the peer closes it. */
+  | { kind: "hang"; probe?: SseProbe }
   | { kind: "reset" }
   /** A JSON answer whose connection is destroyed after `bytes` of its declared length. */
   | { kind: "truncated"; body: string; bytes: number }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> };
 
+/** What a paced SSE answer saw: events written, and whether (and when) its socket closed. */
+export class SseProbe {
+  written = 0;
+  /** Events written when the socket closed; -1 while open. */
+  closedAfter = -1;
+  private readonly closedCb: (() => void)[] = [];
+  readonly closed = new Promise<void>((r) => this.closedCb.push(r));
+  close(): void {
+    if (this.closedAfter >= 0) return;
+    this.closedAfter = this.written;
+    for (const f of this.closedCb) f();
+  }
+}
+
+const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 let rid = 0;
+/** `req_` + 24 base62 characters, like Anthropic's (e.g. req_018EeWyXxfu5pfWkrYcMdjWG). */
+function requestIdOf(n: number): string {
+  let x = "";
+  let v = n;
+  for (let i = 0; i < 24; i++) {
+    x = B62[v % 62]! + x;
+    v = Math.floor(v / 62);
+  }
+  return "req_" + x;
+}
+
+/** Headers about the organisation and the edge that every answer carries (the fake's own
+ *  quota values); none of them may reach a tenant. */
+export function orgHeaders(): Record<string, string> {
+  const reset = new Date(Date.now() + 60_000).toISOString().replace(/\.\d+Z$/, "Z");
+  const h: Record<string, string> = {
+    "anthropic-organization-id": "0b5f0a3e-6f7c-4c1e-9a57-6f1f0e0c2d11",
+    server: "cloudflare",
+    "cf-ray": "8f1e2d3c4b5a6978-FRA",
+    via: "1.1 google",
+    "x-envoy-upstream-service-time": "412",
+  };
+  const q: Record<string, [number, number]> = { requests: [4000, 3999], tokens: [2_000_000, 1_987_000], "input-tokens": [2_000_000, 1_990_000], "output-tokens": [400_000, 397_000] };
+  for (const [k, [limit, remaining]] of Object.entries(q)) {
+    h[`anthropic-ratelimit-${k}-limit`] = String(limit);
+    h[`anthropic-ratelimit-${k}-remaining`] = String(remaining);
+    h[`anthropic-ratelimit-${k}-reset`] = reset;
+  }
+  return h;
+}
+
+// RFC 9110 reason phrases for what the fake sends; 529 has none (see the header).
+const REASON: Record<number, string> = { 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable", 529: "" };
+
+export const MODELS = {
+  data: [
+    { type: "model", id: "claude-sonnet-5-5", display_name: "Claude Sonnet 5.5", created_at: "2026-09-01T00:00:00Z" },
+    { type: "model", id: "claude-haiku-5-1", display_name: "Claude Haiku 5.1", created_at: "2026-06-01T00:00:00Z" },
+  ],
+  has_more: false,
+  first_id: "claude-sonnet-5-5",
+  last_id: "claude-haiku-5-1",
+};
 
 export class FakeAnthropic {
   readonly received: Received[] = [];
@@ -69,7 +132,16 @@ export class FakeAnthropic {
 
   private defaultBehaviour(req: IncomingMessage, body: Buffer): Behaviour {
     if (req.headers["x-api-key"] === undefined) return { kind: "error", status: 401, type: "authentication_error", message: "invalid x-api-key" };
-    if (req.url === "/v1/messages/count_tokens") {
+    if (req.headers["anthropic-version"] === undefined) return { kind: "error", status: 400, type: "invalid_request_error", message: "anthropic-version: header is required" };
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (req.method === "GET" && path === "/v1/models") return { kind: "json", body: MODELS };
+    if (req.method === "GET" && path.startsWith("/v1/models/")) {
+      const id = path.slice("/v1/models/".length);
+      const m = MODELS.data.find((x) => x.id === id);
+      return m ? { kind: "json", body: m } : { kind: "error", status: 404, type: "not_found_error", message: `model: ${id}` };
+    }
+    if (req.method !== "POST") return { kind: "error", status: 405, type: "invalid_request_error", message: "method not allowed" };
+    if (path === "/v1/messages/count_tokens") {
       // count_tokens takes the counted fields only: Messages-only ones are refused
       // (MessageCountTokensParams in node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts).
       let b: Record<string, unknown>;
@@ -95,30 +167,46 @@ export class FakeAnthropic {
 
   private async respond(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const b = this.queue.shift() ?? this.defaultBehaviour(req, body);
-    const requestId = `req_fake_${++rid}`;
+    const requestId = requestIdOf(++rid);
+    const head = (status: number, h: Record<string, string>) => {
+      res.statusMessage = REASON[status] ?? "";
+      res.writeHead(status, { ...orgHeaders(), "request-id": requestId, ...h });
+    };
     switch (b.kind) {
       case "reset":
         req.socket.destroy();
         return;
+      case "hang":
+        // 'close' of the response (not of the kept-alive socket: one listener per answer
+        // on a socket would pile up): here it can only mean the peer went away.
+        res.on("close", () => b.probe?.close());
+        return;
       case "json":
-        res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });
+        head(b.status ?? 200, { "content-type": "application/json", ...b.headers });
         res.end(JSON.stringify(b.body));
         return;
       case "truncated":
-        res.writeHead(200, { "content-type": "application/json", "request-id": requestId, "content-length": String(Buffer.byteLength(b.body)) });
+        head(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
         res.write(Buffer.from(b.body).subarray(0, b.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
         return;
       case "raw":
-        res.writeHead(b.status ?? 200, { "content-type": "application/json", "request-id": requestId, ...b.headers });
+        head(b.status ?? 200, { "content-type": "application/json", ...b.headers });
         res.end(b.body);
         return;
       case "error":
-        res.writeHead(b.status, { "content-type": "application/json", "request-id": requestId, ...b.headers });
-        res.end(JSON.stringify({ type: "error", error: { type: b.type, message: b.message } }));
+        head(b.status, { "content-type": "application/json", ...b.headers });
+        res.end(JSON.stringify({ type: "error", error: { type: b.type, message: b.message }, request_id: requestId }));
         return;
       case "sse": {
-        res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": requestId });
+        head(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
         res.flushHeaders();
+        const probe = b.probe;
+        let closed = false;
+        res.on("close", () => {
+          if (res.writableFinished) return; // answered in full
+          closed = true;
+          probe?.close();
+        });
         for (let i = 0; i < b.events.length; i++) {
           if (b.resetAfter !== undefined && i === b.resetAfter) {
             await new Promise((r) => setTimeout(r, 20)); // let the kernel deliver what was written
@@ -126,8 +214,10 @@ export class FakeAnthropic {
             return;
           }
           await b.before?.(i);
+          if (closed) return; // the peer went away: a real server stops generating
           // Wait until the event is handed to the socket, so a reset comes after it.
           await new Promise<void>((r) => res.write(frame(b.events[i]!), () => r()));
+          if (probe) probe.written++;
         }
         res.end();
         return;

@@ -11,6 +11,7 @@ import { FakeAnthropic } from "./fake-anthropic.ts";
 
 export interface Seen {
   status: number;
+  statusText: string;
   headers: Headers;
   text: string;
 }
@@ -30,12 +31,13 @@ export class Harness {
   url!: URL;
   kv!: TenantKv;
 
-  static async start(vars: Record<string, string> = {}): Promise<Harness> {
+  /** `noProviderKey`: start without ANTHROPIC_API_KEY (a misconfigured deploy). */
+  static async start(vars: Record<string, string> = {}, opts: { noProviderKey?: boolean } = {}): Promise<Harness> {
     const h = new Harness();
     await h.fake.start();
     const { mf, url } = await startLocalProxy({
       vars: { UPSTREAM_BASE_URL: h.fake.url, RETRY_BASE_MS: "5", RETRY_MAX_BACKOFF_MS: "20", TENANT_CACHE_SECONDS: "0", ...vars },
-      secrets: h.secrets,
+      secrets: opts.noProviderKey ? { OPERATOR_TOKEN: h.secrets.OPERATOR_TOKEN } : h.secrets,
       onDataPoint: (p) => h.points.push(p),
       onLog: (l) => h.logs.push(l),
     });
@@ -71,12 +73,12 @@ export class Harness {
     if (init.key !== undefined) headers.set("x-api-key", init.key);
     if (init.method === undefined || init.method === "POST") {
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      if (!headers.has("anthropic-version")) headers.set("anthropic-version", "2023-06-01");
     }
+    if (!headers.has("anthropic-version")) headers.set("anthropic-version", "2023-06-01");
     const res = await fetch(new URL(path, this.url), { method: "POST", ...init, headers });
     const text = await res.text();
     this.record(res, text);
-    return { status: res.status, headers: res.headers, text };
+    return { status: res.status, statusText: res.statusText, headers: res.headers, text };
   }
 
   /** Waits until `n` metrics points arrived (they are written after the response). */
@@ -106,10 +108,10 @@ export class Harness {
  * out empty and everything is shut down. With `reset`, the fake's script and the metrics
  * are cleared before each test.
  */
-export function useHarness(vars: Record<string, string>, ready: (h: Harness) => Promise<void> | void, opts: { reset?: boolean } = {}): void {
+export function useHarness(vars: Record<string, string>, ready: (h: Harness) => Promise<void> | void, opts: { reset?: boolean; noProviderKey?: boolean } = {}): void {
   let h: Harness | undefined;
   beforeAll(async () => {
-    h = await Harness.start(vars);
+    h = await Harness.start(vars, { noProviderKey: opts.noProviderKey });
     await ready(h);
   });
   afterAll(async () => {

@@ -79,7 +79,7 @@ describe("forwarding", () => {
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "max_tokens: field required" });
     const r = await h.call("/v1/messages", { key, body: "{}" });
     expect(r.status).toBe(400);
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: field required" } });
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: field required" }, request_id: r.headers.get("request-id") });
     expect(h.fake.received).toHaveLength(1);
   });
 
@@ -221,19 +221,20 @@ describe("auth and request checks", () => {
     });
   }
 
-  it("413 for a declared length over the limit (before any byte of it) and for a chunked body that grows past it", async () => {
+  it("413 for a declared length over the limit (before any byte of it); 411 for a body without a length past BUFFER_BODY_BYTES", async () => {
     // Only the headers are sent: a proxy that waited for the body would never answer.
     const declared = await rawPost({ "x-api-key": key, "content-length": String(6 * 1024 * 1024 + 1) }, (req) => req.flushHeaders());
     expect(declared.status).toBe(413);
     expect(JSON.parse(declared.text).error.type).toBe("request_too_large");
-    // One byte over the limit, then the body stays open: only a proxy that counts as it
-    // reads can answer.
+    // One byte over the buffer limit (1 MiB by default), then the body stays open: only a
+    // proxy that counts as it reads can answer. Without a declared length it could only
+    // learn that the body is too large after admitting it, so it asks for the length.
     const chunked = await rawPost({ "x-api-key": key, "transfer-encoding": "chunked" }, (req) => {
-      for (let i = 0; i < 6; i++) req.write(Buffer.alloc(1024 * 1024, 0x61));
+      req.write(Buffer.alloc(1024 * 1024, 0x61));
       req.write("a");
     });
-    expect(chunked.status).toBe(413);
-    expect(JSON.parse(chunked.text).error.message).toBe(`request body exceeds the ${6 * 1024 * 1024}-byte limit`);
+    expect(chunked.status).toBe(411);
+    expect(JSON.parse(chunked.text).error).toEqual({ type: "invalid_request_error", message: "a request body over 1048576 bytes needs a content-length header" });
     expect(h.fake.received).toHaveLength(0);
   });
 

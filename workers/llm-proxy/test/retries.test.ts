@@ -77,8 +77,12 @@ describe("not retried", () => {
     h.fake.enqueue(overloaded, overloaded, overloaded, overloaded);
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(529);
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } });
-    expect(r.headers.get("request-id")).toMatch(/^req_fake_/);
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "overloaded_error", message: "Overloaded" }, request_id: r.headers.get("request-id") });
+    // The proxy spent its retries: the SDKs must not multiply them (issue 14.4), and 529
+    // has a status text of its own (the upstream sends none over HTTP/2).
+    expect(r.headers.get("x-should-retry")).toBe("false");
+    expect(r.statusText).toBe("Overloaded");
+    expect(r.headers.get("request-id")).toMatch(/^req_[0-9A-Za-z]{24}$/);
     expect(h.fake.received).toHaveLength(3);
     const [p] = await h.pointsAtLeast(1);
     expect(p!.blobs[3]).toBe("529");
@@ -91,6 +95,7 @@ describe("not retried", () => {
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(502);
     expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream unreachable" } });
+    expect(r.headers.get("x-should-retry")).toBe("false");
     expect(h.fake.received).toHaveLength(3);
     expect(await retriesRecorded()).toBe(2);
   });
@@ -100,6 +105,8 @@ describe("not retried", () => {
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(429);
     expect(r.headers.get("retry-after")).toBe("30");
+    // Not retried here: the client may retry after its retry-after (no x-should-retry: false).
+    expect(r.headers.get("x-should-retry")).toBeNull();
     expect(h.fake.received).toHaveLength(1);
   });
 

@@ -1,7 +1,8 @@
 // Policy step: CORS from an origin allowlist (CORS_ORIGINS; "*" allows any origin).
 // Preflights are answered here and never reach the upstream.
 
-const EXPOSE = "request-id, edgefleet-request-id, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset";
+// x-should-retry and retry-after-ms: the SDKs read them to decide on a retry (respond.ts).
+const EXPOSE = "request-id, edgefleet-request-id, retry-after, retry-after-ms, x-should-retry, ratelimit-limit, ratelimit-remaining, ratelimit-reset";
 
 export type CorsVerdict =
   | { kind: "preflight"; headers: Record<string, string> }
@@ -24,7 +25,7 @@ export function preflight(headers: Headers, allow: ReadonlySet<string>): CorsVer
     kind: "preflight",
     headers: {
       "access-control-allow-origin": origin as string,
-      "access-control-allow-methods": "POST, OPTIONS",
+      "access-control-allow-methods": "GET, POST, OPTIONS", // GET: /v1/models
       // The origin is trusted: echo what it asks for (SDKs send x-stainless-* headers).
       "access-control-allow-headers":
         headers.get("access-control-request-headers") ?? "x-api-key, authorization, content-type, anthropic-version, anthropic-beta",
