@@ -275,7 +275,9 @@ describe("the forward path", () => {
 
   describe("smaller fixes (14.9)", () => {
     it("count_tokens results are recorded apart from billed input tokens", async () => {
-      const r = await h.call("/v1/messages/count_tokens", { key, body: "{}" });
+      // A body the fake's count_tokens accepts (model and messages, no Messages-only fields).
+      const r = await h.call("/v1/messages/count_tokens", { key, body: JSON.stringify({ model: "claude-test", messages: [{ role: "user", content: "hi" }] }) });
+      expect(r.status).toBe(200);
       const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
       expect(p.blobs[2]).toBe("/v1/messages/count_tokens");
       expect(p.doubles[1]).toBe(0); // input tokens (billed)
