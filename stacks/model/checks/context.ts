@@ -54,6 +54,7 @@ export function buildContext(inv: Inventory, problems: SemanticProblem[]): Check
     }
   }
   const zoneNames = new Set(zoneIndex.keys());
+  const seen = new Set<string>();
 
   /** The records answering a name: its own, else the nearest wildcard above it in its zone. */
   const answering = (name: string): DnsRec[] => {
@@ -82,7 +83,8 @@ export function buildContext(inv: Inventory, problems: SemanticProblem[]): Check
       if (i !== undefined) return ["zones", i, "name"];
     }
     const i = zoneIndex.get(r.zone) ?? 0;
-    if (r.index === undefined) return ["zones", i];
+    // A posture record's owner is built from the zone's name: a problem with it is the name's.
+    if (r.index === undefined) return field === "name" ? ["zones", i, "name"] : ["zones", i];
     return field ? ["zones", i, "records", r.index, field] : ["zones", i, "records", r.index];
   };
   return {
@@ -92,7 +94,13 @@ export function buildContext(inv: Inventory, problems: SemanticProblem[]): Check
     zoneIndex,
     byName,
     view,
-    add: (file, path, message) => problems.push({ file, path, message }),
+    add: (file, path, message) => {
+      // One problem once: a bad zone name shows up in each of its posture records.
+      const key = `${file} ${path.join(".")} ${message}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      problems.push({ file, path, message });
+    },
     where,
   };
 }
