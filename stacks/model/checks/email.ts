@@ -72,8 +72,9 @@ function checkDmarcRecords(ctx: CheckCtx, z: ZoneCtx): void {
       }
     }
     for (const r of extras) {
-      if (!labels(name).includes("_dmarc") || labels(name)[0] !== "_dmarc") {
-        ctx.add("zones", ctx.where(r, "name"), `a DMARC record belongs at '_dmarc' or '_dmarc.<subdomain>', not at '${name}'`);
+      // '<zone>._report._dmarc[.sub]' holds report authorisations (RFC 7489 7.1), not policies.
+      if (labels(name)[0] !== "_dmarc") {
+        if (!labels(name).includes("_dmarc")) ctx.add("zones", ctx.where(r, "name"), `a DMARC record belongs at '_dmarc' or '_dmarc.<subdomain>', not at '${name}'`);
         continue;
       }
       const parsed = parseDmarc(r.content!);

@@ -95,16 +95,11 @@ function mechanismProblem(name: string, value: string | undefined, cidr: string[
         const p = domainSpecProblem(value);
         if (p) return p;
       }
-      // dual-cidr-length = [ "/" ip4 ] [ "//" ip6 ]
-      if (cidr.length > 3) return `too many CIDR lengths on '${name}'`;
-      const [v4, gap, v6] = cidr;
-      if (cidr.length === 1) return cidrProblem(v4, 32);
-      if (cidr.length === 2) return `'${name}' CIDR is '/n' for IPv4 and '//n' for IPv6`;
-      if (cidr.length === 3) {
-        if (v4 === "" && gap === "") return cidrProblem(v6, 128);
-        if (gap !== "") return `'${name}' CIDR is '/n' for IPv4 and '//n' for IPv6`;
-        return cidrProblem(v4, 32) ?? cidrProblem(v6, 128);
-      }
+      // dual-cidr-length = [ "/" ip4 ] [ "//" ip6 ]: "/24" -> [24], "//64" -> ["", 64], "/24//64" -> [24, "", 64]
+      if (cidr.length === 1) return cidrProblem(cidr[0], 32);
+      if (cidr.length === 2 && cidr[0] === "") return cidrProblem(cidr[1], 128);
+      if (cidr.length === 3 && cidr[1] === "") return cidrProblem(cidr[0], 32) ?? cidrProblem(cidr[2], 128);
+      if (cidr.length > 0) return `'${name}' CIDR is '/n' for IPv4 and '//n' for IPv6`;
       return undefined;
     }
     case "ip4":
