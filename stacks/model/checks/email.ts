@@ -22,7 +22,9 @@ function checkSpf(ctx: CheckCtx, z: ZoneCtx, r: DnsRec): void {
   const owner = fqdn(r.name, r.zone);
   const parsed = parseSpf(content);
   if (parsed.problem) {
-    ctx.add("zones", path, `SPF at ${owner} is invalid (RFC 7208): ${parsed.problem}`);
+    // A provider's own terms are reported once, at the provider (checkProviders), not per zone.
+    const fromProvider = r.source === "posture" && !z.zone.overrides.spf?.include?.length;
+    if (!fromProvider) ctx.add("zones", path, `SPF at ${owner} is invalid (RFC 7208): ${parsed.problem}`);
     return;
   }
   const all = allQualifier(parsed);
@@ -98,8 +100,17 @@ function checkDmarcRecords(ctx: CheckCtx, z: ZoneCtx): void {
   }
 }
 
+/** A provider's SPF terms, read as the record they make with '-all'. */
+function checkProviders(ctx: CheckCtx): void {
+  for (const [key, provider] of Object.entries(ctx.inv.profiles.providers)) {
+    const parsed = parseSpf(["v=spf1", ...provider.spf, "-all"].join(" "));
+    if (parsed.problem) ctx.add("profiles", ["providers", key, "spf"], `SPF of provider '${provider.name}' is invalid (RFC 7208): ${parsed.problem}`);
+  }
+}
+
 /** Item 1: records that would defeat a zone's posture. */
 export function checkEmailPosture(ctx: CheckCtx): void {
+  checkProviders(ctx);
   const rua = ctx.inv.fleet.dmarc.rua;
   const p = outsideFleet(ctx, rua);
   if (p) ctx.add("fleet", ["dmarc", "rua"], p);

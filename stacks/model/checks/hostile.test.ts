@@ -92,6 +92,7 @@ const cases: Case[] = [
   { title: "an SPF include of a fleet name with no SPF", texts: recs("a.example", "mail-fastmail", txt("news", "v=spf1 include:nothing.a.example -all")), file: "zones.yaml", line: 15, path: `${R(0)}.content`, message: /nothing\.a\.example, which has no SPF record in the fleet/ },
   { title: "more than 2 void lookups", texts: recs("a.example", "mail-fastmail", txt("news", "v=spf1 a:n1.a.example a:n2.a.example mx:n3.a.example -all")), file: "zones.yaml", line: 15, path: `${R(0)}.content`, message: /3 void lookups/ },
   { title: "a provider SPF term with a bad CIDR, through the zone's SPF", texts: zone("a.example", "mail-fastmail", "    overrides:", "      spf:", '        include: ["ip4:10.0.0.0/40"]'), file: "zones.yaml", line: 16, path: "zones[3].overrides.spf.include", message: /CIDR length '\/40'/ },
+  { title: "a provider SPF term with a bad CIDR, at the provider", texts: { profiles: PROFILES.replace('spf: ["include:spf.messagingengine.com"]', 'spf: ["include:spf.messagingengine.com", "ip6:2001:db8::/129"]') }, file: "profiles.yaml", line: 22, path: "providers.fastmail.spf", message: /SPF of provider 'Fastmail' is invalid .*0-128/ },
   // ------------------------------------------------ item 8: hostile YAML
   {
     title: "a YAML alias bomb",

@@ -70,4 +70,17 @@ describe("evaluateSpf", () => {
   it("does not follow names outside the fleet", () => {
     expect(evaluateSpf("a.example", "v=spf1 a:x.other.example include:y.other.example -all", view)).toEqual({ lookups: 2, voids: 0 });
   });
+  it("stays cheap on a hostile include tree (each name includes the next two: 2^40 paths)", () => {
+    const tree: FleetView = {
+      inFleet: () => true,
+      spfAt: (n) => {
+        const i = Number(/^n(\d+)\./.exec(n)?.[1] ?? 99);
+        return i < 40 ? [`v=spf1 include:n${i + 1}.t.example include:n${i + 2}.t.example -all`] : ["v=spf1 -all"];
+      },
+      has: () => true,
+    };
+    const ev = evaluateSpf("n0.t.example", tree.spfAt("n0.t.example")[0]!, tree);
+    expect(ev.lookups).toBeGreaterThan(10);
+    expect(ev.lookups).toBeLessThan(30);
+  });
 });
