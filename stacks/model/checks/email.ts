@@ -57,7 +57,6 @@ function outsideFleet(ctx: CheckCtx, uri: string): string | undefined {
 }
 
 function checkDmarcRecords(ctx: CheckCtx, z: ZoneCtx): void {
-  const own = parseDmarc(dmarcOf(ctx.inv.fleet, z.zone));
   const byName = new Map<string, DnsRec[]>();
   for (const r of z.records) {
     if (r.type !== "TXT" || !isDmarc(r.content ?? "")) continue;
@@ -68,6 +67,8 @@ function checkDmarcRecords(ctx: CheckCtx, z: ZoneCtx): void {
   for (const [name, group] of byName) {
     // Records in inventory order; the check reads them all, so order cannot matter.
     const extras = group.filter((r) => r.source === "extra");
+    if (extras.length === 0) continue; // the posture's own record alone: nothing to compare
+    const own = parseDmarc(dmarcOf(ctx.inv.fleet, z.zone));
     if (group.length > 1) {
       for (const r of extras.length === group.length ? extras.slice(1) : extras) {
         ctx.add("zones", ctx.where(r, "content"), `a second DMARC record at '${name}': receivers ignore DMARC when a name has more than one (RFC 7489 6.6.3)`);

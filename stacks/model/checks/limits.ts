@@ -30,6 +30,8 @@ export function txtWireSize(content: string): number {
 
 /** RFC 1035 2.3.4: names are at most 255 octets on the wire (253 characters written), labels 63. */
 export function nameLengthProblem(name: string): string | undefined {
+  // Fast path for the common case: ASCII, short, no long label (one character is one octet).
+  if (name.length <= 253 && !/[^.]{64}|[^\x00-\x7f]/.test(name)) return undefined;
   const long = name.split(".").find((l) => Buffer.byteLength(l) > 63);
   if (long) return `label '${long.slice(0, 20)}...' of ${name.slice(0, 40)}... is ${Buffer.byteLength(long)} octets; DNS allows 63`;
   const wire = name.split(".").reduce((n, l) => n + Buffer.byteLength(l) + 1, 1);
@@ -39,6 +41,7 @@ export function nameLengthProblem(name: string): string | undefined {
 
 /** Labels 'xn--...' must be valid IDNA A-labels (UTS #46 via tr46, the WHATWG URL library). */
 export function punycodeProblem(name: string): string | undefined {
+  if (!name.includes("xn--") && !name.includes("XN--")) return undefined;
   for (const label of name.split(".")) {
     if (!/^xn--/i.test(label)) continue;
     const r = toUnicode(label, { checkHyphens: true, checkBidi: true, checkJoiners: true, useSTD3ASCIIRules: true });
