@@ -2,8 +2,11 @@
 // pull request could write. Each must be refused with a located problem (file, line,
 // field path), never a stack trace or a hang; the borderline cases that are legitimate
 // are accepted, and their zone files load in a real DNS server (knot).
+import { mkdtempSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { formatProblem, MAX_INVENTORY_FILE_BYTES, type Problem } from "../load.ts";
+import { formatProblem, loadInventory, MAX_INVENTORY_FILE_BYTES, type Problem } from "../load.ts";
 import { FLEET, PROFILES, parseTexts, withZone, ZONES, type Texts } from "../../../test/support/inventory.ts";
 
 interface Case {
@@ -122,5 +125,16 @@ describe("hostile inventories", () => {
     expect(hit, `problems were:\n${problems.map(formatProblem).join("\n")}`).toBeDefined();
     expect({ file: hit!.file, line: hit!.line, path: hit!.path }).toEqual({ file: c.file, line: c.line, path: c.path });
     for (const p of problems) expect(formatProblem(p)).not.toMatch(/\n\s+at /); // never a stack trace
+  });
+
+  it("refuses an inventory file over the size limit on disk before reading it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgefleet-huge-"));
+    writeFileSync(join(dir, "fleet.yaml"), FLEET);
+    writeFileSync(join(dir, "profiles.yaml"), PROFILES);
+    writeFileSync(join(dir, "zones.yaml"), ZONES);
+    truncateSync(join(dir, "zones.yaml"), MAX_INVENTORY_FILE_BYTES + 1); // sparse: no 16 MiB written
+    const r = loadInventory(dir, dir);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems.map(formatProblem)).toEqual([`zones.yaml:1:1: the file is ${MAX_INVENTORY_FILE_BYTES + 1} bytes; inventory files are limited to ${MAX_INVENTORY_FILE_BYTES} bytes (split the inventory or raise MAX_INVENTORY_FILE_BYTES)`]);
   });
 });
