@@ -25,15 +25,3 @@ export function globMatch(pattern: string, text: string): boolean {
   }
   return true;
 }
-
-/** Whether some string that starts with `prefix` can match the glob (used to ask "could this
- * rule cover an SPF or DMARC record?"): true when the pattern's text before its first '*'
- * and the prefix agree on their common length. */
-export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
-  const star = pattern.indexOf("*");
-  const head = (star < 0 ? pattern : pattern.slice(0, star)).toLowerCase();
-  const p = prefix.toLowerCase();
-  if (star < 0) return head.startsWith(p);
-  const n = Math.min(head.length, p.length);
-  return head.slice(0, n) === p.slice(0, n);
-}
