@@ -37,6 +37,7 @@ describe("parseSpf", () => {
     ["v=spf1 exp=a.example exp=b.example -all", /appears twice/],
     ["v=spf1\t-all", /ASCII: found a control/],
     ["v=spf1 \u00e9 -all", /non-ASCII/],
+    [`v=spf1 include:${Array(4).fill("a".repeat(63)).join(".")}.example -all`, /longer than a domain name may be/],
   ])("refuses %s", (record, message) => {
     expect(parseSpf(record).problem).toMatch(message);
   });

@@ -2,9 +2,18 @@
 // the fleet can be seen offline: includes and redirects that land in a zone of the
 // fleet are followed, so loops, the 10-lookup limit and void lookups (4.6.4) are
 // counted through them. Targets outside the fleet cost one lookup and are not followed.
-// mailauth (a dependency) only evaluates SPF live through a DNS resolver and exports no
-// grammar check, so the grammar is written out here from the RFC's ABNF.
+// The terms are parsed here (the checks need their structure); every record is also
+// run through mailauth's own RFC 7208 term validator (lib/spf/syntax.js, the one its
+// SPF verification and our `verify` use), so validation never accepts a record the
+// verifier would call a permerror. mailauth has no "exports" map, so the file is
+// reachable; it is internal API, pinned by package-lock (mailauth 7.1.0, checked 2026-11-27).
+import { createRequire } from "node:module";
 import { isIPv4, isIPv6, typographicDash } from "../dns.ts";
+
+const mailauthSyntax = createRequire(import.meta.url)("mailauth/lib/spf/syntax.js") as {
+  /** The first syntax error of the terms (the record without 'v=spf1', split on SP), or false. */
+  validateTerms(terms: string[]): string | false;
+};
 
 export type Qualifier = "+" | "-" | "~" | "?";
 
@@ -68,6 +77,7 @@ export function domainSpecProblem(spec: string): string | undefined {
   if (!TOPLABEL.test(top)) return `'${top}' is not a valid top-level label in '${spec}'`;
   if (labels.some((l) => l === "" && !l.includes("%"))) return `empty label in '${spec}'`;
   if (labels.some((l) => l.length > 63)) return `a label of '${spec}' is longer than 63 octets`;
+  if (!spec.includes("%") && trimmed.length > 253) return `'${spec.slice(0, 30)}...' is longer than a domain name may be (253 characters)`;
   return undefined;
 }
 
@@ -163,6 +173,8 @@ export function parseSpf(record: string): ParsedSpf {
     terms.push({ kind: "mechanism", name, qualifier: (m[1] || "+") as Qualifier, value, raw });
   }
   if (afterAll && seen.has("redirect")) return { terms, problem: "'redirect=' beside 'all' is never used (RFC 7208 6.1): keep one of them" };
+  const second = mailauthSyntax.validateTerms(words.slice(1).filter((w) => w !== ""));
+  if (second) return { terms, problem: `mailauth's RFC 7208 validator: ${second}` };
   return { terms };
 }
 
