@@ -2,10 +2,12 @@
 // run this one list, so the plan finds what `pulumi preview --policy-pack` would.
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { caaAllowsCloudflare } from "./dns/caa-allows-cloudflare.ts";
+import { dmarcSubdomainNotWeaker } from "./dns/dmarc-subdomain-not-weaker.ts";
 import { noMailPosture } from "./dns/no-mail-posture.ts";
 import { nullMxAlone } from "./dns/null-mx-alone.ts";
 import { oneSpfPerName } from "./dns/one-spf-per-name.ts";
 import { spfAsciiAll } from "./dns/spf-ascii-all.ts";
+import { spfGrammar } from "./dns/spf-grammar.ts";
 import { spfLookupLimit } from "./dns/spf-lookup-limit.ts";
 import { durableObjectMigrations } from "./workers/durable-object-migrations.ts";
 import { maxZonesPerWorker } from "./workers/max-zones-per-worker.ts";
@@ -20,6 +22,8 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   oneSpfPerName,
   spfLookupLimit,
   spfAsciiAll,
+  spfGrammar,
+  dmarcSubdomainNotWeaker,
   caaAllowsCloudflare,
   nodejsCompatDate,
   durableObjectMigrations,

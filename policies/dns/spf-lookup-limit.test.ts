@@ -16,3 +16,18 @@ describe("spf-lookup-limit", () => {
     expect(v.map((x) => x.message)).toEqual(["site.example: SPF has 11 DNS-lookup terms, more than 10"]);
   });
 });
+
+describe("spf-lookup-limit through includes inside the stack", () => {
+  it("follows an include to another name of the stack and counts its terms", async () => {
+    let rs = changed(compliantZones(), named("site.example/TXT/@/spf"), (p) => ({ ...p, content: `v=spf1 ${includes(6)} include:parked-one.example -all` }));
+    rs = changed(rs, named("parked-one.example/TXT/@/spf"), (p) => ({ ...p, content: `v=spf1 ${includes(5)} -all` }));
+    const v = await runPolicies(rs, [spfLookupLimit]);
+    expect(v.map((x) => x.message)).toEqual(["site.example: SPF has 12 DNS-lookup terms, more than 10"]);
+  });
+  it("flags an include loop inside the stack", async () => {
+    let rs = changed(compliantZones(), named("site.example/TXT/@/spf"), (p) => ({ ...p, content: "v=spf1 include:parked-one.example -all" }));
+    rs = changed(rs, named("parked-one.example/TXT/@/spf"), (p) => ({ ...p, content: "v=spf1 include:site.example -all" }));
+    const v = await runPolicies(rs, [spfLookupLimit]);
+    expect(v.map((x) => x.message)).toContain("site.example: SPF include loop: site.example -> parked-one.example -> site.example");
+  });
+});

@@ -25,12 +25,34 @@ export function txtRdata(value: string): string {
   return pieces.join(" ");
 }
 
+/** One <character-string> (RFC 1035 5.1): quoted, with '"' and '\\' escaped and every
+ * octet outside printable ASCII written as \DDD, so no value can end the quote early,
+ * start a comment or break the line. Validation refuses such CAA values; this is the
+ * second wall (a quote in the fleet's iodef once broke all 322 zone files). */
+export function characterString(value: string): string {
+  let s = "";
+  for (const b of Buffer.from(value, "utf8")) {
+    if (b === 0x22 || b === 0x5c) s += `\\${String.fromCharCode(b)}`;
+    else if (b < 0x20 || b > 0x7e) s += `\\${b.toString().padStart(3, "0")}`;
+    else s += String.fromCharCode(b);
+  }
+  return `"${s}"`;
+}
+
+function rdataText(r: DnsRec): string {
+  if (r.type === "TXT") return txtRdata(r.content ?? "");
+  if (r.type === "CAA") return `${r.caa!.flags} ${r.caa!.tag} ${characterString(r.caa!.value)}`;
+  // RFC 2782: a target of '.' means the service is not available; it is the root, not '..'.
+  if (r.type === "SRV" && r.srv!.target === ".") return `${r.srv!.priority} ${r.srv!.weight} ${r.srv!.port} .`;
+  return rdata(r);
+}
+
 function recordLine(r: DnsRec): string {
-  const value = r.type === "TXT" ? txtRdata(r.content ?? "") : rdata(r);
+  const text = rdataText(r);
   // Proxied records show their declared content; Cloudflare answers with its own addresses.
   const note = r.proxied ? " ; proxied by Cloudflare" : "";
   const ttl = r.ttl === 1 ? 300 : r.ttl; // 'automatic' is 300 s at Cloudflare
-  return `${r.name}\t${ttl}\tIN\t${r.type}\t${value}${note}`;
+  return `${r.name}\t${ttl}\tIN\t${r.type}\t${text}${note}`;
 }
 
 /** The zone file of one zone from its records; deterministic for the same records. */

@@ -1,9 +1,9 @@
 // Reads an inventory (fleet.yaml, profiles.yaml, zones.yaml) into plain data, or
 // into every problem at once, each located by file, line, column and field path.
 // parseInventory is pure (texts in, data out); loadInventory reads the files.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { INVENTORY_FILES, type Inventory } from "./schema.ts";
 import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
@@ -21,6 +21,46 @@ export interface Problem {
 }
 
 export type Sources = Record<FileKey, { path: string; text: string }>;
+
+/**
+ * The largest inventory file read, in bytes. A generated 5,000-zone zones.yaml is about
+ * 0.7 MB; 16 MiB leaves room for tens of thousands of zones while keeping a hostile or
+ * accidental huge file from exhausting memory in the YAML parser.
+ */
+export const MAX_INVENTORY_FILE_BYTES = 16 * 1024 * 1024;
+/** YAML aliases a document may expand (the yaml library's own guard, made explicit):
+ * an alias bomb ("billion laughs") is refused with a located error, not a stack trace. */
+export const MAX_ALIAS_COUNT = 100;
+
+function tooLarge(path: string, bytes: number): Problem {
+  return {
+    file: path,
+    line: 1,
+    column: 1,
+    path: "",
+    message: `the file is ${bytes} bytes; inventory files are limited to ${MAX_INVENTORY_FILE_BYTES} bytes (split the inventory or raise MAX_INVENTORY_FILE_BYTES)`,
+  };
+}
+
+/** The document as plain data, or the located problem of an alias bomb. */
+function toData(file: ParsedFile): { data: unknown } | { problem: Problem } {
+  try {
+    return { data: file.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };
+  } catch (e) {
+    // yaml throws a ReferenceError ("Excessive alias count indicates a resource
+    // exhaustion attack") from toJS; point at the first alias of the document.
+    let offset = 0;
+    visit(file.doc, {
+      Alias(_, node) {
+        offset = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    const pos = file.lines.linePos(offset);
+    const why = e instanceof ReferenceError ? "too many YAML alias expansions (an alias bomb?)" : `cannot read the YAML (${(e as Error).message.split("\n")[0]})`;
+    return { problem: { file: file.path, line: pos.line, column: pos.col, path: "", message: `${why}; aliases may expand at most ${MAX_ALIAS_COUNT} times` } };
+  }
+}
 
 export type LoadResult = { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] };
 
@@ -104,6 +144,11 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
     // The document (with its source positions) is dropped once read: a 5,000-zone
     // inventory's nodes would otherwise stay alive through the whole plan. It is
     // parsed again only to locate problems found later.
+    const bytes = Buffer.byteLength(sources[key].text, "utf8");
+    if (bytes > MAX_INVENTORY_FILE_BYTES) {
+      problems.push(tooLarge(sources[key].path, bytes));
+      continue;
+    }
     const file = parse(key);
     const { path, doc } = file;
     if (doc.errors.length > 0) {
@@ -113,7 +158,12 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
       }
       continue;
     }
-    const result = INVENTORY_FILES[key].schema.safeParse(doc.toJS() ?? {});
+    const js = toData(file);
+    if ("problem" in js) {
+      problems.push(js.problem);
+      continue;
+    }
+    const result = INVENTORY_FILES[key].schema.safeParse(js.data);
     if (result.success) data[key] = result.data;
     else problems.push(...zodProblems(file, result.error));
   }
@@ -147,8 +197,12 @@ export function readSources(dir: string, base = process.cwd()): Sources {
     const path = join(dir, file);
     let text: string;
     try {
+      // Refuse a huge file before reading it into memory.
+      const size = statSync(path).size;
+      if (size > MAX_INVENTORY_FILE_BYTES) throw new InventoryError([tooLarge(relative(base, path) || path, size)]);
       text = readFileSync(path, "utf8");
     } catch (e) {
+      if (e instanceof InventoryError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
       throw new InventoryError([
         { file: relative(base, path) || path, line: 1, column: 1, path: "", message: `cannot read the file (${code})` },

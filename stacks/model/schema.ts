@@ -93,6 +93,11 @@ export const FleetFile = z
     dmarc: z
       .strictObject({
         rua: Mailto.describe("Fleet-wide mailbox for DMARC aggregate reports"),
+        // validate (issue 15.1): report mailboxes must be in a zone of the fleet or here.
+        reportAllowlist: z
+          .array(Hostname)
+          .optional()
+          .describe("Domains outside the fleet that may receive DMARC reports (rua/ruf), e.g. a reporting vendor"),
       })
       .describe("DMARC settings shared by every zone"),
     caa: z
@@ -245,7 +250,14 @@ export const RecordSpec = z.discriminatedUnion(
       priority: Priority,
       weight: Priority,
       port: Priority,
-      target: Hostname,
+      // validate (issue 15.3): '.' means "service not available" (RFC 2782).
+      target: z
+        .string()
+        .superRefine((s, ctx) => {
+          const p = s === "." ? undefined : hostnameProblem(s);
+          if (p) ctx.addIssue({ code: "custom", message: p });
+        })
+        .describe("Target host, or '.' when the service is not available (RFC 2782)"),
     }),
   ],
   { error: "type must be one of A, AAAA, CNAME, MX, TXT, CAA, SRV" },

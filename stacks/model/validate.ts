@@ -2,7 +2,9 @@
 // names, and DNS rules across the records of a name (CNAME beside other data, one
 // SPF record, a null MX alone, no collision with the managed posture).
 // Returns every problem with its file and field path; load.ts adds line and column.
-import { isSpf, spfLookupCount, spfRecordProblem } from "./dns.ts";
+import { fleetChecks } from "./checks/index.ts";
+import { globMatch } from "./checks/glob.ts";
+import { isSpf, spfLookupCount } from "./dns.ts";
 import { fleetRecords, missingVars, rdata, unknownPlaceholders, type DnsRec } from "./posture.ts";
 import type { IgnoreRule, Inventory } from "./schema.ts";
 
@@ -23,8 +25,7 @@ export function ignoreMatches(rule: IgnoreRule, r: Pick<DnsRec, "type" | "name">
   if (rule.type !== "*" && rule.type !== r.type) return false;
   if (rule.name !== r.name) return false;
   if (rule.content === undefined) return true;
-  const pattern = new RegExp(`^${rule.content.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "s");
-  return pattern.test(r.value);
+  return globMatch(rule.content, r.value); // linear time: no RegExp backtracking
 }
 
 export function validateInventory(inv: Inventory): SemanticProblem[] {
@@ -72,12 +73,7 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     if (profile.mail === "none" && zone.overrides.spf?.include?.length) {
       add("zones", ["zones", i, "overrides", "spf", "include"], `profile '${zone.profile}' sends no mail: its SPF is 'v=spf1 -all' and takes no includes`);
     }
-    if (provider) {
-      const lookups = spfLookupCount(["v=spf1", ...provider.spf, ...(zone.overrides.spf?.include ?? [])].join(" "));
-      if (lookups > 10) {
-        add("zones", zone.overrides.spf?.include ? ["zones", i, "overrides", "spf", "include"] : ["zones", i, "profile"], `the zone's SPF has ${lookups} DNS-lookup terms; RFC 7208 allows at most 10`);
-      }
-    }
+    // The zone's SPF (lookups followed through the fleet) is checked in checks/email.ts.
   });
 
   // Records: per zone, the managed posture plus extra records, name by name.
@@ -133,18 +129,11 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     }
 
     for (const r of extras) {
-      if (r.type === "TXT" && isSpf(r.content ?? "")) {
-        const p = spfRecordProblem(r.content!);
-        if (p) add("zones", at(r, "content"), p);
-      }
       if (r.type === "MX" && r.content === "." && r.priority !== 0) add("zones", at(r, "priority"), "a null MX has priority 0 (RFC 7505)");
     }
 
-    // Records left alone must not be records edgefleet manages.
-    zone.ignore.forEach((rule, j) => {
-      const hit = recs.find((r) => ignoreMatches(rule, { type: r.type, name: r.name, value: r.content ?? rdata(r) }));
-      if (hit) add("zones", ["zones", i, "ignore", j], `this rule would leave alone a record edgefleet manages: ${describe(hit)}`);
-    });
+    // Ignore rules are checked in checks/email.ts: none may cover a managed name.
   });
+  problems.push(...fleetChecks(inv));
   return problems;
 }

@@ -128,8 +128,9 @@ describe("import from a Cloudflare account", () => {
     const s = seed(desired);
     fake = await startFakeCloudflare({ token: TOKEN, maxPerPage: { zones: 50, records: 4 } }, s.zones, s.records);
     const out = join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "imported");
-    // fleet.yaml's Workers route on both llm-gateway zones: the written inventory must hold them to validate.
-    const zones = ["tailspin-travel.example", "alpine-bikes.example", "llm-gateway.example", "llm-gateway-eu.example"];
+    // fleet.yaml's Workers route on both llm-gateway zones, and its DMARC reports go to
+    // ops-mail.example (reports may not leave the fleet): the written inventory must hold them to validate.
+    const zones = ["tailspin-travel.example", "alpine-bikes.example", "llm-gateway.example", "llm-gateway-eu.example", "ops-mail.example"];
     const r = await run("--api-url", fake.baseURL, "--out", out, "--max-requests", "5", "--rate-window-ms", "800", "--concurrency", "3", ...zones.flatMap((z) => ["--zone", z]));
     expect(r.code).toBe(IMPORT_EXIT.ok);
     expect(fake.requests.length).toBeGreaterThan(15);
