@@ -143,9 +143,9 @@ describe("npm run plan", () => {
     // SPF, DMARC, wildcard and DKIM additions are well over 30% of them.
     const extra = [
       "{ type: TXT, name: mail, content: \"v=spf1 include:x.example -all\" }",
-      "{ type: TXT, name: _dmarc.mail, content: \"v=DMARC1; p=none\" }",
+      "{ type: TXT, name: _dmarc.mail, content: \"v=DMARC1; p=reject; sp=reject; adkim=s; aspf=s\" }",
       "{ type: A, name: \"*\", content: 192.0.2.7 }",
-      "{ type: TXT, name: s1._domainkey, content: \"v=DKIM1; p=MIIB\" }",
+      "{ type: TXT, name: s1._domainkey, content: \"v=DKIM1; p=\" }",
     ];
     write(ZONES.replace(/(  - name: parked-one\.example\n(?:    .*\n)*?)(?=  - name:|$)/, (m) => `${m}    records:\n${extra.map((e) => `      - ${e}\n`).join("")}`));
     const r = await plan("--base", "HEAD");

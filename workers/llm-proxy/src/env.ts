@@ -20,8 +20,8 @@ export interface Env {
   UNKNOWN_KEY_CACHE_SECONDS?: string;
   TENANT_CACHE_ENTRIES?: string;
   UNKNOWN_KEY_CACHE_ENTRIES?: string;
-  AUTH_FAIL_PER_MINUTE?: string;
-  AUTH_FAIL_BURST?: string;
+  FAILED_KEYS_PER_MINUTE?: string;
+  FAILED_KEYS_BURST?: string;
   HEADERS_TIMEOUT_MS?: string;
   FIRST_EVENT_TIMEOUT_MS?: string;
   SSE_IDLE_TIMEOUT_MS?: string;

@@ -39,8 +39,8 @@ export function tenantSettings(env: Env): TenantSettings {
     kvCacheTtlS: ttl === 0 ? 0 : Math.max(30, ttl),
     knownEntries: Math.floor(num(env.TENANT_CACHE_ENTRIES, 10_000, 1, 1_000_000)),
     unknownEntries: Math.floor(num(env.UNKNOWN_KEY_CACHE_ENTRIES, 1_000, 1, 1_000_000)),
-    authFailPerMinute: num(env.AUTH_FAIL_PER_MINUTE, 60, 1, 1_000_000),
-    authFailBurst: Math.floor(num(env.AUTH_FAIL_BURST, 30, 1, 1_000_000)),
+    authFailPerMinute: num(env.FAILED_KEYS_PER_MINUTE, 60, 1, 1_000_000),
+    authFailBurst: Math.floor(num(env.FAILED_KEYS_BURST, 30, 1, 1_000_000)),
   };
   settingsCache.set(env, s);
   return s;

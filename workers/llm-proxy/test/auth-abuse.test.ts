@@ -23,7 +23,7 @@ async function spray(h: Harness, n: number, ip: (i: number) => string): Promise<
 
 describe("failed authentication is throttled per client address", () => {
   let h: Harness;
-  useHarness({ AUTH_FAIL_PER_MINUTE: "1", AUTH_FAIL_BURST: "3" }, (started) => {
+  useHarness({ FAILED_KEYS_PER_MINUTE: "1", FAILED_KEYS_BURST: "3" }, (started) => {
     h = started;
   });
 
@@ -58,7 +58,7 @@ describe("failed authentication is throttled per client address", () => {
 describe("tenant caches: unknown keys short-lived, known keys an LRU a spray cannot clear", () => {
   let h: Harness;
   useHarness(
-    { TENANT_CACHE_SECONDS: "60", UNKNOWN_KEY_CACHE_SECONDS: "1", TENANT_CACHE_ENTRIES: "2", UNKNOWN_KEY_CACHE_ENTRIES: "20", AUTH_FAIL_PER_MINUTE: "100000", AUTH_FAIL_BURST: "100000" },
+    { TENANT_CACHE_SECONDS: "60", UNKNOWN_KEY_CACHE_SECONDS: "1", TENANT_CACHE_ENTRIES: "2", UNKNOWN_KEY_CACHE_ENTRIES: "20", FAILED_KEYS_PER_MINUTE: "100000", FAILED_KEYS_BURST: "100000" },
     (started) => {
       h = started;
     },
