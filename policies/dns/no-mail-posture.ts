@@ -15,8 +15,10 @@ export const noMailPosture: StackValidationPolicy = {
       const mx = recs.filter((r) => r.type === "MX");
       if (mx.some((r) => r.content !== ".")) continue; // the zone receives mail: not a no-mail zone
       const dmarc = recs.find((r) => r.type === "TXT" && r.name.startsWith("_dmarc."));
-      const nullMx = mx.find((r) => r.content === ".");
-      const apex = nullMx?.name ?? dmarc?.name.slice("_dmarc.".length) ?? recs.map((r) => r.name).sort((a, b) => a.length - b.length)[0]!;
+      // The apex is the zone's shortest name (since issue 15.5 a null MX also stands at '*'
+      // and at names with address records, so the first null MX is no longer the apex).
+      const apex = dmarc?.name.slice("_dmarc.".length) ?? recs.map((r) => r.name).sort((a, b) => a.length - b.length)[0]!;
+      const nullMx = mx.find((r) => r.content === "." && r.name === apex);
       const missing: string[] = [];
       if (!nullMx || nullMx.name !== apex) missing.push("a null MX ('0 .') at the apex");
       if (!recs.some((r) => isSpf(r) && r.name === apex && /^v=spf1\s+-all$/i.test(unquote(r.content).trim()))) missing.push("SPF 'v=spf1 -all' at the apex");
