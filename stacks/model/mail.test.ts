@@ -100,7 +100,7 @@ describe("MTA-STS (RFC 8461) for zones that receive mail", () => {
   it("publishes _mta-sts with an id of 1-32 alphanumerics that is the policy's own hash", () => {
     const inv = inventory({ zones: withZone(zone) });
     const [file] = mtaStsSiteFiles(inv);
-    expect(file).toEqual({ host: "mta-sts.m.example", path: MTA_STS_PATH, contentType: "text/plain; charset=utf-8", body: "version: STSv1\r\nmode: testing\r\nmx: m-ex01.mail.protection.outlook.com\r\nmax_age: 604800\r\n" });
+    expect(file).toEqual({ host: "mta-sts.m.example", path: MTA_STS_PATH, contentType: "text/plain; charset=utf-8", cacheControl: "public, max-age=0, must-revalidate", body: "version: STSv1\r\nmode: testing\r\nmx: m-ex01.mail.protection.outlook.com\r\nmax_age: 604800\r\n" });
     const txt = fleetRecords(inv).get("m.example")!.find((r) => r.name === "_mta-sts")!;
     expect(txt.content).toMatch(/^v=STSv1; id=[A-Za-z0-9]{1,32}$/);
     expect(txt.content).toBe(`v=STSv1; id=${mtaStsId(file!.body)}`);

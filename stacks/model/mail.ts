@@ -117,6 +117,8 @@ export interface GeneratedSiteFile {
   path: string;
   body: string;
   contentType: string;
+  /** Revalidate at once: a sender that sees a new id must fetch the new policy, never a cached one. */
+  cacheControl: string;
 }
 
 /**
@@ -128,7 +130,7 @@ export function mtaStsSiteFiles(inv: Inventory): GeneratedSiteFile[] {
   for (const zone of mailZones(inv)) {
     const profile = inv.profiles.profiles[zone.profile]!;
     const sts = mtaStsOf(inv.fleet, zone, profile, inv.profiles.providers[profile.mail as string])!;
-    out.push({ host: sts.host, path: MTA_STS_PATH, body: sts.policy, contentType: MTA_STS_CONTENT_TYPE });
+    out.push({ host: sts.host, path: MTA_STS_PATH, body: sts.policy, contentType: MTA_STS_CONTENT_TYPE, cacheControl: "public, max-age=0, must-revalidate" });
   }
   return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
