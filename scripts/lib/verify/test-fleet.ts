@@ -1,6 +1,7 @@
 // Test support for the verifier: the example fleet's zone files (from the plan's
 // BIND export) with chosen drifts written into them, plus stand-in zones for the
-// mail providers' SPF includes, served by knot on 127.0.0.1.
+// mail providers' SPF includes, served by knot on 127.0.0.1; and the MTA-STS policies
+// served by the real router Worker.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,11 @@ import { zoneFiles } from "../../../stacks/model/bind.ts";
 import { deriveDesiredState, type DesiredState } from "../../../stacks/model/desired.ts";
 import type { Inventory } from "../../../stacks/model/schema.ts";
 import { startKnot, type Knot } from "../../../test/support/knot.ts";
+import type { Miniflare } from "miniflare";
+import { routerHosts } from "../../../stacks/model/router-shards.ts";
+import { hostKey, type HostTable } from "../../../workers/router/src/table.ts";
+import { loadEntries, routerKvBinding, startRouter } from "../../../workers/router/test/harness.ts";
+import { buildSites, type KvEntry } from "../sites/build.ts";
 
 /**
  * The providers' SPF include targets, served as small stand-in zones: a real
@@ -57,4 +63,26 @@ export async function serveZoneDir(dir: string, zones: string[]): Promise<Knot> 
       if (attempt >= 4 || !/address already in use/.test(String(e))) throw e;
     }
   }
+}
+
+/** Edits of the router's content map after the sites build is loaded, by policy host. */
+export type PolicyDrifts = Record<string, (table: HostTable) => HostTable | Promise<HostTable>>;
+
+/**
+ * The fleet's MTA-STS policies served by the real router Worker in workerd (Miniflare)
+ * on 127.0.0.1, from the content map the sites build makes of the inventory; verify
+ * fetches them with `--mta-sts-origin` (Host: mta-sts.<zone>). `drifts` rewrite a policy
+ * host's table in KV, as a bad publish or a hand edit would.
+ */
+export async function servePolicies(inventory: Inventory, drifts: PolicyDrifts = {}, extra: KvEntry[] = []): Promise<{ origin: string; mf: Miniflare }> {
+  const build = buildSites(join(inventory.dir, "sites"), { allowedHosts: routerHosts(inventory), inventory });
+  const mf = await startRouter({ port: 0 });
+  await loadEntries(mf, [...build.entries, ...extra]);
+  const kv = await mf.getKVNamespace(routerKvBinding());
+  for (const [host, edit] of Object.entries(drifts)) {
+    const table = (await kv.get(hostKey(host), "json")) as HostTable | null;
+    if (!table) throw new Error(`test drift: no table for ${host}`);
+    await kv.put(hostKey(host), JSON.stringify(await edit(table)));
+  }
+  return { origin: new URL(String(await mf.ready)).origin, mf };
 }
