@@ -7,6 +7,8 @@ import { formatProblem } from "./load.ts";
 import { MTA_STS_PATH, mtaStsId, mtaStsPolicy, mtaStsSiteFiles } from "./mail.ts";
 import { fleetRecords, rdata } from "./posture.ts";
 import { validateInventory } from "./validate.ts";
+import { deriveDesiredState } from "./desired.ts";
+import { findings } from "./summary.ts";
 
 const M365_VARS = "{ m365Mx: m-ex01.mail.protection.outlook.com, m365Dkim1: s1.m.onmicrosoft.com, m365Dkim2: s2.m.onmicrosoft.com }";
 
@@ -174,5 +176,31 @@ describe("TLS-RPT (RFC 8460)", () => {
   it("refuses a report address that is neither mailto: nor https:", () => {
     const got = problems(withZone(""), `${FLEET}mail:\n  tlsrpt: { rua: ["http://reports.ops.example"] }\n`);
     expect(got.join("\n")).toMatch(/fleet\.yaml:6:.*mail\.tlsrpt\.rua\[0\].*not a mailto: URI/);
+  });
+});
+
+describe("CAA and a CNAME to an outside service (issue 15.5)", () => {
+  const state = (zones: string) => {
+    const inv = inventory({ zones });
+    return { inv, findings: findings(inv, deriveDesiredState(inv, { accountId: "acct", workers: false })) };
+  };
+  it("reports, for a web: none zone, the names a CA cannot issue for, and names the fix", () => {
+    const { findings: f } = state(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: CNAME, name: status, content: statuspage.vendor.example }\n      - { type: CNAME, name: s1._domainkey, content: s1.dkim.vendor.example }\n      - { type: CNAME, name: alias, content: www.p.example }\n"));
+    const caa = f.filter((x) => x.code === "caa-blocks-cname-target");
+    expect(caa).toHaveLength(1);
+    expect(caa[0]).toMatchObject({ level: "warning", zones: ["p.example"] });
+    expect(caa[0]!.message).toBe(
+      "p.example: CAA 'issue \";\"' at the apex lets no CA issue for status.p.example -> statuspage.vendor.example: a CA follows the CNAME and, finding no CAA at the target, climbs to the apex (RFC 8659 3). If the service needs a certificate for the name, add its CA to overrides.caa.issue of p.example (e.g. issue: [letsencrypt.org]).",
+    );
+  });
+  it("says nothing once the zone allows a CA, or when the zone is proxied", () => {
+    const rec = "    records:\n      - { type: CNAME, name: status, content: statuspage.vendor.example }\n";
+    expect(state(withZone(`  - name: p.example\n    profile: parked\n    overrides: { caa: { issue: [letsencrypt.org] } }\n${rec}`)).findings.filter((x) => x.code === "caa-blocks-cname-target")).toEqual([]);
+    expect(state(withZone(`  - name: p.example\n    profile: web\n${rec}`)).findings.filter((x) => x.code === "caa-blocks-cname-target")).toEqual([]);
+  });
+  it("and the fix works: with the service's CA under overrides.caa the apex CAA allows it", () => {
+    const got = lines(withZone("  - name: p.example\n    profile: parked\n    overrides: { caa: { issue: [letsencrypt.org] } }\n"), "p.example");
+    expect(got).toContain('CAA @ 0 issue "letsencrypt.org"');
+    expect(got).not.toContain('CAA @ 0 issue ";"');
   });
 });

@@ -185,3 +185,34 @@ export function mailProblems(inv: Inventory): MailProblem[] {
   });
   return out;
 }
+
+// ------------------------------------------------------------ CAA and outside services (issue 15.5)
+
+export interface CaaCnameFinding {
+  zone: string;
+  /** Owner names (relative) of CNAMEs to names outside the zone. */
+  names: { name: string; target: string }[];
+}
+
+/**
+ * Zones whose apex CAA lets no CA issue (`issue ";"`: web none, no overrides.caa) and
+ * that CNAME a name to an outside service. A CA asked for a certificate for that name
+ * follows the CNAME; when the target has no CAA of its own the search climbs the
+ * original name to the apex (RFC 8659 3), finds `issue ";"` and refuses. If the service
+ * serves HTTPS on the name, the fix is its CA under overrides.caa.issue. Names with a
+ * leading underscore (DKIM selectors, _acme-challenge...) are not web hosts.
+ */
+export function caaBlockedCnames(inv: Pick<Inventory, "zones" | "profiles">): CaaCnameFinding[] {
+  const out: CaaCnameFinding[] = [];
+  for (const zone of inv.zones) {
+    const profile = inv.profiles.profiles[zone.profile];
+    if (!profile) continue;
+    const web = zone.overrides.web ?? profile.web;
+    if (web === "proxied" || (zone.overrides.caa?.issue?.length ?? 0) > 0) continue;
+    const names = zone.records
+      .flatMap((r) => (r.type === "CNAME" && !r.name.split(".").some((l) => l.startsWith("_")) ? [{ name: r.name, target: r.content }] : []))
+      .filter((r) => r.target !== zone.name && !r.target.endsWith(`.${zone.name}`));
+    if (names.length > 0) out.push({ zone: zone.name, names });
+  }
+  return out;
+}
