@@ -204,3 +204,28 @@ describe("CAA and a CNAME to an outside service (issue 15.5)", () => {
     expect(got).not.toContain('CAA @ 0 issue ";"');
   });
 });
+
+describe("the policy files in the content map (sites build hook)", () => {
+  it("adds one text/plain policy per zone that receives mail, and refuses a hand-made directory for a policy host", async () => {
+    const { buildSites, SitesBuildError } = await import("../../scripts/lib/sites/build.ts");
+    const { routerHosts } = await import("./router-shards.ts");
+    const { loadInventoryOrThrow } = await import("./load.ts");
+    const { cpSync, mkdirSync, mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const inv = loadInventoryOrThrow("fleet");
+    const b = buildSites("fleet/sites", { allowedHosts: routerHosts(inv), inventory: inv });
+    const ops = b.manifest.hosts.find((h) => h.host === "mta-sts.ops-mail.example")!;
+    expect(ops.files).toEqual([{ path: "/.well-known/mta-sts.txt", hash: expect.stringMatching(/^[0-9a-f]{64}$/), type: "text/plain; charset=utf-8", size: expect.any(Number) }]);
+    const body = new TextDecoder().decode(b.entries.find((e) => e.key === `sha256:${ops.files[0]!.hash}`)!.value);
+    expect(body).toBe(mtaStsSiteFiles(inv).find((f) => f.host === "mta-sts.ops-mail.example")!.body);
+    expect(b.manifest.hosts.filter((h) => h.host.startsWith("mta-sts.")).length).toBe(mtaStsSiteFiles(inv).length);
+    // Without the inventory the build is the sites alone (the hook is opt-in).
+    expect(buildSites("fleet/sites", { allowedHosts: routerHosts(inv) }).manifest.hosts.some((h) => h.host.startsWith("mta-sts."))).toBe(false);
+    const copy = mkdtempSync(join(tmpdir(), "edgefleet-sites-"));
+    cpSync("fleet/sites", copy, { recursive: true });
+    mkdirSync(join(copy, "mta-sts.ops-mail.example", ".well-known"), { recursive: true });
+    writeFileSync(join(copy, "mta-sts.ops-mail.example", ".well-known", "mta-sts.txt"), "version: STSv1\nmode: none\n");
+    expect(() => buildSites(copy, { allowedHosts: routerHosts(inv), inventory: inv, base: copy })).toThrow(SitesBuildError);
+  });
+});
