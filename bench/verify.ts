@@ -5,13 +5,15 @@
 // (`node scripts/verify.ts`, Node start-up included) at the default settings.
 // Bounded: a few runs of a few seconds each, and a watchdog.
 // Usage: npm run bench:verify [-- --zones 1000 --runs 3 --concurrency 8,32,128 --out FILE]
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseDocument } from "yaml";
 import { runPlan } from "../scripts/lib/plan.ts";
+import { loadInventoryOrThrow } from "../stacks/model/load.ts";
+import { mtaStsSiteFiles } from "../stacks/model/mail.ts";
 import { DEFAULTS, runVerify } from "../scripts/lib/verify/cli.ts";
 import { serveZoneDir } from "../test/fakes/knot-fleet.ts";
 import { generateFleet } from "./lib/generate-fleet.ts";
@@ -61,6 +63,20 @@ const t0 = performance.now();
 const knot = await serveZoneDir(zoneDir, zoneNames);
 const knotReadyMs = Math.round(performance.now() - t0);
 const resolver = `127.0.0.1:${knot.port}`;
+// The MTA-STS policies of the fleet's mail zones, by Host, as the router serves them:
+// a plain loopback server in its own process (the whole-command runs below block this
+// one in spawnSync), since the benchmark measures verify, not the router.
+const policyFile = join(work, "policies.json");
+writeFileSync(policyFile, JSON.stringify(mtaStsSiteFiles(loadInventoryOrThrow(fleet))));
+const policyServer = spawn(process.execPath, ["-e", `
+  const files = new Map(JSON.parse(require("node:fs").readFileSync(${JSON.stringify(policyFile)}, "utf8")).map((f) => [f.host, f]));
+  const s = require("node:http").createServer((req, res) => {
+    const f = files.get(String(req.headers.host));
+    if (!f || req.url !== f.path) res.writeHead(404).end(); else res.writeHead(200, { "content-type": f.contentType }).end(f.body);
+  });
+  s.listen(0, "127.0.0.1", () => console.log(s.address().port));`], { stdio: ["ignore", "pipe", "inherit"] });
+const policyPort = await new Promise<string>((r) => policyServer.stdout!.once("data", (d) => r(String(d).trim())));
+const policyOrigin = `http://127.0.0.1:${policyPort}`;
 
 interface Row {
   mode: "in process" | "whole command";
@@ -96,6 +112,7 @@ const row = (mode: Row["mode"], concurrency: number, queries: number, times: num
 const budgetMs = 60_000 + levels.length * (runs + 1) * Math.max(20_000, zones * 20);
 const guard = setTimeout(() => {
   console.error(`bench:verify: gave up after ${Math.round(budgetMs / 1000)} s`);
+  policyServer.kill();
   void knot.stop().then(() => process.exit(1));
 }, budgetMs);
 try {
@@ -106,7 +123,7 @@ try {
     for (let i = 0; i <= runs; i++) {
       let out = "";
       const start = performance.now();
-      const code = await runVerify(["--all", "--json", "--inventory", fleet, "--resolver", resolver, "--concurrency", String(concurrency)], {
+      const code = await runVerify(["--all", "--json", "--inventory", fleet, "--resolver", resolver, "--mta-sts-origin", policyOrigin, "--concurrency", String(concurrency)], {
         out: (s) => (out += s),
         err: (s) => process.stderr.write(s),
         root: process.cwd(),
@@ -129,7 +146,7 @@ try {
   let queries = 0;
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
-    const p = spawnSync(process.execPath, ["scripts/verify.ts", "--all", "--json", "--inventory", fleet, "--resolver", resolver], { encoding: "utf8", maxBuffer: 1 << 30 });
+    const p = spawnSync(process.execPath, ["scripts/verify.ts", "--all", "--json", "--inventory", fleet, "--resolver", resolver, "--mta-sts-origin", policyOrigin], { encoding: "utf8", maxBuffer: 1 << 30 });
     const ms = performance.now() - start;
     const run = JSON.parse(p.stdout) as VerifyJson;
     assertClean(p.status ?? -1, run, "node scripts/verify.ts");
@@ -139,6 +156,7 @@ try {
   rows.push(row("whole command", DEFAULTS.concurrency, queries, times, 0));
 } finally {
   clearTimeout(guard);
+  policyServer.kill();
   await knot.stop();
   rmSync(work, { recursive: true, force: true });
 }

@@ -39,7 +39,7 @@ const abs = (p: string) => (isAbsolute(p) ? p : join(root, p));
 let build;
 try {
   const inventory = loadInventoryOrThrow(abs(opts.inventory));
-  build = buildSites(abs(opts.sites ?? join(opts.inventory, "sites")), { allowedHosts: routerHosts(inventory), base: root });
+  build = buildSites(abs(opts.sites ?? join(opts.inventory, "sites")), { allowedHosts: routerHosts(inventory), inventory, base: root });
 } catch (e) {
   if (e instanceof SitesBuildError) console.error(e.problems.map(formatBuildProblem).join("\n"));
   else if (e instanceof InventoryError) console.error(e.message);

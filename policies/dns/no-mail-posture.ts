@@ -16,9 +16,10 @@ export const noMailPosture: StackValidationPolicy = {
       const mx = recs.filter((r) => r.type === "MX");
       if (mx.some((r) => r.content !== ".")) continue; // the zone receives mail: not a no-mail zone
       // The apex is the zone's shortest name (every zone has posture records there); it is
-      // never read from a DMARC record, whose position in the list means nothing.
-      const nullMx = mx.find((r) => r.content === ".");
-      const apex = nullMx?.name ?? recs.map((r) => r.name).sort((a, b) => a.length - b.length || a.localeCompare(b))[0]!;
+      // never read from a DMARC record, whose position in the list means nothing, nor from
+      // the first null MX (since issue 15.5 null MXs also stand at '*' and at address names).
+      const apex = recs.map((r) => r.name).sort((a, b) => a.length - b.length || a.localeCompare(b))[0]!;
+      const nullMx = mx.find((r) => r.content === "." && r.name === apex);
       // Every DMARC record at _dmarc.<apex> is read, in any order: exactly one, with p=reject.
       const dmarcs = recs.filter((r) => r.type === "TXT" && r.name === `_dmarc.${apex}` && isDmarc(unquote(r.content)));
       const dmarc = dmarcs[0];

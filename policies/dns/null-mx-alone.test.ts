@@ -15,4 +15,12 @@ describe("null-mx-alone", () => {
     const v = await runPolicies(rs, [nullMxAlone]);
     expect(v.map((x) => x.message)).toEqual(["parked-one.example has a null MX beside 1 other MX record(s)"]);
   });
+  it("judges each name on its own: the wildcard's null MX and the apex's are both alone", async () => {
+    const rs = compliantZones();
+    expect(rs.some((r) => r.name === "parked-one.example/MX/*/null")).toBe(true);
+    const wild = rs.find((r) => r.name === "parked-one.example/MX/*/null")!;
+    rs.push({ ...wild, name: "parked-one.example/MX/*/catchall", props: { ...wild.props, content: "mx.example.net", priority: 10 } });
+    const v = await runPolicies(rs, [nullMxAlone]);
+    expect(v.map((x) => x.message)).toEqual(["*.parked-one.example has a null MX beside 1 other MX record(s)"]);
+  });
 });

@@ -14,4 +14,12 @@ describe("one-spf-per-name", () => {
     const v = await runPolicies(rs, [oneSpfPerName]);
     expect(v).toEqual([{ policy: "one-spf-per-name", message: "site.example has 2 SPF records", resource: "site.example/TXT/@/t-1" }]);
   });
+  it("counts the wildcard and the address names' SPF separately from the apex's", async () => {
+    const rs = compliantZones();
+    for (const n of ["site.example/TXT/*/spf", "site.example/TXT/www/spf", "site.example/TXT/@/spf"]) expect(rs.some((r) => r.name === n), n).toBe(true);
+    expect(await runPolicies(rs, [oneSpfPerName])).toEqual([]);
+    const www = rs.find((r) => r.name === "site.example/TXT/www/spf")!;
+    rs.push({ ...www, name: "site.example/TXT/www/t-2", props: { ...www.props, content: "v=spf1 a -all" } });
+    expect((await runPolicies(rs, [oneSpfPerName])).map((x) => x.message)).toEqual(["www.site.example has 2 SPF records"]);
+  });
 });

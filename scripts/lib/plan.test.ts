@@ -103,7 +103,8 @@ describe("npm run plan", () => {
     const r = await plan("--base", "HEAD", "--json");
     const j = JSON.parse(r.out);
     expect(r.code).toBe(EXIT.ok);
-    expect(j.diff.totals).toMatchObject({ added: 8, changed: 0, removed: 0, zonesTouched: 2 });
+    // 9 records of a parked zone (7 at the apex, 2 at its wildcard) and its report authorisation.
+    expect(j.diff.totals).toMatchObject({ added: 10, changed: 0, removed: 0, zonesTouched: 2 });
     expect(j.guard).toMatchObject({ ok: true, forced: false, violations: [] });
   });
 

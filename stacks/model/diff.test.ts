@@ -20,12 +20,13 @@ describe("diffStates", () => {
     const after = state(withZone("  - name: x.example\n    profile: parked\n    overrides: { ttl: 600 }\n    records:\n      - { type: A, name: api, content: 192.0.2.1 }\n"));
     const d = diffStates(before, after);
     const x = d.zones.find((z) => z.zone === "x.example")!;
-    expect(x).toMatchObject({ added: 1, removed: 1, sensitiveAdded: 0, status: "changed", recordsBefore: 8 });
-    // Every posture record changed TTL; the record named by its content moved names.
-    expect(x.changed).toBe(7);
+    // 7 apex posture records, the 2 wildcard ones, and www's A with its null MX and SPF (issue 15.5).
+    expect(x).toMatchObject({ added: 3, removed: 3, status: "changed", recordsBefore: 12 });
+    // Every posture record changed TTL; the address record, named by its content, moved names with its MX and SPF.
+    expect(x.changed).toBe(9);
     const change = d.changes.find((c) => c.name === "x.example/TXT/_dmarc/dmarc")!;
     expect(change).toMatchObject({ kind: "change", fields: ["ttl"] });
-    expect(d.changes.filter((c) => c.kind === "add").map((c) => c.name)).toEqual(["x.example/A/api/192.0.2.1"]);
+    expect(d.changes.filter((c) => c.kind === "add").map((c) => c.name).sort()).toEqual(["x.example/A/api/192.0.2.1", "x.example/MX/api/null", "x.example/TXT/api/spf"]);
   });
 
   it("marks new and removed zones", () => {
@@ -35,23 +36,23 @@ describe("diffStates", () => {
       ["ops.example", "changed"], // its report authorisation for n.example
     ]);
     const back = diffStates(state(withZone("  - name: n.example\n    profile: parked\n")), state(ZONES));
-    expect(back.zones.find((z) => z.zone === "n.example")).toMatchObject({ status: "removed", removed: 7, recordsBefore: 7 });
+    expect(back.zones.find((z) => z.zone === "n.example")).toMatchObject({ status: "removed", removed: 9, recordsBefore: 9 });
   });
 });
 
 describe("the safety guard", () => {
   const big = withZone(
     "  - name: big.example\n    profile: parked\n    records:\n" +
-      Array.from({ length: 13 }, (_, i) => `      - { type: A, name: h${i}, content: 192.0.2.${i + 1} }\n`).join(""),
+      Array.from({ length: 13 }, (_, i) => `      - { type: TXT, name: h${i}, content: "t${i + 1}" }\n`).join(""),
   );
   const bigAfter = (n: number) =>
     withZone(
       "  - name: big.example\n    profile: parked\n    records:\n" +
-        Array.from({ length: 13 }, (_, i) => `      - { type: A, name: h${i}, content: 192.0.2.${i < n ? i + 101 : i + 1} }\n`).join(""),
+        Array.from({ length: 13 }, (_, i) => `      - { type: TXT, name: h${i}, content: "t${i < n ? i + 101 : i + 1}" }\n`).join(""),
     );
 
   it("accepts a change of at most 30% of a zone's records", () => {
-    // big.example has 20 managed records: 7 posture + 13 extra. Rewriting 6 is 30%.
+    // big.example has 22 managed records: 7 apex posture + 2 wildcard + 13 extra TXT. Rewriting 6 is 27%.
     const v = applyGuard(diffStates(state(big), state(bigAfter(6))), { ...strict, maxFleetShare: 1 });
     expect(v).toMatchObject({ ok: true, violations: [] });
   });
@@ -60,13 +61,13 @@ describe("the safety guard", () => {
     const v = applyGuard(diffStates(state(big), state(bigAfter(7))), { ...strict, maxFleetShare: 1 });
     expect(v.ok).toBe(false);
     expect(v.violations).toEqual([
-      "big.example: rewrites 7 of its 20 managed records (0 changed, 7 removed, 0 added at posture-sensitive names; 35% > 30% allowed per zone)",
+      "big.example: rewrites 7 of its 22 managed records (0 changed, 7 removed, 0 added at posture-sensitive names; 32% > 30% allowed per zone)",
     ]);
   });
 
   it("refuses removing a zone, which removes all its records", () => {
     const v = applyGuard(diffStates(state(withZone("  - name: n.example\n    profile: parked\n")), state(ZONES)), { ...strict, maxFleetShare: 1 });
-    expect(v.violations).toEqual(["n.example: removes the zone and all 7 managed records (100% > 30% allowed per zone)"]);
+    expect(v.violations).toEqual(["n.example: removes the zone and all 9 managed records (100% > 30% allowed per zone)"]);
   });
 
   it("accepts adding zones, which rewrites nothing", () => {

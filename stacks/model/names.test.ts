@@ -54,7 +54,7 @@ describe("stable logical names", () => {
         for (const [name, value] of after) expect(sliceBaseline.get(name), name).toBe(value);
         const removed = [...sliceBaseline.keys()].filter((k) => !after.has(k));
         for (const k of removed) {
-          const ok = k.includes(`::${gone.name}`) || k.endsWith(`::ops-mail.example/TXT/${gone.name}._report._dmarc/report`) || k.endsWith(`::route/${gone.name}/*`) || k.endsWith(`::route/www.${gone.name}/*`);
+          const ok = k.includes(`::${gone.name}`) || k.endsWith(`::ops-mail.example/TXT/${gone.name}._report._dmarc/report`) || k.endsWith(`::route/${gone.name}/*`) || k.endsWith(`::route/www.${gone.name}/*`) || k.endsWith(`::domain/mta-sts.${gone.name}`);
           expect(ok, k).toBe(true);
         }
       }),
@@ -82,8 +82,9 @@ describe("stable logical names", () => {
         for (const [k, v] of sliceBaseline) expect(after.get(k), k).toBe(v);
         for (const k of after.keys()) {
           if (sliceBaseline.has(k)) continue;
-          // The zone's own resources, its report authorisation, and the router's routes to it.
-          const ok = k.includes(`::${name}`) || k.endsWith(`::ops-mail.example/TXT/${name}._report._dmarc/report`) || k.endsWith(`::route/${name}/*`) || k.endsWith(`::route/www.${name}/*`);
+          // The zone's own resources, its report authorisation, and the router's routes to it
+          // (or its MTA-STS policy host, a custom domain, when it receives mail).
+          const ok = k.includes(`::${name}`) || k.endsWith(`::ops-mail.example/TXT/${name}._report._dmarc/report`) || k.endsWith(`::route/${name}/*`) || k.endsWith(`::route/www.${name}/*`) || k.endsWith(`::domain/mta-sts.${name}`);
           expect(ok, k).toBe(true);
         }
       }),

@@ -23,7 +23,9 @@ describe("posture profiles", () => {
         'CAA @ 0 issue ";" 3600',
         'CAA @ 0 issuewild ";" 3600',
         "MX @ 0 . 3600",
+        "MX * 0 . 3600",
         "TXT *._domainkey v=DKIM1; p= 3600",
+        "TXT * v=spf1 -all 3600",
         "TXT @ v=spf1 -all 3600",
         `TXT _dmarc ${DMARC} 3600`,
       ].sort(),
@@ -39,7 +41,11 @@ describe("posture profiles", () => {
         "AAAA @ 100:: proxied 1",
         "AAAA www 100:: proxied 1",
         "MX @ 0 . 3600",
+        "MX * 0 . 3600",
+        "MX www 0 . 3600",
         "TXT *._domainkey v=DKIM1; p= 3600",
+        "TXT * v=spf1 -all 3600",
+        "TXT www v=spf1 -all 3600",
         "TXT @ v=spf1 -all 3600",
         `TXT _dmarc ${DMARC} 3600`,
       ].sort(),
@@ -57,12 +63,15 @@ describe("posture profiles", () => {
     expect(got.some((l) => l.includes("*._domainkey"))).toBe(false);
   });
 
-  it("Microsoft 365: dashed MX host and both DKIM selectors delegated to the tenant", () => {
-    const got = lines(withZone("  - name: m.example\n    profile: mail-m365\n    vars: { m365Tenant: contoso }\n"), "m.example");
-    expect(got).toContain("MX @ 0 m-example.mail.protection.outlook.com. 3600");
+  it("Microsoft 365: the MX host and both DKIM targets Microsoft assigned, from the zone's vars, never from its name", () => {
+    // A hyphenated name: Microsoft does not simply dash the dots (issue 15.6), so nothing is derived.
+    const vars = "{ m365Mx: contosolegal-ex01c.mail.protection.outlook.com, m365Dkim1: selector1-x._domainkey.contoso.r-v1.dkim.mail.microsoft, m365Dkim2: selector2-x._domainkey.contoso.r-v1.dkim.mail.microsoft }";
+    const got = lines(withZone(`  - name: contoso-legal.example\n    profile: mail-m365\n    vars: ${vars}\n`), "contoso-legal.example");
+    expect(got).toContain("MX @ 0 contosolegal-ex01c.mail.protection.outlook.com. 3600");
     expect(got).toContain("TXT @ v=spf1 include:spf.protection.outlook.com -all 3600");
-    expect(got).toContain("CNAME selector1._domainkey selector1-m-example._domainkey.contoso.onmicrosoft.com. 3600");
-    expect(got).toContain("CNAME selector2._domainkey selector2-m-example._domainkey.contoso.onmicrosoft.com. 3600");
+    expect(got).toContain("CNAME selector1._domainkey selector1-x._domainkey.contoso.r-v1.dkim.mail.microsoft. 3600");
+    expect(got).toContain("CNAME selector2._domainkey selector2-x._domainkey.contoso.r-v1.dkim.mail.microsoft. 3600");
+    expect(got.join("\n")).not.toContain("contoso-legal-example");
     // No web: CAA allows no CA.
     expect(got).toContain('CAA @ 0 issue ";" 3600');
   });

@@ -2,7 +2,8 @@
 // DMARC report authorisations other zones need from it, and its extra records.
 // Pure; used by validation, the desired state, the plan and (later) verification.
 import { createHash } from "node:crypto";
-import { CLOUDFLARE_CAS, fqdn, mailtoDomain } from "./dns.ts";
+import { CLOUDFLARE_CAS, fqdn, isSpf, mailtoDomain } from "./dns.ts";
+import { allowsCloudflareCas, MTA_STS_LABEL, mtaStsOf, mtaStsTxt, tlsRptTxt } from "./mail.ts";
 import type { FleetFile, Inventory, Profile, Provider, RecordSpec, ZoneSpec } from "./schema.ts";
 
 export type RecordType = RecordSpec["type"];
@@ -127,16 +128,39 @@ export function postureRecords(fleet: FleetFile, zone: ZoneSpec, resolved: Resol
           : rec({ type: "TXT", name, content: value, key: "dkim", what: `DKIM key ${d.selector} of ${provider.name}` }),
       );
     }
+    // Receiving mail (issue 15.6): MTA-STS (RFC 8461) and TLS-RPT (RFC 8460).
+    const sts = mtaStsOf(fleet, zone, profile, provider)!;
+    out.push(rec({ type: "TXT", name: "_mta-sts", content: mtaStsTxt(sts.id), key: "mta-sts", what: `MTA-STS (RFC 8461), mode ${sts.mode}; the policy is served at https://${sts.host}` }));
+    out.push(rec({ type: "TXT", name: "_smtp._tls", content: tlsRptTxt(fleet), key: "tlsrpt", what: "TLS-RPT (RFC 8460): where senders report TLS failures" }));
   } else {
     out.push(rec({ type: "MX", name: "@", content: ".", priority: 0, key: "null", what: "null MX (RFC 7505): accepts no mail" }));
     out.push(rec({ type: "TXT", name: "@", content: spfOf(zone, undefined), key: "spf", what: "SPF -all: sends no mail" }));
     out.push(rec({ type: "TXT", name: "*._domainkey", content: EMPTY_DKIM, key: "dkim", what: "empty DKIM wildcard: no valid key" }));
+    out.push(...subdomainRecords(zone, web === "proxied" ? ["www"] : []).map(rec));
   }
   out.push(rec({ type: "TXT", name: "_dmarc", content: dmarcOf(fleet, zone), key: "dmarc", what: "DMARC p=reject" }));
 
   // CAA: proxied zones keep Cloudflare's CAs able to issue; others allow no CA unless overridden.
   const extraCas = zone.overrides.caa?.issue ?? [];
   const issuers = web === "proxied" ? [...new Set([...CLOUDFLARE_CAS, ...extraCas])] : extraCas.length > 0 ? extraCas : [";"];
+  // The MTA-STS policy host is a custom domain of the router: Cloudflare issues a
+  // certificate for exactly mta-sts.<zone>, judged by the CAA RRset found climbing from
+  // that name (RFC 8659 3). Where the apex's CAA would refuse Cloudflare's CAs, a CAA
+  // set at mta-sts lets them issue there (and no CA issue wildcards below it).
+  if (provider && !allowsCloudflareCas(issuers)) {
+    for (const [tag, value] of [...CLOUDFLARE_CAS.map((ca) => ["issue", ca]), ["issuewild", ";"]] as const) {
+      out.push(
+        rec({
+          type: "CAA",
+          name: MTA_STS_LABEL,
+          caa: { flags: 0, tag, value },
+          key: `0-${tag}-${value === ";" ? "none" : slug(value)}`,
+          what: value === ";" ? `CAA ${tag} at the MTA-STS host: no CA may issue wildcards` : `CAA ${tag} at the MTA-STS host: ${value} may issue its certificate`,
+        }),
+      );
+    }
+    if (fleet.caa.iodef) out.push(rec({ type: "CAA", name: MTA_STS_LABEL, caa: { flags: 0, tag: "iodef", value: fleet.caa.iodef }, key: "0-iodef", what: "CAA iodef" }));
+  }
   for (const tag of ["issue", "issuewild"]) {
     for (const value of issuers) {
       out.push(
@@ -160,6 +184,37 @@ export function postureRecords(fleet: FleetFile, zone: ZoneSpec, resolved: Resol
         rec({ type: "AAAA", name, content: WEB_PLACEHOLDER, proxied: true, ttl: 1, key: "web", what: "proxied placeholder for Worker routes" }),
       );
     }
+  }
+  return out;
+}
+
+type SubdomainRec = Omit<DnsRec, "zone" | "ttl" | "source">;
+
+/**
+ * The parked-domain records below the apex of a zone that sends no mail (M3AAWG and
+ * UK NCSC practice): `* MX 0 .` and `* TXT "v=spf1 -all"` for names that do not exist,
+ * unless the zone has its own records at `*`; and, because a wildcard never covers a
+ * name that exists (RFC 4592 2.2), the null MX and SPF -all at every name that holds an
+ * address record (an address alone receives mail as an implicit MX, RFC 5321 5.1),
+ * unless that name has its own MX or SPF. `web` lists the posture's own address names.
+ */
+export function subdomainRecords(zone: ZoneSpec, web: readonly string[]): SubdomainRec[] {
+  const out: SubdomainRec[] = [];
+  const at = new Map<string, RecordSpec[]>();
+  for (const r of zone.records) at.set(r.name, [...(at.get(r.name) ?? []), r]);
+  // Records left alone count as the zone's own: edgefleet never writes beside them.
+  const leftAlone = (type: string, name: string) => zone.ignore.some((g) => g.name === name && (g.type === type || g.type === "*"));
+  if (!at.has("*") && !zone.ignore.some((g) => g.name === "*")) {
+    out.push({ type: "MX", name: "*", content: ".", priority: 0, key: "null", what: "null MX for every name that does not exist (wildcard)" });
+    out.push({ type: "TXT", name: "*", content: "v=spf1 -all", key: "spf", what: "SPF -all for every name that does not exist (wildcard)" });
+  }
+  const addressNames = new Set([...web, ...zone.records.filter((r) => r.type === "A" || r.type === "AAAA").map((r) => r.name)]);
+  addressNames.delete("@"); // the apex has its own
+  for (const name of [...addressNames].sort()) {
+    const own = at.get(name) ?? [];
+    if (own.some((r) => r.type === "CNAME")) continue; // validation reports a CNAME beside an address
+    if (!own.some((r) => r.type === "MX") && !leftAlone("MX", name)) out.push({ type: "MX", name, content: ".", priority: 0, key: "null", what: "null MX at a name with an address record: accepts no mail" });
+    if (!own.some((r) => r.type === "TXT" && isSpf(r.content)) && !leftAlone("TXT", name)) out.push({ type: "TXT", name, content: "v=spf1 -all", key: "spf", what: "SPF -all at a name with an address record: sends no mail" });
   }
   return out;
 }

@@ -88,6 +88,35 @@ export const WorkerSpec = z
   })
   .describe("One deployed Worker");
 
+// ---------------------------------------------------------------- mail receipt (issue 15.6)
+// MTA-STS (RFC 8461) and TLS-RPT (RFC 8460) for zones that receive mail; see stacks/model/mail.ts.
+
+/** RFC 8461 3.2: 'testing' reports failures, 'enforce' refuses delivery without valid TLS, 'none' withdraws a policy. */
+export const MtaStsMode = z.enum(["testing", "enforce", "none"]).describe("MTA-STS policy mode (RFC 8461 3.2)");
+/** RFC 8460 3: where sending MTAs post TLS reports: mailto: or https:. */
+const TlsRptUri = z
+  .string()
+  .superRefine((s, ctx) => {
+    const p = s.startsWith("https:") ? (/^https:\/\/[^\s,;!]+$/.test(s) ? undefined : `'${s}' is not an https: URL`) : mailtoProblem(s);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  })
+  .describe("A mailto: or https: URI for TLS reports (RFC 8460 3)");
+const MailSettings = z
+  .strictObject({
+    tlsrpt: z
+      .strictObject({ rua: z.array(TlsRptUri).min(1).describe("Where TLS reports go") })
+      .optional()
+      .describe("TLS-RPT (RFC 8460) of zones that receive mail; default: the DMARC report mailbox"),
+    mtaSts: z
+      .strictObject({
+        // RFC 8461 3.2: max_age is at most 31557600 s; senders cache the policy that long.
+        maxAge: z.number().int().min(86400).max(31557600).default(604800).describe("max_age of the MTA-STS policies, seconds (1 day to 1 year)"),
+      })
+      .default({ maxAge: 604800 }),
+  })
+  .default({ mtaSts: { maxAge: 604800 } })
+  .describe("Settings for the zones that receive mail: TLS reports and MTA-STS");
+
 export const FleetFile = z
   .strictObject({
     dmarc: z
@@ -112,6 +141,7 @@ export const FleetFile = z
           .describe("Where CAs report refused certificate requests (mailto: or https:)"),
       })
       .default({}),
+    mail: MailSettings,
     defaults: z
       .strictObject({
         ttl: Ttl.default(3600),
@@ -186,6 +216,7 @@ export const Profile = z.strictObject({
     .union([z.literal("none"), Key])
     .describe("'none' for a zone that sends no mail, else the key of a provider in this file"),
   web: z.enum(["none", "proxied"]).describe("'proxied': served through Cloudflare (router or proxy Worker)"),
+  mtaSts: MtaStsMode.optional().describe("MTA-STS mode of the profile's zones when they receive mail (default testing)"),
 });
 
 export const ProfilesFile = z.strictObject({
@@ -283,6 +314,7 @@ export const Overrides = z.strictObject({
   dmarc: z
     .strictObject({ rua: z.array(Mailto).optional().describe("Report mailboxes besides the fleet's") })
     .optional(),
+  mtaSts: MtaStsMode.optional().describe("This zone's MTA-STS mode (testing first, enforce once the TLS reports are clean)"),
 });
 
 export const ZoneSpec = z.strictObject({

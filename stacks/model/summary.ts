@@ -3,6 +3,7 @@
 import { mailtoDomain } from "./dns.ts";
 import type { DesiredState } from "./desired.ts";
 import { TYPES } from "./names.ts";
+import { caaBlockedCnames } from "./mail.ts";
 import { owningZone, ruaOf } from "./posture.ts";
 import type { Inventory } from "./schema.ts";
 
@@ -82,6 +83,16 @@ export function findings(inv: Inventory, state: DesiredState): Finding[] {
       code: "dmarc-report-authorisation",
       message: `${zones.length} zone(s) send DMARC reports to ${domain}, which is not in this fleet: publish '*._report._dmarc.${domain} TXT "v=DMARC1"' there (${list(zones)})`,
       zones,
+    });
+  }
+  // Issue 15.5: a CNAME to an outside service in a zone whose CAA lets no CA issue.
+  for (const f of caaBlockedCnames(inv)) {
+    const names = f.names.map((n) => `${n.name === "@" ? f.zone : `${n.name}.${f.zone}`} -> ${n.target}`);
+    out.push({
+      level: "warning",
+      code: "caa-blocks-cname-target",
+      message: `${f.zone}: CAA 'issue ";"' at the apex lets no CA issue for ${names.join(", ")}: a CA follows the CNAME and, finding no CAA at the target, climbs to the apex (RFC 8659 3). If the service needs a certificate for the name, add its CA to overrides.caa.issue of ${f.zone} (e.g. issue: [letsencrypt.org]).`,
+      zones: [f.zone],
     });
   }
   return out;

@@ -341,7 +341,7 @@ const cases: Case[] = [
     file: "zones.yaml",
     line: 12,
     path: "zones[3].vars",
-    message: /profile 'mail-m365' needs vars: m365Tenant/,
+    message: /profile 'mail-m365' needs vars: m365Dkim1, m365Dkim2, m365Mx/,
   },
   {
     title: "a profile naming an unknown provider",

@@ -5,6 +5,7 @@
 import { fleetChecks } from "./checks/index.ts";
 import { globMatch } from "./checks/glob.ts";
 import { isSpf, spfLookupCount } from "./dns.ts";
+import { mailProblems } from "./mail.ts";
 import { fleetRecords, missingVars, rdata, unknownPlaceholders, type DnsRec } from "./posture.ts";
 import type { IgnoreRule, Inventory } from "./schema.ts";
 
@@ -86,10 +87,11 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     const extras = recs.filter((r) => r.source === "extra");
 
     // An extra record may not stand where the posture manages that type and name,
-    // except a non-SPF TXT at the apex (verification tokens live there).
+    // except a non-SPF TXT beside a managed SPF (verification tokens live at the apex,
+    // and since issue 15.5 names with address records carry SPF -all too).
     for (const r of extras) {
       const clash = managed.find(
-        (m) => m.type === r.type && m.name === r.name && !(r.type === "TXT" && r.name === "@" && !isSpf(r.content ?? "")),
+        (m) => m.type === r.type && m.name === r.name && !(r.type === "TXT" && m.key === "spf" && !isSpf(r.content ?? "")),
       );
       if (clash) {
         add("zones", at(r), `${r.type} ${r.name} collides with the managed posture record ${describe(clash)}; change the profile or overrides instead`);
@@ -135,5 +137,7 @@ export function validateInventory(inv: Inventory): SemanticProblem[] {
     // Ignore rules are checked in checks/email.ts: none may cover a managed name.
   });
   problems.push(...fleetChecks(inv));
+  // Mail: provider values from vars, names the mail posture owns (stacks/model/mail.ts).
+  for (const p of mailProblems(inv)) add(p.file, p.path, p.message);
   return problems;
 }

@@ -42,8 +42,16 @@ describe("workers: in fleet.yaml", () => {
     const route = state.resources.find((r) => r.type === TYPES.workersRoute && r.name === "route/llm.api.example/*")!;
     expect(route.zone).toBe("api.example");
     expect(route.inputs).toEqual({ zoneId: "a0000000000000000000000000000009", pattern: "llm.api.example/*", script: "proxy-main" });
-    // The router serves the web zone of the fixture; it binds no secret.
-    expect(state.workers.find((x) => x.script === "edgefleet-router")).toMatchObject({ secrets: [], statusUrl: null, zones: ["site.example"] });
+    // The router serves the web zone of the fixture, and the MTA-STS policy host of the
+    // zone that receives mail (issue 15.6); it binds no secret.
+    const router = state.workers.find((x) => x.script === "edgefleet-router")!;
+    expect(router).toMatchObject({ secrets: [], statusUrl: null, zones: ["ops.example", "site.example"] });
+    expect(router.hostnames.sort()).toEqual(["mta-sts.ops.example", "site.example", "www.site.example"]);
+    const domain = state.resources.find((r) => r.type === TYPES.workersCustomDomain && r.name === "domain/mta-sts.ops.example")!;
+    expect(domain).toMatchObject({ zone: "ops.example", parent: "edgefleet-router" });
+    expect(domain.inputs).toEqual({ accountId: "acct", hostname: "mta-sts.ops.example", service: "edgefleet-router", zoneId: "a0000000000000000000000000000001" });
+    // No route on the mail zone's apex or www: only its policy host is the router's.
+    expect(state.resources.filter((r) => r.type === TYPES.workersRoute && r.zone === "ops.example")).toEqual([]);
   });
 
   it("reports every problem of the section with its line and field", () => {

@@ -12,6 +12,7 @@ import { modelInputs, type ModelElement, type ModelInputs, type ProviderType } f
 import { TYPES } from "./names.ts";
 import { relativeName } from "./dns.ts";
 import { assignShards as assignRouterShards, routerHosts, routerZones, shardCount, shardScriptName } from "./router-shards.ts";
+import { mailZones, MTA_STS_LABEL } from "./mail.ts";
 import type { Inventory, WorkerSpec, ZoneSpec } from "./schema.ts";
 import type { SemanticProblem } from "./validate.ts";
 import { expectedSecrets, readWorkerConfig, readWorkerConfigOrThrow, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
@@ -246,7 +247,12 @@ export function deployments(inv: Inventory, opts: WorkerOptions = {}): { router:
     vars: w.vars,
   }));
   const router: WorkerDeployment[] = [];
-  const served = routerZones(inv).map((z) => z.name);
+  // The router serves the proxied zones (routes on apex and www) and the MTA-STS policy
+  // host of every zone that receives mail (a custom domain: Cloudflare creates its DNS
+  // record and a certificate for exactly mta-sts.<zone>; stacks/model/mail.ts).
+  const proxied = new Set(routerZones(inv).map((z) => z.name));
+  const policyHosts = new Set(mailZones(inv).map((z) => z.name));
+  const served = [...new Set([...proxied, ...policyHosts])];
   if (served.length > 0) {
     const cfg = readWorkerConfig(inv.fleet.router.source, opts.workersDir ?? WORKERS_DIR);
     const base = cfg.ok ? cfg.config.name : "edgefleet-router";
@@ -259,8 +265,8 @@ export function deployments(inv: Inventory, opts: WorkerOptions = {}): { router:
         script: shardScriptName(base, s),
         source: inv.fleet.router.source,
         canary: false,
-        domains: [],
-        routes: mine.flatMap((z) => [{ pattern: `${z}/*`, zone: z }, { pattern: `www.${z}/*`, zone: z }]),
+        domains: mine.filter((z) => policyHosts.has(z)).map((z) => ({ hostname: `${MTA_STS_LABEL}.${z}`, zone: z })),
+        routes: mine.filter((z) => proxied.has(z)).flatMap((z) => [{ pattern: `${z}/*`, zone: z }, { pattern: `www.${z}/*`, zone: z }]),
         secrets: {},
         vars: {},
         kvTitles,
@@ -337,7 +343,7 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       for (const k of Object.keys(w.secrets)) if (!expected.includes(k)) problems.push({ file: "fleet", path: at("secrets", k), message: `${w.source} does not use a secret '${k}' (its .dev.vars.example lists ${expected.join(", ")})` });
     }
   });
-  if (routerZones(inv).length > 0) config(inv.fleet.router.source);
+  if (routerZones(inv).length > 0 || mailZones(inv).length > 0) config(inv.fleet.router.source);
   return { problems, configProblems };
 }
 

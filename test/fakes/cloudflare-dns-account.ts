@@ -45,6 +45,9 @@ export function seed(state: DesiredState): { zones: FakeZone[]; records: Map<str
   add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "NS", "dev", "ns1.dev-dns.example"));
   add("llm-gateway.example", extra(idOf("llm-gateway.example"), "llm-gateway.example", "HTTPS", "svc", "1 . alpn=h2"));
   add("alpine-bikes.example", extra(idOf("alpine-bikes.example"), "alpine-bikes.example", "A", "legacy", "192.0.2.55", { proxied: false, ttl: 600 }));
+  // The parked-subdomain posture at a name with an address (issue 15.5): adopted as the posture's, not as extras.
+  add("alpine-bikes.example", extra(idOf("alpine-bikes.example"), "alpine-bikes.example", "MX", "legacy", ".", { priority: 0 }));
+  add("alpine-bikes.example", extra(idOf("alpine-bikes.example"), "alpine-bikes.example", "TXT", "legacy", '"v=spf1 -all"'));
   // A zone someone set up by hand: real mail, soft SPF, no DMARC: it matches no profile.
   zones.push({ id: LEGACY.id, name: LEGACY.name, account: { id: ACCOUNT, name: "edge" }, status: "active" });
   records.set(LEGACY.id, [

@@ -1,7 +1,8 @@
 // The verifier's DNS under test: the example fleet's zone files (from the plan's BIND
 // export) with chosen drifts written into them, plus stand-in zones for the mail
 // providers' SPF includes, served by the REAL knot (Debian's knotd, test/support/knot.ts)
-// on 127.0.0.1: not a fake of DNS, a real authoritative server fed test data.
+// on 127.0.0.1: not a fake of DNS, a real authoritative server fed test data; and the
+// MTA-STS policies served by the real router Worker.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,11 @@ import { zoneFiles } from "../../stacks/model/bind.ts";
 import { deriveDesiredState, type DesiredState } from "../../stacks/model/desired.ts";
 import type { Inventory } from "../../stacks/model/schema.ts";
 import { startKnot, type Knot } from "../support/knot.ts";
+import type { Miniflare } from "miniflare";
+import { routerHosts } from "../../stacks/model/router-shards.ts";
+import { hostKey, type HostTable } from "../../workers/router/src/table.ts";
+import { loadEntries, routerKvBinding, startRouter } from "../../workers/router/local/miniflare.ts";
+import { buildSites, type KvEntry } from "../../scripts/lib/sites/build.ts";
 
 /**
  * The providers' SPF include targets, served as small stand-in zones: a real
@@ -58,4 +64,26 @@ export async function serveZoneDir(dir: string, zones: string[]): Promise<Knot> 
       if (attempt >= 4 || !/address already in use/.test(String(e))) throw e;
     }
   }
+}
+
+/** Edits of the router's content map after the sites build is loaded, by policy host. */
+export type PolicyDrifts = Record<string, (table: HostTable) => HostTable | Promise<HostTable>>;
+
+/**
+ * The fleet's MTA-STS policies served by the real router Worker in workerd (Miniflare)
+ * on 127.0.0.1, from the content map the sites build makes of the inventory; verify
+ * fetches them with `--mta-sts-origin` (Host: mta-sts.<zone>). `drifts` rewrite a policy
+ * host's table in KV, as a bad publish or a hand edit would.
+ */
+export async function servePolicies(inventory: Inventory, drifts: PolicyDrifts = {}, extra: KvEntry[] = []): Promise<{ origin: string; mf: Miniflare }> {
+  const build = buildSites(join(inventory.dir, "sites"), { allowedHosts: routerHosts(inventory), inventory });
+  const mf = await startRouter({ port: 0 });
+  await loadEntries(mf, [...build.entries, ...extra]);
+  const kv = await mf.getKVNamespace(routerKvBinding());
+  for (const [host, edit] of Object.entries(drifts)) {
+    const table = (await kv.get(hostKey(host), "json")) as HostTable | null;
+    if (!table) throw new Error(`test drift: no table for ${host}`);
+    await kv.put(hostKey(host), JSON.stringify(await edit(table)));
+  }
+  return { origin: new URL(String(await mf.ready)).origin, mf };
 }

@@ -20,11 +20,11 @@ export const PROFILES = `providers:
   microsoft-365:
     name: Microsoft 365
     mx:
-      - { priority: 0, host: "\${zoneDashed}.mail.protection.outlook.com" }
+      - { priority: 0, host: "\${vars.m365Mx}" }
     spf: ["include:spf.protection.outlook.com"]
     dkim:
-      - { selector: selector1, type: CNAME, value: "selector1-\${zoneDashed}._domainkey.\${vars.m365Tenant}.onmicrosoft.com" }
-      - { selector: selector2, type: CNAME, value: "selector2-\${zoneDashed}._domainkey.\${vars.m365Tenant}.onmicrosoft.com" }
+      - { selector: selector1, type: CNAME, value: "\${vars.m365Dkim1}" }
+      - { selector: selector2, type: CNAME, value: "\${vars.m365Dkim2}" }
   fastmail:
     name: Fastmail
     mx:

@@ -9,7 +9,8 @@ import { deriveDesiredState, type DesiredState } from "../../../stacks/model/des
 import { CLOUDFLARE_CAS, isSpf, relativeNameProblem } from "../../../stacks/model/dns.ts";
 import { TYPES, zonePostureName } from "../../../stacks/model/names.ts";
 import { assignShards } from "../../../stacks/model/shards.ts";
-import { expand, fleetRecords, postureRecords, rdata, resolveProfile, type DnsRec } from "../../../stacks/model/posture.ts";
+import { mtaStsModeOf, mtaStsOf, mtaStsTxt } from "../../../stacks/model/mail.ts";
+import { expand, extraRecords, fleetRecords, postureRecords, rdata, resolveProfile, type DnsRec } from "../../../stacks/model/posture.ts";
 import type { IgnoreRule, Inventory, Provider, RecordSpec, ZoneSpec } from "../../../stacks/model/schema.ts";
 import { asDnsRec, type AccountRecord, type AccountZone } from "./account.ts";
 
@@ -111,6 +112,15 @@ function candidates(inv: Inventory, zone: AccountZone, base: ZoneSpec | undefine
         spec.vars = inferVars(provider, spec, recs);
         const terms = (spf?.content ?? "").trim().split(/\s+/).slice(1).filter((t) => !/^[-~?+]?all$/i.test(t) && !provider.spf.includes(t));
         if (terms.length > 0) spec.overrides.spf = { include: terms };
+        // The MTA-STS mode: the one whose policy id the zone publishes (RFC 8461 3.1).
+        const sts = recs.find((r) => r.type === "TXT" && r.name === "_mta-sts")?.content;
+        for (const mode of ["testing", "enforce", "none"] as const) {
+          const m = mtaStsOf(inv.fleet, { ...spec, overrides: { ...spec.overrides, mtaSts: mode } }, profile, provider);
+          if (sts && m && sts === mtaStsTxt(m.id)) {
+            if (mode !== mtaStsModeOf(profile, spec)) spec.overrides.mtaSts = mode;
+            break;
+          }
+        }
       }
       out.push(spec);
     }
@@ -136,6 +146,20 @@ function matchProfile(inv: Inventory, zone: AccountZone, base: ZoneSpec | undefi
     if (!best || posture.length > best.posture.length || (posture.length === best.posture.length && preferBase)) best = { spec, posture };
   }
   return best;
+}
+
+/**
+ * The posture of a zone that sends no mail depends on its extra records (issue 15.5: a
+ * null MX and SPF -all at every name with an address record). Once the extras are known,
+ * those records are the posture's, not extras: drop them from the zone's records.
+ */
+function dropImpliedByExtras(inv: Inventory, spec: ZoneSpec): void {
+  const resolved = resolveProfile(inv, spec);
+  if (!resolved || resolved.provider) return;
+  const parkedLike = (r: RecordSpec) => (r.type === "MX" && r.content === ".") || (r.type === "TXT" && r.content === "v=spf1 -all");
+  const posture = new Set(postureRecords(inv.fleet, { ...spec, records: spec.records.filter((r) => !parkedLike(r)) }, resolved).map(recordKey));
+  const extras = extraRecords(inv.fleet, spec);
+  spec.records = spec.records.filter((r, i) => !(parkedLike(r) && posture.has(recordKey(extras[i]!))));
 }
 
 function toRecordSpec(r: AccountRecord, zoneTtl: number): RecordSpec {
@@ -206,6 +230,7 @@ export function adopt(inv: Inventory, account: AccountZone[], opts: { accountId:
         }
         spec.records = [...spec.records, toRecordSpec(r, zoneTtl)];
       }
+      dropImpliedByExtras(inv, spec);
     }
     // Prove it: the plan of the generated inventory must equal each adopted zone's managed records.
     const full: Inventory = { ...inv, zones: specs };

@@ -7,6 +7,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { contentKey, hostKey, TABLE_VERSION, type FileEntry, type HostTable } from "../../../workers/router/src/table.ts";
 import { parseRedirects } from "./redirects.ts";
+import { mtaStsSiteFiles } from "../../../stacks/model/mail.ts";
+import type { Inventory } from "../../../stacks/model/schema.ts";
 
 /** Cloudflare KV's value limit (25 MiB), last verified 2026-11. */
 export const KV_VALUE_LIMIT = 25 * 1024 * 1024;
@@ -78,6 +80,8 @@ export interface BuildOptions {
   base?: string;
   /** Test hook: the KV value limit. */
   valueLimit?: number;
+  /** The inventory: files it generates (MTA-STS policies, stacks/model/mail.ts) join the content map. */
+  inventory?: Inventory;
 }
 
 // Content types by extension. A short table instead of a dependency: the router only
@@ -211,6 +215,17 @@ export function buildSites(sitesDir: string, opts: BuildOptions): SitesBuild {
     tables.set(host, table);
     const redirects = Object.keys(table.redirects).length + table.patterns.length;
     hosts.push({ host, files: list, redirects, ...(table.notFound ? { notFound: table.notFound } : {}) });
+  }
+
+  // Files the inventory generates: the MTA-STS policy of every zone that receives mail
+  // (issue 15.6), served by the router on mta-sts.<zone>. Those hosts are not in
+  // allowedHosts, so a fleet/sites directory can never shadow one.
+  for (const g of opts.inventory ? mtaStsSiteFiles(opts.inventory) : []) {
+    const bytes = new TextEncoder().encode(g.body);
+    const hash = sha256(bytes);
+    contents.set(hash, bytes);
+    tables.set(g.host, { v: TABLE_VERSION, files: { [g.path]: { h: hash, t: g.contentType, c: g.cacheControl, s: bytes.length } }, redirects: {}, patterns: [] });
+    hosts.push({ host: g.host, files: [{ path: g.path, hash, type: g.contentType, size: bytes.length }], redirects: 0 });
   }
 
   if (opts.wwwToApex ?? true) {

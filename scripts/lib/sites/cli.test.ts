@@ -102,11 +102,13 @@ describe("sites publish", () => {
     for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example"]) rmSync(join(sites, host), { recursive: true });
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    expect(refused.err).toMatch(/refused: it would remove 6 of 12 published hosts \(amber-home\.example, arctic-music\.example/);
+    // 12 site hosts and the 17 MTA-STS policy hosts of the zones that receive mail (issue 15.6).
+    expect(refused.err).toMatch(/refused: it would remove 6 of 29 published hosts \(amber-home\.example, arctic-music\.example/);
     expect(new Map(fake.store)).toEqual(before);
     const forced = await publish("--force");
     expect(forced.code).toBe(0);
-    expect([...fake.store.keys()].filter((k) => k.startsWith("host:"))).toHaveLength(6);
+    expect([...fake.store.keys()].filter((k) => k.startsWith("host:"))).toHaveLength(23);
+    expect([...fake.store.keys()].filter((k) => k.startsWith("host:mta-sts."))).toHaveLength(17);
   });
 
   it("refuses a wrong --sites directory: the same hosts with other pages (rewritten), and changes nothing", async () => {

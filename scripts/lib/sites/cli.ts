@@ -69,7 +69,7 @@ function doBuild(opts: Common, io: SitesIo): { build: SitesBuild; sitesDir: stri
   const sitesDir = abs(opts.sites ?? join(opts.inventory ?? settings.inventory ?? "fleet", "sites"));
   try {
     const inventory = loadInventoryOrThrow(inventoryDir);
-    return { build: buildSites(sitesDir, { allowedHosts: routerHosts(inventory), base: io.root }), sitesDir };
+    return { build: buildSites(sitesDir, { allowedHosts: routerHosts(inventory), inventory, base: io.root }), sitesDir };
   } catch (e) {
     if (e instanceof SitesBuildError) throw new Exit(EXIT.invalid, `${e.problems.map(formatBuildProblem).join("\n")}\nsites: ${e.problems.length} problem(s); nothing was built or published\n`);
     if (e instanceof InventoryError) throw new Exit(EXIT.invalid, `${e.message}\n`);

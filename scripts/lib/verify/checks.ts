@@ -5,8 +5,9 @@ import { spf as evaluateSpf } from "mailauth/lib/spf/index.js";
 import type { DesiredState } from "../../../stacks/model/desired.ts";
 import { CLOUDFLARE_CAS, fqdn, isSpf, typographicDash } from "../../../stacks/model/dns.ts";
 import type { Answer, CaaAnswer, Dns } from "./dns.ts";
+import { checkMtaSts, checkTlsRpt, type MtaStsExpectation, type PolicyFetcher } from "./mta-sts.ts";
 
-export const CHECKS = ["mx", "spf", "dmarc", "dkim", "report-auth", "caa"] as const;
+export const CHECKS = ["mx", "spf", "dmarc", "dkim", "report-auth", "caa", "mta-sts", "tls-rpt"] as const;
 export type CheckName = (typeof CHECKS)[number];
 
 /** pass; drift (the world differs from the declaration); error (could not verify); skip (nothing declared). */
@@ -33,6 +34,9 @@ export interface ZoneExpectation {
   /** Fully qualified names of the report authorisations receivers look up for this zone. */
   reportAuth: string[];
   caa: { issue: string[]; issuewild: string[]; iodef: string[] };
+  /** Zones that receive mail: the policy host, id and text (RFC 8461), and the TLS-RPT record (RFC 8460). */
+  mtaSts?: MtaStsExpectation;
+  tlsRpt?: string;
 }
 
 /** A selector nobody uses, to probe the DKIM wildcard. */
@@ -40,7 +44,8 @@ export const DKIM_PROBE = "edgefleet-verify-probe";
 /** RFC 5737 documentation address: authorised by no real SPF policy. */
 export const PROBE_IP = "192.0.2.1";
 
-export function expectations(state: DesiredState): Map<string, ZoneExpectation> {
+/** `policies`: the MTA-STS policy text per policy host (stacks/model/mail.ts mtaStsSiteFiles). */
+export function expectations(state: DesiredState, policies: ReadonlyMap<string, string> = new Map()): Map<string, ZoneExpectation> {
   const out = new Map<string, ZoneExpectation>();
   for (const z of state.zones) {
     out.set(z.name, {
@@ -67,6 +72,10 @@ export function expectations(state: DesiredState): Map<string, ZoneExpectation> 
     if (r.type === "MX" && r.name === "@") e.mx.push({ exchange: r.content === "." ? "" : r.content!, priority: r.priority! });
     else if (r.type === "TXT" && r.name === "@" && isSpf(r.content!)) e.spf = r.content;
     else if (r.type === "TXT" && r.name === "_dmarc") e.dmarc = r.content;
+    else if (r.type === "TXT" && r.name === "_mta-sts") {
+      const host = fqdn("mta-sts", r.zone);
+      e.mtaSts = { host, id: r.content!.replace(/^.*\bid=/, ""), policy: policies.get(host) ?? "" };
+    } else if (r.type === "TXT" && r.name === "_smtp._tls") e.tlsRpt = r.content;
     else if ((r.type === "TXT" || r.type === "CNAME") && /(^|\.)_domainkey$/.test(r.name)) {
       const wildcard = r.name.startsWith("*.");
       const name = wildcard ? `${DKIM_PROBE}${r.name.slice(1)}` : r.name;
@@ -297,7 +306,8 @@ export interface ZoneResult {
 }
 
 /** Every check of one zone, run together; the run bounds how many zones are in flight. */
-export async function verifyZone(dns: Dns, e: ZoneExpectation, timeoutMs: number): Promise<ZoneResult> {
+export async function verifyZone(dns: Dns, e: ZoneExpectation, timeoutMs: number, fetchPolicy: PolicyFetcher): Promise<ZoneResult> {
+  const mail = (check: CheckName, r: Awaited<ReturnType<typeof checkTlsRpt>>): CheckResult => ({ check, ...r });
   const checks = await Promise.all([
     checkMx(dns, e),
     checkSpf(dns, e, timeoutMs),
@@ -305,6 +315,8 @@ export async function verifyZone(dns: Dns, e: ZoneExpectation, timeoutMs: number
     checkDkim(dns, e),
     checkReportAuth(dns, e),
     checkCaa(dns, e),
+    checkMtaSts(dns, e.zone, e.mtaSts, fetchPolicy).then((r) => mail("mta-sts", r)),
+    checkTlsRpt(dns, e.zone, e.tlsRpt).then((r) => mail("tls-rpt", r)),
   ]);
   const status = checks.some((c) => c.status === "drift") ? "drift" : checks.some((c) => c.status === "error") ? "error" : "pass";
   return { zone: e.zone, profile: e.profile, status, checks };

@@ -14,7 +14,9 @@ import { deriveDesiredState } from "../../../stacks/model/desired.ts";
 import { formatProblem, loadInventory } from "../../../stacks/model/load.ts";
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
+import { mtaStsSiteFiles } from "../../../stacks/model/mail.ts";
 import { CHECKS, expectations } from "./checks.ts";
+import { policyFetcher } from "./mta-sts.ts";
 import { DEFAULT_MAX_IN_FLIGHT, Dns } from "./dns.ts";
 import { renderHtml } from "./html.ts";
 import { summarize, verifyZones } from "./run.ts";
@@ -54,6 +56,7 @@ interface VerifyOptions {
   maxQueries: number;
   json?: boolean;
   html?: string;
+  mtaStsOrigin?: string;
 }
 
 function resolverArg(v: string, prev: string[]): string[] {
@@ -67,10 +70,21 @@ function resolverArg(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+function originArg(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError(`'${v}' is not a URL (e.g. http://127.0.0.1:8787)`);
+  }
+  if ((u.protocol !== "http:" && u.protocol !== "https:") || (u.pathname !== "/" && u.pathname !== "")) throw new InvalidArgumentError(`'${v}' must be an http: or https: origin without a path`);
+  return u.origin;
+}
+
 function command(io: VerifyIO): Command {
   return newCommand("verify", io)
     .description(
-      "Spot-check the live DNS posture (MX, SPF, DMARC, DKIM, report authorisations, CAA) against the desired state.\n" +
+      "Spot-check the live DNS posture (MX, SPF, DMARC, DKIM, report authorisations, CAA, MTA-STS, TLS-RPT) against the desired state.\n" +
         "Exit codes: 0 no drift, 1 invalid inventory, 2 bad usage, 4 drift found, 5 some checks could not run (no drift seen).",
     )
     .option("--inventory <dir>", "inventory directory (default: the stack's edgefleet:inventory, else fleet)")
@@ -84,6 +98,7 @@ function command(io: VerifyIO): Command {
     .option("--tries <n>", "tries per DNS query", intAtLeast("--tries", 1), DEFAULTS.tries)
     .option("--concurrency <n>", "zones checked at once", intAtLeast("--concurrency", 1), DEFAULTS.concurrency)
     .option("--max-queries <n>", "DNS queries in flight at once, across all zones", intAtLeast("--max-queries", 1), DEFAULTS.maxQueries)
+    .option("--mta-sts-origin <url>", "fetch MTA-STS policies from this origin (Host: mta-sts.<zone>), e.g. a local router; default https://mta-sts.<zone>", originArg)
     .option("--json", "print the results as JSON on stdout")
     .option("--html <file>", "write a self-contained HTML report to <file>");
 }
@@ -109,7 +124,8 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     return EXIT.invalid;
   }
   const state = deriveDesiredState(loaded.inventory, { accountId: settings.accountId ?? "<account-id>", workers: false });
-  const expected = expectations(state);
+  const policies = new Map(mtaStsSiteFiles(loaded.inventory).map((f) => [f.host, f.body]));
+  const expected = expectations(state, policies);
   const names = state.zones.map((z) => z.name);
 
   let chosen: string[];
@@ -138,6 +154,7 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     {
       concurrency: opts.concurrency,
       timeoutMs: opts.timeout,
+      fetchPolicy: policyFetcher({ timeoutMs: opts.timeout * opts.tries, origin: opts.mtaStsOrigin }),
       onZone: (r) => {
         if (r.status === "drift") drift++;
         bar?.increment(1, { drift });

@@ -13,7 +13,7 @@ import { KNOTD } from "../../../test/support/knot.ts";
 import { CHECKS } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { escapeHtml } from "./html.ts";
-import { serveFleet } from "../../../test/fakes/knot-fleet.ts";
+import { serveFleet, servePolicies } from "../../../test/fakes/knot-fleet.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const CHROMIUM = process.env.EDGEFLEET_CHROMIUM || "/usr/bin/chromium";
@@ -38,14 +38,17 @@ describe.skipIf((!KNOTD || !existsSync(CHROMIUM)) && !process.env.CI)("HTML repo
     });
     file = join(dir, "report.html");
     const argv = ZONES.flatMap((z) => ["--zone", z]);
-    const code = await runVerify([...argv, "--resolver", `127.0.0.1:${knot.port}`, "--html", file], { out: () => {}, err: () => {}, root: ROOT });
+    // ops-mail.example receives mail: its MTA-STS policy comes from the real router.
+    const policies = await servePolicies(inventory);
+    const code = await runVerify([...argv, "--resolver", `127.0.0.1:${knot.port}`, "--mta-sts-origin", policies.origin, "--html", file], { out: () => {}, err: () => {}, root: ROOT });
     await knot.stop();
+    await policies.mf.dispose();
     expect(code).toBe(VERIFY_EXIT.drift);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => browser?.close());
 
   it("renders the grid, the summary and the failing cell's explanation, with no outside requests", async () => {

@@ -2,6 +2,7 @@
 // results up: zones by result, failures by check. Used by the verify CLI and its benchmark.
 import { CHECKS, verifyZone, type CheckName, type ZoneExpectation, type ZoneResult } from "./checks.ts";
 import type { Dns } from "./dns.ts";
+import type { PolicyFetcher } from "./mta-sts.ts";
 
 export interface Summary {
   zones: number;
@@ -14,6 +15,8 @@ export interface Summary {
 export interface RunOptions {
   concurrency: number;
   timeoutMs: number;
+  /** How MTA-STS policies are fetched (mta-sts.ts policyFetcher). */
+  fetchPolicy: PolicyFetcher;
   onZone?: (r: ZoneResult) => void;
 }
 
@@ -24,7 +27,7 @@ export async function verifyZones(dns: Dns, zones: ZoneExpectation[], opts: RunO
   const worker = async () => {
     while (next < zones.length) {
       const i = next++;
-      results[i] = await verifyZone(dns, zones[i]!, opts.timeoutMs);
+      results[i] = await verifyZone(dns, zones[i]!, opts.timeoutMs, opts.fetchPolicy);
       opts.onZone?.(results[i]!);
     }
   };

@@ -7,21 +7,29 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
 import { txtRdata } from "../../../stacks/model/bind.ts";
+import { contentKey } from "../../../workers/router/src/table.ts";
+import type { KvEntry } from "../sites/build.ts";
 import { loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { KNOTD, type Knot } from "../../../test/support/knot.ts";
 import type { CheckName, ZoneResult } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { sample } from "./sample.ts";
-import { serveFleet, type Drifts } from "../../../test/fakes/knot-fleet.ts";
+import { serveFleet, servePolicies, type Drifts, type PolicyDrifts } from "../../../test/fakes/knot-fleet.ts";
+import type { Miniflare } from "miniflare";
 import { errorResponse, RCODE, startFakeResolver, type FakeResolver } from "../../../test/fakes/dns-resolver.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const inventory = loadInventoryOrThrow(join(ROOT, "fleet"));
 
+/** Where MTA-STS policies come from: never the network (port 9 refuses), the router once it runs. */
+let policyOrigin = "http://127.0.0.1:9";
+
 async function verify(...argv: string[]) {
   let out = "";
   let err = "";
+  if (!argv.includes("--mta-sts-origin") && !argv.includes("--help")) argv = [...argv, "--mta-sts-origin", policyOrigin];
   const code = await runVerify(argv, { out: (s) => (out += s), err: (s) => (err += s), root: ROOT });
   return { code, out, err };
 }
@@ -32,10 +40,13 @@ interface JsonRun {
   zones: ZoneResult[];
 }
 
+/** The apex SPF line of a zone file (the wildcard's and the address names' come first in sort order). */
+const apexSpf = (t: string, to: string) => t.replace(`@\t3600\tIN\tTXT\t${txtRdata("v=spf1 -all")}`, `@\t3600\tIN\tTXT\t${txtRdata(to)}`);
+
 /** The drifts the issue lists, one per zone, each a plain edit of the zone file's text. */
 export const DRIFTS: Drifts = {
   "alpine-bikes.example": (t) => `${t}@\t3600\tIN\tTXT\t"v=spf1 include:_spf.google.com -all"\n`,
-  "alpine-books.example": (t) => t.replace(txtRdata("v=spf1 -all"), txtRdata("v=spf1 \u2013all")),
+  "alpine-books.example": (t) => apexSpf(t, "v=spf1 \u2013all"),
   "alpine-cafe.example": (t) => t.replace(/^_dmarc\t.*\n/m, ""),
   "alpine-craft.example": (t) => t.replace("; p=reject;", "; p=none;"),
   "alpine-design.example": (t) => `${t}@\t3600\tIN\tMX\t10 mail.alpine-design.example.\n`,
@@ -43,9 +54,20 @@ export const DRIFTS: Drifts = {
   "ops-mail.example": (t) => t.replace(/^alpine-fitness\.example\._report\._dmarc\t.*\n/m, ""),
   // Beyond the issue's list, the limits RFC 7208 4.6.4 sets on an evaluation:
   // 11 DNS-querying terms (10 allowed), and 3 names that do not exist (2 void lookups allowed).
-  "alpine-garden.example": (t) => t.replace(txtRdata("v=spf1 -all"), txtRdata(`v=spf1 ${"include:spf.messagingengine.com ".repeat(11)}-all`)),
-  "alpine-supply.example": (t) => t.replace(txtRdata("v=spf1 -all"), txtRdata("v=spf1 a:nx1.alpine-supply.example a:nx2.alpine-supply.example a:nx3.alpine-supply.example -all")),
+  "alpine-garden.example": (t) => apexSpf(t, `v=spf1 ${"include:spf.messagingengine.com ".repeat(11)}-all`),
+  "alpine-supply.example": (t) => apexSpf(t, "v=spf1 a:nx1.alpine-supply.example a:nx2.alpine-supply.example a:nx3.alpine-supply.example -all"),
+  // Issue 15.6: the policy changed but its id did not (or the other way round); no TLS-RPT.
+  "contoso-legal.example": (t) => t.replace(/(_mta-sts\t.*id=)[0-9a-f]+/, "$1stale2026"),
+  "northwind-traders.example": (t) => t.replace(/^_smtp\._tls\t.*\n/m, ""),
 };
+
+/** Policy drifts at the router, by policy host: a redirect, HTML instead of text/plain. */
+export const POLICY_DRIFTS: PolicyDrifts = {
+  "mta-sts.tailspin-travel.example": (t) => ({ ...t, redirects: { "/.well-known/mta-sts.txt": { to: "https://tailspin-travel.example/mta-sts.txt", status: 301 } } }),
+  "mta-sts.arctic-tech.example": (t) => ({ ...t, files: Object.fromEntries(Object.entries(t.files).map(([p, f]) => [p, { ...f, t: "text/html; charset=utf-8" }])) }),
+};
+/** A policy whose mode says testing while the inventory says enforce, served for fabrikam-studio. */
+const TESTING_POLICY = "version: STSv1\r\nmode: testing\r\nmx: fabrikam-studio-example.v1-a.mx.microsoft\r\nmax_age: 604800\r\n";
 
 /** The zone, the check that must fail, and words its explanation must contain. */
 const EXPECTED: [zone: string, check: CheckName, explanation: RegExp][] = [
@@ -58,6 +80,11 @@ const EXPECTED: [zone: string, check: CheckName, explanation: RegExp][] = [
   ["alpine-fitness.example", "report-auth", /missing report authorisation alpine-fitness\.example\._report\._dmarc\.ops-mail\.example/],
   ["alpine-garden.example", "spf", /permerror: more than 10 DNS lookups \(RFC 7208 4\.6\.4 allows 10/],
   ["alpine-supply.example", "spf", /permerror: more than 2 void lookups \(RFC 7208 4\.6\.4 allows 2/],
+  ["contoso-legal.example", "mta-sts", /id=stale2026; declared id=[0-9a-f]{20}: the policy changed without its id/],
+  ["northwind-traders.example", "tls-rpt", /no TLS-RPT record at _smtp\._tls\.northwind-traders\.example/],
+  ["tailspin-travel.example", "mta-sts", /redirects \(301 to https:\/\/tailspin-travel\.example\/mta-sts\.txt\): senders never follow redirects \(RFC 8461 3\.3\)/],
+  ["arctic-tech.example", "mta-sts", /served as 'text\/html; charset=utf-8'; RFC 8461 3\.2 requires text\/plain/],
+  ["fabrikam-studio.example", "mta-sts", /the policy's mode is 'testing'; declared 'enforce'/],
 ];
 
 describe("seeded sampling", () => {
@@ -77,17 +104,34 @@ describe("seeded sampling", () => {
 describe.skipIf(!KNOTD && !process.env.CI)("verify against knot", () => {
   let clean: Knot;
   let drifted: Knot;
+  // The MTA-STS policies, served by the real router Worker from the content map.
+  let policies: { origin: string; mf: Miniflare };
+  let badPolicies: { origin: string; mf: Miniflare };
   beforeAll(async () => {
     clean = (await serveFleet(inventory)).knot;
     drifted = (await serveFleet(inventory, DRIFTS)).knot;
-  });
+    policies = await servePolicies(inventory);
+    policyOrigin = policies.origin;
+    const hash = createHash("sha256").update(TESTING_POLICY).digest("hex");
+    const testing: KvEntry = { key: contentKey(hash), value: new TextEncoder().encode(TESTING_POLICY), metadata: { sha256: hash } };
+    badPolicies = await servePolicies(
+      inventory,
+      {
+        ...POLICY_DRIFTS,
+        "mta-sts.fabrikam-studio.example": (t) => ({ ...t, files: { "/.well-known/mta-sts.txt": { ...t.files["/.well-known/mta-sts.txt"]!, h: hash, s: TESTING_POLICY.length } } }),
+      },
+      [testing],
+    );
+  }, 120_000);
   afterAll(async () => {
     await clean?.stop();
     await drifted?.stop();
+    await policies?.mf.dispose();
+    await badPolicies?.mf.dispose();
   });
 
   it("verifies the example fleet clean: every zone passes every check, exit 0", async () => {
-    const r = await verify("--all", "--json", "--resolver", `127.0.0.1:${clean.port}`);
+    const r = await verify("--all", "--json", "--resolver", `127.0.0.1:${clean.port}`, "--mta-sts-origin", policies.origin);
     expect(r.code).toBe(VERIFY_EXIT.ok);
     const run = JSON.parse(r.out) as JsonRun;
     expect(run.summary.zones).toBe(inventory.zones.length);
@@ -97,12 +141,17 @@ describe.skipIf(!KNOTD && !process.env.CI)("verify against knot", () => {
     expect(ops.checks.find((c) => c.check === "spf")!.details.join("\n")).toMatch(/evaluation for 192\.0\.2\.1: fail; DNS lookups 1\/10, void lookups 0\/2/);
     expect(ops.checks.find((c) => c.check === "dkim")!.details).toHaveLength(3);
     const parked = run.zones.find((z) => z.zone === "alpine-bikes.example")!;
-    expect(parked.checks.map((c) => c.status)).toEqual(["pass", "pass", "pass", "pass", "pass", "pass"]);
+    expect(parked.checks.map((c) => c.status)).toEqual(["pass", "pass", "pass", "pass", "pass", "pass", "skip", "skip"]);
+    // Zones that receive mail: the policy fetched through the router matches its id, and TLS-RPT is there.
+    const sts = ops.checks.find((c) => c.check === "mta-sts")!;
+    expect(sts.status).toBe("pass");
+    expect(sts.details.join("\n")).toMatch(/_mta-sts\.ops-mail\.example: v=STSv1; id=[0-9a-f]{20}\nGET https:\/\/mta-sts\.ops-mail\.example\/\.well-known\/mta-sts\.txt: 200 text\/plain/);
+    expect(ops.checks.find((c) => c.check === "tls-rpt")!.details).toEqual(["_smtp._tls.ops-mail.example: v=TLSRPTv1; rua=mailto:tls-reports@ops-mail.example"]);
     expect(run.summary.queries).toBeGreaterThan(inventory.zones.length * 6);
   });
 
   it("detects each injected drift in its zone with the right check and explanation, and nothing else", async () => {
-    const r = await verify("--all", "--json", "--resolver", `127.0.0.1:${drifted.port}`);
+    const r = await verify("--all", "--json", "--resolver", `127.0.0.1:${drifted.port}`, "--mta-sts-origin", badPolicies.origin);
     expect(r.code).toBe(VERIFY_EXIT.drift);
     const run = JSON.parse(r.out) as JsonRun;
     for (const [zone, check, explanation] of EXPECTED) {
@@ -120,6 +169,7 @@ describe.skipIf(!KNOTD && !process.env.CI)("verify against knot", () => {
     expect(details("alpine-garden.example")).toMatch(/DNS lookups 11\/10, void lookups 0\/2/);
     expect(details("alpine-supply.example")).toMatch(/DNS lookups 3\/10, void lookups 3\/2/);
     expect(run.summary.byCheck.dmarc.drift).toBe(2);
+    expect(run.summary.byCheck["mta-sts"].drift).toBe(4);
   });
 
   it("evaluates the SPF of a doubled record to permerror through mailauth", async () => {
