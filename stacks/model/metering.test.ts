@@ -1,6 +1,7 @@
 // The price table (fleet/metering.yaml) and the pricing of a call: integer micro-dollars
 // from the full usage shape, rounding, dated model ids, the unknown-model rule, and
 // located errors for a bad table.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ceilingPrice, costMicros, lookupPrice, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
 import { loadMeteringOrThrow, meteringVars, parseMetering } from "./metering.ts";
@@ -139,5 +140,54 @@ describe("a bad metering file", () => {
     expect(eur.ok || eur.problems[0]).toMatchObject({ line: 2, path: "prices.currency" });
     const dup = parseMetering("m.yaml", "prices: {}\nprices: {}\n");
     expect(dup.ok || dup.problems[0]!.message).toMatch(/^YAML: /);
+  });
+});
+
+describe("the usage event and the SDK's Usage", () => {
+  it("accepts Anthropic's Usage exactly as the SDK types it, nulls and extra fields included", async () => {
+    const { UsageEventSchema } = await import("../../workers/shared/usage-event.ts");
+    type Usage = import("@anthropic-ai/sdk").default.Messages.Usage;
+    // Typed as the SDK's Usage: a change of its shape breaks the typecheck here.
+    const full = {
+      input_tokens: 12,
+      output_tokens: 34,
+      cache_creation_input_tokens: 56,
+      cache_read_input_tokens: 78,
+      cache_creation: { ephemeral_5m_input_tokens: 50, ephemeral_1h_input_tokens: 6 },
+      inference_geo: null,
+      output_tokens_details: null,
+      server_tool_use: null,
+      service_tier: "standard",
+    } as unknown as Usage;
+    const bare = { input_tokens: 1, output_tokens: 2, cache_creation: null, cache_creation_input_tokens: null, cache_read_input_tokens: null } as unknown as Usage;
+    for (const usage of [full, bare]) {
+      const r = UsageEventSchema.safeParse({ v: 1, request_id: "req_1", tenant: "t1", model: "claude-sonnet-4-5", ts: Date.UTC(2026, 10, 27), status: 200, usage });
+      expect(r.success).toBe(true);
+    }
+    expect(tokensOf(full)).toEqual({ input: 12, cacheWrite5m: 50, cacheWrite1h: 6, cacheRead: 78, output: 34 });
+  });
+});
+
+describe("costMicros, properties", () => {
+  const tokens = fc.record({
+    input: fc.nat(10_000_000),
+    cacheWrite5m: fc.nat(10_000_000),
+    cacheWrite1h: fc.nat(10_000_000),
+    cacheRead: fc.nat(10_000_000),
+    output: fc.nat(10_000_000),
+  });
+  const add = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k]! + b[k]!])) as typeof a;
+
+  it("never charges less for more tokens, and splits cost at most one micro-dollar per call above the exact sum", () => {
+    fc.assert(
+      fc.property(tokens, tokens, (a, b) => {
+        const whole = costMicros(add(a, b) as never, sonnet);
+        const parts = costMicros(a as never, sonnet) + costMicros(b as never, sonnet);
+        expect(whole).toBeGreaterThanOrEqual(costMicros(a as never, sonnet));
+        // Rounding up per call: two calls cost the same as one with their sum, or up to 1 micro more.
+        expect(parts - whole).toBeGreaterThanOrEqual(0);
+        expect(parts - whole).toBeLessThanOrEqual(1);
+      }),
+    );
   });
 });
