@@ -1,0 +1,28 @@
+// The deployed ledger's D1 through the Cloudflare API (official `cloudflare` SDK,
+// d1.database.query: POST /accounts/{a}/d1/database/{id}/query) as a UsageSource. The base
+// URL is configurable so tests can point it at a loopback fake.
+import Cloudflare from "cloudflare";
+import type { UsageSource } from "./report.ts";
+
+export interface RemoteOptions {
+  apiToken: string;
+  accountId: string;
+  databaseId: string;
+  baseURL?: string;
+}
+
+export function openRemoteSource(o: RemoteOptions): UsageSource {
+  // The SDK retries 429 and 5xx twice with backoff by default; a report can wait for it.
+  const cf = new Cloudflare({ apiToken: o.apiToken, timeout: 60_000, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+  return {
+    where: `D1 database ${o.databaseId} (account ${o.accountId})`,
+    async query(sql, params) {
+      const page = await cf.d1.database.query(o.databaseId, { account_id: o.accountId, sql, params });
+      const results = page.result;
+      // One statement, one result: its rows.
+      if (results.length !== 1 || results[0]!.success === false) throw new Error(`the D1 API answered ${results.length} result(s) for one statement`);
+      return results[0]!.results ?? [];
+    },
+    close: async () => {},
+  };
+}

@@ -1,0 +1,193 @@
+// The price table (fleet/metering.yaml) and the pricing of a call: integer micro-dollars
+// from the full usage shape, rounding, dated model ids, the unknown-model rule, and
+// located errors for a bad table.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ceilingPrice, costMicros, lookupPrice, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
+import { loadMeteringOrThrow, meteringVars, parseMetering } from "./metering.ts";
+
+const fleet = loadMeteringOrThrow("fleet");
+const sonnet = fleet.prices.models["claude-sonnet-4-5"]!;
+
+const table = (models: string, retention = 30) => `prices:
+  currency: USD
+  as_of: "2026-11-27"
+  source: test
+  models:
+${models}
+ledger:
+  call_retention_days: ${retention}
+`;
+
+describe("the fleet's price table", () => {
+  it("parses dollars as text into micro-dollars per million tokens", () => {
+    expect(sonnet).toEqual({ input: 3_000_000, cacheWrite5m: 3_750_000, cacheWrite1h: 6_000_000, cacheRead: 300_000, output: 15_000_000 });
+    expect(fleet.prices.models["claude-fable-5-1"]!.cacheRead).toBe(250_000);
+    expect(fleet.callRetentionDays).toBe(90);
+  });
+
+  it("reaches the Worker as JSON the Worker's schema accepts, unchanged", () => {
+    const vars = meteringVars(fleet);
+    expect(PriceTableJsonSchema.parse(JSON.parse(vars.PRICES))).toEqual(fleet.prices);
+    expect(vars.CALL_RETENTION_DAYS).toBe("90");
+  });
+});
+
+describe("costMicros", () => {
+  it("prices every billing category at its own rate", () => {
+    // 1,000,000 tokens of each kind at Sonnet 4.5: $3 + $3.75 + $6 + $0.30 + $15 = $28.05
+    const t = tokensOf({
+      input_tokens: 1_000_000,
+      output_tokens: 1_000_000,
+      cache_read_input_tokens: 1_000_000,
+      cache_creation_input_tokens: 2_000_000,
+      cache_creation: { ephemeral_5m_input_tokens: 1_000_000, ephemeral_1h_input_tokens: 1_000_000 },
+    });
+    expect(costMicros(t, sonnet)).toBe(28_050_000);
+  });
+
+  it("a 1-hour write costs more than a 5-minute write of the same tokens", () => {
+    const five = tokensOf({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 1000, cache_creation: { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 0 } });
+    const hour = tokensOf({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 1000, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 1000 } });
+    expect(costMicros(five, sonnet)).toBe(3750); // 1000 x $3.75/MTok = $0.00375
+    expect(costMicros(hour, sonnet)).toBe(6000);
+  });
+
+  it("prices cache-write tokens without a TTL split at the 1-hour rate (never under-bills)", () => {
+    const t = tokensOf({ input_tokens: 10, output_tokens: 0, cache_creation_input_tokens: 500, cache_creation: null });
+    expect(t).toEqual({ input: 10, cacheWrite5m: 0, cacheWrite1h: 500, cacheRead: 0, output: 0 });
+    const partial = tokensOf({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 500, cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 0 } });
+    expect(partial).toMatchObject({ cacheWrite5m: 300, cacheWrite1h: 200 });
+  });
+
+  it("rounds up once per call, to a whole micro-dollar", () => {
+    // 1 cache-read token at $0.30/MTok = 0.3 micro-dollars -> 1; 3 tokens = 0.9 -> 1; 4 = 1.2 -> 2
+    const reads = (n: number) => costMicros(tokensOf({ input_tokens: 0, output_tokens: 0, cache_read_input_tokens: n }), sonnet);
+    expect([reads(0), reads(1), reads(3), reads(4), reads(10)]).toEqual([0, 1, 1, 2, 3]);
+    // The sum is exact before the one rounding: 1 input + 1 read = 3.3 -> 4, not 3 + 1 = 4 by luck: 2 reads + 1 input = 3.6 -> 4
+    expect(costMicros({ input: 1, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 2, output: 0 }, sonnet)).toBe(4);
+  });
+
+  it("stays exact for products beyond 2^53", () => {
+    const dear: Price = { input: 999_999_000_000, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0, output: 0 };
+    // 100M tokens x $999,999/MTok = $99,999,900 = 99_999_900_000_000 micros
+    expect(costMicros({ input: 100_000_000, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0, output: 0 }, dear)).toBe(99_999_900_000_000);
+  });
+
+  it("refuses token counts that are not non-negative integers", () => {
+    const t = { input: 0, cacheWrite5m: 0, cacheWrite1h: 0, cacheRead: 0, output: 0 };
+    expect(() => costMicros({ ...t, output: -1 }, sonnet)).toThrow(/output/);
+    expect(() => costMicros({ ...t, input: 1.5 }, sonnet)).toThrow(/input/);
+    expect(() => costMicros({ ...t, cacheRead: Number.NaN }, sonnet)).toThrow(/cacheRead/);
+  });
+});
+
+describe("lookupPrice", () => {
+  it("finds a model by its id or by its id without the snapshot date", () => {
+    expect(lookupPrice(fleet.prices, "claude-haiku-4-5")).toMatchObject({ pricedAs: "claude-haiku-4-5", known: true });
+    expect(lookupPrice(fleet.prices, "claude-haiku-4-5-20251001")).toMatchObject({ pricedAs: "claude-haiku-4-5", known: true });
+    expect(lookupPrice(fleet.prices, "claude-haiku-4-5-2025100")).toMatchObject({ known: false });
+  });
+
+  it("prices an unknown model at the highest rate of each category, flagged", () => {
+    const hit = lookupPrice(fleet.prices, "claude-nonesuch-9");
+    expect(hit.known).toBe(false);
+    expect(hit.pricedAs).toBe(UNKNOWN_MODEL);
+    // Fable 5.1 has the dearest input/output/writes; Fable 5 the dearest cache read ($1).
+    expect(hit.price).toEqual({ input: 10_000_000, cacheWrite5m: 12_500_000, cacheWrite1h: 20_000_000, cacheRead: 1_000_000, output: 50_000_000 });
+    for (const p of Object.values(fleet.prices.models)) {
+      for (const k of Object.keys(p) as (keyof Price)[]) expect(hit.price[k]).toBeGreaterThanOrEqual(p[k]);
+    }
+    expect(ceilingPrice(fleet.prices)).toEqual(hit.price);
+  });
+
+  it("is not fooled by names of Object.prototype", () => {
+    expect(lookupPrice(fleet.prices, "constructor").known).toBe(false);
+    expect(lookupPrice(fleet.prices, "__proto__").known).toBe(false);
+  });
+});
+
+describe("a bad metering file", () => {
+  it("reports every problem with its line, column and field", () => {
+    const text = table(
+      `    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+    claude-b: { input: "1e-7", cache_write_5m: "1", cache_write_1h: "2", cache_read: "0.1", output: "5", batch: "1" }
+    claude-c: { input: "-1", cache_write_5m: "1", cache_write_1h: "2", cache_read: "0.1234567", output: "5" }`,
+      7,
+    );
+    const r = parseMetering("fleet/metering.yaml", text);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const lines = text.split("\n");
+    const col = (line: number, needle: string) => lines[line - 1]!.indexOf(needle) + 1;
+    const got = r.problems.map((p) => `${p.line}:${p.column} ${p.path}`);
+    expect(got).toEqual([
+      `7:${col(7, '"1e-7"')} prices.models.claude-b.input`,
+      `7:${col(7, "batch")} prices.models.claude-b.batch`,
+      `8:${col(8, '"-1"')} prices.models.claude-c.input`,
+      `8:${col(8, '"0.1234567"')} prices.models.claude-c.cache_read`,
+      `10:${col(10, "7")} ledger.call_retention_days`,
+    ]);
+    expect(r.problems[0]!.message).toMatch(/'1e-7' is not a price/);
+    expect(r.problems[1]!.message).toBe("unknown key 'batch'");
+    expect(r.problems[4]!.message).toMatch(/at least 15/);
+  });
+
+  it("refuses an empty table, another currency, and YAML errors", () => {
+    const empty = parseMetering("m.yaml", table("    {}").replace("  models:\n    {}", "  models: {}"));
+    expect(empty.ok || empty.problems.map((p) => p.message)).toEqual(["at least one model must be priced"]);
+    const eur = parseMetering("m.yaml", table(`    a: { input: "1", cache_write_5m: "1", cache_write_1h: "1", cache_read: "1", output: "1" }`).replace("USD", "EUR"));
+    expect(eur.ok || eur.problems[0]).toMatchObject({ line: 2, path: "prices.currency" });
+    const dup = parseMetering("m.yaml", "prices: {}\nprices: {}\n");
+    expect(dup.ok || dup.problems[0]!.message).toMatch(/^YAML: /);
+  });
+});
+
+describe("the usage event and the SDK's Usage", () => {
+  it("accepts Anthropic's Usage exactly as the SDK types it, nulls and extra fields included", async () => {
+    const { UsageEventSchema } = await import("../../workers/shared/usage-event.ts");
+    type Usage = import("@anthropic-ai/sdk").default.Messages.Usage;
+    // Typed as the SDK's Usage: a change of its shape breaks the typecheck here.
+    const full = {
+      input_tokens: 12,
+      output_tokens: 34,
+      cache_creation_input_tokens: 56,
+      cache_read_input_tokens: 78,
+      cache_creation: { ephemeral_5m_input_tokens: 50, ephemeral_1h_input_tokens: 6 },
+      inference_geo: null,
+      output_tokens_details: null,
+      server_tool_use: null,
+      service_tier: "standard",
+    } as unknown as Usage;
+    const bare = { input_tokens: 1, output_tokens: 2, cache_creation: null, cache_creation_input_tokens: null, cache_read_input_tokens: null } as unknown as Usage;
+    for (const usage of [full, bare]) {
+      const r = UsageEventSchema.safeParse({ v: 1, request_id: "req_1", tenant: "t1", model: "claude-sonnet-4-5", ts: Date.UTC(2026, 10, 27), status: 200, usage });
+      expect(r.success).toBe(true);
+    }
+    expect(tokensOf(full)).toEqual({ input: 12, cacheWrite5m: 50, cacheWrite1h: 6, cacheRead: 78, output: 34 });
+  });
+});
+
+describe("costMicros, properties", () => {
+  const tokens = fc.record({
+    input: fc.nat(10_000_000),
+    cacheWrite5m: fc.nat(10_000_000),
+    cacheWrite1h: fc.nat(10_000_000),
+    cacheRead: fc.nat(10_000_000),
+    output: fc.nat(10_000_000),
+  });
+  const add = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k]! + b[k]!])) as typeof a;
+
+  it("never charges less for more tokens, and splits cost at most one micro-dollar per call above the exact sum", () => {
+    fc.assert(
+      fc.property(tokens, tokens, (a, b) => {
+        const whole = costMicros(add(a, b) as never, sonnet);
+        const parts = costMicros(a as never, sonnet) + costMicros(b as never, sonnet);
+        expect(whole).toBeGreaterThanOrEqual(costMicros(a as never, sonnet));
+        // Rounding up per call: two calls cost the same as one with their sum, or up to 1 micro more.
+        expect(parts - whole).toBeGreaterThanOrEqual(0);
+        expect(parts - whole).toBeLessThanOrEqual(1);
+      }),
+    );
+  });
+});

@@ -1,0 +1,42 @@
+// The fake D1 query API refuses what the real one refuses, as the real SDK sees it.
+import Cloudflare from "cloudflare";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeD1Api } from "./cloudflare-d1-api.ts";
+
+describe("fake Cloudflare D1 query API", () => {
+  const fake = new FakeD1Api({ token: "tok", accountId: "acct" });
+  let cf: Cloudflare;
+  beforeAll(async () => {
+    await fake.start();
+    fake.addDatabase("db").exec("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)");
+    cf = new Cloudflare({ apiToken: "tok", baseURL: fake.baseURL, maxRetries: 0 });
+  });
+  afterAll(() => fake.stop());
+
+  const status = (p: Promise<unknown>) => p.then(() => 200, (e: { status?: number; errors?: { code: number }[] }) => `${e.status} ${e.errors?.[0]?.code}`);
+
+  it("answers a query in the v4 envelope the SDK reads (one result per statement)", async () => {
+    await cf.d1.database.query("db", { account_id: "acct", sql: "INSERT INTO t VALUES (?, ?)", params: ["a", "1"] });
+    const page = await cf.d1.database.query("db", { account_id: "acct", sql: "SELECT k, n FROM t WHERE k = ?", params: ["a"] });
+    expect(page.result).toHaveLength(1);
+    expect(page.result[0]).toMatchObject({ success: true, results: [{ k: "a", n: 1 }], meta: { changes: 0, rows_read: 1 } });
+    const two = await cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1 AS x; SELECT 2 AS y" });
+    expect(two.result.map((r) => r.results)).toEqual([[{ x: 1 }], [{ y: 2 }]]);
+  });
+
+  it("refuses a bad token, another account, an unknown database, bad params and bad SQL", async () => {
+    const other = new Cloudflare({ apiToken: "nope", baseURL: fake.baseURL, maxRetries: 0 });
+    expect(await status(other.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("403 10000");
+    expect(await status(cf.d1.database.query("db", { account_id: "other", sql: "SELECT 1" }))).toBe("403 10000");
+    expect(await status(cf.d1.database.query("missing", { account_id: "acct", sql: "SELECT 1" }))).toBe("404 7404");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT ?", params: [1 as unknown as string] }))).toBe("400 7400");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT ?; SELECT ?", params: ["a", "b"] }))).toBe("400 7400");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT * FROM nope" }))).toBe("400 7500");
+  });
+
+  it("injects a fault once", async () => {
+    fake.failNext(429, 971, "Please wait and consider throttling your request speed");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("429 971");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe(200);
+  });
+});

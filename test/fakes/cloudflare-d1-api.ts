@@ -1,0 +1,149 @@
+// A loopback fake of Cloudflare's D1 query endpoint, backed by real SQLite (node:sqlite):
+//   POST /client/v4/accounts/{account_id}/d1/database/{database_id}/query
+//   body {sql, params?: string[]}  (or {batch: [{sql, params?}]})
+//   200 {success: true, errors: [], messages: [], result: [{results: [...rows], success: true, meta: {...}}]}
+// Contract from node_modules/cloudflare 7.3.0, resources/d1/database/database.{d.ts,js}
+// (DatabaseQueryParams: D1SingleQuery | MultipleQueries, `params?: Array<string>`;
+// QueryResult {results, success, meta{changed_db, changes, duration, last_row_id, rows_read,
+// rows_written, size_after, ...}}; query() posts to the path above and reads `result` as a
+// SinglePage), and from wrangler 4.153 (wrangler-dist/cli.js: error code 7404 means "no
+// such database"). Checked 2026-11-27. Errors use Cloudflare's v4 envelope
+// ({success: false, errors: [{code, message}], messages: [], result: null}); the codes
+// for a bad token (10000) and a SQL error (7500) are the ones Cloudflare's API reports in
+// public threads; the SDK maps the HTTP status (400/403/404/429/5xx) to its error classes.
+// Stricter than lenient: a wrong token, another account, an unknown database, a body that
+// is neither form, non-string params, or params with several statements are refused.
+// Faults: failNext(status, code) answers the next request with that error.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { DatabaseSync } from "node:sqlite";
+import type { AddressInfo } from "node:net";
+
+const PATH = /^\/client\/v4\/accounts\/([^/]+)\/d1\/database\/([^/]+)\/query$/;
+
+export class FakeD1Api {
+  readonly token: string;
+  readonly accountId: string;
+  readonly databases = new Map<string, DatabaseSync>();
+  readonly requests: { path: string; body: unknown }[] = [];
+  private faults: { status: number; code: number; message: string }[] = [];
+  private server: Server | undefined;
+  url = "";
+
+  constructor(o: { token: string; accountId: string }) {
+    this.token = o.token;
+    this.accountId = o.accountId;
+  }
+
+  /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
+  get baseURL(): string {
+    return `${this.url}/client/v4`;
+  }
+
+  addDatabase(id: string): DatabaseSync {
+    const db = new DatabaseSync(":memory:");
+    this.databases.set(id, db);
+    return db;
+  }
+
+  failNext(status: number, code: number, message = "injected fault"): void {
+    this.faults.push({ status, code, message });
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    for (const db of this.databases.values()) db.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    const fail = (status: number, code: number, message: string) => send(status, { success: false, errors: [{ code, message }], messages: [], result: null });
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = text;
+    }
+    this.requests.push({ path: req.url ?? "", body });
+    const fault = this.faults.shift();
+    if (fault) return fail(fault.status, fault.code, fault.message);
+    const m = PATH.exec((req.url ?? "").split("?")[0]!);
+    if (!m) return fail(404, 7003, "Could not route to the requested path");
+    if (req.method !== "POST") return fail(405, 10405, "Method not allowed");
+    if (req.headers.authorization !== `Bearer ${this.token}`) return fail(403, 10000, "Authentication error");
+    if (m[1] !== this.accountId) return fail(403, 10000, "Authentication error");
+    const db = this.databases.get(decodeURIComponent(m[2]!));
+    if (!db) return fail(404, 7404, `The database ${m[2]} could not be found`);
+    const queries = parseBody(body);
+    if (typeof queries === "string") return fail(400, 7400, queries);
+    const result: unknown[] = [];
+    try {
+      db.exec("BEGIN");
+      for (const q of queries) {
+        for (const sql of q.statements) {
+          const started = performance.now();
+          const stmt = db.prepare(sql);
+          const rows = stmt.columns().length > 0 ? stmt.all(...q.params) : [];
+          const run = stmt.columns().length > 0 ? { changes: 0, lastInsertRowid: 0 } : stmt.run(...q.params);
+          result.push({
+            results: rows,
+            success: true,
+            meta: {
+              changed_db: Number(run.changes) > 0,
+              changes: Number(run.changes),
+              duration: performance.now() - started,
+              last_row_id: Number(run.lastInsertRowid),
+              rows_read: rows.length,
+              rows_written: Number(run.changes),
+              served_by_primary: true,
+              served_by_region: "WEUR",
+              size_after: 0,
+            },
+          });
+        }
+      }
+      db.exec("COMMIT");
+    } catch (e) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      return fail(400, 7500, `${(e as Error).message}: SQLITE_ERROR`);
+    }
+    send(200, { success: true, errors: [], messages: [], result });
+  }
+}
+
+/** The body's queries, or why the API refuses it. */
+function parseBody(body: unknown): { statements: string[]; params: string[] }[] | string {
+  if (typeof body !== "object" || body === null) return "the body must be a JSON object";
+  const b = body as Record<string, unknown>;
+  const one = (q: Record<string, unknown>): { statements: string[]; params: string[] } | string => {
+    if (typeof q.sql !== "string" || q.sql.trim() === "") return "sql is required";
+    if (q.params !== undefined && (!Array.isArray(q.params) || q.params.some((p) => typeof p !== "string"))) return "params must be an array of strings";
+    const statements = q.sql.split(";").map((s) => s.trim()).filter(Boolean);
+    const params = (q.params as string[] | undefined) ?? [];
+    if (statements.length > 1 && params.length > 0) return "params cannot be bound to several statements";
+    return { statements, params };
+  };
+  if ("batch" in b) {
+    if (!Array.isArray(b.batch) || b.batch.length === 0 || "sql" in b) return "batch must be a non-empty array, without sql";
+    const out = [];
+    for (const q of b.batch) {
+      const r = typeof q === "object" && q !== null ? one(q as Record<string, unknown>) : "each batch entry is an object";
+      if (typeof r === "string") return r;
+      out.push(r);
+    }
+    return out;
+  }
+  const r = one(b);
+  return typeof r === "string" ? r : [r];
+}

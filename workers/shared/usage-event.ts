@@ -1,0 +1,40 @@
+// The usage event: what the LLM proxy sends to the usage Queue once per call (from
+// waitUntil, after the response has been relayed) and the usage-ledger Worker consumes.
+// Version 1. `usage` is Anthropic's Usage object as the upstream reported it (the final
+// message_delta for a stream), passed through; fields the ledger does not bill
+// (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
+import { z } from "zod";
+
+/** An upper bound per token count: far above any context window or output limit, it
+ * only keeps a corrupt or hostile event from reaching the ledger's sums. */
+export const MAX_TOKENS_PER_CALL = 100_000_000;
+
+const Count = z.number().int().nonnegative().max(MAX_TOKENS_PER_CALL);
+
+export const UsageSchema = z.looseObject({
+  input_tokens: Count,
+  output_tokens: Count,
+  cache_creation_input_tokens: Count.nullish(),
+  cache_read_input_tokens: Count.nullish(),
+  cache_creation: z.looseObject({ ephemeral_5m_input_tokens: Count, ephemeral_1h_input_tokens: Count }).nullish(),
+});
+
+/** Ids are plain printable tokens: they end up in SQL parameters, CSV and terminals. */
+const Id = (max: number) => z.string().regex(new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${max - 1}}$`), `1 to ${max} letters, digits, '.', '_', ':' or '-'`);
+
+export const UsageEventSchema = z.strictObject({
+  v: z.literal(1),
+  /** Unique per call: the proxy's request id (the ledger's idempotency key). */
+  request_id: Id(128),
+  /** The tenant's id (never its key). */
+  tenant: Id(64),
+  /** The model the upstream reported (else the one requested). */
+  model: Id(128),
+  /** When the call ended, milliseconds since the epoch (the proxy's clock). */
+  ts: z.number().int().min(Date.UTC(2020, 0, 1)).max(Date.UTC(2100, 0, 1)),
+  /** The HTTP status the client received. */
+  status: z.number().int().min(100).max(599),
+  usage: UsageSchema,
+});
+
+export type UsageEvent = z.infer<typeof UsageEventSchema>;

@@ -1,0 +1,73 @@
+// The usage-ledger Worker. queue: records each usage event once in D1 (a call row and
+// its day's rollup, in one transaction per batch); an event it can never record goes to
+// the dead-letter queue at once; a write that fails is retried by Queues and, after
+// max_retries, dead-lettered by Queues itself. scheduled: deletes call rows past the
+// retention. Nothing here is on a client's path: the proxy sends from waitUntil.
+import { readConfig, type LedgerConfig } from "./config.ts";
+import type { LedgerEnv } from "./env.ts";
+import { checkEvent, DAY_MS, purgeCalls, recordStatements } from "./ledger.ts";
+import type { UsageEvent } from "../../shared/usage-event.ts";
+
+async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string): Promise<void> {
+  // The body is not logged: it is whatever a producer sent, of any size.
+  console.error(`usage-ledger: message ${msg.id} to the dead-letter queue: ${reason}`);
+  try {
+    await env.DEAD_LETTERS.send(msg.body);
+    msg.ack();
+  } catch (e) {
+    // Left to Queues: after max_retries it dead-letters the message itself.
+    console.error(`usage-ledger: dead-letter send failed for ${msg.id}: ${String(e)}`);
+    msg.retry();
+  }
+}
+
+export default {
+  async queue(batch: MessageBatch<unknown>, env: LedgerEnv): Promise<void> {
+    let config: LedgerConfig;
+    try {
+      config = readConfig(env);
+    } catch (e) {
+      // Events that cannot be priced are never acked: retried, and in the end
+      // dead-lettered by Queues, from where they can be replayed once the config is fixed.
+      console.error(`usage-ledger: cannot record events: ${(e as Error).message}`);
+      batch.retryAll();
+      return;
+    }
+    const now = Date.now();
+    const ready: { msg: Message<unknown>; event: UsageEvent }[] = [];
+    for (const msg of batch.messages) {
+      const v = checkEvent(msg.body, now, config.retentionDays);
+      if (v.ok) ready.push({ msg, event: v.event });
+      else await deadLetter(env, msg, v.reason);
+    }
+    if (ready.length === 0) return;
+    // A fresh ingest id per delivery attempt (see ledger.ts: ADD_TO_DAY).
+    const statements = (items: typeof ready) => items.flatMap(({ event }) => recordStatements(env.DB, event, config.prices, crypto.randomUUID(), now));
+    try {
+      const results = await env.DB.batch(statements(ready));
+      const inserted = results.filter((r, i) => i % 2 === 0 && r.meta.changes > 0).length;
+      if (inserted < ready.length) console.log(`usage-ledger: ${ready.length - inserted} redelivered event(s) were already recorded`);
+      for (const { msg } of ready) msg.ack();
+    } catch (e) {
+      // The batch's transaction rolled back as a whole. Record the events one by one, so
+      // one event that cannot be written does not hold the others back.
+      console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
+      for (const item of ready) {
+        try {
+          await env.DB.batch(statements([item]));
+          item.msg.ack();
+        } catch (err) {
+          console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
+          item.msg.retry();
+        }
+      }
+    }
+  },
+
+  async scheduled(controller: ScheduledController, env: LedgerEnv): Promise<void> {
+    const { retentionDays } = readConfig(env);
+    const cutoff = controller.scheduledTime - retentionDays * DAY_MS;
+    const deleted = await purgeCalls(env.DB, cutoff);
+    console.log(`usage-ledger: retention deleted ${deleted} call row(s) older than ${new Date(cutoff).toISOString()}`);
+  },
+} satisfies ExportedHandler<LedgerEnv>;

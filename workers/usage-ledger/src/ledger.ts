@@ -1,0 +1,82 @@
+// The ledger's D1 statements: a call row inserted at most once per request id, and the
+// day's rollup advanced only by the delivery that inserted it. Used by the queue handler.
+import { costMicros, lookupPrice, tokensOf, UNKNOWN_MODEL, type PriceTable } from "../../shared/pricing.ts";
+import { UsageEventSchema, type UsageEvent } from "../../shared/usage-event.ts";
+
+const DAY_MS = 86_400_000;
+/** How far ahead of the consumer's clock an event's ts may be (clock skew). */
+const FUTURE_SLACK_MS = 3_600_000;
+
+export type Verdict = { ok: true; event: UsageEvent } | { ok: false; reason: string };
+
+/** Whether a message body is an event the ledger can record now. */
+export function checkEvent(body: unknown, now: number, retentionDays: number): Verdict {
+  const parsed = UsageEventSchema.safeParse(body);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    return { ok: false, reason: `invalid event: ${first.path.join(".") || "(body)"}: ${first.message}` };
+  }
+  const e = parsed.data;
+  // A call row older than the retention has been deleted: a redelivery that old could not
+  // be recognised as one and would count twice. (Retention >= 15 days > a Queue message's
+  // 14-day maximum life, so this refuses only events from a broken clock or a replay.)
+  if (e.ts < now - retentionDays * DAY_MS) return { ok: false, reason: `event older than the ${retentionDays}-day retention: cannot be deduplicated` };
+  if (e.ts > now + FUTURE_SLACK_MS) return { ok: false, reason: "event from the future (ts more than an hour ahead)" };
+  return { ok: true, event: e };
+}
+
+export function utcDay(ts: number): string {
+  return new Date(ts).toISOString().slice(0, 10);
+}
+
+const INSERT_CALL = `INSERT INTO calls (request_id, ts, day, tenant, model, status, input_tokens, cache_write_5m_tokens,
+  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+ON CONFLICT (request_id) DO NOTHING`;
+
+// Adds the call to its day only if this delivery inserted it: a redelivery's INSERT did
+// nothing, so the row's ingest_id is the first delivery's and this selects no row.
+const ADD_TO_DAY = `INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens,
+  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls)
+SELECT day, tenant, model, 1, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+  output_tokens, cost_micros, priced_as = '${UNKNOWN_MODEL}'
+FROM calls WHERE request_id = ?1 AND ingest_id = ?2
+ON CONFLICT (day, tenant, model) DO UPDATE SET
+  calls = calls + excluded.calls,
+  input_tokens = input_tokens + excluded.input_tokens,
+  cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+  cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+  cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+  output_tokens = output_tokens + excluded.output_tokens,
+  cost_micros = cost_micros + excluded.cost_micros,
+  unknown_model_calls = unknown_model_calls + excluded.unknown_model_calls`;
+
+/** The two statements that record one event; `ingestId` must be fresh per delivery. */
+export function recordStatements(db: D1Database, e: UsageEvent, prices: PriceTable, ingestId: string, now: number): D1PreparedStatement[] {
+  const t = tokensOf(e.usage);
+  const { price, pricedAs } = lookupPrice(prices, e.model);
+  const cost = costMicros(t, price);
+  return [
+    db
+      .prepare(INSERT_CALL)
+      .bind(e.request_id, e.ts, utcDay(e.ts), e.tenant, e.model, e.status, t.input, t.cacheWrite5m, t.cacheWrite1h, t.cacheRead, t.output, cost, pricedAs, prices.asOf, ingestId, now),
+    db.prepare(ADD_TO_DAY).bind(e.request_id, ingestId),
+  ];
+}
+
+/**
+ * Deletes call rows older than `cutoff` (ms), in chunks so no statement runs long; the
+ * rollups are kept. Returns how many rows went. Bounded: a backlog larger than
+ * chunk x maxRounds is finished by the next run.
+ */
+export async function purgeCalls(db: D1Database, cutoff: number, chunk = 5000, maxRounds = 100): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < maxRounds; i++) {
+    const r = await db.prepare("DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls WHERE ts < ?1 LIMIT ?2)").bind(cutoff, chunk).run();
+    total += r.meta.changes;
+    if (r.meta.changes < chunk) break;
+  }
+  return total;
+}
+
+export { DAY_MS };

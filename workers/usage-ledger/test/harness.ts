@@ -1,0 +1,132 @@
+// Test support: the usage-ledger in workerd (Miniflare) with wrangler.jsonc's bindings,
+// beside a tiny producer Worker (sends bodies to the usage Queue, as the proxy will) and a
+// dead-letter recorder (consumes the DLQ into `deadLetters`). Consumer waits are shortened.
+import type { D1Database } from "@cloudflare/workers-types";
+import { Response, type Miniflare, type Request as MfRequest } from "miniflare";
+import { startLocalLedger, WORKER_NAME, type LocalLedgerOptions } from "../local/miniflare.ts";
+
+const PRODUCER = `
+export default {
+  async fetch(req, env) {
+    const bodies = await req.json();
+    await env.USAGE.sendBatch(bodies.map((body) => ({ body })));
+    return new Response("sent");
+  },
+};`;
+
+const DLQ_RECORDER = `
+export default {
+  async queue(batch, env) {
+    for (const m of batch.messages) {
+      await env.SINK.fetch("http://sink/", { method: "POST", body: JSON.stringify({ body: m.body === undefined ? null : m.body }) });
+      m.ack();
+    }
+  },
+};`;
+
+export interface QueueResult {
+  outcome: string;
+  ackAll: boolean;
+  retryBatch: { retry: boolean };
+  explicitAcks: string[];
+  retryMessages: { msgId: string }[];
+}
+
+export class LedgerHarness {
+  readonly deadLetters: unknown[] = [];
+  readonly logs: string[] = [];
+  mf!: Miniflare;
+  db!: D1Database;
+  private seq = 0;
+
+  static async start(o: Omit<LocalLedgerOptions, "extraWorkers" | "onLog"> = {}): Promise<LedgerHarness> {
+    const h = new LedgerHarness();
+    const { mf, db } = await startLocalLedger({
+      ...o,
+      consumer: { maxBatchTimeout: 0.05, retryDelay: 0, maxRetries: 2, ...o.consumer },
+      onLog: (l) => {
+        h.logs.push(l);
+      },
+      extraWorkers: [
+        { name: "producer", modules: true, script: PRODUCER, queueProducers: { USAGE: { queueName: "edgefleet-usage" } } },
+        {
+          name: "dlq-recorder",
+          modules: true,
+          script: DLQ_RECORDER,
+          queueConsumers: { "edgefleet-usage-dlq": { maxBatchTimeout: 0.05, maxRetries: 0 } },
+          serviceBindings: {
+            SINK: async (req: MfRequest) => {
+              h.deadLetters.push(((await req.json()) as { body: unknown }).body);
+              return new Response("ok");
+            },
+          },
+        },
+      ],
+    });
+    h.mf = mf;
+    h.db = db;
+    return h;
+  }
+
+  /** Sends bodies through the real Queue (producer binding -> consumer). */
+  async send(bodies: unknown[]): Promise<void> {
+    const w = await this.mf.getWorker("producer");
+    const res = await w.fetch("http://producer/", { method: "POST", body: JSON.stringify(bodies) });
+    if (res.status !== 200) throw new Error(`producer answered ${res.status}: ${await res.text()}`);
+  }
+
+  /** Calls the ledger's queue handler directly with one batch; ids are given or made. */
+  async deliver(messages: { body: unknown; id?: string; attempts?: number }[]): Promise<QueueResult> {
+    const w = await this.mf.getWorker(WORKER_NAME);
+    const batch = messages.map((m) => ({ id: m.id ?? `m${++this.seq}`, timestamp: new Date(), body: m.body, attempts: m.attempts ?? 1 }));
+    return (await w.queue("edgefleet-usage", batch)) as unknown as QueueResult;
+  }
+
+  async scheduled(at: number): Promise<void> {
+    const w = await this.mf.getWorker(WORKER_NAME);
+    await w.scheduled({ scheduledTime: new Date(at), cron: "17 3 * * *" });
+  }
+
+  /** Polls until `done` holds (bounded: 1000 x 10 ms), then returns its last value. */
+  async until<T>(probe: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+    let v = await probe();
+    for (let i = 0; i < 1000 && !done(v); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      v = await probe();
+    }
+    return v;
+  }
+
+  async calls(): Promise<Record<string, unknown>[]> {
+    return (await this.db.prepare("SELECT * FROM calls ORDER BY request_id").all<Record<string, unknown>>()).results;
+  }
+
+  async daily(): Promise<Record<string, unknown>[]> {
+    return (await this.db.prepare("SELECT * FROM usage_daily ORDER BY day, tenant, model").all<Record<string, unknown>>()).results;
+  }
+
+  async reset(): Promise<void> {
+    await this.db.batch([this.db.prepare("DELETE FROM calls"), this.db.prepare("DELETE FROM usage_daily")]);
+    this.deadLetters.length = 0;
+    this.logs.length = 0;
+  }
+
+  dispose(): Promise<void> {
+    return this.mf.dispose();
+  }
+}
+
+let n = 0;
+/** A valid usage event; `over` replaces fields. */
+export function event(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    v: 1,
+    request_id: `req_${++n}_${Math.random().toString(36).slice(2, 8)}`,
+    tenant: "acme",
+    model: "claude-sonnet-4-5",
+    ts: Date.now() - 1000,
+    status: 200,
+    usage: { input_tokens: 100, output_tokens: 50, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 } },
+    ...over,
+  };
+}

@@ -1,0 +1,256 @@
+// The usage ledger in workerd: events through the real Queue land as call rows and daily
+// rollups with their cost; redeliveries never count twice; what can never be recorded is
+// dead-lettered at once; a write that keeps failing is retried and then dead-lettered by
+// Queues, leaving nothing half-written; retention deletes old calls and keeps rollups.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadMeteringOrThrow } from "../../../stacks/model/metering.ts";
+import { MIGRATIONS_DIR } from "../local/miniflare.ts";
+import { applyMigrations, splitStatements } from "../local/migrations.ts";
+import { event, LedgerHarness } from "./harness.ts";
+
+const DAY = 86_400_000;
+const prices = loadMeteringOrThrow("fleet").prices;
+
+describe("usage ledger", () => {
+  let h: LedgerHarness;
+  beforeAll(async () => {
+    h = await LedgerHarness.start();
+  });
+  afterAll(() => h?.dispose());
+  beforeEach(() => h.reset());
+
+  it("records an event sent through the Queue: the call row, its cost and its day", async () => {
+    const e = event({
+      ts: Date.UTC(2026, 10, 27, 23, 59, 59, 999) > Date.now() ? Date.now() - 1000 : Date.UTC(2026, 10, 27, 23, 59, 59, 999),
+      usage: {
+        input_tokens: 1200,
+        output_tokens: 800,
+        cache_creation_input_tokens: 3000,
+        cache_read_input_tokens: 50_000,
+        cache_creation: { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 2000 },
+        server_tool_use: { web_search_requests: 0 },
+        service_tier: "standard",
+      },
+    });
+    await h.send([e]);
+    const rows = await h.until(() => h.calls(), (r) => r.length === 1);
+    // Sonnet 4.5: 1200 x 3 + 1000 x 3.75 + 2000 x 6 + 50000 x 0.30 + 800 x 15 = 46,350 micro-dollars
+    expect(rows[0]).toMatchObject({
+      request_id: e.request_id,
+      tenant: "acme",
+      model: "claude-sonnet-4-5",
+      day: new Date(e.ts as number).toISOString().slice(0, 10),
+      input_tokens: 1200,
+      cache_write_5m_tokens: 1000,
+      cache_write_1h_tokens: 2000,
+      cache_read_tokens: 50_000,
+      output_tokens: 800,
+      cost_micros: 46_350,
+      priced_as: "claude-sonnet-4-5",
+      price_as_of: prices.asOf,
+    });
+    expect(await h.daily()).toEqual([
+      {
+        day: rows[0]!.day,
+        tenant: "acme",
+        model: "claude-sonnet-4-5",
+        calls: 1,
+        input_tokens: 1200,
+        cache_write_5m_tokens: 1000,
+        cache_write_1h_tokens: 2000,
+        cache_read_tokens: 50_000,
+        output_tokens: 800,
+        cost_micros: 46_350,
+        unknown_model_calls: 0,
+      },
+    ]);
+    expect(h.deadLetters).toEqual([]);
+  });
+
+  it("rolls calls up per UTC day, tenant and model, equal to the sum of the call rows", async () => {
+    const now = Date.now();
+    const events = [];
+    for (let i = 0; i < 60; i++) {
+      events.push(
+        event({
+          tenant: ["acme", "globex", "initech"][i % 3],
+          model: ["claude-sonnet-4-5", "claude-haiku-4-5-20251001", "claude-opus-4-8"][i % 4 === 0 ? 2 : i % 2],
+          ts: now - (i % 3) * DAY - i,
+          usage: { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
+        }),
+      );
+    }
+    await h.send(events);
+    const rows = await h.until(() => h.calls(), (r) => r.length === 60);
+    expect(rows).toHaveLength(60);
+    const sums = await h.db
+      .prepare(
+        `SELECT day, tenant, model, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
+          sum(cache_write_1h_tokens) AS cache_write_1h_tokens, sum(cache_read_tokens) AS cache_read_tokens, sum(output_tokens) AS output_tokens,
+          sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*') AS unknown_model_calls
+         FROM calls GROUP BY day, tenant, model ORDER BY day, tenant, model`,
+      )
+      .all();
+    const daily = await h.daily();
+    expect(daily).toEqual(sums.results);
+    expect(new Set(daily.map((d) => d.day)).size).toBe(3);
+    // A dated model id is priced and rolled up under the id the upstream reported.
+    expect(rows.filter((r) => r.model === "claude-haiku-4-5-20251001").every((r) => r.priced_as === "claude-haiku-4-5")).toBe(true);
+    // No split: cache writes are priced as 1-hour writes.
+    expect(rows.every((r) => r.cache_write_5m_tokens === 0 && r.cache_write_1h_tokens === Number(r.output_tokens))).toBe(true);
+  });
+
+  it("counts a redelivered event once, across deliveries and within one batch", async () => {
+    const a = event();
+    const b = event({ model: "claude-opus-4-8" });
+    const first = await h.deliver([{ body: a, id: "x1" }, { body: b, id: "x2" }]);
+    expect(first.outcome).toBe("ok");
+    expect(first.explicitAcks.sort()).toEqual(["x1", "x2"]);
+    const before = await h.daily();
+    // The same messages again (Queues' at-least-once redelivery), then a batch holding the
+    // same request twice, and one where the duplicate carries different numbers.
+    const again = await h.deliver([{ body: a, id: "x1", attempts: 2 }, { body: b, id: "x2", attempts: 2 }]);
+    expect(again.explicitAcks.sort()).toEqual(["x1", "x2"]);
+    await h.deliver([{ body: a }, { body: a }, { body: { ...b, usage: { input_tokens: 999_999, output_tokens: 999_999 } } }]);
+    expect(await h.daily()).toEqual(before);
+    expect(before.reduce((n, d) => n + Number(d.calls), 0)).toBe(2);
+    expect(await h.calls()).toHaveLength(2);
+    // And through the real Queue.
+    await h.send([a, b, a]);
+    const c = event();
+    await h.send([c]);
+    await h.until(() => h.calls(), (r) => r.length === 3);
+    const after = await h.daily();
+    expect(after.reduce((n, d) => n + Number(d.calls), 0)).toBe(3);
+  });
+
+  it("prices a model missing from the table at the table's ceiling and flags it", async () => {
+    const e = event({ model: "claude-nonesuch-9", usage: { input_tokens: 1000, output_tokens: 1000 } });
+    const r = await h.deliver([{ body: e }]);
+    expect(r.explicitAcks).toHaveLength(1);
+    const [row] = await h.calls();
+    // Ceiling: $10 input + $50 output per MTok -> 1000 x 10 + 1000 x 50 = 60,000 micros.
+    expect(row).toMatchObject({ priced_as: "*unknown*", cost_micros: 60_000 });
+    expect((await h.daily())[0]).toMatchObject({ model: "claude-nonesuch-9", unknown_model_calls: 1 });
+  });
+
+  it("sends what it can never record to the dead-letter queue at once, acked, and records the rest", async () => {
+    const good = event();
+    const bad: unknown[] = [
+      "not an object",
+      null,
+      { ...event(), v: 2 },
+      { ...event(), request_id: "" },
+      { ...event(), request_id: "x'); DROP TABLE calls; --" },
+      { ...event(), tenant: "a\u001b[2Jb" },
+      { ...event(), usage: { input_tokens: -5, output_tokens: 1 } },
+      { ...event(), usage: { input_tokens: 1.5, output_tokens: 1 } },
+      { ...event(), usage: { input_tokens: 1e12, output_tokens: 1 } },
+      { ...event(), usage: { input_tokens: "100", output_tokens: 1 } },
+      { ...event(), extra: "field" },
+      { ...event(), ts: Date.now() - 91 * DAY },
+      { ...event(), ts: Date.now() + 2 * 3_600_000 },
+    ];
+    const r = await h.deliver([{ body: good, id: "good" }, ...bad.map((body, i) => ({ body, id: `bad${i}` }))]);
+    expect(r.outcome).toBe("ok");
+    expect(r.retryMessages).toEqual([]);
+    expect(r.explicitAcks.sort()).toEqual(["good", ...bad.map((_, i) => `bad${i}`)].sort());
+    await h.until(async () => h.deadLetters.length, (n) => n >= bad.length);
+    expect(h.deadLetters).toEqual(bad);
+    expect((await h.calls()).map((c) => c.request_id)).toEqual([good.request_id]);
+    expect(h.logs.some((l) => /older than the 90-day retention/.test(l))).toBe(true);
+    expect(h.logs.join("\n")).not.toContain("DROP TABLE");
+  });
+
+  it("retries an event D1 refuses without holding back the others", async () => {
+    // A trigger makes D1 refuse one tenant's rows (a stand-in for any write error).
+    await h.db.exec("CREATE TRIGGER poison BEFORE INSERT ON calls WHEN NEW.tenant = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;");
+    try {
+      const r = await h.deliver([{ body: event(), id: "a" }, { body: event({ tenant: "poison" }), id: "p" }, { body: event(), id: "b" }]);
+      expect(r.explicitAcks.sort()).toEqual(["a", "b"]);
+      expect(r.retryMessages.map((x) => x.msgId)).toEqual(["p"]);
+      expect((await h.calls()).map((c) => c.tenant)).toEqual(["acme", "acme"]);
+      expect((await h.daily())[0]).toMatchObject({ tenant: "acme", calls: 2 });
+    } finally {
+      await h.db.exec("DROP TRIGGER poison;");
+    }
+  });
+
+  it("retention deletes call rows older than CALL_RETENTION_DAYS and keeps the rollups", async () => {
+    const now = Date.now();
+    const old = event({ ts: now - 10 * DAY });
+    const recent = event({ ts: now - 1 * DAY });
+    await h.deliver([{ body: old }, { body: recent }]);
+    const daily = await h.daily();
+    // 85 days on, the cut-off (90 days back) is 5 days before now: `old` goes, `recent` stays.
+    await h.scheduled(now + 85 * DAY);
+    expect((await h.calls()).map((c) => c.request_id)).toEqual([recent.request_id]);
+    expect(await h.daily()).toEqual(daily);
+    expect(h.logs.some((l) => /retention deleted 1 call row/.test(l))).toBe(true);
+  });
+});
+
+describe("usage ledger when D1 keeps failing", () => {
+  let h: LedgerHarness;
+  beforeAll(async () => {
+    h = await LedgerHarness.start();
+  });
+  afterAll(() => h?.dispose());
+
+  it("leaves nothing half-written and, after max_retries, Queues dead-letters the events", async () => {
+    // The rollup table is gone: every call insert succeeds, then its rollup fails, and the
+    // transaction must take the call row back with it.
+    await h.db.exec("DROP TABLE usage_daily;");
+    const events = [event(), event({ tenant: "globex" })];
+    await h.send(events);
+    await h.until(async () => h.deadLetters.length, (n) => n >= 2);
+    expect(h.deadLetters).toHaveLength(2);
+    expect(new Set(h.deadLetters.map((d) => (d as { request_id: string }).request_id))).toEqual(new Set(events.map((e) => e.request_id)));
+    expect(await h.calls()).toEqual([]);
+    // Each write was tried 1 + max_retries (2) times, batched then one by one.
+    expect(h.logs.filter((l) => /write failed for/.test(l)).length).toBe(6);
+  });
+});
+
+describe("usage ledger without its inventory vars", () => {
+  let h: LedgerHarness;
+  beforeAll(async () => {
+    h = await LedgerHarness.start({ vars: { PRICES: '{"asOf":"2026-11-27","models":{}}' } });
+  });
+  afterAll(() => h?.dispose());
+
+  it("fails the whole batch (retried, never acked) rather than drop events it cannot price", async () => {
+    const r = await h.deliver([{ body: event(), id: "a" }]);
+    expect(r.retryBatch.retry).toBe(true);
+    expect(r.explicitAcks).toEqual([]);
+    expect(await h.calls()).toEqual([]);
+    expect(h.logs.join("\n")).toMatch(/PRICES is not a price table/);
+  });
+});
+
+describe("D1 migrations", () => {
+  it("every migration file splits into plain statements", () => {
+    for (const f of readdirSync(MIGRATIONS_DIR).filter((x) => x.endsWith(".sql"))) {
+      const sql = readFileSync(join(MIGRATIONS_DIR, f), "utf8");
+      const stmts = splitStatements(sql);
+      expect(stmts.length).toBeGreaterThan(0);
+      for (const s of stmts) expect(s).toMatch(/^(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE) /);
+      // No string literal holds a ';' or '--' that the splitter would cut.
+      expect(splitStatements(sql).join("\n").match(/'[^']*'/g)?.filter((lit) => /;|--/.test(lit)) ?? []).toEqual([]);
+    }
+  });
+
+  it("apply once, recorded in wrangler's d1_migrations table", async () => {
+    const h = await LedgerHarness.start({ migrate: false });
+    try {
+      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(["0001_calls_and_daily_usage.sql"]);
+      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual([]);
+      const rows = (await h.db.prepare("SELECT name FROM d1_migrations").all()).results;
+      expect(rows).toEqual([{ name: "0001_calls_and_daily_usage.sql" }]);
+    } finally {
+      await h.dispose();
+    }
+  });
+});
