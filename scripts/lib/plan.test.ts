@@ -140,8 +140,10 @@ describe("npm run plan", () => {
   });
 
   it("counts records added at posture-sensitive names against the guard, and says so", async () => {
-    // parked-one.example has 7 managed records (a few more if its profile grows); four
-    // SPF, DMARC, wildcard and DKIM additions are well over 30% of them.
+    // parked-one.example has 9 managed records (7 at the apex, `* MX 0 .` and `* TXT
+    // "v=spf1 -all"; a few more if its profile grows); four SPF, DMARC, wildcard and DKIM
+    // additions are well over 30% of them. The `*` A record keeps the posture's null MX
+    // and SPF -all at `*` (the same records, now beside an address), so nothing else moves.
     const extra = [
       "{ type: TXT, name: mail, content: \"v=spf1 include:x.example -all\" }",
       "{ type: TXT, name: _dmarc.mail, content: \"v=DMARC1; p=reject; sp=reject; adkim=s; aspf=s\" }",
@@ -190,7 +192,15 @@ describe("npm run plan", () => {
     expect((await plan()).out).toMatch(/DO migrations/);
     const zone = await plan("--zone", "ops.example");
     expect(zone.out).toMatch(/plan-proxy\s+workers\/llm-proxy\s+migrations v1/);
-    expect(JSON.parse((await plan("--zone", "ops.example", "--json")).out).zone.workers.map((w: { script: string; migrations: unknown }) => [w.script, w.migrations])).toEqual([["plan-proxy", { tags: ["v1"], latest: "v1" }]]);
+    // ops.example receives mail, so the router serves it too: its MTA-STS policy host
+    // (mta-sts.ops.example) is a custom domain of the router, which has no Durable Objects.
+    expect(zone.out).toMatch(/edgefleet-router\s+workers\/router\s+migrations -/);
+    expect(JSON.parse((await plan("--zone", "ops.example", "--json")).out).zone.workers.map((w: { script: string; migrations: unknown }) => [w.script, w.migrations])).toEqual([
+      ["edgefleet-router", { tags: [], latest: null }],
+      ["plan-proxy", { tags: ["v1"], latest: "v1" }],
+    ]);
+    // A zone no Worker serves lists none.
+    expect(JSON.parse((await plan("--zone", "parked-one.example", "--json")).out).zone.workers).toEqual([]);
   });
 
   it("shows resources per DNS shard, and plans one shard's stack with --shard", async () => {

@@ -2,7 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { inventory, withZone, ZONES } from "../../test/support/inventory.ts";
 import { deriveDesiredState } from "./desired.ts";
-import { applyGuard, diffStates, postureSensitive } from "./diff.ts";
+import { addsPostureRisk, applyGuard, diffStates, postureSensitive } from "./diff.ts";
+import type { DnsRec } from "./posture.ts";
 
 const state = (zones: string) => deriveDesiredState(inventory({ zones }), { accountId: "acct" });
 const loose = { maxZoneChangeShare: 1, maxFleetShare: 1 };
@@ -52,16 +53,19 @@ describe("the safety guard", () => {
     );
 
   it("accepts a change of at most 30% of a zone's records", () => {
-    // big.example has 22 managed records: 7 apex posture + 2 wildcard + 13 extra TXT. Rewriting 6 is 27%.
+    // big.example has 22 managed records: 7 apex posture + 2 wildcard (`* MX 0 .`, `* TXT
+    // "v=spf1 -all"; no address records, so none below) + 13 extra TXT. Rewriting 6 is 27.3%.
     const v = applyGuard(diffStates(state(big), state(bigAfter(6))), { ...strict, maxFleetShare: 1 });
     expect(v).toMatchObject({ ok: true, violations: [] });
   });
 
   it("refuses a change of more than 30% of a zone's records, saying which zone and how much", () => {
+    // A TXT record's logical name is keyed by its content, so a new value is a removal and
+    // an addition (the additions are at plain names and do not count): 7 of 22 is 31.8%.
     const v = applyGuard(diffStates(state(big), state(bigAfter(7))), { ...strict, maxFleetShare: 1 });
     expect(v.ok).toBe(false);
     expect(v.violations).toEqual([
-      "big.example: rewrites 7 of its 22 managed records (0 changed, 7 removed, 0 added at posture-sensitive names; 32% > 30% allowed per zone)",
+      "big.example: rewrites 7 of its 22 managed records (0 changed, 7 removed, 0 added at posture-sensitive names; 31.8% > 30% allowed per zone)",
     ]);
   });
 
@@ -101,14 +105,15 @@ describe("the safety guard", () => {
     // Loosening plus a big rewrite: both reasons, and the rewrite is judged by the base's limits.
     const both = applyGuard(diffStates(state(big), state(bigAfter(7))), { ...strict, maxFleetShare: 1 }, loose);
     expect(both.violations).toHaveLength(2);
-    expect(both.violations[1]).toMatch(/^big\.example: rewrites 7 of its 20/);
+    expect(both.violations[1]).toMatch(/^big\.example: rewrites 7 of its 22 .*31\.8% > 30% allowed/);
     // Tightening is always fine.
     expect(applyGuard(same, strict, { maxZoneChangeShare: 0.1, maxFleetShare: 0.1 }).ok).toBe(true);
   });
 });
 
 describe("additions at posture-sensitive names", () => {
-  // p.example is a parked zone with n managed records (7 today). The limit is set to
+  // p.example is a parked zone with n managed records (9 today: 7 at the apex, `* MX 0 .`
+  // and `* TXT "v=spf1 -all"`). The limit is set to
   // 2.5 records' worth, so 3 counted additions are refused and 2 pass, whatever n is.
   const parked = "  - name: p.example\n    profile: parked\n";
   const withRecords = (lines: string[]) => withZone(`${parked}    records:\n${lines.map((l) => `      - ${l}\n`).join("")}`);
@@ -134,8 +139,56 @@ describe("additions at posture-sensitive names", () => {
   it("do not count elsewhere: plain host names are additions, not rewrites", () => {
     const lines = ["{ type: A, name: shop, content: 192.0.2.1 }", "{ type: A, name: api, content: 192.0.2.2 }", "{ type: TXT, name: verify, content: token=1 }"];
     const d = diffStates(state(withZone(parked)), state(withRecords(lines)));
-    expect(d.zones.find((z) => z.zone === "p.example")).toMatchObject({ added: 3, sensitiveAdded: 0 });
+    // The 3 records, and the null MX and SPF -all the posture puts beside each address
+    // record (a name with an address receives mail as an implicit MX, RFC 5321 5.1).
+    expect(d.zones.find((z) => z.zone === "p.example")).toMatchObject({ added: 7, changed: 0, removed: 0, sensitiveAdded: 0 });
+    expect(d.changes.map((c) => c.name).sort()).toEqual([
+      "p.example/A/api/192.0.2.2",
+      "p.example/A/shop/192.0.2.1",
+      "p.example/MX/api/null",
+      "p.example/MX/shop/null",
+      "p.example/TXT/api/spf",
+      "p.example/TXT/shop/spf",
+      expect.stringMatching(/^p\.example\/TXT\/verify\//),
+    ]);
     expect(applyGuard(d, limit).ok).toBe(true);
+  });
+
+  it("do not count the posture's own denials, but do count the same record from the operator", () => {
+    // Wildcard address records bring the posture's `*.shop MX 0 .` and SPF -all: only the
+    // operator's 3 records count (see the wildcard case above); the 4 derived ones do not.
+    const d = diffStates(state(withZone(parked)), state(withRecords(["{ type: A, name: \"*.shop\", content: 192.0.2.1 }", "{ type: A, name: \"*.x\", content: 192.0.2.2 }"])));
+    expect(d.zones.find((z) => z.zone === "p.example")).toMatchObject({ added: 6, sensitiveAdded: 2 });
+    // An operator's own `v=spf1 -all` beside the A record replaces the derived one (the
+    // posture never writes a second SPF) and counts: it is not the tool's record.
+    const own = diffStates(state(withZone(parked)), state(withRecords(["{ type: A, name: shop, content: 192.0.2.1 }", "{ type: TXT, name: shop, content: \"v=spf1 -all\" }"])));
+    expect(own.zones.find((z) => z.zone === "p.example")).toMatchObject({ added: 3, sensitiveAdded: 1 });
+  });
+
+  it("addsPostureRisk: the posture's denials are exempt, its records that allow something are not", () => {
+    const rec = (r: Partial<DnsRec>): DnsRec => ({ zone: "p.example", ttl: 300, what: "t", source: "posture", name: "@", type: "TXT", ...r });
+    const exempt = [
+      rec({ name: "shop", type: "MX", content: ".", priority: 0 }),
+      rec({ name: "*", type: "MX", content: ".", priority: 0 }),
+      rec({ name: "shop", type: "TXT", content: "v=spf1 -all" }),
+      rec({ name: "*", type: "TXT", content: "v=spf1 -all" }),
+      rec({ name: "@", type: "TXT", content: "v=spf1 -all" }),
+      rec({ name: "*._domainkey", type: "TXT", content: "v=DKIM1; p=" }),
+    ];
+    const counted = [
+      // The same denials written by the operator.
+      rec({ source: "extra", name: "shop", type: "TXT", content: "v=spf1 -all" }),
+      rec({ source: "extra", name: "*", type: "MX", content: ".", priority: 0 }),
+      // The posture's records that allow: a provider's MX and SPF, a DKIM key, the web placeholder.
+      rec({ name: "@", type: "MX", content: "mx.provider.example", priority: 10 }),
+      rec({ name: "@", type: "TXT", content: "v=spf1 include:spf.provider.example -all" }),
+      rec({ name: "s1._domainkey", type: "CNAME", content: "s1.provider.example" }),
+      rec({ name: "@", type: "AAAA", content: "100::", proxied: true }),
+    ];
+    for (const r of exempt) expect(addsPostureRisk(r), `${r.source} ${r.name} ${r.type} ${r.content}`).toBe(false);
+    for (const r of counted) expect(addsPostureRisk(r), `${r.source} ${r.name} ${r.type} ${r.content}`).toBe(true);
+    // Not sensitive at all: counted nowhere, whoever wrote it.
+    expect(addsPostureRisk(rec({ source: "extra", name: "www", type: "A", content: "192.0.2.1" }))).toBe(false);
   });
 
   it("postureSensitive names exactly the issue's classes", () => {

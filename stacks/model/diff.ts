@@ -4,7 +4,7 @@
 import { isSpf } from "./dns.ts";
 import { TYPES } from "./names.ts";
 import type { DesiredResource, DesiredState } from "./desired.ts";
-import type { DnsRec } from "./posture.ts";
+import { EMPTY_DKIM, type DnsRec } from "./posture.ts";
 import type { FleetFile } from "./schema.ts";
 
 export type ChangeKind = "add" | "change" | "remove";
@@ -25,7 +25,7 @@ export interface ZoneDiff {
   added: number;
   changed: number;
   removed: number;
-  /** Of `added`: records at posture-sensitive names (see postureSensitive), judged like changes. */
+  /** Of `added`: records at posture-sensitive names (see addsPostureRisk), judged like changes. */
   sensitiveAdded: number;
   /** Managed DNS records of the zone before the change. */
   recordsBefore: number;
@@ -89,7 +89,7 @@ export function diffStates(before: DesiredState, after: DesiredState): PlanDiff 
     if (c.type !== TYPES.dnsRecord) continue;
     if (c.kind === "add") {
       z.added++;
-      if (c.after?.record && postureSensitive(c.after.record)) z.sensitiveAdded++;
+      if (c.after?.record && addsPostureRisk(c.after.record)) z.sensitiveAdded++;
     } else if (c.kind === "change") z.changed++;
     else z.removed++;
   }
@@ -122,6 +122,32 @@ export function postureSensitive(r: Pick<DnsRec, "name" | "type" | "content">): 
   if (labels[0]!.startsWith("_dmarc")) return true;
   if (labels.includes("_domainkey")) return true;
   return r.type === "TXT" && r.content !== undefined && isSpf(r.content);
+}
+
+/**
+ * Whether an added record counts as a rewrite of its zone: one at a posture-sensitive
+ * name, unless it is one of the posture's own denials. The posture derives a null MX and
+ * `v=spf1 -all` at every name that holds an address record and at `*`, and the empty DKIM
+ * wildcard (posture.ts subdomainRecords, postureRecords); they accept no mail, allow no
+ * sender and validate no key, so they can only tighten the zone, and counting them would
+ * make an operator's plain `shop A` record (which brings `shop TXT "v=spf1 -all"`) look
+ * like a rewrite. Everything else at those names still counts: any record the operator
+ * writes (a second `v=spf1 -all` beside an SPF breaks it, RFC 7208 4.5), and the
+ * posture's records that allow something (a provider's MX or DKIM, the proxied
+ * placeholder at the apex, CAA issue at the MTA-STS host).
+ */
+export function addsPostureRisk(r: Pick<DnsRec, "name" | "type" | "content" | "priority" | "source">): boolean {
+  if (!postureSensitive(r)) return false;
+  return !(r.source === "posture" && isPostureDenial(r));
+}
+
+function isPostureDenial(r: Pick<DnsRec, "name" | "type" | "content" | "priority">): boolean {
+  if (r.type === "MX") return r.content === "." && r.priority === 0; // null MX, RFC 7505
+  if (r.type === "TXT" && r.content !== undefined) {
+    if (/^v=spf1\s+-all$/i.test(r.content.trim())) return true;
+    return r.content === EMPTY_DKIM;
+  }
+  return false;
 }
 
 export interface GuardVerdict {

@@ -49,6 +49,11 @@ export interface ManifestHost {
   files: ManifestFile[];
   redirects: number;
   notFound?: string;
+  /**
+   * Set for a host the inventory generates rather than a directory of --sites: the
+   * MTA-STS policy host of a zone that receives mail. The publish guard judges these apart.
+   */
+  generated?: "mta-sts";
 }
 
 export interface Manifest {
@@ -225,7 +230,7 @@ export function buildSites(sitesDir: string, opts: BuildOptions): SitesBuild {
     const hash = sha256(bytes);
     contents.set(hash, bytes);
     tables.set(g.host, { v: TABLE_VERSION, files: { [g.path]: { h: hash, t: g.contentType, c: g.cacheControl, s: bytes.length } }, redirects: {}, patterns: [] });
-    hosts.push({ host: g.host, files: [{ path: g.path, hash, type: g.contentType, size: bytes.length }], redirects: 0 });
+    hosts.push({ host: g.host, files: [{ path: g.path, hash, type: g.contentType, size: bytes.length }], redirects: 0, generated: "mta-sts" });
   }
 
   if (opts.wwwToApex ?? true) {

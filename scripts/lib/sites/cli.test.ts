@@ -102,8 +102,10 @@ describe("sites publish", () => {
     for (const host of ["amber-home.example", "arctic-music.example", "aurora-press.example"]) rmSync(join(sites, host), { recursive: true });
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    // 12 site hosts and the 17 MTA-STS policy hosts of the zones that receive mail (issue 15.6).
-    expect(refused.err).toMatch(/refused: it would remove 6 of 29 published hosts \(amber-home\.example, arctic-music\.example/);
+    // 3 sites and their www. redirects, of the 12 site hosts. The 17 MTA-STS policy hosts
+    // of the zones that receive mail (issue 15.6) are published too, but judged apart.
+    expect(refused.err).toMatch(/refused: it would remove 6 of 12 published site hosts \(amber-home\.example, arctic-music\.example/);
+    expect(refused.err).not.toContain("MTA-STS");
     expect(new Map(fake.store)).toEqual(before);
     const forced = await publish("--force");
     expect(forced.code).toBe(0);
@@ -120,11 +122,16 @@ describe("sites publish", () => {
     }
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    expect(refused.err).toMatch(/refused: it would rewrite 7 of 12 published hosts .*is --sites the right directory\?/);
+    expect(refused.err).toMatch(/refused: it would rewrite 7 of 12 published site hosts .*is --sites the right directory\?/);
     expect(new Map(fake.store)).toEqual(before);
-    const dry = JSON.parse((await publish("--dry-run", "--json")).out) as { hostsRewritten: string[]; refused?: boolean };
+    const dry = JSON.parse((await publish("--dry-run", "--json")).out) as { hostsRewritten: string[]; refused?: boolean; guard: unknown };
     expect(dry.refused).toBe(true);
     expect(dry.hostsRewritten).toContain("amber-home.example");
+    // The policy hosts come from the inventory, which did not change: untouched.
+    expect(dry.guard).toEqual([
+      { group: "sites", before: 12, touched: 7 },
+      { group: "mta-sts", before: 17, touched: 0 },
+    ]);
   });
 
   it("refuses emptying hosts (a directory whose pages are gone) like deleting them", async () => {
@@ -134,9 +141,39 @@ describe("sites publish", () => {
         if (f !== "_redirects" && !statSync(join(sites, host, f)).isDirectory()) rmSync(join(sites, host, f));
       }
     }
+    // 3 of 12 site hosts is 25%. Counted among all 29 published hosts (with the 17
+    // MTA-STS policy hosts) it would be 10% and pass: the policies must not dilute the share.
     const refused = await publish();
     expect(refused.code).toBe(SITES_EXIT.refused);
-    expect(refused.err).toMatch(/refused: it would empty 3 of 12 published hosts/);
+    expect(refused.err).toMatch(/refused: it would empty 3 of 12 published site hosts \(amber-home\.example, aurora-press\.example, fabrikam-studio\.example\)/);
+  });
+
+  it("judges the MTA-STS policy hosts on their own: dropping many at once is refused", async () => {
+    await publish();
+    // As if the last publish ran with an inventory of more zones that receive mail: policy
+    // hosts this build no longer has (classed by their name, mta-sts.<zone>) are deleted.
+    const policy = [...fake.store.entries()].find(([k]) => k.startsWith("host:mta-sts."))!;
+    const seed = (n: number) => {
+      for (let i = 0; i < n; i++) fake.seed(`host:mta-sts.former-${i}.example`, policy[1]);
+    };
+    seed(5);
+    const before = new Map(fake.store);
+    const refused = await publish();
+    expect(refused.code).toBe(SITES_EXIT.refused);
+    // 5 of 22 is 22.7%; among all 34 published hosts it would be 14.7% and pass.
+    expect(refused.err).toMatch(/^sites publish: refused: it would remove 5 of 22 published MTA-STS policy hosts \(mta-sts\.former-0\.example, mta-sts\.former-1\.example, .*mta-sts\.former-4\.example\); they come from the inventory/);
+    expect(refused.err).not.toContain("site hosts");
+    expect(new Map(fake.store)).toEqual(before);
+    const dry = JSON.parse((await publish("--dry-run", "--json")).out) as { guard: unknown };
+    expect(dry.guard).toEqual([
+      { group: "sites", before: 12, touched: 0 },
+      { group: "mta-sts", before: 22, touched: 5 },
+    ]);
+    // 4 of 21 (19%) is an ordinary change: they are deleted.
+    fake.seed("host:mta-sts.former-4.example", undefined);
+    const ok = await publish();
+    expect(ok.code, ok.err).toBe(0);
+    expect([...fake.store.keys()].filter((k) => k.startsWith("host:mta-sts."))).toHaveLength(17);
   });
 
   it("does not count a one-page change on every site as a rewrite", async () => {

@@ -18,6 +18,7 @@ import {
   DEFAULT_GRACE_MS,
   DEFAULT_PROPAGATION_MS,
   describe,
+  groupHostChanges,
   hostChanges,
   planFromRemote,
   PublishError,
@@ -32,7 +33,9 @@ export const SITES_EXIT = { ...EXIT, api: 4, locked: 5 } as const;
 
 /**
  * Publishing is refused without --force when it would remove, empty or rewrite more than
- * this share of the published hosts (the plan's fleet guard is 20% of zones too).
+ * this share of the published site hosts, or of the published MTA-STS policy hosts (each
+ * group judged on its own, publish.ts groupHostChanges; the plan's fleet guard is 20% of
+ * zones too).
  */
 export const MAX_HOSTS_CHANGED_SHARE = 0.2;
 
@@ -91,8 +94,12 @@ function summaryTable(build: SitesBuild): string {
   return `${t.toString()}\n${build.manifest.hosts.length} host(s), ${build.entries.length} KV entries, build ${build.hash.slice(0, 16)}\n`;
 }
 
-function planSummary(plan: PublishPlan, changes?: HostChanges) {
+function planSummary(plan: PublishPlan, changes?: HostChanges, build?: SitesBuild) {
   return {
+    // What the guard judged, per group: published hosts before, and those removed, emptied or rewritten.
+    ...(changes && build
+      ? { guard: groupHostChanges(changes, build).map((g) => ({ group: g.group, before: g.before, touched: g.removed.length + g.emptied.length + g.rewritten.length })) }
+      : {}),
     hostsEmptied: changes?.emptied ?? [],
     hostsRewritten: changes?.rewritten ?? [],
     write: plan.content.length + plan.hosts.length,
@@ -133,7 +140,7 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
     .option("--account-id <id>", "Cloudflare account id (default: edgefleet:accountId of the stack, or CLOUDFLARE_ACCOUNT_ID)")
     .option("--namespace-id <id>", "the router's KV namespace id (or EDGEFLEET_SITES_NAMESPACE_ID)")
     .option("--dry-run", "list what would be written and deleted; change nothing")
-    .option("--force", `allow removing, emptying or rewriting more than ${MAX_HOSTS_CHANGED_SHARE * 100}% of the published hosts`)
+    .option("--force", `allow removing, emptying or rewriting more than ${MAX_HOSTS_CHANGED_SHARE * 100}% of the published site hosts or MTA-STS policy hosts`)
     .option("--grace-minutes <n>", "keep content no host names any more this long before deleting it (server time)", String(DEFAULT_GRACE_MS / 60_000))
     .option("--propagation-seconds <n>", "KV's propagation bound: wait this long between content and tables (and twice this for the lease)", String(DEFAULT_PROPAGATION_MS / 1000))
     .option("--lease-minutes <n>", "how long the publish lease lives if a publish dies without releasing it", String(DEFAULT_LEASE_MS / 60_000))
@@ -201,7 +208,7 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
 
         let { plan, changes } = await planAndJudge();
         const report = (extra: Record<string, unknown>) => {
-          const summary = planSummary(plan, changes);
+          const summary = planSummary(plan, changes, build);
           if (opts.json) {
             io.out(`${JSON.stringify({ build: build.hash, dryRun: !!opts.dryRun, ...summary, ...extra }, null, 2)}\n`);
             return;
@@ -214,16 +221,27 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
           ];
           io.out(`${lines.join("\n")}${lines.length ? "\n" : ""}${summary.write} to write, ${summary.delete.length} to delete, ${summary.deleteLater.length} to delete later, ${summary.unchanged} unchanged\n`);
         };
+        // Judged per group (publish.ts groupHostChanges): the operator's sites, and the
+        // MTA-STS policy hosts the inventory generates.
         const refusal = () => {
-          const touched = [...changes.removed, ...changes.emptied, ...changes.rewritten];
-          const share = changes.before > 0 ? touched.length / changes.before : 0;
-          if (share <= MAX_HOSTS_CHANGED_SHARE || opts.force) return undefined;
-          const parts = [
-            changes.removed.length && `remove ${changes.removed.length}`,
-            changes.emptied.length && `empty ${changes.emptied.length}`,
-            changes.rewritten.length && `rewrite ${changes.rewritten.length}`,
-          ].filter(Boolean);
-          return `sites publish: refused: it would ${parts.join(", ")} of ${changes.before} published hosts (${touched.slice(0, 5).join(", ")}${touched.length > 5 ? ", ..." : ""}); is --sites the right directory? Re-run with --force if that is intended\n`;
+          if (opts.force) return undefined;
+          const reasons = groupHostChanges(changes, build).flatMap((g) => {
+            const touched = [...g.removed, ...g.emptied, ...g.rewritten];
+            const share = g.before > 0 ? touched.length / g.before : 0;
+            if (share <= MAX_HOSTS_CHANGED_SHARE) return [];
+            const parts = [
+              g.removed.length && `remove ${g.removed.length}`,
+              g.emptied.length && `empty ${g.emptied.length}`,
+              g.rewritten.length && `rewrite ${g.rewritten.length}`,
+            ].filter(Boolean);
+            const list = `${touched.slice(0, 5).join(", ")}${touched.length > 5 ? ", ..." : ""}`;
+            return [
+              g.group === "sites"
+                ? `sites publish: refused: it would ${parts.join(", ")} of ${g.before} published site hosts (${list}); is --sites the right directory? Re-run with --force if that is intended\n`
+                : `sites publish: refused: it would ${parts.join(", ")} of ${g.before} published MTA-STS policy hosts (${list}); they come from the inventory: is it the right one (--inventory, --stack)? Re-run with --force if that is intended\n`,
+            ];
+          });
+          return reasons.length > 0 ? reasons.join("") : undefined;
         };
         const refused = refusal();
         if (refused) {

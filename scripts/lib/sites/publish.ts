@@ -13,6 +13,7 @@
 // table for a minute or so (KV's cache, the Worker's TTL) and must find its content.
 import Cloudflare from "cloudflare";
 import { CONTENT_PREFIX, HOST_PREFIX, type HostTable } from "../../../workers/router/src/table.ts";
+import { MTA_STS_LABEL } from "../../../stacks/model/mail.ts";
 import type { KvEntry, SitesBuild } from "./build.ts";
 import { readLock, type LockRecord } from "./lock.ts";
 
@@ -302,6 +303,46 @@ export interface HostChanges {
   rewritten: string[];
   /** Host tables published now. */
   before: number;
+  /** Their hosts. */
+  beforeHosts: string[];
+}
+
+/**
+ * The hosts the publish guard judges, in two groups with a share each: the operator's
+ * sites (directories of --sites and their www. redirects), and the MTA-STS policy hosts
+ * the inventory generates (one per zone that receives mail, stacks/model/mail.ts). A
+ * wrong --sites directory rewrites the sites and leaves the policies alone, so counting
+ * the policies in its share would dilute it (17 policy hosts beside 12 site hosts let a
+ * publish empty a quarter of the sites unrefused); the policies, in turn, change only with
+ * the inventory, and losing many at once (a wrong --inventory) is refused on its own.
+ */
+export interface HostGroup {
+  group: "sites" | "mta-sts";
+  before: number;
+  removed: string[];
+  emptied: string[];
+  rewritten: string[];
+}
+
+/**
+ * Splits the guard's figures by group. A host the build holds is classed by the build
+ * (the manifest marks generated hosts); a published host the build drops is classed by
+ * its name (`mta-sts.<zone>`, a name the sites directory may not use: build.ts only
+ * accepts the router's zones and their www. hosts).
+ */
+export function groupHostChanges(changes: HostChanges, build: SitesBuild): HostGroup[] {
+  const inBuild = new Map(build.manifest.hosts.map((h) => [h.host, h.generated === "mta-sts"]));
+  const generated = (host: string) => inBuild.get(host) ?? host.startsWith(`${MTA_STS_LABEL}.`);
+  return (["sites", "mta-sts"] as const).map((group) => {
+    const mine = (host: string) => generated(host) === (group === "mta-sts");
+    return {
+      group,
+      before: changes.beforeHosts.filter(mine).length,
+      removed: changes.removed.filter(mine),
+      emptied: changes.emptied.filter(mine),
+      rewritten: changes.rewritten.filter(mine),
+    };
+  });
 }
 
 /** How one published table compares with its replacement, for the guard. */
@@ -320,7 +361,8 @@ export function compareTables(old: HostTable, next: HostTable): "emptied" | "rew
  * tables of the hosts whose table changes (bulk get, 100 keys a request).
  */
 export async function hostChanges(t: KvTarget, plan: PublishPlan): Promise<HostChanges> {
-  const out: HostChanges = { removed: [...plan.hostsRemoved], emptied: [], rewritten: [], before: plan.hostsBefore };
+  const beforeHosts = [...(plan.existing ?? [])].filter((k) => k.startsWith(HOST_PREFIX)).map((k) => k.slice(HOST_PREFIX.length)).sort();
+  const out: HostChanges = { removed: [...plan.hostsRemoved], emptied: [], rewritten: [], before: plan.hostsBefore, beforeHosts };
   const changed = plan.hosts.filter((e) => plan.existing?.has(e.key));
   for (let i = 0; i < changed.length; i += 100) {
     const batch = changed.slice(i, i + 100);

@@ -161,9 +161,11 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
     settle(undefined);
+    // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
+    const h = { ...limit.headers, ...retryHint };
     return up.failure === "timeout"
-      ? fail(504, "api_error", "upstream did not answer in time", retryHint, up.retries)
-      : fail(502, "api_error", "upstream unreachable", retryHint, up.retries);
+      ? fail(504, "api_error", "upstream did not answer in time", h, up.retries)
+      : fail(502, "api_error", "upstream unreachable", h, up.retries);
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;

@@ -96,6 +96,9 @@ describe("not retried", () => {
     expect(r.status).toBe(502);
     expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream unreachable" } });
     expect(r.headers.get("x-should-retry")).toBe("false");
+    // Admitted, so the answer says where the tenant's bucket stands, like a 200 would.
+    expect(r.headers.get("ratelimit-limit")).not.toBeNull();
+    expect(r.headers.get("ratelimit-reset")).not.toBeNull();
     expect(h.fake.received).toHaveLength(3);
     expect(await retriesRecorded()).toBe(2);
   });
