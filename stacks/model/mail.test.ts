@@ -47,14 +47,23 @@ describe("subdomains of a zone that sends no mail (M3AAWG / NCSC parked-domain p
     expect(got).toEqual(expect.arrayContaining(["MX www 0 .", "TXT www v=spf1 -all", "MX * 0 .", "TXT * v=spf1 -all"]));
   });
 
-  it("adds nothing at '*' when the zone has its own wildcard, and treats an address wildcard like any address name", () => {
-    const cname = lines(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: CNAME, name: \"*\", content: parking.vendor.example }\n"), "p.example");
-    expect(cname.filter((l) => / \* /.test(l))).toEqual(["CNAME * parking.vendor.example."]);
-    const a = lines(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: A, name: \"*\", content: 192.0.2.9 }\n"), "p.example");
-    expect(a.filter((l) => / \* /.test(l))).toEqual(["A * 192.0.2.9", "MX * 0 .", "TXT * v=spf1 -all"]);
-    const mx = withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: MX, name: \"*\", priority: 10, content: catchall.vendor.example }\n");
-    expect(lines(mx, "p.example").filter((l) => / \* /.test(l))).toEqual(["MX * 10 catchall.vendor.example."]);
-    expect(problems(mx)).toEqual([]);
+  it("refuses a wildcard of the zone's own that would answer for mail, and treats any other record at '*' like an address name", () => {
+    // A CNAME, TXT or MX at '*' would replace the posture's denials for every name that
+    // does not exist: validation refuses them (checks/email.ts), so the posture never yields '*'.
+    const own = (rec: string) => withZone(`  - name: p.example\n    profile: parked\n    records:\n      - ${rec}\n`);
+    expect(problems(own('{ type: CNAME, name: "*", content: parking.vendor.example }'))).toEqual([
+      "zones.yaml:15:30: zones[3].records[0].name: a wildcard CNAME at '*' in a zone that sends no mail would answer for the SPF, DMARC and DKIM names of every subdomain that does not exist",
+    ]);
+    expect(problems(own('{ type: MX, name: "*", priority: 10, content: catchall.vendor.example }'))).toEqual([
+      "zones.yaml:15:27: zones[3].records[0].name: a wildcard MX at '*' in a zone that sends no mail would answer for the SPF, DMARC and DKIM names of every subdomain that does not exist",
+    ]);
+    const a = own('{ type: A, name: "*", content: 192.0.2.9 }');
+    expect(lines(a, "p.example").filter((l) => / \* /.test(l))).toEqual(["A * 192.0.2.9", "MX * 0 .", "TXT * v=spf1 -all"]);
+    expect(problems(a)).toEqual([]);
+    // A record at '*' that says nothing about mail must not switch the wildcard off.
+    const caa = own('{ type: CAA, name: "*", tag: issue, value: letsencrypt.org }');
+    expect(lines(caa, "p.example").filter((l) => / \* /.test(l))).toEqual(['CAA * 0 issue "letsencrypt.org"', "MX * 0 .", "TXT * v=spf1 -all"]);
+    expect(problems(caa)).toEqual([]);
   });
 
   it("keeps a name's own MX or SPF instead of adding a second one (null-mx-alone, one SPF per name)", () => {
@@ -73,17 +82,27 @@ describe("subdomains of a zone that sends no mail (M3AAWG / NCSC parked-domain p
   });
 
   it("lets a name's own SPF replace the posture's, so no name ever has two", () => {
-    const z = withZone("  - name: w.example\n    profile: web\n    records:\n      - { type: MX, name: \"*\", priority: 0, content: \".\" }\n      - { type: TXT, name: www, content: \"v=spf1 a -all\" }\n");
-    // www's own SPF replaces the posture's (no clash); '*' is the zone's own now.
+    const z = withZone("  - name: w.example\n    profile: web\n    records:\n      - { type: TXT, name: www, content: \"v=spf1 a -all\" }\n");
+    // www's own SPF replaces the posture's (no clash); the wildcard's stays, alone at '*'.
     expect(problems(z)).toEqual([]);
-    expect(lines(z, "w.example").filter((l) => l.startsWith("TXT www"))).toEqual(["TXT www v=spf1 a -all"]);
+    const got = lines(z, "w.example");
+    expect(got.filter((l) => l.startsWith("TXT www"))).toEqual(["TXT www v=spf1 a -all"]);
+    expect(got.filter((l) => l.startsWith("TXT * "))).toEqual(["TXT * v=spf1 -all"]);
   });
 
-  it("writes nothing where an ignore rule leaves records alone", () => {
-    const z = withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: A, name: old, content: 192.0.2.5 }\n    ignore:\n      - { type: \"*\", name: \"*\" }\n      - { type: TXT, name: old }\n");
-    const got = lines(z, "p.example");
-    expect(got.filter((l) => / (\*|old) /.test(l))).toEqual(["A old 192.0.2.5", "MX old 0 ."]);
-    expect(problems(z)).toEqual([]);
+  it("refuses an ignore rule on a name the posture writes, instead of yielding to it (issue 15 item 2)", () => {
+    // Were the posture to yield, a rule on TXT at an address name would shelter an
+    // out-of-band 'v=spf1 +all' there, and one at '*' every subdomain's SPF.
+    const z = (rules: string[]) => withZone(`  - name: p.example\n    profile: parked\n    records:\n      - { type: A, name: old, content: 192.0.2.5 }\n    ignore:\n${rules.map((r) => `      - ${r}\n`).join("")}`);
+    expect(problems(z(['{ type: "*", name: "*" }', "{ type: TXT, name: old }", '{ type: MX, name: old, content: "10 *" }']))).toEqual([
+      "zones.yaml:17:9: zones[3].ignore[0]: this rule would leave alone a record edgefleet manages: MX * (null MX for every name that does not exist (wildcard): accepts no mail); a rule may not cover a managed name, whatever its content glob",
+      "zones.yaml:18:9: zones[3].ignore[1]: this rule would leave alone a record edgefleet manages: TXT old (SPF -all at a name with an address record: sends no mail); a rule may not cover a managed name, whatever its content glob",
+      "zones.yaml:19:9: zones[3].ignore[2]: this rule would leave alone a record edgefleet manages: MX old (null MX at a name with an address record: accepts no mail); a rule may not cover a managed name, whatever its content glob",
+    ]);
+    // A rule on a type the posture does not write there is accepted, and changes nothing.
+    const a = z(['{ type: A, name: "*" }', "{ type: CAA, name: old }"]);
+    expect(problems(a)).toEqual([]);
+    expect(lines(a, "p.example").filter((l) => / (\*|old) /.test(l))).toEqual(["A old 192.0.2.5", "MX * 0 .", "MX old 0 .", "TXT * v=spf1 -all", "TXT old v=spf1 -all"]);
   });
 
   it("gives mail zones no wildcard (their subdomains are theirs to use)", () => {
@@ -185,7 +204,7 @@ describe("CAA and a CNAME to an outside service (issue 15.5)", () => {
     return { inv, findings: findings(inv, deriveDesiredState(inv, { accountId: "acct", workers: false })) };
   };
   it("reports, for a web: none zone, the names a CA cannot issue for, and names the fix", () => {
-    const { findings: f } = state(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: CNAME, name: status, content: statuspage.vendor.example }\n      - { type: CNAME, name: s1._domainkey, content: s1.dkim.vendor.example }\n      - { type: CNAME, name: alias, content: www.p.example }\n"));
+    const { findings: f } = state(withZone("  - name: p.example\n    profile: parked\n    records:\n      - { type: CNAME, name: status, content: statuspage.vendor.example }\n      - { type: CNAME, name: _acme-challenge.status, content: status.acme.vendor.example }\n      - { type: CNAME, name: alias, content: www.p.example }\n"));
     const caa = f.filter((x) => x.code === "caa-blocks-cname-target");
     expect(caa).toHaveLength(1);
     expect(caa[0]).toMatchObject({ level: "warning", zones: ["p.example"] });

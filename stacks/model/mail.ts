@@ -163,10 +163,12 @@ export function mailProblems(inv: Inventory): MailProblem[] {
     for (const [template, what] of hostValues) {
       const value = expand(template, zone);
       const single = /^\$\{vars\.([a-zA-Z][a-zA-Z0-9]*)\}$/.exec(template)?.[1];
-      // Missing vars are reported by validate.ts; only judge values that are there.
-      if (single !== undefined && !(single in zone.vars)) continue;
+      // Only a value that is one var alone, copied whole: a template that builds a name
+      // from the zone or vars is judged by checkVars (checks/limits.ts), which finds the
+      // var or template to blame. Missing vars are reported by validate.ts.
+      if (single === undefined || !(single in zone.vars)) continue;
       const p = hostnameProblem(value);
-      if (p) out.push({ file: "zones", path: single ? ["zones", i, "vars", single] : ["zones", i, "vars"], message: `${provider.name} ${what} '${value}' is not a host name: ${p}` });
+      if (p) out.push({ file: "zones", path: ["zones", i, "vars", single], message: `${provider.name} ${what} '${value}' is not a host name: ${p}` });
     }
     zone.records.forEach((r, j) => {
       if (r.name === MTA_STS_LABEL) {

@@ -192,29 +192,30 @@ type SubdomainRec = Omit<DnsRec, "zone" | "ttl" | "source">;
 
 /**
  * The parked-domain records below the apex of a zone that sends no mail (M3AAWG and
- * UK NCSC practice): `* MX 0 .` and `* TXT "v=spf1 -all"` for names that do not exist,
- * unless the zone has its own records at `*`; and, because a wildcard never covers a
- * name that exists (RFC 4592 2.2), the null MX and SPF -all at every name that holds an
- * address record (an address alone receives mail as an implicit MX, RFC 5321 5.1),
- * unless that name has its own MX or SPF. `web` lists the posture's own address names.
+ * UK NCSC practice): `* MX 0 .` and `* TXT "v=spf1 -all"` for names that do not exist;
+ * and, because a wildcard never covers a name that exists (RFC 4592 2.2), the null MX
+ * and SPF -all at every name that holds an address record (an address alone receives
+ * mail as an implicit MX, RFC 5321 5.1), unless that name has its own MX or SPF. `web`
+ * lists the posture's own address names.
+ *
+ * '*' is treated like an address name. Validation refuses a zone's own CNAME, TXT or MX
+ * at '*' in a zone that sends no mail (checks/email.ts), so any other record there (an
+ * A, a CAA) must not switch the wildcard off. Ignore rules never make the posture yield:
+ * these records are managed, and validation refuses a rule that covers them (issue 15
+ * item 2: an ignore rule cannot shelter a managed name).
  */
 export function subdomainRecords(zone: ZoneSpec, web: readonly string[]): SubdomainRec[] {
   const out: SubdomainRec[] = [];
   const at = new Map<string, RecordSpec[]>();
   for (const r of zone.records) at.set(r.name, [...(at.get(r.name) ?? []), r]);
-  // Records left alone count as the zone's own: edgefleet never writes beside them.
-  const leftAlone = (type: string, name: string) => zone.ignore.some((g) => g.name === name && (g.type === type || g.type === "*"));
-  if (!at.has("*") && !zone.ignore.some((g) => g.name === "*")) {
-    out.push({ type: "MX", name: "*", content: ".", priority: 0, key: "null", what: "null MX for every name that does not exist (wildcard)" });
-    out.push({ type: "TXT", name: "*", content: "v=spf1 -all", key: "spf", what: "SPF -all for every name that does not exist (wildcard)" });
-  }
-  const addressNames = new Set([...web, ...zone.records.filter((r) => r.type === "A" || r.type === "AAAA").map((r) => r.name)]);
-  addressNames.delete("@"); // the apex has its own
-  for (const name of [...addressNames].sort()) {
+  const names = new Set(["*", ...web, ...zone.records.filter((r) => r.type === "A" || r.type === "AAAA").map((r) => r.name)]);
+  names.delete("@"); // the apex has its own
+  for (const name of [...names].sort()) {
     const own = at.get(name) ?? [];
-    if (own.some((r) => r.type === "CNAME")) continue; // validation reports a CNAME beside an address
-    if (!own.some((r) => r.type === "MX") && !leftAlone("MX", name)) out.push({ type: "MX", name, content: ".", priority: 0, key: "null", what: "null MX at a name with an address record: accepts no mail" });
-    if (!own.some((r) => r.type === "TXT" && isSpf(r.content)) && !leftAlone("TXT", name)) out.push({ type: "TXT", name, content: "v=spf1 -all", key: "spf", what: "SPF -all at a name with an address record: sends no mail" });
+    if (own.some((r) => r.type === "CNAME")) continue; // validation reports a CNAME beside an address, or at '*'
+    const where = name === "*" ? "for every name that does not exist (wildcard)" : "at a name with an address record";
+    if (!own.some((r) => r.type === "MX")) out.push({ type: "MX", name, content: ".", priority: 0, key: "null", what: `null MX ${where}: accepts no mail` });
+    if (!own.some((r) => r.type === "TXT" && isSpf(r.content))) out.push({ type: "TXT", name, content: "v=spf1 -all", key: "spf", what: `SPF -all ${where}: sends no mail` });
   }
   return out;
 }

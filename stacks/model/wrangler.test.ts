@@ -1,14 +1,21 @@
 // The wrangler.jsonc reader: it must agree with wrangler's own reader on every Worker of
 // the repository (so the Pulumi side never restates a binding), and locate problems.
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_readConfig } from "wrangler";
 import { describe, expect, it } from "vitest";
 import { parseWorkerConfig, readWorkerConfig, WORKERS_DIR } from "./wrangler.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "workers");
+// Every Worker folder (one with a wrangler.jsonc; workers/shared is a library). The usage
+// ledger is not deployed by the Pulumi model yet (its cron trigger is refused; issue 16):
+// workers/usage-ledger/test/config.test.ts pins exactly that refusal, and it joins this list
+// once the model deploys cron triggers.
+const NOT_YET_DEPLOYED = new Set(["usage-ledger"]);
 const folders = [
-  ...readdirSync(WORKERS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => [d.name, WORKERS_DIR] as const),
+  ...readdirSync(WORKERS_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(WORKERS_DIR, d.name, "wrangler.jsonc")) && !NOT_YET_DEPLOYED.has(d.name))
+    .map((d) => [d.name, WORKERS_DIR] as const),
   ["kitchen-sink", FIXTURES] as const,
 ];
 

@@ -95,21 +95,37 @@ export function dkimKeyProblem(txt: string): string | undefined {
 function templatePath(z: ZoneCtx, template: string, problem: (value: string) => string | undefined): Path {
   for (const v of templateVars(template)) {
     if (!(v in z.zone.vars)) continue;
-    const plain = { ...z.zone, vars: { ...z.zone.vars, [v]: v === "googleDkim" || /dkim/i.test(v) ? "v=DKIM1; k=rsa; p=AAAA" : "x" } };
-    if (!problem(expand(template, plain))) return ["zones", z.index, "vars", v];
+    // A label for a var inside a name, a whole host name for a var that is the name
+    // (Microsoft 365's m365Mx, m365Dkim1/2), a key for a DKIM key var.
+    const plains = v === "googleDkim" || /dkim/i.test(v) ? ["v=DKIM1; k=rsa; p=AAAA", "x", "x.example"] : ["x", "x.example"];
+    for (const plain of plains) {
+      if (!problem(expand(template, { ...z.zone, vars: { ...z.zone.vars, [v]: plain } }))) return ["zones", z.index, "vars", v];
+    }
   }
   return ["zones", z.index, "profile"];
+}
+
+/**
+ * A host value that is one var alone and not a host name is reported by mailProblems
+ * (mail.ts), at that var; reporting it here too would give the operator two errors for
+ * one mistake. A var missing altogether is reported by validate.ts.
+ */
+function hostVarReportedByMail(z: ZoneCtx, template: string): boolean {
+  const v = /^\$\{vars\.([a-zA-Z][a-zA-Z0-9]*)\}$/.exec(template)?.[1];
+  return v !== undefined && (!(v in z.zone.vars) || hostnameProblem(expand(template, z.zone)) !== undefined);
 }
 
 function checkVars(ctx: CheckCtx, z: ZoneCtx): void {
   const provider = z.resolved.provider;
   if (!provider) return;
   for (const mx of provider.mx) {
+    if (hostVarReportedByMail(z, mx.host)) continue;
     const hostCheck = (h: string) => hostnameProblem(h) ?? targetProblem(h);
     const p = hostCheck(expand(mx.host, z.zone));
     if (p) ctx.add("zones", templatePath(z, mx.host, hostCheck), `the MX host of '${provider.name}' for this zone is not a host name: ${p}`);
   }
   for (const d of provider.dkim) {
+    if (d.type === "CNAME" && hostVarReportedByMail(z, d.value)) continue;
     const check = d.type === "CNAME" ? (h: string) => hostnameProblem(h) ?? targetProblem(h) : (v: string) => dkimKeyProblem(v) ?? (txtWireSize(v) > CF_RDATA_MAX ? `the key record is ${txtWireSize(v)} bytes on the wire; Cloudflare accepts at most ${CF_RDATA_MAX}` : undefined);
     const p = check(expand(d.value, z.zone));
     if (p) ctx.add("zones", templatePath(z, d.value, check), `DKIM ${d.selector} of '${provider.name}' (${d.type}) for this zone: ${p}`);
@@ -132,12 +148,21 @@ export function checkLimits(ctx: CheckCtx): void {
     if (zp) ctx.add("zones", ["zones", z.index, "name"], zp);
     checkVars(ctx, z);
 
+    // A bad owner name is reported once, at the inventory record that names it: the
+    // posture also writes at names the inventory declares (null MX and SPF -all at every
+    // address name of a zone that sends no mail), and the zone line is not the culprit.
+    const owners = new Map<string, DnsRec>();
+    for (const r of z.records) {
+      const first = owners.get(r.name);
+      if (!first || (first.source !== "extra" && r.source === "extra")) owners.set(r.name, r);
+    }
+    for (const r of owners.values()) {
+      const np = nameLengthProblem(fqdn(r.name, r.zone)) ?? punycodeProblem(fqdn(r.name, r.zone));
+      if (np) ctx.add("zones", ctx.where(r, "name"), np);
+    }
     const combined = new Map<string, number>();
     for (const r of z.records) {
-      const owner = fqdn(r.name, r.zone);
       const fromTemplate = r.source === "posture" && z.resolved.provider !== undefined;
-      const np = nameLengthProblem(owner) ?? punycodeProblem(owner);
-      if (np) ctx.add("zones", ctx.where(r, "name"), np);
       if (r.type === "TXT") {
         const size = txtWireSize(r.content ?? "");
         // (A provider's DKIM key too large is reported by checkVars, at the var.)
