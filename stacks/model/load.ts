@@ -88,9 +88,10 @@ interface ParsedFile {
   lines: LineCounter;
 }
 
-/** Where a field is in its file: the key of a map entry when asked for, else the value. */
-function locate(file: ParsedFile, path: readonly PathSegment[], atKey = false): { line: number; column: number } {
-  let node: unknown = file.doc.contents;
+/** Where a field is in a parsed YAML document: the key of a map entry when asked for,
+ * else the value. Shared by every YAML file edgefleet reads (metering.ts too). */
+export function locateInDoc(doc: Document, lines: LineCounter, path: readonly PathSegment[], atKey = false): { line: number; column: number } {
+  let node: unknown = doc.contents;
   let offset = (node as Node | null)?.range?.[0] ?? 0;
   for (const [i, seg] of path.entries()) {
     const last = i === path.length - 1;
@@ -110,9 +111,11 @@ function locate(file: ParsedFile, path: readonly PathSegment[], atKey = false): 
       break;
     }
   }
-  const pos = file.lines.linePos(offset);
+  const pos = lines.linePos(offset);
   return { line: pos.line, column: pos.col };
 }
+
+const locate = (file: ParsedFile, path: readonly PathSegment[], atKey = false) => locateInDoc(file.doc, file.lines, path, atKey);
 
 function zodProblems(file: ParsedFile, error: z.ZodError): Problem[] {
   const problems: Problem[] = [];

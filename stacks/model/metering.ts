@@ -4,10 +4,10 @@
 // `npm run usage` and (later) the Pulumi component that deploys the ledger.
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { PriceTableSchema, toPriceTable, type PriceTable } from "../../workers/shared/pricing.ts";
-import { formatPath, formatProblem, type PathSegment, type Problem } from "./load.ts";
+import { formatPath, formatProblem, locateInDoc, type PathSegment, type Problem } from "./load.ts";
 
 export const METERING_FILE = "metering.yaml";
 
@@ -32,29 +32,6 @@ export interface Metering {
 
 export type MeteringResult = { ok: true; metering: Metering } | { ok: false; problems: Problem[] };
 
-/** Where a field is: its value, or its key when `atKey` (an unknown key). */
-function locate(doc: ReturnType<typeof parseDocument>, lines: LineCounter, path: readonly PathSegment[], atKey = false): { line: number; column: number } {
-  let node: unknown = doc.contents;
-  let offset = (node as Node | null)?.range?.[0] ?? 0;
-  for (const [i, seg] of path.entries()) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === seg);
-      if (!pair) break;
-      const value = pair.value as Node | null;
-      const keyAt = (pair.key as Node).range?.[0] ?? offset;
-      offset = atKey && i === path.length - 1 ? keyAt : (value?.range?.[0] ?? keyAt);
-      node = value;
-    } else if (isSeq(node) && typeof seg === "number") {
-      const item = node.items[seg] as Node | undefined;
-      if (!item?.range) break;
-      offset = item.range[0];
-      node = item;
-    } else break;
-  }
-  const pos = lines.linePos(offset);
-  return { line: pos.line, column: pos.col };
-}
-
 /** Parses and validates the text of metering.yaml; `file` is how problems name it. */
 export function parseMetering(file: string, text: string): MeteringResult {
   const lines = new LineCounter();
@@ -71,9 +48,9 @@ export function parseMetering(file: string, text: string): MeteringResult {
     for (const issue of result.error.issues) {
       const path = issue.path as PathSegment[];
       if (issue.code === "unrecognized_keys") {
-        for (const key of issue.keys) problems.push({ file, ...locate(doc, lines, [...path, key], true), path: formatPath([...path, key]), message: `unknown key '${key}'` });
+        for (const key of issue.keys) problems.push({ file, ...locateInDoc(doc, lines, [...path, key], true), path: formatPath([...path, key]), message: `unknown key '${key}'` });
       } else {
-        problems.push({ file, ...locate(doc, lines, path), path: formatPath(path), message: issue.message });
+        problems.push({ file, ...locateInDoc(doc, lines, path), path: formatPath(path), message: issue.message });
       }
     }
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
