@@ -57,7 +57,8 @@ export interface LocalProxyOptions {
   onLog?: (line: string) => void;
 }
 
-class CapturingLog extends Log {
+/** Miniflare's log, sent line by line to a sink (tests read it; dev commands print it). */
+export class CapturingLog extends Log {
   private readonly sink: (line: string) => void;
   constructor(sink: (line: string) => void) {
     super(LogLevel.WARN);

@@ -6,7 +6,8 @@
 import "../../../scripts/lib/no-telemetry.ts";
 import { bundleWorker } from "../../../stacks/model/bundle.ts";
 import { loadMeteringOrThrow, meteringVars } from "../../../stacks/model/metering.ts";
-import { Log, LogLevel, Miniflare, type WorkerOptions } from "miniflare";
+import { Miniflare, type WorkerOptions } from "miniflare";
+import { CapturingLog } from "../../llm-proxy/local/miniflare.ts";
 import type { D1Database } from "@cloudflare/workers-types";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,17 +39,6 @@ export interface LocalLedgerOptions {
   onLog?: (line: string) => void;
   /** Apply the migrations at start (default true). */
   migrate?: boolean;
-}
-
-class CapturingLog extends Log {
-  private readonly sink: (line: string) => void;
-  constructor(sink: (line: string) => void) {
-    super(LogLevel.WARN);
-    this.sink = sink;
-  }
-  override log(message: string): void {
-    this.sink(message);
-  }
 }
 
 /** wrangler.jsonc as Miniflare options (D1, queue producer and consumer, cron). */
