@@ -26,7 +26,8 @@ export interface Config {
   bufferBodyBytes: number;
 }
 
-function num(v: string | undefined, dflt: number, min: number, max: number): number {
+/** A numeric var: its default when unset or not a number, clamped to [min, max]. */
+export function num(v: string | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined || v.trim() === "") return dflt;
   const n = Number(v);
   return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : dflt;

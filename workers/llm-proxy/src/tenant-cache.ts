@@ -3,6 +3,7 @@
 // `tenants disable`). Known keys, unknown keys and markers are cached apart, each as an
 // LRU with its own bound, so spraying random keys only churns the unknown-key cache and
 // never evicts a working tenant's entry (issue 14.7).
+import { num } from "./config.ts";
 import type { Env } from "./env.ts";
 import { kvKeyFor, parseTenantMarker, parseTenantRecord, tenantMarkerKey, type TenantMarker, type TenantRecord } from "./tenant-record.ts";
 
@@ -19,12 +20,6 @@ export interface TenantSettings {
   /** Failed authentications per client address: sustained rate per minute and burst. */
   authFailPerMinute: number;
   authFailBurst: number;
-}
-
-function num(v: string | undefined, dflt: number, min: number, max: number): number {
-  if (v === undefined || v.trim() === "") return dflt;
-  const n = Number(v);
-  return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : dflt;
 }
 
 const settingsCache = new WeakMap<Env, TenantSettings>();
