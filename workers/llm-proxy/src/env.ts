@@ -32,6 +32,8 @@ export interface Env {
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   METRICS: AnalyticsEngineDataset;
   VERSION: WorkerVersionMetadata;
+  USAGE_EVENTS: Queue;
+  ARCHIVE: R2Bucket;
 
   // secrets
   ANTHROPIC_API_KEY?: string;

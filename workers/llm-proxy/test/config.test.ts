@@ -32,6 +32,8 @@ it("Env declares exactly wrangler.jsonc's bindings and vars, plus the documented
   for (const kv of c.kv_namespaces) expected.set(kv.binding, "KVNamespace");
   for (const d of c.durable_objects.bindings) expected.set(d.name, `DurableObjectNamespace<${d.class_name}>`);
   for (const a of c.analytics_engine_datasets) expected.set(a.binding, "AnalyticsEngineDataset");
+  for (const q of c.queues.producers ?? []) expected.set(q.binding, "Queue");
+  for (const r of c.r2_buckets) expected.set(r.binding, "R2Bucket");
   expect(c.version_metadata?.binding).toBeDefined();
   expected.set(c.version_metadata!.binding, "WorkerVersionMetadata");
   const secrets = [...readFileSync(resolve(WORKER_DIR, ".dev.vars.example"), "utf8").matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
