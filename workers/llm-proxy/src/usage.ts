@@ -7,6 +7,10 @@ export interface Usage {
   inputTokens: number;
   outputTokens: number;
   cacheCreationTokens: number;
+  /** Anthropic's `cache_creation` split of cacheCreationTokens by TTL (issue 16: 5-minute
+   *  and 1-hour writes are priced differently). Zero when the upstream sent no split. */
+  cacheWrite5mTokens: number;
+  cacheWrite1hTokens: number;
   cacheReadTokens: number;
   /** Set when the body carried an error (an `error` event or an error envelope). */
   errorType: string;
@@ -16,7 +20,7 @@ export interface Usage {
 }
 
 export function emptyUsage(): Usage {
-  return { model: "", inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheReadTokens: 0, errorType: "", countedTokens: 0 };
+  return { model: "", inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0, cacheReadTokens: 0, errorType: "", countedTokens: 0 };
 }
 
 const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
@@ -29,6 +33,12 @@ function applyUsage(u: Usage, raw: unknown): void {
   if ("output_tokens" in r) u.outputTokens = n(r.output_tokens);
   if ("cache_creation_input_tokens" in r && n(r.cache_creation_input_tokens) > 0) u.cacheCreationTokens = n(r.cache_creation_input_tokens);
   if ("cache_read_input_tokens" in r && n(r.cache_read_input_tokens) > 0) u.cacheReadTokens = n(r.cache_read_input_tokens);
+  const split = r.cache_creation;
+  if (typeof split === "object" && split !== null) {
+    const c = split as Record<string, unknown>;
+    if (n(c.ephemeral_5m_input_tokens) > 0) u.cacheWrite5mTokens = n(c.ephemeral_5m_input_tokens);
+    if (n(c.ephemeral_1h_input_tokens) > 0) u.cacheWrite1hTokens = n(c.ephemeral_1h_input_tokens);
+  }
 }
 
 /** Parses one SSE event block ("event: x\ndata: {...}"). */

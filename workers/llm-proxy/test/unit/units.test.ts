@@ -281,6 +281,15 @@ describe("usage readers", () => {
     expect(usageFromJson('{"type":"error","error":{"type":"overloaded_error","message":"x"}}').errorType).toBe("overloaded_error");
     expect(usageFromJson("not json")).toEqual(emptyUsage());
   });
+  it("reads the cache-write split by TTL from a JSON message and from an SSE stream (issue 16.1)", () => {
+    const usage = { input_tokens: 5, output_tokens: 9, cache_creation_input_tokens: 300, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 } };
+    expect(usageFromJson(JSON.stringify({ type: "message", model: "m", usage }))).toMatchObject({ cacheCreationTokens: 300, cacheWrite5mTokens: 100, cacheWrite1hTokens: 200 });
+    const s = new SseUsageScanner();
+    s.push(new TextEncoder().encode(messageEvents(["a"], usage).map(frame).join("")));
+    expect(s.usage).toMatchObject({ cacheCreationTokens: 300, cacheWrite5mTokens: 100, cacheWrite1hTokens: 200, outputTokens: 9 });
+    // No split sent: both stay zero (the pricing rule bills the unexplained part as 1-hour writes).
+    expect(usageFromJson('{"usage":{"input_tokens":1,"output_tokens":1,"cache_creation_input_tokens":7}}')).toMatchObject({ cacheCreationTokens: 7, cacheWrite5mTokens: 0, cacheWrite1hTokens: 0 });
+  });
 });
 
 describe("metrics sampling", () => {
