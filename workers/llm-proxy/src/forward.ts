@@ -32,13 +32,13 @@ export interface Upstreamed {
  * An SSE body split with the runtime's tee(): the client's branch is untouched (nothing
  * has been read from it); the scan branch has had its first event read into `scanner`,
  * which is how an overloaded stream is recognised before a byte reaches the client.
- * `abort` cancels the upstream fetch itself (both branches then error).
+ * Cancelling both branches cancels the upstream fetch (tee() cancels its source once
+ * both of its branches are cancelled), which is how the proxy stops an upstream.
  */
 export interface SplitStream {
   client: ReadableStream<Uint8Array>;
   scan: ReadableStreamDefaultReader<Uint8Array>;
   scanner: SseUsageScanner;
-  abort: () => void;
 }
 
 /** What an attempt sends: the body is bytes (re-sendable) or a stream (one attempt only). */
@@ -49,6 +49,73 @@ export interface Outgoing {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const TIMEOUT = Symbol("timeout");
+/**
+ * `p`, or TIMEOUT after `ms`. The bounded waits use this instead of an AbortSignal on
+ * fetch(): in workerd a signal on a subrequest costs ~80-100 µs of CPU per call (workerd
+ * then wraps the request and the response body in the signal's canceler: http.c++
+ * handleHttpResponse, AbortableInputStream; measured with `npm run bench:proxy`, issue 14),
+ * about as much as the whole gap to the pass-through. What a signal would have cancelled
+ * is cancelled through the body instead (see `discard` and the callers).
+ */
+function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const t = new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(r, ms, TIMEOUT)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * An attempt given up before its headers came: when they come, its body is cancelled at
+ * once, which closes the connection. Until then the connection stays open; workerd closes
+ * it when the call ends, since a request's subrequests end with it (not kept alive by
+ * waitUntil; tested: forward.test.ts "an attempt whose headers never come").
+ */
+function discard(sent: Promise<Response>): void {
+  sent.then(
+    (r) => r.body?.cancel().catch(() => {}),
+    () => {},
+  );
+}
+
+/** A whole body, or TIMEOUT when it did not end within `ms` (the body is then cancelled,
+ *  closing the connection). Throws when the body breaks. */
+async function readWithin(res: Response, ms: number): Promise<ArrayBuffer | typeof TIMEOUT> {
+  if (res.body === null) return new ArrayBuffer(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void reader.cancel().catch(() => {});
+  }, ms);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (timedOut) return TIMEOUT;
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch (e) {
+    if (timedOut) return TIMEOUT;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (chunks.length === 1) {
+    const c = chunks[0]!;
+    return c.byteOffset === 0 && c.byteLength === c.buffer.byteLength ? (c.buffer as ArrayBuffer) : (c.slice().buffer as ArrayBuffer);
+  }
+  const all = new Uint8Array(size);
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.byteLength;
+  }
+  return all.buffer;
+}
 
 export function retryableStatus(status: number): boolean {
   return status === 429 || status === 529 || (status >= 500 && status <= 599);
@@ -144,33 +211,37 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
   };
 
   for (let attempt = 0; ; attempt++) {
-    const ac = new AbortController();
-    let timedOut = false;
-    const arm = (ms: number) =>
-      setTimeout(() => {
-        timedOut = true;
-        ac.abort();
-      }, ms);
-    let timer = arm(cfg.headersTimeoutMs);
-    let res: Response;
-    try {
-      res = await fetch(url, { method: out.method, headers: out.headers, body: out.body, signal: ac.signal });
-    } catch {
-      clearTimeout(timer);
-      if (timedOut) failure = "timeout";
+    // The attempt failed before anything reached the client: retry it, or give up.
+    const again = async (why: "unreachable" | "timeout"): Promise<Upstreamed | undefined> => {
+      if (why === "timeout") failure = "timeout";
       const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
       if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
       await sleep(n.wait);
       retries++;
+      return undefined;
+    };
+    const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
+    let got: Response | typeof TIMEOUT;
+    try {
+      got = await within(sent, cfg.headersTimeoutMs);
+    } catch {
+      const r = await again("unreachable");
+      if (r) return r;
       continue;
     }
-    clearTimeout(timer);
+    if (got === TIMEOUT) {
+      discard(sent);
+      const r = await again("timeout");
+      if (r) return r;
+      continue;
+    }
+    const res = got;
 
     if (!res.ok && upstreamRetryable(res)) {
       const n = nextWait(attempt, retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random()));
       // No retry left, or the upstream asked for a longer pause than we are willing to hold
       // the client: hand its answer (and its retry-after) to the client instead.
-      if (n.wait === undefined) return passOn(res, retries, n.cut, ac, cfg.firstEventTimeoutMs);
+      if (n.wait === undefined) return passOn(res, retries, n.cut, cfg.firstEventTimeoutMs);
       await res.body?.cancel().catch(() => {});
       await sleep(n.wait);
       retries++;
@@ -180,72 +251,73 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       const [client, copy] = res.body.tee();
       const scan = copy.getReader();
       const scanner = new SseUsageScanner();
-      timer = arm(cfg.firstEventTimeoutMs);
+      // Both branches cancelled: the upstream connection closes, and the pending read ends.
+      const stop = () => Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        void stop();
+      }, cfg.firstEventTimeoutMs);
+      let broke = false;
       try {
         await readFirstEvent(scan, scanner);
       } catch {
-        // The stream broke (or went silent) before its first event: nothing was sent, so retry.
-        await client.cancel().catch(() => {});
-        if (timedOut) failure = "timeout";
-        const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
-        if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
-        await sleep(n.wait);
-        retries++;
-        continue;
+        broke = true;
       } finally {
         clearTimeout(timer);
+      }
+      if (broke || timedOut) {
+        // The stream broke (or went silent) before its first event: nothing was sent, so retry.
+        await stop();
+        const r = await again(timedOut ? "timeout" : "unreachable");
+        if (r) return r;
+        continue;
       }
       // Nothing has reached the client yet: an overload among the events read so far
       // (normally just the first) is as safe to retry as a 529.
       if (scanner.usage.errorType === "overloaded_error") {
         const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
         if (n.wait !== undefined) {
-          ac.abort();
-          await Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
+          await stop();
           await sleep(n.wait);
           retries++;
           continue;
         }
       }
-      return { response: res, stream: { client, scan, scanner, abort: () => ac.abort() }, retries, exhausted: false };
+      return { response: res, stream: { client, scan, scanner }, retries, exhausted: false };
     }
-    if (isEventStream(res)) return passOn(res, retries, false, ac, cfg.firstEventTimeoutMs);
-    let bytes: ArrayBuffer;
-    timer = arm(cfg.firstEventTimeoutMs);
+    if (isEventStream(res)) return passOn(res, retries, false, cfg.firstEventTimeoutMs);
+    let bytes: ArrayBuffer | typeof TIMEOUT;
     try {
-      bytes = await res.arrayBuffer();
+      bytes = await readWithin(res, cfg.firstEventTimeoutMs);
     } catch {
-      // The answer broke (or stalled) before its end: nothing was sent, so retry.
-      if (timedOut) failure = "timeout";
-      const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
-      if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
-      await sleep(n.wait);
-      retries++;
+      // The answer broke before its end: nothing was sent, so retry.
+      const r = await again("unreachable");
+      if (r) return r;
       continue;
-    } finally {
-      clearTimeout(timer);
+    }
+    if (bytes === TIMEOUT) {
+      // It stalled (readWithin cancelled it): nothing was sent, so retry.
+      const r = await again("timeout");
+      if (r) return r;
+      continue;
     }
     return { response: res, bytes, retries, exhausted: false };
   }
 }
 
 /** An answer handed to the client as it is (not retried): read whole unless a stream. */
-async function passOn(res: Response, retries: number, exhausted: boolean, ac: AbortController, bodyTimeoutMs: number): Promise<Upstreamed> {
+async function passOn(res: Response, retries: number, exhausted: boolean, bodyTimeoutMs: number): Promise<Upstreamed> {
   if (isEventStream(res) && res.body !== null) {
     const [client, copy] = res.body.tee();
-    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner(), abort: () => ac.abort() }, retries, exhausted };
+    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner() }, retries, exhausted };
   }
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    ac.abort();
-  }, bodyTimeoutMs);
   try {
-    return { response: res, bytes: await res.arrayBuffer(), retries, exhausted };
+    const bytes = await readWithin(res, bodyTimeoutMs);
+    if (bytes === TIMEOUT) return { response: undefined, retries, failure: "timeout", exhausted };
+    return { response: res, bytes, retries, exhausted };
   } catch {
-    return { response: undefined, retries, failure: timedOut ? "timeout" : "unreachable", exhausted };
-  } finally {
-    clearTimeout(timer);
+    return { response: undefined, retries, failure: "unreachable", exhausted };
   }
 }
 
@@ -279,10 +351,10 @@ const DRAIN_TOTAL_MS = 50;
  * racing each read against the pipe's failure and against `idleMs` of silence.
  * - Upstream breaks: the client gets an SSE error event (`stream_interrupted`).
  * - Upstream silent for `idleMs` (measured from when the scan reads as it flows, so up to
- *   `lagMs` late): the fetch is aborted and the client gets an error event
+ *   `lagMs` late): the upstream is cancelled and the client gets an error event
  *   (`stream_idle_timeout`).
  * - Client leaves: the chunks the scan branch already holds are read (the usage seen so
- *   far), then the upstream fetch is aborted, so the model stops generating for nobody
+ *   far), then the upstream is cancelled, so the model stops generating for nobody
  *   (`client_closed`). tee() only cancels its source once both branches are cancelled;
  *   reading the scan branch to the end would keep the upstream going (issue 14.1).
  * `onDone` is called once, when the stream has ended or failed, before the client's
@@ -295,7 +367,15 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     let pipe = "running" as "running" | "ok" | "failed";
     let stop!: (why: typeof STOP) => void;
     const stopped = new Promise<typeof STOP>((r) => (stop = r));
-    const piped = split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true }).then(
+    // Stopping the upstream = cancelling both branches of the tee: `halt` makes the pipe
+    // cancel the client's branch (it is locked by the pipe), then the scan branch is
+    // cancelled directly; tee() then cancels the fetch's body, closing the connection.
+    const halt = new AbortController();
+    const stopUpstream = () => {
+      halt.abort();
+      void scan.cancel().catch(() => {});
+    };
+    const piped = split.client.pipeTo(out.writable, { preventClose: true, preventAbort: true, signal: halt.signal }).then(
       () => void (pipe = "ok"),
       () => {
         pipe = "failed"; // either side failed; the scan branch tells which
@@ -318,7 +398,7 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
         const quiet = Date.now() - last;
         if (quiet < opts.idleMs) return watch(opts.idleMs - quiet);
         idle = true;
-        split.abort();
+        stopUpstream();
         stop(STOP);
       }, ms);
     };
@@ -355,10 +435,7 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
       }
     }
     if (idleTimer !== undefined) clearTimeout(idleTimer);
-    if (clientGone || idle) {
-      split.abort();
-      void scan.cancel().catch(() => {});
-    }
+    if (clientGone || idle) stopUpstream();
     await piped;
     const w = out.writable.getWriter();
     if (upstreamFailed || idle) {

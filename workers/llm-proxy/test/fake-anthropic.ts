@@ -32,6 +32,9 @@ export type Behaviour =
   /** Never answers (headers never come); the socket stays open until the peer closes it. */
   | { kind: "hang"; probe?: SseProbe }
   | { kind: "reset" }
+  /** A JSON answer that sends its headers and `bytes` of its body, then nothing: the
+   *  socket stays open until the peer closes it (reported to `probe`). */
+  | { kind: "stall"; body: string; bytes: number; probe?: SseProbe }
   /** A JSON answer whose connection is destroyed after `bytes` of its declared length. */
   | { kind: "truncated"; body: string; bytes: number }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> };
@@ -188,6 +191,11 @@ export class FakeAnthropic {
       case "truncated":
         head(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
         res.write(Buffer.from(b.body).subarray(0, b.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
+        return;
+      case "stall":
+        head(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
+        res.write(Buffer.from(b.body).subarray(0, b.bytes));
+        res.on("close", () => b.probe?.close());
         return;
       case "raw":
         head(b.status ?? 200, { "content-type": "application/json", ...b.headers });
