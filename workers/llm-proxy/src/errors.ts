@@ -12,8 +12,10 @@ export type ErrorType =
   | "api_error"
   | "overloaded_error";
 
-export function errorBody(type: ErrorType, message: string): string {
-  return JSON.stringify({ type: "error", error: { type, message } });
+/** The envelope; `request_id` as Anthropic's own error bodies carry it (the SDK's
+ *  `ErrorResponse` type: `request_id: string | null`), so a tenant can quote it. */
+export function errorBody(type: ErrorType, message: string, requestId?: string): string {
+  return JSON.stringify(requestId === undefined ? { type: "error", error: { type, message } } : { type: "error", error: { type, message }, request_id: requestId });
 }
 
 export function errorResponse(
@@ -23,7 +25,7 @@ export function errorResponse(
   requestId: string,
   headers: Record<string, string> = {},
 ): Response {
-  return new Response(errorBody(type, message), {
+  return new Response(errorBody(type, message, requestId), {
     status,
     statusText: statusText(status),
     headers: { "content-type": "application/json", "request-id": requestId, ...headers },

@@ -36,7 +36,7 @@ describe("failed authentication is throttled per client address", () => {
     expect(wrong).toEqual([401, 401, 401, 401]);
     const blocked = await h.call("/v1/messages", { key: "efk_wrong_5", body: "{}", headers: from(ip) });
     expect(blocked.status).toBe(429);
-    expect(JSON.parse(blocked.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "too many failed authentications from this address" } });
+    expect(JSON.parse(blocked.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "too many failed authentications from this address" }, request_id: blocked.headers.get("request-id") });
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     // A valid key the isolate has not cached is not even looked up from there.
     h.fake.reset();

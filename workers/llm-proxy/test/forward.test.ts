@@ -166,7 +166,7 @@ describe("the forward path", () => {
       h.fake.enqueue({ kind: "hang" }, { kind: "hang" }, { kind: "hang" });
       const r = await h.call("/v1/messages", { key, body: "{}" });
       expect(r.status).toBe(504);
-      expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream did not answer in time" } });
+      expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream did not answer in time" }, request_id: r.headers.get("request-id") });
       expect(r.headers.get("x-should-retry")).toBe("false");
       expect(h.fake.received).toHaveLength(3);
     });

@@ -32,7 +32,7 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     expect(limited).toHaveLength(90);
     expect(h.fake.received).toHaveLength(10);
     const r = limited[0]!;
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "rate limit exceeded for this API key: requests (10 at once)" } });
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "rate limit exceeded for this API key: requests (10 at once)" }, request_id: r.headers.get("request-id") });
     expect(r.headers.get("edgefleet-ratelimit-exceeded")).toBe("requests");
     expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(Number(r.headers.get("retry-after"))).toBeLessThanOrEqual(60);

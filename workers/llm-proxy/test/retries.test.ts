@@ -94,7 +94,7 @@ describe("not retried", () => {
     h.fake.enqueue({ kind: "reset" }, { kind: "reset" }, { kind: "reset" });
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(502);
-    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream unreachable" } });
+    expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream unreachable" }, request_id: r.headers.get("request-id") });
     expect(r.headers.get("x-should-retry")).toBe("false");
     // Admitted, so the answer says where the tenant's bucket stands, like a 200 would.
     expect(r.headers.get("ratelimit-limit")).not.toBeNull();

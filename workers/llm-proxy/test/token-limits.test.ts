@@ -36,6 +36,7 @@ describe("token limits per tenant", () => {
     expect(JSON.parse(r.text)).toEqual({
       type: "error",
       error: { type: "rate_limit_error", message: "rate limit exceeded for this API key: output tokens per minute (1000)" },
+      request_id: r.headers.get("request-id"),
     });
     expect(r.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
     expect(r.headers.get("edgefleet-ratelimit-output-tokens-limit")).toBe("1000");
