@@ -5,6 +5,7 @@ import { statusText } from "./respond.ts";
 export type ErrorType =
   | "invalid_request_error"
   | "authentication_error"
+  | "billing_error"
   | "permission_error"
   | "not_found_error"
   | "request_too_large"
@@ -12,8 +13,10 @@ export type ErrorType =
   | "api_error"
   | "overloaded_error";
 
-export function errorBody(type: ErrorType, message: string): string {
-  return JSON.stringify({ type: "error", error: { type, message } });
+/** `details.error_code` is where Anthropic puts a finer code (the official SDK reads it
+ *  into `APIError.errorCode`: @anthropic-ai/sdk core/error.js). */
+export function errorBody(type: ErrorType, message: string, details?: { error_code: string }): string {
+  return JSON.stringify({ type: "error", error: { type, message, ...(details !== undefined ? { details } : {}) } });
 }
 
 export function errorResponse(
@@ -22,8 +25,9 @@ export function errorResponse(
   message: string,
   requestId: string,
   headers: Record<string, string> = {},
+  details?: { error_code: string },
 ): Response {
-  return new Response(errorBody(type, message), {
+  return new Response(errorBody(type, message, details), {
     status,
     statusText: statusText(status),
     headers: { "content-type": "application/json", "request-id": requestId, ...headers },
