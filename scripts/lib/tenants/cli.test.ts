@@ -106,7 +106,7 @@ describe("tenants --remote (Cloudflare API fake)", () => {
     const dry = await run(["limits", "--remote", id, "--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "10000"], env);
     expect(dry.code).toBe(0);
     expect(dry.out).toContain("would set");
-    expect(dry.out).toContain("input tokens/min -, output tokens/min - -> 60/min, burst 10, input tokens/min 50000, output tokens/min 10000");
+    expect(dry.out).toContain("input tokens/min -, output tokens/min -, daily budget -, monthly budget - -> 60/min, burst 10, input tokens/min 50000, output tokens/min 10000, daily budget -");
     expect(JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value).inputTokensPerMinute).toBeUndefined();
     const real = await run(["limits", "--remote", id, "--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "10000", "--yes", "--json"], env);
     expect(JSON.parse(real.out)).toMatchObject({ dryRun: false, keys: 2, after: { inputTokensPerMinute: 50000, outputTokensPerMinute: 10000, ratePerMinute: 60 } });
@@ -120,6 +120,44 @@ describe("tenants --remote (Cloudflare API fake)", () => {
     expect(bad.code).toBe(TENANT_EXIT.usage);
     expect(bad.err).toContain("--output-tokens-per-minute");
     expect((await run(["limits", "--remote", "t_00000000000000ff", "--rate", "5", "--yes"], env)).code).toBe(TENANT_EXIT.notFound);
+  });
+
+  it("limits: sets and clears spend budgets in dollars, parsed to micro-dollars as text; bad amounts change nothing", async () => {
+    const made = JSON.parse((await run(["create", "--remote", "--name", "spender", "--daily-budget", "12.50", "--json"], env)).out) as { tenant: { id: string; keyHash: string; dailyBudgetMicros?: number } };
+    expect(made.tenant.dailyBudgetMicros).toBe(12_500_000);
+    const id = made.tenant.id;
+    await run(["create", "--remote", "--id", id], env); // a second key takes the budget too
+    const record = (hash: string) => JSON.parse(cf.store.get(`key:${hash}`)!.value) as { dailyBudgetMicros?: number; monthlyBudgetMicros?: number };
+    const dry = await run(["limits", "--remote", id, "--monthly-budget", "0.000001"], env);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain("daily budget $12.500000, monthly budget - -> 60/min, burst 10, input tokens/min -, output tokens/min -, daily budget $12.500000, monthly budget $0.000001");
+    expect(record(made.tenant.keyHash).monthlyBudgetMicros).toBeUndefined();
+    // 0.1 + 0.2 as text: exactly 300,000 micro-dollars (no float ever holds it).
+    const real = await run(["limits", "--remote", id, "--monthly-budget", "0.3", "--daily-budget", "0.1", "--yes", "--json"], env);
+    expect(JSON.parse(real.out)).toMatchObject({ keys: 2, after: { dailyBudgetMicros: 100_000, monthlyBudgetMicros: 300_000 } });
+    const rows = (JSON.parse((await run(["list", "--remote", "--json"], env)).out) as { id: string; dailyBudgetMicros?: number; monthlyBudgetMicros?: number }[]).filter((r) => r.id === id);
+    expect(rows.map((r) => [r.dailyBudgetMicros, r.monthlyBudgetMicros])).toEqual([[100_000, 300_000], [100_000, 300_000]]);
+    expect((await run(["list", "--remote"], env)).out).toMatch(/budget\/day.*budget\/month[\s\S]*\$0\.100000.*\$0\.300000/);
+    // 'none' clears one budget and leaves the other.
+    expect((await run(["limits", "--remote", id, "--daily-budget", "none", "--yes"], env)).code).toBe(0);
+    expect(record(made.tenant.keyHash)).toMatchObject({ monthlyBudgetMicros: 300_000 });
+    expect(record(made.tenant.keyHash).dailyBudgetMicros).toBeUndefined();
+    // Bad amounts: exit 2, the flag named, nothing written.
+    const before = JSON.stringify([...cf.store.entries()]);
+    for (const [flag, v, msg] of [
+      ["--daily-budget", "12.5.0", "is not an amount in dollars"],
+      ["--daily-budget", "1e3", "is not an amount in dollars"],
+      ["--daily-budget", "-5", "is not an amount in dollars"],
+      ["--monthly-budget", "0.0000001", "is not an amount in dollars"],
+      ["--monthly-budget", "1234567890", "is not an amount in dollars"],
+      ["--daily-budget", "0", "a budget must be more than $0"],
+    ] as const) {
+      const bad = await run(["limits", "--remote", id, flag, v, "--yes"], env);
+      expect(bad.code, `${flag} ${v}`).toBe(TENANT_EXIT.usage);
+      expect(bad.err).toContain(`${flag}: `);
+      expect(bad.err).toContain(msg);
+    }
+    expect(JSON.stringify([...cf.store.entries()])).toBe(before);
   });
 
   it("takes the namespace id from a saved `pulumi stack output --json`, with clear errors", async () => {

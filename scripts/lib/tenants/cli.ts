@@ -1,5 +1,6 @@
 // `npm run tenants`: create a tenant key (printed once), list tenants, set a tenant's
-// limits (requests, input and output tokens per minute), disable one;
+// limits (requests, input and output tokens per minute, daily and monthly spend
+// budgets), disable one;
 // against the local Miniflare state shared with `npm run dev:proxy` (--local) or the
 // deployed Worker's TENANTS namespace through the Cloudflare API (--remote).
 import { Command, CommanderError } from "commander";
@@ -10,6 +11,7 @@ import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
 import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
+import { dollars, dollarsToMicros } from "../../../workers/shared/cost.ts";
 
 export const TENANT_EXIT = {
   ok: 0,
@@ -101,10 +103,34 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+/** Digits a budget may have before the decimal point (up to $999,999,999.999999). */
+const BUDGET_WHOLE_DIGITS = 9;
+
+/**
+ * A budget flag: dollars as text ("12.50", at most 6 decimals), parsed as text into
+ * integer micro-dollars (pricing's parser: no float); `none` removes the budget (0).
+ * A budget of $0 is refused: it would refuse every call (`tenants disable` does that).
+ */
+function budgetFlag(flag: string, v: string): number {
+  if (v.trim().toLowerCase() === "none") return 0;
+  const micros = dollarsToMicros(v, BUDGET_WHOLE_DIGITS);
+  if (micros === undefined) throw new UsageError(`${flag}: '${v}' is not an amount in dollars with at most 6 decimals (e.g. 12.50), or 'none' to remove the budget`);
+  if (micros === 0) throw new UsageError(`${flag}: a budget must be more than $0 ('none' removes it; \`tenants disable\` stops a tenant)`);
+  return micros;
+}
+
 /** The limit flags given on the command line (undefined where not given). */
 function limitFlags(o: Record<string, unknown>): Partial<Limits> {
   const n = (k: string) => (o[k] === undefined ? undefined : positiveNumber(String(o[k])));
-  return { ratePerMinute: n("rate"), burst: n("burst"), inputTokensPerMinute: n("inputTokensPerMinute"), outputTokensPerMinute: n("outputTokensPerMinute") };
+  const b = (k: string, flag: string) => (o[k] === undefined ? undefined : budgetFlag(flag, String(o[k])));
+  return {
+    ratePerMinute: n("rate"),
+    burst: n("burst"),
+    inputTokensPerMinute: n("inputTokensPerMinute"),
+    outputTokensPerMinute: n("outputTokensPerMinute"),
+    dailyBudgetMicros: b("dailyBudget", "--daily-budget"),
+    monthlyBudgetMicros: b("monthlyBudget", "--monthly-budget"),
+  };
 }
 
 const limitOptions = (c: Command) =>
@@ -112,10 +138,16 @@ const limitOptions = (c: Command) =>
     .option("--rate <n>", `sustained requests per minute (new tenant: ${DEFAULT_LIMITS.ratePerMinute})`)
     .option("--burst <n>", `requests allowed at once, the bucket size (new tenant: ${DEFAULT_LIMITS.burst})`)
     .option("--input-tokens-per-minute <n>", "input tokens per minute: uncached input + cache writes; cache reads are free (0: no limit, the default)")
-    .option("--output-tokens-per-minute <n>", "output tokens per minute (0: no limit, the default)");
+    .option("--output-tokens-per-minute <n>", "output tokens per minute (0: no limit, the default)")
+    .option("--daily-budget <dollars>", "spend budget per UTC day in US dollars, e.g. 12.50 ('none': no budget, the default)")
+    .option("--monthly-budget <dollars>", "spend budget per UTC calendar month in US dollars ('none': no budget, the default)");
 
 function fmtTokens(n: number | undefined): string {
   return n === undefined || n === 0 ? "-" : String(n);
+}
+
+function fmtBudget(micros: number | undefined): string {
+  return micros === undefined || micros === 0 ? "-" : `$${dollars(micros)}`;
 }
 
 function errorCode(e: TenantError): number {
@@ -179,7 +211,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
         const { key, record } = created;
         if (o.json) io.out(JSON.stringify({ key, tenant: record }, null, 2) + "\n");
         else {
-          const tok = `input tokens/min ${fmtTokens(record.inputTokensPerMinute)}, output tokens/min ${fmtTokens(record.outputTokensPerMinute)}`;
+          const tok = `input tokens/min ${fmtTokens(record.inputTokensPerMinute)}, output tokens/min ${fmtTokens(record.outputTokensPerMinute)}, daily budget ${fmtBudget(record.dailyBudgetMicros)}, monthly budget ${fmtBudget(record.monthlyBudgetMicros)}`;
           io.out(`created ${o.id !== undefined ? "a key for" : ""}${o.id !== undefined ? " " : ""}tenant ${record.id} (${record.name}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}, ${tok}\n`);
           if (o.reenable === true) io.out(`tenant ${record.id} is enabled again (its earlier keys stay disabled)\n`);
           io.out(`key (shown once; store it now): ${key}\n`);
@@ -207,7 +239,8 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
         }
         if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, keys: r.keys, before: r.before, after: r.after }, null, 2) + "\n");
         else {
-          const show = (l: Limits) => `${l.ratePerMinute}/min, burst ${l.burst}, input tokens/min ${fmtTokens(l.inputTokensPerMinute)}, output tokens/min ${fmtTokens(l.outputTokensPerMinute)}`;
+          const show = (l: Limits) =>
+            `${l.ratePerMinute}/min, burst ${l.burst}, input tokens/min ${fmtTokens(l.inputTokensPerMinute)}, output tokens/min ${fmtTokens(l.outputTokensPerMinute)}, daily budget ${fmtBudget(l.dailyBudgetMicros)}, monthly budget ${fmtBudget(l.monthlyBudgetMicros)}`;
           io.out(`${dryRun ? "would set" : "set"} ${id}'s limits on ${r.keys} key(s) in ${store.where}: ${show(r.before)} -> ${show(r.after)}\n`);
           if (dryRun) io.out("dry run: nothing changed; re-run with --yes to apply\n");
           else io.out("the Worker applies them within the cache window (see docs/llm-proxy.md)\n");
@@ -222,8 +255,10 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
         io.out(JSON.stringify(all, null, 2) + "\n");
         return;
       }
-      const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
-      for (const r of all) t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+      const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "budget/day", "budget/month", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
+      for (const r of all) {
+        t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), fmtBudget(r.dailyBudgetMicros), fmtBudget(r.monthlyBudgetMicros), r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+      }
       io.out(`${all.length} tenant key(s) in ${store.where}\n${t.toString()}\n`);
     }),
   );

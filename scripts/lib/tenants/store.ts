@@ -30,6 +30,9 @@ export interface Limits {
   /** 0: no limit. */
   inputTokensPerMinute: number;
   outputTokensPerMinute: number;
+  /** Spend budgets in micro-dollars per UTC day / month; 0: no budget. */
+  dailyBudgetMicros: number;
+  monthlyBudgetMicros: number;
 }
 
 export interface NewTenant {
@@ -41,13 +44,18 @@ export interface NewTenant {
   burst?: number;
   inputTokensPerMinute?: number;
   outputTokensPerMinute?: number;
+  dailyBudgetMicros?: number;
+  monthlyBudgetMicros?: number;
   /** Add a key to an existing tenant (a second key, e.g. rotation). */
   id?: string;
   /** With `id`: allowed to add a key to a disabled (or unknown) tenant, enabling it again. */
   reenable?: boolean;
 }
 
-export const DEFAULT_LIMITS: Limits = { ratePerMinute: 60, burst: 10, inputTokensPerMinute: 0, outputTokensPerMinute: 0 };
+export const DEFAULT_LIMITS: Limits = { ratePerMinute: 60, burst: 10, inputTokensPerMinute: 0, outputTokensPerMinute: 0, dailyBudgetMicros: 0, monthlyBudgetMicros: 0 };
+
+/** Every limit a record carries, in the order they are shown. */
+const LIMIT_KEYS = ["ratePerMinute", "burst", "inputTokensPerMinute", "outputTokensPerMinute", "dailyBudgetMicros", "monthlyBudgetMicros"] as const;
 
 export class TenantError extends Error {
   /** "notFound": no such tenant; "refused": the tenant's state forbids it; "input": bad input. */
@@ -59,7 +67,24 @@ export class TenantError extends Error {
 }
 
 function limitsOf(r: TenantRecord): Limits {
-  return { ratePerMinute: r.ratePerMinute, burst: r.burst, inputTokensPerMinute: r.inputTokensPerMinute ?? 0, outputTokensPerMinute: r.outputTokensPerMinute ?? 0 };
+  return {
+    ratePerMinute: r.ratePerMinute,
+    burst: r.burst,
+    inputTokensPerMinute: r.inputTokensPerMinute ?? 0,
+    outputTokensPerMinute: r.outputTokensPerMinute ?? 0,
+    dailyBudgetMicros: r.dailyBudgetMicros ?? 0,
+    monthlyBudgetMicros: r.monthlyBudgetMicros ?? 0,
+  };
+}
+
+/** A record with `l`'s optional limits (0: none, so the field is left out). */
+function withLimits(r: TenantRecord, l: Limits): TenantRecord {
+  const next: TenantRecord = { ...r, ratePerMinute: l.ratePerMinute, burst: l.burst };
+  for (const k of ["inputTokensPerMinute", "outputTokensPerMinute", "dailyBudgetMicros", "monthlyBudgetMicros"] as const) {
+    delete next[k];
+    if (l[k] > 0) next[k] = l[k];
+  }
+  return next;
 }
 
 /** The tenant's marker (`tenant:<id>`), if any. */
@@ -96,6 +121,10 @@ export function validateLimits(t: Partial<Limits>): string[] {
     const v = t[k];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) errors.push(`${flag}: must be an integer >= 0 (0: no limit)`);
   }
+  for (const [k, flag] of [["dailyBudgetMicros", "--daily-budget"], ["monthlyBudgetMicros", "--monthly-budget"]] as const) {
+    const v = t[k];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) errors.push(`${flag}: must be whole micro-dollars >= 0 (0: no budget)`);
+  }
   return errors;
 }
 
@@ -123,7 +152,7 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
       if (!t.reenable) {
         const differs = [
           name !== current.name ? "--name" : undefined,
-          ...(["ratePerMinute", "burst", "inputTokensPerMinute", "outputTokensPerMinute"] as const).map((k) => (t[k] !== undefined && t[k] !== base[k] ? k : undefined)),
+          ...LIMIT_KEYS.map((k) => (t[k] !== undefined && t[k] !== base[k] ? k : undefined)),
         ].filter((x) => x !== undefined);
         if (differs.length > 0) throw new TenantError(`tenant ${t.id}'s keys share its name and limits; use \`tenants limits\` to change them (differs: ${differs.join(", ")})`, "input");
       }
@@ -131,19 +160,12 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
     reenabled = disabled || keys.length === 0;
   }
   const key = newTenantKey();
-  const record: TenantRecord = {
-    id: t.id ?? newTenantId(),
-    name: name!,
-    ratePerMinute: t.ratePerMinute ?? base.ratePerMinute,
-    burst: t.burst ?? base.burst,
-    enabled: true,
-    keyHash: await sha256Hex(key),
-    createdAt: now.toISOString(),
-  };
-  const it = t.inputTokensPerMinute ?? base.inputTokensPerMinute;
-  const ot = t.outputTokensPerMinute ?? base.outputTokensPerMinute;
-  if (it > 0) record.inputTokensPerMinute = it;
-  if (ot > 0) record.outputTokensPerMinute = ot;
+  const limits: Limits = { ...base };
+  for (const k of LIMIT_KEYS) if (t[k] !== undefined) limits[k] = t[k];
+  const record = withLimits(
+    { id: t.id ?? newTenantId(), name: name!, ratePerMinute: 0, burst: 0, enabled: true, keyHash: await sha256Hex(key), createdAt: now.toISOString() },
+    limits,
+  );
   const value = JSON.stringify(record);
   await kv.put(kvKeyFor(record.keyHash), value, record);
   // The marker last: until it is cleared, the new key is refused like the old ones.
@@ -187,7 +209,7 @@ export async function disableTenant(kv: TenantKv, id: string, dryRun: boolean, n
  */
 export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>, dryRun: boolean): Promise<{ before: Limits; after: Limits; keys: number }> {
   const errors = validateLimits(patch);
-  if (Object.values(patch).every((v) => v === undefined)) errors.push("give at least one of --rate, --burst, --input-tokens-per-minute, --output-tokens-per-minute");
+  if (Object.values(patch).every((v) => v === undefined)) errors.push("give at least one of --rate, --burst, --input-tokens-per-minute, --output-tokens-per-minute, --daily-budget, --monthly-budget");
   if (errors.length > 0) throw new TenantError(errors.join("\n"));
   const keys = (await listTenants(kv)).filter((r) => r.id === id);
   if (keys.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
@@ -196,11 +218,7 @@ export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>
   for (const k of Object.keys(patch) as (keyof Limits)[]) if (patch[k] !== undefined) after[k] = patch[k]!;
   if (!dryRun) {
     for (const r of keys) {
-      const next: TenantRecord = { ...r, ratePerMinute: after.ratePerMinute, burst: after.burst };
-      delete next.inputTokensPerMinute;
-      delete next.outputTokensPerMinute;
-      if (after.inputTokensPerMinute > 0) next.inputTokensPerMinute = after.inputTokensPerMinute;
-      if (after.outputTokensPerMinute > 0) next.outputTokensPerMinute = after.outputTokensPerMinute;
+      const next = withLimits(r, after);
       await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
     }
   }

@@ -117,8 +117,5 @@ export async function usageReport(source: UsageSource, filter: UsageFilter): Pro
   return { filter, source: source.where, lines, total };
 }
 
-/** Micro-dollars as dollars, from the integer (no float): 1234567 -> "1.234567". */
-export function dollars(micros: number): string {
-  const m = BigInt(micros);
-  return `${m / 1_000_000n}.${(m % 1_000_000n).toString().padStart(6, "0")}`;
-}
+// Micro-dollars as dollars, from the integer (shared with the proxy's budget messages).
+export { dollars } from "../../../workers/shared/cost.ts";

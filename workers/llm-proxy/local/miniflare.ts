@@ -1,9 +1,11 @@
 // Runs the LLM proxy Worker locally in workerd (Miniflare), for the tests, `npm run
 // dev:proxy` and the benchmark. Bindings come from wrangler.jsonc through wrangler's
 // own reader, never restated here; the source is bundled as Pulumi bundles it. The METRICS
-// binding is replaced by a recording one (Analytics Engine is a no-op locally).
+// binding is replaced by a recording one (Analytics Engine is a no-op locally). PRICES
+// (for budgets) comes from fleet/metering.yaml through meteringVars(), as for the ledger.
 import "../../../scripts/lib/no-telemetry.ts";
 import { bundleWorker as bundleModelWorker } from "../../../stacks/model/bundle.ts";
+import { loadMeteringOrThrow, meteringVars } from "../../../stacks/model/metering.ts";
 import { readWorkerConfigOrThrow } from "../../../stacks/model/wrangler.ts";
 import { Log, LogLevel, Miniflare, Response, type Request as MfRequest, type WorkerOptions } from "miniflare";
 import { dirname, resolve } from "node:path";
@@ -12,6 +14,14 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
 export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const WRANGLER_CONFIG = resolve(WORKER_DIR, "wrangler.jsonc");
+/** The repository's inventory (fleet/), whatever the current directory. */
+export const INVENTORY_DIR = resolve(WORKER_DIR, "../../fleet");
+
+/** The proxy's vars that come from the inventory, not from wrangler.jsonc: the price
+ *  table its budgets are priced with (the same JSON the usage ledger receives). */
+export function inventoryVars(inventoryDir: string = INVENTORY_DIR): { PRICES: string } {
+  return { PRICES: meteringVars(loadMeteringOrThrow(inventoryDir)).PRICES };
+}
 
 /** The Worker bundled as one ES module: the very bytes Pulumi uploads (stacks/model/bundle.ts). */
 export function bundleWorker(): Promise<string> {
@@ -55,6 +65,8 @@ export interface LocalProxyOptions {
   onDataPoint?: (p: DataPoint) => void;
   /** Receives each log line of the Worker (console output) and of Miniflare. */
   onLog?: (line: string) => void;
+  /** Inventory folder for PRICES (default: the repository's fleet/). */
+  inventoryDir?: string;
 }
 
 /** Miniflare's log, sent line by line to a sink (tests read it; dev commands print it). */
@@ -114,7 +126,7 @@ export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Minif
         modules: true,
         script,
         scriptPath: resolve(WORKER_DIR, "src/index.js"),
-        bindings: { ...vars, ...o.vars, ...o.secrets },
+        bindings: { ...vars, ...inventoryVars(o.inventoryDir), ...o.vars, ...o.secrets },
         ...metrics,
       },
       ...recorder,

@@ -1,5 +1,6 @@
 // Parses the Worker's string vars into typed settings with defaults. Used by the
 // handler once per isolate (cached by the env object's identity).
+import { priceTableFromJson, type PriceTable } from "../../shared/cost.ts";
 import type { Env } from "./env.ts";
 
 export interface Config {
@@ -24,6 +25,12 @@ export interface Config {
   retryDeadlineMs: number;
   /** Bodies up to this size are held in memory (and can be retried); bigger ones are streamed. */
   bufferBodyBytes: number;
+  /** BUDGET_FAIL_MODE=open: a tenant with a budget is let through, unreserved, when the
+   *  budget cannot be checked (Durable Object failing, no price table). Default closed. */
+  budgetFailOpen: boolean;
+  /** The price table budgets are priced with (PRICES, from fleet/metering.yaml), or
+   *  what is wrong with it: then no budget can be enforced (BUDGET_FAIL_MODE decides). */
+  prices: PriceTable | string;
 }
 
 /** A numeric var: its default when unset or not a number, clamped to [min, max]. */
@@ -60,6 +67,9 @@ export function config(env: Env): Config {
     sseIdleTimeoutMs: num(env.SSE_IDLE_TIMEOUT_MS, 120_000, 100, 3_600_000),
     retryDeadlineMs: num(env.RETRY_DEADLINE_MS, 30_000, 0, 600_000),
     bufferBodyBytes: Math.floor(num(env.BUFFER_BODY_BYTES, 1024 * 1024, 0, 100 * 1024 * 1024)),
+    // Closed unless the operator explicitly chose "open", like RATE_LIMIT_FAIL_MODE.
+    budgetFailOpen: (env.BUDGET_FAIL_MODE ?? "").trim().toLowerCase() === "open",
+    prices: env.PRICES === undefined || env.PRICES === "" ? "PRICES is not set (it comes from fleet/metering.yaml)" : priceTableFromJson(env.PRICES),
   };
   cache.set(env, c);
   return c;

@@ -27,6 +27,10 @@ export interface Env {
   SSE_IDLE_TIMEOUT_MS?: string;
   RETRY_DEADLINE_MS?: string;
   BUFFER_BODY_BYTES?: string;
+  BUDGET_FAIL_MODE?: string;
+  // From the inventory, not wrangler.jsonc: the price table as JSON (fleet/metering.yaml
+  // through meteringVars() in stacks/model/metering.ts, as for the usage ledger).
+  PRICES?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

@@ -5,6 +5,7 @@ import { statusText } from "./respond.ts";
 export type ErrorType =
   | "invalid_request_error"
   | "authentication_error"
+  | "billing_error"
   | "permission_error"
   | "not_found_error"
   | "request_too_large"
@@ -13,9 +14,12 @@ export type ErrorType =
   | "overloaded_error";
 
 /** The envelope; `request_id` as Anthropic's own error bodies carry it (the SDK's
- *  `ErrorResponse` type: `request_id: string | null`), so a tenant can quote it. */
-export function errorBody(type: ErrorType, message: string, requestId?: string): string {
-  return JSON.stringify(requestId === undefined ? { type: "error", error: { type, message } } : { type: "error", error: { type, message }, request_id: requestId });
+ *  `ErrorResponse` type: `request_id: string | null`), so a tenant can quote it.
+ *  `details.error_code` is where Anthropic puts a finer code (the official SDK reads it
+ *  into `APIError.errorCode`: @anthropic-ai/sdk core/error.js). */
+export function errorBody(type: ErrorType, message: string, requestId?: string, details?: { error_code: string }): string {
+  const error = { type, message, ...(details !== undefined ? { details } : {}) };
+  return JSON.stringify(requestId === undefined ? { type: "error", error } : { type: "error", error, request_id: requestId });
 }
 
 export function errorResponse(
@@ -24,8 +28,9 @@ export function errorResponse(
   message: string,
   requestId: string,
   headers: Record<string, string> = {},
+  details?: { error_code: string },
 ): Response {
-  return new Response(errorBody(type, message, requestId), {
+  return new Response(errorBody(type, message, requestId, details), {
     status,
     statusText: statusText(status),
     headers: { "content-type": "application/json", "request-id": requestId, ...headers },

@@ -60,9 +60,11 @@ const TIMEOUT = Symbol("timeout");
  * is cancelled through the body instead (see `discard` and the callers).
  */
 function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const t = new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(r, ms, TIMEOUT)));
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return Promise.race([p, t]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
 }
 
 /**

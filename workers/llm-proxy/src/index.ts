@@ -63,22 +63,23 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   let tenantId = "";
 
   let failedOpen = false;
+  let budgetFailedOpen = false;
   // Writes the call's data point (and a log line if it is unusual). Synchronous: with
   // the real Analytics Engine binding nothing is left pending after the response.
   const record = (status: number, extra: Partial<CallRecord> = {}) => {
     const now = Date.now();
     const r: CallRecord = { requestId, tenant: tenantId, route, status, usage: emptyUsage(), latencyMs: now - started, ttfbMs: now - started, retries: 0, ...extra };
-    if (worthLogging(r, failedOpen)) {
-      log({ requestId, tenant: r.tenant, route, status, error: r.usage.errorType || undefined, retries: r.retries, latencyMs: r.latencyMs, rateLimiter: failedOpen ? "failed_open" : undefined });
+    if (worthLogging(r, failedOpen || budgetFailedOpen)) {
+      log({ requestId, tenant: r.tenant, route, status, error: r.usage.errorType || undefined, retries: r.retries, latencyMs: r.latencyMs, rateLimiter: failedOpen ? "failed_open" : undefined, budget: budgetFailedOpen ? "failed_open" : undefined });
     }
     const pending = writeMetric(env.METRICS, r, cfg.sampleRate);
     if (pending !== undefined) ctx.waitUntil(pending);
   };
-  const fail = (status: number, type: ErrorType, message: string, headers: Record<string, string> = {}, retries = 0) => {
+  const fail = (status: number, type: ErrorType, message: string, headers: Record<string, string> = {}, retries = 0, details?: { error_code: string }) => {
     const u = emptyUsage();
     u.errorType = type;
     record(status, { usage: u, retries });
-    return errorResponse(status, type, message, requestId, { ...cors, ...headers });
+    return errorResponse(status, type, message, requestId, { ...cors, ...headers }, details);
   };
 
   if (route === STATUS_PATH) {
@@ -132,15 +133,19 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     return fail(body.status, body.status === 413 ? "request_too_large" : "invalid_request_error", body.message);
   }
 
-  // A tenant with token limits reserves tokens in the same Durable Object call as its
-  // request token (tokens.ts), from the body's bytes and its max_tokens: such a tenant's
-  // body is therefore read whole even above BUFFER_BODY_BYTES (up to MAX_BODY_BYTES,
-  // which its content-length was checked against). Without token limits nothing changes.
-  const tokenLimited = (tenant.inputTokensPerMinute ?? 0) > 0 || (tenant.outputTokensPerMinute ?? 0) > 0;
+  // A tenant with token limits or a spend budget reserves tokens and money in the same
+  // Durable Object call as its request token (tokens.ts), from the body's bytes and its
+  // max_tokens: such a tenant's body is therefore read whole even above BUFFER_BODY_BYTES
+  // (up to MAX_BODY_BYTES, which its content-length was checked against). Without token
+  // limits and budgets nothing changes.
+  const tokenLimited = (tenant.inputTokensPerMinute ?? 0) > 0 || (tenant.outputTokensPerMinute ?? 0) > 0 || tenant.dailyBudgetMicros !== undefined || tenant.monthlyBudgetMicros !== undefined;
   if (tokenLimited && body?.kind === "stream") body = { kind: "bytes", bytes: await new Response(body.stream).arrayBuffer() };
   const tokens = await reserveTokens(env, cfg, ctx, limits, tenant, route, request.headers, body?.kind === "bytes" ? body.bytes : undefined);
   const limit = tokens.verdict;
+  budgetFailedOpen = tokens.budgetFailedOpen === true;
   if (!limit.ok) {
+    // An exhausted budget: 402 billing_error (docs/llm-proxy.md "Spend budgets").
+    if (limit.status === 402) return fail(402, "billing_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_exhausted" });
     return fail(limit.status, limit.status === 429 ? "rate_limit_error" : "api_error", limit.message, limit.headers);
   }
   failedOpen = limit.failedOpen;

@@ -17,6 +17,10 @@ export interface TenantRecord {
   inputTokensPerMinute?: number;
   /** Output tokens per minute. Absent or 0: no limit. */
   outputTokensPerMinute?: number;
+  /** Spend budgets in integer micro-dollars per fixed UTC day / month (policy/budget.ts).
+   *  Absent: no budget of that kind. */
+  dailyBudgetMicros?: number;
+  monthlyBudgetMicros?: number;
   /** SHA-256 of the key, hex; compared in constant time after the lookup. */
   keyHash: string;
   createdAt: string;
@@ -90,6 +94,10 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
   for (const k of ["inputTokensPerMinute", "outputTokensPerMinute"] as const) {
     if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || r[k] < 0)) return undefined;
   }
+  // Budgets likewise, as whole micro-dollars above 0.
+  for (const k of ["dailyBudgetMicros", "monthlyBudgetMicros"] as const) {
+    if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isSafeInteger(r[k]) || r[k] <= 0)) return undefined;
+  }
   return {
     id: r.id,
     name: r.name,
@@ -98,6 +106,8 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
     enabled: r.enabled,
     ...(typeof r.inputTokensPerMinute === "number" && r.inputTokensPerMinute > 0 ? { inputTokensPerMinute: r.inputTokensPerMinute } : {}),
     ...(typeof r.outputTokensPerMinute === "number" && r.outputTokensPerMinute > 0 ? { outputTokensPerMinute: r.outputTokensPerMinute } : {}),
+    ...(typeof r.dailyBudgetMicros === "number" ? { dailyBudgetMicros: r.dailyBudgetMicros } : {}),
+    ...(typeof r.monthlyBudgetMicros === "number" ? { monthlyBudgetMicros: r.monthlyBudgetMicros } : {}),
     keyHash: r.keyHash,
     createdAt: typeof r.createdAt === "string" ? r.createdAt : "",
   };

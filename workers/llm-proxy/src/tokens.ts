@@ -1,11 +1,14 @@
-// The rate-limit step of a call, with the tenant's token limits (issue 14.8): builds the
-// call's token reservation (policy/token-estimate.ts), takes it together with the
-// request token in one Durable Object call (or from the isolate's lease: no extra round
-// trip), asks count_tokens once when the byte bound is too coarse near the limit, and
-// returns the settle that gives back what the call did not use (in ctx.waitUntil).
+// The rate-limit step of a call, with the tenant's token limits (issue 14.8) and spend
+// budgets (issue 16.2): builds the call's token and money reservations
+// (policy/token-estimate.ts, policy/budget.ts), takes them together with the request
+// token in one Durable Object call (or from the isolate's lease: no extra round trip),
+// asks count_tokens when the byte bound is too coarse near a limit or budget, and returns
+// the settle that gives back what the call did not use and charges what it cost (in
+// ctx.waitUntil).
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
-import { rateLimit, settleTokens, type LocalLimits, type RateVerdict } from "./policy/rate-limit.ts";
+import { hasBudget, reservationMicros, settledCostMicros, type BudgetLimits } from "./policy/budget.ts";
+import { flushMoneyLater, rateLimit, settleTokens, type LocalLimits, type RateVerdict } from "./policy/rate-limit.ts";
 import { LEASE_MS, type TakeResult, type TokenAsk, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 import { countTokensBody, estimateFromBody, fromCount, usedTokens, type Estimate } from "./policy/token-estimate.ts";
 import type { TenantRecord } from "./tenant-record.ts";
@@ -15,6 +18,8 @@ export interface Reservation {
   verdict: RateVerdict;
   /** Settles the call: to `usage` (what the answer reported), or to nothing. Idempotent. */
   settle: (usage?: Usage, interrupted?: boolean) => void;
+  /** A tenant with a budget let through unreserved (BUDGET_FAIL_MODE=open). */
+  budgetFailedOpen?: boolean;
 }
 
 const NOTHING = () => {};
@@ -57,51 +62,98 @@ export async function reserveTokens(
   // A lease top-up or a settle runs after this request may have answered: keep it alive.
   const background = (p: Promise<unknown>) => ctx.waitUntil(p);
   const limits: TokenLimits = { inputPerMinute: tenant.inputTokensPerMinute ?? 0, outputPerMinute: tenant.outputTokensPerMinute ?? 0 };
-  if ((limits.inputPerMinute === 0 && limits.outputPerMinute === 0) || body === undefined) {
-    return { verdict: await rateLimit(tenant.id, call, local, Date.now, cfg.failOpen, LEASE_MS, background), settle: NOTHING };
+  const budget: BudgetLimits = { dailyMicros: tenant.dailyBudgetMicros ?? 0, monthlyMicros: tenant.monthlyBudgetMicros ?? 0 };
+  let budgeted = hasBudget(budget);
+  let budgetFailedOpen = false;
+  const prices = cfg.prices;
+  if (budgeted && typeof prices === "string") {
+    // No usable price table (a broken deploy): the budget cannot be enforced.
+    console.error(JSON.stringify({ error: "budget_unavailable", reason: prices }));
+    if (!cfg.budgetFailOpen) return { verdict: budgetUnavailable(), settle: NOTHING };
+    budgeted = false;
+    budgetFailedOpen = true;
   }
+  // The Durable Object failing lets a budgeted tenant's call through only if both modes
+  // say open.
+  const failOpen = cfg.failOpen && (!budgeted || cfg.budgetFailOpen);
+  const tokenLimited = limits.inputPerMinute > 0 || limits.outputPerMinute > 0;
+  if ((!tokenLimited && !budgeted) || body === undefined) {
+    const verdict = await rateLimit(tenant.id, call, local, Date.now, failOpen, LEASE_MS, background);
+    return { verdict: budgeted && !cfg.budgetFailOpen && !verdict.ok && verdict.status === 503 ? budgetUnavailable() : verdict, settle: NOTHING, budgetFailedOpen: budgetFailedOpen || (budgeted && verdict.ok && verdict.failedOpen) };
+  }
+  const table = budgeted && typeof prices !== "string" ? prices : undefined;
 
-  // count_tokens calls count as requests and use no tokens upstream.
-  const est: Estimate =
-    route === "/v1/messages" ? estimateFromBody(body) : { input: 0, output: 0, needsCount: false, counted: false, parsed: undefined };
-  // Content whose bytes bound nothing (images, documents, ...) is counted first, unless
-  // the tenant is refused anyway (no upstream call for a call that cannot go).
-  if (est.needsCount && est.parsed !== undefined && local.deniedFor(tenant.id, Date.now()) === undefined) {
+  // count_tokens calls count as requests, use no tokens upstream and cost nothing.
+  const billed = route === "/v1/messages";
+  const est: Estimate = billed ? estimateFromBody(body) : { input: 0, output: 0, needsCount: false, counted: false, parsed: undefined };
+  // Content whose bytes bound nothing (images, documents, ...) is counted first, and so
+  // is every call of a tenant within 20% of a budget (the byte bound, ~4x the real count,
+  // would refuse calls that fit), unless the tenant is refused anyway (no upstream call
+  // for a call that cannot go).
+  // (Counting cannot help a call whose max_tokens alone no longer fits: that one is
+  // refused without asking.)
+  const money0 = table !== undefined ? local.budgetNear(tenant.id) : undefined;
+  const near = money0 !== undefined && money0.near && table !== undefined && reservationMicros(table, est.parsed, 0, est.output) <= money0.left;
+  if ((est.needsCount || near) && est.parsed !== undefined && local.deniedFor(tenant.id, Date.now()) === undefined) {
     const n = await countTokens(cfg, env, headers, est.parsed);
     if (n !== undefined) {
-      est.input = fromCount(n);
+      // The byte bound holds for text: the count replaces it only when smaller.
+      est.input = est.needsCount ? fromCount(n) : Math.min(est.input, fromCount(n));
       est.counted = true;
     }
   }
   const sized = (input: number): Tokens => ({ input: limits.inputPerMinute > 0 ? input : 0, output: limits.outputPerMinute > 0 ? est.output : 0 });
+  const priced = (input: number) => (table !== undefined ? { limits: budget, want: billed ? reservationMicros(table, est.parsed, input, est.output) : 0 } : undefined);
   let want = sized(est.input);
-  let verdict = await rateLimit(tenant.id, call, local, Date.now, cfg.failOpen, LEASE_MS, background, { limits, want });
-  if (
-    !verdict.ok &&
-    verdict.status === 429 &&
-    verdict.limited.length === 1 &&
-    verdict.limited[0] === "input_tokens" &&
-    !est.counted &&
-    est.parsed !== undefined
-  ) {
-    // Near the input limit the byte bound (~4x the real count) refuses calls that fit:
-    // count exactly and ask once more.
+  let money = priced(est.input);
+  // Money owed back (a call's settle, or a lease left unspent) reaches the object with
+  // the tenant's next call, or from this timer if none comes first.
+  const flushMoney = () =>
+    flushMoneyLater(tenant.id, local, LEASE_MS + 50, Date.now, (give) => stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give }), background);
+  const limit = () =>
+    rateLimit(tenant.id, call, local, Date.now, failOpen, LEASE_MS, background, { limits, want, ...(money !== undefined ? { budget: money } : {}) }, table !== undefined ? flushMoney : undefined);
+  let verdict = await limit();
+  const inputOnly = !verdict.ok && verdict.status === 429 && verdict.limited.length === 1 && verdict.limited[0] === "input_tokens";
+  // A budget refusal a smaller input estimate could cure: what is left covers max_tokens.
+  const budgetOnly = !verdict.ok && verdict.status === 402 && table !== undefined && reservationMicros(table, est.parsed, 0, est.output) <= verdict.left;
+  if ((inputOnly || budgetOnly) && !est.counted && est.parsed !== undefined) {
+    // Near the input limit or a budget the byte bound (~4x the real count) refuses calls
+    // that fit: count exactly and ask once more.
     const n = await countTokens(cfg, env, headers, est.parsed);
-    if (n !== undefined && fromCount(n) < want.input) {
-      want = sized(fromCount(n));
-      verdict = await rateLimit(tenant.id, call, local, Date.now, cfg.failOpen, LEASE_MS, background, { limits, want });
+    if (n !== undefined && fromCount(n) < est.input) {
+      est.input = fromCount(n);
+      est.counted = true;
+      want = sized(est.input);
+      money = priced(est.input);
+      verdict = await limit();
     }
   }
-  if (!verdict.ok || verdict.failedOpen) return { verdict, settle: NOTHING };
+  if (budgeted && !cfg.budgetFailOpen && !verdict.ok && verdict.status === 503) verdict = budgetUnavailable();
+  if (!verdict.ok || verdict.failedOpen) return { verdict, settle: NOTHING, budgetFailedOpen: budgetFailedOpen || (budgeted && verdict.ok && verdict.failedOpen) };
   const reserved = verdict.reserved;
+  const reservedMoney = verdict.money;
+  if (reservedMoney !== undefined) flushMoney();
+  const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";
   let settled = false;
   const settle = (usage?: Usage, interrupted = false) => {
     if (settled) return;
     settled = true;
-    const used = usage === undefined ? { input: 0, output: 0 } : usedTokens(usage, reserved, interrupted);
-    if (limits.inputPerMinute === 0) used.input = 0;
-    if (limits.outputPerMinute === 0) used.output = 0;
-    settleTokens(tenant.id, local, Date.now(), reserved, used, (give) => stub().settle(limits, give), background);
+    if (tokenLimited) {
+      const used = usage === undefined ? { input: 0, output: 0 } : usedTokens(usage, reserved, interrupted);
+      if (limits.inputPerMinute === 0) used.input = 0;
+      if (limits.outputPerMinute === 0) used.output = 0;
+      settleTokens(tenant.id, local, Date.now(), reserved, used, (give) => stub().settle(limits, give), background);
+    }
+    if (reservedMoney !== undefined && table !== undefined) {
+      // The cost as the ledger computes it (no answer: nothing was billed).
+      const cost = usage === undefined ? 0 : settledCostMicros(table, usage, model, est.output, interrupted);
+      local.settleMoney(tenant.id, reservedMoney.windows, reservedMoney.micros, cost);
+      flushMoney();
+    }
   };
   return { verdict, settle };
+}
+
+function budgetUnavailable(): RateVerdict {
+  return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "spend budget check unavailable; try again shortly" };
 }

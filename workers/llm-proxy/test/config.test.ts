@@ -1,12 +1,15 @@
 // wrangler.jsonc is the single source of the Worker's bindings: this keeps the hand-typed
-// Env (src/env.ts) and .dev.vars.example equal to it, and checks the Durable Object
-// migration and version_metadata binding the issue requires.
+// Env (src/env.ts) and .dev.vars.example equal to it (plus the vars that come from the
+// inventory, PRICES), and checks the Durable Object migration and version_metadata
+// binding the issue requires.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import ts from "typescript";
 import { expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { WORKER_DIR, WRANGLER_CONFIG } from "../local/miniflare.ts";
+import { priceTableFromJson } from "../../shared/cost.ts";
+import { PriceTableJsonSchema } from "../../shared/pricing.ts";
+import { inventoryVars, WORKER_DIR, WRANGLER_CONFIG } from "../local/miniflare.ts";
 
 function envInterface(): Map<string, { optional: boolean; type: string }> {
   const file = resolve(WORKER_DIR, "src/env.ts");
@@ -24,7 +27,7 @@ function envInterface(): Map<string, { optional: boolean; type: string }> {
   return out;
 }
 
-it("Env declares exactly wrangler.jsonc's bindings and vars, plus the documented secrets", () => {
+it("Env declares exactly wrangler.jsonc's bindings and vars, the inventory's vars, plus the documented secrets", () => {
   const c = unstable_readConfig({ config: WRANGLER_CONFIG });
   const env = envInterface();
   const expected = new Map<string, string>();
@@ -39,6 +42,14 @@ it("Env declares exactly wrangler.jsonc's bindings and vars, plus the documented
   const secrets = [...readFileSync(resolve(WORKER_DIR, ".dev.vars.example"), "utf8").matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
   expect(secrets.sort()).toEqual(["ANTHROPIC_API_KEY", "OPERATOR_TOKEN"]);
   for (const s of secrets) expected.set(s, "string");
+  // PRICES comes from fleet/metering.yaml (meteringVars()), never from wrangler.jsonc: one
+  // source for the ledger's and the proxy's price table.
+  const fromInventory = Object.keys(inventoryVars());
+  expect(fromInventory).toEqual(["PRICES"]);
+  for (const k of fromInventory) {
+    expect(Object.keys(c.vars), k).not.toContain(k);
+    expected.set(k, "string");
+  }
   expect([...env.keys()].sort()).toEqual([...expected.keys()].sort());
   for (const [k, type] of expected) expect(env.get(k)!.type, k).toBe(type);
 });
@@ -48,4 +59,31 @@ it("declares the RateLimiter as a SQLite-backed Durable Object class in migratio
   expect(c.migrations).toEqual([{ tag: "v1", new_sqlite_classes: ["RateLimiter"] }]);
   expect(c.durable_objects.bindings).toEqual([{ name: "RATE_LIMITER", class_name: "RateLimiter" }]);
   expect(c.compatibility_date).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+});
+
+it("reads the inventory's PRICES as the ledger's schema does, and refuses what it refuses", () => {
+  const { PRICES } = inventoryVars();
+  const table = priceTableFromJson(PRICES);
+  expect(table).toEqual(PriceTableJsonSchema.parse(JSON.parse(PRICES)));
+  const t = JSON.parse(PRICES) as { asOf: string; models: Record<string, Record<string, unknown>> };
+  const first = Object.keys(t.models)[0]!;
+  const bad = [
+    "not json",
+    JSON.stringify({ ...t, extra: 1 }),
+    JSON.stringify({ ...t, asOf: "27.11.2026" }),
+    JSON.stringify({ ...t, models: {} }),
+    JSON.stringify({ ...t, models: { [first]: { ...t.models[first], input: 1.5 } } }),
+    JSON.stringify({ ...t, models: { [first]: { ...t.models[first], output: -1 } } }),
+    JSON.stringify({ ...t, models: { [first]: { ...t.models[first], surprise: 1 } } }),
+  ];
+  for (const b of bad) {
+    expect(typeof priceTableFromJson(b), b.slice(0, 60)).toBe("string");
+    let zodOk = false;
+    try {
+      zodOk = PriceTableJsonSchema.safeParse(JSON.parse(b)).success;
+    } catch {
+      zodOk = false;
+    }
+    expect(zodOk, b.slice(0, 60)).toBe(false);
+  }
 });

@@ -112,6 +112,10 @@ export class FakeAnthropic {
   url = "";
   /** Keep a copy of every request (off in benchmarks). */
   recording = true;
+  /** When set, answers every valid count_tokens request with this count of its body,
+   *  without taking a scripted answer from the queue (tests whose concurrent calls may or
+   *  may not count first). */
+  countTokens: ((body: Record<string, unknown>) => number) | undefined;
 
   /** The next requests get these behaviours, in order; then the default (echo) one. */
   enqueue(...b: Behaviour[]): void {
@@ -121,6 +125,7 @@ export class FakeAnthropic {
   reset(): void {
     this.received.length = 0;
     this.queue.length = 0;
+    this.countTokens = undefined;
   }
 
   async start(): Promise<this> {
@@ -157,7 +162,7 @@ export class FakeAnthropic {
         if (f in b) return { kind: "error", status: 400, type: "invalid_request_error", message: `${f}: Extra inputs are not permitted` };
       }
       if (!Array.isArray(b.messages) || typeof b.model !== "string") return { kind: "error", status: 400, type: "invalid_request_error", message: "model and messages: Field required" };
-      return { kind: "json", body: { input_tokens: 42 } };
+      return { kind: "json", body: { input_tokens: this.countTokens?.(b) ?? 42 } };
     }
     let stream = false;
     try {
@@ -169,7 +174,8 @@ export class FakeAnthropic {
   }
 
   private async respond(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
-    const b = this.queue.shift() ?? this.defaultBehaviour(req, body);
+    const counting = this.countTokens !== undefined && (req.url ?? "").split("?")[0] === "/v1/messages/count_tokens";
+    const b = (counting ? undefined : this.queue.shift()) ?? this.defaultBehaviour(req, body);
     const requestId = requestIdOf(++rid);
     const head = (status: number, h: Record<string, string>) => {
       res.statusMessage = REASON[status] ?? "";

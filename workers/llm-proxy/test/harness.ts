@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, expect } from "vitest";
 import { randomBytes } from "node:crypto";
 import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
 import { createTenant, disableTenant, type TenantKv } from "../../../scripts/lib/tenants/store.ts";
+import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
 import { startLocalProxy, type DataPoint } from "../local/miniflare.ts";
 import { FakeAnthropic } from "./fake-anthropic.ts";
 
@@ -47,16 +48,24 @@ export class Harness {
     return h;
   }
 
-  async tenant(opts: { ratePerMinute?: number; burst?: number; name?: string; inputTokensPerMinute?: number; outputTokensPerMinute?: number } = {}): Promise<{ key: string; id: string }> {
-    const { key, record } = await createTenant(this.kv, {
-      name: opts.name ?? "acme",
-      ratePerMinute: opts.ratePerMinute ?? 6000,
-      burst: opts.burst ?? 1000,
-      ...(opts.inputTokensPerMinute !== undefined ? { inputTokensPerMinute: opts.inputTokensPerMinute } : {}),
-      ...(opts.outputTokensPerMinute !== undefined ? { outputTokensPerMinute: opts.outputTokensPerMinute } : {}),
-    });
+  async tenant(
+    opts: { ratePerMinute?: number; burst?: number; name?: string; inputTokensPerMinute?: number; outputTokensPerMinute?: number; dailyBudgetMicros?: number; monthlyBudgetMicros?: number } = {},
+  ): Promise<{ key: string; id: string }> {
+    const { name, ratePerMinute, burst, ...rest } = opts;
+    const { key, record } = await createTenant(this.kv, { name: name ?? "acme", ratePerMinute: ratePerMinute ?? 6000, burst: burst ?? 1000, ...rest });
     this.tenantKeys.push(key);
     return { key, id: record.id };
+  }
+
+  /** A tenant whose record the Durable Object refuses (rate 0: `take` throws), the way to
+   *  make the limiter fail; `extra` adds fields (a budget). */
+  async brokenTenant(id = "t_00000000000000bb", extra: Record<string, unknown> = {}): Promise<string> {
+    const key = `efk_broken-limit-test-key-${id}-000000000000000000000`;
+    this.tenantKeys.push(key);
+    const keyHash = await sha256Hex(key);
+    const rec = { id, name: "broken", ratePerMinute: 0, burst: 1, enabled: true, keyHash, createdAt: "", ...extra };
+    await this.kv.put(kvKeyFor(keyHash), JSON.stringify(rec), rec);
+    return key;
   }
 
   disable(id: string) {

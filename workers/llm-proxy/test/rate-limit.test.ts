@@ -2,18 +2,10 @@
 // under concurrency, answers 429 with retry-after and rate-limit headers, keeps tenants
 // apart, and fails closed (or open, when configured) when it errors.
 import { describe, expect, it } from "vitest";
-import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
 import { Harness, useHarness } from "./harness.ts";
 
-async function brokenTenant(h: Harness): Promise<string> {
-  // A record whose limit the Durable Object refuses (rate 0): the limiter errors.
-  const key = "efk_broken-limit-test-key-000000000000000000000";
-  h.tenantKeys.push(key);
-  const keyHash = await sha256Hex(key);
-  const rec = { id: "t_00000000000000bb", name: "broken", ratePerMinute: 0, burst: 1, enabled: true, keyHash, createdAt: "" };
-  await h.kv.put(kvKeyFor(keyHash), JSON.stringify(rec), rec);
-  return key;
-}
+// A record whose limit the Durable Object refuses (rate 0): the limiter errors.
+const brokenTenant = (h: Harness) => h.brokenTenant();
 
 describe("rate limiting (fail closed by default, success metrics sampled out)", () => {
   let h: Harness;

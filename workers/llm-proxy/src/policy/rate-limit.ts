@@ -5,20 +5,48 @@
 // denial is remembered, and a busy tenant's admitted call may bring a small lease of
 // extra requests and tokens, topped up in the background before it runs out, so that a
 // busy tenant's calls rarely wait for the Durable Object. Unspent leases and settled
-// differences go back to the object with its next call or in the background. When it
-// fails, the configured mode decides.
+// differences go back to the object with its next call or in the background. A
+// tenant's spend budgets ride on the same call and the same lease (in micro-dollars; see
+// budget.ts and docs/llm-proxy.md "Spend budgets"). When it fails, the configured mode
+// decides.
+import { dollars } from "../../../shared/cost.ts";
+import { addGive, BUDGET_KINDS, BUDGET_NEAR_SHARE, budgetWindow, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetResult } from "./budget.ts";
 import { MAX_LEASE, MAX_TOPUP_LEASE, type GiveBack, type LimitName, type TakeResult, type TokenAsk, type TokenLimits, type Tokens } from "./token-bucket.ts";
 
 export type RateVerdict =
-  | { ok: true; headers: Record<string, string>; failedOpen: boolean; reserved: Tokens }
+  | {
+      ok: true;
+      headers: Record<string, string>;
+      failedOpen: boolean;
+      reserved: Tokens;
+      /** Micro-dollars reserved for this call, and the budget windows they were reserved
+       *  in (the settle gives back into these); absent for a tenant without budgets. */
+      money?: { micros: number; windows: Partial<Record<BudgetKind, number>> };
+    }
   | { ok: false; status: 429; headers: Record<string, string>; message: string; limited: LimitName[] }
+  | {
+      ok: false;
+      status: 402;
+      headers: Record<string, string>;
+      message: string;
+      budget: BudgetKind[];
+      /** The least a refusing budget had left for this call (a smaller estimate may fit it). */
+      left: number;
+    }
   | { ok: false; status: 503; headers: Record<string, string>; message: string };
 
 /** The token side of a call: the tenant's limits and this call's reservation. */
 export interface TokenRequest {
   limits: TokenLimits;
   want: Tokens;
+  /** The tenant's budgets and this call's reservation in micro-dollars. */
+  budget?: { limits: BudgetLimits; want: number };
 }
+
+/** After a budget refusal from the Durable Object, an isolate refuses that tenant's
+ *  calls that cannot fit for this long without asking again (other isolates' settles may
+ *  free money meanwhile: a refusal here can only come early, never an admission late). */
+export const BUDGET_DENIAL_MS = 1000;
 
 const ZERO: Tokens = { input: 0, output: 0 };
 
@@ -34,7 +62,7 @@ function rfc3339(ms: number): string {
  * limits. Anthropic's own headers describe the organisation's quota on the provider key
  * and never reach a tenant; these describe the tenant's.
  */
-export function rateHeaders(r: TakeResult, nowMs: number = Date.now()): Record<string, string> {
+export function rateHeaders(r: TakeResult, nowMs: number = Date.now(), wantMicros?: number): Record<string, string> {
   const h: Record<string, string> = {
     "ratelimit-limit": String(r.limit),
     "ratelimit-remaining": String(r.remaining),
@@ -49,6 +77,31 @@ export function rateHeaders(r: TakeResult, nowMs: number = Date.now()): Record<s
       h[`edgefleet-ratelimit-${name}-reset`] = rfc3339(nowMs + t.resetMs[side]);
     }
   }
+  if (r.budget !== undefined) Object.assign(h, budgetHeaders(r.budget, wantMicros));
+  return h;
+}
+
+/**
+ * A budgeted tenant's headers: per budget `edgefleet-budget-{daily,monthly}-limit-micros`,
+ * `-remaining-micros` (after this call's reservation) and `-reset` (RFC 3339, when the
+ * window ends); `edgefleet-budget-remaining-micros`, the least of them; and
+ * `edgefleet-estimated-cost-micros`, this call's reservation: the upper bound of its cost
+ * held until it settles to the actual cost.
+ */
+export function budgetHeaders(b: BudgetResult, wantMicros?: number): Record<string, string> {
+  const h: Record<string, string> = {};
+  let least: number | undefined;
+  for (const k of BUDGET_KINDS) {
+    const limit = b.limit[k];
+    if (limit === undefined) continue;
+    const left = b.remaining[k] ?? 0;
+    h[`edgefleet-budget-${k}-limit-micros`] = String(limit);
+    h[`edgefleet-budget-${k}-remaining-micros`] = String(left);
+    if (b.resetAtMs[k] !== undefined) h[`edgefleet-budget-${k}-reset`] = rfc3339(b.resetAtMs[k]);
+    least = least === undefined ? left : Math.min(least, left);
+  }
+  if (least !== undefined) h["edgefleet-budget-remaining-micros"] = String(least);
+  if (wantMicros !== undefined) h["edgefleet-estimated-cost-micros"] = String(wantMicros);
   return h;
 }
 
@@ -66,6 +119,12 @@ interface Lease {
   /** The reservation the lease was sized for (top-ups ask for it again). */
   unit: Tokens | undefined;
   tok: { limit: Tokens; remaining: Tokens; fullAtMs: Tokens } | undefined;
+  /** Leased micro-dollars (reserved in the Durable Object already) and the budget state
+   *  the lease was granted with; calls spend their own reservation from `micros`. */
+  micros: number;
+  money: BudgetResult | undefined;
+  /** The per-call money reservation the lease was sized for (top-ups ask for it again). */
+  moneyUnit: number | undefined;
 }
 
 /**
@@ -78,11 +137,21 @@ export class LocalLimits {
   private readonly tokDenied = new Map<string, { atMs: number; avail: Tokens; limit: Tokens; fullAtMs: Tokens; reqRemaining: number; reqLimit: number; reqFullAtMs: number }>();
   private readonly leases = new Map<string, Lease>();
   private readonly owed = new Map<string, GiveBack>();
+  private readonly owedMoney = new Map<string, BudgetGive>();
+  private readonly budgetDenied = new Map<string, { untilMs: number; result: TakeResult }>();
+  /** The budgets as the Durable Object last described them (for "near the budget"). */
+  private readonly lastBudget = new Map<string, BudgetResult>();
   private readonly inflight = new Map<string, Promise<TakeResult>>();
   private readonly flushing = new Set<string>();
 
   private leaseResult(l: Lease, nowMs: number, want: Tokens | undefined): TakeResult {
     const r: TakeResult = { allowed: true, granted: 1, remaining: l.remaining + l.tokens, limit: l.limit, retryAfterMs: 0, resetMs: Math.max(0, l.fullAtMs - nowMs) };
+    if (l.money !== undefined) {
+      // What the object had left when it granted the lease, plus what the lease still holds.
+      const remaining: BudgetResult["remaining"] = {};
+      for (const k of BUDGET_KINDS) if (l.money.remaining[k] !== undefined) remaining[k] = l.money.remaining[k] + Math.max(0, l.micros);
+      r.budget = { ...l.money, remaining };
+    }
     if (l.tok !== undefined) {
       const t = l.tok;
       r.tokens = {
@@ -95,24 +164,35 @@ export class LocalLimits {
     return r;
   }
 
-  /** `want`: the call's token reservation (undefined: the tenant has no token limits). */
-  check(tenantId: string, nowMs: number, want?: Tokens): TakeResult | undefined {
+  /** `want`: the call's token reservation (undefined: the tenant has no token limits);
+   *  `wantMicros`: its money reservation (undefined: the tenant has no budget). */
+  check(tenantId: string, nowMs: number, want?: Tokens, wantMicros?: number): TakeResult | undefined {
     // Leased tokens first: they were deducted already, even if the bucket is empty now.
     const l = this.leases.get(tenantId);
     if (l !== undefined) {
-      const fits = want === undefined || (l.input >= want.input && l.output >= want.output);
+      const fits =
+        (want === undefined || (l.input >= want.input && l.output >= want.output)) &&
+        (wantMicros === undefined || wantMicros === 0 || (l.money !== undefined && l.micros >= wantMicros));
       if (l.tokens > 0 && nowMs < l.expiresMs && fits) {
         l.tokens--;
         if (want !== undefined) {
           l.input -= want.input;
           l.output -= want.output;
         }
+        if (wantMicros !== undefined) l.micros -= wantMicros;
         return this.leaseResult(l, nowMs, want);
       }
       // Expired, used up, or too small for this call: what is left goes back to the
       // Durable Object with the next call (it was deducted there and never spent).
-      this.owe(tenantId, { requests: Math.max(0, l.tokens), input: Math.max(0, l.input), output: Math.max(0, l.output) });
-      this.leases.delete(tenantId);
+      this.dropLease(tenantId, l);
+    }
+    const bd = this.budgetDenied.get(tenantId);
+    if (bd !== undefined && wantMicros !== undefined && wantMicros > 0) {
+      if (nowMs < bd.untilMs) {
+        const b = bd.result.budget;
+        const short = BUDGET_KINDS.filter((k) => b?.limit[k] !== undefined && (b.remaining[k] ?? 0) < wantMicros);
+        if (short.length > 0) return { ...bd.result, budgetLimited: short, retryAfterMs: Math.max(...short.map((k) => (b?.resetAtMs[k] ?? nowMs) - nowMs)) };
+      } else this.budgetDenied.delete(tenantId);
     }
     const d = this.denied.get(tenantId);
     if (d !== undefined) {
@@ -157,10 +237,33 @@ export class LocalLimits {
     return undefined;
   }
 
+  /** A lease that can no longer be spent: its unspent requests, tokens and money are owed
+   *  back to the Durable Object (they were deducted there and never spent). */
+  private dropLease(tenantId: string, l: Lease): void {
+    this.owe(tenantId, { requests: Math.max(0, l.tokens), input: Math.max(0, l.input), output: Math.max(0, l.output) });
+    if (l.money !== undefined && l.micros > 0) {
+      const g: BudgetGive = {};
+      for (const k of BUDGET_KINDS) if (l.money.windows[k] !== undefined) g[k] = { start: l.money.windows[k], release: l.micros, spend: 0 };
+      this.oweMoney(tenantId, g);
+    }
+    this.leases.delete(tenantId);
+  }
+
+  /** Drops the tenant's lease if it has expired (its unspent part is then owed). */
+  expireLease(tenantId: string, nowMs: number): void {
+    const l = this.leases.get(tenantId);
+    if (l !== undefined && nowMs >= l.expiresMs) this.dropLease(tenantId, l);
+  }
+
   /** Keeps what a Durable Object call returned. `used` requests of it were spent by the
-   *  caller (1 for a request, 0 for a top-up), with `want` tokens each; the rest of the
-   *  grant joins the lease. */
-  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number, used = 1, want?: Tokens): void {
+   *  caller (1 for a request, 0 for a top-up), with `want` tokens and `wantMicros` each;
+   *  the rest of the grant joins the lease. */
+  remember(tenantId: string, nowMs: number, r: TakeResult, leaseMs: number, used = 1, want?: Tokens, wantMicros?: number): void {
+    if (!r.allowed && r.budgetLimited !== undefined && r.budgetLimited.length > 0) {
+      this.budgetDenied.set(tenantId, { untilMs: nowMs + BUDGET_DENIAL_MS, result: r });
+    }
+    if (r.allowed) this.budgetDenied.delete(tenantId);
+    if (r.budget !== undefined) this.lastBudget.set(tenantId, r.budget);
     if (!r.allowed && r.retryAfterMs > 0) {
       const limited = r.limited ?? ["requests"];
       if (limited.includes("requests")) this.denied.set(tenantId, { untilMs: nowMs + r.retryAfterMs, limit: r.limit, fullAtMs: nowMs + r.resetMs });
@@ -182,12 +285,26 @@ export class LocalLimits {
       const alive = l !== undefined && nowMs < l.expiresMs;
       const gi = (r.tokens?.granted.input ?? 0) - used * (want?.input ?? 0);
       const go = (r.tokens?.granted.output ?? 0) - used * (want?.output ?? 0);
+      const gm = (r.budget?.granted ?? 0) - used * (wantMicros ?? 0);
       const t = r.tokens;
+      // Money of one window is never spent in the next: the lease ends with the earliest
+      // budget window it was granted in (the daily one, when there is one).
+      let expiresMs = nowMs + leaseMs;
+      for (const k of BUDGET_KINDS) if (r.budget?.resetAtMs[k] !== undefined) expiresMs = Math.min(expiresMs, r.budget.resetAtMs[k]);
+      if (alive && l.money !== undefined && r.budget !== undefined && BUDGET_KINDS.some((k) => l.money!.windows[k] !== r.budget!.windows[k])) {
+        // The old lease's money belongs to another window: give it back, keep the rest.
+        this.dropLease(tenantId, l);
+        this.remember(tenantId, nowMs, r, leaseMs, used, want, wantMicros);
+        return;
+      }
       this.leases.set(tenantId, {
         tokens: (alive ? l.tokens : 0) + r.granted - used,
         input: (alive ? l.input : 0) + gi,
         output: (alive ? l.output : 0) + go,
-        expiresMs: nowMs + leaseMs,
+        micros: (alive ? l.micros : 0) + gm,
+        money: r.budget,
+        moneyUnit: wantMicros,
+        expiresMs,
         limit: r.limit,
         remaining: r.remaining,
         size: r.granted - 1,
@@ -203,6 +320,53 @@ export class LocalLimits {
     const d = this.denied.get(id);
     if (d === undefined || nowMs >= d.untilMs) return undefined;
     return d.untilMs - nowMs;
+  }
+
+  /** Money owed back to the Durable Object (settled calls, unspent leases), per window. */
+  oweMoney(tenantId: string, g: BudgetGive | undefined): void {
+    const next = addGive(this.owedMoney.get(tenantId), g);
+    if (next !== undefined) this.owedMoney.set(tenantId, next);
+  }
+
+  takeOwedMoney(tenantId: string): BudgetGive | undefined {
+    const g = this.owedMoney.get(tenantId);
+    this.owedMoney.delete(tenantId);
+    return g;
+  }
+
+  /** A settled call's money: its reservation released and its actual cost spent, in the
+   *  windows it was reserved in. Always owed to the Durable Object (never spent from a
+   *  lease, so the object's `spent` stays the sum of actual costs); a refund clears a
+   *  remembered budget refusal. */
+  settleMoney(tenantId: string, windows: Partial<Record<BudgetKind, number>>, reserved: number, actual: number): void {
+    const g: BudgetGive = {};
+    for (const k of BUDGET_KINDS) if (windows[k] !== undefined) g[k] = { start: windows[k], release: reserved, spend: actual };
+    this.oweMoney(tenantId, g);
+    if (actual < reserved) this.budgetDenied.delete(tenantId);
+  }
+
+  /** Whether the tenant had less than 20% of a budget left when the Durable Object last
+   *  said (its calls are then estimated from count_tokens), and the least any budget had
+   *  left. Unknown: not near. */
+  budgetNear(tenantId: string): { near: boolean; left: number } {
+    const b = this.lastBudget.get(tenantId);
+    if (b === undefined) return { near: false, left: Number.POSITIVE_INFINITY };
+    const kinds = BUDGET_KINDS.filter((k) => b.limit[k] !== undefined);
+    return {
+      near: kinds.some((k) => (b.remaining[k] ?? 0) * BUDGET_NEAR_SHARE < b.limit[k]!),
+      left: Math.min(...kinds.map((k) => b.remaining[k] ?? 0)),
+    };
+  }
+
+  /** The money reservation the current lease was sized for (what a top-up asks for). */
+  leaseMoneyUnit(tenantId: string): number | undefined {
+    return this.leases.get(tenantId)?.moneyUnit;
+  }
+
+  /** When the tenant's lease expires, if it holds money (undefined: no such lease). */
+  moneyLeaseExpiry(tenantId: string): number | undefined {
+    const l = this.leases.get(tenantId);
+    return l !== undefined && l.micros > 0 ? l.expiresMs : undefined;
   }
 
   owe(tenantId: string, g: GiveBack): void {
@@ -329,29 +493,49 @@ export async function rateLimit(
   background?: (p: Promise<unknown>) => void,
   /** The tenant's token limits and this call's reservation; absent: requests only. */
   tokens?: TokenRequest,
+  /** Called whenever this isolate takes a lease holding money (so that its unspent part is
+   *  sure to go back: flushMoneyLater). */
+  onMoneyLease?: () => void,
 ): Promise<RateVerdict> {
   const want = tokens?.want;
+  const money = tokens?.budget;
   // With no token limits, a call carries a TokenAsk only to give back unspent requests.
-  const askFor = (w: Tokens | undefined): TokenAsk | undefined => {
-    if (tokens !== undefined) return { limits: tokens.limits, want: w ?? ZERO, give: local.takeOwed(tenantId) };
+  const askFor = (w: Tokens | undefined, m?: number): TokenAsk | undefined => {
+    if (tokens !== undefined) {
+      const ask: TokenAsk = { limits: tokens.limits, want: w ?? ZERO, give: local.takeOwed(tenantId) };
+      if (money !== undefined) {
+        // Money owed back rides on this call (a give for an ended window is dropped there).
+        const give = local.takeOwedMoney(tenantId);
+        ask.budget = { limits: money.limits, want: m ?? 0, ...(give !== undefined ? { give } : {}) };
+      }
+      return ask;
+    }
     if (!local.hasOwed(tenantId)) return undefined;
     const give = local.takeOwed(tenantId);
     return { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
   };
   let r: TakeResult | undefined;
   for (;;) {
-    r = local.check(tenantId, nowMs(), want);
+    r = local.check(tenantId, nowMs(), want, money?.want);
     if (r !== undefined) break;
     let asked: { result: TakeResult; own: boolean };
     try {
-      asked = await local.ask(tenantId, () => call(MAX_LEASE, askFor(want)));
+      asked = await local.ask(tenantId, () => call(MAX_LEASE, askFor(want, money?.want)));
     } catch {
       if (failOpen) return { ok: true, headers: {}, failedOpen: true, reserved: ZERO };
       return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "rate limiter unavailable; try again shortly" };
     }
     if (!asked.own) continue; // another request's call finished: look at what it left
     r = asked.result;
-    local.remember(tenantId, nowMs(), r, leaseMs, 1, want);
+    local.remember(tenantId, nowMs(), r, leaseMs, 1, want, money?.want);
+    if (r.allowed && r.budget !== undefined && money !== undefined && r.budget.granted > money.want) {
+      onMoneyLease?.();
+      // The lease's money is the tenant's still: count it as remaining in the headers.
+      const extra = r.budget.granted - money.want;
+      const remaining: BudgetResult["remaining"] = {};
+      for (const k of BUDGET_KINDS) if (r.budget.remaining[k] !== undefined) remaining[k] = r.budget.remaining[k] + extra;
+      r = { ...r, budget: { ...r.budget, remaining } };
+    }
     break;
   }
   if (r.allowed && background !== undefined && local.wantsTopUp(tenantId, nowMs())) {
@@ -359,15 +543,25 @@ export async function rateLimit(
     // here; a failed or refused top-up only means the next call asks for itself.
     const cap = local.topUpCap(tenantId);
     const unit = tokens !== undefined ? (local.leaseUnit(tenantId) ?? want) : undefined;
+    const moneyUnit = money !== undefined ? (local.leaseMoneyUnit(tenantId) ?? money.want) : undefined;
     background(
-      local.ask(tenantId, () => call(cap, askFor(unit))).then(
-        (a) => (a.own ? local.remember(tenantId, nowMs(), a.result, leaseMs, 0, unit) : undefined),
+      local.ask(tenantId, () => call(cap, askFor(unit, moneyUnit))).then(
+        (a) => {
+          if (!a.own) return;
+          local.remember(tenantId, nowMs(), a.result, leaseMs, 0, unit, moneyUnit);
+          if (a.result.allowed && (a.result.budget?.granted ?? 0) > 0) onMoneyLease?.();
+        },
         () => {},
       ),
     );
   }
-  const headers = rateHeaders(r, nowMs());
-  if (r.allowed) return { ok: true, headers, failedOpen: false, reserved: tokens !== undefined ? { ...tokens.want } : ZERO };
+  const headers = rateHeaders(r, nowMs(), money?.want);
+  if (r.allowed) {
+    const verdict: RateVerdict = { ok: true, headers, failedOpen: false, reserved: tokens !== undefined ? { ...tokens.want } : ZERO };
+    if (money !== undefined) verdict.money = { micros: money.want, windows: r.budget?.windows ?? {} };
+    return verdict;
+  }
+  if (r.budgetLimited !== undefined && r.budgetLimited.length > 0) return budgetRefusal(r, money?.want ?? 0, nowMs());
   const limited = r.limited ?? ["requests"];
   headers["retry-after"] = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
   headers["edgefleet-ratelimit-exceeded"] = limited.join(", ");
@@ -408,6 +602,77 @@ export function settleTokens(
         }
       } finally {
         local.endFlush(tenantId);
+      }
+    })(),
+  );
+}
+
+/**
+ * An exhausted budget: 402 with Anthropic's `billing_error` (docs/llm-proxy.md, "Spend
+ * budgets", says why not 429), naming the budget, its size and when it starts afresh.
+ * `x-should-retry: false` (the SDKs obey it first) and `retry-after` until the window's end.
+ */
+function budgetRefusal(r: TakeResult, wantMicros: number, nowMs: number): RateVerdict {
+  const kinds = r.budgetLimited ?? [];
+  const b = r.budget;
+  const headers: Record<string, string> = b !== undefined ? budgetHeaders(b, wantMicros) : {};
+  const resetAt = Math.max(...kinds.map((k) => b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end));
+  headers["edgefleet-budget-exceeded"] = kinds.join(", ");
+  headers["retry-after"] = String(Math.max(1, Math.ceil((resetAt - nowMs) / 1000)));
+  headers["x-should-retry"] = "false";
+  const usd = (m: number) => `$${dollars(m)}`;
+  const names = kinds.map((k) => `${k} budget (${b?.limit[k] !== undefined ? usd(b.limit[k]) : "?"}, resets ${rfc3339(b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end)})`);
+  const never = kinds.filter((k) => b?.limit[k] !== undefined && wantMicros > b.limit[k]);
+  const message =
+    never.length > 0
+      ? `this request's cost reservation (${usd(wantMicros)}, from its prompt size and max_tokens) exceeds this API key's ${names.join(" and ")}: it can never be admitted; lower max_tokens or the prompt`
+      : `this API key's ${names.join(" and ")} is exhausted`;
+  const left = Math.min(...kinds.map((k) => b?.remaining[k] ?? 0));
+  return { ok: false, status: 402, headers, message, budget: kinds, left };
+}
+
+/** The longest a money timer keeps following a lease that busy calls keep topping up
+ *  (well inside the 30 s ctx.waitUntil allows after a response); the next call starts a
+ *  new one. */
+export const MONEY_TIMER_MAX_MS = 20_000;
+
+/**
+ * Money owed back to the Durable Object rides on the tenant's next call from this
+ * isolate; so that it never waits for one that does not come, this flushes it after
+ * `delayMs`, in the background (ctx.waitUntil), and then follows the isolate's lease
+ * until it expires, to give back its unspent money. One timer per tenant per isolate; a
+ * busy tenant's gives mostly ride on its calls and the timer finds little to send. A
+ * failed flush is not retried: sent twice, a release could free money twice; lost, it
+ * only makes the budget refuse early.
+ */
+export function flushMoneyLater(
+  tenantId: string,
+  local: LocalLimits,
+  delayMs: number,
+  nowMs: () => number,
+  flush: (give: BudgetGive) => Promise<void>,
+  background: (p: Promise<unknown>) => void,
+): void {
+  // One money timer per tenant per isolate (apart from the token flush's flag).
+  const flag = "budget:" + tenantId;
+  if (!local.startFlush(flag)) return;
+  const started = nowMs();
+  background(
+    (async () => {
+      try {
+        let wait = delayMs;
+        for (;;) {
+          await new Promise((r) => setTimeout(r, wait));
+          local.expireLease(tenantId, nowMs());
+          const owed = local.takeOwedMoney(tenantId);
+          if (owed !== undefined) await flush(owed).catch(() => {});
+          const until = local.moneyLeaseExpiry(tenantId);
+          if (until === undefined) break;
+          wait = Math.max(10, until - nowMs() + 10);
+          if (nowMs() + wait - started > MONEY_TIMER_MAX_MS) break;
+        }
+      } finally {
+        local.endFlush(flag);
       }
     })(),
   );

@@ -1,6 +1,8 @@
 // The token bucket arithmetic the RateLimiter Durable Object applies (pure, so it is
 // unit-tested without a runtime). Tokens refill continuously at ratePerMinute/60 per
-// second up to `burst`; a request takes one token.
+// second up to `burst`; a request takes one token. A tenant's spend budgets (budget.ts)
+// are admitted in the same call, all or nothing with the rest.
+import { checkBudget, commitBudget, type BudgetAsk, type BudgetKind, type BudgetResult, type BudgetRows } from "./budget.ts";
 
 export interface Bucket {
   tokens: number;
@@ -25,6 +27,10 @@ export interface TakeResult {
   impossible?: boolean;
   /** The token buckets, when the call carried a TokenAsk. */
   tokens?: TokenResult;
+  /** The budgets, when the call carried a BudgetAsk. */
+  budget?: BudgetResult;
+  /** When denied: which budgets refused (exhausted for this window). */
+  budgetLimited?: BudgetKind[];
 }
 
 /** Largest lease of a call made for a request: bounds how many tokens an isolate that
@@ -113,6 +119,9 @@ export interface TokenAsk {
   /** This call's reservation; a lease may add whole multiples of it. */
   want: Tokens;
   give: GiveBack;
+  /** The tenant's budgets, this call's reservation in micro-dollars and what is given
+   *  back to them; absent for a tenant without budgets. */
+  budget?: BudgetAsk;
 }
 
 export interface TokenBuckets {
@@ -161,13 +170,13 @@ export function giveBack(prev: TokenBuckets, nowMs: number, limits: TokenLimits,
  * 1/16 of what each token bucket holds after this call.
  */
 export function admit(
-  prev: { requests?: Bucket; tokens: TokenBuckets },
+  prev: { requests?: Bucket; tokens: TokenBuckets; budget?: BudgetRows },
   nowMs: number,
   ratePerMinute: number,
   burst: number,
   leaseCap: number,
   ask: TokenAsk,
-): { requests: Bucket; tokens: TokenBuckets; result: TakeResult } {
+): { requests: Bucket; tokens: TokenBuckets; budget?: BudgetRows; result: TakeResult } {
   if (!(ratePerMinute > 0) || !(burst >= 1) || !Number.isFinite(ratePerMinute) || !Number.isFinite(burst)) {
     throw new RangeError("rate limit needs ratePerMinute > 0 and burst >= 1");
   }
@@ -197,12 +206,19 @@ export function admit(
     if (wo > lo) impossible = true;
     else wait = Math.max(wait, Math.ceil(((wo - out) * 60_000) / lo));
   }
-  const allowed = limited.length === 0;
+  const b = ask.budget !== undefined ? checkBudget(prev.budget ?? {}, nowMs, ask.budget) : undefined;
+  if (b !== undefined && b.limited.length > 0) {
+    if (b.impossible) impossible = true;
+    else wait = Math.max(wait, b.waitMs);
+  }
+  const allowed = limited.length === 0 && (b === undefined || b.limited.length === 0);
   let n = allowed ? leaseSize(req - 1, ratePerMinute, leaseCap) : 0;
   if (n > 0 && wi > 0) n = Math.min(n, Math.floor((inp - wi) / 16 / wi));
   if (n > 0 && wo > 0) n = Math.min(n, Math.floor((out - wo) / 16 / wo));
+  if (n > 0 && b !== undefined) n = Math.min(n, b.leaseMax);
   n = Math.max(0, n);
   const granted = allowed ? 1 + n : 0;
+  const money = b !== undefined ? commitBudget(b, granted) : undefined;
   const gi = allowed ? wi * granted : 0;
   const go = allowed ? wo * granted : 0;
   const requests = { tokens: req - granted, updatedMs: nowMs };
@@ -213,6 +229,7 @@ export function admit(
   return {
     requests,
     tokens,
+    ...(money !== undefined ? { budget: money.rows } : {}),
     result: {
       allowed,
       granted,
@@ -221,6 +238,8 @@ export function admit(
       retryAfterMs: allowed ? 0 : impossible ? 60_000 : wait,
       resetMs: Math.ceil((burst - requests.tokens) / perMs),
       ...(allowed ? {} : { limited, ...(impossible ? { impossible: true } : {}) }),
+      ...(money !== undefined ? { budget: money.result } : {}),
+      ...(b !== undefined && b.limited.length > 0 ? { budgetLimited: b.limited } : {}),
       tokens: {
         granted: { input: gi, output: go },
         remaining: { input: Math.max(0, Math.floor(inp - gi)), output: Math.max(0, Math.floor(out - go)) },

@@ -1,0 +1,298 @@
+// Spend budgets per tenant in workerd (issue 16.2): reserved in the tenant's Durable
+// Object in the same call as its request token, an upper bound priced from the inventory's
+// price table (PRICES from fleet/metering.yaml), settled to the cost the usage ledger
+// computes for the same usage. Exact under concurrency; an exhausted budget is a 402
+// billing_error that names it and that the official SDK does not retry.
+import Anthropic from "@anthropic-ai/sdk";
+import { describe, expect, it } from "vitest";
+import { costBoundMicros, costMicros, lookupPrice, priceTableFromJson, tokensOf, type PriceTable } from "../../shared/cost.ts";
+import type { BudgetRows } from "../src/policy/budget.ts";
+import { inventoryVars } from "../local/miniflare.ts";
+import { messageEvents, type SseEvent } from "./fake-anthropic.ts";
+import { Harness, useHarness } from "./harness.ts";
+
+const HAIKU = "claude-haiku-4-5";
+const prices = priceTableFromJson(inventoryVars().PRICES) as PriceTable;
+const haiku = lookupPrice(prices, HAIKU).price;
+
+const body = (maxTokens: number, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: HAIKU, max_tokens: maxTokens, messages: [{ role: "user", content: "Hello" }], ...extra });
+
+type AnthropicUsage = { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number; cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number } };
+
+const answer = (usage: AnthropicUsage, model = HAIKU) => ({
+  kind: "json" as const,
+  body: { id: "msg_b", type: "message", role: "assistant", model, content: [{ type: "text", text: "ok" }], stop_reason: "end_turn", stop_sequence: null, usage },
+});
+
+/** The ledger's price of a usage (workers/usage-ledger/src/ledger.ts does exactly this). */
+const ledgerCost = (u: AnthropicUsage, model = HAIKU) => costMicros(tokensOf(u), lookupPrice(prices, model).price);
+
+async function budgetState(h: Harness, tenantId: string): Promise<BudgetRows> {
+  const ns = await h.mf.getDurableObjectNamespace("RATE_LIMITER", "llm-proxy");
+  const stub = ns.get(ns.idFromName(tenantId)) as unknown as { budgetState(): Promise<BudgetRows> };
+  return await stub.budgetState();
+}
+
+/** Waits until the tenant's Durable Object holds no reservation (every call settled). */
+async function settledState(h: Harness, tenantId: string): Promise<BudgetRows> {
+  let s = await budgetState(h, tenantId);
+  for (let i = 0; i < 300 && Object.values(s).some((r) => r.reserved !== 0); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    s = await budgetState(h, tenantId);
+  }
+  return s;
+}
+
+describe("spend budgets per tenant", () => {
+  let h: Harness;
+  useHarness({ METRICS_SAMPLE_RATE: "0" }, (started) => {
+    h = started;
+  });
+
+  it("100 concurrent calls against a daily budget for 10 admit exactly 10; spent never exceeds it and equals the ledger's cost", async () => {
+    const b = body(1000);
+    // Every admitted call uses all it reserved: as many input tokens as the body has bytes
+    // (the byte bound), and all of max_tokens. Nothing comes back, so nothing more fits.
+    const usage = { input_tokens: b.length, output_tokens: 1000, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+    const each = costBoundMicros(haiku, b.length, 1000, false);
+    expect(each).toBe(ledgerCost(usage));
+    expect(each).toBe(b.length * 1 + 1000 * 5); // haiku: $1 / $5 per million tokens
+    // Room for 10 calls, and for less than one more call's max_tokens.
+    const budget = 10 * each + 4999;
+    const { key, id } = await h.tenant({ dailyBudgetMicros: budget });
+    h.fake.reset();
+    // Near the end of the budget calls are counted first; the count (the body's length)
+    // never lowers the byte bound here, so every reservation stays `each`.
+    h.fake.countTokens = () => b.length;
+    h.fake.enqueue(...Array.from({ length: 100 }, () => answer(usage)));
+    const results = await Promise.all(Array.from({ length: 100 }, () => h.call("/v1/messages", { key, body: b })));
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 402);
+    expect(ok).toHaveLength(10);
+    expect(refused).toHaveLength(90);
+    expect(h.fake.received.filter((r) => r.path === "/v1/messages")).toHaveLength(10);
+    const state = await settledState(h, id);
+    expect(state.daily).toMatchObject({ spent: 10 * each, reserved: 0 });
+    expect(state.daily!.spent).toBeLessThanOrEqual(budget);
+    // Every admitted answer says what it reserved and what was left after it.
+    for (const r of ok) expect(r.headers.get("edgefleet-estimated-cost-micros")).toBe(String(each));
+    const left = ok.map((r) => Number(r.headers.get("edgefleet-budget-daily-remaining-micros"))).sort((x, y) => x - y);
+    expect(left[0]).toBe(4999);
+    expect(ok[0]!.headers.get("edgefleet-budget-daily-limit-micros")).toBe(String(budget));
+    expect(ok[0]!.headers.get("edgefleet-budget-remaining-micros")).toBe(ok[0]!.headers.get("edgefleet-budget-daily-remaining-micros"));
+    expect(ok[0]!.headers.get("edgefleet-budget-monthly-limit-micros")).toBeNull();
+
+    const r = refused[0]!;
+    const midnight = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1));
+    const iso = midnight.toISOString().replace(".000Z", "Z");
+    expect(JSON.parse(r.text)).toEqual({
+      type: "error",
+      error: {
+        type: "billing_error",
+        message: `this API key's daily budget ($${(budget / 1e6).toFixed(6)}, resets ${iso}) is exhausted`,
+        details: { error_code: "edgefleet_budget_exhausted" },
+      },
+      request_id: r.headers.get("request-id"),
+    });
+    expect(r.headers.get("edgefleet-budget-exceeded")).toBe("daily");
+    expect(r.headers.get("edgefleet-budget-daily-reset")).toBe(iso);
+    expect(r.headers.get("x-should-retry")).toBe("false");
+    const retryAfter = Number(r.headers.get("retry-after"));
+    expect(Math.abs(retryAfter - (midnight.getTime() - Date.now()) / 1000)).toBeLessThan(120);
+  });
+
+  it("settles to the ledger's cost (JSON and SSE, cache writes split by TTL): the money not used comes back", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000, monthlyBudgetMicros: 900_000_000 });
+    const json = { input_tokens: 30, output_tokens: 7, cache_creation_input_tokens: 1500, cache_read_input_tokens: 20_000, cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 1000 } };
+    // An SSE stream: the final usage is split over message_start and message_delta.
+    const sseUsage = { input_tokens: 11, output_tokens: 300, cache_creation_input_tokens: 40, cache_read_input_tokens: 0 };
+    const events: SseEvent[] = messageEvents(["a", "b"], sseUsage).map((e) =>
+      e.event === "message_start" ? { ...e, data: { ...(e.data as object), message: { ...(e.data as { message: object }).message, model: HAIKU } } } : e,
+    );
+    h.fake.reset();
+    h.fake.enqueue(answer(json), { kind: "sse", events });
+    const big = body(4000, { system: [{ type: "text", text: "cached prefix", cache_control: { type: "ephemeral", ttl: "1h" } }] });
+    const r1 = await h.call("/v1/messages", { key, body: big });
+    expect(r1.status).toBe(200);
+    // cache_control in the body: every prompt token may be a (1-hour) write, the dearest.
+    expect(r1.headers.get("edgefleet-estimated-cost-micros")).toBe(String(costBoundMicros(haiku, big.length, 4000, true)));
+    expect(Number(r1.headers.get("edgefleet-estimated-cost-micros"))).toBe(big.length * 2 + 4000 * 5);
+    const r2 = await h.call("/v1/messages", { key, body: body(500, { stream: true }) });
+    expect(r2.status).toBe(200);
+    expect(r2.text).toContain("message_stop");
+    const state = await settledState(h, id);
+    // The SSE usage as the ledger would receive it: message_start's input and cache fields,
+    // message_delta's output, no TTL split (priced as 1-hour writes, like the ledger).
+    const want = ledgerCost(json) + ledgerCost(sseUsage);
+    expect(state.daily).toMatchObject({ spent: want, reserved: 0 });
+    expect(state.monthly).toMatchObject({ spent: want, reserved: 0 });
+    const next = await h.call("/v1/messages", { key, body: body(10) });
+    expect(Number(next.headers.get("edgefleet-budget-daily-remaining-micros"))).toBe(50_000_000 - want - Number(next.headers.get("edgefleet-estimated-cost-micros")));
+    expect(Number(next.headers.get("edgefleet-budget-monthly-remaining-micros"))).toBe(900_000_000 - want - Number(next.headers.get("edgefleet-estimated-cost-micros")));
+    expect(next.headers.get("edgefleet-budget-remaining-micros")).toBe(next.headers.get("edgefleet-budget-daily-remaining-micros"));
+  });
+
+  it("with leases in play (a large budget), 200 concurrent calls settle to the ledger's cost and leave nothing reserved", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 1_000_000_000, monthlyBudgetMicros: 2_000_000_000 });
+    h.fake.reset();
+    const usages = Array.from({ length: 200 }, (_, i) => ({ input_tokens: 3 + (i % 7), output_tokens: 1 + (i % 13), cache_creation_input_tokens: i % 3, cache_read_input_tokens: 10 * (i % 5), cache_creation: { ephemeral_5m_input_tokens: i % 3, ephemeral_1h_input_tokens: 0 } }));
+    h.fake.enqueue(...usages.map((u) => answer(u)));
+    const results = await Promise.all(usages.map(() => h.call("/v1/messages", { key, body: body(50, { system: [{ type: "text", text: "s", cache_control: { type: "ephemeral" } }] }) })));
+    expect(results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.text}`)).toEqual([]);
+    // Leased money not spent goes back when the lease expires (a timer in waitUntil), and
+    // every settle's refund too: in the end the object holds no reservation.
+    const state = await settledState(h, id);
+    const want = usages.reduce((a, u) => a + ledgerCost(u), 0);
+    expect(state.daily).toMatchObject({ spent: want, reserved: 0 });
+    expect(state.monthly).toMatchObject({ spent: want, reserved: 0 });
+  });
+
+  it("within 20% of the budget, asks count_tokens first; a call over the whole budget is refused for good", async () => {
+    const b = body(100);
+    const bound = costBoundMicros(haiku, b.length, 100, false);
+    // After one call that spends 85% of the budget, the tenant is within 20% of it.
+    const budget = 20 * bound;
+    const { key } = await h.tenant({ dailyBudgetMicros: budget });
+    h.fake.reset();
+    // 85% of the budget in output tokens at $5 per million.
+    const spendOut = Math.floor((0.85 * budget) / 5);
+    h.fake.enqueue(answer({ input_tokens: 1, output_tokens: spendOut, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }));
+    const first = await h.call("/v1/messages", { key, body: body(spendOut) });
+    expect(first.status).toBe(200);
+    expect(h.fake.received.map((q) => q.path)).toEqual(["/v1/messages"]);
+    await new Promise((r) => setTimeout(r, 1300)); // the settle reaches the object
+    h.fake.reset();
+    h.fake.enqueue({ kind: "json", body: { input_tokens: 5 } }, answer({ input_tokens: 5, output_tokens: 10, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }));
+    const near = await h.call("/v1/messages", { key, body: b });
+    expect(near.status).toBe(200);
+    expect(h.fake.received.map((q) => q.path)).toEqual(["/v1/messages/count_tokens", "/v1/messages"]);
+    // Reserved from the count (+5% +16, count_tokens being an estimate), not the bytes.
+    expect(near.headers.get("edgefleet-estimated-cost-micros")).toBe(String(costBoundMicros(haiku, Math.ceil(5 * 1.05) + 16, 100, false)));
+
+    h.fake.reset();
+    const never = await h.call("/v1/messages", { key, body: body(budget) }); // max_tokens alone costs 5x the budget
+    expect(never.status).toBe(402);
+    expect(JSON.parse(never.text).error.message).toMatch(/exceeds this API key's daily budget .*: it can never be admitted; lower max_tokens or the prompt/);
+    expect(never.headers.get("x-should-retry")).toBe("false");
+    expect(h.fake.received.filter((q) => q.path === "/v1/messages")).toHaveLength(0);
+  });
+
+  it("a monthly budget alone; count_tokens and model listings cost nothing and are never refused by a budget", async () => {
+    const { key } = await h.tenant({ monthlyBudgetMicros: 1000 });
+    h.fake.reset();
+    const now = new Date();
+    const monthEnd = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString().replace(".000Z", "Z");
+    const r = await h.call("/v1/messages", { key, body: body(1000) }); // $0.005 of output > $0.001
+    expect(r.status).toBe(402);
+    expect(r.headers.get("edgefleet-budget-exceeded")).toBe("monthly");
+    expect(r.headers.get("edgefleet-budget-monthly-reset")).toBe(monthEnd);
+    expect(r.headers.get("edgefleet-budget-daily-limit-micros")).toBeNull();
+    const count = await h.call("/v1/messages/count_tokens", { key, body: JSON.stringify({ model: HAIKU, messages: [{ role: "user", content: "x" }] }) });
+    expect(count.status).toBe(200);
+    expect(count.headers.get("edgefleet-estimated-cost-micros")).toBe("0");
+    expect(count.headers.get("edgefleet-budget-monthly-remaining-micros")).toBe("1000");
+    const models = await h.call("/v1/models", { key, method: "GET" });
+    expect(models.status).toBe(200);
+  });
+
+  it("the official SDK raises PaymentRequiredError with the error code, and does not retry (its default maxRetries)", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 1 });
+    h.fake.reset();
+    const sent = h.points.length;
+    const client = new Anthropic({ apiKey: key, baseURL: h.url.origin });
+    const e = await client.messages.create({ model: HAIKU, max_tokens: 10, messages: [{ role: "user", content: "hi" }] }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Anthropic.PaymentRequiredError);
+    const err = e as InstanceType<typeof Anthropic.PaymentRequiredError>;
+    expect(err.status).toBe(402);
+    expect(err.errorCode).toBe("edgefleet_budget_exhausted");
+    expect(err.type).toBe("billing_error");
+    h.transcript.push(String(e));
+    // One call reached the proxy (its error data point), none the upstream.
+    const pts = await h.pointsAtLeast(sent + 1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pts.slice(sent).filter((p) => p.blobs[3] === "402")).toHaveLength(1);
+    expect(h.fake.received).toHaveLength(0);
+  });
+
+  it("a tenant without a budget gets no budget headers", async () => {
+    const { key } = await h.tenant();
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(200);
+    expect([...r.headers.keys()].filter((k) => k.includes("budget") || k.includes("estimated-cost"))).toEqual([]);
+  });
+});
+
+/** The limiter fails for this tenant (harness.brokenTenant); with `budget`, it has one. */
+const brokenTenant = (h: Harness, id: string, budget: boolean) => h.brokenTenant(id, budget ? { dailyBudgetMicros: 5_000_000 } : {});
+
+describe("budgets when the Durable Object fails: BUDGET_FAIL_MODE closed (the default), apart from RATE_LIMIT_FAIL_MODE", () => {
+  let h: Harness;
+  useHarness({ RATE_LIMIT_FAIL_MODE: "open" }, (started) => {
+    h = started;
+  });
+
+  it("refuses a budgeted tenant's call (503) while a tenant without a budget is let through", async () => {
+    const withBudget = await brokenTenant(h, "t_00000000000000c1", true);
+    const without = await brokenTenant(h, "t_00000000000000c2", false);
+    h.fake.reset();
+    const r = await h.call("/v1/messages", { key: withBudget, body: body(10) });
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.text).error).toEqual({ type: "api_error", message: "spend budget check unavailable; try again shortly" });
+    expect(r.headers.get("retry-after")).toBe("1");
+    expect(h.fake.received).toHaveLength(0);
+    expect((await h.call("/v1/messages", { key: without, body: body(10) })).status).toBe(200);
+  });
+});
+
+describe("budgets when the Durable Object fails: BUDGET_FAIL_MODE open", () => {
+  let h: Harness;
+  useHarness({ RATE_LIMIT_FAIL_MODE: "open", BUDGET_FAIL_MODE: "open" }, (started) => {
+    h = started;
+  });
+
+  it("lets the call through unreserved, and logs it", async () => {
+    const key = await brokenTenant(h, "t_00000000000000c3", true);
+    h.fake.reset();
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(200);
+    expect(h.fake.received).toHaveLength(1);
+    await h.pointsAtLeast(1);
+    const line = h.logs.map((l) => (l.includes('"requestId"') ? (JSON.parse(l) as Record<string, unknown>) : undefined)).find((l) => l?.status === 200);
+    expect(line).toMatchObject({ tenant: "t_00000000000000c3", rateLimiter: "failed_open", budget: "failed_open" });
+  });
+});
+
+describe("budgets when the Durable Object fails: BUDGET_FAIL_MODE open but RATE_LIMIT_FAIL_MODE closed", () => {
+  let h: Harness;
+  useHarness({ BUDGET_FAIL_MODE: "open" }, (started) => {
+    h = started;
+  });
+
+  it("refuses: a call goes through unchecked only when both modes say open", async () => {
+    const key = await brokenTenant(h, "t_00000000000000c4", true);
+    h.fake.reset();
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.text).error.message).toBe("rate limiter unavailable; try again shortly");
+    expect(h.fake.received).toHaveLength(0);
+  });
+});
+
+describe("budgets without a price table (PRICES missing): the fail mode decides, tenants without budgets are untouched", () => {
+  let h: Harness;
+  useHarness({ PRICES: "" }, (started) => {
+    h = started;
+  });
+
+  it("503 for a budgeted tenant (closed), 200 for one without a budget", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 5_000_000 });
+    const { key: plain } = await h.tenant();
+    h.fake.reset();
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(503);
+    expect(h.fake.received).toHaveLength(0);
+    expect((await h.call("/v1/messages", { key: plain, body: body(10) })).status).toBe(200);
+    expect(h.logs.some((l) => l.includes('"budget_unavailable"') && l.includes("PRICES is not set"))).toBe(true);
+  });
+});
