@@ -1,12 +1,17 @@
 // `npm run usage` against the local ledger state (written by the real ledger in workerd)
-// and against a loopback fake of the Cloudflare D1 query API read by the real SDK: the
-// same numbers either way, in table, JSON and CSV; errors exit with meaning and never
-// print the token.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// and tenant records (Miniflare KV, as `npm run tenants` writes them), and against
+// loopback fakes of the Cloudflare D1 query and KV APIs read by the real SDK: the same
+// numbers and budgets either way, in table, JSON, CSV and HTML; errors exit with meaning
+// and never print the token.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
+import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
+import { LoopbackServer } from "../../../test/support/loopback.ts";
+import { kvKeyFor } from "../../../workers/llm-proxy/src/tenant-record.ts";
+import { openLocalStore } from "../tenants/local.ts";
 import { MIGRATIONS_DIR, startLocalLedger, WORKER_NAME } from "../../../workers/usage-ledger/local/miniflare.ts";
 import { splitStatements } from "../../../workers/usage-ledger/local/migrations.ts";
 import { runUsage, USAGE_EXIT } from "./cli.ts";
@@ -17,6 +22,7 @@ const today = NOW.toISOString().slice(0, 10);
 const yesterday = new Date(NOW.getTime() - DAY).toISOString().slice(0, 10);
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  if (!argv.includes("--tenants-persist") && !argv.includes("--remote")) argv = [...argv, "--tenants-persist", tenants];
   let out = "";
   let err = "";
   const code = await runUsage(argv, { out: (s) => (out += s), err: (s) => (err += s), env }, NOW);
@@ -32,10 +38,26 @@ const usage = (input: number, output: number, read = 0, w5 = 0, w1 = 0) => ({
 });
 
 let persist: string;
+let tenants: string;
 let rollups: Record<string, unknown>[];
+
+// Tenant records as KV holds them (key -> value and listing metadata). acme: an enabled
+// key with budgets, and a newer disabled key whose budget must not be the one read.
+// globex: only a value (no listing metadata) and a monthly budget that is not a number:
+// a record the proxy refuses (its keys fail closed), so the report shows no budget and says why.
+const record = (id: string, key: string, createdAt: string, enabled: boolean, extra: object) => ({ id, name: `${id} <Inc>`, ratePerMinute: 60, burst: 10, enabled, keyHash: key, createdAt, ...extra });
+const TENANT_RECORDS: { key: string; value: object; metadata: boolean }[] = [
+  { key: kvKeyFor("a1"), value: record("acme", "a1", "2026-01-01T00:00:00Z", true, { dailyBudgetMicros: 50_000, monthlyBudgetMicros: 1_000_000 }), metadata: true },
+  { key: kvKeyFor("a2"), value: record("acme", "a2", "2026-02-01T00:00:00Z", false, { dailyBudgetMicros: 1, monthlyBudgetMicros: 1 }), metadata: true },
+  { key: kvKeyFor("g1"), value: record("globex", "g1", "2026-01-01T00:00:00Z", true, { dailyBudgetMicros: 0, monthlyBudgetMicros: "lots" }), metadata: false },
+];
 
 beforeAll(async () => {
   persist = mkdtempSync(join(tmpdir(), "usage-cli-"));
+  tenants = join(persist, "tenants");
+  const store = await openLocalStore("/", tenants);
+  for (const t of TENANT_RECORDS) await store.kv.put(t.key, JSON.stringify(t.value), t.metadata ? t.value : undefined);
+  await store.close();
   const { mf, db } = await startLocalLedger({ persistDir: persist, onLog: () => {} });
   const w = await mf.getWorker(WORKER_NAME);
   const ev = (i: number, tenant: string, model: string, ts: number, u: object) => ({
@@ -76,6 +98,60 @@ describe("npm run usage --local", () => {
     expect(sonnet.cacheHitRate).toBeCloseTo(18000 / 22000, 10);
     expect(j.lines[0]).toMatchObject({ unknownModelCalls: 1, costMicros: 10 * 10 + 10 * 50 });
     expect(j.total).toMatchObject({ calls: 4, costMicros: 36_150 + (200 + 100 * 5) + 600 });
+    // Budget used: acme's day is 36,150 of 50,000; its month to date adds yesterday's 600
+    // when yesterday is in the same UTC month.
+    const mtd = 36_150 + (yesterday.slice(0, 7) === today.slice(0, 7) ? 600 : 0);
+    expect(sonnet).toMatchObject({ tenantDayCostMicros: 36_150, dailyBudgetMicros: 50_000, dailyBudgetUsed: 36_150 / 50_000, monthToDateCostMicros: mtd, monthlyBudgetMicros: 1_000_000, monthlyBudgetUsed: mtd / 1_000_000 });
+    expect(j.lines[1]).toMatchObject({ tenant: "globex", dailyBudgetUsed: null, monthlyBudgetUsed: null });
+    expect(j.budgets).toEqual({
+      source: `local tenant state ${tenants}`,
+      available: true,
+      tenants: [
+        { tenant: "acme", name: "acme <Inc>", dailyBudgetMicros: 50_000, monthlyBudgetMicros: 1_000_000 },
+        { tenant: "globex", name: "globex <Inc>", dailyBudgetMicros: null, monthlyBudgetMicros: null, note: "tenant record malformed: the proxy refuses this tenant's keys" },
+      ],
+    });
+  });
+
+  it("shows budget used as - and says why when the tenant state is missing or not wanted, without creating it", async () => {
+    const missing = join(persist, "no-such-tenants");
+    const r = await run(["--persist", persist, "--days", "2", "--json", "--tenants-persist", missing]);
+    expect(r.code).toBe(USAGE_EXIT.ok);
+    expect(r.err).toMatch(/budget used shows "-": no tenant records in local tenant state .*no-such-tenants/);
+    const j = JSON.parse(r.out);
+    expect(j.budgets).toMatchObject({ available: false, source: null, reason: expect.stringMatching(/^no tenant records in local tenant state/) });
+    expect(j.lines.every((l: { dailyBudgetUsed: unknown }) => l.dailyBudgetUsed === null)).toBe(true);
+    expect(existsSync(missing)).toBe(false);
+    const off = await run(["--persist", persist, "--json", "--no-budgets"]);
+    expect(off.err).toBe("");
+    expect(JSON.parse(off.out).budgets).toMatchObject({ available: false, reason: "not read (--no-budgets)" });
+  });
+
+  it("writes a self-contained HTML page with --html --out, and refuses an --out folder that does not exist", async () => {
+    const file = join(persist, "usage.html");
+    const r = await run(["--persist", persist, "--days", "2", "--html", "--out", file]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(USAGE_EXIT.ok);
+    expect(r.out).toBe(`wrote ${file}\n`);
+    const html = readFileSync(file, "utf8");
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html.match(/<rect class="bar"/g)).toHaveLength(3); // acme today; acme and globex yesterday
+    expect(html).toContain("acme (acme &lt;Inc&gt;)");
+    expect(html).not.toMatch(/<(script|link|img|iframe)\b|https?:\/\//);
+    const json = await run(["--persist", persist, "--days", "2", "--json", "--out", join(persist, "usage.json")]);
+    expect(JSON.parse(readFileSync(join(persist, "usage.json"), "utf8")).lines).toHaveLength(3);
+    expect(json.out).toMatch(/^wrote /);
+    const bad = await run(["--persist", persist, "--html", "--out", join(persist, "nope", "x.html")]);
+    expect(bad.code).toBe(USAGE_EXIT.usage);
+    expect(bad.err).toMatch(/--out .*folder .*nope does not exist/);
+    const dir = await run(["--persist", persist, "--html", "--out", persist]);
+    expect(dir.code).toBe(USAGE_EXIT.usage);
+    // A file that cannot be written (/dev/full answers every write with ENOSPC, even to
+    // root): exit 1 after the read, nothing on standard output.
+    const denied = await run(["--persist", persist, "--html", "--out", "/dev/full"]);
+    expect(denied.code).toBe(USAGE_EXIT.failed);
+    expect(denied.err).toMatch(/cannot write --out \/dev\/full: ENOSPC/);
+    expect(denied.out).toBe("");
   });
 
   it("filters by tenant and day, and prints a table with totals and the unknown-model flag", async () => {
@@ -91,8 +167,12 @@ describe("npm run usage --local", () => {
     const r = await run(["--persist", persist, "--days", "2", "--csv", "--model", "claude-sonnet-4-5"]);
     expect(r.code).toBe(USAGE_EXIT.ok);
     const lines = r.out.split("\r\n");
-    expect(lines[0]).toBe("day,tenant,model,calls,input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,cache_hit_rate,cost_micros,cost_usd,unknown_model_calls");
-    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0`);
+    expect(lines[0]).toBe(
+      "day,tenant,model,calls,input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,cache_hit_rate,cost_micros,cost_usd,unknown_model_calls," +
+        "tenant_day_cost_micros,daily_budget_micros,daily_budget_used,month_to_date_cost_micros,monthly_budget_micros,monthly_budget_used",
+    );
+    const mtd = 36_150 + (yesterday.slice(0, 7) === today.slice(0, 7) ? 600 : 0);
+    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0,36150,50000,0.723000,${mtd},1000000,${(mtd / 1e6).toFixed(6)}`);
     expect(lines.slice(2)).toEqual([""]);
   });
 
@@ -101,49 +181,86 @@ describe("npm run usage --local", () => {
     try {
       const r = await run(["--persist", empty]);
       expect(r.code).toBe(USAGE_EXIT.failed);
-      expect(r.err).toMatch(/no usage ledger in local state/);
+      expect(r.err).toMatch(/no usage ledger in local state .*no D1 state in it/);
+      expect(existsSync(join(empty, "v3"))).toBe(false); // a report creates no state
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
   });
 
   it("refuses bad command lines with exit 2 and answers --help with 0", async () => {
-    for (const argv of [["--from", "2026-02-30"], ["--from", "2026-11-27", "--to", "2026-11-01"], ["--tenant", "a b"], ["--json", "--csv"], ["--days", "0"], ["--local", "--remote"], ["stray"]]) {
+    for (const argv of [["--from", "2026-02-30"], ["--from", "2026-11-27", "--to", "2026-11-01"], ["--tenant", "a b"], ["--json", "--csv"], ["--json", "--html"], ["--csv", "--html"], ["--out"], ["--days", "0"], ["--local", "--remote"], ["stray"]]) {
       const r = await run(["--persist", persist, ...argv]);
       expect({ argv, code: r.code }).toEqual({ argv, code: USAGE_EXIT.usage });
     }
     const help = await run(["--help"]);
     expect(help.code).toBe(USAGE_EXIT.ok);
     expect(help.out).toMatch(/--remote/);
+    for (const flag of ["--html", "--out <file>", "--no-budgets", "--tenants-persist", "--tenants-namespace-id", "cache hit = cache read /", "budget day = "]) expect(help.out).toContain(flag);
   });
 });
 
-describe("npm run usage --remote (Cloudflare D1 API)", () => {
+describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
   const token = `cf-${Math.random().toString(36).slice(2)}-secret`;
   const fake = new FakeD1Api({ token, accountId: "acct1" });
-  const env = () => ({ CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ACCOUNT_ID: "acct1", EDGEFLEET_USAGE_DATABASE_ID: "db-uuid", CLOUDFLARE_API_BASE_URL: fake.baseURL });
+  const NS = "0123456789abcdef0123456789abcdef";
+  const kvFake = new FakeCloudflare(token, "acct1", NS);
+  // One base URL for the SDK, as api.cloudflare.com is one host: D1 paths go to the D1
+  // fake, KV paths to the KV fake.
+  const api = new LoopbackServer(async (req, body, res) => {
+    const target = (req.url ?? "").includes("/storage/kv/") ? kvFake.url.replace(/\/client\/v4$/, "") : fake.url;
+    const headers: Record<string, string> = {};
+    for (const h of ["authorization", "content-type"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h];
+    const answer = await fetch(`${target}${req.url}`, { method: req.method, headers, ...(body.length > 0 ? { body } : {}) });
+    res.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" });
+    res.end(Buffer.from(await answer.arrayBuffer()));
+  });
+  const env = () => ({ CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ACCOUNT_ID: "acct1", EDGEFLEET_USAGE_DATABASE_ID: "db-uuid", EDGEFLEET_TENANTS_NAMESPACE_ID: NS, CLOUDFLARE_API_BASE_URL: `${api.url}/client/v4` });
 
   beforeAll(async () => {
     await fake.start();
+    await kvFake.start();
+    await api.start();
+    for (const t of TENANT_RECORDS) kvFake.store.set(t.key, { value: JSON.stringify(t.value), metadata: t.metadata ? t.value : null });
     const db = fake.addDatabase("db-uuid");
     for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, "0001_calls_and_daily_usage.sql"), "utf8"))) db.exec(s);
     const cols = Object.keys(rollups[0]!);
     const ins = db.prepare(`INSERT INTO usage_daily (${cols.join(",")}) VALUES (${cols.map(() => "?").join(",")})`);
     for (const r of rollups) ins.run(...(cols.map((c) => r[c]) as (string | number)[]));
   });
-  afterAll(() => fake.stop());
+  afterAll(async () => {
+    await api.stop();
+    await kvFake.stop();
+    await fake.stop();
+  });
 
-  it("reads the same report as the local state, through the real SDK", async () => {
+  it("reads the same report and budgets as the local state, through the real SDK", async () => {
     const local = JSON.parse((await run(["--persist", persist, "--days", "2", "--json"])).out);
     const r = await run(["--remote", "--days", "2", "--json"], env());
     expect(r.err).toBe("");
     expect(r.code).toBe(USAGE_EXIT.ok);
     const remote = JSON.parse(r.out);
     expect(remote.source).toBe("D1 database db-uuid (account acct1)");
-    expect({ ...remote, source: "" }).toEqual({ ...local, source: "" });
-    const req = fake.requests.at(-1)!;
-    expect(req.path).toBe("/client/v4/accounts/acct1/d1/database/db-uuid/query");
-    expect(req.body).toMatchObject({ params: [yesterday, today] });
+    expect(remote.budgets.source).toBe(`KV namespace ${NS} (account acct1)`);
+    const strip = (j: { budgets: object }) => ({ ...j, source: "", budgets: { ...j.budgets, source: "" } });
+    expect(strip(remote)).toEqual(strip(local));
+    expect(local.budgets.available).toBe(true);
+    const [rollupQuery, dayQuery] = fake.requests.slice(-2);
+    expect(rollupQuery!.path).toBe("/client/v4/accounts/acct1/d1/database/db-uuid/query");
+    expect(rollupQuery!.body).toMatchObject({ params: [yesterday, today] });
+    expect(dayQuery!.body).toMatchObject({ params: [`${yesterday.slice(0, 8)}01`, today] });
+  });
+
+  it("shows budget used as - with the reason when the tenant namespace is not given or cannot be read", async () => {
+    const { EDGEFLEET_TENANTS_NAMESPACE_ID: _ns, ...noNs } = env();
+    const r = await run(["--remote", "--json"], noNs);
+    expect(r.code).toBe(USAGE_EXIT.ok);
+    expect(JSON.parse(r.out).budgets.reason).toMatch(/--tenants-namespace-id or EDGEFLEET_TENANTS_NAMESPACE_ID/);
+    expect(r.err).toMatch(/budget used shows "-"/);
+    const wrong = await run(["--remote", "--json", "--tenants-namespace-id", "f".repeat(32)], env());
+    expect(wrong.code).toBe(USAGE_EXIT.ok);
+    expect(JSON.parse(wrong.out).budgets).toMatchObject({ available: false, reason: "cannot read the tenant records: the Cloudflare API answered 404: 10013 namespace not found" });
+    expect(wrong.out + wrong.err).not.toContain(token);
   });
 
   it("survives one 5xx (the SDK retries) and reports API errors without the token", async () => {

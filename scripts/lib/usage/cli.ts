@@ -1,19 +1,27 @@
 // `npm run usage`: per UTC day, tenant and model, the calls, tokens by kind, cache hit
-// rate and cost, from the usage ledger: local Miniflare state (--local, the default) or the
-// deployed D1 database through the Cloudflare API (--remote). Table, --json or --csv.
+// rate, cost and budget used, from the usage ledger: local Miniflare state (--local, the
+// default) or the deployed D1 database through the Cloudflare API (--remote); budgets
+// from the tenant records on the same side. Table, --json, --csv or --html (--out FILE).
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { Option } from "commander";
 import { APIError } from "cloudflare";
 import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
+import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
+import { openRemoteStore } from "../tenants/remote.ts";
+import { readBudgets, type BudgetLookup } from "./budgets.ts";
 import { renderCsv, renderJson, renderTable } from "./format.ts";
+import { renderHtml } from "./html.ts";
 import { DEFAULT_PERSIST, openLocalSource } from "./local.ts";
 import { openRemoteSource } from "./remote.ts";
 import { usageReport, type UsageFilter, type UsageSource } from "./report.ts";
 
 export const USAGE_EXIT = {
   ok: 0,
-  /** The ledger could not be read (API error, unreachable, no local state). */
+  /** The ledger could not be read (API error, unreachable, no local state), or --out
+   *  could not be written. Unreadable budgets are not a failure: they show "-". */
   failed: 1,
-  /** Bad command line or missing credentials. */
+  /** Bad command line, missing credentials, or --out in a folder that does not exist. */
   usage: 2,
 } as const;
 
@@ -54,6 +62,11 @@ interface Opts {
   model?: string;
   json?: boolean;
   csv?: boolean;
+  html?: boolean;
+  out?: string;
+  budgets: boolean;
+  tenantsPersist: string;
+  tenantsNamespaceId?: string;
   accountId?: string;
   databaseId?: string;
   apiBase?: string;
@@ -75,6 +88,48 @@ async function openSource(o: Opts, io: Io): Promise<UsageSource> {
   return openRemoteSource({ apiToken: apiToken!, accountId: accountId!, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) });
 }
 
+/**
+ * The tenants' budgets, from the tenant records on the ledger's side: the local
+ * `dev:proxy` state (--tenants-persist) or the deployed TENANTS KV namespace. Never fails
+ * the report: what cannot be read is a reason, shown with "-".
+ */
+async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
+  if (!o.budgets) return { available: false, source: null, reason: "not read (--no-budgets)" };
+  let where: string;
+  try {
+    if (!o.remote) {
+      where = `local tenant state ${o.tenantsPersist}`;
+      // Checked first: opening Miniflare on a missing folder would create it.
+      if (!existsSync(resolve(o.tenantsPersist, "kv"))) {
+        return { available: false, source: null, reason: `no tenant records in ${where} (npm run tenants -- create --local writes them; or give --tenants-persist)` };
+      }
+      const store = await openLocalStore(process.cwd(), o.tenantsPersist);
+      try {
+        return { available: true, source: where, byTenant: await readBudgets(store.kv) };
+      } finally {
+        await store.close();
+      }
+    }
+    const namespaceId = o.tenantsNamespaceId ?? io.env.EDGEFLEET_TENANTS_NAMESPACE_ID;
+    if (!namespaceId) {
+      return { available: false, source: null, reason: "--remote reads budgets from the deployed TENANTS KV namespace: give --tenants-namespace-id or EDGEFLEET_TENANTS_NAMESPACE_ID" };
+    }
+    where = `KV namespace ${namespaceId} (account ${o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID})`;
+    const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+    const kv = openRemoteStore({ apiToken: io.env.CLOUDFLARE_API_TOKEN!, accountId: (o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID)!, namespaceId, ...(baseURL ? { baseURL } : {}) });
+    return { available: true, source: where, byTenant: await readBudgets(kv) };
+  } catch (e) {
+    return { available: false, source: null, reason: `cannot read the tenant records: ${describe(e)}` };
+  }
+}
+
+/** --out's folder must exist (checked before anything is read). */
+function checkOut(file: string): void {
+  const dir = dirname(resolve(file));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out ${file}: folder ${dir} does not exist`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
+}
+
 /** Why a read failed, without anything secret (the SDK's messages carry no token). */
 function describe(e: unknown): string {
   if (e instanceof APIError) {
@@ -88,7 +143,7 @@ function describe(e: unknown): string {
 export async function runUsage(argv: string[], io: Io, now = new Date()): Promise<number> {
   let opts: Opts | undefined;
   const cmd = newCommand("usage", io)
-    .description("Usage per UTC day, tenant and model from the usage ledger: calls, tokens by kind, cache hit rate, cost.")
+    .description("Usage per UTC day, tenant and model from the usage ledger: calls, tokens by kind, cache hit rate, cost and budget used.")
     .option("--local", "read the local ledger state (the default)")
     .option("--remote", "read the deployed ledger's D1 database through the Cloudflare API")
     .option("--persist <dir>", "local state folder (wrangler's --persist-to layout)", DEFAULT_PERSIST)
@@ -97,16 +152,26 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
     .option("--days <n>", "days to show when --from is not given", intAtLeast("--days", 1), 7)
     .option("--tenant <id>", "only this tenant")
     .option("--model <id>", "only this model")
-    .addOption(new Option("--json", "print JSON").conflicts("csv"))
-    .option("--csv", "print CSV")
+    .addOption(new Option("--json", "print JSON (shape: docs/metering.md)").conflicts(["csv", "html"]))
+    .addOption(new Option("--csv", "print CSV (RFC 4180)").conflicts("html"))
+    .option("--html", "an HTML page with charts (self-contained: no script, no outside request)")
+    .option("--out <file>", "write the output to this file instead of standard output")
+    .option("--no-budgets", "do not read the tenant records (budget used shows -)")
+    .option("--tenants-persist <dir>", "local tenant state, where budgets are read (--local)", TENANTS_PERSIST)
+    .option("--tenants-namespace-id <id>", "the deployed TENANTS KV namespace, where budgets are read (--remote; or EDGEFLEET_TENANTS_NAMESPACE_ID)")
     .option("--account-id <id>", "Cloudflare account (--remote; or CLOUDFLARE_ACCOUNT_ID)")
     .option("--database-id <uuid>", "the ledger's D1 database (--remote; or EDGEFLEET_USAGE_DATABASE_ID)")
     .option("--api-base <url>", "Cloudflare API base URL (or CLOUDFLARE_API_BASE_URL)")
     .addHelpText(
       "after",
       "\nThe token is read from CLOUDFLARE_API_TOKEN only. Cost is rounded up to the micro-dollar per call.\n" +
+        "cache hit = cache read / (input + 5m cache write + 1h cache write + cache read) tokens.\n" +
+        "budget day = the tenant's cost that UTC day (all models) / its daily budget; budget month = its cost\n" +
+        "from the 1st of that UTC month through the day / its monthly budget. \"-\": no budget, or budgets\n" +
+        "not readable (the reason is printed, and in --json under budgets.reason).\n" +
         "Rows marked (!) include calls of a model missing from fleet/metering.yaml, priced at the table's highest rates.\n" +
-        "Exit codes: 0 ok, 1 the ledger could not be read, 2 bad command line or missing credentials.\n",
+        "Exit codes: 0 ok, 1 the ledger could not be read or --out not written,\n" +
+        "2 bad command line, missing credentials or --out in a missing folder.\n",
     )
     .action((o: Opts) => {
       opts = o;
@@ -118,6 +183,7 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
   let source: UsageSource;
   try {
     filter = filterFrom(o, now);
+    if (o.out !== undefined) checkOut(o.out);
     source = await openSource(o, io);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -127,14 +193,28 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
     io.err(`usage: ${describe(e)}\n`);
     return USAGE_EXIT.failed;
   }
+  let text: string;
   try {
-    const report = await usageReport(source, filter);
-    io.out(o.json ? renderJson(report) : o.csv ? renderCsv(report) : renderTable(report));
-    return USAGE_EXIT.ok;
+    const budgets = await readTenantBudgets(o, io);
+    const report = await usageReport(source, filter, budgets);
+    if (!budgets.available && o.budgets) io.err(`usage: budget used shows "-": ${budgets.reason}\n`);
+    text = o.json ? renderJson(report) : o.csv ? renderCsv(report) : o.html ? renderHtml(report, { generated: now.toISOString() }) : renderTable(report);
   } catch (e) {
     io.err(`usage: cannot read ${source.where}: ${describe(e)}\n`);
     return USAGE_EXIT.failed;
   } finally {
     await source.close();
   }
+  if (o.out === undefined) {
+    io.out(text);
+    return USAGE_EXIT.ok;
+  }
+  try {
+    writeFileSync(o.out, text);
+  } catch (e) {
+    io.err(`usage: cannot write --out ${o.out}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return USAGE_EXIT.failed;
+  }
+  io.out(`wrote ${o.out}\n`);
+  return USAGE_EXIT.ok;
 }

@@ -1,20 +1,34 @@
-// Renders a usage report as a terminal table, JSON or CSV (RFC 4180).
+// Renders a usage report as a terminal table, JSON or CSV (RFC 4180); html.ts renders the
+// page with charts.
 import Table from "cli-table3";
-import { dollars, type UsageLine, type UsageReport } from "./report.ts";
+import { dollars, type UsageReport, type UsageTotals } from "./report.ts";
 
-const pct = (r: number | null) => (r === null ? "-" : `${(r * 100).toFixed(1)}%`);
+/** Control characters (a terminal escape, a line break) in an id from the database shown
+ * as \u{..}, so a hostile row cannot rewrite the operator's terminal or the table. */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+}
+
+export const pct = (r: number | null) => (r === null ? "-" : `${(r * 100).toFixed(1)}%`);
 const int = (n: number) => n.toLocaleString("en-US");
+
+/** The lines with a problem worth printing under a table: unreadable budgets, tenants
+ * without a record, unusable budget fields ("no budget set" is normal and not listed). */
+export function budgetNotes(r: UsageReport): string[] {
+  if (!r.budgets.available) return [`budget used: - for every tenant: ${r.budgets.reason}`];
+  return r.budgets.tenants.filter((t) => t.note !== undefined && t.note !== "no budget set").map((t) => `budget used: - for tenant ${printable(t.tenant)}: ${t.note}`);
+}
 
 export function renderTable(r: UsageReport): string {
   const t = new Table({
-    head: ["day", "tenant", "model", "calls", "input", "cache write 5m", "cache write 1h", "cache read", "output", "cache hit", "cost USD"],
-    colAligns: ["left", "left", "left", "right", "right", "right", "right", "right", "right", "right", "right"],
+    head: ["day", "tenant", "model", "calls", "input", "cache write 5m", "cache write 1h", "cache read", "output", "cache hit", "cost USD", "budget day", "budget month"],
+    colAligns: ["left", "left", "left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "right"],
     style: { head: [], border: [] },
   });
-  const row = (l: Omit<UsageLine, "day" | "tenant" | "model">, day: string, tenant: string, model: string) => [
+  const row = (l: UsageTotals, day: string, tenant: string, model: string, budget: [string, string]) => [
     day,
-    tenant,
-    l.unknownModelCalls > 0 ? `${model} (!)` : model,
+    printable(tenant),
+    printable(l.unknownModelCalls > 0 ? `${model} (!)` : model),
     int(l.calls),
     int(l.inputTokens),
     int(l.cacheWrite5mTokens),
@@ -23,38 +37,54 @@ export function renderTable(r: UsageReport): string {
     int(l.outputTokens),
     pct(l.cacheHitRate),
     dollars(l.costMicros),
+    ...budget,
   ];
-  for (const l of r.lines) t.push(row(l, l.day, l.tenant, l.model));
-  t.push(row(r.total, "total", "", ""));
-  const notes = [`${r.lines.length} row(s), ${r.filter.from} to ${r.filter.to}, from ${r.source}`];
+  for (const l of r.lines) t.push(row(l, l.day, l.tenant, l.model, [pct(l.dailyBudgetUsed), pct(l.monthlyBudgetUsed)]));
+  t.push(row(r.total, "total", "", "", ["", ""]));
+  const notes = [
+    `${r.lines.length} row(s), ${r.filter.from} to ${r.filter.to}, from ${r.source}`,
+    "cache hit = cache read / (input + cache writes + cache read). budget day / month = the tenant's cost that UTC day / month to date, all models, over its daily / monthly budget.",
+    ...budgetNotes(r),
+  ];
   if (r.total.unknownModelCalls > 0) {
     notes.push(`(!) ${r.total.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.`);
   }
   return `${t.toString()}\n${notes.join("\n")}\n`;
 }
 
+/** Version of the JSON shape: bumped when a field is renamed or removed (added ones keep it). */
+export const JSON_VERSION = 1;
+
 export function renderJson(r: UsageReport): string {
   const withUsd = <T extends { costMicros: number }>(l: T) => ({ ...l, costUsd: dollars(l.costMicros) });
-  return `${JSON.stringify({ filter: r.filter, source: r.source, lines: r.lines.map(withUsd), total: withUsd(r.total) }, null, 2)}\n`;
+  return `${JSON.stringify({ version: JSON_VERSION, filter: r.filter, source: r.source, budgets: r.budgets, lines: r.lines.map(withUsd), total: withUsd(r.total) }, null, 2)}\n`;
 }
 
-const CSV_HEAD = ["day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls"];
+// Columns are only ever appended, so a reader by position keeps working.
+const CSV_HEAD = [
+  "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
+  "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
+];
 
 /** A CSV field: quoted when it holds a comma, quote or line break; a leading =, +, - or @
  * is prefixed with ' so a spreadsheet never runs it as a formula (OWASP CSV injection). */
-function field(v: string): string {
+export function csvField(v: string): string {
   const safe = /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
   return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
+const fraction = (r: number | null) => (r === null ? "" : r.toFixed(6));
+const orEmpty = (n: number | null) => (n === null ? "" : n);
+
 export function renderCsv(r: UsageReport): string {
   const lines = [CSV_HEAD.join(",")];
   for (const l of r.lines) {
-    lines.push(
-      [l.day, l.tenant, l.model, l.calls, l.inputTokens, l.cacheWrite5mTokens, l.cacheWrite1hTokens, l.cacheReadTokens, l.outputTokens, l.cacheHitRate === null ? "" : l.cacheHitRate.toFixed(6), l.costMicros, dollars(l.costMicros), l.unknownModelCalls]
-        .map((v) => field(String(v)))
-        .join(","),
-    );
+    const cells: (string | number)[] = [
+      l.day, l.tenant, l.model, l.calls, l.inputTokens, l.cacheWrite5mTokens, l.cacheWrite1hTokens, l.cacheReadTokens, l.outputTokens, fraction(l.cacheHitRate), l.costMicros, dollars(l.costMicros), l.unknownModelCalls,
+      l.tenantDayCostMicros, orEmpty(l.dailyBudgetMicros), fraction(l.dailyBudgetUsed), l.monthToDateCostMicros, orEmpty(l.monthlyBudgetMicros), fraction(l.monthlyBudgetUsed),
+    ];
+    lines.push(cells.map((v) => csvField(String(v))).join(","));
   }
   return `${lines.join("\r\n")}\r\n`;
 }
+

@@ -1,6 +1,7 @@
 // The local ledger's D1 (Miniflare's persisted state, wrangler's layout) as a UsageSource.
 // Read-only use: it never applies migrations; state without the ledger's tables is an error.
 import "../no-telemetry.ts";
+import { existsSync } from "node:fs";
 import { Miniflare } from "miniflare";
 import { d1PersistPath, ledgerWorkerOptions } from "../../../workers/usage-ledger/local/miniflare.ts";
 import type { UsageSource } from "./report.ts";
@@ -11,6 +12,9 @@ export const DEFAULT_PERSIST = "workers/usage-ledger/.wrangler/state";
 export class NoLedgerError extends Error {}
 
 export async function openLocalSource(persistDir: string): Promise<UsageSource> {
+  const where = `local state ${persistDir}`;
+  // Checked first: Miniflare would create the folder and an empty database in it.
+  if (!existsSync(d1PersistPath(persistDir))) throw new NoLedgerError(`no usage ledger in ${where} (no D1 state in it): run the ledger locally first, or give --persist`);
   const { d1Databases } = ledgerWorkerOptions();
   const mf = new Miniflare({
     cf: false,
@@ -21,7 +25,6 @@ export async function openLocalSource(persistDir: string): Promise<UsageSource> 
   });
   await mf.ready;
   const db = await mf.getD1Database("DB");
-  const where = `local state ${persistDir}`;
   const tables = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'usage_daily'").all();
   if (tables.results.length === 0) {
     await mf.dispose();

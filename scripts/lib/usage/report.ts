@@ -1,7 +1,9 @@
 // The usage report: per UTC day, tenant and model, the calls, tokens by kind, cache hit
-// rate and cost, read from the ledger's daily rollups (usage_daily) through a UsageSource
-// (local Miniflare D1 or the Cloudflare D1 API). Pure apart from the source.
+// rate, cost and budget used, read from the ledger's daily rollups (usage_daily) through a
+// UsageSource (local Miniflare D1 or the Cloudflare D1 API) and the tenants' budgets
+// (budgets.ts). Pure apart from the source.
 import { z } from "zod";
+import type { BudgetLookup } from "./budgets.ts";
 
 /** Runs one read-only SQL statement with string parameters; returns its rows. */
 export interface UsageSource {
@@ -48,13 +50,41 @@ export interface UsageLine {
   costMicros: number;
   /** Calls priced by the unknown-model rule (the table's ceiling): add the model's price. */
   unknownModelCalls: number;
+  // Budget used: the TENANT's, for the whole UTC day / month (all its models, whatever
+  // --model says), so every line of a tenant and day carries the same values.
+  /** The tenant's cost that UTC day, all models. */
+  tenantDayCostMicros: number;
+  /** The tenant's cost from the 1st of the day's UTC month through the day, all models. */
+  monthToDateCostMicros: number;
+  /** null: no budget (absent or 0 in the tenant record) or budgets not readable. */
+  dailyBudgetMicros: number | null;
+  /** tenantDayCostMicros / dailyBudgetMicros (1 = the whole budget); null without a budget. */
+  dailyBudgetUsed: number | null;
+  monthlyBudgetMicros: number | null;
+  /** monthToDateCostMicros / monthlyBudgetMicros; null without a budget. */
+  monthlyBudgetUsed: number | null;
+}
+
+/** The per-line fields that describe the tenant's budget, not the line's own usage. */
+export type BudgetFields = "tenantDayCostMicros" | "monthToDateCostMicros" | "dailyBudgetMicros" | "dailyBudgetUsed" | "monthlyBudgetMicros" | "monthlyBudgetUsed";
+export type UsageTotals = Omit<UsageLine, "day" | "tenant" | "model" | BudgetFields>;
+
+/** Whether budgets could be read, and each reported tenant's (present or not, and why). */
+export interface BudgetSummary {
+  /** Where the tenant records were read; null when they were not. */
+  source: string | null;
+  available: boolean;
+  /** Why budgets show "-" for every tenant (available false). */
+  reason?: string;
+  tenants: { tenant: string; name: string | null; dailyBudgetMicros: number | null; monthlyBudgetMicros: number | null; note?: string }[];
 }
 
 export interface UsageReport {
   filter: UsageFilter;
   source: string;
   lines: UsageLine[];
-  total: Omit<UsageLine, "day" | "tenant" | "model">;
+  total: UsageTotals;
+  budgets: BudgetSummary;
 }
 
 export function buildQuery(f: UsageFilter): { sql: string; params: string[] } {
@@ -74,18 +104,72 @@ export function buildQuery(f: UsageFilter): { sql: string; params: string[] } {
   };
 }
 
-function hitRate(input: number, w5: number, w1: number, read: number): number | null {
+/** The first day of the UTC month of a YYYY-MM-DD day. */
+export function monthStart(day: string): string {
+  return `${day.slice(0, 8)}01`;
+}
+
+/** Cost per UTC day and tenant over all models, from the 1st of --from's month (what
+ * month-to-date budget use needs), within the tenant filter but not the model filter. */
+export function buildTenantDayQuery(f: UsageFilter): { sql: string; params: string[] } {
+  const where = ["day >= ?", "day <= ?"];
+  const params = [monthStart(f.from), f.to];
+  if (f.tenant !== undefined) {
+    where.push("tenant = ?");
+    params.push(f.tenant);
+  }
+  return {
+    sql: `SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE ${where.join(" AND ")} GROUP BY day, tenant ORDER BY day, tenant`,
+    params,
+  };
+}
+
+const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int });
+
+/** Cache hit rate: cache_read / (input + cache_write_5m + cache_write_1h + cache_read),
+ * i.e. the share of the prompt's tokens served from the cache; output tokens do not
+ * count. null with no prompt tokens. Totals are computed from summed tokens (weighted by
+ * tokens), never as a mean of rates. */
+export function hitRate(input: number, w5: number, w1: number, read: number): number | null {
   const prompt = input + w5 + w1 + read;
   return prompt === 0 ? null : read / prompt;
 }
 
-export async function usageReport(source: UsageSource, filter: UsageFilter): Promise<UsageReport> {
+function parseRow<T>(schema: z.ZodType<T>, raw: unknown, i: number, where: string, what: string): T {
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new Error(`row ${i + 1} from ${where} is not ${what}: ${r.error.issues[0]!.path.join(".")}: ${r.error.issues[0]!.message}`);
+  return r.data;
+}
+
+const ratio = (cost: number, budget: number | null) => (budget === null ? null : cost / budget);
+
+export async function usageReport(source: UsageSource, filter: UsageFilter, budgets: BudgetLookup): Promise<UsageReport> {
   const { sql, params } = buildQuery(filter);
   const rows = await source.query(sql, params);
+  const td = buildTenantDayQuery(filter);
+  const dayRows = (await source.query(td.sql, td.params)).map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
+  // Month-to-date per tenant and day: a running sum that restarts each UTC month.
+  const dayCost = new Map<string, number>();
+  const monthToDate = new Map<string, number>();
+  const running = new Map<string, { month: string; sum: number }>();
+  for (const r of dayRows) {
+    const k = JSON.stringify([r.day, r.tenant]);
+    const month = r.day.slice(0, 7);
+    const prev = running.get(r.tenant);
+    const sum = (prev?.month === month ? prev.sum : 0) + r.cost_micros;
+    running.set(r.tenant, { month, sum });
+    dayCost.set(k, r.cost_micros);
+    monthToDate.set(k, sum);
+  }
+  const budgetOf = (tenant: string) => (budgets.available ? budgets.byTenant.get(tenant) : undefined);
   const lines: UsageLine[] = rows.map((raw, i) => {
-    const r = RollupRow.safeParse(raw);
-    if (!r.success) throw new Error(`row ${i + 1} from ${source.where} is not a usage rollup: ${r.error.issues[0]!.path.join(".")}: ${r.error.issues[0]!.message}`);
-    const d = r.data;
+    const d = parseRow(RollupRow, raw, i, source.where, "a usage rollup");
+    const k = JSON.stringify([d.day, d.tenant]);
+    const b = budgetOf(d.tenant);
+    const tenantDayCostMicros = dayCost.get(k) ?? d.cost_micros;
+    const monthToDateCostMicros = monthToDate.get(k) ?? tenantDayCostMicros;
+    const dailyBudgetMicros = b?.dailyBudgetMicros ?? null;
+    const monthlyBudgetMicros = b?.monthlyBudgetMicros ?? null;
     return {
       day: d.day,
       tenant: d.tenant,
@@ -99,22 +183,45 @@ export async function usageReport(source: UsageSource, filter: UsageFilter): Pro
       cacheHitRate: hitRate(d.input_tokens, d.cache_write_5m_tokens, d.cache_write_1h_tokens, d.cache_read_tokens),
       costMicros: d.cost_micros,
       unknownModelCalls: d.unknown_model_calls,
+      tenantDayCostMicros,
+      monthToDateCostMicros,
+      dailyBudgetMicros,
+      dailyBudgetUsed: ratio(tenantDayCostMicros, dailyBudgetMicros),
+      monthlyBudgetMicros,
+      monthlyBudgetUsed: ratio(monthToDateCostMicros, monthlyBudgetMicros),
     };
   });
-  const sum = (k: keyof UsageLine) => lines.reduce((n, l) => n + (l[k] as number), 0);
-  const total = {
+  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls") => lines.reduce((n, l) => n + l[k], 0);
+  const total: UsageTotals = {
     calls: sum("calls"),
     inputTokens: sum("inputTokens"),
     cacheWrite5mTokens: sum("cacheWrite5mTokens"),
     cacheWrite1hTokens: sum("cacheWrite1hTokens"),
     cacheReadTokens: sum("cacheReadTokens"),
     outputTokens: sum("outputTokens"),
-    cacheHitRate: null as number | null,
+    cacheHitRate: null,
     costMicros: sum("costMicros"),
     unknownModelCalls: sum("unknownModelCalls"),
   };
   total.cacheHitRate = hitRate(total.inputTokens, total.cacheWrite5mTokens, total.cacheWrite1hTokens, total.cacheReadTokens);
-  return { filter, source: source.where, lines, total };
+  return { filter, source: source.where, lines, total, budgets: summarise(budgets, lines) };
+}
+
+function summarise(budgets: BudgetLookup, lines: UsageLine[]): BudgetSummary {
+  const tenants = [...new Set(lines.map((l) => l.tenant))].sort();
+  if (!budgets.available) {
+    return { source: budgets.source, available: false, reason: budgets.reason, tenants: tenants.map((tenant) => ({ tenant, name: null, dailyBudgetMicros: null, monthlyBudgetMicros: null })) };
+  }
+  return {
+    source: budgets.source,
+    available: true,
+    tenants: tenants.map((tenant) => {
+      const b = budgets.byTenant.get(tenant);
+      if (b === undefined) return { tenant, name: null, dailyBudgetMicros: null, monthlyBudgetMicros: null, note: "no tenant record with this id" };
+      const note = [...b.problems, ...(b.dailyBudgetMicros === null && b.monthlyBudgetMicros === null && b.problems.length === 0 ? ["no budget set"] : [])].join("; ");
+      return { tenant, name: b.name, dailyBudgetMicros: b.dailyBudgetMicros, monthlyBudgetMicros: b.monthlyBudgetMicros, ...(note ? { note } : {}) };
+    }),
+  };
 }
 
 // Micro-dollars as dollars, from the integer (shared with the proxy's budget messages).

@@ -14,6 +14,7 @@ import { CHECKS } from "./checks.ts";
 import { runVerify, VERIFY_EXIT } from "./cli.ts";
 import { escapeHtml } from "./html.ts";
 import { serveFleet, servePolicies } from "../../../test/fakes/knot-fleet.ts";
+import { screenshotPixels } from "../../../test/support/screenshot-pixels.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const CHROMIUM = process.env.EDGEFLEET_CHROMIUM || "/usr/bin/chromium";
@@ -99,32 +100,9 @@ describe.skipIf((!KNOTD || !existsSync(CHROMIUM)) && !process.env.CI)("HTML repo
       await probe('tr[data-zone="ops-mail.example"] td[data-check="report-auth"]'),
       await probe("#grid thead th:nth-child(2)"),
     ];
-    // Decode the screenshot in the browser itself (on a blank page: the report's own
-    // CSP forbids images) and read the pixels at those points, plus a colour census.
-    const blank = await browser.newPage();
-    const seen = await blank.evaluate(
-      async ({ dataUrl, at }: { dataUrl: string; at: { x: number; y: number }[] }) => {
-        const g = globalThis as never as { Image: new () => { src: string; decode(): Promise<void>; width: number; height: number }; document: { createElement(t: string): { width: number; height: number; getContext(t: string): { drawImage(i: unknown, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } } } };
-        const img = new g.Image();
-        img.src = dataUrl;
-        await img.decode();
-        const canvas = g.document.createElement("canvas");
-        canvas.width = img.width;
-        canvas.height = img.height;
-        const ctx = canvas.getContext("2d");
-        ctx.drawImage(img, 0, 0);
-        const data = ctx.getImageData(0, 0, img.width, img.height).data;
-        const colours = new Set<number>();
-        for (let i = 0; i < data.length; i += 4 * 7) colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
-        const rgb = (p: { x: number; y: number }) => {
-          const i = (p.y * img.width + p.x) * 4;
-          return [data[i]!, data[i + 1]!, data[i + 2]!];
-        };
-        return { colours: colours.size, pixels: at.map(rgb) };
-      },
-      { dataUrl: `data:image/png;base64,${png.toString("base64")}`, at: points },
-    );
-    await blank.close();
+    // Decode the screenshot in the browser (on a blank page: the report's own CSP forbids
+    // images) and read the pixels at those points, plus a colour census.
+    const seen = await screenshotPixels(browser, png, points);
     // The CSS colours of html.ts: drift #fde8e8, pass #e6f4ea, n/a #f7f7f7, header #f2f4f8.
     const expected = [
       [253, 232, 232],

@@ -1,0 +1,109 @@
+// The report's machine formats: CSV is RFC 4180 with formula guards, whatever the ids
+// hold; JSON keeps a stable, versioned shape; the table carries the budget columns and
+// says why a budget shows "-".
+import { describe, expect, it } from "vitest";
+import { rollupSource } from "../../../test/support/usage-rollups.ts";
+import type { BudgetLookup } from "./budgets.ts";
+import { csvField, renderCsv, renderJson, renderTable } from "./format.ts";
+import { usageReport } from "./report.ts";
+
+const HOSTILE = [`=cmd|' /C calc'!A0`, `a,"b"\nc`, "+1", "-2", "@x", "\tt", "plain"];
+const FILTER = { from: "2026-11-01", to: "2026-11-02" };
+const budgets: BudgetLookup = {
+  available: true,
+  source: "test tenants",
+  byTenant: new Map([["plain", { name: "P", dailyBudgetMicros: 4000, monthlyBudgetMicros: 10_000, problems: [] }]]),
+};
+
+async function report(b: BudgetLookup = budgets) {
+  const rows = HOSTILE.map((t, i) => ({ day: "2026-11-02", tenant: t, model: `m${i}`, cost: 1000 + i, input: 10, read: 30, output: 5 }));
+  rows.push({ day: "2026-11-01", tenant: "plain", model: `x,"y"`, cost: 500, input: 0, read: 0, output: 0 });
+  return usageReport(rollupSource(rows), FILTER, b);
+}
+
+describe("CSV", () => {
+  it("quotes commas, quotes and line breaks, and defuses formulas", () => {
+    expect(csvField("plain")).toBe("plain");
+    expect(csvField(`a,"b"\nc`)).toBe(`"a,""b""\nc"`);
+    expect(csvField("=1+1")).toBe("'=1+1");
+    expect(csvField("=a,b")).toBe(`"'=a,b"`);
+    for (const p of ["+", "-", "@", "\t", "\r"]) expect(csvField(`${p}x`).replace(/^"/, "")).toMatch(/^'/);
+  });
+
+  it("has one header and one record per line, all of the header's width, with CRLF ends", async () => {
+    const csv = renderCsv(await report());
+    expect(csv.endsWith("\r\n")).toBe(true);
+    // Parse it back as RFC 4180 and compare with the report.
+    const records: string[][] = [];
+    let field = "";
+    let rec: string[] = [];
+    let quoted = false;
+    for (let i = 0; i < csv.length; i++) {
+      const c = csv[i]!;
+      if (quoted) {
+        if (c === '"' && csv[i + 1] === '"') (field += '"'), i++;
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === ",") rec.push(field), (field = "");
+      else if (c === "\r" && csv[i + 1] === "\n") rec.push(field), records.push(rec), (rec = []), (field = ""), i++;
+      else field += c;
+    }
+    const [head, ...body] = records;
+    expect(head).toEqual([
+      "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
+      "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
+    ]);
+    expect(body).toHaveLength(HOSTILE.length + 1);
+    for (const r of body) expect(r).toHaveLength(head!.length);
+    const tenants = body.map((r) => r[1]);
+    expect(tenants).toContain(`'=cmd|' /C calc'!A0`);
+    expect(tenants).toContain(`a,"b"\nc`);
+    expect(tenants).toContain("'+1");
+    expect(tenants).toContain("'-2");
+    expect(tenants).toContain("'@x");
+    expect(tenants).toContain("'\tt");
+    expect(body.find((r) => r[2] === `x,"y"`)).toEqual(["2026-11-01", "plain", `x,"y"`, "1", "0", "0", "0", "0", "0", "", "500", "0.000500", "0", "500", "4000", "0.125000", "500", "10000", "0.050000"]);
+    const plain = body.find((r) => r[1] === "plain" && r[0] === "2026-11-02")!;
+    expect(plain.slice(9)).toEqual(["0.750000", "1006", "0.001006", "0", "1006", "4000", "0.251500", "1506", "10000", "0.150600"]);
+    // No budget: empty cells, not zeros.
+    expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", ""]);
+  });
+});
+
+describe("JSON", () => {
+  it("keeps its shape: version, filter, source, budgets, lines, total, with these keys", async () => {
+    const j = JSON.parse(renderJson(await report()));
+    expect(Object.keys(j)).toEqual(["version", "filter", "source", "budgets", "lines", "total"]);
+    expect(j.version).toBe(1);
+    expect(Object.keys(j.lines[0])).toEqual([
+      "day", "tenant", "model", "calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls",
+      "tenantDayCostMicros", "monthToDateCostMicros", "dailyBudgetMicros", "dailyBudgetUsed", "monthlyBudgetMicros", "monthlyBudgetUsed", "costUsd",
+    ]);
+    expect(Object.keys(j.total)).toEqual(["calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "costUsd"]);
+    expect(Object.keys(j.budgets)).toEqual(["source", "available", "tenants"]);
+    expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "plain")).toEqual({ tenant: "plain", name: "P", dailyBudgetMicros: 4000, monthlyBudgetMicros: 10_000 });
+    expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "+1")).toEqual({ tenant: "+1", name: null, dailyBudgetMicros: null, monthlyBudgetMicros: null, note: "no tenant record with this id" });
+    // Ids come back exactly as stored (JSON needs no guard).
+    expect(j.lines.map((l: { tenant: string }) => l.tenant)).toContain(`=cmd|' /C calc'!A0`);
+    const none = JSON.parse(renderJson(await report({ available: false, source: null, reason: "why" })));
+    expect(none.budgets).toEqual({ source: null, available: false, reason: "why", tenants: expect.any(Array) });
+    expect(none.lines[0].dailyBudgetUsed).toBeNull();
+  });
+});
+
+describe("table", () => {
+  it("shows budget used per line as the tenant's share, and why budgets are missing", async () => {
+    const t = renderTable(await report());
+    expect(t).toMatch(/budget day/);
+    // plain on 11-02: 1006 of 4000 a day (25.15%), 1506 of 10000 this month
+    expect(t).toMatch(/│ 2026-11-02 │ plain .*│\s+25\.1% │\s+15\.1% │$/m);
+    // Control characters from the database never reach the terminal raw.
+    expect(t).not.toMatch(/[\t\u001b]/);
+    expect(t).toContain(`a,"b"\\u{a}c`);
+    expect(t).toContain("\\u{9}t");
+    expect(t).toMatch(/budget used: - for tenant \+1: no tenant record with this id/);
+    const none = renderTable(await report({ available: false, source: null, reason: "no tenant state here" }));
+    expect(none).toMatch(/budget used: - for every tenant: no tenant state here/);
+  });
+});
