@@ -15,7 +15,7 @@ import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { FakeWorkersScriptsApi } from "./fakes/cloudflare-workers-scripts-api.ts";
-import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
+import { FLEET, METERING, PROFILES, ZONES } from "./support/inventory.ts";
 import { mockId, runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -173,6 +173,7 @@ describe("the program's entry point", () => {
     writeFileSync(join(dir, "fleet.yaml"), FLEET);
     writeFileSync(join(dir, "profiles.yaml"), PROFILES);
     writeFileSync(join(dir, "zones.yaml"), ZONES);
+    writeFileSync(join(dir, "metering.yaml"), METERING);
     // Asynchronously: the fake Cloudflare API answers from this process meanwhile.
     const child = spawn(process.execPath, ["stacks/index.ts"], {
       env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir, ...cloudflareConfig() }) },

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
-import { FLEET, PROFILES, withZone, ZONES } from "../../test/support/inventory.ts";
+import { FLEET, METERING, PROFILES, withZone, ZONES } from "../../test/support/inventory.ts";
 import { EXIT } from "./exit-codes.ts";
 import { runPlan } from "./plan.ts";
 
@@ -35,6 +35,7 @@ beforeEach(() => {
   // A fleet of three zones: any change touches a third of it, so allow up to 70%.
   writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}guard:\n  maxFleetShare: 0.7\n`);
   writeFileSync(join(root, "fleet", "profiles.yaml"), PROFILES);
+  writeFileSync(join(root, "fleet", "metering.yaml"), METERING);
   write(ZONES);
   writeFileSync(join(root, "Pulumi.prod.yaml"), "config:\n  edgefleet:accountId: feedfacefeedfacefeedfacefeedface\n  edgefleet:inventory: fleet\n");
   git("init", "-q", "-b", "main");
