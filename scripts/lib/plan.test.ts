@@ -184,6 +184,24 @@ describe("npm run plan", () => {
     expect(r.err).toContain("1 policy violation(s)");
   });
 
+  it("lists the Workers' stores and triggers: the usage Queue with its producers and consumer, the DLQ, D1, the archive bucket's retention, the cron", async () => {
+    writeFileSync(
+      join(root, "fleet", "fleet.yaml"),
+      `${FLEET}workers:\n  - script: plan-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: k, OPERATOR_TOKEN: t }\n  - script: plan-ledger\n    source: usage-ledger\n`,
+    );
+    const r = await plan("--json");
+    expect(r.code).toBe(EXIT.ok);
+    const stores = JSON.parse(r.out).stores as { kind: string; name: string; detail: string }[];
+    const of = (kind: string, name: string) => stores.find((x) => x.kind === kind && x.name === name)?.detail;
+    expect(of("Queue", "edgefleet-usage")).toBe("produced as USAGE_EVENTS by plan-proxy; consumed by plan-ledger");
+    expect(of("Queue", "edgefleet-usage-dlq")).toBe("produced as DEAD_LETTERS by plan-ledger; dead-letter queue of plan-ledger");
+    expect(of("Queue consumer", "edgefleet-usage -> plan-ledger")).toBe("batch 100, wait 5 s, 5 retries, retry delay 30 s, DLQ edgefleet-usage-dlq");
+    expect(of("R2 bucket", "edgefleet-archive")).toBe("bound as ARCHIVE by plan-proxy; lifecycle: objects deleted after 7 days");
+    expect(of("D1 database", "edgefleet-usage")).toBe("bound as DB by plan-ledger; schema: npm run d1-migrations");
+    expect(of("Cron trigger", "plan-ledger")).toBe("17 3 * * *");
+    expect((await plan()).out).toMatch(/Queue consumer\s+│ edgefleet-usage -> plan-ledger/);
+  });
+
   it("shows each Worker's Durable Object migration tags (table, --zone and --json)", async () => {
     writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}workers:\n  - script: plan-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: k, OPERATOR_TOKEN: t }\n`);
     const j = JSON.parse((await plan("--json")).out);
