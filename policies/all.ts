@@ -14,6 +14,8 @@ import { maxZonesPerWorker } from "./workers/max-zones-per-worker.ts";
 import { noCountersOnKv } from "./workers/no-counters-on-kv.ts";
 import { nodejsCompatDate } from "./workers/nodejs-compat-date.ts";
 import { noSecretsInPlainText } from "./workers/no-secrets-in-plain-text.ts";
+import { queueConsumerDlq } from "./workers/queue-consumer-dlq.ts";
+import { r2ArchiveLifecycle } from "./workers/r2-archive-lifecycle.ts";
 
 export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   noSecretsInPlainText,
@@ -29,4 +31,6 @@ export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   durableObjectMigrations,
   maxZonesPerWorker,
   noCountersOnKv,
+  queueConsumerDlq,
+  r2ArchiveLifecycle,
 ];

@@ -10,3 +10,5 @@ export const workers = outputs.workers;
 export const sitesNamespaceId = outputs.sitesNamespaceId;
 /** For `npm run tenants -- --remote --namespace-id "$(pulumi stack output tenantsNamespaceId)"`. */
 export const tenantsNamespaceId = outputs.tenantsNamespaceId;
+/** D1 database name -> id, for `npm run d1-migrations` (wrangler applies the migrations by id). */
+export const d1DatabaseIds = outputs.d1DatabaseIds;

@@ -6,6 +6,7 @@ import { cloudflareMigrationTags } from "./live-migration-tags.ts";
 import { deriveDesiredState } from "./model/desired.ts";
 import { InventoryError, loadInventoryOrThrow } from "./model/load.ts";
 import { selectShard, ShardError } from "./model/shards.ts";
+import { TYPES } from "./model/names.ts";
 import { names } from "./model/workers.ts";
 
 export const DEFAULT_INVENTORY = "fleet";
@@ -48,11 +49,16 @@ export function main() {
   // tenants --remote (the LLM proxies' tenant store), read with `pulumi stack output`.
   const kvId = (title: string) => fleet.declared.get(names.kv(title))?.outputs.id;
   const tenants = state.workers.find((w) => w.source === "llm-proxy");
+  // D1 database ids by name, for `npm run d1-migrations` (CI applies migrations with
+  // wrangler, which needs the id): only in the stack that holds the databases.
+  const databases = state.resources.filter((r) => r.type === TYPES.d1Database && fleet.declared.has(r.name));
+  const d1DatabaseIds = databases.length > 0 ? pulumi.output(Object.fromEntries(databases.map((r) => [String(r.inputs.name), fleet.declared.get(r.name)!.outputs.uuid!]))) : undefined;
   return {
     zoneCount: fleet.zones.size,
     recordCount: state.resources.filter((r) => r.record).length,
     workers: state.workers.map((w) => w.script),
     sitesNamespaceId: fleet.router?.namespaceId,
     tenantsNamespaceId: tenants ? kvId("edgefleet-llm-proxy-tenants") : undefined,
+    d1DatabaseIds,
   };
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TYPES } from "../stacks/model/names.ts";
 import { FakeWorkersScriptsApi, readBack, scriptDiff, uploadAsProvider } from "./fakes/cloudflare-workers-scripts-api.ts";
-import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
+import { FLEET, METERING, PROFILES, ZONES } from "./support/inventory.ts";
 import { runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -213,6 +213,7 @@ describe("an unchanged fleet previews as unchanged", () => {
   writeFileSync(join(dir, "fleet.yaml"), `${FLEET}workers:\n  - script: nodiff-llm-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: anthropicApiKey, OPERATOR_TOKEN: operatorToken }\n`);
   writeFileSync(join(dir, "profiles.yaml"), PROFILES);
   writeFileSync(join(dir, "zones.yaml"), ZONES);
+  writeFileSync(join(dir, "metering.yaml"), METERING);
   const secrets = { "edgefleet:anthropicApiKey": "sk-ant-nodiff-0001", "edgefleet:operatorToken": "operator-nodiff-0001" };
 
   /** One program run: each resource's inputs (secrets unwrapped), by type::name. */

@@ -15,7 +15,7 @@ import { readWorkerConfigOrThrow } from "../stacks/model/wrangler.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { FakeWorkersScriptsApi } from "./fakes/cloudflare-workers-scripts-api.ts";
-import { FLEET, PROFILES, ZONES } from "./support/inventory.ts";
+import { FLEET, METERING, PROFILES, ZONES } from "./support/inventory.ts";
 import { mockId, runUnderMocks, SECRET_SIG, SECRET_VALUE } from "./support/pulumi-mocks.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -117,18 +117,54 @@ describe("the Pulumi program under mocks", () => {
     for (const urn of children) expect(urn).toContain(`::${TYPES.zonePosture}$`);
   });
 
-  it("covers the Workers: the router's shard(s) and the LLM proxies, their storage and routes", () => {
+  it("covers the Workers: the router's shard(s), the LLM proxies and the usage ledger, their storage and routes", () => {
     const scripts = registered.filter((r) => r.type === TYPES.workersScript).map((r) => r.inputs.scriptName).sort();
     expect(scripts).toEqual(desired.workers.map((w) => w.script).sort());
-    expect(scripts).toEqual(expect.arrayContaining(["edgefleet-router", "edgefleet-llm-proxy", "edgefleet-llm-proxy-eu"]));
+    expect(scripts).toEqual(expect.arrayContaining(["edgefleet-router", "edgefleet-llm-proxy", "edgefleet-llm-proxy-eu", "edgefleet-usage-ledger"]));
     expect(registered.filter((r) => r.type === TYPES.workersKvNamespace).map((r) => r.inputs.title).sort()).toEqual(["edgefleet-llm-proxy-tenants", "edgefleet-sites"]);
     expect(registered.some((r) => r.type === TYPES.workersRoute && r.inputs.pattern === "api.llm-gateway.example/*" && r.inputs.script === "edgefleet-llm-proxy")).toBe(true);
   });
 
-  it("exports the ids operator scripts need: the content map and the tenant store", async () => {
+  it("covers the metering pipeline: the ledger Worker, D1, the usage Queue and its DLQ, the consumer, the archive bucket's lifecycle, the cron trigger", () => {
+    const got = (type: string) => registered.filter((r) => r.type === type);
+    const only = (type: string) => {
+      expect(got(type), type).toHaveLength(1);
+      return got(type)[0]!.inputs;
+    };
+    expect(only(TYPES.d1Database)).toEqual({ accountId: ACCOUNT, name: "edgefleet-usage" });
+    expect(got(TYPES.queue).map((r) => r.inputs.queueName).sort()).toEqual(["edgefleet-usage", "edgefleet-usage-dlq"]);
+    expect(only(TYPES.queueConsumer)).toEqual({
+      accountId: ACCOUNT,
+      queueId: mockId("queue/edgefleet-usage"),
+      scriptName: "edgefleet-usage-ledger",
+      type: "worker",
+      settings: { batchSize: 100, maxWaitTimeMs: 5000, maxRetries: 5, retryDelay: 30 },
+      deadLetterQueue: "edgefleet-usage-dlq",
+    });
+    expect(only(TYPES.r2Bucket)).toEqual({ accountId: ACCOUNT, name: "edgefleet-archive" });
+    expect(only(TYPES.r2BucketLifecycle)).toMatchObject({ bucketName: "edgefleet-archive", rules: [{ enabled: true, conditions: { prefix: "" }, deleteObjectsTransition: { condition: { type: "Age", maxAge: 30 * 86_400 } } }] });
+    expect(only(TYPES.workersCronTrigger)).toEqual({ accountId: ACCOUNT, scriptName: "edgefleet-usage-ledger", schedules: [{ cron: "17 3 * * *" }] });
+    // The ledger binds the database by the id the engine gave it, and gets the inventory's vars.
+    const ledger = registered.find((r) => r.type === TYPES.workersScript && r.inputs.scriptName === "edgefleet-usage-ledger")!;
+    const bindings = Object.fromEntries((ledger.inputs.bindings as { name: string }[]).map((b) => [b.name, b]));
+    expect(bindings.DB).toEqual({ type: "d1", name: "DB", id: mockId("d1/edgefleet-usage") });
+    expect(bindings.DEAD_LETTERS).toEqual({ type: "queue", name: "DEAD_LETTERS", queueName: "edgefleet-usage-dlq" });
+    expect(bindings.PRICES).toMatchObject({ type: "plain_text" });
+    expect(bindings.CALL_RETENTION_DAYS).toEqual({ type: "plain_text", name: "CALL_RETENTION_DAYS", text: "90" });
+    // Each proxy sends to that same queue and archives to that same bucket.
+    for (const p of registered.filter((r) => r.type === TYPES.workersScript && String(r.inputs.scriptName).startsWith("edgefleet-llm-proxy"))) {
+      const b = Object.fromEntries((p.inputs.bindings as { name: string }[]).map((x) => [x.name, x]));
+      expect(b.USAGE_EVENTS).toEqual({ type: "queue", name: "USAGE_EVENTS", queueName: "edgefleet-usage" });
+      expect(b.ARCHIVE).toEqual({ type: "r2_bucket", name: "ARCHIVE", bucketName: "edgefleet-archive" });
+      expect(b.PRICES).toEqual(bindings.PRICES);
+    }
+  });
+
+  it("exports the ids operator scripts need: the content map, the tenant store, the D1 databases", async () => {
     const value = <T>(o: pulumi.Output<T> | undefined) => new Promise<T | undefined>((res) => (o ? o.apply((v) => res(v)) : res(undefined)));
     expect(await value(outputs.sitesNamespaceId)).toBe(mockId("kv/edgefleet-sites"));
     expect(await value(outputs.tenantsNamespaceId)).toBe(mockId("kv/edgefleet-llm-proxy-tenants"));
+    expect(await value(outputs.d1DatabaseIds)).toEqual({ "edgefleet-usage": mockId("d1/edgefleet-usage") });
     expect(outputs.workers).toEqual(desired.workers.map((w) => w.script));
   });
 
@@ -151,7 +187,9 @@ describe("the Pulumi program under mocks", () => {
   });
 
   it("parents each Worker's resources under its Worker component, and the router's shards under the Router", () => {
-    const workerChildren = urns.filter((u) => [TYPES.workersScript, TYPES.workersRoute, TYPES.workersKvNamespace].some((t) => u.includes(`$${t}::`)));
+    const workerChildren = urns.filter((u) =>
+      [TYPES.workersScript, TYPES.workersRoute, TYPES.workersKvNamespace, TYPES.d1Database, TYPES.queue, TYPES.queueConsumer, TYPES.r2Bucket, TYPES.r2BucketLifecycle, TYPES.workersCronTrigger].some((t) => u.includes(`$${t}::`)),
+    );
     expect(workerChildren.length).toBeGreaterThan(0);
     for (const urn of workerChildren) expect(urn).toContain(`${TYPES.worker}$`);
     // (A URN names its parent's type, not the whole chain.)
@@ -173,6 +211,7 @@ describe("the program's entry point", () => {
     writeFileSync(join(dir, "fleet.yaml"), FLEET);
     writeFileSync(join(dir, "profiles.yaml"), PROFILES);
     writeFileSync(join(dir, "zones.yaml"), ZONES);
+    writeFileSync(join(dir, "metering.yaml"), METERING);
     // Asynchronously: the fake Cloudflare API answers from this process meanwhile.
     const child = spawn(process.execPath, ["stacks/index.ts"], {
       env: { ...process.env, PULUMI_CONFIG: JSON.stringify({ "edgefleet:accountId": ACCOUNT, "edgefleet:inventory": dir, ...cloudflareConfig() }) },

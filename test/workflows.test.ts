@@ -76,6 +76,30 @@ describe("CI workflows", () => {
     expect(all[publish]!.if).toBe("steps.up.outputs.sitesNamespaceId != ''");
   });
 
+  it("applies D1 migrations with the stack's ids before pulumi up (skipping databases not created yet) and again after it; preview lists them", () => {
+    const all = steps(load("up.yml").doc);
+    const login = all.findIndex((x) => /pulumi login/.test(x.run ?? ""));
+    const up = all.findIndex((x) => x.id === "up");
+    const migrations = all.flatMap((x, i) => (/npm run --silent d1-migrations/.test(x.run ?? "") ? [i] : []));
+    expect(migrations).toHaveLength(2);
+    const [before, after] = migrations as [number, number];
+    expect(login).toBeLessThan(before);
+    expect(before).toBeLessThan(up);
+    expect(all[before]!.run).toContain("--skip-missing");
+    expect(after).toBeGreaterThan(up);
+    expect(all[after]!.run).not.toContain("--skip-missing");
+    for (const i of migrations) {
+      expect(all[i]!.run).toContain('--stack "$STACK"');
+      expect(all[i]!.env).toMatchObject({ STACK: "${{ vars.PULUMI_STACK || 'prod' }}", CLOUDFLARE_API_TOKEN: "${{ secrets.CLOUDFLARE_API_TOKEN }}" });
+    }
+    // The same command exists, and takes these options.
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts["d1-migrations"]).toBe("node scripts/d1-migrations.ts");
+    const pre = steps(load("preview.yml").doc);
+    const dry = pre.findIndex((x) => /d1-migrations .*--dry-run/.test(x.run ?? ""));
+    expect(dry).toBeGreaterThan(pre.findIndex((x) => /pulumi login/.test(x.run ?? "")));
+  });
+
   it.each(files)("%s takes credentials only from secrets", (f) => {
     const { doc } = load(f);
     for (const step of steps(doc)) {
@@ -142,7 +166,7 @@ describe("CI workflows", () => {
       const needsSecret = Object.values(x.env ?? {}).some((v) => /secrets\./.test(v)) && x !== access;
       if (needsSecret) expect(gated, x.name ?? x.uses).toContain(x);
     }
-    expect(gated.map((x) => x.uses ?? x.name)).toEqual(["pulumi/actions@v7", "pulumi login (a failure fails the job)", "pulumi/actions@v7"]);
+    expect(gated.map((x) => x.uses ?? x.name)).toEqual(["pulumi/actions@v7", "pulumi login (a failure fails the job)", "D1 migrations the up would apply (dry run)", "pulumi/actions@v7"]);
     const plan = all.find((x) => /npm run --silent plan/.test(x.run ?? ""))!;
     expect(plan.if).toBeUndefined();
 

@@ -9,6 +9,7 @@ export function generateFleet(dir: string, zones: number, exampleDir = "fleet"):
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(exampleDir, "fleet.yaml"), join(dir, "fleet.yaml"));
   copyFileSync(join(exampleDir, "profiles.yaml"), join(dir, "profiles.yaml"));
+  copyFileSync(join(exampleDir, "metering.yaml"), join(dir, "metering.yaml"));
   // The zones fleet.yaml's workers: serve (the LLM proxies' hostnames), as in the example.
   const lines = [
     "zones:",

@@ -8,6 +8,10 @@ export const TYPE = {
   workersScript: "cloudflare:index/workersScript:WorkersScript",
   workersRoute: "cloudflare:index/workersRoute:WorkersRoute",
   workersCustomDomain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
+  queue: "cloudflare:index/queue:Queue",
+  queueConsumer: "cloudflare:index/queueConsumer:QueueConsumer",
+  r2Bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  r2BucketLifecycle: "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
 } as const;
 
 /** What a policy needs of a resource: its type token, logical name, inputs and parent. */

@@ -2,6 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { relative, resolve } from "node:path";
 import { INVENTORY_FILES } from "../../stacks/model/schema.ts";
+import { METERING_FILE } from "../../stacks/model/metering.ts";
 import type { Sources } from "../../stacks/model/load.ts";
 import type { FileKey } from "../../stacks/model/validate.ts";
 
@@ -37,5 +38,14 @@ export function sourcesAtRevision(dir: string, rev: string): Sources {
     }
     sources[key] = { path: `${rev}:${inRepo}`, text };
   }
+  // metering.yaml is optional: read it when the revision has it.
+  const metering = relative(top, resolve(abs, METERING_FILE));
+  let present = true;
+  try {
+    git(top, ["cat-file", "-e", `${commit}:${metering}`]);
+  } catch {
+    present = false;
+  }
+  if (present) sources.metering = { path: `${rev}:${metering}`, text: git(top, ["show", `${commit}:${metering}`]) };
   return sources;
 }

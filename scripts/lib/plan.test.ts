@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeEach, describe, expect, it } from "vitest";
-import { FLEET, PROFILES, withZone, ZONES } from "../../test/support/inventory.ts";
+import { FLEET, METERING, PROFILES, withZone, ZONES } from "../../test/support/inventory.ts";
 import { EXIT } from "./exit-codes.ts";
 import { runPlan } from "./plan.ts";
 
@@ -35,6 +35,7 @@ beforeEach(() => {
   // A fleet of three zones: any change touches a third of it, so allow up to 70%.
   writeFileSync(join(root, "fleet", "fleet.yaml"), `${FLEET}guard:\n  maxFleetShare: 0.7\n`);
   writeFileSync(join(root, "fleet", "profiles.yaml"), PROFILES);
+  writeFileSync(join(root, "fleet", "metering.yaml"), METERING);
   write(ZONES);
   writeFileSync(join(root, "Pulumi.prod.yaml"), "config:\n  edgefleet:accountId: feedfacefeedfacefeedfacefeedface\n  edgefleet:inventory: fleet\n");
   git("init", "-q", "-b", "main");
@@ -181,6 +182,24 @@ describe("npm run plan", () => {
     expect(j.findings[0]).toMatchObject({ level: "error", code: "caa-allows-cloudflare-cas" });
     expect(j.findings[0].message).toContain("p.example is proxied but its CAA does not allow letsencrypt.org");
     expect(r.err).toContain("1 policy violation(s)");
+  });
+
+  it("lists the Workers' stores and triggers: the usage Queue with its producers and consumer, the DLQ, D1, the archive bucket's retention, the cron", async () => {
+    writeFileSync(
+      join(root, "fleet", "fleet.yaml"),
+      `${FLEET}workers:\n  - script: plan-proxy\n    source: llm-proxy\n    domains: [api.ops.example]\n    secrets: { ANTHROPIC_API_KEY: k, OPERATOR_TOKEN: t }\n  - script: plan-ledger\n    source: usage-ledger\n`,
+    );
+    const r = await plan("--json");
+    expect(r.code).toBe(EXIT.ok);
+    const stores = JSON.parse(r.out).stores as { kind: string; name: string; detail: string }[];
+    const of = (kind: string, name: string) => stores.find((x) => x.kind === kind && x.name === name)?.detail;
+    expect(of("Queue", "edgefleet-usage")).toBe("produced as USAGE_EVENTS by plan-proxy; consumed by plan-ledger");
+    expect(of("Queue", "edgefleet-usage-dlq")).toBe("produced as DEAD_LETTERS by plan-ledger; dead-letter queue of plan-ledger");
+    expect(of("Queue consumer", "edgefleet-usage -> plan-ledger")).toBe("batch 100, wait 5 s, 5 retries, retry delay 30 s, DLQ edgefleet-usage-dlq");
+    expect(of("R2 bucket", "edgefleet-archive")).toBe("bound as ARCHIVE by plan-proxy; lifecycle: objects deleted after 7 days");
+    expect(of("D1 database", "edgefleet-usage")).toBe("bound as DB by plan-ledger; schema: npm run d1-migrations");
+    expect(of("Cron trigger", "plan-ledger")).toBe("17 3 * * *");
+    expect((await plan()).out).toMatch(/Queue consumer\s+│ edgefleet-usage -> plan-ledger/);
   });
 
   it("shows each Worker's Durable Object migration tags (table, --zone and --json)", async () => {

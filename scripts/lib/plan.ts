@@ -14,7 +14,7 @@ import { formatProblem, loadInventory, parseInventory, type LoadResult, type Pro
 import { TYPES } from "../../stacks/model/names.ts";
 import { rdata } from "../../stacks/model/posture.ts";
 import type { Inventory } from "../../stacks/model/schema.ts";
-import { findings, summarize, type Finding } from "../../stacks/model/summary.ts";
+import { findings, summarize, workerStores, type Finding, type WorkerStore } from "../../stacks/model/summary.ts";
 import { fromDesired } from "../../policies/lib/from-desired.ts";
 import { runPolicies } from "../../policies/run.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -160,6 +160,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
           shard,
           shards,
           workers: state.workers.map(workerSummary),
+          stores: workerStores(state),
           findings: found,
           zone: opts.zone ? zoneDetail(state, opts.zone) : undefined,
           diff: diff && { base: opts.base, totals: diff.totals, zones: diff.zones, changes: diff.changes.map(({ before: _b, after: _a, ...c }) => c) },
@@ -176,6 +177,7 @@ export async function runPlan(argv: string[], io: PlanIO): Promise<number> {
     else io.out(renderSummary(c, summary));
     if (shards && !opts.zone) io.out(renderShards(shards, shard));
     if (!opts.zone && state.workers.length > 0) io.out(renderWorkers(c, state));
+    if (!opts.zone) io.out(renderStores(workerStores(state)));
     io.out(renderFindings(c, found));
     if (diff && verdict) io.out(renderDiff(c, diff, verdict, opts));
     if (opts.zoneFiles) io.out(`\nWrote ${written.length} zone file(s) to ${opts.zoneFiles}\n`);
@@ -258,6 +260,14 @@ function renderWorkers(c: Colors, state: DesiredState): string {
     const serves = [s.routes ? `${s.routes} route(s) in ${s.zones} zone(s)` : "", ...s.domains].filter(Boolean).join(", ") || "-";
     t.push([w.script + (w.canary ? c.dim(" (canary)") : ""), `workers/${w.source}`, serves, w.secrets.map((x) => `${x.binding} <- ${x.config}`).join("\n") || "-", migrationText(w), w.bundle.slice(0, 19)]);
   }
+  return `${t.toString()}\n`;
+}
+
+/** The Workers' storage, queues and triggers (empty when the stack holds none). */
+function renderStores(stores: WorkerStore[]): string {
+  if (stores.length === 0) return "";
+  const t = table(["Workers' store or trigger", "name", "bound by, settings, retention"]);
+  for (const s of stores) t.push([s.kind, s.name, s.detail]);
   return `${t.toString()}\n`;
 }
 

@@ -2,6 +2,7 @@
 // kind: what it reads from wrangler.jsonc, the storage it creates, the script's bindings
 // and migrations, secrets kept secret, routes and custom domains with their zone ids,
 // and the include/declared options a sharded fleet uses. Only the engine is mocked.
+import type * as pulumi from "@pulumi/pulumi";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bundleWorker } from "../model/bundle.ts";
@@ -11,6 +12,8 @@ import { mockId, runUnderMocks, SECRET_SIG, type Registration } from "../../test
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "workers");
 let registered: Registration[] = [];
+/** The options each resource of the "kitchen-sink" component was declared with (seen by a transformation). */
+const options = new Map<string, pulumi.ResourceOptions>();
 
 beforeAll(async () => {
   const config = { "edgefleet:kitchenToken": "kitchen-secret-value-42" };
@@ -24,14 +27,15 @@ beforeAll(async () => {
       routes: [{ pattern: "api.shop.example/*", zone: "shop.example" }],
       domains: [{ hostname: "hooks.shop.example", zone: "shop.example" }],
       zoneIds: { "shop.example": "zone-shop" },
+      archiveRetentionDays: 14,
       // A script that does not exist yet (test/deploys.test.ts reads live tags from a fake API).
       migrationTag: async () => null,
-    });
+    }, { transformations: [(a) => (options.set(`${a.type}::${a.name}`, a.opts), undefined)] });
     // A second deployment of the same code shares the storage the first declared, and
     // (as in a shard's stack) declares only the resources it is told to.
     const declared = new Map();
-    new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared, migrationTag: async () => "v1" });
-    new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, include: (r) => r.type !== TYPES.queueConsumer, migrationTag: async () => "v2" });
+    new Worker("first", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-a", secrets: { API_TOKEN: "kitchenToken" }, declared, archiveRetentionDays: 14, migrationTag: async () => "v1" });
+    new Worker("second", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-b", secrets: { API_TOKEN: "kitchenToken" }, declared, archiveRetentionDays: 14, include: (r) => r.type !== TYPES.queueConsumer, migrationTag: async () => "v2" });
   });
   registered = run.registrations;
 });
@@ -54,6 +58,13 @@ describe("the Worker component", () => {
     expect(one(TYPES.r2Bucket, "r2/kitchen-blobs").inputs).toEqual({ accountId: "acct", name: "kitchen-blobs" });
     expect(one(TYPES.d1Database, "d1/kitchen-db").inputs).toEqual({ accountId: "acct", name: "kitchen-db" });
     expect(one(TYPES.queue, "queue/kitchen-jobs").inputs).toEqual({ accountId: "acct", queueName: "kitchen-jobs" });
+    // The consumer's dead-letter queue is a queue of its own.
+    expect(one(TYPES.queue, "queue/kitchen-jobs-dlq").inputs).toEqual({ accountId: "acct", queueName: "kitchen-jobs-dlq" });
+    // Stores hold data: removing the Worker never deletes them.
+    for (const key of [`${TYPES.workersKvNamespace}::kv/kitchen-sink-cache`, `${TYPES.r2Bucket}::r2/kitchen-blobs`, `${TYPES.d1Database}::d1/kitchen-db`, `${TYPES.queue}::queue/kitchen-jobs`]) {
+      expect(options.get(key)?.retainOnDelete, key).toBe(true);
+    }
+    expect(options.get(`${TYPES.workersScript}::kitchen-sink/script`)?.retainOnDelete).toBeFalsy();
     // Analytics Engine datasets need no resource: Cloudflare creates one on first write.
     expect(registered.some((r) => /analytics/i.test(r.type))).toBe(false);
   });
@@ -68,6 +79,7 @@ describe("the Worker component", () => {
     const bindings = unwrap(script.bindings) as Record<string, unknown>[];
     expect(bindings.map((b) => [b.name, b.type])).toEqual([
       ["API_TOKEN", "secret_text"],
+      ["ARCHIVE", "r2_bucket"],
       ["BLOBS", "r2_bucket"],
       ["CACHE", "kv_namespace"],
       ["COUNTER", "durable_object_namespace"],
@@ -109,14 +121,46 @@ describe("the Worker component", () => {
     expect(secret).toEqual({ type: "secret_text", name: "API_TOKEN", text: "kitchen-secret-value-42" });
   });
 
-  it("consumes its queue with wrangler's consumer settings", () => {
+  it("consumes its queue with wrangler's consumer settings and dead-letter queue, once its script and the DLQ exist", () => {
     expect(one(TYPES.queueConsumer, "kitchen-sink/consumer/kitchen-jobs").inputs).toEqual({
       accountId: "acct",
       queueId: mockId("queue/kitchen-jobs"),
       scriptName: "kitchen-sink",
       type: "worker",
-      settings: { batchSize: 10, maxWaitTimeMs: 5000, maxRetries: 3 },
+      settings: { batchSize: 10, maxWaitTimeMs: 5000, maxRetries: 3, retryDelay: 20 },
+      deadLetterQueue: "kitchen-jobs-dlq",
     });
+    const deps = (options.get(`${TYPES.queueConsumer}::kitchen-sink/consumer/kitchen-jobs`)?.dependsOn ?? []) as pulumi.Resource[];
+    expect(deps.length).toBe(2);
+  });
+
+  it("declares its Cron Triggers as one schedule, after its script", () => {
+    expect(one(TYPES.workersCronTrigger, "kitchen-sink/cron").inputs).toEqual({ accountId: "acct", scriptName: "kitchen-sink", schedules: [{ cron: "*/5 * * * *" }, { cron: "0 4 * * 1" }] });
+    expect((options.get(`${TYPES.workersCronTrigger}::kitchen-sink/cron`)?.dependsOn as pulumi.Resource[]).length).toBe(1);
+  });
+
+  it("gives a bucket that holds archives a lifecycle rule that deletes objects after the retention, and leaves other buckets alone", () => {
+    expect(one(TYPES.r2BucketLifecycle, "r2/kitchen-bodies/lifecycle").inputs).toEqual({
+      accountId: "acct",
+      bucketName: "kitchen-bodies",
+      rules: [
+        {
+          id: "edgefleet-retention",
+          enabled: true,
+          conditions: { prefix: "" },
+          deleteObjectsTransition: { condition: { type: "Age", maxAge: 14 * 86_400 } },
+          abortMultipartUploadsTransition: { condition: { type: "Age", maxAge: 7 * 86_400 } },
+        },
+      ],
+    });
+    expect(registered.some((r) => r.type === TYPES.r2BucketLifecycle && r.name === "r2/kitchen-blobs/lifecycle")).toBe(false);
+  });
+
+  it("stops when a bucket holds archives and no retention is given", async () => {
+    const { Worker } = await import("./worker.ts");
+    expect(() => new Worker("no-retention", { accountId: "acct", folder: join(FIXTURES, "kitchen-sink"), script: "kitchen-c", migrationTag: async () => null })).toThrow(
+      /Worker no-retention: .*kitchen-sink\/wrangler\.jsonc: R2 bucket 'kitchen-bodies' holds archives, and kitchen-c was given no retention for it \(metering\.yaml archive\.retention_days\)/,
+    );
   });
 
   it("attaches routes and custom domains with the zone's id", () => {
@@ -128,7 +172,7 @@ describe("the Worker component", () => {
     // kitchen-sink declares its own storage; kitchen-a declares it once more into the
     // shared map and kitchen-b reuses it: two namespaces, not three.
     expect(registered.filter((r) => r.type === TYPES.workersKvNamespace)).toHaveLength(2);
-    expect(registered.filter((r) => r.type === TYPES.queue)).toHaveLength(2);
+    expect(registered.filter((r) => r.type === TYPES.queue)).toHaveLength(4);
     expect(registered.filter((r) => r.type === TYPES.workersScript).map((r) => r.inputs.scriptName).sort()).toEqual(["kitchen-a", "kitchen-b", "kitchen-sink"]);
     expect(registered.some((r) => r.name === "kitchen-a/consumer/kitchen-jobs")).toBe(true);
     expect(registered.some((r) => r.name === "kitchen-b/consumer/kitchen-jobs")).toBe(false);

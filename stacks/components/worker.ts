@@ -1,11 +1,12 @@
 // Worker: deploys one Worker from its folder. It reads the folder's wrangler.jsonc (the
 // single source of binding names and kinds, compatibility settings, Durable Object
 // classes and migrations), bundles the code with esbuild deterministically, creates the
-// storage its bindings need (KV namespaces, R2 buckets, D1 databases, Queues; Analytics
-// Engine datasets need no resource: Cloudflare creates one on its first write), declares
-// the cloudflare.WorkersScript with every binding, its migrations and version_metadata,
+// storage its bindings need (KV namespaces, R2 buckets and the lifecycle rule of one that
+// holds archives, D1 databases, Queues including dead-letter queues; Analytics Engine
+// datasets need no resource: Cloudflare creates one on its first write), declares the
+// cloudflare.WorkersScript with every binding, its migrations and version_metadata,
 // takes secrets from Pulumi secret config (requireSecret) as secret_text bindings, and
-// attaches routes and custom domains.
+// attaches its Queue consumers, Cron Triggers, routes and custom domains.
 //
 // What it declares is computed by stacks/model/workers.ts (workerResources), the same
 // function the offline plan, the policies and key rotation read, so the three cannot
@@ -39,9 +40,13 @@ export interface WorkerArgs {
   routes?: { pattern: string; zone: string }[];
   /** secret_text binding -> Pulumi config key (namespace edgefleet), read with requireSecret. */
   secrets?: Record<string, string>;
-  /** Values for vars declared in wrangler.jsonc. */
+  /** Values for vars declared in wrangler.jsonc, and the vars the inventory gives the
+   * code (metering.yaml's PRICES...: stacks/model/metering.ts METERING_VARS). */
   vars?: Record<string, string>;
   kvTitles?: Record<string, string>;
+  /** Days a bucket that holds archives keeps an object (its lifecycle rule); required
+   * when wrangler.jsonc binds one (metering.yaml archive.retention_days). */
+  archiveRetentionDays?: number;
   /** Zone name -> zone id (or the desired-state name of the Zone resource when it is a Ref). */
   zoneIds?: Record<string, pulumi.Input<string>>;
   /** Resources already declared by the caller: zones and storage shared between deployments. */
@@ -62,10 +67,12 @@ type WorkerResourceType = Exclude<ProviderType, typeof TYPES.zone | typeof TYPES
 const CONSTRUCTORS: { [K in WorkerResourceType]: new (name: string, args: ProviderArgs[K], opts?: pulumi.CustomResourceOptions) => pulumi.CustomResource } = {
   [TYPES.workersKvNamespace]: cloudflare.WorkersKvNamespace,
   [TYPES.r2Bucket]: cloudflare.R2Bucket,
+  [TYPES.r2BucketLifecycle]: cloudflare.R2BucketLifecycle,
   [TYPES.d1Database]: cloudflare.D1Database,
   [TYPES.queue]: cloudflare.Queue,
   [TYPES.workersScript]: cloudflare.WorkersScript,
   [TYPES.queueConsumer]: cloudflare.QueueConsumer,
+  [TYPES.workersCronTrigger]: cloudflare.WorkersCronTrigger,
   [TYPES.workersRoute]: cloudflare.WorkersRoute,
   [TYPES.workersCustomDomain]: cloudflare.WorkersCustomDomain,
 };
@@ -114,6 +121,7 @@ export class Worker extends pulumi.ComponentResource {
       secrets: args.secrets ?? {},
       vars: args.vars ?? {},
       kvTitles: args.kvTitles,
+      archiveRetentionDays: args.archiveRetentionDays,
     };
     this.scriptName = deployment.script;
     const zoneIds = args.zoneIds ?? {};
@@ -124,7 +132,12 @@ export class Worker extends pulumi.ComponentResource {
     const secrets = args.config ?? new pulumi.Config("edgefleet");
     // Zone ids are passed in: given in the inventory, or the id of a Zone the stack creates.
     const zoneRef = (zone: string) => ({ $ref: `zone:${zone}`, $output: "id" as const });
-    const all = workerResources(deployment, read.config, bundle, args.accountId, zoneRef);
+    let all: DesiredResource[];
+    try {
+      all = workerResources(deployment, read.config, bundle, args.accountId, zoneRef);
+    } catch (e) {
+      throw new pulumi.RunError(`Worker ${name}: ${(e as Error).message}`);
+    }
     const wanted = all.filter((r) => r.type !== TYPES.worker && (args.include?.(r) ?? true));
 
     const resolveValue = (v: InputValue) =>
@@ -142,15 +155,18 @@ export class Worker extends pulumi.ComponentResource {
       });
 
     // Storage first (unless shared and declared already), then the script, then what
-    // names the script (consumers, routes, custom domains).
-    const order: WorkerResourceType[] = [TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.d1Database, TYPES.queue, TYPES.workersScript, TYPES.queueConsumer, TYPES.workersRoute, TYPES.workersCustomDomain];
+    // names the script (consumers, cron triggers, routes, custom domains).
+    const order: WorkerResourceType[] = [
+      TYPES.workersKvNamespace, TYPES.r2Bucket, TYPES.r2BucketLifecycle, TYPES.d1Database, TYPES.queue,
+      TYPES.workersScript, TYPES.queueConsumer, TYPES.workersCronTrigger, TYPES.workersRoute, TYPES.workersCustomDomain,
+    ];
     for (const type of order) {
       for (const r of wanted.filter((x) => x.type === type)) {
         if (declared.has(r.name)) continue;
         const dependsOn = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
         const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
         if (type === TYPES.workersScript) inputs.migrations = this.migrations(deployment.script, read.config, args.migrationTag);
-        const res = declare(type, r.name, inputs, { parent: this, dependsOn });
+        const res = declare(type, r.name, inputs, { parent: this, dependsOn, ...(r.options?.retainOnDelete ? { retainOnDelete: true } : {}) });
         declared.set(r.name, { resource: res, outputs: outputsOf(type, res) });
       }
     }

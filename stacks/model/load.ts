@@ -7,6 +7,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type
 import type { z } from "zod";
 import { INVENTORY_FILES, type Inventory } from "./schema.ts";
 import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
+import { METERING_FILE, parseMetering, type Metering } from "./metering.ts";
 import { validateWorkers } from "./workers.ts";
 
 export type PathSegment = string | number;
@@ -20,7 +21,8 @@ export interface Problem {
   message: string;
 }
 
-export type Sources = Record<FileKey, { path: string; text: string }>;
+/** The inventory's texts: the three required files, and metering.yaml when it has one. */
+export type Sources = Record<FileKey, { path: string; text: string }> & { metering?: { path: string; text: string } };
 
 /**
  * The largest inventory file read, in bytes. A generated 5,000-zone zones.yaml is about
@@ -171,14 +173,25 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
     else problems.push(...zodProblems(file, result.error));
   }
 
+  // metering.yaml is optional: an inventory without it deploys no Worker that needs it
+  // (validateWorkers says which do).
+  let metering: Metering | undefined;
+  if (sources.metering) {
+    const bytes = Buffer.byteLength(sources.metering.text, "utf8");
+    const read = bytes > MAX_INVENTORY_FILE_BYTES ? { ok: false as const, problems: [tooLarge(sources.metering.path, bytes)] } : parseMetering(sources.metering.path, sources.metering.text);
+    if (read.ok) metering = read.metering;
+    else problems.push(...read.problems);
+  }
+
   if (data.fleet && data.profiles && data.zones) {
     const inventory: Inventory = {
       dir,
       fleet: data.fleet as Inventory["fleet"],
       profiles: data.profiles as Inventory["profiles"],
       zones: (data.zones as { zones: Inventory["zones"] }).zones,
+      ...(metering ? { metering } : {}),
     };
-    const workers = validateWorkers(inventory);
+    const workers = validateWorkers(inventory, sources.metering ? { meteringFile: sources.metering.path } : {});
     const semantic: SemanticProblem[] = [...validateInventory(inventory), ...workers.problems];
     problems.push(...workers.configProblems);
     const reparsed = new Map<FileKey, ParsedFile>();
@@ -212,6 +225,17 @@ export function readSources(dir: string, base = process.cwd()): Sources {
       ]);
     }
     sources[key] = { path: relative(base, path) || path, text };
+  }
+  const metering = join(dir, METERING_FILE);
+  let size: number | undefined;
+  try {
+    size = statSync(metering).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new InventoryError([{ file: relative(base, metering) || metering, line: 1, column: 1, path: "", message: `cannot read the file (${(e as NodeJS.ErrnoException).code})` }]);
+  }
+  if (size !== undefined) {
+    if (size > MAX_INVENTORY_FILE_BYTES) throw new InventoryError([tooLarge(relative(base, metering) || metering, size)]);
+    sources.metering = { path: relative(base, metering) || metering, text: readFileSync(metering, "utf8") };
   }
   return sources;
 }

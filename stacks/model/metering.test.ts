@@ -17,6 +17,8 @@ const table = (models: string, retention = 30) => `prices:
 ${models}
 ledger:
   call_retention_days: ${retention}
+archive:
+  retention_days: 30
 `;
 
 describe("the fleet's price table", () => {
@@ -131,6 +133,13 @@ describe("a bad metering file", () => {
     expect(r.problems[0]!.message).toMatch(/'1e-7' is not a price/);
     expect(r.problems[1]!.message).toBe("unknown key 'batch'");
     expect(r.problems[4]!.message).toMatch(/at least 15/);
+  });
+
+  it("refuses a table too large for the PRICES var (Cloudflare: 5 KB a var), located at the models", () => {
+    const models = (n: number) => Array.from({ length: n }, (_, i) => `    claude-model-${i}: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`).join("\n");
+    expect(parseMetering("m.yaml", table(models(30))).ok).toBe(true);
+    const big = parseMetering("m.yaml", table(models(60)));
+    expect(big.ok || big.problems).toEqual([expect.objectContaining({ line: 5, path: "prices.models", message: expect.stringMatching(/^the table is \d+ bytes as the PRICES var; Cloudflare allows 5120 bytes per var/) })]);
   });
 
   it("refuses an empty table, another currency, and YAML errors", () => {

@@ -1,7 +1,9 @@
-// Reads fleet/metering.yaml (the price table and the ledger's retention) into plain
-// data, or into every problem at once, each located by file, line, column and field,
-// like the rest of the inventory (load.ts). Used by the usage-ledger's local runner,
-// `npm run usage` and (later) the Pulumi component that deploys the ledger.
+// Reads fleet/metering.yaml (the price table, the ledger's retention and the archive's)
+// into plain data, or into every problem at once, each located by file, line, column and
+// field, like the rest of the inventory (load.ts). Used by the inventory loader (the
+// desired state gives its vars to the Workers that need them, and the archive's
+// retention to its bucket's lifecycle rule), the usage-ledger's local runner and
+// `npm run usage`.
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
@@ -14,6 +16,10 @@ export const METERING_FILE = "metering.yaml";
 /** A Queue keeps a message at most 14 days (Cloudflare Queues limits, checked 2026-11-27). */
 export const MIN_RETENTION_DAYS = 15;
 
+/** A Worker's plain-text var is at most 5 KB (Workers limits, "Environment variable
+ * size", https://developers.cloudflare.com/workers/platform/limits/, read 2026-11-27). */
+export const MAX_VAR_BYTES = 5 * 1024;
+
 const MeteringSchema = z.strictObject({
   prices: PriceTableSchema,
   ledger: z.strictObject({
@@ -23,11 +29,17 @@ const MeteringSchema = z.strictObject({
       .min(MIN_RETENTION_DAYS, `at least ${MIN_RETENTION_DAYS}: a Queue may redeliver a message up to 14 days old, and an older redelivery could not be deduplicated`)
       .max(3650),
   }),
+  archive: z.strictObject({
+    // The archive bucket's lifecycle rule deletes a body this many days after it was written.
+    retention_days: z.number().int().min(1, "at least 1 day").max(3650),
+  }),
 });
 
 export interface Metering {
   prices: PriceTable;
   callRetentionDays: number;
+  /** Days an archived body is kept in R2 (the archive bucket's lifecycle rule). */
+  archiveRetentionDays: number;
 }
 
 export type MeteringResult = { ok: true; metering: Metering } | { ok: false; problems: Problem[] };
@@ -56,7 +68,13 @@ export function parseMetering(file: string, text: string): MeteringResult {
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     return { ok: false, problems };
   }
-  return { ok: true, metering: { prices: toPriceTable(result.data.prices), callRetentionDays: result.data.ledger.call_retention_days } };
+  const metering = { prices: toPriceTable(result.data.prices), callRetentionDays: result.data.ledger.call_retention_days, archiveRetentionDays: result.data.archive.retention_days };
+  // PRICES reaches the Workers as one plain-text var, which Cloudflare caps at 5 KB.
+  const bytes = Buffer.byteLength(meteringVars(metering).PRICES, "utf8");
+  if (bytes > MAX_VAR_BYTES) {
+    return { ok: false, problems: [{ file, ...locateInDoc(doc, lines, ["prices", "models"], true), path: "prices.models", message: `the table is ${bytes} bytes as the PRICES var; Cloudflare allows ${MAX_VAR_BYTES} bytes per var (remove models nobody calls)` }] };
+  }
+  return { ok: true, metering };
 }
 
 /** Reads <dir>/metering.yaml; an unreadable file is a located problem too. */
@@ -78,10 +96,55 @@ export function loadMeteringOrThrow(dir: string): Metering {
   return r.metering;
 }
 
+export type MeteringVars = { PRICES: string; CALL_RETENTION_DAYS: string };
+
 /**
- * The usage-ledger Worker's vars that come from the inventory: the price table as JSON
- * and the retention. The one place both the local runner and the deploy take them from.
+ * The Workers' vars that come from the inventory: the price table as JSON and the
+ * ledger's retention. The one place the local runners and the deploy take them from.
  */
-export function meteringVars(m: Metering): { PRICES: string; CALL_RETENTION_DAYS: string } {
+export function meteringVars(m: Metering): MeteringVars {
   return { PRICES: JSON.stringify(m.prices), CALL_RETENTION_DAYS: String(m.callRetentionDays) };
 }
+
+/**
+ * Which of meteringVars() each Worker's code reads, by its folder under workers/ (the
+ * vars are typed in its src/env.ts, not declared in wrangler.jsonc: they are the
+ * inventory's, not the Worker's). The proxy prices budgets; the ledger prices calls and
+ * prunes its rows. A deployment of one of these needs metering.yaml in its inventory.
+ */
+export const METERING_VARS: Readonly<Record<string, readonly (keyof MeteringVars)[]>> = {
+  "llm-proxy": ["PRICES"],
+  "usage-ledger": ["PRICES", "CALL_RETENTION_DAYS"],
+};
+
+/** The metering vars a Worker of `source` receives (none for other Workers). */
+export function meteringVarsFor(source: string, m: Metering): Partial<MeteringVars> {
+  const all = meteringVars(m);
+  return Object.fromEntries((METERING_VARS[source] ?? []).map((k) => [k, all[k]]));
+}
+
+// ----------------------------------------------------------------------- archive
+
+/** A binding that says "archive": ARCHIVE, or any NAME_ARCHIVE. */
+const ARCHIVE_BINDING = /^(?:[A-Z0-9_]*_)?ARCHIVES?$/;
+/** A bucket name with "archive" as one of its dash-separated words (edgefleet-archive, archive-eu). */
+const ARCHIVE_BUCKET = /(?:^|-)archives?(?:-|$)/;
+
+/**
+ * Whether an R2 bucket holds archives (request and response bodies kept for a time), so
+ * that it must have a lifecycle rule that deletes them: it is bound under a binding
+ * named ARCHIVE or *_ARCHIVE, or its name has the word "archive". The model gives such a
+ * bucket the inventory's retention; the policy `r2-archive-lifecycle` checks it is there.
+ * Either sign alone is enough, so renaming one of them cannot slip a bucket past the rule.
+ */
+export function holdsArchives(bucket: string, binding?: string): boolean {
+  return ARCHIVE_BUCKET.test(bucket) || (binding !== undefined && ARCHIVE_BINDING.test(binding));
+}
+
+/** The lifecycle rule id edgefleet writes (a rule with another id is not edgefleet's). */
+export const ARCHIVE_RULE_ID = "edgefleet-retention";
+/** R2's own default rule for a new bucket aborts multipart uploads after 7 days
+ * (https://developers.cloudflare.com/r2/buckets/object-lifecycles/, read 2026-11-27);
+ * a lifecycle configuration replaces every rule, so edgefleet's keeps that one too. */
+export const ABORT_MULTIPART_AFTER_DAYS = 7;
+export const DAY_SECONDS = 86_400;

@@ -12,9 +12,11 @@ export const TYPES = {
   workersScript: "cloudflare:index/workersScript:WorkersScript",
   workersKvNamespace: "cloudflare:index/workersKvNamespace:WorkersKvNamespace",
   r2Bucket: "cloudflare:index/r2Bucket:R2Bucket",
+  r2BucketLifecycle: "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle",
   d1Database: "cloudflare:index/d1Database:D1Database",
   queue: "cloudflare:index/queue:Queue",
   queueConsumer: "cloudflare:index/queueConsumer:QueueConsumer",
+  workersCronTrigger: "cloudflare:index/workersCronTrigger:WorkersCronTrigger",
   workersRoute: "cloudflare:index/workersRoute:WorkersRoute",
   workersCustomDomain: "cloudflare:index/workersCustomDomain:WorkersCustomDomain",
 } as const;

@@ -16,9 +16,11 @@ export interface ProviderArgs {
   [TYPES.workersScript]: cloudflare.WorkersScriptArgs;
   [TYPES.workersKvNamespace]: cloudflare.WorkersKvNamespaceArgs;
   [TYPES.r2Bucket]: cloudflare.R2BucketArgs;
+  [TYPES.r2BucketLifecycle]: cloudflare.R2BucketLifecycleArgs;
   [TYPES.d1Database]: cloudflare.D1DatabaseArgs;
   [TYPES.queue]: cloudflare.QueueArgs;
   [TYPES.queueConsumer]: cloudflare.QueueConsumerArgs;
+  [TYPES.workersCronTrigger]: cloudflare.WorkersCronTriggerArgs;
   [TYPES.workersRoute]: cloudflare.WorkersRouteArgs;
   [TYPES.workersCustomDomain]: cloudflare.WorkersCustomDomainArgs;
 }

@@ -2,6 +2,7 @@
 // fleet/ (fleet.yaml, profiles.yaml, zones.yaml). Types come from z.infer; the JSON
 // Schemas that editors use are generated from these (npm run schema).
 // Checks that span several records or files live in validate.ts.
+import type { Metering } from "./metering.ts";
 import { z } from "zod";
 import {
   CAA_TAGS,
@@ -363,4 +364,6 @@ export interface Inventory {
   fleet: FleetFile;
   profiles: ProfilesFile;
   zones: ZoneSpec[];
+  /** metering.yaml (prices, the ledger's and the archive's retention), when the inventory has one. */
+  metering?: Metering;
 }

@@ -97,3 +97,90 @@ export function findings(inv: Inventory, state: DesiredState): Finding[] {
   }
   return out;
 }
+
+/** One store or trigger the Workers need, as the plan lists it. */
+export interface WorkerStore {
+  /** What it is: "KV namespace", "R2 bucket", "D1 database", "Queue", "Queue consumer", "Cron trigger". */
+  kind: string;
+  /** Its Cloudflare name (for a consumer: "<queue> -> <script>"; a cron: the script). */
+  name: string;
+  /** Who binds it and how, its settings, its lifecycle. */
+  detail: string;
+}
+
+type Bound = { type: string; name: string; bucketName?: string; queueName?: string; namespaceId?: { $ref?: string }; id?: { $ref?: string } };
+
+/**
+ * The Workers' stores and triggers in a desired state: KV namespaces, R2 buckets (and
+ * their retention), D1 databases, Queues (who produces, who consumes), consumers with
+ * their settings and dead-letter queue, Cron Triggers. Linear in the Workers' resources;
+ * no per-zone work.
+ */
+export function workerStores(state: DesiredState): WorkerStore[] {
+  const scripts = state.resources.filter((r) => r.type === TYPES.workersScript);
+  // Each store's name -> the "BINDING by script" that name it.
+  const users = new Map<string, string[]>();
+  const use = (key: string, who: string) => users.set(key, [...(users.get(key) ?? []), who]);
+  for (const s of scripts) {
+    for (const b of (s.inputs.bindings ?? []) as Bound[]) {
+      const who = `${b.name} by ${String(s.inputs.scriptName)}`;
+      if (b.type === "r2_bucket" && b.bucketName) use(`r2:${b.bucketName}`, who);
+      if (b.type === "queue" && b.queueName) use(`queue:${b.queueName}`, who);
+      if (b.type === "kv_namespace" && b.namespaceId?.$ref) use(`ref:${b.namespaceId.$ref}`, who);
+      if (b.type === "d1" && b.id?.$ref) use(`ref:${b.id.$ref}`, who);
+    }
+  }
+  const list = (key: string, verb: string) => {
+    const u = users.get(key) ?? [];
+    if (u.length === 0) return "";
+    const kinds = [...new Set(u.map((x) => x.split(" by ")[0]))].join("/");
+    return u.length > 2 ? `${verb} as ${kinds} by ${u.length} Workers` : `${verb} as ${u.join(", ")}`;
+  };
+  const consumers = state.resources.filter((r) => r.type === TYPES.queueConsumer);
+  const out: WorkerStore[] = [];
+  for (const r of state.resources) {
+    const i = r.inputs as Record<string, unknown>;
+    switch (r.type) {
+      case TYPES.workersKvNamespace:
+        out.push({ kind: "KV namespace", name: String(i.title), detail: list(`ref:${r.name}`, "bound") || "-" });
+        break;
+      case TYPES.r2Bucket: {
+        const lifecycle = state.resources.find((l) => l.type === TYPES.r2BucketLifecycle && l.inputs.bucketName === i.name);
+        const rule = (lifecycle?.inputs.rules as { deleteObjectsTransition?: { condition?: { maxAge?: number } } }[] | undefined)?.[0];
+        const age = rule?.deleteObjectsTransition?.condition?.maxAge;
+        const keep = age !== undefined ? `lifecycle: objects deleted after ${age / 86_400} days` : "no lifecycle: objects kept";
+        out.push({ kind: "R2 bucket", name: String(i.name), detail: [list(`r2:${String(i.name)}`, "bound"), keep].filter(Boolean).join("; ") });
+        break;
+      }
+      case TYPES.d1Database:
+        out.push({ kind: "D1 database", name: String(i.name), detail: [list(`ref:${r.name}`, "bound"), "schema: npm run d1-migrations"].filter(Boolean).join("; ") });
+        break;
+      case TYPES.queue: {
+        const q = String(i.queueName);
+        const consumedBy = consumers.filter((c) => (c.inputs.queueId as { $ref?: string } | undefined)?.$ref === r.name).map((c) => String(c.inputs.scriptName));
+        const dlqOf = consumers.filter((c) => c.inputs.deadLetterQueue === q).map((c) => `dead-letter queue of ${String(c.inputs.scriptName)}`);
+        const parts = [list(`queue:${q}`, "produced"), consumedBy.length ? `consumed by ${consumedBy.join(", ")}` : "", ...dlqOf];
+        out.push({ kind: "Queue", name: q, detail: parts.filter(Boolean).join("; ") || "-" });
+        break;
+      }
+      case TYPES.queueConsumer: {
+        const s = (i.settings ?? {}) as { batchSize?: number; maxWaitTimeMs?: number; maxRetries?: number; retryDelay?: number; maxConcurrency?: number };
+        const queue = String((i.queueId as { $ref?: string }).$ref ?? "").replace(/^queue\//, "");
+        const parts = [
+          s.batchSize !== undefined ? `batch ${s.batchSize}` : "",
+          s.maxWaitTimeMs !== undefined ? `wait ${s.maxWaitTimeMs / 1000} s` : "",
+          s.maxRetries !== undefined ? `${s.maxRetries} retries` : "",
+          s.retryDelay !== undefined ? `retry delay ${s.retryDelay} s` : "",
+          s.maxConcurrency !== undefined ? `concurrency ${s.maxConcurrency}` : "",
+          i.deadLetterQueue ? `DLQ ${String(i.deadLetterQueue)}` : "no DLQ",
+        ];
+        out.push({ kind: "Queue consumer", name: `${queue} -> ${String(i.scriptName)}`, detail: parts.filter(Boolean).join(", ") });
+        break;
+      }
+      case TYPES.workersCronTrigger:
+        out.push({ kind: "Cron trigger", name: String(i.scriptName), detail: (i.schedules as { cron: string }[]).map((s) => s.cron).join(", ") });
+        break;
+    }
+  }
+  return out;
+}

@@ -2,7 +2,8 @@
 // wrangler.jsonc (located by file, line and field), the deployments it yields, and the
 // order key rotation reads.
 import { describe, expect, it } from "vitest";
-import { FLEET, inventory, parseTexts, withZone } from "../../test/support/inventory.ts";
+import { FLEET, inventory, METERING, parseTexts, withZone } from "../../test/support/inventory.ts";
+import { meteringVars } from "./metering.ts";
 import { deriveDesiredState } from "./desired.ts";
 import { TYPES } from "./names.ts";
 import { workersBindingSecret, type DesiredWorker } from "./workers.ts";
@@ -91,6 +92,62 @@ workers:
     const r = parseTexts({ fleet: FLEET + proxy().replace("OPERATOR_TOKEN: operatorToken", "operator-token: operator.token"), zones: ZONES });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.problems.map((p) => p.message).join("\n")).toMatch(/UPPER_SNAKE_CASE|camelCase/);
+  });
+});
+
+describe("workers: metering (issue 16)", () => {
+  const ledger = `  - script: ledger
+    source: usage-ledger
+`;
+  const both = () => deriveDesiredState(inventory({ fleet: FLEET + proxy() + ledger, zones: ZONES }), { accountId: "acct" });
+  const script = (state: ReturnType<typeof both>, name: string) => state.resources.find((r) => r.type === TYPES.workersScript && r.name === `${name}/script`)!.inputs as { bindings: { type: string; name: string; text?: string; queueName?: string; bucketName?: string }[] };
+  const plain = (state: ReturnType<typeof both>, name: string) => Object.fromEntries(script(state, name).bindings.filter((b) => b.type === "plain_text").map((b) => [b.name, b.text]));
+
+  it("gives the proxy PRICES and the ledger PRICES and CALL_RETENTION_DAYS from metering.yaml, as plain text", () => {
+    const state = both();
+    const m = meteringVars(inventory().metering!);
+    expect(plain(state, "proxy-main")).toMatchObject({ PRICES: m.PRICES });
+    expect(plain(state, "proxy-main")).not.toHaveProperty("CALL_RETENTION_DAYS");
+    expect(plain(state, "ledger")).toEqual({ PRICES: m.PRICES, CALL_RETENTION_DAYS: "30" });
+    // The router's code reads neither.
+    expect(plain(state, "edgefleet-router")).not.toHaveProperty("PRICES");
+  });
+
+  it("declares one usage Queue for the proxy's producer and the ledger's consumer, the DLQ, and the archive bucket's lifecycle rule from archive.retention_days", () => {
+    const state = both();
+    const of = (type: string) => state.resources.filter((r) => r.type === type).map((r) => r.name).sort();
+    expect(of(TYPES.queue)).toEqual(["queue/edgefleet-usage", "queue/edgefleet-usage-dlq"]);
+    expect(of(TYPES.r2Bucket)).toEqual(["r2/edgefleet-archive"]);
+    expect(of(TYPES.d1Database)).toEqual(["d1/edgefleet-usage"]);
+    const producer = script(state, "proxy-main").bindings.find((b) => b.name === "USAGE_EVENTS")!;
+    const consumer = state.resources.find((r) => r.type === TYPES.queueConsumer)!;
+    expect(producer.queueName).toBe("edgefleet-usage");
+    expect(consumer.inputs.queueId).toEqual({ $ref: "queue/edgefleet-usage", $output: "queueId" });
+    expect(consumer.options?.dependsOn).toEqual(["ledger/script", "queue/edgefleet-usage-dlq"]);
+    const lifecycle = state.resources.find((r) => r.type === TYPES.r2BucketLifecycle)!;
+    expect(lifecycle.inputs.bucketName).toBe("edgefleet-archive");
+    expect((lifecycle.inputs.rules as { deleteObjectsTransition: unknown }[])[0]!.deleteObjectsTransition).toEqual({ condition: { type: "Age", maxAge: 7 * 86_400 } });
+    expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 3 * * *" }] });
+    // Stores are retained when removed from the inventory: they hold data.
+    for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);
+  });
+
+  it("refuses, located, a Worker that needs metering.yaml in an inventory without one", () => {
+    const r = parseTexts({ fleet: FLEET + proxy() + ledger, zones: ZONES, metering: null });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.file}:${p.line}: ${p.path}: ${p.message}`)).toEqual([
+      "fleet.yaml:8: workers[0].source: llm-proxy needs PRICES, the retention of its archive bucket 'edgefleet-archive' (archive.retention_days) from metering.yaml, which this inventory does not have",
+      "fleet.yaml:12: workers[1].source: usage-ledger needs PRICES, CALL_RETENTION_DAYS from metering.yaml, which this inventory does not have",
+    ]);
+    // Without such a Worker, the inventory needs no metering.yaml.
+    expect(parseTexts({ metering: null }).ok).toBe(true);
+  });
+
+  it("reports an invalid metering.yaml's own problems, located, and nothing else", () => {
+    const r = parseTexts({ fleet: `${FLEET}workers:\n${ledger}`, metering: METERING.replace("retention_days: 7", "retention_days: 0") });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems.map((p) => `${p.file}:${p.line}: ${p.path}: ${p.message}`)).toEqual(["metering.yaml:10: archive.retention_days: at least 1 day"]);
   });
 });
 

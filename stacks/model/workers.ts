@@ -16,6 +16,7 @@ import { mailZones, MTA_STS_LABEL } from "./mail.ts";
 import type { Inventory, WorkerSpec, ZoneSpec } from "./schema.ts";
 import type { SemanticProblem } from "./validate.ts";
 import { expectedSecrets, readWorkerConfig, readWorkerConfigOrThrow, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
+import { ABORT_MULTIPART_AFTER_DAYS, ARCHIVE_RULE_ID, DAY_SECONDS, holdsArchives, METERING_FILE, METERING_VARS, meteringVarsFor } from "./metering.ts";
 
 /** `zone` of resources that belong to the account, not to one zone (scripts, storage). */
 export const ACCOUNT_SCOPE = "(account)";
@@ -94,9 +95,14 @@ export interface WorkerDeployment {
   /** Routes: pattern (host/*) and its zone. */
   routes: { pattern: string; zone: string }[];
   secrets: Record<string, string>;
+  /** Values of wrangler.jsonc's vars, and the vars the inventory gives this Worker's code
+   * (metering.yaml's PRICES...: METERING_VARS), all bound as plain_text. */
   vars: Record<string, string>;
   /** KV namespace title per binding, when not `<wrangler name>-<binding>`. */
   kvTitles?: Record<string, string>;
+  /** Days the lifecycle rule of a bucket that holds archives keeps an object
+   * (metering.yaml archive.retention_days); required when the Worker binds one. */
+  archiveRetentionDays?: number;
 }
 
 const ref = (name: string, output: Ref["$output"] = "id"): Ref => ({ $ref: name, $output: output });
@@ -106,9 +112,11 @@ export const names = {
   script: (script: string) => `${script}/script`,
   kv: (title: string) => `kv/${title}`,
   r2: (bucket: string) => `r2/${bucket}`,
+  r2Lifecycle: (bucket: string) => `r2/${bucket}/lifecycle`,
   d1: (database: string) => `d1/${database}`,
   queue: (queue: string) => `queue/${queue}`,
   consumer: (script: string, queue: string) => `${script}/consumer/${queue}`,
+  cron: (script: string) => `${script}/cron`,
   domain: (hostname: string) => `domain/${hostname}`,
   route: (pattern: string) => `route/${pattern}`,
 };
@@ -133,25 +141,44 @@ export function workerResources(
   const out: DesiredResource[] = [];
   const component = names.component(d.script);
   // Every literal below is checked against the provider's Args (provider-args.ts).
-  const account = <K extends ProviderType>(type: K, name: string, inputs: ModelInputs<K>): DesiredResource => ({ type, name, zone: ACCOUNT_SCOPE, inputs: modelInputs(type, inputs), parent: component });
+  const account = <K extends ProviderType>(type: K, name: string, inputs: ModelInputs<K>, options?: DesiredResource["options"]): DesiredResource => ({
+    type,
+    name,
+    zone: ACCOUNT_SCOPE,
+    inputs: modelInputs(type, inputs),
+    parent: component,
+    ...(options ? { options } : {}),
+  });
+  // Storage holds data (tenant records, usage rows, archived bodies, messages in flight):
+  // removing a Worker from the inventory, or renaming its store, never deletes it.
+  const keep = { retainOnDelete: true };
   type Binding = ModelElement<typeof TYPES.workersScript, "bindings">;
   const bindings: Binding[] = [];
 
   for (const kv of config.kv) {
     const title = kvTitle(config, kv.binding, d);
-    out.push(account(TYPES.workersKvNamespace, names.kv(title), { accountId, title }));
+    out.push(account(TYPES.workersKvNamespace, names.kv(title), { accountId, title }, keep));
     bindings.push({ type: "kv_namespace", name: kv.binding, namespaceId: ref(names.kv(title)) });
   }
+  const archives = new Set<string>();
   for (const r2 of config.r2) {
-    out.push(account(TYPES.r2Bucket, names.r2(r2.bucket), { accountId, name: r2.bucket }));
+    out.push(account(TYPES.r2Bucket, names.r2(r2.bucket), { accountId, name: r2.bucket }, keep));
     bindings.push({ type: "r2_bucket", name: r2.binding, bucketName: r2.bucket });
+    if (holdsArchives(r2.bucket, r2.binding)) archives.add(r2.bucket);
+  }
+  for (const bucket of [...archives].sort()) {
+    if (d.archiveRetentionDays === undefined) throw new Error(`${config.file}: R2 bucket '${bucket}' holds archives, and ${d.script} was given no retention for it (metering.yaml archive.retention_days)`);
+    out.push(account(TYPES.r2BucketLifecycle, names.r2Lifecycle(bucket), { accountId, bucketName: bucket, rules: [archiveRule(d.archiveRetentionDays)] }, { dependsOn: [names.r2(bucket)] }));
   }
   for (const db of config.d1) {
-    out.push(account(TYPES.d1Database, names.d1(db.database), { accountId, name: db.database }));
+    out.push(account(TYPES.d1Database, names.d1(db.database), { accountId, name: db.database }, keep));
     bindings.push({ type: "d1", name: db.binding, id: ref(names.d1(db.database), "uuid") });
   }
-  const queues = new Set([...config.queueProducers.map((q) => q.queue), ...config.queueConsumers.map((q) => q.queue)]);
-  for (const q of [...queues].sort()) out.push(account(TYPES.queue, names.queue(q), { accountId, queueName: q }));
+  // Every queue the Worker sends to, consumes, or dead-letters into: one Queue resource
+  // each, named by the queue, so a producer in one Worker and the consumer in another
+  // share it.
+  const queues = new Set([...config.queueProducers.map((q) => q.queue), ...config.queueConsumers.flatMap((q) => (q.deadLetterQueue ? [q.queue, q.deadLetterQueue] : [q.queue]))]);
+  for (const q of [...queues].sort()) out.push(account(TYPES.queue, names.queue(q), { accountId, queueName: q }, keep));
   for (const q of config.queueProducers) bindings.push({ type: "queue", name: q.binding, queueName: q.queue });
   for (const a of config.analytics) bindings.push({ type: "analytics_engine", name: a.binding, dataset: a.dataset });
   for (const o of config.durableObjects) {
@@ -187,16 +214,29 @@ export function workerResources(
     if (c.maxBatchTimeout !== undefined) settings.maxWaitTimeMs = c.maxBatchTimeout * 1000;
     if (c.maxRetries !== undefined) settings.maxRetries = c.maxRetries;
     if (c.maxConcurrency !== undefined) settings.maxConcurrency = c.maxConcurrency;
+    if (c.retryDelay !== undefined) settings.retryDelay = c.retryDelay;
+    // The consumer names its script and its dead-letter queue (by name, as wrangler
+    // sends it): both exist before it.
+    const dependsOn = [names.script(d.script), ...(c.deadLetterQueue ? [names.queue(c.deadLetterQueue)] : [])];
     out.push(
-      account(TYPES.queueConsumer, names.consumer(d.script, c.queue), {
-        accountId,
-        queueId: ref(names.queue(c.queue), "queueId"),
-        scriptName: d.script,
-        type: "worker",
-        settings,
-        ...(c.deadLetterQueue ? { deadLetterQueue: c.deadLetterQueue } : {}),
-      }),
+      account(
+        TYPES.queueConsumer,
+        names.consumer(d.script, c.queue),
+        {
+          accountId,
+          queueId: ref(names.queue(c.queue), "queueId"),
+          scriptName: d.script,
+          type: "worker",
+          settings,
+          ...(c.deadLetterQueue ? { deadLetterQueue: c.deadLetterQueue } : {}),
+        },
+        { dependsOn },
+      ),
     );
+  }
+  // One resource holds the script's whole schedule (the API replaces it as a whole).
+  if (config.crons.length > 0) {
+    out.push(account(TYPES.workersCronTrigger, names.cron(d.script), { accountId, scriptName: d.script, schedules: config.crons.map((cron) => ({ cron })) }, { dependsOn: [names.script(d.script)] }));
   }
   // Routes and custom domains belong to their zone (and its shard: a sharded stack
   // declares the Worker component to hold them); they name the script, which the
@@ -210,6 +250,19 @@ export function workerResources(
     out.push({ type: TYPES.workersRoute, name: names.route(r.pattern), zone: r.zone, parent: component, inputs, options: { dependsOn: [names.script(d.script)] } });
   }
   return out;
+}
+
+/** The lifecycle rule of a bucket that holds archives: delete every object `days` after
+ * it was written, and (R2's default, which a lifecycle configuration would otherwise
+ * replace) abort multipart uploads left incomplete for 7 days. */
+export function archiveRule(days: number): ModelElement<typeof TYPES.r2BucketLifecycle, "rules"> {
+  return {
+    id: ARCHIVE_RULE_ID,
+    enabled: true,
+    conditions: { prefix: "" },
+    deleteObjectsTransition: { condition: { type: "Age", maxAge: days * DAY_SECONDS } },
+    abortMultipartUploadsTransition: { condition: { type: "Age", maxAge: ABORT_MULTIPART_AFTER_DAYS * DAY_SECONDS } },
+  };
 }
 
 /**
@@ -232,6 +285,8 @@ export interface FleetWorkers {
 
 export interface WorkerOptions {
   workersDir?: string;
+  /** The inventory's metering.yaml as problems name it, when it has one (even an invalid one). */
+  meteringFile?: string;
 }
 
 /** The deployments the inventory asks for: its `workers:` and the router's shards. */
@@ -244,7 +299,9 @@ export function deployments(inv: Inventory, opts: WorkerOptions = {}): { router:
     domains: w.domains.map((h) => ({ hostname: h, zone: zoneOfHost(h, zones)?.name ?? "" })),
     routes: w.routes.map((pattern) => ({ pattern, zone: zoneOfHost(pattern.slice(0, pattern.indexOf("/")), zones)?.name ?? "" })),
     secrets: w.secrets,
-    vars: w.vars,
+    // The inventory's values for this code: metering.yaml's vars and archive retention.
+    vars: { ...w.vars, ...(inv.metering ? meteringVarsFor(w.source, inv.metering) : {}) },
+    ...(inv.metering ? { archiveRetentionDays: inv.metering.archiveRetentionDays } : {}),
   }));
   const router: WorkerDeployment[] = [];
   // The router serves the proxied zones (routes on apex and www) and the MTA-STS policy
@@ -331,6 +388,16 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
     if (!cfg) return;
     for (const k of Object.keys(w.vars)) {
       if (!(k in cfg.vars)) problems.push({ file: "fleet", path: at("vars", k), message: `'${k}' is not a var of ${cfg.file} (vars: ${Object.keys(cfg.vars).join(", ") || "none"})` });
+    }
+    // What the inventory's metering.yaml gives this code: its vars, and the retention of
+    // any bucket that holds archives (the lifecycle rule).
+    const fromMetering = METERING_VARS[w.source] ?? [];
+    const archives = cfg.r2.filter((b) => holdsArchives(b.bucket, b.binding)).map((b) => `the retention of its archive bucket '${b.bucket}' (archive.retention_days)`);
+    if (!inv.metering && !opts.meteringFile && (fromMetering.length > 0 || archives.length > 0)) {
+      problems.push({ file: "fleet", path: at("source"), message: `${w.source} needs ${[...fromMetering, ...archives].join(", ")} from ${METERING_FILE}, which this inventory does not have` });
+    }
+    for (const v of fromMetering) {
+      if (v in cfg.vars) problems.push({ file: "fleet", path: at("source"), message: `${cfg.file} declares var '${v}', which the inventory's ${METERING_FILE} gives this Worker: remove it from wrangler.jsonc` });
     }
     const bound = new Set([...Object.keys(cfg.vars), ...cfg.kv.map((b) => b.binding), ...cfg.r2.map((b) => b.binding), ...cfg.d1.map((b) => b.binding), ...cfg.queueProducers.map((b) => b.binding), ...cfg.analytics.map((b) => b.binding), ...cfg.durableObjects.map((b) => b.binding), ...(cfg.versionMetadata ? [cfg.versionMetadata] : [])]);
     for (const k of Object.keys(w.secrets)) {

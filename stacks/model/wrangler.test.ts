@@ -7,14 +7,10 @@ import { describe, expect, it } from "vitest";
 import { parseWorkerConfig, readWorkerConfig, WORKERS_DIR } from "./wrangler.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "..", "test", "fixtures", "workers");
-// Every Worker folder (one with a wrangler.jsonc; workers/shared is a library). The usage
-// ledger is not deployed by the Pulumi model yet (its cron trigger is refused; issue 16):
-// workers/usage-ledger/test/config.test.ts pins exactly that refusal, and it joins this list
-// once the model deploys cron triggers.
-const NOT_YET_DEPLOYED = new Set(["usage-ledger"]);
+// Every Worker folder (one with a wrangler.jsonc; workers/shared is a library).
 const folders = [
   ...readdirSync(WORKERS_DIR, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(WORKERS_DIR, d.name, "wrangler.jsonc")) && !NOT_YET_DEPLOYED.has(d.name))
+    .filter((d) => d.isDirectory() && existsSync(join(WORKERS_DIR, d.name, "wrangler.jsonc")))
     .map((d) => [d.name, WORKERS_DIR] as const),
   ["kitchen-sink", FIXTURES] as const,
 ];
@@ -31,14 +27,55 @@ describe("readWorkerConfig", () => {
     expect(c.vars).toEqual(w.vars ?? {});
     expect(c.kv.map((b) => b.binding)).toEqual(w.kv_namespaces.map((b: { binding: string }) => b.binding));
     expect(c.r2).toEqual(w.r2_buckets.map((b: { binding: string; bucket_name: string }) => ({ binding: b.binding, bucket: b.bucket_name })));
-    expect(c.d1).toEqual(w.d1_databases.map((b: { binding: string; database_name: string }) => ({ binding: b.binding, database: b.database_name })));
+    expect(c.d1.map(({ binding, database }) => ({ binding, database }))).toEqual(w.d1_databases.map((b: { binding: string; database_name: string }) => ({ binding: b.binding, database: b.database_name })));
     expect(c.queueProducers).toEqual((w.queues.producers ?? []).map((b: { binding: string; queue: string }) => ({ binding: b.binding, queue: b.queue })));
-    expect(c.queueConsumers.map((q) => q.queue)).toEqual((w.queues.consumers ?? []).map((q: { queue: string }) => q.queue));
+    type Consumer = { queue: string; max_batch_size?: number; max_batch_timeout?: number; max_retries?: number; max_concurrency?: number | null; retry_delay?: number; dead_letter_queue?: string };
+    expect(c.queueConsumers).toEqual(
+      (w.queues.consumers ?? []).map((q: Consumer) => ({
+        queue: q.queue,
+        maxBatchSize: q.max_batch_size,
+        maxBatchTimeout: q.max_batch_timeout,
+        maxRetries: q.max_retries,
+        maxConcurrency: q.max_concurrency ?? undefined,
+        retryDelay: q.retry_delay,
+        deadLetterQueue: q.dead_letter_queue,
+      })),
+    );
+    expect(c.d1.map((d) => d.migrationsDir)).toEqual(w.d1_databases.map((d: { migrations_dir?: string }) => d.migrations_dir));
+    expect(c.crons).toEqual(w.triggers.crons ?? []);
     expect(c.analytics).toEqual(w.analytics_engine_datasets.map((b: { binding: string; dataset: string }) => ({ binding: b.binding, dataset: b.dataset })));
     expect(c.durableObjects.map((b) => [b.binding, b.className])).toEqual(w.durable_objects.bindings.map((b: { name: string; class_name: string }) => [b.name, b.class_name]));
     expect(c.migrations.map((m) => [m.tag, m.newSqliteClasses, m.newClasses])).toEqual(w.migrations.map((m: { tag: string; new_sqlite_classes?: string[]; new_classes?: string[] }) => [m.tag, m.new_sqlite_classes ?? [], m.new_classes ?? []]));
     expect(c.versionMetadata).toBe(w.version_metadata?.binding);
     expect(c.observability?.enabled).toBe(w.observability?.enabled);
+  });
+
+  it("locates a bad cron, a consumer key it would not deploy, a queue consumed twice and a queue that dead-letters into itself", () => {
+    const text = `{
+  "name": "x",
+  "main": "i.ts",
+  "compatibility_date": "2026-01-01",
+  "queues": {
+    "consumers": [
+      { "queue": "a", "dead_letter_queue": "a" },
+      { "queue": "a", "visibility_timeout_ms": 1000 }
+    ]
+  },
+  "triggers": { "crons": ["17 3 * *"] }
+}`;
+    const r = parseWorkerConfig("w/wrangler.jsonc", "w", text);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.line}:${p.path}: ${p.message}`)).toEqual([
+      expect.stringMatching(/^8:queues\.consumers\[1\]: Unrecognized key: "visibility_timeout_ms"/),
+      '11:triggers.crons[0]: a cron expression of five fields, e.g. "17 3 * * *"',
+    ]);
+    // The cross-field rules run once the shapes are right.
+    const loop = parseWorkerConfig("w/wrangler.jsonc", "w", text.replace(', "visibility_timeout_ms": 1000', "").replace('"17 3 * *"', '"17 3 * * *"'));
+    expect(loop.ok ? [] : loop.problems.map((p) => `${p.line}:${p.path}: ${p.message}`)).toEqual([
+      "7:queues.consumers[0].dead_letter_queue: the dead-letter queue of 'a' is 'a' itself",
+      "8:queues.consumers[1].queue: queue 'a' is consumed twice (a queue has one consumer)",
+    ]);
   });
 
   it("locates syntax errors, bad fields, duplicate bindings and unmigrated Durable Objects", () => {

@@ -20,19 +20,23 @@ const WranglerFile = z.looseObject({
   vars: z.record(z.string(), z.string({ error: "edgefleet deploys vars as plain_text: use a string" })).default({}),
   kv_namespaces: z.array(z.looseObject({ binding: Binding })).default([]),
   r2_buckets: z.array(z.looseObject({ binding: Binding, bucket_name: z.string().min(1) })).default([]),
-  d1_databases: z.array(z.looseObject({ binding: Binding, database_name: z.string().min(1) })).default([]),
+  d1_databases: z.array(z.looseObject({ binding: Binding, database_name: z.string().min(1), migrations_dir: z.string().min(1).optional() })).default([]),
   queues: z
     .looseObject({
       producers: z.array(z.looseObject({ binding: Binding, queue: z.string().min(1) })).default([]),
+      // Strict: every key wrangler knows for a consumer is deployed or refused, never
+      // dropped (visibility_timeout_ms is for HTTP pull consumers, which edgefleet does not declare).
       consumers: z
         .array(
-          z.looseObject({
+          z.strictObject({
             queue: z.string().min(1),
+            type: z.literal("worker", { error: "edgefleet deploys Worker consumers only" }).optional(),
             max_batch_size: z.number().int().positive().optional(),
             max_batch_timeout: z.number().nonnegative().optional(),
             max_retries: z.number().int().nonnegative().optional(),
             max_concurrency: z.number().int().positive().optional(),
-            dead_letter_queue: z.string().optional(),
+            retry_delay: z.number().int().nonnegative().optional(),
+            dead_letter_queue: z.string().min(1).optional(),
           }),
         )
         .default([]),
@@ -56,6 +60,10 @@ const WranglerFile = z.looseObject({
     )
     .default([]),
   version_metadata: z.looseObject({ binding: Binding }).optional(),
+  // Cron Triggers (one WorkersCronTrigger holds a script's whole schedule). Cloudflare's
+  // cron syntax has five fields (minute hour day-of-month month day-of-week), checked here
+  // for shape only; Cloudflare checks the values on upload.
+  triggers: z.strictObject({ crons: z.array(z.string().regex(/^\S+( \S+){4}$/, "a cron expression of five fields, e.g. \"17 3 * * *\"")).default([]) }).optional(),
   observability: z.strictObject({ enabled: z.boolean(), head_sampling_rate: z.number().min(0).max(1).optional() }).optional(),
 });
 
@@ -63,7 +71,7 @@ const WranglerFile = z.looseObject({
 const UNSUPPORTED = [
   "services", "ai", "browser", "hyperdrive", "vectorize", "mtls_certificates", "dispatch_namespaces",
   "send_email", "workflows", "assets", "secrets_store_secrets", "unsafe", "pipelines", "images",
-  "tail_consumers", "routes", "route", "env", "triggers", "placement", "limits",
+  "tail_consumers", "routes", "route", "env", "placement", "limits",
 ] as const;
 
 /** Top-level keys the model reads (and so deploys); any other key is refused, so that
@@ -71,6 +79,7 @@ const UNSUPPORTED = [
 const KNOWN = new Set([
   "$schema", "name", "main", "compatibility_date", "compatibility_flags", "vars", "kv_namespaces", "r2_buckets",
   "d1_databases", "queues", "analytics_engine_datasets", "durable_objects", "migrations", "version_metadata", "observability",
+  "triggers",
 ]);
 
 export interface WorkerConfig {
@@ -85,9 +94,12 @@ export interface WorkerConfig {
   vars: Record<string, string>;
   kv: { binding: string }[];
   r2: { binding: string; bucket: string }[];
-  d1: { binding: string; database: string }[];
+  /** D1 databases; `migrationsDir` is wrangler.jsonc's migrations_dir (wrangler's default: "migrations"). */
+  d1: { binding: string; database: string; migrationsDir?: string }[];
   queueProducers: { binding: string; queue: string }[];
-  queueConsumers: { queue: string; maxBatchSize?: number; maxBatchTimeout?: number; maxRetries?: number; maxConcurrency?: number; deadLetterQueue?: string }[];
+  queueConsumers: { queue: string; maxBatchSize?: number; maxBatchTimeout?: number; maxRetries?: number; maxConcurrency?: number; retryDelay?: number; deadLetterQueue?: string }[];
+  /** Cron Triggers' schedules (wrangler's triggers.crons). */
+  crons: string[];
   analytics: { binding: string; dataset: string }[];
   durableObjects: { binding: string; className: string; scriptName?: string }[];
   migrations: { tag: string; newClasses: string[]; newSqliteClasses: string[]; deletedClasses: string[]; renamedClasses: { from: string; to: string }[] }[];
@@ -169,6 +181,14 @@ export function parseWorkerConfig(file: string, dir: string, text: string): Work
     if (tags.has(m.tag)) problems.push({ file, ...at(["migrations", i, "tag"]), path: fieldPath(["migrations", i, "tag"]), message: `migration tag '${m.tag}' is used twice` });
     tags.add(m.tag);
   });
+  const consumed = new Set<string>();
+  w.queues.consumers.forEach((c, i) => {
+    const path = ["queues", "consumers", i];
+    // Cloudflare allows one consumer per queue; a queue that dead-letters into itself never lets go.
+    if (consumed.has(c.queue)) problems.push({ file, ...at([...path, "queue"]), path: fieldPath([...path, "queue"]), message: `queue '${c.queue}' is consumed twice (a queue has one consumer)` });
+    consumed.add(c.queue);
+    if (c.dead_letter_queue === c.queue) problems.push({ file, ...at([...path, "dead_letter_queue"]), path: fieldPath([...path, "dead_letter_queue"]), message: `the dead-letter queue of '${c.queue}' is '${c.queue}' itself` });
+  });
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -182,7 +202,7 @@ export function parseWorkerConfig(file: string, dir: string, text: string): Work
       vars: w.vars,
       kv: w.kv_namespaces.map((b) => ({ binding: b.binding })),
       r2: w.r2_buckets.map((b) => ({ binding: b.binding, bucket: b.bucket_name })),
-      d1: w.d1_databases.map((b) => ({ binding: b.binding, database: b.database_name })),
+      d1: w.d1_databases.map((b) => ({ binding: b.binding, database: b.database_name, ...(b.migrations_dir !== undefined ? { migrationsDir: b.migrations_dir } : {}) })),
       queueProducers: w.queues.producers.map((b) => ({ binding: b.binding, queue: b.queue })),
       queueConsumers: w.queues.consumers.map((c) => ({
         queue: c.queue,
@@ -190,8 +210,10 @@ export function parseWorkerConfig(file: string, dir: string, text: string): Work
         maxBatchTimeout: c.max_batch_timeout,
         maxRetries: c.max_retries,
         maxConcurrency: c.max_concurrency,
+        retryDelay: c.retry_delay,
         deadLetterQueue: c.dead_letter_queue,
       })),
+      crons: w.triggers?.crons ?? [],
       analytics: w.analytics_engine_datasets.map((b) => ({ binding: b.binding, dataset: b.dataset })),
       durableObjects: w.durable_objects.bindings.map((b) => ({ binding: b.name, className: b.class_name, scriptName: b.script_name })),
       migrations: w.migrations.map((m) => ({

@@ -1,7 +1,7 @@
 // The fake D1 query API refuses what the real one refuses, as the real SDK sees it.
 import Cloudflare from "cloudflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeD1Api } from "./cloudflare-d1-api.ts";
+import { FakeD1Api, splitStatements } from "./cloudflare-d1-api.ts";
 
 describe("fake Cloudflare D1 query API", () => {
   const fake = new FakeD1Api({ token: "tok", accountId: "acct" });
@@ -22,6 +22,14 @@ describe("fake Cloudflare D1 query API", () => {
     expect(page.result[0]).toMatchObject({ success: true, results: [{ k: "a", n: 1 }], meta: { changes: 0, rows_read: 1 } });
     const two = await cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1 AS x; SELECT 2 AS y" });
     expect(two.result.map((r) => r.results)).toEqual([[{ x: 1 }], [{ y: 2 }]]);
+  });
+
+  it("runs a whole migration file as one query: semicolons in comments, strings and quoted names do not end a statement", async () => {
+    const sql = "-- a header; with a semicolon\nCREATE TABLE m (\"a;b\" TEXT, c TEXT); /* block; comment */\nINSERT INTO m VALUES ('x;y', 'it''s');\n-- trailing comment; only\n";
+    expect(splitStatements(sql)).toEqual(['-- a header; with a semicolon\nCREATE TABLE m ("a;b" TEXT, c TEXT)', "/* block; comment */\nINSERT INTO m VALUES ('x;y', 'it''s')"]);
+    const page = await cf.d1.database.query("db", { account_id: "acct", sql: `${sql}SELECT "a;b" AS a, c FROM m` });
+    expect(page.result.map((r) => r.results)).toEqual([[], [], [{ a: "x;y", c: "it's" }]]);
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "-- only a comment;" }))).toBe("400 7400");
   });
 
   it("refuses a bad token, another account, an unknown database, bad params and bad SQL", async () => {

@@ -129,7 +129,8 @@ function parseBody(body: unknown): { statements: string[]; params: string[] }[] 
   const one = (q: Record<string, unknown>): { statements: string[]; params: string[] } | string => {
     if (typeof q.sql !== "string" || q.sql.trim() === "") return "sql is required";
     if (q.params !== undefined && (!Array.isArray(q.params) || q.params.some((p) => typeof p !== "string"))) return "params must be an array of strings";
-    const statements = q.sql.split(";").map((s) => s.trim()).filter(Boolean);
+    const statements = splitStatements(q.sql);
+    if (statements.length === 0) return "sql is required";
     const params = (q.params as string[] | undefined) ?? [];
     if (statements.length > 1 && params.length > 0) return "params cannot be bound to several statements";
     return { statements, params };
@@ -146,4 +147,42 @@ function parseBody(body: unknown): { statements: string[]; params: string[] }[] 
   }
   const r = one(b);
   return typeof r === "string" ? r : [r];
+}
+
+/**
+ * The statements of a multi-statement query, split at the semicolons SQLite would end a
+ * statement at: not inside a string, a quoted name or a comment (wrangler sends a whole
+ * migration file, comments and all, as one query). A piece that is only comments is no
+ * statement. (CREATE TRIGGER bodies, whose inner semicolons SQLite keeps, are not
+ * handled: no migration of the repository has one.)
+ */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let code = false; // the current piece holds something other than comments and space
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (c === "-" && sql[i + 1] === "-") {
+      const end = sql.indexOf("\n", i);
+      i = end < 0 ? sql.length : end;
+    } else if (c === "/" && sql[i + 1] === "*") {
+      const end = sql.indexOf("*/", i + 2);
+      i = end < 0 ? sql.length : end + 1;
+    } else if (c === "'" || c === '"' || c === "`" || c === "[") {
+      const close = c === "[" ? "]" : c;
+      let j = i + 1;
+      // A quote inside is doubled ('it''s'); a bracketed name has no escape.
+      while (j < sql.length && !(sql[j] === close && !(close !== "]" && sql[j + 1] === close))) j += sql[j] === close ? 2 : 1;
+      i = j;
+      code = true;
+    } else if (c === ";") {
+      if (code) out.push(sql.slice(start, i).trim());
+      start = i + 1;
+      code = false;
+    } else if (!/\s/.test(c)) {
+      code = true;
+    }
+  }
+  if (code) out.push(sql.slice(start).trim());
+  return out;
 }

@@ -54,17 +54,35 @@ export const ZONES = `zones:
     tags: [shop]
 `;
 
+/** metering.yaml: one model, the ledger's and the archive's retention (what a Worker that
+ * prices calls or binds the archive bucket needs from the inventory). */
+export const METERING = `prices:
+  currency: USD
+  as_of: "2026-11-27"
+  source: test
+  models:
+    claude-sonnet-4-5: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+ledger:
+  call_retention_days: 30
+archive:
+  retention_days: 7
+`;
+
 export interface Texts {
   fleet?: string;
   profiles?: string;
   zones?: string;
+  /** metering.yaml; null: the inventory has none. */
+  metering?: string | null;
 }
 
 export function parseTexts(texts: Texts = {}): LoadResult {
+  const metering = texts.metering === undefined ? METERING : texts.metering;
   return parseInventory("fixture", {
     fleet: { path: "fleet.yaml", text: texts.fleet ?? FLEET },
     profiles: { path: "profiles.yaml", text: texts.profiles ?? PROFILES },
     zones: { path: "zones.yaml", text: texts.zones ?? ZONES },
+    ...(metering !== null ? { metering: { path: "metering.yaml", text: metering } } : {}),
   });
 }
 

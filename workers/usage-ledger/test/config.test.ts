@@ -1,7 +1,7 @@
 // The ledger's wrangler.jsonc, as wrangler reads it: the dead-letter producer is the
 // consumer's DLQ, retries and the cron exist, the batch fits D1's per-invocation query
-// limit, and the migrations folder is where wrangler looks. Also records the one gap in
-// the Pulumi model: it does not deploy cron triggers yet.
+// limit, and the migrations folder is where wrangler looks; and the Pulumi model reads
+// all of it (cron, consumer settings), so `pulumi up` deploys what `wrangler deploy` would.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { unstable_readConfig } from "wrangler";
@@ -37,8 +37,21 @@ describe("usage-ledger wrangler.jsonc", () => {
     expect(existsSync(dir) && readdirSync(dir).some((f) => /^\d{4}_.+\.sql$/.test(f))).toBe(true);
   });
 
-  it("is not yet deployable by the Pulumi model, which refuses only its cron triggers", () => {
+  it("is read whole by the Pulumi model: its cron, and the consumer's retries, delay and DLQ", () => {
     const r = parseWorkerConfig("workers/usage-ledger/wrangler.jsonc", WORKER_DIR, readFileSync(WRANGLER_CONFIG, "utf8"));
-    expect(r.ok ? [] : r.problems.map((p) => p.path)).toEqual(["triggers"]);
+    if (!r.ok) throw new Error(r.problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+    expect(r.config.crons).toEqual(cfg.triggers.crons);
+    const consumer = cfg.queues.consumers![0]!;
+    expect(r.config.queueConsumers).toEqual([
+      {
+        queue: consumer.queue,
+        maxBatchSize: consumer.max_batch_size,
+        maxBatchTimeout: consumer.max_batch_timeout,
+        maxRetries: consumer.max_retries,
+        maxConcurrency: undefined,
+        retryDelay: consumer.retry_delay,
+        deadLetterQueue: consumer.dead_letter_queue,
+      },
+    ]);
   });
 });
