@@ -24,6 +24,10 @@ export interface Config {
   retryDeadlineMs: number;
   /** Bodies up to this size are held in memory (and can be retried); bigger ones are streamed. */
   bufferBodyBytes: number;
+  /** METERING: usage events and the archive ("on", the default) or neither ("off"). */
+  metering: boolean;
+  /** ARCHIVE_MAX_BYTES: the most of one body (request or response) the archive keeps. */
+  archiveMaxBytes: number;
 }
 
 /** A numeric var: its default when unset or not a number, clamped to [min, max]. */
@@ -60,6 +64,9 @@ export function config(env: Env): Config {
     sseIdleTimeoutMs: num(env.SSE_IDLE_TIMEOUT_MS, 120_000, 100, 3_600_000),
     retryDeadlineMs: num(env.RETRY_DEADLINE_MS, 30_000, 0, 600_000),
     bufferBodyBytes: Math.floor(num(env.BUFFER_BODY_BYTES, 1024 * 1024, 0, 100 * 1024 * 1024)),
+    // On unless the operator explicitly chose "off": a typo never silently stops billing.
+    metering: (env.METERING ?? "").trim().toLowerCase() !== "off",
+    archiveMaxBytes: Math.floor(num(env.ARCHIVE_MAX_BYTES, 4 * 1024 * 1024, 0, 100 * 1024 * 1024)),
   };
   cache.set(env, c);
   return c;

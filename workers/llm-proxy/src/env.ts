@@ -27,6 +27,9 @@ export interface Env {
   SSE_IDLE_TIMEOUT_MS?: string;
   RETRY_DEADLINE_MS?: string;
   BUFFER_BODY_BYTES?: string;
+  // metering (metering.ts, archive.ts)
+  METERING?: string;
+  ARCHIVE_MAX_BYTES?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

@@ -17,6 +17,9 @@ export interface TenantRecord {
   inputTokensPerMinute?: number;
   /** Output tokens per minute. Absent or 0: no limit. */
   outputTokensPerMinute?: number;
+  /** Opted in to the archive: its calls' request and response bodies are kept in R2
+   *  (archive.ts, docs/metering.md). Absent: not archived. */
+  archive?: boolean;
   /** SHA-256 of the key, hex; compared in constant time after the lookup. */
   keyHash: string;
   createdAt: string;
@@ -90,6 +93,8 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
   for (const k of ["inputTokensPerMinute", "outputTokensPerMinute"] as const) {
     if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || r[k] < 0)) return undefined;
   }
+  // The archive flag is optional too; anything but a boolean is malformed (fails closed).
+  if (r.archive !== undefined && typeof r.archive !== "boolean") return undefined;
   return {
     id: r.id,
     name: r.name,
@@ -98,6 +103,7 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
     enabled: r.enabled,
     ...(typeof r.inputTokensPerMinute === "number" && r.inputTokensPerMinute > 0 ? { inputTokensPerMinute: r.inputTokensPerMinute } : {}),
     ...(typeof r.outputTokensPerMinute === "number" && r.outputTokensPerMinute > 0 ? { outputTokensPerMinute: r.outputTokensPerMinute } : {}),
+    ...(r.archive === true ? { archive: true } : {}),
     keyHash: r.keyHash,
     createdAt: typeof r.createdAt === "string" ? r.createdAt : "",
   };
