@@ -7,6 +7,7 @@
 // streamed one is copied as it passes, up to ARCHIVE_MAX_BYTES per body (the rest passes
 // uncopied, and the object says `truncated`). Every R2 write runs in waitUntil; nothing
 // before the response waits on R2, and a failed write is logged, never the call's failure.
+import { afterThisTurn } from "./later.ts";
 
 /** Which body of a call. */
 export type Part = "request" | "response";
@@ -82,23 +83,21 @@ function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: 
   if (info.status !== undefined) customMetadata.status = String(info.status);
   if (info.complete !== undefined) customMetadata.complete = String(info.complete);
   if (info.ended) customMetadata.ended = info.ended;
-  let p: Promise<unknown>;
-  try {
-    p = a.bucket.put(archiveKey(a.tenant, a.startedMs, a.requestId, part), body, {
+  // Issued on a later turn, after the handler returned (the call's buffers are not
+  // detached by fetch or Response, so they are still whole then).
+  const write = afterThisTurn(() =>
+    a.bucket.put(archiveKey(a.tenant, a.startedMs, a.requestId, part), body, {
       customMetadata,
       ...(info.contentType ? { httpMetadata: { contentType: info.contentType } } : {}),
-    });
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  a.waitUntil(p.catch((e: unknown) => a.onError(part, e)));
+    }),
+  );
+  a.waitUntil(write.catch((e: unknown) => a.onError(part, e)));
 }
 
 /** A body held in memory (request bytes, a JSON answer): the first ARCHIVE_MAX_BYTES of it. */
 export function archiveBytes(a: ArchivedCall, part: Part, bytes: ArrayBuffer, info: Omit<PartInfo, "bytes" | "truncated">): void {
   const truncated = bytes.byteLength > a.maxBytes;
-  // The runtime copies the body when the put is called, so the call's buffer is not held
-  // by R2; a cut body is a copy of its first bytes.
+  // Kept by reference until the write (a cut body is a copy of its first bytes).
   put(a, part, truncated ? bytes.slice(0, a.maxBytes) : bytes, { ...info, bytes: bytes.byteLength, truncated });
 }
 

@@ -19,6 +19,7 @@ import type { UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
+import { afterThisTurn } from "./later.ts";
 import type { Usage } from "./usage.ts";
 
 /** workers/shared/usage-event.ts MAX_TOKENS_PER_CALL (not imported: that module brings zod;
@@ -144,14 +145,13 @@ export class CallMeter {
     if (this.sent || !billable(this.call.route, usage)) return;
     this.sent = true;
     const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage);
-    let p: Promise<unknown>;
-    try {
-      p = this.env.USAGE_EVENTS.send(event, { contentType: "json" });
-    } catch (e) {
-      p = Promise.reject(e);
-    }
+    // Sent on a later turn (a JSON answer's done() runs before its Response is returned).
     // Never the call's failure; logged with ids only (the ledger will lack this call).
-    this.ctx.waitUntil(p.catch((e: unknown) => this.log({ requestId: this.call.requestId, tenant: this.call.tenantId, error: "usage_event_not_sent", name: errorName(e) })));
+    this.ctx.waitUntil(
+      afterThisTurn(() => this.env.USAGE_EVENTS.send(event, { contentType: "json" })).catch((e: unknown) =>
+        this.log({ requestId: this.call.requestId, tenant: this.call.tenantId, error: "usage_event_not_sent", name: errorName(e) }),
+      ),
+    );
   }
 }
 
