@@ -2,8 +2,13 @@
 // pass-through Worker (just `fetch(upstream, request)`) and the edgefleet proxy with auth
 // and rate limiting on, JSON and SSE, side by side in one run, all in workerd via
 // Miniflare on loopback. For SSE also a "floor" Worker: only the stream handling that
-// issue 3 asks of every streamed call, to show what that alone costs. Each case runs at
-// concurrency 1 and at `--concurrency` (16), and reports the workerd CPU time per call.
+// issue 3 asks of every streamed call, to show what that alone costs. The proxy runs
+// three times, side by side, for issue 16's target (metering on within 10% of off): with
+// metering on (the default: a usage event per call to Miniflare's local Queue), on with a
+// Queue stand-in that accepts and drops each event (the proxy's own metering cost,
+// without the local broker), and off (METERING=off). Each case
+// runs at concurrency 1 and at `--concurrency` (16), and reports the workerd CPU time per
+// call.
 // Prints a markdown table (ready for docs/BENCHMARKS.md) with the verdict against each of
 // issue 14's targets, and writes bench/results/proxy.json.
 import { Command } from "commander";
@@ -57,9 +62,18 @@ export default {
   },
 };`;
 
+// Stands in for the USAGE_EVENTS Queue: accepts every event and drops it.
+const QUEUE_SINK = {
+  name: "queue-sink",
+  modules: true,
+  script: "class Sink { send() { return Promise.resolve(); } sendBatch() { return Promise.resolve(); } } export default function () { return new Sink(); }",
+};
+
 export interface BenchRow extends LoadResult {
   mode: "json" | "sse";
-  target: "upstream" | "pass-through" | "floor" | "edgefleet";
+  /** edgefleet: the proxy as deployed (METERING on, Miniflare's local Queue); edgefleet-sink:
+   *  METERING on, events sent to a stand-in that drops them; edgefleet-off: METERING=off. */
+  target: "upstream" | "pass-through" | "floor" | "edgefleet" | "edgefleet-sink" | "edgefleet-off";
   concurrency: number;
   /** workerd CPU time (user + system, from /proc) per completed call, in µs; undefined for
    *  the upstream (it runs in this Node process) or where /proc is not available. */
@@ -115,15 +129,25 @@ export async function runBench(argv: string[]): Promise<number> {
   });
   const floorUrl = await floor.ready;
   // The real Worker: auth (KV), rate limiting (Durable Object) and metrics all on; the
-  // tenant's rate is high enough never to limit.
-  const { value: proxy, pid: proxyPid } = await withWorkerdPid(() =>
-    startLocalProxy({
-      vars: { UPSTREAM_BASE_URL: fake.url },
-      secrets: { ANTHROPIC_API_KEY: "sk-ant-bench-placeholder", OPERATOR_TOKEN: "bench" },
-      onLog: () => {},
-    }),
-  );
-  const { key } = await createTenant(miniflareKv(await proxy.mf.getKVNamespace("TENANTS")), { name: "bench", ratePerMinute: 10_000_000, burst: 1_000_000 });
+  // tenant's rate is high enough never to limit. Metering on: each call sends its usage
+  // event to the Queue, whose local broker runs in the same workerd (its CPU counts against
+  // the proxy here; deployed, the Queue is a service of its own); nothing consumes it during
+  // the run. The sink variant isolates the proxy's own part. The same tenant key is
+  // stored in each (only its hash is).
+  const startProxy = (metering: "on" | "sink" | "off") =>
+    withWorkerdPid(() =>
+      startLocalProxy({
+        vars: { UPSTREAM_BASE_URL: fake.url, METERING: metering === "off" ? "off" : "on" },
+        secrets: { ANTHROPIC_API_KEY: "sk-ant-bench-placeholder", OPERATOR_TOKEN: "bench" },
+        onLog: () => {},
+        ...(metering === "sink" ? { override: { queueProducers: {}, wrappedBindings: { USAGE_EVENTS: { scriptName: "queue-sink" } } }, extraWorkers: [QUEUE_SINK] } : {}),
+      }),
+    );
+  const { value: proxy, pid: proxyPid } = await startProxy("on");
+  const { value: proxySink, pid: proxySinkPid } = await startProxy("sink");
+  const { value: proxyOff, pid: proxyOffPid } = await startProxy("off");
+  const { key, record } = await createTenant(miniflareKv(await proxy.mf.getKVNamespace("TENANTS")), { name: "bench", ratePerMinute: 10_000_000, burst: 1_000_000 });
+  for (const p of [proxySink, proxyOff]) await miniflareKv(await p.mf.getKVNamespace("TENANTS")).put(`key:${record.keyHash}`, JSON.stringify(record), record);
 
   const bodies = {
     json: Buffer.from(JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 64, messages: [{ role: "user", content: "Say hello" }] })),
@@ -132,16 +156,16 @@ export async function runBench(argv: string[]): Promise<number> {
   const headers = { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key };
   const okJson = (s: number, b: string) => s === 200 && b.includes('"type":"message"');
   const okSse = (s: number, b: string) => s === 200 && b.includes("event: message_stop");
-  const targets: Record<BenchRow["target"], string> = { upstream: fake.url, "pass-through": passUrl.origin, floor: floorUrl.origin, edgefleet: proxy.url.origin };
+  const targets: Record<BenchRow["target"], string> = { upstream: fake.url, "pass-through": passUrl.origin, floor: floorUrl.origin, edgefleet: proxy.url.origin, "edgefleet-sink": proxySink.url.origin, "edgefleet-off": proxyOff.url.origin };
 
-  const pids: Record<BenchRow["target"], string | undefined> = { upstream: undefined, "pass-through": passPid, floor: floorPid, edgefleet: proxyPid };
+  const pids: Record<BenchRow["target"], string | undefined> = { upstream: undefined, "pass-through": passPid, floor: floorPid, edgefleet: proxyPid, "edgefleet-sink": proxySinkPid, "edgefleet-off": proxyOffPid };
 
   type Case = { mode: BenchRow["mode"]; target: BenchRow["target"]; concurrency: number; t: Target; samples: Samples; cpuMs: number };
   const cases: Case[] = [];
   const levels = [...new Set([1, concurrency])];
   for (const c of levels) {
     for (const mode of ["json", "sse"] as const) {
-      for (const target of ["upstream", "pass-through", "floor", "edgefleet"] as const) {
+      for (const target of ["upstream", "pass-through", "floor", "edgefleet", "edgefleet-sink", "edgefleet-off"] as const) {
         if (target === "floor" && mode === "json") continue;
         const t: Target = { url: `${targets[target]}/v1/messages`, headers, body: bodies[mode], ok: mode === "json" ? okJson : okSse };
         cases.push({ mode, target, concurrency: c, t, samples: emptySamples(), cpuMs: 0 });
@@ -169,6 +193,8 @@ export async function runBench(argv: string[]): Promise<number> {
     }
   } finally {
     await proxy.mf.dispose();
+    await proxySink.mf.dispose();
+    await proxyOff.mf.dispose();
     await pass.dispose();
     await floor.dispose();
     await fake.stop();
@@ -176,6 +202,7 @@ export async function runBench(argv: string[]): Promise<number> {
 
   const verdicts = judge(rows, concurrency);
   const floorVerdicts = judge(rows, concurrency, "floor");
+  const meteringVerdicts = judgeMetering(rows, concurrency);
   const result = {
     command: `npm run bench:proxy -- ${argv.join(" ")}`.trim(),
     date: new Date().toISOString(),
@@ -185,12 +212,13 @@ export async function runBench(argv: string[]): Promise<number> {
     targets: TARGETS,
     verdicts,
     floorVerdicts,
+    meteringVerdicts,
   };
   mkdirSync(dirname(o.out), { recursive: true });
   writeFileSync(o.out, JSON.stringify(result, null, 2) + "\n");
   if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
   else {
-    process.stdout.write(markdownTable(rows) + "\n\n" + markdownVerdicts(verdicts) + "\n\n" + markdownFloor(floorVerdicts) + "\n\n");
+    process.stdout.write(markdownTable(rows) + "\n\n" + markdownVerdicts(verdicts) + "\n\n" + markdownFloor(floorVerdicts) + "\n\n" + markdownVerdicts(meteringVerdicts) + "\n\n");
     process.stdout.write(`written to ${o.out}\n`);
   }
   // 1: a case never completed a request (the run says nothing); the targets themselves
@@ -204,7 +232,7 @@ export async function runBench(argv: string[]): Promise<number> {
  * TTFB at concurrency 1 against the pass-through, and TTFB at concurrency 16 against the
  * floor Worker (the least any implementation of the stream handling can do).
  */
-export const TARGETS = { jsonThroughputMin: 0.9, sseThroughputMin: 0.6, sseTtfbC1DeltaMaxMs: 1, sseTtfbHighVsFloorMaxMs: 1 } as const;
+export const TARGETS = { jsonThroughputMin: 0.9, sseThroughputMin: 0.6, sseTtfbC1DeltaMaxMs: 1, sseTtfbHighVsFloorMaxMs: 1, meteringMaxCost: 0.1 } as const;
 
 export interface Verdict {
   target: string;
@@ -233,6 +261,26 @@ export function judge(rows: BenchRow[], high: number, subject: "edgefleet" | "fl
   if (subject === "edgefleet") {
     const th = row(rows, "sse", "edgefleet", high).ttfbP50Ms - row(rows, "sse", "floor", high).ttfbP50Ms;
     out.push({ target: `sse: TTFB p50 within ${TARGETS.sseTtfbHighVsFloorMaxMs} ms of the floor Worker (c=${high})`, measured: signed(th), met: th <= TARGETS.sseTtfbHighVsFloorMaxMs });
+  }
+  return out;
+}
+
+/**
+ * Issue 16's target: the proxy with metering on within 10% of itself with metering off,
+ * in throughput at `high` and in p50 latency (TTFB for SSE) at concurrency 1.
+ */
+export function judgeMetering(rows: BenchRow[], high: number): Verdict[] {
+  const out: Verdict[] = [];
+  const max = TARGETS.meteringMaxCost;
+  for (const on of ["edgefleet", "edgefleet-sink"] as const) {
+    const what = on === "edgefleet" ? "on (local Queue)" : "on (Queue sink)";
+    for (const mode of ["json", "sse"] as const) {
+      const t = row(rows, mode, on, high).rps / row(rows, mode, "edgefleet-off", high).rps;
+      out.push({ target: `metering ${mode}: throughput ${what} >= ${((1 - max) * 100).toFixed(0)}% of off (c=${high})`, measured: `${(t * 100).toFixed(0)}%`, met: t >= 1 - max });
+      const lat = (r: BenchRow) => (mode === "json" ? r.p50Ms : r.ttfbP50Ms);
+      const l = lat(row(rows, mode, on, 1)) / lat(row(rows, mode, "edgefleet-off", 1));
+      out.push({ target: `metering ${mode}: ${mode === "json" ? "p50" : "TTFB p50"} ${what} <= ${((1 + max) * 100).toFixed(0)}% of off (c=1)`, measured: `${(l * 100).toFixed(0)}%`, met: l <= 1 + max });
+    }
   }
   return out;
 }

@@ -160,6 +160,37 @@ describe("tenants --remote (Cloudflare API fake)", () => {
     expect(JSON.stringify([...cf.store.entries()])).toBe(before);
   });
 
+  it("archive: opts every key of a tenant in or out, dry run first; a new key keeps it; bad input changes nothing", async () => {
+    const made = JSON.parse((await run(["create", "--remote", "--name", "arch", "--json"], env)).out) as { tenant: { id: string; keyHash: string } };
+    const id = made.tenant.id;
+    expect(made.tenant).not.toHaveProperty("archive");
+    const stored = () => JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value) as { archive?: boolean };
+    const dry = await run(["archive", "--remote", id, "on"], env);
+    expect(dry.code).toBe(TENANT_EXIT.ok);
+    expect(dry.out).toContain(`would set ${id}'s archive off -> on on 1 of 1 key(s)`);
+    expect(dry.out).toContain("dry run");
+    expect(stored().archive).toBeUndefined();
+    const on = await run(["archive", "--remote", id, "on", "--yes", "--json"], env);
+    expect(JSON.parse(on.out)).toMatchObject({ dryRun: false, tenant: id, before: false, after: true, changed: 1, keys: 1 });
+    expect(stored().archive).toBe(true);
+    expect((cf.store.get(`key:${made.tenant.keyHash}`)!.metadata as { archive?: boolean }).archive).toBe(true);
+    // A second key (rotation) is archived like the first.
+    const second = JSON.parse((await run(["create", "--remote", "--id", id, "--json"], env)).out) as { tenant: { archive?: boolean } };
+    expect(second.tenant.archive).toBe(true);
+    const list = await run(["list", "--remote"], env);
+    expect(list.out).toContain("archive");
+    // Off removes the flag from every key.
+    const off = await run(["archive", "--remote", id, "off", "--yes", "--json"], env);
+    expect(JSON.parse(off.out)).toMatchObject({ before: true, after: false, changed: 2, keys: 2 });
+    expect(stored().archive).toBeUndefined();
+    const before = JSON.stringify([...cf.store.entries()]);
+    const bad = await run(["archive", "--remote", id, "yes", "--yes"], env);
+    expect(bad.code).toBe(TENANT_EXIT.usage);
+    expect(bad.err).toContain("expected on or off, got 'yes'");
+    expect((await run(["archive", "--remote", "t_00000000000000fe", "on", "--yes"], env)).code).toBe(TENANT_EXIT.notFound);
+    expect(JSON.stringify([...cf.store.entries()])).toBe(before);
+  });
+
   it("takes the namespace id from a saved `pulumi stack output --json`, with clear errors", async () => {
     const dir = mkdtempSync(join(tmpdir(), "efp-stack-"));
     try {

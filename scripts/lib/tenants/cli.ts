@@ -1,6 +1,6 @@
 // `npm run tenants`: create a tenant key (printed once), list tenants, set a tenant's
 // limits (requests, input and output tokens per minute, daily and monthly spend
-// budgets), disable one;
+// budgets), opt one in to the archive, disable one;
 // against the local Miniflare state shared with `npm run dev:proxy` (--local) or the
 // deployed Worker's TENANTS namespace through the Cloudflare API (--remote).
 import { Command, CommanderError } from "commander";
@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import Table from "cli-table3";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
-import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
+import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { dollars, dollarsToMicros } from "../../../workers/shared/cost.ts";
 
@@ -248,6 +248,36 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       }),
     );
 
+  common(program.command("archive").description("opt a tenant in to the R2 archive of its request and response bodies, or out (dry run unless --yes)"))
+    .argument("<tenantId>", "the tenant's id (t_...)")
+    .argument("<on|off>", "on: archive its calls' bodies from now on; off: stop (what is archived stays until the bucket's lifecycle rule removes it)")
+    .option("--yes", "apply; without it, only say what would change")
+    .action(
+      run(async (o, store, args) => {
+        const [id, want] = args as [string, string];
+        if (want !== "on" && want !== "off") throw new UsageError(`archive: expected on or off, got '${want}'`);
+        const dryRun = o.yes !== true;
+        let r;
+        try {
+          r = await setArchive(store.kv, id, want === "on", dryRun);
+        } catch (e) {
+          if (e instanceof TenantError) {
+            io.err(`tenants: ${e.message} in ${store.where}\n`);
+            code = errorCode(e);
+            return;
+          }
+          throw e;
+        }
+        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, before: r.before, after: want === "on", changed: r.changed, keys: r.keys }, null, 2) + "\n");
+        else {
+          const show = (b: boolean) => (b ? "on" : "off");
+          io.out(`${dryRun ? "would set" : "set"} ${id}'s archive ${show(r.before)} -> ${want} on ${r.changed} of ${r.keys} key(s) in ${store.where}\n`);
+          if (dryRun && r.changed > 0) io.out("dry run: nothing changed; re-run with --yes to apply\n");
+          else if (!dryRun) io.out("the Worker applies it within the cache window (see docs/llm-proxy.md); bodies go to the ARCHIVE bucket (docs/metering.md)\n");
+        }
+      }),
+    );
+
   common(program.command("list").description("list tenants (one row per key; keys are never shown, only a hash prefix)")).action(
     run(async (o, store) => {
       const all = await listTenants(store.kv);
@@ -255,9 +285,9 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
         io.out(JSON.stringify(all, null, 2) + "\n");
         return;
       }
-      const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "budget/day", "budget/month", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
+      const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "budget/day", "budget/month", "archive", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
       for (const r of all) {
-        t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), fmtBudget(r.dailyBudgetMicros), fmtBudget(r.monthlyBudgetMicros), r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+        t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), fmtBudget(r.dailyBudgetMicros), fmtBudget(r.monthlyBudgetMicros), r.archive ? "yes" : "-", r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
       }
       io.out(`${all.length} tenant key(s) in ${store.where}\n${t.toString()}\n`);
     }),

@@ -1,10 +1,13 @@
 // `npm run dev:proxy` in-process: starts the Worker on a free port with a seeded dev
-// tenant, proxies to a fake upstream, and prints the same key on the next start.
+// tenant, proxies to a fake upstream, and prints the same key on the next start; the
+// calls made through it reach the local ledger, where the `npm run usage` it prints
+// reports them while it runs.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
+import { runUsage } from "../usage/cli.ts";
 import { runDevProxy } from "./dev-proxy.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
@@ -18,13 +21,13 @@ afterAll(async () => {
 
 async function start(extra: string[] = []) {
   let out = "";
-  const r = await runDevProxy(["--port", "0", "--upstream", fake.url, "--persist", dir, "--json", "--quiet", ...extra], {
+  const r = await runDevProxy(["--port", "0", "--upstream", fake.url, "--persist", dir, "--ledger-persist", join(dir, "ledger"), "--json", "--quiet", ...extra], {
     out: (s) => (out += s),
     err: (s) => (out += s),
     env: { ANTHROPIC_API_KEY: "sk-dev-test" },
     root,
   });
-  return { ...r, info: r.code === 0 ? (JSON.parse(out) as { url: string; devTenantKey: string }) : undefined, out };
+  return { ...r, info: r.code === 0 ? (JSON.parse(out) as { url: string; devTenantKey: string; usage: string }) : undefined, out };
 }
 
 it("serves the proxy with a seeded dev tenant whose key survives restarts", async () => {
@@ -34,6 +37,17 @@ it("serves the proxy with a seeded dev tenant whose key survives restarts", asyn
   expect(res.status).toBe(200);
   expect((await res.json()) as unknown).toMatchObject({ type: "message" });
   expect(fake.received.at(-1)!.headers["x-api-key"]).toBe("sk-dev-test");
+  // The usage command it prints reports the call, read while dev:proxy runs.
+  expect(first.info!.usage).toBe(`npm run usage -- --persist ${join(dir, "ledger")}`);
+  let report = { lines: [] as { calls: number; model: string; costMicros: number }[] };
+  // The ledger writes a batch within wrangler.jsonc's max_batch_timeout (5 s).
+  for (let i = 0; i < 100 && report.lines.length === 0; i++) {
+    let out = "";
+    const code = await runUsage(["--persist", join(dir, "ledger"), "--days", "1", "--json"], { out: (s) => (out += s), err: () => {}, env: {} });
+    if (code === 0) report = JSON.parse(out);
+    if (report.lines.length === 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  expect(report.lines).toMatchObject([{ calls: 1, model: "claude-sonnet-5-5" }]);
   await first.stop!();
   const second = await start();
   expect(second.info!.devTenantKey).toBe(first.info!.devTenantKey);

@@ -1,10 +1,14 @@
-// `npm run dev:proxy`: runs the LLM proxy Worker locally in workerd (Miniflare), with
-// its state persisted where `npm run tenants --local` finds it, a seeded dev tenant, and
-// each call's metrics data point printed. Never for production traffic.
+// `npm run dev:proxy`: runs the LLM proxy Worker locally in workerd (Miniflare) with the
+// whole metering pipeline beside it (usage Queue, usage-ledger consumer, D1 with its
+// migrations applied, the archive's R2 bucket: workers/llm-proxy/local/pipeline.ts), its
+// state persisted where `npm run tenants --local` and `npm run usage` find it, a seeded
+// dev tenant, and each call's metrics data point printed. Never for production traffic.
 import { Command, CommanderError } from "commander";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { startLocalProxy, WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
+import { WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
+import { startLocalPipeline } from "../../../workers/llm-proxy/local/pipeline.ts";
+import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
 import { DEFAULT_PERSIST, openLocalStore } from "./local.ts";
 import { createTenant } from "./store.ts";
 
@@ -51,7 +55,8 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     .option("--port <port>", "port to listen on", "8788")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--upstream <url>", "upstream base URL (default: UPSTREAM_BASE_URL of wrangler.jsonc)")
-    .option("--persist <dir>", "local state (shared with `npm run tenants -- --local`)", DEFAULT_PERSIST)
+    .option("--persist <dir>", "local state: tenants, rate limits, the archive (shared with `npm run tenants -- --local`)", DEFAULT_PERSIST)
+    .option("--ledger-persist <dir>", "the usage ledger's D1 state (what `npm run usage` reads)", USAGE_PERSIST)
     .option("--quiet", "do not print log lines and metrics data points")
     .option("--json", "print the startup details as JSON")
     .exitOverride()
@@ -62,7 +67,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     if (e instanceof CommanderError) return { code: e.exitCode === 0 ? 0 : 2 };
     throw e;
   }
-  const o = program.opts<{ port: string; host: string; upstream?: string; persist: string; quiet?: boolean; json?: boolean }>();
+  const o = program.opts<{ port: string; host: string; upstream?: string; persist: string; ledgerPersist: string; quiet?: boolean; json?: boolean }>();
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.err(`dev-proxy: --port: not a port number: ${o.port}\n`);
@@ -79,18 +84,24 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const operatorToken = io.env.OPERATOR_TOKEN ?? devVars.OPERATOR_TOKEN ?? "dev-operator-token";
   const key = await devTenantKey(io.root, o.persist);
   const print = o.quiet ? () => {} : (s: string) => io.out(s + "\n");
-  const { mf, url } = await startLocalProxy({
+  const { mf, url } = await startLocalPipeline({
     port,
     host: o.host,
     persistDir: resolve(io.root, o.persist),
+    ledgerPersistDir: resolve(io.root, o.ledgerPersist),
+    ledger: { inventoryDir: resolve(io.root, "fleet") },
     vars: o.upstream ? { UPSTREAM_BASE_URL: o.upstream } : {},
     secrets: { ANTHROPIC_API_KEY: providerKey ?? "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
     onLog: print,
     onDataPoint: (p) => print(`metric ${JSON.stringify(p)}`),
   });
   const base = url.origin;
+  // How to see the usage of the calls made here: the ledger writes a batch within its
+  // max_batch_timeout (wrangler.jsonc) of the calls.
+  const local = o.persist === DEFAULT_PERSIST ? "" : ` --persist ${o.persist}`;
+  const usage = `npm run usage${o.ledgerPersist === USAGE_PERSIST ? "" : ` -- --persist ${o.ledgerPersist}`}`;
   if (o.json) {
-    io.out(JSON.stringify({ url: base, devTenantKey: key, upstream: o.upstream ?? "wrangler.jsonc UPSTREAM_BASE_URL", persist: o.persist }) + "\n");
+    io.out(JSON.stringify({ url: base, devTenantKey: key, upstream: o.upstream ?? "wrangler.jsonc UPSTREAM_BASE_URL", persist: o.persist, ledgerPersist: o.ledgerPersist, usage }) + "\n");
   } else {
     io.out(
       [
@@ -104,6 +115,11 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
         `    -d '{"model":"claude-sonnet-5-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'`,
         ``,
         `  curl -s ${base}/_edgefleet/status -H 'authorization: Bearer <OPERATOR_TOKEN>'`,
+        ``,
+        `usage of the calls made here (the ledger writes them within seconds; state in ${o.ledgerPersist}):`,
+        `  ${usage}`,
+        `archive a tenant's bodies (R2, in ${o.persist}/r2): npm run tenants -- list --local${local}, then`,
+        `  npm run tenants -- archive --local${local} <tenant id> on --yes`,
         `more tenants: npm run tenants -- create --local --name NAME   (Ctrl-C stops)`,
         ``,
       ].join("\n"),

@@ -135,6 +135,8 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
   let name = t.name?.trim();
   let base: Limits = DEFAULT_LIMITS;
   let reenabled = false;
+  // A new key of an existing tenant keeps its archive opt-in (set with setArchive).
+  let archive = false;
   if (t.id !== undefined) {
     // A key for an existing tenant: it must exist and be enabled, unless --reenable. Its
     // name and limits are the tenant's (a disabled tenant never comes back silently
@@ -148,6 +150,7 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
     const current = keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1);
     if (current !== undefined) {
       base = limitsOf(current);
+      archive = current.archive === true;
       if (name === undefined) name = current.name;
       if (!t.reenable) {
         const differs = [
@@ -166,6 +169,7 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
     { id: t.id ?? newTenantId(), name: name!, ratePerMinute: 0, burst: 0, enabled: true, keyHash: await sha256Hex(key), createdAt: now.toISOString() },
     limits,
   );
+  if (archive) record.archive = true;
   const value = JSON.stringify(record);
   await kv.put(kvKeyFor(record.keyHash), value, record);
   // The marker last: until it is cleared, the new key is refused like the old ones.
@@ -223,4 +227,25 @@ export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>
     }
   }
   return { before, after, keys: keys.length };
+}
+
+/**
+ * Opts a tenant in to the archive (`on`) or out, on every one of its keys (the flag
+ * travels in each key's record, like the limits). Dry run unless told otherwise.
+ * Returns the keys whose record would change and the tenant's setting before.
+ */
+export async function setArchive(kv: TenantKv, id: string, on: boolean, dryRun: boolean): Promise<{ before: boolean; changed: number; keys: number }> {
+  const keys = (await listTenants(kv)).filter((r) => r.id === id);
+  if (keys.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
+  const before = (keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1)!).archive === true;
+  const changing = keys.filter((r) => (r.archive === true) !== on);
+  if (!dryRun) {
+    for (const r of changing) {
+      const next: TenantRecord = { ...r };
+      if (on) next.archive = true;
+      else delete next.archive;
+      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
+    }
+  }
+  return { before, changed: changing.length, keys: keys.length };
 }

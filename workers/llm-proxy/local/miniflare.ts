@@ -57,8 +57,17 @@ export interface LocalProxyOptions {
   /** Vars overriding wrangler.jsonc's (e.g. UPSTREAM_BASE_URL). */
   vars?: Record<string, string>;
   secrets: { ANTHROPIC_API_KEY?: string; OPERATOR_TOKEN?: string };
-  /** Persist KV and Durable Object state here (dev-proxy); in memory when absent. */
+  /** Persist KV, Durable Object and R2 (the archive) state here (dev-proxy); in memory
+   *  when absent. */
   persistDir?: string;
+  /** Persist D1 here (wrangler's `<dir>/v3/d1` layout: the usage ledger's database, read by
+   *  `npm run usage`); in memory when absent. */
+  d1PersistDir?: string;
+  /** More Workers in the same runtime: the usage ledger (local/pipeline.ts), a usage-event
+   *  recorder (tests). */
+  extraWorkers?: WorkerOptions[];
+  /** Options over the proxy Worker's own (tests: a USAGE_EVENTS binding that fails). */
+  override?: Partial<WorkerOptions>;
   port?: number;
   host?: string;
   /** Receives each metrics data point (else METRICS is Miniflare's no-op simulator). */
@@ -117,8 +126,9 @@ export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Minif
       onLog(message);
     },
     ...(o.persistDir
-      ? { kvPersist: resolve(o.persistDir, "kv"), durableObjectsPersist: resolve(o.persistDir, "do") }
+      ? { kvPersist: resolve(o.persistDir, "kv"), durableObjectsPersist: resolve(o.persistDir, "do"), r2Persist: resolve(o.persistDir, "r2") }
       : {}),
+    ...(o.d1PersistDir ? { d1Persist: o.d1PersistDir } : {}),
     workers: [
       {
         ...rest,
@@ -128,8 +138,10 @@ export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Minif
         scriptPath: resolve(WORKER_DIR, "src/index.js"),
         bindings: { ...vars, ...inventoryVars(o.inventoryDir), ...o.vars, ...o.secrets },
         ...metrics,
-      },
+        ...o.override,
+      } as WorkerOptions,
       ...recorder,
+      ...(o.extraWorkers ?? []),
     ],
   });
   const url = await mf.ready;

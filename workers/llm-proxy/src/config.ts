@@ -31,6 +31,10 @@ export interface Config {
   /** The price table budgets are priced with (PRICES, from fleet/metering.yaml), or
    *  what is wrong with it: then no budget can be enforced (BUDGET_FAIL_MODE decides). */
   prices: PriceTable | string;
+  /** METERING: usage events and the archive ("on", the default) or neither ("off"). */
+  metering: boolean;
+  /** ARCHIVE_MAX_BYTES: the most of one body (request or response) the archive keeps. */
+  archiveMaxBytes: number;
 }
 
 /** A numeric var: its default when unset or not a number, clamped to [min, max]. */
@@ -70,6 +74,9 @@ export function config(env: Env): Config {
     // Closed unless the operator explicitly chose "open", like RATE_LIMIT_FAIL_MODE.
     budgetFailOpen: (env.BUDGET_FAIL_MODE ?? "").trim().toLowerCase() === "open",
     prices: env.PRICES === undefined || env.PRICES === "" ? "PRICES is not set (it comes from fleet/metering.yaml)" : priceTableFromJson(env.PRICES),
+    // On unless the operator explicitly chose "off": a typo never silently stops billing.
+    metering: (env.METERING ?? "").trim().toLowerCase() !== "off",
+    archiveMaxBytes: Math.floor(num(env.ARCHIVE_MAX_BYTES, 4 * 1024 * 1024, 0, 100 * 1024 * 1024)),
   };
   cache.set(env, c);
   return c;

@@ -31,6 +31,9 @@ export interface Env {
   // From the inventory, not wrangler.jsonc: the price table as JSON (fleet/metering.yaml
   // through meteringVars() in stacks/model/metering.ts, as for the usage ledger).
   PRICES?: string;
+  // metering (metering.ts, archive.ts)
+  METERING?: string;
+  ARCHIVE_MAX_BYTES?: string;
 
   TENANTS: KVNamespace;
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;

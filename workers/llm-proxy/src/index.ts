@@ -1,11 +1,12 @@
 // The LLM proxy Worker: applications call it instead of Anthropic's API. It runs the
 // policy steps (CORS, auth, body size, rate limit), forwards the body as opaque bytes
 // with the provider key attached, relays the answer (streams unbuffered) and records the
-// call.
+// call: a metrics data point, and its metering (metering.ts: usage event, archive).
 import { config, type Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { errorResponse, type ErrorType } from "./errors.ts";
 import { relayStream, sendWithRetries } from "./forward.ts";
+import { callMeter } from "./metering.ts";
 import { quotaFromHeaders, worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
 import { authenticate, clientAddress } from "./policy/auth.ts";
 import { checkDeclaredLength, takeBody } from "./policy/body-size.ts";
@@ -152,6 +153,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // Every way out below settles the reservation (idempotent): to the usage read from the
   // answer, or to nothing when no answer came.
   const settle = tokens.settle;
+  // Usage event and archive (METERING); everything it does runs in waitUntil.
+  const meter = callMeter(env, ctx, cfg, { requestId, tenantId, archive: tenant.archive === true, route, startedMs: started }, log);
 
   const headers = new Headers();
   for (const h of FORWARD_HEADERS) {
@@ -161,7 +164,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   headers.set("x-api-key", providerKey);
 
   // The query string goes through as sent (e.g. `?beta=true`, issue 14.5).
-  const outBody = body === undefined ? null : body.kind === "bytes" ? body.bytes : body.stream;
+  let outBody = body === undefined ? null : body.kind === "bytes" ? body.bytes : body.stream;
+  if (meter) outBody = meter.request(outBody, request.headers);
   const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started);
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
@@ -188,7 +192,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   if (up.stream === undefined) {
     // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
     const bytes = up.bytes ?? new ArrayBuffer(0);
-    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota }));
+    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota }), meter?.done(res.status, usage));
+    meter?.responseBytes(bytes, res.status, out.get("content-type"));
     if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
     // A big answer is not held up by parsing it; the runtime finishes that after.
     else ctx.waitUntil(Promise.resolve().then(() => done(usageFromJson(decoder.decode(bytes)))));
@@ -198,14 +203,16 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const stream = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs }, ({ usage, interrupted }) => {
+  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs }, ({ usage, interrupted }) => {
     try {
       settle(usage, interrupted);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
+      meter?.done(res.status, usage, interrupted);
     } finally {
       finished();
     }
   });
+  const stream = meter ? meter.responseStream(relayed, res.status, out.get("content-type")) : relayed;
   return new Response(stream, init);
 }
 

@@ -21,6 +21,9 @@ export interface TenantRecord {
    *  Absent: no budget of that kind. */
   dailyBudgetMicros?: number;
   monthlyBudgetMicros?: number;
+  /** Opted in to the archive: its calls' request and response bodies are kept in R2
+   *  (archive.ts, docs/metering.md). Absent: not archived. */
+  archive?: boolean;
   /** SHA-256 of the key, hex; compared in constant time after the lookup. */
   keyHash: string;
   createdAt: string;
@@ -98,6 +101,8 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
   for (const k of ["dailyBudgetMicros", "monthlyBudgetMicros"] as const) {
     if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isSafeInteger(r[k]) || r[k] <= 0)) return undefined;
   }
+  // The archive flag is optional too; anything but a boolean is malformed (fails closed).
+  if (r.archive !== undefined && typeof r.archive !== "boolean") return undefined;
   return {
     id: r.id,
     name: r.name,
@@ -108,6 +113,7 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
     ...(typeof r.outputTokensPerMinute === "number" && r.outputTokensPerMinute > 0 ? { outputTokensPerMinute: r.outputTokensPerMinute } : {}),
     ...(typeof r.dailyBudgetMicros === "number" ? { dailyBudgetMicros: r.dailyBudgetMicros } : {}),
     ...(typeof r.monthlyBudgetMicros === "number" ? { monthlyBudgetMicros: r.monthlyBudgetMicros } : {}),
+    ...(r.archive === true ? { archive: true } : {}),
     keyHash: r.keyHash,
     createdAt: typeof r.createdAt === "string" ? r.createdAt : "",
   };

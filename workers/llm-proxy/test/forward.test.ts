@@ -5,7 +5,6 @@
 // the small fixes (count_tokens recorded apart, 529 status text, refusals before the
 // rate limit).
 import Anthropic from "@anthropic-ai/sdk";
-import { request as httpRequest } from "node:http";
 import { describe, expect, it } from "vitest";
 import { frame, message, messageEvents, MODELS, SseProbe, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
@@ -18,31 +17,9 @@ function longStream(): SseEvent[] {
   return messageEvents(Array.from({ length: 55 }, (_, i) => `word${i} `), usage);
 }
 
-/** Posts a streaming call, reads until `events` whole events arrived, then drops the connection. */
+/** Posts a streaming call, reads until `n` events arrived, then drops the connection. */
 function leaveAfter(h: Harness, key: string, events: SseEvent[], n: number): Promise<{ requestId: string; got: string }> {
-  const want = events.slice(0, n).map(frame).join("");
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(new URL("/v1/messages", h.url), {
-      method: "POST",
-      agent: false,
-      headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" },
-    });
-    req.on("response", (res) => {
-      let got = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        got += c;
-        if (got.length >= want.length) {
-          h.transcript.push(got, JSON.stringify(res.headers));
-          req.destroy();
-          resolve({ requestId: String(res.headers["edgefleet-request-id"]), got });
-        }
-      });
-    });
-    req.on("error", () => {});
-    req.on("close", () => reject(new Error("closed before the events arrived")));
-    req.end('{"stream":true}');
-  });
+  return h.leaveAfter(key, events, n);
 }
 
 async function pointFor(h: Harness, requestId: string) {

@@ -1,14 +1,18 @@
 // Test support: the proxy Worker in workerd (Miniflare, bindings from wrangler.jsonc)
 // in front of the fake Anthropic upstream, with a recorder for metrics, the Worker's
-// log lines, and every response the suite sees (for the secret scan).
-import type { Miniflare } from "miniflare";
+// log lines, the usage events it sends (a consumer of the real Queue), and every response
+// the suite sees (for the secret scan).
+import type { Miniflare, WorkerOptions } from "miniflare";
 import { afterAll, beforeAll, beforeEach, expect } from "vitest";
 import { randomBytes } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
-import { createTenant, disableTenant, type TenantKv } from "../../../scripts/lib/tenants/store.ts";
+import { createTenant, disableTenant, setArchive, type TenantKv } from "../../../scripts/lib/tenants/store.ts";
+import { queueRecorder } from "../../../test/support/queue-recorder.ts";
 import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
 import { startLocalProxy, type DataPoint } from "../local/miniflare.ts";
-import { FakeAnthropic } from "./fake-anthropic.ts";
+import { FakeAnthropic, frame, type SseEvent } from "./fake-anthropic.ts";
+
 
 export interface Seen {
   status: number;
@@ -20,6 +24,8 @@ export interface Seen {
 export class Harness {
   readonly fake = new FakeAnthropic();
   readonly points: DataPoint[] = [];
+  /** Usage events the proxy sent, as the Queue delivered them. */
+  readonly events: Record<string, unknown>[] = [];
   readonly logs: string[] = [];
   /** Every response body and header the suite received, for the secret scan. */
   readonly transcript: string[] = [];
@@ -33,7 +39,8 @@ export class Harness {
   kv!: TenantKv;
 
   /** `noProviderKey`: start without ANTHROPIC_API_KEY (a misconfigured deploy). */
-  static async start(vars: Record<string, string> = {}, opts: { noProviderKey?: boolean } = {}): Promise<Harness> {
+  /** `override`: options over the proxy Worker's (e.g. a failing binding); `extraWorkers` beside it. */
+  static async start(vars: Record<string, string> = {}, opts: { noProviderKey?: boolean; override?: Partial<WorkerOptions>; extraWorkers?: WorkerOptions[] } = {}): Promise<Harness> {
     const h = new Harness();
     await h.fake.start();
     const { mf, url } = await startLocalProxy({
@@ -41,6 +48,12 @@ export class Harness {
       secrets: opts.noProviderKey ? { OPERATOR_TOKEN: h.secrets.OPERATOR_TOKEN } : h.secrets,
       onDataPoint: (p) => h.points.push(p),
       onLog: (l) => h.logs.push(l),
+      ...(opts.override ? { override: opts.override } : {}),
+      extraWorkers: [
+        // The usage Queue the proxy sends to, consumed into `events`.
+        queueRecorder("usage-recorder", "edgefleet-usage", (body) => h.events.push(body as Record<string, unknown>)),
+        ...(opts.extraWorkers ?? []),
+      ],
     });
     h.mf = mf;
     h.url = url;
@@ -49,11 +62,12 @@ export class Harness {
   }
 
   async tenant(
-    opts: { ratePerMinute?: number; burst?: number; name?: string; inputTokensPerMinute?: number; outputTokensPerMinute?: number; dailyBudgetMicros?: number; monthlyBudgetMicros?: number } = {},
+    opts: { ratePerMinute?: number; burst?: number; name?: string; inputTokensPerMinute?: number; outputTokensPerMinute?: number; dailyBudgetMicros?: number; monthlyBudgetMicros?: number; archive?: boolean } = {},
   ): Promise<{ key: string; id: string }> {
-    const { name, ratePerMinute, burst, ...rest } = opts;
+    const { name, ratePerMinute, burst, archive, ...rest } = opts;
     const { key, record } = await createTenant(this.kv, { name: name ?? "acme", ratePerMinute: ratePerMinute ?? 6000, burst: burst ?? 1000, ...rest });
     this.tenantKeys.push(key);
+    if (archive) await setArchive(this.kv, record.id, true, false);
     return { key, id: record.id };
   }
 
@@ -96,10 +110,54 @@ export class Harness {
     return this.points;
   }
 
+  /** Polls until `done` holds on the usage events received (bounded: 500 x 10 ms). */
+  async eventsUntil(done: (e: Record<string, unknown>[]) => boolean): Promise<Record<string, unknown>[]> {
+    for (let i = 0; i < 500 && !done(this.events); i++) await new Promise((r) => setTimeout(r, 10));
+    return this.events;
+  }
+
+  /** The usage event of a call, once the Queue delivered it. */
+  async eventFor(requestId: string): Promise<Record<string, unknown>> {
+    const all = await this.eventsUntil((e) => e.some((x) => x.request_id === requestId));
+    const e = all.find((x) => x.request_id === requestId);
+    if (e === undefined) throw new Error(`no usage event for ${requestId}`);
+    return e;
+  }
+
+  /**
+   * Posts a streaming call, reads until the first `n` of `events` arrived, then drops the
+   * connection (a client that leaves mid-stream).
+   */
+  leaveAfter(key: string, events: SseEvent[], n: number, body = '{"stream":true}'): Promise<{ requestId: string; got: string }> {
+    const want = events.slice(0, n).map(frame).join("");
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(new URL("/v1/messages", this.url), {
+        method: "POST",
+        agent: false,
+        headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" },
+      });
+      req.on("response", (res) => {
+        let got = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => {
+          got += c;
+          if (got.length >= want.length) {
+            this.transcript.push(got, JSON.stringify(res.headers));
+            req.destroy();
+            resolve({ requestId: String(res.headers["edgefleet-request-id"]), got });
+          }
+        });
+      });
+      req.on("error", () => {});
+      req.on("close", () => reject(new Error("closed before the events arrived")));
+      req.end(body);
+    });
+  }
+
   /** Every place a secret must never appear. Returns the leaks found. */
   leaks(): string[] {
     const secrets = [this.secrets.ANTHROPIC_API_KEY, this.secrets.OPERATOR_TOKEN, ...this.tenantKeys];
-    const haystack = [...this.transcript, ...this.logs, ...this.points.map((p) => JSON.stringify(p))];
+    const haystack = [...this.transcript, ...this.logs, ...this.points.map((p) => JSON.stringify(p)), ...this.events.map((e) => JSON.stringify(e))];
     const out: string[] = [];
     for (const s of secrets) for (const h of haystack) if (h.includes(s)) out.push(`${s.slice(0, 6)}… in ${h.slice(0, 80)}`);
     return out;
@@ -131,6 +189,7 @@ export function useHarness(vars: Record<string, string>, ready: (h: Harness) => 
     beforeEach(() => {
       h?.fake.reset();
       if (h) h.points.length = 0;
+      if (h) h.events.length = 0;
     });
   }
 }

@@ -46,12 +46,25 @@ export function ledgerWorkerOptions(): WorkerOptions & { rootPath?: string } {
   return unstable_getMiniflareWorkerOptions(WRANGLER_CONFIG).workerOptions as WorkerOptions & { rootPath?: string };
 }
 
-export async function startLocalLedger(o: LocalLedgerOptions = {}): Promise<{ mf: Miniflare; db: D1Database }> {
+/** The ledger as one Worker of a Miniflare (here, or beside the proxy: llm-proxy/local/pipeline.ts). */
+export function ledgerWorker(o: Pick<LocalLedgerOptions, "vars" | "inventoryDir" | "consumer"> = {}): WorkerOptions {
   const script = bundleWorker({ dir: WORKER_DIR, main: "src/index.ts", compatibilityFlags: [] }).content;
   const { rootPath: _root, queueConsumers, ...rest } = ledgerWorkerOptions();
   const consumers = Object.fromEntries(
     Object.entries((queueConsumers ?? {}) as Record<string, object>).map(([q, c]) => [q, { ...c, ...o.consumer }]),
   );
+  return {
+    ...rest,
+    name: WORKER_NAME,
+    modules: true,
+    script,
+    scriptPath: join(WORKER_DIR, "src/index.js"),
+    queueConsumers: consumers,
+    bindings: { ...meteringVars(loadMeteringOrThrow(o.inventoryDir ?? "fleet")), ...o.vars },
+  } as WorkerOptions;
+}
+
+export async function startLocalLedger(o: LocalLedgerOptions = {}): Promise<{ mf: Miniflare; db: D1Database }> {
   const onLog = o.onLog ?? ((line: string) => process.stderr.write(line + "\n"));
   const mf = new Miniflare({
     host: "127.0.0.1",
@@ -62,18 +75,7 @@ export async function startLocalLedger(o: LocalLedgerOptions = {}): Promise<{ mf
       onLog(message);
     },
     ...(o.persistDir ? { d1Persist: d1PersistPath(o.persistDir) } : {}),
-    workers: [
-      {
-        ...rest,
-        name: WORKER_NAME,
-        modules: true,
-        script,
-        scriptPath: join(WORKER_DIR, "src/index.js"),
-        queueConsumers: consumers,
-        bindings: { ...meteringVars(loadMeteringOrThrow(o.inventoryDir ?? "fleet")), ...o.vars },
-      },
-      ...(o.extraWorkers ?? []),
-    ],
+    workers: [ledgerWorker(o), ...(o.extraWorkers ?? [])],
   });
   await mf.ready;
   const db = (await mf.getD1Database("DB", WORKER_NAME)) as unknown as D1Database;

@@ -2,7 +2,8 @@
 // beside a tiny producer Worker (sends bodies to the usage Queue, as the proxy will) and a
 // dead-letter recorder (consumes the DLQ into `deadLetters`). Consumer waits are shortened.
 import type { D1Database } from "@cloudflare/workers-types";
-import { Response, type Miniflare, type Request as MfRequest } from "miniflare";
+import type { Miniflare } from "miniflare";
+import { queueRecorder } from "../../../test/support/queue-recorder.ts";
 import { startLocalLedger, WORKER_NAME, type LocalLedgerOptions } from "../local/miniflare.ts";
 
 const PRODUCER = `
@@ -14,15 +15,6 @@ export default {
   },
 };`;
 
-const DLQ_RECORDER = `
-export default {
-  async queue(batch, env) {
-    for (const m of batch.messages) {
-      await env.SINK.fetch("http://sink/", { method: "POST", body: JSON.stringify({ body: m.body === undefined ? null : m.body }) });
-      m.ack();
-    }
-  },
-};`;
 
 export interface QueueResult {
   outcome: string;
@@ -49,18 +41,7 @@ export class LedgerHarness {
       },
       extraWorkers: [
         { name: "producer", modules: true, script: PRODUCER, queueProducers: { USAGE: { queueName: "edgefleet-usage" } } },
-        {
-          name: "dlq-recorder",
-          modules: true,
-          script: DLQ_RECORDER,
-          queueConsumers: { "edgefleet-usage-dlq": { maxBatchTimeout: 0.05, maxRetries: 0 } },
-          serviceBindings: {
-            SINK: async (req: MfRequest) => {
-              h.deadLetters.push(((await req.json()) as { body: unknown }).body);
-              return new Response("ok");
-            },
-          },
-        },
+        queueRecorder("dlq-recorder", "edgefleet-usage-dlq", (body) => h.deadLetters.push(body)),
       ],
     });
     h.mf = mf;

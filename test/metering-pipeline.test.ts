@@ -1,0 +1,149 @@
+// Issue 16's "done when", end to end in one workerd (Miniflare): a call through the LLM
+// proxy (against the fake Anthropic upstream) becomes a usage event on the real Queue, a
+// call row and a daily rollup written by the usage-ledger consumer into D1, an archived
+// request and response in R2 for the opted-in tenant, and a line of `npm run usage` read
+// from the persisted local state, its cost computed from fleet/metering.yaml's prices.
+import type { R2Bucket } from "@cloudflare/workers-types";
+import type { Miniflare } from "miniflare";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { miniflareKv } from "../scripts/lib/tenants/local.ts";
+import { createTenant, setArchive } from "../scripts/lib/tenants/store.ts";
+import { runUsage, USAGE_EXIT } from "../scripts/lib/usage/cli.ts";
+import { loadMeteringOrThrow } from "../stacks/model/metering.ts";
+import { costMicros, lookupPrice, tokensOf } from "../workers/shared/pricing.ts";
+import { startLocalPipeline } from "../workers/llm-proxy/local/pipeline.ts";
+import { FakeAnthropic, message, messageEvents } from "../workers/llm-proxy/test/fake-anthropic.ts";
+import type { D1Database } from "@cloudflare/workers-types";
+
+const dir = mkdtempSync(join(tmpdir(), "ef-pipeline-"));
+const ledgerDir = join(dir, "ledger");
+const fake = new FakeAnthropic();
+let mf: Miniflare;
+let url: URL;
+let db: D1Database;
+let disposed = false;
+const logs: string[] = [];
+/** The runtime is closed by the test (before reading the persisted state) or after it. */
+async function stop(): Promise<void> {
+  if (disposed || mf === undefined) return;
+  disposed = true;
+  await mf.dispose();
+}
+
+beforeAll(async () => {
+  await fake.start();
+  ({ mf, url, db } = await startLocalPipeline({
+    vars: { UPSTREAM_BASE_URL: fake.url },
+    secrets: { ANTHROPIC_API_KEY: "sk-ant-e2e-placeholder" },
+    persistDir: join(dir, "proxy"),
+    ledgerPersistDir: ledgerDir,
+    ledger: { consumer: { maxBatchTimeout: 0.05 } },
+    onLog: (l) => logs.push(l),
+  }));
+});
+afterAll(async () => {
+  await stop();
+  await fake.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  let v = await probe();
+  for (let i = 0; i < 1000 && !done(v); i++) {
+    await sleep(10);
+    v = await probe();
+  }
+  return v;
+}
+
+it("a call through the proxy becomes a D1 row, a rollup, an archived body and a line of `npm run usage`, priced from fleet/metering.yaml", async () => {
+  const { key, record } = await createTenant(miniflareKv(await mf.getKVNamespace("TENANTS")), { name: "acme", ratePerMinute: 600, burst: 60, dailyBudgetMicros: 10_000_000 });
+  await setArchive(miniflareKv(await mf.getKVNamespace("TENANTS")), record.id, true, false);
+  const tenant = record.id;
+
+  // A JSON call of a dated Sonnet 4.5 id with the cache-write split, and a streamed Haiku call.
+  const usage = { input_tokens: 1200, output_tokens: 800, cache_creation_input_tokens: 3000, cache_read_input_tokens: 50000, cache_creation: { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 2000 } };
+  fake.enqueue({ kind: "json", body: { ...message("Hello"), model: "claude-sonnet-4-5-20250929", usage } });
+  const events = messageEvents(["Hi", " there"], { input_tokens: 40, output_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+  (events[0]!.data as { message: { model: string } }).message.model = "claude-haiku-4-5-20251001";
+  fake.enqueue({ kind: "sse", events });
+  const headers = { "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json" };
+  const body = JSON.stringify({ model: "claude-sonnet-4-5-20250929", max_tokens: 900, messages: [{ role: "user", content: "Hello" }] });
+  const json = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body });
+  const jsonText = await json.text();
+  const sse = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-haiku-4-5","max_tokens":100,"stream":true}' });
+  const sseText = await sse.text();
+  expect([json.status, sse.status]).toEqual([200, 200]);
+  const ids = [json.headers.get("edgefleet-request-id")!, sse.headers.get("edgefleet-request-id")!];
+
+  // D1: one row per call, priced by the table (the dated ids fall back to their base model).
+  const rows = await until(
+    async () => (await db.prepare("SELECT * FROM calls ORDER BY model").all<Record<string, unknown>>()).results,
+    (r) => r.length >= 2,
+  );
+  const prices = loadMeteringOrThrow("fleet").prices;
+  const sonnetCost = costMicros(tokensOf(usage), lookupPrice(prices, "claude-sonnet-4-5-20250929").price);
+  const haikuCost = costMicros(tokensOf({ input_tokens: 40, output_tokens: 12 }), lookupPrice(prices, "claude-haiku-4-5").price);
+  // 1200x3 + 1000x3.75 + 2000x6 + 50000x0.30 + 800x15 dollars per million tokens.
+  expect(sonnetCost).toBe(46_350);
+  // 40x1 + 12x5.
+  expect(haikuCost).toBe(100);
+  expect(rows).toMatchObject([
+    { request_id: ids[1], tenant, model: "claude-haiku-4-5-20251001", status: 200, input_tokens: 40, output_tokens: 12, cost_micros: haikuCost, priced_as: "claude-haiku-4-5" },
+    {
+      request_id: ids[0],
+      tenant,
+      model: "claude-sonnet-4-5-20250929",
+      input_tokens: 1200,
+      cache_write_5m_tokens: 1000,
+      cache_write_1h_tokens: 2000,
+      cache_read_tokens: 50000,
+      output_tokens: 800,
+      cost_micros: sonnetCost,
+      priced_as: "claude-sonnet-4-5",
+      price_as_of: prices.asOf,
+    },
+  ]);
+  const daily = (await db.prepare("SELECT * FROM usage_daily ORDER BY model").all<Record<string, unknown>>()).results;
+  const today = new Date().toISOString().slice(0, 10);
+  expect(daily).toMatchObject([
+    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, cost_micros: haikuCost, unknown_model_calls: 0 },
+    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, cost_micros: sonnetCost, cache_read_tokens: 50000, unknown_model_calls: 0 },
+  ]);
+
+  // R2: both bodies of both calls, as sent and as received.
+  const archive = (await mf.getR2Bucket("ARCHIVE", "llm-proxy")) as unknown as R2Bucket;
+  const text = async (k: string) => {
+    const o = await until(() => archive.get(k), (x) => x !== null);
+    return o === null ? null : o.text();
+  };
+  expect(await text(`${tenant}/${today}/${ids[0]}/request`)).toBe(body);
+  expect(await text(`${tenant}/${today}/${ids[0]}/response`)).toBe(jsonText);
+  expect(await text(`${tenant}/${today}/${ids[1]}/response`)).toBe(sseText);
+
+  // `npm run usage` on the persisted local state (the runtime closed first, as after dev:proxy).
+  await stop();
+  let out = "";
+  let err = "";
+  const io = { out: (s: string) => (out += s), err: (s: string) => (err += s), env: {} };
+  // Budgets are read from the same run's tenant state (the proxy's persisted KV).
+  expect(await runUsage(["--persist", ledgerDir, "--tenants-persist", join(dir, "proxy"), "--days", "1", "--json"], io)).toBe(USAGE_EXIT.ok);
+  expect(err).toBe("");
+  const report = JSON.parse(out) as { lines: Record<string, unknown>[]; total: Record<string, unknown> };
+  expect(report.lines).toMatchObject([
+    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, costMicros: haikuCost, costUsd: "0.000100" },
+    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, inputTokens: 1200, cacheWrite5mTokens: 1000, cacheWrite1hTokens: 2000, cacheReadTokens: 50000, outputTokens: 800, costMicros: sonnetCost, costUsd: "0.046350" },
+  ]);
+  expect(report.total).toMatchObject({ calls: 2, costMicros: sonnetCost + haikuCost });
+  // Budget used: the tenant's cost that day over its daily budget, on each of its lines.
+  for (const l of report.lines) expect(l).toMatchObject({ tenantDayCostMicros: sonnetCost + haikuCost, dailyBudgetMicros: 10_000_000, dailyBudgetUsed: (sonnetCost + haikuCost) / 10_000_000 });
+  out = "";
+  expect(await runUsage(["--persist", ledgerDir, "--tenants-persist", join(dir, "proxy"), "--days", "1"], io)).toBe(USAGE_EXIT.ok);
+  expect(out).toContain(tenant);
+  expect(out).toContain("0.046350");
+  expect(logs.filter((l) => l.includes("usage_event_not_sent") || l.includes("archive_write_failed"))).toEqual([]);
+});

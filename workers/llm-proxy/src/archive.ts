@@ -1,0 +1,162 @@
+// The archive (issue 16.4, docs/metering.md "The archive"): the request and response
+// bodies of an opted-in tenant's calls, in the R2 bucket ARCHIVE, under
+// `<tenant>/<YYYY-MM-DD>/<request id>/request` and `.../response` (the UTC day the call
+// started). Used by metering.ts for tenants whose record says `archive: true`.
+//
+// The hot path only stages bytes: a body already in memory is kept by reference, a
+// streamed one is copied as it passes, up to ARCHIVE_MAX_BYTES per body (the rest passes
+// uncopied, and the object says `truncated`). Every R2 write runs in waitUntil; nothing
+// before the response waits on R2, and a failed write is logged, never the call's failure.
+import { afterThisTurn } from "./later.ts";
+
+/** Which body of a call. */
+export type Part = "request" | "response";
+
+export function archiveKey(tenant: string, startedMs: number, requestId: string, part: Part): string {
+  return `${tenant}/${new Date(startedMs).toISOString().slice(0, 10)}/${requestId}/${part}`;
+}
+
+/** Up to `max` bytes of a body that passes in chunks; counts what passed beyond. */
+export class Staged {
+  private readonly parts: Uint8Array[] = [];
+  kept = 0;
+  /** Every byte that passed, kept or not. */
+  seen = 0;
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  get truncated(): boolean {
+    return this.seen > this.kept;
+  }
+
+  /** Copies what still fits (the chunk itself goes on to its reader, which may detach it). */
+  add(chunk: Uint8Array): void {
+    this.seen += chunk.byteLength;
+    const room = this.max - this.kept;
+    if (room <= 0) return;
+    const part = chunk.byteLength <= room ? chunk.slice() : chunk.slice(0, room);
+    this.parts.push(part);
+    this.kept += part.byteLength;
+  }
+
+  bytes(): Uint8Array {
+    if (this.parts.length === 1) return this.parts[0]!;
+    const all = new Uint8Array(this.kept);
+    let o = 0;
+    for (const p of this.parts) {
+      all.set(p, o);
+      o += p.byteLength;
+    }
+    return all;
+  }
+}
+
+export interface ArchivedCall {
+  bucket: R2Bucket;
+  tenant: string;
+  requestId: string;
+  startedMs: number;
+  maxBytes: number;
+  waitUntil: (p: Promise<unknown>) => void;
+  /** Logs a failed write (ids only). */
+  onError: (part: Part, e: unknown) => void;
+}
+
+/** What an object's custom metadata says about its body (all strings, as R2 stores them). */
+export interface PartInfo {
+  /** Bytes of the body that passed (the object holds min(bytes, ARCHIVE_MAX_BYTES)). */
+  bytes: number;
+  truncated: boolean;
+  contentType: string | null;
+  /** Response only: the status the client received. */
+  status?: number;
+  /** Response only: "false" when the stream ended early (the client left, the upstream
+   *  broke or went silent); `ended` says why. */
+  complete?: boolean;
+  ended?: string;
+}
+
+function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: PartInfo): void {
+  const customMetadata: Record<string, string> = { request_id: a.requestId, tenant: a.tenant, bytes: String(info.bytes), truncated: String(info.truncated) };
+  if (info.status !== undefined) customMetadata.status = String(info.status);
+  if (info.complete !== undefined) customMetadata.complete = String(info.complete);
+  if (info.ended) customMetadata.ended = info.ended;
+  // Issued on a later turn, after the handler returned (the call's buffers are not
+  // detached by fetch or Response, so they are still whole then).
+  const write = afterThisTurn(() =>
+    a.bucket.put(archiveKey(a.tenant, a.startedMs, a.requestId, part), body, {
+      customMetadata,
+      ...(info.contentType ? { httpMetadata: { contentType: info.contentType } } : {}),
+    }),
+  );
+  a.waitUntil(write.catch((e: unknown) => a.onError(part, e)));
+}
+
+/** A body held in memory (request bytes, a JSON answer): the first ARCHIVE_MAX_BYTES of it. */
+export function archiveBytes(a: ArchivedCall, part: Part, bytes: ArrayBuffer, info: Omit<PartInfo, "bytes" | "truncated">): void {
+  const truncated = bytes.byteLength > a.maxBytes;
+  // Kept by reference until the write (a cut body is a copy of its first bytes).
+  put(a, part, truncated ? bytes.slice(0, a.maxBytes) : bytes, { ...info, bytes: bytes.byteLength, truncated });
+}
+
+/**
+ * A request body streamed to the upstream (above BUFFER_BODY_BYTES): tee'd, the copy read
+ * in waitUntil up to ARCHIVE_MAX_BYTES and then cancelled, so the upstream's branch goes
+ * on alone. Returns the branch to send upstream (tee keeps its declared length).
+ */
+export function archiveRequestStream(a: ArchivedCall, stream: ReadableStream<Uint8Array>, declared: number | undefined, contentType: string | null): ReadableStream<Uint8Array> {
+  const [upstream, copy] = stream.tee();
+  const staged = new Staged(a.maxBytes);
+  const reader = copy.getReader();
+  a.waitUntil(
+    (async () => {
+      try {
+        while (staged.kept < a.maxBytes) {
+          const r = await reader.read();
+          if (r.done) break;
+          staged.add(r.value);
+        }
+      } catch {
+        // The client's body broke: archive what came.
+      }
+      const cut = declared !== undefined ? declared > staged.kept : staged.truncated;
+      await reader.cancel().catch(() => {});
+      put(a, "request", staged.bytes(), { bytes: declared ?? staged.seen, truncated: cut, contentType });
+    })(),
+  );
+  return upstream;
+}
+
+/**
+ * A streamed answer: what the client receives passes through a copy stage (a JavaScript
+ * transform, so only archived tenants' streams pay a turn per chunk). The object is
+ * written once the stream has ended and `ended` (the relay's outcome) has resolved: as far
+ * as it went when the client left.
+ */
+export function archiveResponseStream(
+  a: ArchivedCall,
+  stream: ReadableStream<Uint8Array>,
+  status: number,
+  contentType: string | null,
+  ended: Promise<{ complete: boolean; why: string }>,
+): ReadableStream<Uint8Array> {
+  const staged = new Staged(a.maxBytes);
+  const tap = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, c) {
+      staged.add(chunk);
+      c.enqueue(chunk);
+    },
+  });
+  // Settles when the relay closed the stream, or either side broke it (a client that
+  // leaves cancels the tap's readable, which cancels the relay's stream: the relay sees it
+  // as before).
+  const piped = stream.pipeTo(tap.writable).catch(() => {});
+  a.waitUntil(
+    Promise.all([piped, ended]).then(([, e]) =>
+      put(a, "response", staged.bytes(), { bytes: staged.seen, truncated: staged.truncated, contentType, status, complete: e.complete, ended: e.why }),
+    ),
+  );
+  return tap.readable;
+}

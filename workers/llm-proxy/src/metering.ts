@@ -1,0 +1,160 @@
+// The proxy's side of metering (issue 16, docs/metering.md): one usage event per billable
+// call to the USAGE_EVENTS Queue (consumed by workers/usage-ledger), and the archive of
+// an opted-in tenant's bodies (archive.ts). The handler (index.ts) makes one CallMeter per
+// forwarded call and tells it what was sent and what the client got; nothing here delays
+// the client: every send and write runs in waitUntil, and a failure is logged, never
+// turned into the call's failure.
+//
+// Which calls produce an event: a /v1/messages answer whose usage counts at least one
+// token, whatever its status (a stream the upstream broke or the client left after
+// message_start did use its input tokens). Not: count_tokens (free; its count is not
+// usage), /v1/models, refusals before the upstream (auth, size, rate limit), calls with
+// no upstream answer (502/504), and upstream errors that report no usage.
+//
+// The event is built valid by construction (counts are integers in the schema's range,
+// the model an id) and checked against UsageEventSchema in the tests, not at run time:
+// zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
+// docs/metering.md).
+import type { UsageEvent } from "../../shared/usage-event.ts";
+import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
+import type { Config } from "./config.ts";
+import type { Env } from "./env.ts";
+import { afterThisTurn } from "./later.ts";
+import type { Usage } from "./usage.ts";
+
+/** workers/shared/usage-event.ts MAX_TOKENS_PER_CALL (not imported: that module brings zod;
+ *  a test keeps the two equal). */
+export const MAX_TOKENS = 100_000_000;
+/** The schema's id rule for `model`. */
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** The model of an event whose answer named none (or none the ledger can store): the
+ *  ledger prices it at the table's highest rates and flags it (docs/metering.md). */
+export const UNKNOWN_MODEL = "unknown";
+const BILLED_ROUTE = "/v1/messages";
+
+/** A token count as the schema takes it: an integer in [0, MAX_TOKENS] (a fraction is
+ *  rounded up: never under-billed). */
+function count(n: number): number {
+  return Number.isFinite(n) ? Math.min(MAX_TOKENS, Math.max(0, Math.ceil(n))) : 0;
+}
+
+export function billable(route: string, u: Usage): boolean {
+  return route === BILLED_ROUTE && (u.inputTokens > 0 || u.outputTokens > 0 || u.cacheCreationTokens > 0 || u.cacheReadTokens > 0 || u.cacheWrite5mTokens > 0 || u.cacheWrite1hTokens > 0);
+}
+
+/** The v1 usage event of a call (Anthropic's Usage shape, with the TTL split when the
+ *  upstream sent one; without it the ledger prices cache writes at the 1-hour rate). */
+export function usageEvent(call: { requestId: string; tenant: string; status: number; ts: number }, u: Usage): UsageEvent {
+  const usage: UsageEvent["usage"] = {
+    input_tokens: count(u.inputTokens),
+    output_tokens: count(u.outputTokens),
+    cache_creation_input_tokens: count(u.cacheCreationTokens),
+    cache_read_input_tokens: count(u.cacheReadTokens),
+  };
+  if (u.cacheWrite5mTokens > 0 || u.cacheWrite1hTokens > 0) {
+    usage.cache_creation = { ephemeral_5m_input_tokens: count(u.cacheWrite5mTokens), ephemeral_1h_input_tokens: count(u.cacheWrite1hTokens) };
+  }
+  return {
+    v: 1,
+    request_id: call.requestId,
+    tenant: call.tenant,
+    model: MODEL_ID.test(u.model) ? u.model : UNKNOWN_MODEL,
+    ts: Math.floor(call.ts),
+    status: call.status,
+    usage,
+  };
+}
+
+export interface CallInfo {
+  requestId: string;
+  tenantId: string;
+  /** The tenant opted in to the archive. */
+  archive: boolean;
+  route: string;
+  startedMs: number;
+}
+
+type Log = (line: Record<string, unknown>) => void;
+type Outgoing = ArrayBuffer | ReadableStream<Uint8Array> | null;
+
+/** One forwarded call's metering: undefined when METERING is off. */
+export function callMeter(env: Env, ctx: ExecutionContext, cfg: Config, call: CallInfo, log: Log): CallMeter | undefined {
+  return cfg.metering ? new CallMeter(env, ctx, cfg, call, log) : undefined;
+}
+
+export class CallMeter {
+  private readonly archive: ArchivedCall | undefined;
+  private readonly env: Env;
+  private readonly ctx: ExecutionContext;
+  private readonly call: CallInfo;
+  private readonly log: Log;
+  private sent = false;
+  private streamEnded?: (e: { complete: boolean; why: string }) => void;
+
+  constructor(env: Env, ctx: ExecutionContext, cfg: Config, call: CallInfo, log: Log) {
+    this.env = env;
+    this.ctx = ctx;
+    this.call = call;
+    this.log = log;
+    // Only calls that carry a body (the POST routes) are archived.
+    this.archive =
+      call.archive && call.route.startsWith(BILLED_ROUTE)
+        ? {
+            bucket: env.ARCHIVE,
+            tenant: call.tenantId,
+            requestId: call.requestId,
+            startedMs: call.startedMs,
+            maxBytes: cfg.archiveMaxBytes,
+            waitUntil: (p) => ctx.waitUntil(p),
+            onError: (part: Part, e: unknown) => log({ requestId: call.requestId, tenant: call.tenantId, error: "archive_write_failed", part, name: errorName(e) }),
+          }
+        : undefined;
+  }
+
+  /** The request body about to be sent: staged for the archive; returns what to send
+   *  (a streamed body is tee'd). */
+  request(body: Outgoing, headers: Headers): Outgoing {
+    const a = this.archive;
+    if (a === undefined || body === null) return body;
+    const contentType = headers.get("content-type");
+    if (body instanceof ReadableStream) {
+      const cl = headers.get("content-length");
+      return archiveRequestStream(a, body, cl !== null && /^\d+$/.test(cl) ? Number(cl) : undefined, contentType);
+    }
+    archiveBytes(a, "request", body, { contentType });
+    return body;
+  }
+
+  /** A whole answer (JSON or any non-stream body), as the client gets it. */
+  responseBytes(bytes: ArrayBuffer, status: number, contentType: string | null): void {
+    if (this.archive !== undefined) archiveBytes(this.archive, "response", bytes, { contentType, status, complete: true });
+  }
+
+  /** A streamed answer: returns the stream to give the client (copied as it passes when
+   *  archived); `done` must follow when the relay ends. */
+  responseStream(stream: ReadableStream<Uint8Array>, status: number, contentType: string | null): ReadableStream<Uint8Array> {
+    if (this.archive === undefined) return stream;
+    const ended = new Promise<{ complete: boolean; why: string }>((r) => (this.streamEnded = r));
+    return archiveResponseStream(this.archive, stream, status, contentType, ended);
+  }
+
+  /** The call's answer is complete (or the stream ended early: `interrupted`, with the
+   *  usage seen so far): sends its usage event if it is billable. Once per call. */
+  done(status: number, usage: Usage, interrupted = false): void {
+    this.streamEnded?.({ complete: !interrupted, why: interrupted ? usage.errorType || "interrupted" : "" });
+    if (this.sent || !billable(this.call.route, usage)) return;
+    this.sent = true;
+    const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage);
+    // Sent on a later turn (a JSON answer's done() runs before its Response is returned).
+    // Never the call's failure; logged with ids only (the ledger will lack this call).
+    this.ctx.waitUntil(
+      afterThisTurn(() => this.env.USAGE_EVENTS.send(event, { contentType: "json" })).catch((e: unknown) =>
+        this.log({ requestId: this.call.requestId, tenant: this.call.tenantId, error: "usage_event_not_sent", name: errorName(e) }),
+      ),
+    );
+  }
+}
+
+function errorName(e: unknown): string {
+  return e instanceof Error ? e.name : typeof e;
+}

@@ -1,0 +1,299 @@
+// Issue 16's producer and archive, in workerd against the fake upstream: one usage event
+// per billable call through the real Queue (valid against the ledger's schema), none for
+// what is not billed; a stream the client abandons is metered and archived as far as it
+// went; the archive holds exactly what was sent and what the client got, only for tenants
+// who opted in, cut at ARCHIVE_MAX_BYTES and marked; METERING=off sends and archives
+// nothing; a Queue or R2 that fails never fails the call.
+import type { R2Bucket } from "@cloudflare/workers-types";
+import { describe, expect, it } from "vitest";
+import { UsageEventSchema } from "../../shared/usage-event.ts";
+import { frame, message, messageEvents, MODEL, SseProbe, type SseEvent } from "./fake-anthropic.ts";
+import { Harness, useHarness } from "./harness.ts";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const split = { input_tokens: 120, output_tokens: 33, cache_creation_input_tokens: 30, cache_read_input_tokens: 900, cache_creation: { ephemeral_5m_input_tokens: 10, ephemeral_1h_input_tokens: 20 } };
+
+async function bucket(h: Harness): Promise<R2Bucket> {
+  return (await h.mf.getR2Bucket("ARCHIVE", "llm-proxy")) as unknown as R2Bucket;
+}
+
+/** Every archived object's key under a prefix. */
+async function keys(h: Harness, prefix: string): Promise<string[]> {
+  return (await (await bucket(h)).list({ prefix })).objects.map((o) => o.key).sort();
+}
+
+/** Polls R2 until the object exists (its write runs after the response). */
+async function object(h: Harness, key: string) {
+  const b = await bucket(h);
+  for (let i = 0; i < 500; i++) {
+    const o = await b.get(key);
+    if (o !== null) return { text: await o.text(), meta: o.customMetadata ?? {}, contentType: o.httpMetadata?.contentType };
+    await sleep(10);
+  }
+  throw new Error(`nothing archived at ${key}`);
+}
+
+const day = () => new Date().toISOString().slice(0, 10);
+
+describe("usage events (METERING on, the default)", () => {
+  let h: Harness;
+  let key: string;
+  let tenant: string;
+  useHarness(
+    { BUFFER_BODY_BYTES: "65536" },
+    async (started) => {
+      h = started;
+      ({ key, id: tenant } = await h.tenant());
+    },
+    { reset: true },
+  );
+
+  it("a JSON call sends one event: the call's request id, tenant, model, status and Anthropic's usage with its TTL split", async () => {
+    h.fake.enqueue({ kind: "json", body: message("hi", split as never) });
+    const r = await h.call("/v1/messages", { key, body: '{"model":"claude-sonnet-5-5","max_tokens":5}' });
+    expect(r.status).toBe(200);
+    const id = r.headers.get("edgefleet-request-id")!;
+    const e = await h.eventFor(id);
+    expect(UsageEventSchema.parse(e)).toEqual(e);
+    expect(e).toMatchObject({ v: 1, request_id: id, tenant, model: MODEL, status: 200, usage: split });
+    expect(e.ts as number).toBeLessThanOrEqual(Date.now());
+  });
+
+  it("a stream's event has message_start's input and cache counts and message_delta's output", async () => {
+    h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"], split as never) });
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(r.text).toContain("message_stop");
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(UsageEventSchema.safeParse(e).success).toBe(true);
+    expect(e.usage).toEqual(split);
+  });
+
+  it("sends nothing for count_tokens, /v1/models, refusals, upstream errors without usage, or no upstream answer", async () => {
+    const slow = await h.tenant({ name: "slow", ratePerMinute: 1, burst: 1 });
+    const calls = [
+      await h.call("/v1/messages/count_tokens", { key: slow.key, body: '{"model":"m","messages":[]}' }),
+      await h.call("/v1/models", { key, method: "GET" }),
+      await h.call("/v1/messages", { key: "efk_wrong", body: "{}" }),
+      await h.call("/v1/messages", { key: slow.key, body: "{}" }), // its one request was the count
+    ];
+    h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "messages: Field required" });
+    calls.push(await h.call("/v1/messages", { key, body: "{}" }));
+    h.fake.enqueue({ kind: "reset" }, { kind: "reset" }, { kind: "reset" });
+    calls.push(await h.call("/v1/messages", { key, body: "{}" }));
+    expect(calls.map((c) => c.status)).toEqual([200, 200, 401, 429, 400, 502]);
+    // A billable call after them: once its event is in, every earlier one would be too.
+    const last = await h.call("/v1/messages", { key, body: "{}" });
+    await h.eventFor(last.headers.get("edgefleet-request-id")!);
+    expect(h.events.map((e) => e.request_id)).toEqual([last.headers.get("edgefleet-request-id")]);
+  });
+
+  it("a stream the client abandons sends the usage seen so far, with the status it received", async () => {
+    const events = messageEvents(Array.from({ length: 40 }, (_, i) => `w${i} `), split as never);
+    const probe = new SseProbe();
+    h.fake.enqueue({ kind: "sse", events, probe, before: (i) => (i === 0 ? Promise.resolve() : sleep(40)) });
+    const { requestId } = await h.leaveAfter(key, events, 4);
+    await probe.closed;
+    const e = await h.eventFor(requestId);
+    expect(UsageEventSchema.safeParse(e).success).toBe(true);
+    // message_start's counts (its output_tokens is 1); the final delta never came.
+    expect(e).toMatchObject({ status: 200, usage: { ...split, output_tokens: 1 } });
+  });
+
+});
+
+describe("the archive (tenant opted in)", () => {
+  let h: Harness;
+  let key: string;
+  let tenant: string;
+  let other: { key: string; id: string };
+  useHarness(
+    { BUFFER_BODY_BYTES: "65536", MAX_RETRIES: "2" },
+    async (started) => {
+      h = started;
+      ({ key, id: tenant } = await h.tenant({ archive: true }));
+      other = await h.tenant({ name: "not-archived" });
+    },
+    { reset: true },
+  );
+
+  it("keeps the request as sent and the JSON answer as the client got it, under tenant/day/request id; nothing for a tenant not opted in", async () => {
+    // The other tenant's calls first: had they been archived, their writes would have
+    // been issued before the archived tenant's call below even started.
+    await h.call("/v1/messages", { key: other.key, body: "{}" });
+    await h.call("/v1/messages", { key: other.key, body: '{"stream":true}' });
+    const body = JSON.stringify({ model: MODEL, max_tokens: 9, messages: [{ role: "user", content: "héllo" }] });
+    const r = await h.call("/v1/messages", { key, body });
+    const id = r.headers.get("edgefleet-request-id")!;
+    const req = await object(h, `${tenant}/${day()}/${id}/request`);
+    const res = await object(h, `${tenant}/${day()}/${id}/response`);
+    expect(req.text).toBe(body);
+    expect(req.contentType).toBe("application/json");
+    expect(req.meta).toMatchObject({ request_id: id, tenant, bytes: String(Buffer.byteLength(body)), truncated: "false" });
+    expect(res.text).toBe(r.text);
+    expect(res.meta).toMatchObject({ status: "200", truncated: "false", complete: "true" });
+    expect(await keys(h, `${other.id}/`)).toEqual([]);
+    expect(await keys(h, "")).toEqual([`${tenant}/${day()}/${id}/request`, `${tenant}/${day()}/${id}/response`]);
+  });
+
+  it("keeps a streamed answer byte for byte as the client got it", async () => {
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const id = r.headers.get("edgefleet-request-id")!;
+    const res = await object(h, `${tenant}/${day()}/${id}/response`);
+    expect(res.text).toBe(r.text);
+    expect(res.text).toContain("event: message_stop");
+    expect(res.contentType).toMatch(/^text\/event-stream/);
+    expect(res.meta).toMatchObject({ status: "200", complete: "true", truncated: "false", bytes: String(Buffer.byteLength(r.text)) });
+  });
+
+  it("keeps a stream the client abandoned as far as it went, marked incomplete", async () => {
+    const events = messageEvents(Array.from({ length: 40 }, (_, i) => `w${i} `));
+    const probe = new SseProbe();
+    h.fake.enqueue({ kind: "sse", events, probe, before: (i) => (i === 0 ? Promise.resolve() : sleep(40)) });
+    const { requestId, got } = await h.leaveAfter(key, events, 4);
+    await probe.closed;
+    const res = await object(h, `${tenant}/${day()}/${requestId}/response`);
+    expect(res.meta).toMatchObject({ complete: "false", ended: "client_closed" });
+    // What the client read is there, and nothing the upstream did not send.
+    expect(res.text.startsWith(got)).toBe(true);
+    const all = events.map(frame).join("");
+    expect(all.startsWith(res.text)).toBe(true);
+    expect(res.text.length).toBeLessThan(all.length);
+  });
+
+  it("keeps a stream the upstream broke with the error event the client got", async () => {
+    const events = messageEvents(["one", "two", "three"]);
+    h.fake.enqueue({ kind: "sse", events, resetAfter: 4 });
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(r.text).toContain("upstream stream interrupted");
+    const res = await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/response`);
+    expect(res.text).toBe(r.text);
+    expect(res.meta).toMatchObject({ complete: "false", ended: "stream_interrupted" });
+  });
+
+  it("a retried call sends the same bytes on every attempt (staging does not consume the body)", async () => {
+    h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const body = JSON.stringify({ model: MODEL, max_tokens: 3, messages: [{ role: "user", content: "again" }] });
+    const r = await h.call("/v1/messages", { key, body });
+    expect(r.status).toBe(200);
+    expect(h.fake.received.map((x) => x.body.toString())).toEqual([body, body]);
+    expect((await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/request`)).text).toBe(body);
+  });
+
+  it("archives the upstream's error answer too (what the client got), and count_tokens calls", async () => {
+    h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "bad" });
+    const bad = await h.call("/v1/messages", { key, body: "{}" });
+    expect((await object(h, `${tenant}/${day()}/${bad.headers.get("edgefleet-request-id")!}/response`)).text).toBe(bad.text);
+    const ct = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"m","messages":[]}' });
+    expect((await object(h, `${tenant}/${day()}/${ct.headers.get("edgefleet-request-id")!}/response`)).text).toBe(ct.text);
+  });
+});
+
+describe("the archive's cap (ARCHIVE_MAX_BYTES=100) and streamed request bodies", () => {
+  let h: Harness;
+  let key: string;
+  let tenant: string;
+  useHarness(
+    { ARCHIVE_MAX_BYTES: "100", BUFFER_BODY_BYTES: "1024" },
+    async (started) => {
+      h = started;
+      ({ key, id: tenant } = await h.tenant({ archive: true }));
+    },
+    { reset: true },
+  );
+
+  it("cuts each body at the cap and says so; the client and the upstream get everything", async () => {
+    const body = JSON.stringify({ model: MODEL, max_tokens: 3, messages: [{ role: "user", content: "y".repeat(500) }] });
+    const r = await h.call("/v1/messages", { key, body: body });
+    const id = r.headers.get("edgefleet-request-id")!;
+    const req = await object(h, `${tenant}/${day()}/${id}/request`);
+    expect(req.text).toBe(body.slice(0, 100));
+    expect(req.meta).toMatchObject({ truncated: "true", bytes: String(body.length) });
+    expect(h.fake.received[0]!.body.toString()).toBe(body);
+    const res = await object(h, `${tenant}/${day()}/${id}/response`);
+    expect(r.text.length).toBeGreaterThan(100);
+    expect(res.text).toBe(r.text.slice(0, 100));
+    expect(res.meta).toMatchObject({ truncated: "true", bytes: String(r.text.length), complete: "true" });
+  });
+
+  it("a body streamed to the upstream (over BUFFER_BODY_BYTES) is tee'd: its first bytes archived, all of it sent with its length", async () => {
+    const body = JSON.stringify({ model: MODEL, max_tokens: 3, messages: [{ role: "user", content: "z".repeat(5000) }] });
+    const r = await h.call("/v1/messages", { key, body, headers: { "content-length": String(body.length) } });
+    expect(r.status).toBe(200);
+    const got = h.fake.received[0]!;
+    expect(got.body.toString()).toBe(body);
+    expect(got.headers["content-length"]).toBe(String(body.length));
+    const req = await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/request`);
+    expect(req.text).toBe(body.slice(0, 100));
+    expect(req.meta).toMatchObject({ truncated: "true", bytes: String(body.length) });
+  });
+});
+
+describe("METERING=off", () => {
+  let h: Harness;
+  let key: string;
+  useHarness({ METERING: "off" }, async (started) => {
+    h = started;
+    ({ key } = await h.tenant({ archive: true }));
+  });
+
+  it("sends no usage event and archives nothing, even for an archived tenant", async () => {
+    const a = await h.call("/v1/messages", { key, body: "{}" });
+    const b = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect([a.status, b.status]).toEqual([200, 200]);
+    await h.pointsAtLeast(2); // both calls finished their after-response work
+    await sleep(200);
+    expect(h.events).toEqual([]);
+    expect(await keys(h, "")).toEqual([]);
+  });
+});
+
+// Stand-ins for a Queue and a bucket that refuse every write (an outage, a misdeploy).
+const FAILING = `
+class Failing {
+  send() { return Promise.reject(new Error("queue unavailable")); }
+  sendBatch() { return Promise.reject(new Error("queue unavailable")); }
+  put() { return Promise.reject(new TypeError("bucket unavailable")); }
+}
+export default function () { return new Failing(); }
+`;
+
+describe("a Queue and an R2 bucket that fail", () => {
+  let h: Harness;
+  let key: string;
+  let plain: string;
+  it("never fail the call: the client gets the full answer, the failures are logged with ids only", async () => {
+    h = await Harness.start(
+      {},
+      {
+        override: {
+          queueProducers: {},
+          r2Buckets: {},
+          wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "failing" }, ARCHIVE: { scriptName: "failing" } },
+        },
+        extraWorkers: [{ name: "failing", modules: true, script: FAILING }],
+      },
+    );
+    try {
+      ({ key } = await h.tenant({ archive: true }));
+      ({ key: plain } = await h.tenant({ name: "plain" }));
+      const json = await h.call("/v1/messages", { key, body: "{}" });
+      const sse = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+      const other = await h.call("/v1/messages", { key: plain, body: "{}" });
+      expect([json.status, sse.status, other.status]).toEqual([200, 200, 200]);
+      expect(JSON.parse(json.text)).toMatchObject({ type: "message" });
+      expect(sse.text).toContain("event: message_stop");
+      const lines = async (error: string, n: number) => {
+        for (let i = 0; i < 500 && h.logs.filter((l) => l.includes(error)).length < n; i++) await sleep(10);
+        return h.logs.filter((l) => l.includes(error)).map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
+      };
+      const notSent = await lines("usage_event_not_sent", 3);
+      expect(notSent.map((l) => l.requestId).sort()).toEqual([json, sse, other].map((c) => c.headers.get("edgefleet-request-id")).sort());
+      expect(notSent[0]).toEqual({ requestId: expect.any(String), tenant: expect.any(String), error: "usage_event_not_sent", name: "Error" });
+      const archive = await lines("archive_write_failed", 4);
+      expect(archive.map((l) => l.part).sort()).toEqual(["request", "request", "response", "response"]);
+      expect(h.leaks()).toEqual([]);
+    } finally {
+      await h.dispose();
+    }
+  });
+});

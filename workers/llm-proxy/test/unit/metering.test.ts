@@ -1,0 +1,99 @@
+// Unit tests of the proxy's metering parts (Node): the usage event is valid against the
+// ledger's schema for any Usage the readers can produce, which calls bill, the archive's
+// keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { MAX_TOKENS_PER_CALL, UsageEventSchema } from "../../../shared/usage-event.ts";
+import { tokensOf } from "../../../shared/pricing.ts";
+import { archiveKey, Staged } from "../../src/archive.ts";
+import { billable, MAX_TOKENS, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
+import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
+import { frame, message, messageEvents } from "../wire.ts";
+
+const call = { requestId: "req_ef_0123456789abcdef0123456789abcdef", tenant: "t_0123456789abcdef", status: 200, ts: Date.UTC(2026, 10, 27, 12) };
+
+describe("the usage event", () => {
+  it("carries Anthropic's Usage with the cache_creation split read from a stream", () => {
+    const s = new SseUsageScanner();
+    const start = { input_tokens: 1200, output_tokens: 800, cache_creation_input_tokens: 3000, cache_read_input_tokens: 50000, cache_creation: { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 2000 } };
+    s.push(new TextEncoder().encode(messageEvents(["hi"], start).map(frame).join("")));
+    const e = usageEvent(call, s.usage);
+    expect(UsageEventSchema.parse(e)).toEqual(e);
+    expect(e).toEqual({
+      v: 1,
+      request_id: call.requestId,
+      tenant: call.tenant,
+      model: "claude-sonnet-5-5",
+      ts: call.ts,
+      status: 200,
+      usage: { input_tokens: 1200, output_tokens: 800, cache_creation_input_tokens: 3000, cache_read_input_tokens: 50000, cache_creation: { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 2000 } },
+    });
+    // The ledger reads the same tokens by kind.
+    expect(tokensOf(e.usage)).toMatchObject({ input: 1200, cacheWrite5m: 1000, cacheWrite1h: 2000, cacheRead: 50000, output: 800 });
+  });
+
+  it("leaves the split out when the upstream sent none (the ledger then prices writes at the 1-hour rate)", () => {
+    const e = usageEvent(call, usageFromJson(JSON.stringify(message("x", { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 7, cache_read_input_tokens: 0 }))));
+    expect(e.usage).toEqual({ input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 7, cache_read_input_tokens: 0 });
+    expect(tokensOf(e.usage)).toMatchObject({ cacheWrite5m: 0, cacheWrite1h: 7 });
+  });
+
+  it("is valid against UsageEventSchema for any Usage (hostile numbers and model ids included)", () => {
+    expect(MAX_TOKENS).toBe(MAX_TOKENS_PER_CALL);
+    const n = fc.oneof(fc.integer({ min: 0, max: 2 * MAX_TOKENS }), fc.double({ noNaN: false }), fc.constantFrom(-1, 0.5, Infinity, NaN));
+    const usage = fc.record({
+      model: fc.oneof(fc.string(), fc.constantFrom("claude-opus-4-5", "claude@3", "", "a".repeat(200))),
+      inputTokens: n,
+      outputTokens: n,
+      cacheCreationTokens: n,
+      cacheWrite5mTokens: n,
+      cacheWrite1hTokens: n,
+      cacheReadTokens: n,
+    });
+    fc.assert(
+      fc.property(usage, (u) => {
+        const e = usageEvent(call, { ...emptyUsage(), ...u });
+        expect(UsageEventSchema.safeParse(e).success).toBe(true);
+        // Never under-billed: a count is the reported one, rounded up, capped by the schema.
+        if (Number.isInteger(u.inputTokens) && u.inputTokens >= 0 && u.inputTokens <= MAX_TOKENS) expect(e.usage.input_tokens).toBe(u.inputTokens + 0); // + 0: -0 is 0
+      }),
+    );
+    expect(usageEvent(call, { ...emptyUsage(), model: "claude@3", inputTokens: 1 }).model).toBe(UNKNOWN_MODEL);
+    expect(usageEvent(call, { ...emptyUsage(), inputTokens: 2.2 }).usage.input_tokens).toBe(3);
+  });
+
+  it("bills /v1/messages answers that count a token, nothing else", () => {
+    const with_ = (p: Partial<Usage>): Usage => ({ ...emptyUsage(), ...p });
+    expect(billable("/v1/messages", with_({ inputTokens: 1 }))).toBe(true);
+    expect(billable("/v1/messages", with_({ cacheReadTokens: 1 }))).toBe(true);
+    expect(billable("/v1/messages", with_({ outputTokens: 1, errorType: "client_closed" }))).toBe(true);
+    expect(billable("/v1/messages", with_({ errorType: "overloaded_error" }))).toBe(false);
+    expect(billable("/v1/messages/count_tokens", with_({ countedTokens: 42 }))).toBe(false);
+    expect(billable("/v1/models", with_({}))).toBe(false);
+  });
+});
+
+describe("the archive's staging", () => {
+  it("keys objects by tenant, UTC day of the call's start and request id", () => {
+    expect(archiveKey("t_1", Date.UTC(2026, 10, 27, 23, 59, 59), "req_ef_1", "request")).toBe("t_1/2026-11-27/req_ef_1/request");
+    expect(archiveKey("t_1", Date.UTC(2026, 10, 28), "req_ef_1", "response")).toBe("t_1/2026-11-28/req_ef_1/response");
+  });
+
+  it("keeps at most the cap, in order, counts what passed, and copies (a detached chunk does not change it)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 20 }), fc.integer({ min: 0, max: 400 }), (chunks, cap) => {
+        const s = new Staged(cap);
+        for (const c of chunks) s.add(c);
+        const all = Buffer.concat(chunks);
+        expect(s.seen).toBe(all.length);
+        expect(Buffer.from(s.bytes())).toEqual(all.subarray(0, cap));
+        expect(s.truncated).toBe(all.length > cap);
+      }),
+    );
+    const s = new Staged(10);
+    const chunk = new Uint8Array([1, 2, 3]);
+    s.add(chunk);
+    structuredClone(chunk.buffer, { transfer: [chunk.buffer] });
+    expect([...s.bytes()]).toEqual([1, 2, 3]);
+  });
+});
