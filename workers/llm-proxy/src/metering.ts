@@ -147,13 +147,53 @@ export class CallMeter {
     const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage);
     // Sent on a later turn (a JSON answer's done() runs before its Response is returned).
     // Never the call's failure; logged with ids only (the ledger will lack this call).
-    this.ctx.waitUntil(
-      afterThisTurn(() => this.env.USAGE_EVENTS.send(event, { contentType: "json" })).catch((e: unknown) =>
-        this.log({ requestId: this.call.requestId, tenant: this.call.tenantId, error: "usage_event_not_sent", name: errorName(e) }),
-      ),
-    );
+    this.ctx.waitUntil(batcher.add(this.env, { event, requestId: this.call.requestId, tenant: this.call.tenantId }, this.log));
   }
 }
+
+/** Queues' sendBatch bounds: 100 messages, 256 KB in all (developers.cloudflare.com/queues/platform/limits). */
+const BATCH_MAX = 100;
+const BATCH_WAIT_MS = 20;
+interface Pending {
+  event: UsageEvent;
+  requestId: string;
+  tenant: string;
+}
+
+/**
+ * The usage events of this isolate's calls, sent together: one sendBatch per
+ * BATCH_WAIT_MS (or per BATCH_MAX events) instead of one send per call. Each call's
+ * waitUntil holds the flush its event is in, so no event is left unsent when its call
+ * ends. A failed batch is logged per event, with ids only.
+ */
+class EventBatcher {
+  private pending: Pending[] = [];
+  private flush: Promise<void> | undefined;
+
+  add(env: Env, p: Pending, log: Log): Promise<void> {
+    this.pending.push(p);
+    if (this.flush === undefined) {
+      this.flush = new Promise<void>((r) => setTimeout(r, BATCH_WAIT_MS)).then(() => this.send(env, log));
+    }
+    return this.flush;
+  }
+
+  private async send(env: Env, log: Log): Promise<void> {
+    this.flush = undefined;
+    const all = this.pending;
+    this.pending = [];
+    for (let i = 0; i < all.length; i += BATCH_MAX) {
+      const batch = all.slice(i, i + BATCH_MAX);
+      try {
+        await env.USAGE_EVENTS.sendBatch(batch.map((p) => ({ body: p.event, contentType: "json" as const })));
+      } catch (e) {
+        for (const p of batch) log({ requestId: p.requestId, tenant: p.tenant, error: "usage_event_not_sent", name: errorName(e) });
+      }
+    }
+  }
+}
+
+const batcher = new EventBatcher();
 
 function errorName(e: unknown): string {
   return e instanceof Error ? e.name : typeof e;

@@ -59,6 +59,19 @@ describe("usage events (METERING on, the default)", () => {
     expect(e.ts as number).toBeLessThanOrEqual(Date.now());
   });
 
+  it("concurrent calls each send exactly one event (the isolate sends them in batches with sendBatch)", async () => {
+    const n = 150; // more than one sendBatch's 100 messages
+    const calls = await Promise.all(Array.from({ length: n }, () => h.call("/v1/messages", { key, body: '{"max_tokens":5}' })));
+    expect(calls.every((c) => c.status === 200)).toBe(true);
+    const ids = calls.map((c) => c.headers.get("edgefleet-request-id")!);
+    const events = await h.eventsUntil((es) => es.length >= n);
+    await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive by now
+    const got = h.events.map((e) => e.request_id as string);
+    expect(got.length).toBe(n);
+    expect(new Set(got)).toEqual(new Set(ids));
+    expect(events.every((e) => e.tenant === tenant)).toBe(true);
+  });
+
   it("a stream's event has message_start's input and cache counts and message_delta's output", async () => {
     h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"], split as never) });
     const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
