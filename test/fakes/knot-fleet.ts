@@ -55,15 +55,8 @@ export async function serveFleet(inventory: Inventory, drifts: Drifts = {}): Pro
 export async function serveZoneDir(dir: string, zones: string[]): Promise<Knot> {
   for (const [zone, lines] of Object.entries(PROVIDER_ZONES)) writeFileSync(join(dir, `${zone}.zone`), stubZone(zone, lines));
   const all = [...zones, ...Object.keys(PROVIDER_ZONES)];
-  // startKnot picks a free UDP port; its TCP twin can be taken by another process on
-  // a shared machine, and knotd then exits at once: try another port.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startKnot(dir, all);
-    } catch (e) {
-      if (attempt >= 4 || !/address already in use/.test(String(e))) throw e;
-    }
-  }
+  // startKnot tries another port when knotd finds its TCP twin taken.
+  return startKnot(dir, all);
 }
 
 /** Edits of the router's content map after the sites build is loaded, by policy host. */

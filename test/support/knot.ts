@@ -25,7 +25,22 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
+/**
+ * Starts knotd on a free port. The port is found free for UDP; its TCP twin can be taken
+ * by another process on a shared machine (CI runs test files in parallel), and knotd then
+ * exits at once with "address already in use": it is tried again on another port.
+ */
 export async function startKnot(zoneDir: string, zones: string[]): Promise<Knot> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startKnotOnce(zoneDir, zones);
+    } catch (e) {
+      if (attempt >= 5 || !/address already in use/.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startKnotOnce(zoneDir: string, zones: string[]): Promise<Knot> {
   if (!KNOTD) throw new Error("knotd is not installed (apt-get install knot); .ci/run installs it");
   const run = mkdtempSync(join(tmpdir(), "edgefleet-knot-"));
   const port = await freeUdpPort();
