@@ -19,7 +19,6 @@ import type { UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
-import { afterThisTurn } from "./later.ts";
 import type { Usage } from "./usage.ts";
 
 /** workers/shared/usage-event.ts MAX_TOKENS_PER_CALL (not imported: that module brings zod;
@@ -145,13 +144,16 @@ export class CallMeter {
     if (this.sent || !billable(this.call.route, usage)) return;
     this.sent = true;
     const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage);
-    // Sent on a later turn (a JSON answer's done() runs before its Response is returned).
-    // Never the call's failure; logged with ids only (the ledger will lack this call).
+    // Sent with the isolate's next batch, BATCH_WAIT_MS later, so never before a JSON
+    // answer's Response is returned (its done() runs first). Never the call's failure;
+    // logged with ids only (the ledger will lack this call).
     this.ctx.waitUntil(batcher.add(this.env, { event, requestId: this.call.requestId, tenant: this.call.tenantId }, this.log));
   }
 }
 
-/** Queues' sendBatch bounds: 100 messages, 256 KB in all (developers.cloudflare.com/queues/platform/limits). */
+/** Queues' sendBatch bounds: 100 messages, 256 KB in all (developers.cloudflare.com/queues/platform/limits).
+ *  The byte bound needs no check: an event's ids are capped (usage-event.ts: 128 + 64 +
+ *  128 characters) and its counts are numbers, so 100 events stay well under 100 KB. */
 const BATCH_MAX = 100;
 const BATCH_WAIT_MS = 20;
 interface Pending {
