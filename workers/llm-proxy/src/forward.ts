@@ -51,20 +51,58 @@ export interface Outgoing {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const TIMEOUT = Symbol("timeout");
+
 /**
- * `p`, or TIMEOUT after `ms`. The bounded waits use this instead of an AbortSignal on
- * fetch(): in workerd a signal on a subrequest costs ~80-100 µs of CPU per call (workerd
- * then wraps the request and the response body in the signal's canceler: http.c++
- * handleHttpResponse, AbortableInputStream; measured with `npm run bench:proxy`, issue 14),
- * about as much as the whole gap to the pass-through. What a signal would have cancelled
- * is cancelled through the body instead (see `discard` and the callers).
+ * The bounded waits of one attempt (headers, then a JSON answer's end or a stream's first
+ * event) on a single timer. They use a timer instead of an AbortSignal on fetch(): in
+ * workerd a signal on a subrequest costs ~80-100 µs of CPU per call (workerd then wraps
+ * the request and the response body in the signal's canceler: http.c++
+ * handleHttpResponse, AbortableInputStream; measured with `npm run bench:proxy`, issue
+ * 14), about as much as the whole gap to the pass-through. What a signal would have
+ * cancelled is cancelled through the body instead (see `discard` and the callers). One
+ * timer, not one per wait: setting and clearing a timer is a measurable part of a call's
+ * CPU (the profile in docs/llm-proxy.md), and the common call sets one and clears it.
+ *
+ * The timer first fires at the earlier of the two bounds; when it fires before the wait
+ * in force is due (its bound is further, or it started later), it re-arms for the rest.
  */
-function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(r, ms, TIMEOUT)));
-  return Promise.race([p, t]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer);
-  });
+class Watchdog {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private due = 0;
+  private onDue: () => void = () => {};
+
+  constructor(firstMs: number) {
+    this.timer = setTimeout(this.tick, firstMs);
+  }
+
+  /** From now on, `onDue` runs once `ms` have passed, unless `watch` or `clear` comes first. */
+  watch(ms: number, onDue: () => void): void {
+    this.due = Date.now() + ms;
+    this.onDue = onDue;
+    if (this.timer === undefined) this.timer = setTimeout(this.tick, ms);
+  }
+
+  /** Headers within `ms`, or TIMEOUT. */
+  headers(sent: Promise<Response>, ms: number): Promise<Response | typeof TIMEOUT> {
+    return Promise.race([sent, new Promise<typeof TIMEOUT>((r) => this.watch(ms, () => r(TIMEOUT)))]);
+  }
+
+  clear(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.onDue = () => {};
+  }
+
+  private readonly tick = (): void => {
+    this.timer = undefined;
+    const left = this.due - Date.now();
+    if (left > 0) this.timer = setTimeout(this.tick, left);
+    else {
+      const f = this.onDue;
+      this.onDue = () => {};
+      f();
+    }
+  };
 }
 
 /**
@@ -82,16 +120,19 @@ function discard(sent: Promise<Response>): void {
 
 /** A whole body, or TIMEOUT when it did not end within `ms` (the body is then cancelled,
  *  closing the connection). Throws when the body breaks. */
-async function readWithin(res: Response, ms: number): Promise<ArrayBuffer | typeof TIMEOUT> {
-  if (res.body === null) return new ArrayBuffer(0);
+async function readWithin(res: Response, ms: number, dog: Watchdog): Promise<ArrayBuffer | typeof TIMEOUT> {
+  if (res.body === null) {
+    dog.clear();
+    return new ArrayBuffer(0);
+  }
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   let timedOut = false;
-  const timer = setTimeout(() => {
+  dog.watch(ms, () => {
     timedOut = true;
     void reader.cancel().catch(() => {});
-  }, ms);
+  });
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -104,7 +145,7 @@ async function readWithin(res: Response, ms: number): Promise<ArrayBuffer | type
     if (timedOut) return TIMEOUT;
     throw e;
   } finally {
-    clearTimeout(timer);
+    dog.clear();
   }
   if (chunks.length === 1) {
     const c = chunks[0]!;
@@ -223,15 +264,18 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       return undefined;
     };
     const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
+    const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs));
     let got: Response | typeof TIMEOUT;
     try {
-      got = await within(sent, cfg.headersTimeoutMs);
+      got = await dog.headers(sent, cfg.headersTimeoutMs);
     } catch {
+      dog.clear();
       const r = await again("unreachable");
       if (r) return r;
       continue;
     }
     if (got === TIMEOUT) {
+      dog.clear();
       discard(sent);
       const r = await again("timeout");
       if (r) return r;
@@ -243,30 +287,32 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       const n = nextWait(attempt, retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random()));
       // No retry left, or the upstream asked for a longer pause than we are willing to hold
       // the client: hand its answer (and its retry-after) to the client instead.
-      if (n.wait === undefined) return passOn(res, retries, n.cut, cfg.firstEventTimeoutMs);
+      if (n.wait === undefined) return passOn(res, retries, n.cut, cfg.firstEventTimeoutMs, dog);
+      dog.clear();
       await res.body?.cancel().catch(() => {});
       await sleep(n.wait);
       retries++;
       continue;
     }
-    if (res.status === 200 && res.body !== null && isEventStream(res)) {
+    const sse = isEventStream(res);
+    if (res.status === 200 && res.body !== null && sse) {
       const [client, copy] = res.body.tee();
       const scan = copy.getReader();
       const scanner = new SseUsageScanner();
       // Both branches cancelled: the upstream connection closes, and the pending read ends.
       const stop = () => Promise.all([scan.cancel().catch(() => {}), client.cancel().catch(() => {})]);
       let timedOut = false;
-      const timer = setTimeout(() => {
+      dog.watch(cfg.firstEventTimeoutMs, () => {
         timedOut = true;
         void stop();
-      }, cfg.firstEventTimeoutMs);
+      });
       let broke = false;
       try {
         await readFirstEvent(scan, scanner);
       } catch {
         broke = true;
       } finally {
-        clearTimeout(timer);
+        dog.clear();
       }
       if (broke || timedOut) {
         // The stream broke (or went silent) before its first event: nothing was sent, so retry.
@@ -288,10 +334,10 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       }
       return { response: res, stream: { client, scan, scanner }, retries, exhausted: false };
     }
-    if (isEventStream(res)) return passOn(res, retries, false, cfg.firstEventTimeoutMs);
+    if (sse) return passOn(res, retries, false, cfg.firstEventTimeoutMs, dog);
     let bytes: ArrayBuffer | typeof TIMEOUT;
     try {
-      bytes = await readWithin(res, cfg.firstEventTimeoutMs);
+      bytes = await readWithin(res, cfg.firstEventTimeoutMs, dog);
     } catch {
       // The answer broke before its end: nothing was sent, so retry.
       const r = await again("unreachable");
@@ -309,13 +355,14 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
 }
 
 /** An answer handed to the client as it is (not retried): read whole unless a stream. */
-async function passOn(res: Response, retries: number, exhausted: boolean, bodyTimeoutMs: number): Promise<Upstreamed> {
+async function passOn(res: Response, retries: number, exhausted: boolean, bodyTimeoutMs: number, dog: Watchdog): Promise<Upstreamed> {
   if (isEventStream(res) && res.body !== null) {
+    dog.clear();
     const [client, copy] = res.body.tee();
     return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner() }, retries, exhausted };
   }
   try {
-    const bytes = await readWithin(res, bodyTimeoutMs);
+    const bytes = await readWithin(res, bodyTimeoutMs, dog);
     if (bytes === TIMEOUT) return { response: undefined, retries, failure: "timeout", exhausted };
     return { response: res, bytes, retries, exhausted };
   } catch {

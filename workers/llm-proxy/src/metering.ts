@@ -147,7 +147,8 @@ export class CallMeter {
     // Sent with the isolate's next batch, BATCH_WAIT_MS later, so never before a JSON
     // answer's Response is returned (its done() runs first). Never the call's failure;
     // logged with ids only (the ledger will lack this call).
-    this.ctx.waitUntil(batcher.add(this.env, { event, requestId: this.call.requestId, tenant: this.call.tenantId }, this.log));
+    const flush = batcher.add(this.env, { event, requestId: this.call.requestId, tenant: this.call.tenantId }, this.log);
+    if (flush !== undefined) this.ctx.waitUntil(flush);
   }
 }
 
@@ -164,19 +165,23 @@ interface Pending {
 
 /**
  * The usage events of this isolate's calls, sent together: one sendBatch per
- * BATCH_WAIT_MS (or per BATCH_MAX events) instead of one send per call. Each call's
- * waitUntil holds the flush its event is in, so no event is left unsent when its call
- * ends. A failed batch is logged per event, with ids only.
+ * BATCH_WAIT_MS (or per BATCH_MAX events) instead of one send per call. The call whose
+ * event opens a batch holds its flush in waitUntil; the calls that join it do not: the
+ * flush runs in the opener's context, which stays alive until it is sent, and it takes
+ * every event pending when it runs. (Holding it from every call made each joiner's
+ * context wait on a promise resolved in another request's context: more work for workerd
+ * per call, and nothing more kept alive.) A failed batch is logged per event, with ids
+ * only.
  */
 class EventBatcher {
   private pending: Pending[] = [];
   private flush: Promise<void> | undefined;
 
-  add(env: Env, p: Pending, log: Log): Promise<void> {
+  /** Adds an event; returns the flush to hold when this event opened a batch. */
+  add(env: Env, p: Pending, log: Log): Promise<void> | undefined {
     this.pending.push(p);
-    if (this.flush === undefined) {
-      this.flush = new Promise<void>((r) => setTimeout(r, BATCH_WAIT_MS)).then(() => this.send(env, log));
-    }
+    if (this.flush !== undefined) return undefined;
+    this.flush = new Promise<void>((r) => setTimeout(r, BATCH_WAIT_MS)).then(() => this.send(env, log));
     return this.flush;
   }
 

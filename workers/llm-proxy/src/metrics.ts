@@ -36,11 +36,13 @@ const QUOTA_HEADERS = [
   ["outputTokensRemaining", "anthropic-ratelimit-output-tokens-remaining"],
 ] as const;
 
+const DIGITS = /^\d{1,15}$/;
+
 export function quotaFromHeaders(h: Headers): ProviderQuota {
   const q = { requestsRemaining: -1, tokensRemaining: -1, inputTokensRemaining: -1, outputTokensRemaining: -1 };
   for (const [field, name] of QUOTA_HEADERS) {
-    const v = h.get(name);
-    if (v !== null && /^\d+$/.test(v.trim())) q[field] = Number(v.trim());
+    const v = h.get(name)?.trim();
+    if (v !== undefined && DIGITS.test(v)) q[field] = Number(v);
   }
   return q;
 }

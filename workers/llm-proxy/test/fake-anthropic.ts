@@ -16,7 +16,16 @@ export interface Received {
 }
 
 export type Behaviour =
-  | { kind: "json"; status?: number; headers?: Record<string, string>; body: unknown }
+  | {
+      kind: "json";
+      status?: number;
+      headers?: Record<string, string>;
+      body: unknown;
+      /** Headers only after this long (a slow upstream, still within a timeout). */
+      headersAfterMs?: number;
+      /** The body's first 20 bytes at once, the rest after this long. */
+      restAfterMs?: number;
+    }
   | { kind: "raw"; status?: number; headers?: Record<string, string>; body: Buffer | string }
   | {
       kind: "sse";
@@ -190,10 +199,17 @@ export class FakeAnthropic {
         // on a socket would pile up): here it can only mean the peer went away.
         res.on("close", () => b.probe?.close());
         return;
-      case "json":
+      case "json": {
+        if (b.headersAfterMs !== undefined) await new Promise((r) => setTimeout(r, b.headersAfterMs));
+        const text = Buffer.from(JSON.stringify(b.body));
         head(b.status ?? 200, { "content-type": "application/json", ...b.headers });
-        res.end(JSON.stringify(b.body));
+        if (b.restAfterMs !== undefined) {
+          res.write(text.subarray(0, 20));
+          await new Promise((r) => setTimeout(r, b.restAfterMs));
+          res.end(text.subarray(20));
+        } else res.end(text);
         return;
+      }
       case "truncated":
         head(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
         res.write(Buffer.from(b.body).subarray(0, b.bytes), () => setTimeout(() => res.socket?.destroy(), 20));

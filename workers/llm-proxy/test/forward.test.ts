@@ -341,3 +341,61 @@ describe("a deploy without the provider key", () => {
     expect(h.fake.received).toHaveLength(0);
   });
 });
+
+describe("two bounds on one timer per attempt (forward.ts Watchdog)", () => {
+  // The shorter bound arms the attempt's timer; a wait whose own bound is further (or that
+  // started later) must survive that first firing. A spurious timeout shows as a second
+  // attempt.
+  describe("FIRST_EVENT_TIMEOUT_MS shorter than HEADERS_TIMEOUT_MS", () => {
+    let h: Harness;
+    let key: string;
+    useHarness({ MAX_RETRIES: "1", HEADERS_TIMEOUT_MS: "2500", FIRST_EVENT_TIMEOUT_MS: "400" }, async (started) => {
+      h = started;
+      ({ key } = await h.tenant());
+    }, { reset: true });
+
+    it("headers after the shorter bound but within their own: one attempt", async () => {
+      h.fake.enqueue({ kind: "json", body: message("slow headers"), headersAfterMs: 900 });
+      const r = await h.call("/v1/messages", { key, body: "{}" });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text).content[0].text).toBe("slow headers");
+      expect(h.fake.received).toHaveLength(1);
+    });
+
+    it("the body's bound counts from its headers: late headers, then a stalled body, time out once and retry", async () => {
+      h.fake.enqueue({ kind: "json", body: message("late, then stuck"), headersAfterMs: 700, restAfterMs: 4000 });
+      const started = Date.now();
+      const r = await h.call("/v1/messages", { key, body: "{}" });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
+      expect(h.fake.received).toHaveLength(2);
+      // 700 ms to the headers, then 400 ms of stalled body, at the least.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1100);
+    });
+  });
+
+  describe("HEADERS_TIMEOUT_MS shorter than FIRST_EVENT_TIMEOUT_MS", () => {
+    let h: Harness;
+    let key: string;
+    useHarness({ MAX_RETRIES: "1", HEADERS_TIMEOUT_MS: "400", FIRST_EVENT_TIMEOUT_MS: "2500" }, async (started) => {
+      h = started;
+      ({ key } = await h.tenant());
+    }, { reset: true });
+
+    it("a body slower than the headers' bound but within its own: one attempt", async () => {
+      h.fake.enqueue({ kind: "json", body: message("slow body"), headersAfterMs: 250, restAfterMs: 900 });
+      const r = await h.call("/v1/messages", { key, body: "{}" });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text).content[0].text).toBe("slow body");
+      expect(h.fake.received).toHaveLength(1);
+    });
+
+    it("headers past their bound still time out and are retried", async () => {
+      h.fake.enqueue({ kind: "json", body: message("too late"), headersAfterMs: 1500 });
+      const r = await h.call("/v1/messages", { key, body: "{}" });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
+      expect(h.fake.received).toHaveLength(2);
+    });
+  });
+});

@@ -18,13 +18,17 @@ export function presentedKey(headers: Headers): string | undefined {
   return undefined;
 }
 
-/** Constant-time equality of two equal-length hex digests (workerd's timingSafeEqual). */
+/**
+ * Equality of two hex digests in time independent of where they differ: every character
+ * is compared, with no early exit (only the length, which is public, can end it early).
+ * Done in JavaScript: encoding both strings for workerd's timingSafeEqual cost ~10 µs per
+ * call (`npm run bench:proxy-profile`), this ~0.1.
+ */
 export function sameDigest(a: string, b: string): boolean {
-  const enc = new TextEncoder();
-  const x = enc.encode(a);
-  const y = enc.encode(b);
-  if (x.byteLength !== y.byteLength) return false;
-  return crypto.subtle.timingSafeEqual(x, y);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 export async function authenticate(

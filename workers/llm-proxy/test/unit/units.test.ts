@@ -1,10 +1,12 @@
 // Unit tests of the Worker's pure parts (they run in Node: no workerd needed): the
-// token bucket, retry timing decisions, the usage readers and metrics sampling.
+// token bucket, retry timing decisions, the usage readers, metrics sampling and key digests.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
 import { sampleWeight, toDataPoint, worthLogging, writeMetric, type CallRecord } from "../../src/metrics.ts";
+import { sameDigest } from "../../src/policy/auth.ts";
 import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
+import { sha256Hex } from "../../src/tenant-record.ts";
 import { leaseSize, MAX_LEASE, MAX_TOPUP_LEASE, take, type Bucket, type TakeResult } from "../../src/policy/token-bucket.ts";
 import { SseUsageScanner, emptyUsage, usageFromJson } from "../../src/usage.ts";
 import { frame, messageEvents, overloadedEvent } from "../wire.ts";
@@ -321,5 +323,23 @@ describe("metrics sampling", () => {
     expect(worthLogging({ ...rec(200), retries: 1 }, false)).toBe(true);
     expect(worthLogging(rec(200, "client_closed"), false)).toBe(true);
     expect(worthLogging(rec(429), false)).toBe(true);
+  });
+});
+
+describe("key digests", () => {
+  it("sha256Hex is SHA-256 in lower-case hex (the hash npm run tenants stores)", async () => {
+    expect(await sha256Hex("")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    expect(await sha256Hex("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+
+  it("sameDigest is equality: a difference anywhere, or another length, is unequal", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a-f]{64}$/), fc.nat(63), (d, i) => {
+        expect(sameDigest(d, d)).toBe(true);
+        const flipped = d.slice(0, i) + (d[i] === "0" ? "1" : "0") + d.slice(i + 1);
+        expect(sameDigest(d, flipped)).toBe(false);
+        expect(sameDigest(d, d.slice(0, i))).toBe(false);
+      }),
+    );
   });
 });
