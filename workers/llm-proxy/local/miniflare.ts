@@ -70,6 +70,8 @@ export interface LocalProxyOptions {
   override?: Partial<WorkerOptions>;
   port?: number;
   host?: string;
+  /** workerd's V8 inspector on this port (CPU profiles of the proxy: `npm run bench:proxy-profile`). */
+  inspectorPort?: number;
   /** Receives each metrics data point (else METRICS is Miniflare's no-op simulator). */
   onDataPoint?: (p: DataPoint) => void;
   /** Receives each log line of the Worker (console output) and of Miniflare. */
@@ -129,6 +131,7 @@ export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Minif
       ? { kvPersist: resolve(o.persistDir, "kv"), durableObjectsPersist: resolve(o.persistDir, "do"), r2Persist: resolve(o.persistDir, "r2") }
       : {}),
     ...(o.d1PersistDir ? { d1Persist: o.d1PersistDir } : {}),
+    ...(o.inspectorPort !== undefined ? { inspectorPort: o.inspectorPort } : {}),
     workers: [
       {
         ...rest,
