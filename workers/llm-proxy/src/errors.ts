@@ -37,7 +37,9 @@ export function errorResponse(
   });
 }
 
-/** An SSE error event, sent when a stream breaks after bytes reached the client. */
-export function sseErrorEvent(type: ErrorType, message: string): string {
-  return `event: error\ndata: ${errorBody(type, message)}\n\n`;
+/** An SSE error event, sent when a stream breaks after bytes reached the client; with the
+ *  call's request id like the proxy's other errors (the SDK also has it from the stream's
+ *  `request-id` header: @anthropic-ai/sdk core/streaming.js builds the APIError from it). */
+export function sseErrorEvent(type: ErrorType, message: string, requestId?: string): string {
+  return `event: error\ndata: ${errorBody(type, message, requestId)}\n\n`;
 }

@@ -377,6 +377,8 @@ export interface Relayed {
 }
 
 export interface RelayOptions {
+  /** The call's request id, carried by the SSE error event the relay may append. */
+  requestId?: string;
   /** SSE_SCAN_LAG_MS: how long the scan branch may go unread. */
   lagMs: number;
   /** SSE_IDLE_TIMEOUT_MS: longest silence between chunks once the scan reads as it flows. */
@@ -491,7 +493,7 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
       // Close any half-sent event, then tell the client what happened.
       const tail = scanner.atBoundary ? "" : "\n\n";
       const msg = idle ? `upstream sent nothing for ${opts.idleMs} ms` : "upstream stream interrupted";
-      await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", msg))).catch(() => (clientGone = true));
+      await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", msg, opts.requestId))).catch(() => (clientGone = true));
     }
     if ((upstreamFailed || clientGone || idle) && scanner.usage.errorType === "") {
       scanner.usage.errorType = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : "client_closed";

@@ -14,7 +14,7 @@ import { corsHeaders, preflight } from "./policy/cors.ts";
 import { LocalLimits, rateLimit } from "./policy/rate-limit.ts";
 import { LEASE_MS } from "./policy/token-bucket.ts";
 import { clientHeaders, statusText } from "./respond.ts";
-import { reserveTokens } from "./tokens.ts";
+import { reserveTokens, reservesFromBody } from "./tokens.ts";
 import { lookupTenant, tenantSettings } from "./tenant-cache.ts";
 import { operatorAuthorized, statusBody } from "./status.ts";
 import { emptyUsage, usageFromJson, type Usage } from "./usage.ts";
@@ -139,8 +139,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // max_tokens: such a tenant's body is therefore read whole even above BUFFER_BODY_BYTES
   // (up to MAX_BODY_BYTES, which its content-length was checked against). Without token
   // limits and budgets nothing changes.
-  const tokenLimited = (tenant.inputTokensPerMinute ?? 0) > 0 || (tenant.outputTokensPerMinute ?? 0) > 0 || tenant.dailyBudgetMicros !== undefined || tenant.monthlyBudgetMicros !== undefined;
-  if (tokenLimited && body?.kind === "stream") body = { kind: "bytes", bytes: await new Response(body.stream).arrayBuffer() };
+  if (reservesFromBody(tenant) && body?.kind === "stream") body = { kind: "bytes", bytes: await new Response(body.stream).arrayBuffer() };
   const tokens = await reserveTokens(env, cfg, ctx, limits, tenant, route, request.headers, body?.kind === "bytes" ? body.bytes : undefined);
   const limit = tokens.verdict;
   budgetFailedOpen = tokens.budgetFailedOpen === true;
@@ -203,7 +202,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs }, ({ usage, interrupted }) => {
+  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, interrupted }) => {
     try {
       settle(usage, interrupted);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });

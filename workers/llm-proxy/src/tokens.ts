@@ -46,6 +46,24 @@ async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Reco
   }
 }
 
+/** The tenant's token limits and spend budget (0: none). */
+function tenantLimits(tenant: TenantRecord): { limits: TokenLimits; budget: BudgetLimits } {
+  return {
+    limits: { inputPerMinute: tenant.inputTokensPerMinute ?? 0, outputPerMinute: tenant.outputTokensPerMinute ?? 0 },
+    budget: { dailyMicros: tenant.dailyBudgetMicros ?? 0, monthlyMicros: tenant.monthlyBudgetMicros ?? 0 },
+  };
+}
+
+/**
+ * Whether the tenant's reservation is sized from the request body (token limits or a spend
+ * budget): the handler then reads a streamed body whole before reserving. The one place
+ * that says which tenants reserve tokens or money; `reserveTokens` asks the same.
+ */
+export function reservesFromBody(tenant: TenantRecord): boolean {
+  const { limits, budget } = tenantLimits(tenant);
+  return limits.inputPerMinute > 0 || limits.outputPerMinute > 0 || hasBudget(budget);
+}
+
 export async function reserveTokens(
   env: Env,
   cfg: Config,
@@ -61,8 +79,7 @@ export async function reserveTokens(
   const call = (leaseCap: number, ask?: TokenAsk): Promise<TakeResult> => stub().take(tenant.ratePerMinute, tenant.burst, leaseCap, ask);
   // A lease top-up or a settle runs after this request may have answered: keep it alive.
   const background = (p: Promise<unknown>) => ctx.waitUntil(p);
-  const limits: TokenLimits = { inputPerMinute: tenant.inputTokensPerMinute ?? 0, outputPerMinute: tenant.outputTokensPerMinute ?? 0 };
-  const budget: BudgetLimits = { dailyMicros: tenant.dailyBudgetMicros ?? 0, monthlyMicros: tenant.monthlyBudgetMicros ?? 0 };
+  const { limits, budget } = tenantLimits(tenant);
   let budgeted = hasBudget(budget);
   let budgetFailedOpen = false;
   const prices = cfg.prices;

@@ -171,7 +171,7 @@ describe("the forward path", () => {
       const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
       open();
       const sent = events.slice(0, 4).map(frame).join("");
-      expect(r.text).toBe(sent + 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 1500 ms"}}\n\n');
+      expect(r.text).toBe(sent + `event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 1500 ms"},"request_id":"${r.headers.get("edgefleet-request-id")}"}\n\n`);
       await probe.closed;
       expect(probe.written).toBe(4);
       const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);

@@ -134,8 +134,11 @@ describe("not retried", () => {
     expect(r.status).toBe(200);
     const sent = events.slice(0, 4).map(frame).join("");
     expect(r.text.slice(0, sent.length)).toBe(sent);
+    // With the call's request id, as the proxy's JSON errors carry it.
+    const id = r.headers.get("edgefleet-request-id");
+    expect(id).toMatch(/^req_ef_[0-9a-f]{32}$/);
     expect(r.text.slice(sent.length)).toBe(
-      'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream stream interrupted"}}\n\n',
+      `event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream stream interrupted"},"request_id":"${id}"}\n\n`,
     );
     expect(h.fake.received).toHaveLength(1);
     const [p] = await h.pointsAtLeast(1);

@@ -40,7 +40,7 @@ describe.each([
     h.fake.enqueue({ kind: "sse", events, resetAfter: 5, before: (i) => (i === 0 ? Promise.resolve() : sleep(25)) });
     const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
     const sent = events.slice(0, 5).map(frame).join("");
-    expect(r.text).toBe(sent + 'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream stream interrupted"}}\n\n');
+    expect(r.text).toBe(sent + `event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream stream interrupted"},"request_id":"${r.headers.get("edgefleet-request-id")}"}\n\n`);
     const [p] = await h.pointsAtLeast(1);
     expect(p!.blobs[4]).toBe("stream_interrupted");
     expect(p!.doubles[1]).toBe(31);
