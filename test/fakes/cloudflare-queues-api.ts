@@ -47,7 +47,7 @@
 // Faults: failNext({status, code, action?, applied?, times?, retryAfterMs?}) answers the next
 // request (of that action) with that error, before doing anything or, with `applied`, after
 // doing it (a lost answer: the write happened, the client cannot know). advance(ms) moves
-// the fake's clock (leases, delays, retention) without waiting.
+// the fake's clock (leases, delays, retention) without waiting; tickMs moves it on every request.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LoopbackServer } from "../support/loopback.ts";
@@ -133,6 +133,8 @@ export class FakeQueuesApi {
   readonly requests: { method: string; action: Action | "unknown"; queue?: string; body: unknown }[] = [];
   /** Queues per page when listing without a name. */
   pageSize = 20;
+  /** Each request moves the clock this far (a run that takes time, without waiting). */
+  tickMs = 0;
   private readonly queues = new Map<string, FakeQueue>();
   private faults: Fault[] = [];
   private offset = 0;
@@ -183,11 +185,11 @@ export class FakeQueuesApi {
 
   /** Sends a message as a Worker's producer binding would (the ledger's DEAD_LETTERS, or
    * Queues dead-lettering one): `json` bodies are serialised here, `bytes`/`v8` given raw. */
-  send(queue: string, body: unknown, o: { contentType?: ContentType; timestampMs?: number } = {}): string {
+  send(queue: string, body: unknown, o: { contentType?: ContentType; timestampMs?: number; attempts?: number } = {}): string {
     const q = this.byName(queue);
     const contentType = o.contentType ?? "json";
     const bytes = contentType === "json" ? Buffer.from(JSON.stringify(body), "utf8") : contentType === "text" ? Buffer.from(String(body), "utf8") : Buffer.from(body as Uint8Array);
-    const m: Stored = { id: hex(16), body: bytes, contentType, timestampMs: o.timestampMs ?? this.now(), attempts: 0, visibleAt: 0, leases: [], source: "worker" };
+    const m: Stored = { id: hex(16), body: bytes, contentType, timestampMs: o.timestampMs ?? this.now(), attempts: o.attempts ?? 0, visibleAt: 0, leases: [], source: "worker" };
     q.messages.push(m);
     return m.id;
   }
@@ -282,6 +284,7 @@ export class FakeQueuesApi {
   }
 
   private async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
+    this.offset += this.tickMs;
     const url = new URL(req.url ?? "/", "http://fake");
     const m = PATH.exec(url.pathname);
     const action: Action | "unknown" = !m ? "unknown" : m[4] ? (m[4] as Action) : m[3] === "messages" ? "push" : m[3] === "metrics" ? "metrics" : m[2] ? "get" : "list";
