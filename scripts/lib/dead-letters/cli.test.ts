@@ -294,12 +294,20 @@ describe("dead-letters replay --dry-run and list", () => {
     });
   });
 
-  it("list prints what a hostile body holds only as JSON, never raw control characters", async () => {
+  it("never prints a hostile body's control or bidi characters raw (ids, a reason naming an unknown key, dropped bodies)", async () => {
     fake.send(DLQ, { request_id: "\u001b[2J\u001b[31mgotcha", tenant: "t\u0007", model: 5 });
+    fake.send(DLQ, { ...event(1), ["\u001b[31mX\u202e"]: 1 });
     const r = await run(["list"]);
-    expect(r.out).not.toContain("\u001b");
-    expect(r.out).not.toContain("\u0007");
     expect(r.out).toMatch(/│ -\s+│ -\s+│ -\s+│/);
+    expect(r.out).toContain("no: invalid event: (body): Unrecognized key: \"\\u001b[31mX\\u202e\"");
+    // --json escapes what JSON.stringify would leave raw (bidi marks), and still parses back.
+    const j = await run(["list", "--json"]);
+    expect(JSON.parse(j.out).messages[1].body).toEqual({ ...event(1), ["\u001b[31mX\u202e"]: 1 });
+    const dropped = await run(["replay", "--drop-invalid"]);
+    for (const text of [r.out, r.err, j.out, dropped.out, dropped.err]) {
+      expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
+    }
+    expect(dropped.err).toContain("dropping message");
   });
 });
 

@@ -108,6 +108,15 @@ async function setup(o: CommonOpts, io: Io, needPull: boolean): Promise<Setup> {
 /** A string from a body that is safe to print (printable ASCII), or "-". */
 const printable = (v: unknown) => (typeof v === "string" && /^[\x20-\x7e]{1,128}$/.test(v) ? v : "-");
 
+/** Text that may quote a body (a reason naming an unknown key) with control and bidi
+ * characters escaped, so a hostile body cannot drive the terminal. */
+const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+export const escapeControls = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
+
+/** JSON with the characters JSON.stringify leaves raw (C1 controls, bidi marks, U+2028/9)
+ * escaped too: still the same JSON, and safe on a terminal. */
+export const safeJson = (v: unknown, indent?: number) => JSON.stringify(v, null, indent).replace(/[\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
+
 function fields(m: DeadLetter): { requestId: string; tenant: string; model: string; ts?: number } {
   if (m.event) return { requestId: m.event.request_id, tenant: m.event.tenant, model: m.event.model, ts: m.event.ts };
   const b = typeof m.body === "object" && m.body !== null ? (m.body as Record<string, unknown>) : {};
@@ -159,7 +168,7 @@ function table(messages: DeadLetter[], now: number, maxRetries: number | undefin
   for (const m of messages) {
     const f = fields(m);
     const attempts = maxRetries !== undefined ? `${m.attempts} of ${maxRetries}` : String(m.attempts);
-    t.push([m.id.slice(0, 12), f.requestId, f.tenant, f.model, f.ts !== undefined ? age(now - f.ts) : "-", attempts, m.action === "replay" ? "yes" : `no: ${m.reason}`]);
+    t.push([escapeControls(m.id.slice(0, 12)), f.requestId, f.tenant, f.model, f.ts !== undefined ? age(now - f.ts) : "-", attempts, m.action === "replay" ? "yes" : `no: ${escapeControls(m.reason ?? "?")}`]);
   }
   return t.toString();
 }
@@ -170,7 +179,7 @@ function lastChances(messages: DeadLetter[], maxRetries: number | undefined): st
   const near = messages.filter((m) => m.action === "leave" && maxRetries - m.attempts <= 5);
   if (near.length === 0) return "";
   return near
-    .map((m) => `WARNING: message ${m.id} has used ${m.attempts} of its ${maxRetries} attempts; Cloudflare deletes it when they are spent (each pull is one). Its body: ${JSON.stringify(m.body)}\n`)
+    .map((m) => `WARNING: message ${escapeControls(m.id)} has used ${m.attempts} of its ${maxRetries} attempts; Cloudflare deletes it when they are spent (each pull is one). Its body: ${safeJson(m.body)}\n`)
     .join("");
 }
 
@@ -228,7 +237,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       const t = now();
       if (o.json) {
         const replayable = l.messages.filter((m) => m.action === "replay").length;
-        io.out(JSON.stringify({ dlq: queueJson(l.dlq, l.backlog), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, null, 2) + "\n");
+        io.out(safeJson({ dlq: queueJson(l.dlq, l.backlog), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, 2) + "\n");
       } else {
         io.out(lookText(l, t, false));
       }
@@ -251,7 +260,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         const t = now();
         const replayable = l.messages.filter((m) => m.action === "replay").length;
         if (o.json) {
-          io.out(JSON.stringify({ dryRun: true, dlq: queueJson(l.dlq, l.backlog), target: queueJson(target), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, null, 2) + "\n");
+          io.out(safeJson({ dryRun: true, dlq: queueJson(l.dlq, l.backlog), target: queueJson(target), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, 2) + "\n");
         } else {
           io.out(lookText(l, t, true));
         }
@@ -276,7 +285,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
               bar.update(handled);
             },
             onDrop: (ms) => {
-              for (const m of ms) io.err(`dead-letters: dropping message ${m.id} (${m.reason ?? "?"}): ${JSON.stringify(m.body)}\n`);
+              for (const m of ms) io.err(`dead-letters: dropping message ${escapeControls(m.id)} (${escapeControls(m.reason ?? "?")}): ${safeJson(m.body)}\n`);
             },
           },
         );
@@ -287,7 +296,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       const maxRetries = s.dlq.pull?.maxRetries;
       if (o.json) {
         io.out(
-          JSON.stringify(
+          safeJson(
             {
               dryRun: false,
               dlq: queueJson(s.dlq),
@@ -302,7 +311,6 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
               ...(r.remaining !== undefined ? { remaining: r.remaining } : {}),
               ...(r.error ? { error: r.error } : {}),
             },
-            null,
             2,
           ) + "\n",
         );
