@@ -211,6 +211,20 @@ describe("dead-letters replay", () => {
     expect(new Set(usageBodies().map((b) => b.request_id)).size).toBe(250);
   });
 
+  it("does not push a request id twice in one run: a later copy (a duplicate, or the ledger dead-lettering the replay again) is left", async () => {
+    fake.send(DLQ, event(1));
+    fake.send(DLQ, event(2));
+    fake.send(DLQ, event(1));
+    const r = await run(["replay", "--batch-size", "1", "--json"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.left);
+    expect(usageBodies().map((b) => b.request_id)).toEqual(["req_ef_1", "req_ef_2"]);
+    expect(JSON.parse(r.out).left).toEqual([expect.objectContaining({ requestId: "req_ef_1", reason: expect.stringContaining("its request_id was already replayed by this run") })]);
+    // A later run pushes it (the ledger counts it once).
+    const again = await run(["replay"]);
+    expect(again.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(fake.messages(DLQ)).toEqual([]);
+  });
+
   it("splits pushes at Queues' 256 KB per batch (large events are pushed whole)", async () => {
     // ~60 KB each (extra usage fields are kept): four fit a push, the fifth goes in the next.
     for (let i = 0; i < 5; i++) fake.send(DLQ, event(i, { usage: { padding: "x".repeat(60_000) } }));

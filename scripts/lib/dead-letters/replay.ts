@@ -77,6 +77,11 @@ export interface ReplayReport {
 export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInfo, o: ReplayOptions, hooks: ReplayHooks = {}): Promise<ReplayReport> {
   const r: ReplayReport = { pulled: 0, replayed: 0, pushedNotAcked: 0, dropped: [], left: [], ackWarnings: 0, stoppedBy: "empty" };
   const seen = new Set<string>();
+  // Request ids pushed by this run. One pulled again in a later batch is left, not pushed a
+  // second time: it is a duplicate in the DLQ, or the ledger refused the replayed event and
+  // dead-lettered it again (a deployed CALL_RETENTION_DAYS or PRICES other than this
+  // checkout's, D1 still down), and pushing it again would loop until the run ends.
+  const pushedRequests = new Set<string>();
   const fail = (what: string, e: unknown) => {
     r.stoppedBy = "error";
     r.error = `${what}: ${describeError(e)}`;
@@ -103,6 +108,12 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
       break;
     }
     for (const m of fresh) seen.add(m.id);
+    for (const m of fresh) {
+      if (m.action === "replay" && m.event && pushedRequests.has(m.event.request_id)) {
+        m.action = "leave";
+        m.reason = "its request_id was already replayed by this run: a duplicate, or the ledger sent it back to the DLQ (is the deployed ledger's config this checkout's? is D1 up?); a later run pushes it again";
+      }
+    }
     const leave = fresh.filter((m) => m.action === "leave" || m.leaseId === undefined);
     const send = fresh.filter((m) => !leave.includes(m));
     let stop = false;
@@ -124,6 +135,7 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
         break;
       }
       r.replayed += batch.length;
+      for (const m of batch) if (m.event) pushedRequests.add(m.event.request_id);
     }
     if (stop) {
       // Not pushed, or pushed and not acked: the lease runs out and they come back. What
