@@ -20,9 +20,12 @@ export const MIN_RETENTION_DAYS = 15;
  * size", https://developers.cloudflare.com/workers/platform/limits/, read 2026-11-27). */
 export const MAX_VAR_BYTES = 5 * 1024;
 
-/** A Queue keeps a message at most 14 days (message_retention_period up to 1,209,600 s;
+/** A Queue keeps a message at most 14 days (message_retention_period 60 to 1,209,600 s;
  * Cloudflare Queues limits, https://developers.cloudflare.com/queues/platform/limits/,
- * read 2026-11-27): the most a dead-letter queue can be told to keep one. */
+ * and wrangler 4.153's MAX_MESSAGE_RETENTION_PERIOD_SECS, read 2026-11-27): the most a
+ * dead-letter queue can be told to keep one. (On Workers Free the most is 1 day, which
+ * the API would refuse above; the ledger needs Workers Paid anyway: D1's 1,000 queries
+ * per invocation, docs/metering.md "Limits".) */
 export const MAX_QUEUE_RETENTION_DAYS = 14;
 
 const MeteringSchema = z.strictObject({
