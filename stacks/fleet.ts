@@ -72,7 +72,7 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
       w.script,
       new Worker(
         names.component(w.script),
-        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, archiveRetentionDays: d.archiveRetentionDays, zoneIds, declared, include, migrationTag: declareOpts.migrationTag },
+        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, archiveRetentionDays: d.archiveRetentionDays, deadLetterRetentionDays: d.deadLetterRetentionDays, zoneIds, declared, include, migrationTag: declareOpts.migrationTag },
         opts,
       ),
     );

@@ -125,21 +125,33 @@ describe("the Pulumi program under mocks", () => {
     expect(registered.some((r) => r.type === TYPES.workersRoute && r.inputs.pattern === "api.llm-gateway.example/*" && r.inputs.script === "edgefleet-llm-proxy")).toBe(true);
   });
 
-  it("covers the metering pipeline: the ledger Worker, D1, the usage Queue and its DLQ, the consumer, the archive bucket's lifecycle, the cron trigger", () => {
+  it("covers the metering pipeline: the ledger Worker, D1, the usage Queue and its DLQ (kept 14 days, read by an HTTP pull consumer), the consumer, the archive bucket's lifecycle, the cron trigger", () => {
     const got = (type: string) => registered.filter((r) => r.type === type);
     const only = (type: string) => {
       expect(got(type), type).toHaveLength(1);
       return got(type)[0]!.inputs;
     };
     expect(only(TYPES.d1Database)).toEqual({ accountId: ACCOUNT, name: "edgefleet-usage" });
-    expect(got(TYPES.queue).map((r) => r.inputs.queueName).sort()).toEqual(["edgefleet-usage", "edgefleet-usage-dlq"]);
-    expect(only(TYPES.queueConsumer)).toEqual({
-      accountId: ACCOUNT,
-      queueId: mockId("queue/edgefleet-usage"),
-      scriptName: "edgefleet-usage-ledger",
-      type: "worker",
-      settings: { batchSize: 100, maxWaitTimeMs: 5000, maxRetries: 5, retryDelay: 30 },
-      deadLetterQueue: "edgefleet-usage-dlq",
+    expect(got(TYPES.queue).map((r) => r.inputs).sort((a, b) => String(a.queueName).localeCompare(String(b.queueName)))).toEqual([
+      { accountId: ACCOUNT, queueName: "edgefleet-usage" },
+      { accountId: ACCOUNT, queueName: "edgefleet-usage-dlq", settings: { messageRetentionPeriod: 14 * 86_400 } },
+    ]);
+    const consumers = Object.fromEntries(got(TYPES.queueConsumer).map((r) => [r.name, r.inputs]));
+    expect(consumers).toEqual({
+      "edgefleet-usage-ledger/consumer/edgefleet-usage": {
+        accountId: ACCOUNT,
+        queueId: mockId("queue/edgefleet-usage"),
+        scriptName: "edgefleet-usage-ledger",
+        type: "worker",
+        settings: { batchSize: 100, maxWaitTimeMs: 5000, maxRetries: 5, retryDelay: 30 },
+        deadLetterQueue: "edgefleet-usage-dlq",
+      },
+      "queue/edgefleet-usage-dlq/pull-consumer": {
+        accountId: ACCOUNT,
+        queueId: mockId("queue/edgefleet-usage-dlq"),
+        type: "http_pull",
+        settings: { maxRetries: 100, visibilityTimeoutMs: 600_000 },
+      },
     });
     expect(only(TYPES.r2Bucket)).toEqual({ accountId: ACCOUNT, name: "edgefleet-archive" });
     expect(only(TYPES.r2BucketLifecycle)).toMatchObject({ bucketName: "edgefleet-archive", rules: [{ enabled: true, conditions: { prefix: "" }, deleteObjectsTransition: { condition: { type: "Age", maxAge: 30 * 86_400 } } }] });

@@ -5,12 +5,15 @@
 // Queues); its Queue consumers with wrangler's settings and dead-letter queue; its Cron
 // Triggers; same compatibility settings and Durable Object migrations. And storage two
 // Workers share (the usage Queue: the proxies produce, the ledger consumes) is one resource.
+// The ledger's dead-letter queue, which wrangler.jsonc cannot describe beyond its name, is
+// kept metering.yaml's ledger.dead_letter_retention_days and read by an HTTP pull consumer.
 import { join } from "node:path";
 import { unstable_readConfig } from "wrangler";
 import { describe, expect, it } from "vitest";
 import { deriveDesiredState, type DesiredResource, type Ref } from "../stacks/model/desired.ts";
 import { loadInventoryOrThrow } from "../stacks/model/load.ts";
-import { holdsArchives, meteringVarsFor } from "../stacks/model/metering.ts";
+import { DEAD_LETTER_PULL } from "../stacks/model/dead-letters.ts";
+import { DEAD_LETTER_SOURCES, holdsArchives, meteringVarsFor } from "../stacks/model/metering.ts";
 import { TYPES } from "../stacks/model/names.ts";
 import { names } from "../stacks/model/workers.ts";
 import { WORKERS_DIR } from "../stacks/model/wrangler.ts";
@@ -85,9 +88,12 @@ describe("each Worker's Pulumi declaration equals its wrangler.jsonc", () => {
       expect(by[b.binding]!.id).toEqual({ $ref: names.d1(b.database_name!), $output: "uuid" });
       expect(find(TYPES.d1Database, names.d1(b.database_name!))?.inputs).toEqual({ accountId: "acct", name: b.database_name });
     }
+    // A dead-letter queue of a Worker whose DLQs the inventory keeps has its retention.
+    const keptDlqs = new Set<string>(DEAD_LETTER_SOURCES.includes(w.source) ? (cfg.queues.consumers ?? []).flatMap((c: { dead_letter_queue?: string }) => (c.dead_letter_queue ? [c.dead_letter_queue] : [])) : []);
+    const queueInputs = (q: string) => ({ accountId: "acct", queueName: q, ...(keptDlqs.has(q) ? { settings: { messageRetentionPeriod: inventory.metering!.deadLetterRetentionDays * 86_400 } } : {}) });
     for (const b of cfg.queues.producers ?? []) {
       expect(by[b.binding]!.queueName).toBe(b.queue);
-      expect(find(TYPES.queue, names.queue(b.queue))?.inputs).toEqual({ accountId: "acct", queueName: b.queue });
+      expect(find(TYPES.queue, names.queue(b.queue))?.inputs).toEqual(queueInputs(b.queue));
     }
     // Consumers with wrangler's settings, in the provider's units, and their DLQ declared.
     const consumers = all(TYPES.queueConsumer).filter((r) => r.inputs.scriptName === script);
@@ -100,8 +106,14 @@ describe("each Worker's Pulumi declaration equals its wrangler.jsonc", () => {
       );
       expect(r.inputs.settings).toEqual(settings);
       expect(r.inputs.deadLetterQueue).toBe(c.dead_letter_queue);
-      if (c.dead_letter_queue) expect(find(TYPES.queue, names.queue(c.dead_letter_queue)), c.dead_letter_queue).toBeDefined();
+      if (c.dead_letter_queue) expect(find(TYPES.queue, names.queue(c.dead_letter_queue))?.inputs, c.dead_letter_queue).toEqual(queueInputs(c.dead_letter_queue));
     }
+    // Each kept DLQ has its HTTP pull consumer; no other queue of this Worker has one.
+    for (const q of keptDlqs) {
+      expect(find(TYPES.queueConsumer, names.pullConsumer(q))?.inputs).toEqual({ accountId: "acct", queueId: { $ref: names.queue(q), $output: "queueId" }, type: "http_pull", settings: { maxRetries: DEAD_LETTER_PULL.maxRetries, visibilityTimeoutMs: DEAD_LETTER_PULL.visibilityTimeoutMs } });
+    }
+    const pulls = all(TYPES.queueConsumer).filter((r) => r.inputs.type === "http_pull" && r.parent === names.component(script));
+    expect(pulls.map((r) => r.name).sort()).toEqual([...keptDlqs].map(names.pullConsumer).sort());
     // Cron Triggers: one resource with the whole schedule, or none.
     const crons: string[] = cfg.triggers.crons ?? [];
     const cron = find(TYPES.workersCronTrigger, names.cron(script));
@@ -122,6 +134,8 @@ describe("each Worker's Pulumi declaration equals its wrangler.jsonc", () => {
     expect(all(TYPES.r2Bucket).filter((r) => r.inputs.name === "edgefleet-archive")).toHaveLength(1);
     expect(all(TYPES.r2BucketLifecycle)).toHaveLength(1);
     expect(all(TYPES.d1Database)).toHaveLength(1);
-    expect(all(TYPES.queueConsumer)).toHaveLength(1);
+    // The ledger's consumer, and the HTTP pull consumer of its dead-letter queue.
+    expect(all(TYPES.queueConsumer).map((r) => r.name).sort()).toEqual([names.consumer("edgefleet-usage-ledger", usage), names.pullConsumer("edgefleet-usage-dlq")]);
+    expect(inventory.metering!.deadLetterRetentionDays).toBe(14);
   });
 });

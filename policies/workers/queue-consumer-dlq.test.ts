@@ -1,19 +1,24 @@
 import { describe, expect, it } from "vitest";
-import { changed, compliantMetering } from "../../test/fixtures/policies.ts";
+import { changed, compliantMetering, named } from "../../test/fixtures/policies.ts";
 import { TYPE } from "../lib/resources.ts";
 import { runPolicies } from "../run.ts";
 import { queueConsumerDlq } from "./queue-consumer-dlq.ts";
 
 const isConsumer = (r: { type: string }) => r.type === TYPE.queueConsumer;
+const isPull = (r: { type: string; props: Record<string, unknown> }) => isConsumer(r) && r.props.type === "http_pull";
+const PULL = "queue/edgefleet-usage-dlq/pull-consumer (HTTP pull)";
 
 describe("queue-consumer-has-dlq", () => {
-  it("passes the usage ledger's consumer, whose DLQ is a queue of the stack", async () => {
+  it("passes the usage ledger's consumer, whose DLQ is a queue of the stack, and the DLQ's pull consumer with 100 retries", async () => {
     const resources = compliantMetering();
-    expect(resources.filter(isConsumer).map((r) => r.props.deadLetterQueue)).toEqual(["edgefleet-usage-dlq"]);
+    expect(resources.filter(isConsumer).map((r) => [r.name, r.props.type, r.props.deadLetterQueue])).toEqual([
+      ["ledger/consumer/edgefleet-usage", "worker", "edgefleet-usage-dlq"],
+      ["queue/edgefleet-usage-dlq/pull-consumer", "http_pull", undefined],
+    ]);
     expect(await runPolicies(resources, [queueConsumerDlq])).toEqual([]);
   });
   it("flags a consumer without a dead-letter queue", async () => {
-    const v = await runPolicies(changed(compliantMetering(), isConsumer, ({ deadLetterQueue: _, ...p }) => p), [queueConsumerDlq]);
+    const v = await runPolicies(changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), ({ deadLetterQueue: _, ...p }) => p), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([
       "ledger/consumer/edgefleet-usage (script ledger): no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)",
     ]);
@@ -22,5 +27,32 @@ describe("queue-consumer-has-dlq", () => {
     const resources = compliantMetering().filter((r) => !(r.type === TYPE.queue && r.props.queueName === "edgefleet-usage-dlq"));
     const v = await runPolicies(resources, [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual(["ledger/consumer/edgefleet-usage (script ledger): its dead-letter queue 'edgefleet-usage-dlq' is not a Queue of this stack"]);
+  });
+
+  it("flags a pull consumer without a DLQ whose max_retries is below 50 or unset (every pull spends an attempt)", async () => {
+    const retries = (n: number | undefined) => changed(compliantMetering(), isPull, (p) => ({ ...p, settings: { ...(p.settings as object), maxRetries: n } }));
+    expect(await runPolicies(retries(50), [queueConsumerDlq])).toEqual([]);
+    const low = await runPolicies(retries(49), [queueConsumerDlq]);
+    expect(low.map((x) => x.message)).toEqual([
+      `${PULL}: no dead-letter queue and max_retries 49; every pull spends an attempt and a message is deleted when they reach max_retries, so set it to at least 50`,
+    ]);
+    const unset = await runPolicies(retries(undefined), [queueConsumerDlq]);
+    expect(unset.map((x) => x.message)).toEqual([expect.stringContaining(`${PULL}: no dead-letter queue and max_retries unset (Cloudflare's default: 3)`)]);
+  });
+
+  it("holds a pull consumer that has a DLQ to the Worker rule: the DLQ must be a queue of the stack, its retries are then free", async () => {
+    const withDlq = (dlq: string) => changed(compliantMetering(), isPull, (p) => ({ ...p, deadLetterQueue: dlq, settings: { maxRetries: 3 } }));
+    expect(await runPolicies(withDlq("edgefleet-usage"), [queueConsumerDlq])).toEqual([]);
+    const v = await runPolicies(withDlq("nowhere"), [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([`${PULL}: its dead-letter queue 'nowhere' is not a Queue of this stack`]);
+  });
+
+  it("flags a pull consumer on a queue that also has a Worker consumer (Cloudflare allows one or the other), once the queue ids are known", async () => {
+    // In a preview of a stack whose queues exist, consumers carry the queue's id.
+    const ids = (pullQueue: string) =>
+      changed(changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, queueId: "q-usage" })), isPull, (p) => ({ ...p, queueId: pullQueue }));
+    expect(await runPolicies(ids("q-dlq"), [queueConsumerDlq])).toEqual([]);
+    const v = await runPolicies(ids("q-usage"), [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([`${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage); Cloudflare allows a pull consumer only as a queue's one consumer`]);
   });
 });

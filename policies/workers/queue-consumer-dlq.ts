@@ -3,20 +3,51 @@
 // unless a DLQ is configured, https://developers.cloudflare.com/queues/configuration/dead-letter-queues/,
 // read 2026-11-27): for the usage ledger that is a call nobody is billed for. The DLQ
 // must be a queue this stack declares, so it exists before the consumer names it.
+//
+// HTTP pull consumers (`type: "http_pull"`) are judged differently. The one edgefleet
+// declares reads a dead-letter queue (`npm run dead-letters`, stacks/model/dead-letters.ts);
+// a DLQ of that DLQ would only move the same events one queue further, with no reader.
+// What keeps its events instead is max_retries: every pull is a delivery attempt, and an
+// un-acked message is deleted when its attempts reach max_retries
+// (queues/configuration/pull-consumers.mdx, read 2026-11-27). The replay leaves the events
+// it cannot send (spending one attempt a run), so a pull consumer without a DLQ must
+// set max_retries to at least MIN_PULL_MAX_RETRIES (Cloudflare's default, 3, would lose an
+// event after three runs). A pull consumer that has a DLQ is held to the Worker rule.
+// And a queue cannot have a Worker consumer and a pull consumer at once (same page):
+// Cloudflare would refuse the second, so the stack is refused first.
 import type { StackValidationPolicy } from "@pulumi/policy";
+import { MIN_PULL_MAX_RETRIES } from "../../stacks/model/dead-letters.ts";
 import { TYPE } from "../lib/resources.ts";
 
 export const queueConsumerDlq: StackValidationPolicy = {
   name: "queue-consumer-has-dlq",
-  description: "Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped.",
+  description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer.`,
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const queues = new Set(args.resources.filter((r) => r.type === TYPE.queue).map((r) => String(r.props.queueName ?? "")));
-    for (const c of args.resources.filter((r) => r.type === TYPE.queueConsumer)) {
-      const who = `${c.name} (script ${String(c.props.scriptName ?? "?")})`;
+    const consumers = args.resources.filter((r) => r.type === TYPE.queueConsumer);
+    // The queue a consumer reads, when its id is known (a preview of a stack whose queues
+    // exist; the offline plan's model checks the same before: stacks/model/workers.ts).
+    const queueOf = (c: (typeof consumers)[number]) => (typeof c.props.queueId === "string" && c.props.queueId !== "" ? c.props.queueId : undefined);
+    for (const c of consumers) {
+      const pull = c.props.type === "http_pull";
+      const who = pull ? `${c.name} (HTTP pull)` : `${c.name} (script ${String(c.props.scriptName ?? "?")})`;
       const dlq = c.props.deadLetterQueue;
-      if (typeof dlq !== "string" || dlq === "") report(`${who}: no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)`, c.urn);
-      else if (!queues.has(dlq)) report(`${who}: its dead-letter queue '${dlq}' is not a Queue of this stack`, c.urn);
+      if (typeof dlq === "string" && dlq !== "") {
+        if (!queues.has(dlq)) report(`${who}: its dead-letter queue '${dlq}' is not a Queue of this stack`, c.urn);
+      } else if (!pull) {
+        report(`${who}: no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)`, c.urn);
+      } else {
+        const retries = (c.props.settings as { maxRetries?: unknown } | undefined)?.maxRetries;
+        if (typeof retries !== "number" || retries < MIN_PULL_MAX_RETRIES) {
+          report(`${who}: no dead-letter queue and max_retries ${typeof retries === "number" ? retries : "unset (Cloudflare's default: 3)"}; every pull spends an attempt and a message is deleted when they reach max_retries, so set it to at least ${MIN_PULL_MAX_RETRIES}`, c.urn);
+        }
+      }
+      const queue = queueOf(c);
+      if (pull && queue !== undefined) {
+        const others = consumers.filter((o) => o !== c && queueOf(o) === queue).map((o) => o.name);
+        if (others.length > 0) report(`${who}: its queue has another consumer (${others.join(", ")}); Cloudflare allows a pull consumer only as a queue's one consumer`, c.urn);
+      }
     }
   },
 };

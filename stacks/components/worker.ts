@@ -47,6 +47,9 @@ export interface WorkerArgs {
   /** Days a bucket that holds archives keeps an object (its lifecycle rule); required
    * when wrangler.jsonc binds one (metering.yaml archive.retention_days). */
   archiveRetentionDays?: number;
+  /** Days each dead-letter queue of its consumers keeps a message; when set, each also
+   * gets its HTTP pull consumer (metering.yaml ledger.dead_letter_retention_days). */
+  deadLetterRetentionDays?: number;
   /** Zone name -> zone id (or the desired-state name of the Zone resource when it is a Ref). */
   zoneIds?: Record<string, pulumi.Input<string>>;
   /** Resources already declared by the caller: zones and storage shared between deployments. */
@@ -122,6 +125,7 @@ export class Worker extends pulumi.ComponentResource {
       vars: args.vars ?? {},
       kvTitles: args.kvTitles,
       archiveRetentionDays: args.archiveRetentionDays,
+      deadLetterRetentionDays: args.deadLetterRetentionDays,
     };
     this.scriptName = deployment.script;
     const zoneIds = args.zoneIds ?? {};

@@ -135,6 +135,31 @@ describe("a bad metering file", () => {
     expect(r.problems[4]!.message).toMatch(/at least 15/);
   });
 
+  it("checks ledger.dead_letter_retention_days: 1 to 14 days (a Queue's most), 14 when absent, located", () => {
+    const model = `    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`;
+    const withDlq = (v: string) => table(model).replace("  call_retention_days: 30\n", `  call_retention_days: 30\n  dead_letter_retention_days: ${v}\n`);
+    const ok = (t: string) => {
+      const r = parseMetering("m.yaml", t);
+      if (!r.ok) throw new Error(r.problems.map((p) => p.message).join("; "));
+      return r.metering.deadLetterRetentionDays;
+    };
+    expect(ok(table(model))).toBe(14);
+    expect(ok(withDlq("1"))).toBe(1);
+    expect(ok(withDlq("14"))).toBe(14);
+    expect(fleet.deadLetterRetentionDays).toBe(14);
+    for (const [v, message] of [
+      ["15", "at most 14: a Queue keeps a message 14 days at most"],
+      ["0", "at least 1 day"],
+      ["2.5", expect.stringMatching(/expected int/)],
+      ['"7"', expect.stringMatching(/number/)],
+    ] as const) {
+      const text = withDlq(v);
+      const r = parseMetering("fleet/metering.yaml", text);
+      const line = text.split("\n").findIndex((l) => l.includes("dead_letter_retention_days")) + 1;
+      expect(r.ok || r.problems, v).toEqual([{ file: "fleet/metering.yaml", line, column: 31, path: "ledger.dead_letter_retention_days", message }]);
+    }
+  });
+
   it("refuses a table too large for the PRICES var (Cloudflare: 5 KB a var), located at the models", () => {
     const models = (n: number) => Array.from({ length: n }, (_, i) => `    claude-model-${i}: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`).join("\n");
     expect(parseMetering("m.yaml", table(models(30))).ok).toBe(true);

@@ -1,9 +1,9 @@
-// Reads fleet/metering.yaml (the price table, the ledger's retention and the archive's)
+// Reads fleet/metering.yaml (the price table, the ledger's retentions and the archive's)
 // into plain data, or into every problem at once, each located by file, line, column and
 // field, like the rest of the inventory (load.ts). Used by the inventory loader (the
 // desired state gives its vars to the Workers that need them, and the archive's
-// retention to its bucket's lifecycle rule), the usage-ledger's local runner and
-// `npm run usage`.
+// retention to its bucket's lifecycle rule, the dead-letter retention to the ledger's
+// DLQ), the usage-ledger's local runner, `npm run usage` and `npm run dead-letters`.
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
@@ -20,6 +20,14 @@ export const MIN_RETENTION_DAYS = 15;
  * size", https://developers.cloudflare.com/workers/platform/limits/, read 2026-11-27). */
 export const MAX_VAR_BYTES = 5 * 1024;
 
+/** A Queue keeps a message at most 14 days (message_retention_period 60 to 1,209,600 s;
+ * Cloudflare Queues limits, https://developers.cloudflare.com/queues/platform/limits/,
+ * and wrangler 4.153's MAX_MESSAGE_RETENTION_PERIOD_SECS, read 2026-11-27): the most a
+ * dead-letter queue can be told to keep one. (On Workers Free the most is 1 day, which
+ * the API would refuse above; the ledger needs Workers Paid anyway: D1's 1,000 queries
+ * per invocation, docs/metering.md "Limits".) */
+export const MAX_QUEUE_RETENTION_DAYS = 14;
+
 const MeteringSchema = z.strictObject({
   prices: PriceTableSchema,
   ledger: z.strictObject({
@@ -28,6 +36,17 @@ const MeteringSchema = z.strictObject({
       .int()
       .min(MIN_RETENTION_DAYS, `at least ${MIN_RETENTION_DAYS}: a Queue may redeliver a message up to 14 days old, and an older redelivery could not be deduplicated`)
       .max(3650),
+    // Days the ledger's dead-letter queue (edgefleet-usage-dlq) keeps an event before
+    // Cloudflare deletes it unread: the window `npm run dead-letters -- replay` has.
+    // Queues' own default is 4 days; 14, the most a Queue allows, by default here. Always
+    // below call_retention_days (>= 15), so an event replayed within it is never too old
+    // for the ledger to deduplicate.
+    dead_letter_retention_days: z
+      .number()
+      .int()
+      .min(1, "at least 1 day")
+      .max(MAX_QUEUE_RETENTION_DAYS, `at most ${MAX_QUEUE_RETENTION_DAYS}: a Queue keeps a message 14 days at most`)
+      .default(MAX_QUEUE_RETENTION_DAYS),
   }),
   archive: z.strictObject({
     // The archive bucket's lifecycle rule deletes a body this many days after it was written.
@@ -38,6 +57,8 @@ const MeteringSchema = z.strictObject({
 export interface Metering {
   prices: PriceTable;
   callRetentionDays: number;
+  /** Days the ledger's dead-letter queue keeps an event (its message_retention_period). */
+  deadLetterRetentionDays: number;
   /** Days an archived body is kept in R2 (the archive bucket's lifecycle rule). */
   archiveRetentionDays: number;
 }
@@ -68,7 +89,12 @@ export function parseMetering(file: string, text: string): MeteringResult {
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     return { ok: false, problems };
   }
-  const metering = { prices: toPriceTable(result.data.prices), callRetentionDays: result.data.ledger.call_retention_days, archiveRetentionDays: result.data.archive.retention_days };
+  const metering = {
+    prices: toPriceTable(result.data.prices),
+    callRetentionDays: result.data.ledger.call_retention_days,
+    deadLetterRetentionDays: result.data.ledger.dead_letter_retention_days,
+    archiveRetentionDays: result.data.archive.retention_days,
+  };
   // PRICES reaches the Workers as one plain-text var, which Cloudflare caps at 5 KB.
   const bytes = Buffer.byteLength(meteringVars(metering).PRICES, "utf8");
   if (bytes > MAX_VAR_BYTES) {
@@ -122,6 +148,14 @@ export function meteringVarsFor(source: string, m: Metering): Partial<MeteringVa
   const all = meteringVars(m);
   return Object.fromEntries((METERING_VARS[source] ?? []).map((k) => [k, all[k]]));
 }
+
+/**
+ * Workers (by folder under workers/) whose Queue consumers' dead-letter queues the
+ * metering inventory keeps: each such DLQ is kept `ledger.dead_letter_retention_days`
+ * and gets the HTTP pull consumer `npm run dead-letters` replays it through
+ * (stacks/model/dead-letters.ts). The ledger's: its DLQ holds usage nobody was billed for.
+ */
+export const DEAD_LETTER_SOURCES: readonly string[] = ["usage-ledger"];
 
 // ----------------------------------------------------------------------- archive
 

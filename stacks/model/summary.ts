@@ -110,6 +110,11 @@ export interface WorkerStore {
 
 type Bound = { type: string; name: string; bucketName?: string; queueName?: string; namespaceId?: { $ref?: string }; id?: { $ref?: string } };
 
+/** Who a consumer delivers to: its script, or, for an HTTP pull consumer, the command that pulls. */
+function consumerName(c: { inputs: Record<string, unknown> }): string {
+  return c.inputs.type === "http_pull" ? "HTTP pull (npm run dead-letters)" : String(c.inputs.scriptName);
+}
+
 /**
  * The Workers' stores and triggers in a desired state: KV namespaces, R2 buckets (and
  * their retention), D1 databases, Queues (who produces, who consumes), consumers with
@@ -157,14 +162,16 @@ export function workerStores(state: DesiredState): WorkerStore[] {
         break;
       case TYPES.queue: {
         const q = String(i.queueName);
-        const consumedBy = consumers.filter((c) => (c.inputs.queueId as { $ref?: string } | undefined)?.$ref === r.name).map((c) => String(c.inputs.scriptName));
+        const consumedBy = consumers.filter((c) => (c.inputs.queueId as { $ref?: string } | undefined)?.$ref === r.name).map(consumerName);
         const dlqOf = consumers.filter((c) => c.inputs.deadLetterQueue === q).map((c) => `dead-letter queue of ${String(c.inputs.scriptName)}`);
-        const parts = [list(`queue:${q}`, "produced"), consumedBy.length ? `consumed by ${consumedBy.join(", ")}` : "", ...dlqOf];
+        const retention = (i.settings as { messageRetentionPeriod?: number } | undefined)?.messageRetentionPeriod;
+        const kept = retention !== undefined ? `messages kept ${retention / 86_400} days` : "";
+        const parts = [list(`queue:${q}`, "produced"), consumedBy.length ? `consumed by ${consumedBy.join(", ")}` : "", ...dlqOf, kept];
         out.push({ kind: "Queue", name: q, detail: parts.filter(Boolean).join("; ") || "-" });
         break;
       }
       case TYPES.queueConsumer: {
-        const s = (i.settings ?? {}) as { batchSize?: number; maxWaitTimeMs?: number; maxRetries?: number; retryDelay?: number; maxConcurrency?: number };
+        const s = (i.settings ?? {}) as { batchSize?: number; maxWaitTimeMs?: number; maxRetries?: number; retryDelay?: number; maxConcurrency?: number; visibilityTimeoutMs?: number };
         const queue = String((i.queueId as { $ref?: string }).$ref ?? "").replace(/^queue\//, "");
         const parts = [
           s.batchSize !== undefined ? `batch ${s.batchSize}` : "",
@@ -172,9 +179,10 @@ export function workerStores(state: DesiredState): WorkerStore[] {
           s.maxRetries !== undefined ? `${s.maxRetries} retries` : "",
           s.retryDelay !== undefined ? `retry delay ${s.retryDelay} s` : "",
           s.maxConcurrency !== undefined ? `concurrency ${s.maxConcurrency}` : "",
+          s.visibilityTimeoutMs !== undefined ? `visibility timeout ${s.visibilityTimeoutMs / 1000} s` : "",
           i.deadLetterQueue ? `DLQ ${String(i.deadLetterQueue)}` : "no DLQ",
         ];
-        out.push({ kind: "Queue consumer", name: `${queue} -> ${String(i.scriptName)}`, detail: parts.filter(Boolean).join(", ") });
+        out.push({ kind: "Queue consumer", name: `${queue} -> ${consumerName(r)}`, detail: parts.filter(Boolean).join(", ") });
         break;
       }
       case TYPES.workersCronTrigger:

@@ -1,12 +1,17 @@
 // The inventory's workers: section: validation against the zones and each Worker's
 // wrangler.jsonc (located by file, line and field), the deployments it yields, and the
 // order key rotation reads.
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FLEET, inventory, METERING, parseTexts, withZone } from "../../test/support/inventory.ts";
+import { DEAD_LETTER_PULL } from "./dead-letters.ts";
 import { meteringVars } from "./metering.ts";
 import { deriveDesiredState } from "./desired.ts";
 import { TYPES } from "./names.ts";
-import { workersBindingSecret, type DesiredWorker } from "./workers.ts";
+import { validateWorkers, workersBindingSecret, type DesiredWorker } from "./workers.ts";
+import { WORKERS_DIR } from "./wrangler.ts";
 
 const ZONES = withZone(`  - name: api.example
     id: a0000000000000000000000000000009
@@ -130,6 +135,60 @@ describe("workers: metering (issue 16)", () => {
     expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 3 * * *" }] });
     // Stores are retained when removed from the inventory: they hold data.
     for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);
+  });
+
+  it("keeps the ledger's dead-letter queue ledger.dead_letter_retention_days (default 14) and gives it an HTTP pull consumer, and nothing else", () => {
+    const queue = (state: ReturnType<typeof both>, name: string) => state.resources.find((r) => r.type === TYPES.queue && r.name === `queue/${name}`)!;
+    const state = both();
+    // metering.yaml without the field: 14 days, the most a Queue keeps a message.
+    expect(queue(state, "edgefleet-usage-dlq").inputs).toEqual({ accountId: "acct", queueName: "edgefleet-usage-dlq", settings: { messageRetentionPeriod: 14 * 86_400 } });
+    // The usage queue keeps Queues' own default: only what the replay reads is kept longer.
+    expect(queue(state, "edgefleet-usage").inputs).toEqual({ accountId: "acct", queueName: "edgefleet-usage" });
+    const consumers = state.resources.filter((r) => r.type === TYPES.queueConsumer);
+    expect(consumers.map((r) => r.name).sort()).toEqual(["ledger/consumer/edgefleet-usage", "queue/edgefleet-usage-dlq/pull-consumer"]);
+    const pull = consumers.find((r) => r.name === "queue/edgefleet-usage-dlq/pull-consumer")!;
+    // No script (nothing is pushed to a Worker), no DLQ of its own, Queues' most retries.
+    expect(pull.inputs).toEqual({
+      accountId: "acct",
+      queueId: { $ref: "queue/edgefleet-usage-dlq", $output: "queueId" },
+      type: "http_pull",
+      settings: { maxRetries: 100, visibilityTimeoutMs: 600_000 },
+    });
+    expect(DEAD_LETTER_PULL).toEqual({ maxRetries: 100, visibilityTimeoutMs: 600_000 });
+    expect(pull.parent).toBe("ledger");
+    expect(pull.options?.dependsOn).toEqual(["queue/edgefleet-usage-dlq"]);
+    // A shorter retention from the inventory.
+    const short = deriveDesiredState(inventory({ fleet: FLEET + proxy() + ledger, zones: ZONES, metering: METERING.replace("call_retention_days: 30", "call_retention_days: 30\n  dead_letter_retention_days: 3") }), { accountId: "acct" });
+    expect(queue(short, "edgefleet-usage-dlq").inputs.settings).toEqual({ messageRetentionPeriod: 3 * 86_400 });
+    // A proxy alone declares no pull consumer (it has no consumer, so no DLQ).
+    const alone = deriveDesiredState(inventory({ fleet: FLEET + proxy(), zones: ZONES }), { accountId: "acct" });
+    expect(alone.resources.filter((r) => r.type === TYPES.queueConsumer)).toEqual([]);
+  });
+
+  it("refuses a Worker that consumes the ledger's dead-letter queue: Cloudflare allows a Worker or a pull consumer on a queue, not both", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dlq-workers-"));
+    try {
+      cpSync(join(WORKERS_DIR, "usage-ledger"), join(dir, "usage-ledger"), { recursive: true });
+      mkdirSync(join(dir, "dlq-reader"));
+      writeFileSync(
+        join(dir, "dlq-reader", "wrangler.jsonc"),
+        JSON.stringify({ name: "dlq-reader", main: "src/index.ts", compatibility_date: "2026-07-30", queues: { consumers: [{ queue: "edgefleet-usage-dlq", dead_letter_queue: "dlq-of-dlq" }] } }),
+      );
+      // The inventory as loaded (validated against the repository's Workers), plus a Worker
+      // of the temporary folder that consumes the ledger's DLQ.
+      const inv = inventory({ fleet: `${FLEET}workers:\n${ledger}`, zones: ZONES });
+      const reader = { ...inv.fleet.workers[0]!, script: "reader", source: "dlq-reader" };
+      inv.fleet.workers.push(reader);
+      const { problems } = validateWorkers(inv, { workersDir: dir });
+      expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
+        "workers.1.source: dlq-reader consumes queue 'edgefleet-usage-dlq', the dead-letter queue of ledger, which is read over HTTP (npm run dead-letters); Cloudflare allows a Worker consumer or a pull consumer on a queue, not both",
+      ]);
+      // Without the ledger, nobody pulls that queue: no problem.
+      inv.fleet.workers.shift();
+      expect(validateWorkers(inv, { workersDir: dir }).problems).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses, located, a Worker that needs metering.yaml in an inventory without one", () => {

@@ -16,7 +16,8 @@ import { mailZones, MTA_STS_LABEL } from "./mail.ts";
 import type { Inventory, WorkerSpec, ZoneSpec } from "./schema.ts";
 import type { SemanticProblem } from "./validate.ts";
 import { expectedSecrets, readWorkerConfig, readWorkerConfigOrThrow, WORKERS_DIR, type WorkerConfig } from "./wrangler.ts";
-import { ABORT_MULTIPART_AFTER_DAYS, ARCHIVE_RULE_ID, DAY_SECONDS, holdsArchives, METERING_FILE, METERING_VARS, meteringVarsFor } from "./metering.ts";
+import { ABORT_MULTIPART_AFTER_DAYS, ARCHIVE_RULE_ID, DAY_SECONDS, DEAD_LETTER_SOURCES, holdsArchives, METERING_FILE, METERING_VARS, meteringVarsFor } from "./metering.ts";
+import { deadLetterPullConsumer, deadLetterQueueSettings } from "./dead-letters.ts";
 
 /** `zone` of resources that belong to the account, not to one zone (scripts, storage). */
 export const ACCOUNT_SCOPE = "(account)";
@@ -103,6 +104,11 @@ export interface WorkerDeployment {
   /** Days the lifecycle rule of a bucket that holds archives keeps an object
    * (metering.yaml archive.retention_days); required when the Worker binds one. */
   archiveRetentionDays?: number;
+  /** Days each dead-letter queue of its Queue consumers keeps a message (metering.yaml
+   * ledger.dead_letter_retention_days, for the Workers in DEAD_LETTER_SOURCES). When set,
+   * each such queue also gets the HTTP pull consumer `npm run dead-letters` replays it
+   * through (stacks/model/dead-letters.ts). */
+  deadLetterRetentionDays?: number;
 }
 
 const ref = (name: string, output: Ref["$output"] = "id"): Ref => ({ $ref: name, $output: output });
@@ -116,6 +122,8 @@ export const names = {
   d1: (database: string) => `d1/${database}`,
   queue: (queue: string) => `queue/${queue}`,
   consumer: (script: string, queue: string) => `${script}/consumer/${queue}`,
+  /** A queue's HTTP pull consumer (a dead-letter queue's: it belongs to no script). */
+  pullConsumer: (queue: string) => `queue/${queue}/pull-consumer`,
   cron: (script: string) => `${script}/cron`,
   domain: (hostname: string) => `domain/${hostname}`,
   route: (pattern: string) => `route/${pattern}`,
@@ -178,7 +186,12 @@ export function workerResources(
   // each, named by the queue, so a producer in one Worker and the consumer in another
   // share it.
   const queues = new Set([...config.queueProducers.map((q) => q.queue), ...config.queueConsumers.flatMap((q) => (q.deadLetterQueue ? [q.queue, q.deadLetterQueue] : [q.queue]))]);
-  for (const q of [...queues].sort()) out.push(account(TYPES.queue, names.queue(q), { accountId, queueName: q }, keep));
+  // Dead-letter queues the inventory keeps (and `npm run dead-letters` reads): a retention.
+  const kept = new Set(d.deadLetterRetentionDays === undefined ? [] : config.queueConsumers.flatMap((c) => (c.deadLetterQueue ? [c.deadLetterQueue] : [])));
+  for (const q of [...queues].sort()) {
+    const settings = kept.has(q) ? { settings: deadLetterQueueSettings(d.deadLetterRetentionDays!) } : {};
+    out.push(account(TYPES.queue, names.queue(q), { accountId, queueName: q, ...settings }, keep));
+  }
   for (const q of config.queueProducers) bindings.push({ type: "queue", name: q.binding, queueName: q.queue });
   for (const a of config.analytics) bindings.push({ type: "analytics_engine", name: a.binding, dataset: a.dataset });
   for (const o of config.durableObjects) {
@@ -233,6 +246,11 @@ export function workerResources(
         { dependsOn },
       ),
     );
+  }
+  // A kept dead-letter queue is read over HTTP (`npm run dead-letters`), never by a Worker:
+  // its pull consumer needs only the queue.
+  for (const q of [...kept].sort()) {
+    out.push(account(TYPES.queueConsumer, names.pullConsumer(q), deadLetterPullConsumer(accountId, ref(names.queue(q), "queueId")), { dependsOn: [names.queue(q)] }));
   }
   // One resource holds the script's whole schedule (the API replaces it as a whole).
   if (config.crons.length > 0) {
@@ -302,6 +320,7 @@ export function deployments(inv: Inventory, opts: WorkerOptions = {}): { router:
     // The inventory's values for this code: metering.yaml's vars and archive retention.
     vars: { ...w.vars, ...(inv.metering ? meteringVarsFor(w.source, inv.metering) : {}) },
     ...(inv.metering ? { archiveRetentionDays: inv.metering.archiveRetentionDays } : {}),
+    ...(inv.metering && DEAD_LETTER_SOURCES.includes(w.source) ? { deadLetterRetentionDays: inv.metering.deadLetterRetentionDays } : {}),
   }));
   const router: WorkerDeployment[] = [];
   // The router serves the proxied zones (routes on apex and www) and the MTA-STS policy
@@ -350,6 +369,10 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
   const routed = routerHosts(inv);
   // The router's shards take their script names first (edgefleet-router, -1, ...).
   const routerScripts = new Set(deployments(inv, opts).router.map((d) => d.script));
+  // Queues a Worker consumes, and dead-letter queues read over HTTP (`npm run dead-letters`):
+  // Cloudflare lets a queue have a Worker consumer or a pull consumer, not both.
+  const consumedBy = new Map<string, number>();
+  const pulled = new Map<string, string>();
   inv.fleet.workers.forEach((w, i) => {
     const at = (...p: (string | number)[]) => ["workers", i, ...p];
     const first = scripts.get(w.script);
@@ -386,6 +409,8 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       if (!proxied) problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' has no proxied A, AAAA or CNAME record in zones.yaml, so the route would never see a request (add e.g. { type: AAAA, name: ${prefix}, content: "100::", proxied: true })` });
     });
     if (!cfg) return;
+    for (const c of cfg.queueConsumers) if (!consumedBy.has(c.queue)) consumedBy.set(c.queue, i);
+    if (DEAD_LETTER_SOURCES.includes(w.source)) for (const c of cfg.queueConsumers) if (c.deadLetterQueue) pulled.set(c.deadLetterQueue, w.script);
     for (const k of Object.keys(w.vars)) {
       if (!(k in cfg.vars)) problems.push({ file: "fleet", path: at("vars", k), message: `'${k}' is not a var of ${cfg.file} (vars: ${Object.keys(cfg.vars).join(", ") || "none"})` });
     }
@@ -410,6 +435,10 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       for (const k of Object.keys(w.secrets)) if (!expected.includes(k)) problems.push({ file: "fleet", path: at("secrets", k), message: `${w.source} does not use a secret '${k}' (its .dev.vars.example lists ${expected.join(", ")})` });
     }
   });
+  for (const [queue, i] of consumedBy) {
+    const owner = pulled.get(queue);
+    if (owner !== undefined) problems.push({ file: "fleet", path: ["workers", i, "source"], message: `${inv.fleet.workers[i]!.source} consumes queue '${queue}', the dead-letter queue of ${owner}, which is read over HTTP (npm run dead-letters); Cloudflare allows a Worker consumer or a pull consumer on a queue, not both` });
+  }
   if (routerZones(inv).length > 0 || mailZones(inv).length > 0) config(inv.fleet.router.source);
   return { problems, configProblems };
 }

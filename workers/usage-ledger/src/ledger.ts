@@ -1,29 +1,11 @@
 // The ledger's D1 statements: a call row inserted at most once per request id, and the
 // day's rollup advanced only by the delivery that inserted it. Used by the queue handler.
 import { costMicros, lookupPrice, tokensOf, UNKNOWN_MODEL, type PriceTable } from "../../shared/pricing.ts";
-import { UsageEventSchema, type UsageEvent } from "../../shared/usage-event.ts";
+import type { UsageEvent } from "../../shared/usage-event.ts";
+import { DAY_MS } from "./check.ts";
 
-const DAY_MS = 86_400_000;
-/** How far ahead of the consumer's clock an event's ts may be (clock skew). */
-const FUTURE_SLACK_MS = 3_600_000;
-
-export type Verdict = { ok: true; event: UsageEvent } | { ok: false; reason: string };
-
-/** Whether a message body is an event the ledger can record now. */
-export function checkEvent(body: unknown, now: number, retentionDays: number): Verdict {
-  const parsed = UsageEventSchema.safeParse(body);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0]!;
-    return { ok: false, reason: `invalid event: ${first.path.join(".") || "(body)"}: ${first.message}` };
-  }
-  const e = parsed.data;
-  // A call row older than the retention has been deleted: a redelivery that old could not
-  // be recognised as one and would count twice. (Retention >= 15 days > a Queue message's
-  // 14-day maximum life, so this refuses only events from a broken clock or a replay.)
-  if (e.ts < now - retentionDays * DAY_MS) return { ok: false, reason: `event older than the ${retentionDays}-day retention: cannot be deduplicated` };
-  if (e.ts > now + FUTURE_SLACK_MS) return { ok: false, reason: "event from the future (ts more than an hour ahead)" };
-  return { ok: true, event: e };
-}
+// The rule for what can be recorded lives in check.ts (also read by npm run dead-letters).
+export { checkEvent, type Verdict } from "./check.ts";
 
 export function utcDay(ts: number): string {
   return new Date(ts).toISOString().slice(0, 10);

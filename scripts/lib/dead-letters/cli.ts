@@ -1,0 +1,355 @@
+// `npm run dead-letters`: the way back for usage events the ledger could not record.
+// `list` shows what the ledger's dead-letter queue holds (peek: nothing changes, no
+// delivery attempt is spent) and whether a replay would send each event; `replay` pulls
+// it, pushes the events the ledger would record to the usage queue and, only after that
+// push succeeded, acks them; `replay --dry-run` peeks and says what a replay would do.
+// Through the Cloudflare API (the DLQ's HTTP pull consumer, stacks/model/dead-letters.ts);
+// the queues' names come from the ledger's wrangler.jsonc, the retention that decides
+// "too old" from metering.yaml, the check itself from the ledger's code.
+import { SingleBar } from "cli-progress";
+import Table from "cli-table3";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { DEAD_LETTER_PULL } from "../../../stacks/model/dead-letters.ts";
+import { formatProblem } from "../../../stacks/model/load.ts";
+import { loadMetering } from "../../../stacks/model/metering.ts";
+import { readWorkerConfig, WORKERS_DIR } from "../../../stacks/model/wrangler.ts";
+import { intAtLeast } from "../cli.ts";
+import type { DeadLetter } from "./events.ts";
+import { describeError, openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
+import { look, replay, type Look, type ReplayReport } from "./replay.ts";
+
+export const DEAD_LETTERS_EXIT = {
+  ok: 0,
+  /** An API call failed (unreachable, refused, a push or an ack): see the message. */
+  failed: 1,
+  /** Bad command line or set-up: an unknown option, missing credentials, an invalid
+   *  metering.yaml, a queue that does not exist, a DLQ without its HTTP pull consumer. */
+  usage: 2,
+  /** Done, but events were left in the DLQ (invalid, too old, not JSON): listed. With
+   *  --dry-run: some would be left. */
+  left: 3,
+} as const;
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Show a progress bar (stderr is a terminal). */
+  progress?: boolean;
+  /** The clock the checks use (tests move it). */
+  now?: () => number;
+  /** The SDK's retries (default 2); tests set 0 to see a fault at once. */
+  maxRetries?: number;
+  /** Where the Workers' folders are (the ledger's wrangler.jsonc); default workers/. */
+  workersDir?: string;
+}
+
+/** The ledger's folder under workers/: its wrangler.jsonc names both queues. */
+const LEDGER_SOURCE = "usage-ledger";
+const MAX_VISIBILITY_SECONDS = 12 * 3600;
+
+class SetupError extends Error {}
+
+interface CommonOpts {
+  accountId?: string;
+  apiBase?: string;
+  inventory: string;
+  json?: boolean;
+}
+interface ListOpts extends CommonOpts {
+  limit: number;
+}
+interface ReplayOpts extends CommonOpts {
+  dryRun?: boolean;
+  limit?: number;
+  batchSize: number;
+  visibilityTimeout: number;
+  dropInvalid?: boolean;
+}
+
+interface Setup {
+  api: QueuesClient;
+  dlq: QueueInfo;
+  /** The usage queue (replay only: list needs just the DLQ). */
+  target?: QueueInfo;
+  retentionDays: number;
+  accountId: string;
+}
+
+/** Credentials, the retention, the queues' names and ids: everything checked before any message is touched. */
+async function setup(o: CommonOpts, io: Io, needPull: boolean): Promise<Setup> {
+  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
+  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
+  const missing = [apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag; Queues Read and Edit)", accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID"].filter((m) => m !== undefined);
+  if (missing.length > 0) throw new SetupError(`needs ${missing.join("; ")}`);
+  const metering = loadMetering(o.inventory);
+  if (!metering.ok) throw new SetupError(`the ledger's retention comes from ${o.inventory}/metering.yaml, which has ${metering.problems.length} problem(s):\n${metering.problems.map(formatProblem).join("\n")}`);
+  const ledger = readWorkerConfig(LEDGER_SOURCE, io.workersDir ?? WORKERS_DIR);
+  if (!ledger.ok) throw new SetupError(ledger.problems.map(formatProblem).join("\n"));
+  const consumer = ledger.config.queueConsumers.find((c) => c.deadLetterQueue);
+  if (!consumer?.deadLetterQueue) throw new SetupError(`${ledger.config.file} has no consumer with a dead_letter_queue`);
+  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const api = openQueues({ apiToken: apiToken!, accountId: accountId!, ...(baseURL ? { baseURL } : {}), ...(io.maxRetries !== undefined ? { maxRetries: io.maxRetries } : {}) });
+  const dlq = await api.find(consumer.deadLetterQueue);
+  if (!dlq) throw new SetupError(`queue '${consumer.deadLetterQueue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
+  const target = needPull ? await api.find(consumer.queue) : undefined;
+  if (needPull && !target) throw new SetupError(`queue '${consumer.queue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
+  if (needPull && !dlq.pull) {
+    throw new SetupError(
+      `queue '${dlq.name}' has no HTTP pull consumer, so it cannot be pulled: pulumi up declares it (${`queue/${dlq.name}/pull-consumer`}, max_retries ${DEAD_LETTER_PULL.maxRetries}); by hand: wrangler queues consumer http add ${dlq.name} --message-retries ${DEAD_LETTER_PULL.maxRetries}` +
+        (dlq.workers.length > 0 ? ` (a queue has a Worker consumer or a pull consumer, not both: it is consumed by ${dlq.workers.join(", ")})` : ""),
+    );
+  }
+  return { api, dlq, ...(target ? { target } : {}), retentionDays: metering.metering.callRetentionDays, accountId: accountId! };
+}
+
+// ------------------------------------------------------------------------ output
+
+/** A string from a body that is safe to print (printable ASCII), or "-". */
+const printable = (v: unknown) => (typeof v === "string" && /^[\x20-\x7e]{1,128}$/.test(v) ? v : "-");
+
+/** Text that may quote a body (a reason naming an unknown key) with control and bidi
+ * characters escaped, so a hostile body cannot drive the terminal. */
+const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+export const escapeControls = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
+
+/** JSON with the characters JSON.stringify leaves raw (C1 controls, bidi marks, U+2028/9)
+ * escaped too: still the same JSON, and safe on a terminal. */
+export const safeJson = (v: unknown, indent?: number) => JSON.stringify(v, null, indent).replace(/[\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
+
+function fields(m: DeadLetter): { requestId: string; tenant: string; model: string; ts?: number } {
+  if (m.event) return { requestId: m.event.request_id, tenant: m.event.tenant, model: m.event.model, ts: m.event.ts };
+  const b = typeof m.body === "object" && m.body !== null ? (m.body as Record<string, unknown>) : {};
+  return { requestId: printable(b.request_id), tenant: printable(b.tenant), model: printable(b.model), ...(typeof b.ts === "number" && Number.isFinite(b.ts) ? { ts: b.ts } : {}) };
+}
+
+export function age(ms: number): string {
+  if (!Number.isFinite(ms)) return "-";
+  if (ms < 0) return `in ${age(-ms)}`;
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+}
+
+/** One message as --json prints it. */
+function messageJson(m: DeadLetter, now: number, maxRetries: number | undefined) {
+  const f = fields(m);
+  return {
+    id: m.id,
+    action: m.action,
+    ...(m.reason ? { reason: m.reason } : {}),
+    requestId: f.requestId === "-" ? null : f.requestId,
+    tenant: f.tenant === "-" ? null : f.tenant,
+    model: f.model === "-" ? null : f.model,
+    eventTs: f.ts ?? null,
+    eventAgeSeconds: f.ts !== undefined ? Math.floor((now - f.ts) / 1000) : null,
+    enqueuedAt: m.enqueuedAt ? new Date(m.enqueuedAt).toISOString() : null,
+    attempts: m.attempts,
+    ...(maxRetries !== undefined ? { attemptsLeft: Math.max(0, maxRetries - m.attempts) } : {}),
+    contentType: m.contentType,
+    body: m.body,
+  };
+}
+
+function queueJson(q: QueueInfo, backlog?: number) {
+  return {
+    name: q.name,
+    id: q.id,
+    ...(backlog !== undefined ? { backlog } : {}),
+    retentionDays: q.retentionSeconds !== undefined ? q.retentionSeconds / 86_400 : null,
+    pullConsumer: q.pull ? { maxRetries: q.pull.maxRetries ?? null, visibilityTimeoutMs: q.pull.visibilityTimeoutMs ?? null } : null,
+  };
+}
+
+function table(messages: DeadLetter[], now: number, maxRetries: number | undefined): string {
+  const t = new Table({ head: ["message", "request id", "tenant", "model", "event age", "attempts", "replay"], style: { head: [], border: [] } });
+  for (const m of messages) {
+    const f = fields(m);
+    const attempts = maxRetries !== undefined ? `${m.attempts} of ${maxRetries}` : String(m.attempts);
+    t.push([escapeControls(m.id.slice(0, 12)), f.requestId, f.tenant, f.model, f.ts !== undefined ? age(now - f.ts) : "-", attempts, m.action === "replay" ? "yes" : `no: ${escapeControls(m.reason ?? "?")}`]);
+  }
+  return t.toString();
+}
+
+/** Messages near the end of their attempts: Cloudflare deletes one when they reach max_retries. */
+function lastChances(messages: DeadLetter[], maxRetries: number | undefined): string {
+  if (maxRetries === undefined) return "";
+  const near = messages.filter((m) => m.action === "leave" && maxRetries - m.attempts <= 5);
+  if (near.length === 0) return "";
+  return near
+    .map((m) => `WARNING: message ${escapeControls(m.id)} has used ${m.attempts} of its ${maxRetries} attempts; Cloudflare deletes it when they are spent (each pull is one). Its body: ${safeJson(m.body)}\n`)
+    .join("");
+}
+
+function lookText(l: Look, now: number, dryRun: boolean): string {
+  const replayable = l.messages.filter((m) => m.action === "replay").length;
+  const leave = l.messages.length - replayable;
+  const kept = l.dlq.retentionSeconds !== undefined ? `; messages kept ${l.dlq.retentionSeconds / 86_400} days` : "";
+  const consumer = l.dlq.pull ? `; HTTP pull consumer, max_retries ${l.dlq.pull.maxRetries ?? "3 (default)"}` : "; no HTTP pull consumer (replay needs it: pulumi up declares it)";
+  const head = `${l.dlq.name}: ${l.backlog ?? "?"} message(s)${kept}${consumer}\n`;
+  if (l.messages.length === 0) return `${head}nothing to replay${l.backlog ? " (the messages are in flight: leased by a pull, visible again after its visibility timeout)" : ""}\n`;
+  const shown = l.backlog !== undefined && l.backlog > l.messages.length ? `the oldest ${l.messages.length} not in flight (peek shows at most 100, and none that a pull has leased)` : `${l.messages.length}`;
+  const verdict = dryRun
+    ? `dry run: a replay would send ${replayable} of these ${l.messages.length} to the usage queue and leave ${leave}; nothing was pulled, pushed or acked\n`
+    : `${replayable} would be replayed, ${leave} left\n`;
+  return `${head}showing ${shown}\n${table(l.messages, now, l.dlq.pull?.maxRetries)}\n${verdict}${lastChances(l.messages, l.dlq.pull?.maxRetries)}`;
+}
+
+const SAFETY =
+  "A replay acks a dead letter only after the push that carried its event to the usage queue succeeded.\n" +
+  "Interrupted at any point, a rerun is safe: an event pushed but not acked comes back after the\n" +
+  "visibility timeout and is pushed again, and the ledger records a request_id once (docs/metering.md,\n" +
+  "\"Why a redelivery never counts twice\"), so it counts once.\n";
+
+// ------------------------------------------------------------------------ commands
+
+export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
+  let code: number = DEAD_LETTERS_EXIT.ok;
+  const now = io.now ?? Date.now;
+  const program = new Command("dead-letters")
+    .description("The usage ledger's dead-letter queue: list what it holds, replay it to the usage queue.")
+    .helpOption("-h, --help", "show this help")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .addHelpText(
+      "after",
+      `\n${SAFETY}\nThe token is read from CLOUDFLARE_API_TOKEN only (Queues Read and Edit: acking writes to the queue).\n` +
+        "Exit codes: 0 done; 1 an API call failed; 2 bad command line or set-up (credentials, metering.yaml,\n" +
+        "a missing queue, a DLQ without its HTTP pull consumer); 3 done, but events were left in the DLQ.\n",
+    );
+  const common = (c: Command) =>
+    c
+      .helpOption("-h, --help", "show this help")
+      .allowExcessArguments(false)
+      .option("--account-id <id>", "Cloudflare account (default: CLOUDFLARE_ACCOUNT_ID)")
+      .option("--api-base <url>", "Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL, else the real API)")
+      .option("--inventory <dir>", "the inventory whose metering.yaml gives the ledger's call retention (too old to replay)", "fleet")
+      .option("--json", "machine-readable output");
+
+  common(program.command("list"))
+    .description("show the dead letters (peek: no lease, no delivery attempt spent) and whether a replay would send each")
+    .option("--limit <n>", "show at most n (peek returns at most 100, the oldest not in flight)", intBetween("--limit", 1, 100), 100)
+    .action(async (o: ListOpts) => {
+      const s = await setup(o, io, false);
+      const l = await look(s.api, s.dlq, { limit: o.limit, retentionDays: s.retentionDays, now });
+      const t = now();
+      if (o.json) {
+        const replayable = l.messages.filter((m) => m.action === "replay").length;
+        io.out(safeJson({ dlq: queueJson(l.dlq, l.backlog), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, 2) + "\n");
+      } else {
+        io.out(lookText(l, t, false));
+      }
+    });
+
+  common(program.command("replay"))
+    .description("pull the dead letters, push the events the ledger would record to the usage queue, then ack them; leave the rest")
+    .option("--dry-run", "pull nothing: peek and say what a replay would do")
+    .option("--limit <n>", "pull at most n messages in all (default: until the DLQ is empty)", intAtLeast("--limit", 1))
+    .option("--batch-size <n>", "messages per pull (1-100)", intBetween("--batch-size", 1, 100), 100)
+    .option("--visibility-timeout <seconds>", `how long a pulled message stays leased (1-${MAX_VISIBILITY_SECONDS})`, intBetween("--visibility-timeout", 1, MAX_VISIBILITY_SECONDS), DEAD_LETTER_PULL.visibilityTimeoutMs / 1000)
+    .option("--drop-invalid", "ack (delete) the dead letters it cannot replay, after printing each whole to stderr")
+    .addHelpText("after", `\n${SAFETY}What it cannot replay (invalid, older than the ledger's call retention, not JSON) it leaves in the DLQ,\nunless --drop-invalid. Each pull spends one of a message's attempts; Cloudflare deletes a message\nwhose attempts reach the pull consumer's max_retries (100).\n`)
+    .action(async (o: ReplayOpts) => {
+      if (o.dryRun && o.dropInvalid) throw new SetupError("--dry-run drops nothing: leave out --drop-invalid");
+      const s = await setup(o, io, true);
+      const target = s.target!;
+      if (o.dryRun) {
+        const l = await look(s.api, s.dlq, { limit: Math.min(o.limit ?? 100, 100), retentionDays: s.retentionDays, now });
+        const t = now();
+        const replayable = l.messages.filter((m) => m.action === "replay").length;
+        if (o.json) {
+          io.out(safeJson({ dryRun: true, dlq: queueJson(l.dlq, l.backlog), target: queueJson(target), retentionDays: s.retentionDays, shown: l.messages.length, wouldReplay: replayable, wouldLeave: l.messages.length - replayable, messages: l.messages.map((m) => messageJson(m, t, l.dlq.pull?.maxRetries)) }, 2) + "\n");
+        } else {
+          io.out(lookText(l, t, true));
+        }
+        code = l.messages.length > replayable ? DEAD_LETTERS_EXIT.left : DEAD_LETTERS_EXIT.ok;
+        return;
+      }
+      const backlog = await s.api.backlog(s.dlq.id).catch(() => undefined);
+      const total = o.limit !== undefined ? Math.min(o.limit, backlog ?? o.limit) : backlog;
+      const bar = io.progress && !o.json && total ? new SingleBar({ stream: process.stderr, format: "replay [{bar}] {value}/{total} dead letters | {eta_formatted} left", hideCursor: true }) : undefined;
+      bar?.start(total!, 0);
+      let r: ReplayReport;
+      try {
+        r = await replay(
+          s.api,
+          s.dlq,
+          target,
+          { ...(o.limit !== undefined ? { limit: o.limit } : {}), batchSize: o.batchSize, visibilityTimeoutMs: o.visibilityTimeout * 1000, retentionDays: s.retentionDays, dropInvalid: o.dropInvalid === true, now },
+          {
+            progress: (handled) => {
+              if (!bar) return;
+              if (handled > bar.getTotal()) bar.setTotal(handled);
+              bar.update(handled);
+            },
+            onDrop: (ms) => {
+              for (const m of ms) io.err(`dead-letters: dropping message ${escapeControls(m.id)} (${escapeControls(m.reason ?? "?")}): ${safeJson(m.body)}\n`);
+            },
+          },
+        );
+      } finally {
+        bar?.stop();
+      }
+      const t = now();
+      const maxRetries = s.dlq.pull?.maxRetries;
+      if (o.json) {
+        io.out(
+          safeJson(
+            {
+              dryRun: false,
+              dlq: queueJson(s.dlq),
+              target: queueJson(target),
+              retentionDays: s.retentionDays,
+              pulled: r.pulled,
+              replayed: r.replayed,
+              pushedNotAcked: r.pushedNotAcked,
+              dropped: r.dropped.map((m) => messageJson(m, t, maxRetries)),
+              left: r.left.map((m) => messageJson(m, t, maxRetries)),
+              stoppedBy: r.stoppedBy,
+              ...(r.remaining !== undefined ? { remaining: r.remaining } : {}),
+              ...(r.error ? { error: r.error } : {}),
+            },
+            2,
+          ) + "\n",
+        );
+      } else {
+        io.out(`replayed ${r.replayed} event(s) from ${s.dlq.name} to ${target.name} (pulled ${r.pulled}${r.dropped.length ? `, dropped ${r.dropped.length}` : ""})\n`);
+        if (r.left.length > 0) io.out(`left ${r.left.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(r.left, t, maxRetries)}\n${lastChances(r.left, maxRetries)}`);
+        if (r.stoppedBy === "seen") io.out(`stopped: the messages pulled last had been left earlier in this run (their ${o.visibilityTimeout}s visibility timeout passed)\n`);
+        if (r.stoppedBy === "limit") io.out(`stopped at --limit ${o.limit}: run again for the rest\n`);
+        const inFlight = (r.remaining ?? 0) - r.left.length;
+        if (inFlight > 0 && !r.error) io.out(`${inFlight} more message(s) are in ${s.dlq.name} but in flight (leased by an interrupted run or another puller, or newly arrived): run again after the visibility timeout\n`);
+        if (r.ackWarnings > 0) io.out(`${r.ackWarnings} ack(s) named a lease Cloudflare no longer had (another puller acked the message first)\n`);
+      }
+      if (r.error) {
+        io.err(`dead-letters: ${r.error}\n`);
+        io.err(`dead-letters: safe to run again once the cause is fixed; what this run leased is pulled again after its visibility timeout (${o.visibilityTimeout} s), and an event pushed twice counts once\n`);
+        code = DEAD_LETTERS_EXIT.failed;
+      } else if (r.left.length > 0) {
+        code = DEAD_LETTERS_EXIT.left;
+      }
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? DEAD_LETTERS_EXIT.ok : DEAD_LETTERS_EXIT.usage;
+    if (e instanceof SetupError) {
+      io.err(`dead-letters: ${e.message}\n`);
+      return DEAD_LETTERS_EXIT.usage;
+    }
+    // An API failure before any message was touched (finding the queues, peeking).
+    io.err(`dead-letters: ${describeError(e)}\n`);
+    return DEAD_LETTERS_EXIT.failed;
+  }
+  return code;
+}
+
+function intBetween(name: string, min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return Number(v);
+  };
+}

@@ -1,0 +1,93 @@
+// The Cloudflare Queues API as `npm run dead-letters` uses it, through the official SDK
+// (cloudflare 7.3.0, resources/queues): a queue found by name, its backlog, and the
+// messages calls (pull, ack, bulk push, peek). The base URL is configurable so the tests
+// point it at the loopback fake (test/fakes/cloudflare-queues-api.ts).
+import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
+import type { WireMessage } from "./events.ts";
+
+export interface QueueInfo {
+  id: string;
+  name: string;
+  /** Seconds the queue keeps a message (its message_retention_period). */
+  retentionSeconds?: number;
+  /** Its HTTP pull consumer's settings, when it has one. */
+  pull?: { maxRetries?: number; visibilityTimeoutMs?: number };
+  /** The scripts of its Worker consumers. */
+  workers: string[];
+}
+
+export interface QueuesClient {
+  find(name: string): Promise<QueueInfo | undefined>;
+  backlog(queueId: string): Promise<number | undefined>;
+  pull(queueId: string, batchSize: number, visibilityTimeoutMs: number): Promise<{ messages: WireMessage[]; backlog?: number }>;
+  peek(queueId: string, batchSize: number): Promise<WireMessage[]>;
+  ack(queueId: string, leases: string[]): Promise<{ acked: number; warnings: number }>;
+  /** Releases leases at once (an ack's `retries`), so the messages are visible again. */
+  release(queueId: string, leases: string[]): Promise<void>;
+  push(queueId: string, bodies: unknown[]): Promise<void>;
+}
+
+export interface ClientOptions {
+  apiToken: string;
+  accountId: string;
+  baseURL?: string;
+  /** The SDK's retries of 429, 5xx and lost connections (default 2, with backoff). */
+  maxRetries?: number;
+}
+
+export function openQueues(o: ClientOptions): QueuesClient {
+  const cf = new Cloudflare({ apiToken: o.apiToken, timeout: 60_000, maxRetries: o.maxRetries ?? 2, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+  const account_id = o.accountId;
+  return {
+    async find(name) {
+      // By name, as wrangler does (GET /queues?name=): the list is paged, and a DLQ need
+      // not be on its first page. The name filter is checked again here.
+      const page = await cf.queues.list({ account_id }, { query: { name } });
+      const q = page.result.find((x) => x.queue_name === name);
+      if (!q?.queue_id) return undefined;
+      const pull = (q.consumers ?? []).find((c) => c.type === "http_pull");
+      const settings = (pull?.settings ?? {}) as { max_retries?: number; visibility_timeout_ms?: number };
+      return {
+        id: q.queue_id,
+        name,
+        ...(q.settings?.message_retention_period !== undefined ? { retentionSeconds: q.settings.message_retention_period } : {}),
+        ...(pull ? { pull: { ...(settings.max_retries !== undefined ? { maxRetries: settings.max_retries } : {}), ...(settings.visibility_timeout_ms !== undefined ? { visibilityTimeoutMs: settings.visibility_timeout_ms } : {}) } } : {}),
+        workers: (q.consumers ?? []).flatMap((c) => (c.type === "worker" && "script_name" in c && c.script_name ? [c.script_name] : [])),
+      };
+    },
+    async backlog(queueId) {
+      const m = await cf.queues.getMetrics(queueId, { account_id });
+      return typeof m.backlog_count === "number" ? m.backlog_count : undefined;
+    },
+    async pull(queueId, batchSize, visibilityTimeoutMs) {
+      const r = await cf.queues.messages.pull(queueId, { account_id, batch_size: batchSize, visibility_timeout_ms: visibilityTimeoutMs });
+      return { messages: r.messages ?? [], ...(typeof r.message_backlog_count === "number" ? { backlog: r.message_backlog_count } : {}) };
+    },
+    async peek(queueId, batchSize) {
+      const r = await cf.queues.messages.peek(queueId, { account_id, batch_size: batchSize });
+      return r.messages ?? [];
+    },
+    async ack(queueId, leases) {
+      const r = await cf.queues.messages.ack(queueId, { account_id, acks: leases.map((lease_id) => ({ lease_id })) });
+      return { acked: r.ackCount ?? 0, warnings: Object.keys(r.warnings ?? {}).length };
+    },
+    async release(queueId, leases) {
+      await cf.queues.messages.ack(queueId, { account_id, retries: leases.map((lease_id) => ({ lease_id })) });
+    },
+    async push(queueId, bodies) {
+      await cf.queues.messages.bulkPush(queueId, { account_id, messages: bodies.map((body) => ({ body, content_type: "json" as const })) });
+    },
+  };
+}
+
+/** Why a call failed, without anything secret (the SDK's errors carry the status and
+ * Cloudflare's codes, never the token). */
+export function describeError(e: unknown): string {
+  if (e instanceof APIConnectionError) return `cannot reach the Cloudflare API (${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""})`;
+  if (e instanceof APIError) {
+    const errors = (e.errors ?? []) as { code?: number; message?: string }[];
+    const detail = errors.map((x) => `${x.code ?? "?"} ${x.message ?? ""}`.trim()).join("; ");
+    return `the Cloudflare API answered ${e.status ?? "no response"}${detail ? `: ${detail}` : ""}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
