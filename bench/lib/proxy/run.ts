@@ -283,13 +283,15 @@ const VARIANT_NOTE: Record<ProxyVariant, string> = { edgefleet: "metering on, lo
 export function judge(rows: BenchRow[], high: number, subject: ProxyVariant | "floor" = "edgefleet"): Verdict[] {
   const out: Verdict[] = [];
   const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  // Measured ratios with one decimal: a verdict next to its threshold reads as such.
+  const pct1 = (x: number) => `${(x * 100).toFixed(1)}%`;
   const who = subject === "floor" ? "" : ` [${VARIANT_NOTE[subject]}]`;
   if (subject !== "floor") {
     const j = row(rows, "json", subject, high).rps / row(rows, "json", "pass-through", high).rps;
-    out.push({ target: `json: throughput >= ${pct(TARGETS.jsonThroughputMin)} of pass-through (c=${high})${who}`, measured: pct(j), met: j >= TARGETS.jsonThroughputMin });
+    out.push({ target: `json: throughput >= ${pct(TARGETS.jsonThroughputMin)} of pass-through (c=${high})${who}`, measured: pct1(j), met: j >= TARGETS.jsonThroughputMin });
   }
   const s = row(rows, "sse", subject, high).rps / row(rows, "sse", "pass-through", high).rps;
-  out.push({ target: `sse: throughput >= ${pct(TARGETS.sseThroughputMin)} of pass-through (c=${high})${who}`, measured: pct(s), met: s >= TARGETS.sseThroughputMin });
+  out.push({ target: `sse: throughput >= ${pct(TARGETS.sseThroughputMin)} of pass-through (c=${high})${who}`, measured: pct1(s), met: s >= TARGETS.sseThroughputMin });
   const t1 = row(rows, "sse", subject, 1).ttfbP50Ms - row(rows, "sse", "pass-through", 1).ttfbP50Ms;
   out.push({ target: `sse: TTFB p50 within ${TARGETS.sseTtfbC1DeltaMaxMs} ms of pass-through (c=1)${who}`, measured: signed(t1), met: t1 <= TARGETS.sseTtfbC1DeltaMaxMs });
   if (subject !== "floor") {
@@ -310,10 +312,10 @@ export function judgeMetering(rows: BenchRow[], high: number): Verdict[] {
     const what = on === "edgefleet" ? "on (local Queue)" : "on (Queue sink)";
     for (const mode of ["json", "sse"] as const) {
       const t = row(rows, mode, on, high).rps / row(rows, mode, "edgefleet-off", high).rps;
-      out.push({ target: `metering ${mode}: throughput ${what} >= ${((1 - max) * 100).toFixed(0)}% of off (c=${high})`, measured: `${(t * 100).toFixed(0)}%`, met: t >= 1 - max });
+      out.push({ target: `metering ${mode}: throughput ${what} >= ${((1 - max) * 100).toFixed(0)}% of off (c=${high})`, measured: `${(t * 100).toFixed(1)}%`, met: t >= 1 - max });
       const lat = (r: BenchRow) => (mode === "json" ? r.p50Ms : r.ttfbP50Ms);
       const l = lat(row(rows, mode, on, 1)) / lat(row(rows, mode, "edgefleet-off", 1));
-      out.push({ target: `metering ${mode}: ${mode === "json" ? "p50" : "TTFB p50"} ${what} <= ${((1 + max) * 100).toFixed(0)}% of off (c=1)`, measured: `${(l * 100).toFixed(0)}%`, met: l <= 1 + max });
+      out.push({ target: `metering ${mode}: ${mode === "json" ? "p50" : "TTFB p50"} ${what} <= ${((1 + max) * 100).toFixed(0)}% of off (c=1)`, measured: `${(l * 100).toFixed(1)}%`, met: l <= 1 + max });
     }
   }
   return out;
@@ -328,9 +330,11 @@ export function judgeJsonFloor(rows: BenchRow[], high: number): Verdict[] {
   const floor = row(rows, "json", "json-floor", high).rps;
   const proxy = row(rows, "json", "edgefleet-off", high).rps;
   const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  // Measured ratios with one decimal: a verdict next to its threshold reads as such.
+  const pct1 = (x: number) => `${(x * 100).toFixed(1)}%`;
   return [
-    { target: `json: floor throughput >= ${pct(TARGETS.jsonThroughputMin)} of pass-through (c=${high})`, measured: pct(floor / pass), met: floor / pass >= TARGETS.jsonThroughputMin },
-    { target: `json: proxy (metering off) >= ${pct(TARGETS.jsonThroughputMin)} of the floor (c=${high}; not an issue target)`, measured: pct(proxy / floor), met: proxy / floor >= TARGETS.jsonThroughputMin },
+    { target: `json: floor throughput >= ${pct(TARGETS.jsonThroughputMin)} of pass-through (c=${high})`, measured: pct1(floor / pass), met: floor / pass >= TARGETS.jsonThroughputMin },
+    { target: `json: proxy (metering off) >= ${pct(TARGETS.jsonThroughputMin)} of the floor (c=${high}; not an issue target)`, measured: pct1(proxy / floor), met: proxy / floor >= TARGETS.jsonThroughputMin },
   ];
 }
 
