@@ -8,9 +8,17 @@ import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, purgeCalls, recordStatements } from "./ledger.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
+/** A reason as one bounded, printable log line: a schema reason can quote a key of the
+ *  body (zod's "Unrecognized key"), which is whatever the producer sent. Control and
+ *  bidirectional-override characters become \uXXXX escapes; at most 300 characters. */
+function loggable(reason: string): string {
+  const escaped = reason.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  return escaped.length > 300 ? escaped.slice(0, 300) + "..." : escaped;
+}
+
 async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string): Promise<void> {
   // The body is not logged: it is whatever a producer sent, of any size.
-  console.error(`usage-ledger: message ${msg.id} to the dead-letter queue: ${reason}`);
+  console.error(`usage-ledger: message ${msg.id} to the dead-letter queue: ${loggable(reason)}`);
   try {
     await env.DEAD_LETTERS.send(msg.body);
     msg.ack();

@@ -150,6 +150,7 @@ describe("usage ledger", () => {
       { ...event(), usage: { input_tokens: 1e12, output_tokens: 1 } },
       { ...event(), usage: { input_tokens: "100", output_tokens: 1 } },
       { ...event(), extra: "field" },
+      { ...event(), ["\u001b[31m\u202e" + "k".repeat(5000)]: 1 },
       { ...event(), ts: Date.now() - 91 * DAY },
       { ...event(), ts: Date.now() + 2 * 3_600_000 },
     ];
@@ -162,6 +163,11 @@ describe("usage ledger", () => {
     expect((await h.calls()).map((c) => c.request_id)).toEqual([good.request_id]);
     expect(h.logs.some((l) => /older than the 90-day retention/.test(l))).toBe(true);
     expect(h.logs.join("\n")).not.toContain("DROP TABLE");
+    // A key the producer invented is quoted by the schema's reason: escaped and bounded.
+    const keyLine = h.logs.find((l) => l.includes("Unrecognized key") && l.includes("kkk"))!;
+    expect(keyLine).toContain("\\u001b[31m\\u202e");
+    expect(keyLine).not.toMatch(/[\u001b\u202e]/);
+    expect(keyLine.length).toBeLessThan(500);
   });
 
   it("retries an event D1 refuses without holding back the others", async () => {
