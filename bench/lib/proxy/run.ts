@@ -22,14 +22,7 @@ import { startLocalProxy, wranglerWorkerOptions } from "../../../workers/llm-pro
 import { cpuMs, withWorkerdPid } from "../router/cpu.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { emptySamples, runLoad, summarise, type LoadResult, type Samples, type Target } from "./load.ts";
-
-const PASS_THROUGH = `
-export default {
-  fetch(request, env) {
-    const u = new URL(request.url);
-    return fetch(env.UPSTREAM + u.pathname + u.search, request);
-  },
-};`;
+import { JSON_FLOOR, PASS_THROUGH } from "./workers.ts";
 
 // The least a Worker can do per streamed call and still do what issue 3 asks of it: read
 // the first event before answering (an overloaded first event is retried), keep a copy of
@@ -59,23 +52,6 @@ export default {
       await out.writable.close();
     })());
     return new Response(out.readable, res);
-  },
-};`;
-
-// The least a Worker can do per JSON call and still do what the issues ask of every
-// one: the request body read whole (a retry re-sends it), the answer read whole before it
-// is sent (its usage settles the tenant's token limits and budget, and goes into the data
-// point and the usage event), then those bytes answered. No auth, rate limit, timers,
-// parsing or metrics. What it costs beyond the pass-through bounds what any
-// implementation of the proxy can reach against issue 14's JSON target.
-const JSON_FLOOR = `
-export default {
-  async fetch(request, env) {
-    const u = new URL(request.url);
-    const body = await request.arrayBuffer();
-    const res = await fetch(env.UPSTREAM + u.pathname + u.search, { method: request.method, headers: request.headers, body });
-    const bytes = await res.arrayBuffer();
-    return new Response(bytes, res);
   },
 };`;
 
