@@ -64,22 +64,27 @@ const TIMEOUT = Symbol("timeout");
  * CPU (the profile in docs/llm-proxy.md), and the common call sets one and clears it.
  *
  * The timer first fires at the earlier of the two bounds; when it fires before the wait
- * in force is due (its bound is further, or it started later), it re-arms for the rest.
+ * in force is due (its bound is further, or it started later), it re-arms for the rest;
+ * a wait due before the pending timer would fire replaces it.
  */
 class Watchdog {
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the pending timer fires. */
+  private firesAt = 0;
   private due = 0;
   private onDue: () => void = () => {};
 
   constructor(firstMs: number) {
-    this.timer = setTimeout(this.tick, firstMs);
+    this.arm(firstMs);
   }
 
   /** From now on, `onDue` runs once `ms` have passed, unless `watch` or `clear` comes first. */
   watch(ms: number, onDue: () => void): void {
     this.due = Date.now() + ms;
     this.onDue = onDue;
-    if (this.timer === undefined) this.timer = setTimeout(this.tick, ms);
+    // A timer that would fire after this wait is due (it was re-armed for the headers'
+    // longer bound) is replaced; one that fires sooner re-arms itself when it fires.
+    if (this.timer === undefined || this.firesAt > this.due) this.arm(ms);
   }
 
   /** Headers within `ms`, or TIMEOUT. */
@@ -93,10 +98,16 @@ class Watchdog {
     this.onDue = () => {};
   }
 
+  private arm(ms: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.firesAt = Date.now() + ms;
+    this.timer = setTimeout(this.tick, ms);
+  }
+
   private readonly tick = (): void => {
     this.timer = undefined;
     const left = this.due - Date.now();
-    if (left > 0) this.timer = setTimeout(this.tick, left);
+    if (left > 0) this.arm(left);
     else {
       const f = this.onDue;
       this.onDue = () => {};
