@@ -12,10 +12,9 @@
 import { Command } from "commander";
 import { buildSync } from "esbuild";
 import { writeFileSync } from "node:fs";
-import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
-import { createTenant } from "../../../scripts/lib/tenants/store.ts";
 import { startLocalProxy, WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
+import { benchTenant, completeAnswer, messagesBody, messagesHeaders, type Mode } from "./calls.ts";
 import { emptySamples, runLoad, summarise } from "./load.ts";
 import { resolve } from "node:path";
 
@@ -117,9 +116,9 @@ export async function runProfile(argv: string[]): Promise<number> {
     override: { script },
   });
   try {
-    const { key } = await createTenant(miniflareKv(await p.mf.getKVNamespace("TENANTS")), { name: "bench", ratePerMinute: 10_000_000, burst: 1_000_000 });
-    const body = Buffer.from(JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 64, ...(o.mode === "sse" ? { stream: true } : {}), messages: [{ role: "user", content: "Say hello" }] }));
-    const t = { url: `${p.url.origin}/v1/messages`, headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key }, body, ok: (s: number) => s === 200 };
+    const mode = o.mode as Mode;
+    const key = await benchTenant([p.mf]);
+    const t = { url: `${p.url.origin}/v1/messages`, headers: messagesHeaders(key), body: messagesBody(mode), ok: completeAnswer(mode) };
     const concurrency = num(o.concurrency);
     await runLoad(t, concurrency, 2, emptySamples(), false);
     const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl?: string }[];

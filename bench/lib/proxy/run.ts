@@ -16,12 +16,11 @@ import { Miniflare } from "miniflare";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname } from "node:path";
-import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
-import { createTenant } from "../../../scripts/lib/tenants/store.ts";
 import { startLocalProxy, wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { cpuMs, withWorkerdPid } from "../router/cpu.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { emptySamples, runLoad, summarise, type LoadResult, type Samples, type Target } from "./load.ts";
+import { benchTenant, completeAnswer, messagesBody, messagesHeaders } from "./calls.ts";
 import { JSON_FLOOR, PASS_THROUGH } from "./workers.ts";
 
 // The least a Worker can do per streamed call and still do what issue 3 asks of it: read
@@ -145,16 +144,8 @@ export async function runBench(argv: string[]): Promise<number> {
   const { value: proxy, pid: proxyPid } = await startProxy("on");
   const { value: proxySink, pid: proxySinkPid } = await startProxy("sink");
   const { value: proxyOff, pid: proxyOffPid } = await startProxy("off");
-  const { key, record } = await createTenant(miniflareKv(await proxy.mf.getKVNamespace("TENANTS")), { name: "bench", ratePerMinute: 10_000_000, burst: 1_000_000 });
-  for (const p of [proxySink, proxyOff]) await miniflareKv(await p.mf.getKVNamespace("TENANTS")).put(`key:${record.keyHash}`, JSON.stringify(record), record);
-
-  const bodies = {
-    json: Buffer.from(JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 64, messages: [{ role: "user", content: "Say hello" }] })),
-    sse: Buffer.from(JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 64, stream: true, messages: [{ role: "user", content: "Say hello" }] })),
-  };
-  const headers = { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key };
-  const okJson = (s: number, b: string) => s === 200 && b.includes('"type":"message"');
-  const okSse = (s: number, b: string) => s === 200 && b.includes("event: message_stop");
+  const key = await benchTenant([proxy.mf, proxySink.mf, proxyOff.mf]);
+  const headers = messagesHeaders(key);
   const targets: Record<BenchRow["target"], string> = { upstream: fake.url, "pass-through": passUrl.origin, floor: floorUrl.origin, "json-floor": jsonFloorUrl.origin, edgefleet: proxy.url.origin, "edgefleet-sink": proxySink.url.origin, "edgefleet-off": proxyOff.url.origin };
 
   const pids: Record<BenchRow["target"], string | undefined> = { upstream: undefined, "pass-through": passPid, floor: floorPid, "json-floor": jsonFloorPid, edgefleet: proxyPid, "edgefleet-sink": proxySinkPid, "edgefleet-off": proxyOffPid };
@@ -167,7 +158,7 @@ export async function runBench(argv: string[]): Promise<number> {
       for (const target of ["upstream", "pass-through", "floor", "json-floor", "edgefleet", "edgefleet-sink", "edgefleet-off"] as const) {
         if (target === "floor" && mode === "json") continue;
         if (target === "json-floor" && mode === "sse") continue;
-        const t: Target = { url: `${targets[target]}/v1/messages`, headers, body: bodies[mode], ok: mode === "json" ? okJson : okSse };
+        const t: Target = { url: `${targets[target]}/v1/messages`, headers, body: messagesBody(mode), ok: completeAnswer(mode) };
         cases.push({ mode, target, concurrency: c, t, samples: emptySamples(), cpuMs: 0 });
       }
     }

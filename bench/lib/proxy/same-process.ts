@@ -8,11 +8,10 @@
 // CPU during a slice is that target's. Prints one JSON line per run.
 import { Command } from "commander";
 import type { WorkerOptions } from "miniflare";
-import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
-import { createTenant } from "../../../scripts/lib/tenants/store.ts";
 import { startLocalProxy, wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { cpuMs, withWorkerdPid } from "../router/cpu.ts";
+import { benchTenant, completeAnswer, messagesBody, messagesHeaders, type Mode } from "./calls.ts";
 import { emptySamples, runLoad, summarise } from "./load.ts";
 import { JSON_FLOOR, PASS_THROUGH } from "./workers.ts";
 
@@ -45,10 +44,10 @@ export async function runSameProcess(argv: string[]): Promise<number> {
     }),
   );
   try {
-    const { key } = await createTenant(miniflareKv(await p.mf.getKVNamespace("TENANTS")), { name: "bench", ratePerMinute: 10_000_000, burst: 1_000_000 });
-    const body = Buffer.from(JSON.stringify({ model: "claude-sonnet-5-5", max_tokens: 64, ...(o.mode === "sse" ? { stream: true } : {}), messages: [{ role: "user", content: "Say hello" }] }));
-    const ok = o.mode === "json" ? (s: number, b: string) => s === 200 && b.includes('"type":"message"') : (s: number, b: string) => s === 200 && b.includes("event: message_stop");
-    const target = (host?: string) => ({ url: `${p.url.origin}/v1/messages`, headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": key, ...(host ? { host } : {}) }, body, ok });
+    const mode = o.mode as Mode;
+    const key = await benchTenant([p.mf]);
+    const body = messagesBody(mode);
+    const target = (host?: string) => ({ url: `${p.url.origin}/v1/messages`, headers: messagesHeaders(key, host), body, ok: completeAnswer(mode) });
     const cases = [
       { name: "pass-through", t: target("pass.bench") },
       { name: "json-floor", t: target("floor.bench") },
