@@ -13,6 +13,7 @@ import { DEAD_LETTER_PULL } from "../../../stacks/model/dead-letters.ts";
 import { formatProblem } from "../../../stacks/model/load.ts";
 import { loadMetering } from "../../../stacks/model/metering.ts";
 import { readWorkerConfig, WORKERS_DIR } from "../../../stacks/model/wrangler.ts";
+import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
 import { intAtLeast } from "../cli.ts";
 import type { DeadLetter } from "./events.ts";
 import { describeError, openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
@@ -108,14 +109,6 @@ async function setup(o: CommonOpts, io: Io, needPull: boolean): Promise<Setup> {
 /** A string from a body that is safe to print (printable ASCII), or "-". */
 const printable = (v: unknown) => (typeof v === "string" && /^[\x20-\x7e]{1,128}$/.test(v) ? v : "-");
 
-/** Text that may quote a body (a reason naming an unknown key) with control and bidi
- * characters escaped, so a hostile body cannot drive the terminal. */
-const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
-export const escapeControls = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
-
-/** JSON with the characters JSON.stringify leaves raw (C1 controls, bidi marks, U+2028/9)
- * escaped too: still the same JSON, and safe on a terminal. */
-export const safeJson = (v: unknown, indent?: number) => JSON.stringify(v, null, indent).replace(/[\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, escape);
 
 function fields(m: DeadLetter): { requestId: string; tenant: string; model: string; ts?: number } {
   if (m.event) return { requestId: m.event.request_id, tenant: m.event.tenant, model: m.event.model, ts: m.event.ts };

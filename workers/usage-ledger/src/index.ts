@@ -6,13 +6,14 @@
 import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, purgeCalls, recordStatements } from "./ledger.ts";
+import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
 /** A reason as one bounded, printable log line: a schema reason can quote a key of the
- *  body (zod's "Unrecognized key"), which is whatever the producer sent. Control and
- *  bidirectional-override characters become \uXXXX escapes; at most 300 characters. */
+ *  body (zod's "Unrecognized key"), which is whatever the producer sent. Escaped
+ *  (shared/printable.ts); at most 300 characters. */
 function loggable(reason: string): string {
-  const escaped = reason.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  const escaped = escapeControls(reason);
   return escaped.length > 300 ? escaped.slice(0, 300) + "..." : escaped;
 }
 
