@@ -2,6 +2,7 @@
 // the Queues pull and peek answers carry it, then judged by the ledger's own rule
 // (workers/usage-ledger/src/check.ts, checkEvent: the schema, the retention, the future).
 // Used by `npm run dead-letters` (list, replay and its dry run).
+import { batches } from "../batches.ts";
 import { checkEvent } from "../../../workers/usage-ledger/src/check.ts";
 import { UsageEventSchema, type UsageEvent } from "../../../workers/shared/usage-event.ts";
 
@@ -99,19 +100,5 @@ export function classify(m: WireMessage, now: number, retentionDays: number): De
 
 /** Splits messages to push into batches Queues accepts: at most 100 messages and 256 KB each. */
 export function pushBatches<T extends { pushBytes?: number }>(items: T[]): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const it of items) {
-    const b = it.pushBytes ?? MAX_MESSAGE_BYTES;
-    if (cur.length > 0 && (cur.length >= MAX_BATCH_MESSAGES || bytes + b > MAX_BATCH_BYTES)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(it);
-    bytes += b;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
+  return batches(items, (it) => it.pushBytes ?? MAX_MESSAGE_BYTES, MAX_BATCH_MESSAGES, MAX_BATCH_BYTES);
 }

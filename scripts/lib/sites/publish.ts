@@ -15,6 +15,7 @@ import Cloudflare from "cloudflare";
 import { CONTENT_PREFIX, HOST_PREFIX, type HostTable } from "../../../workers/router/src/table.ts";
 import { MTA_STS_LABEL } from "../../../stacks/model/mail.ts";
 import type { KvEntry, SitesBuild } from "./build.ts";
+import { batches } from "../batches.ts";
 import { readLock, type LockRecord } from "./lock.ts";
 
 /** Cloudflare's bulk limits (last verified 2026-11): 10,000 pairs and 100 MB a request. */
@@ -164,24 +165,6 @@ function toPair(e: KvEntry): BulkPair {
   return { key: e.key, value: Buffer.from(e.value).toString("base64"), base64: true, metadata: e.metadata };
 }
 
-/** Splits pairs into requests of at most BULK_MAX_PAIRS pairs and maxBytes of body. */
-export function batches<T>(items: readonly T[], size: (x: T) => number, maxItems = BULK_MAX_PAIRS, maxBytes = BULK_MAX_BODY_BYTES): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const n = size(item);
-    if (cur.length > 0 && (cur.length >= maxItems || bytes + n > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(item);
-    bytes += n;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}
 
 export interface PublishProgress {
   phase: "content" | "hosts" | "delete";
@@ -227,7 +210,7 @@ export async function applyPlan(t: KvTarget, plan: PublishPlan, opts: ApplyOptio
   let done = 0;
   const write = async (phase: "content" | "hosts", entries: KvEntry[]) => {
     const pairs = entries.map(toPair);
-    for (const batch of batches(pairs, (p) => p.key.length + p.value.length + 128, maxPairs)) {
+    for (const batch of batches(pairs, (p) => p.key.length + p.value.length + 128, maxPairs, BULK_MAX_BODY_BYTES)) {
       result.requests++;
       let res;
       try {
@@ -253,7 +236,7 @@ export async function applyPlan(t: KvTarget, plan: PublishPlan, opts: ApplyOptio
   if (plan.content.length > 0 && plan.hosts.length > 0) await sleep(opts.propagationMs ?? DEFAULT_PROPAGATION_MS);
   await write("hosts", plan.hosts);
   if (plan.deletes.length > 0 && plan.hosts.length > 0) await opts.beforeLiveChange?.();
-  for (const batch of batches(plan.deletes, (k) => k.length + 3, maxPairs)) {
+  for (const batch of batches(plan.deletes, (k) => k.length + 3, maxPairs, BULK_MAX_BODY_BYTES)) {
     result.requests++;
     try {
       await t.client.kv.namespaces.bulkDelete(t.namespaceId, { account_id: t.accountId, body: batch });
