@@ -50,7 +50,7 @@
 // the fake's clock (leases, delays, retention) without waiting; tickMs moves it on every request.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { LoopbackServer } from "../support/loopback.ts";
+import { json, LoopbackServer } from "../support/fake-http.ts";
 
 export type ContentType = "json" | "text" | "bytes" | "v8";
 export type Action = "list" | "get" | "metrics" | "pull" | "ack" | "batch" | "push" | "peek";
@@ -298,10 +298,7 @@ export class FakeQueuesApi {
       body = text;
     }
     this.requests.push({ method: req.method ?? "", action, ...(m?.[2] ? { queue: decodeURIComponent(m[2]) } : {}), body });
-    const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { "content-type": "application/json", ...headers });
-      res.end(JSON.stringify(payload));
-    };
+    const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => json(res, status, payload, headers);
     const fail = (e: ApiError, headers: Record<string, string> = {}) => send(e.status, { success: false, errors: [{ code: e.code, message: e.message }], messages: [], result: null }, headers);
     const i = this.faults.findIndex((f) => f.action === undefined || f.action === action);
     const fault = i >= 0 ? this.faults.splice(i, 1)[0] : undefined;
