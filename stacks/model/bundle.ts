@@ -19,9 +19,13 @@ export interface WorkerBundle {
 
 const cache = new Map<string, WorkerBundle>();
 
-export function bundleWorker(config: Pick<WorkerConfig, "dir" | "main" | "compatibilityFlags">): WorkerBundle {
+/** `minify: false` only for reading the code in a profiler (bench:proxy-profile); what
+ *  Pulumi uploads is minified. */
+export function bundleWorker(config: Pick<WorkerConfig, "dir" | "main" | "compatibilityFlags">, o: { minify?: boolean } = {}): WorkerBundle {
+  const minify = o.minify ?? true;
   const entry = join(config.dir, config.main);
-  const hit = cache.get(entry);
+  const key = minify ? entry : `${entry} (not minified)`;
+  const hit = cache.get(key);
   if (hit) return hit;
   const nodeCompat = config.compatibilityFlags.some((f) => f === "nodejs_compat" || f === "nodejs_compat_v2");
   let result;
@@ -37,7 +41,7 @@ export function bundleWorker(config: Pick<WorkerConfig, "dir" | "main" | "compat
     conditions: ["workerd", "worker", "browser"],
     // The runtime provides these; with nodejs_compat, node:* modules too.
     external: nodeCompat ? ["cloudflare:*", "node:*"] : ["cloudflare:*"],
-    minify: true,
+    minify,
     legalComments: "none",
     charset: "utf8",
     logLevel: "silent",
@@ -50,6 +54,6 @@ export function bundleWorker(config: Pick<WorkerConfig, "dir" | "main" | "compat
   }
   const content = result.outputFiles[0]!.text;
   const bundle = { content, sha256: `sha256:${createHash("sha256").update(content).digest("hex")}`, bytes: Buffer.byteLength(content) };
-  cache.set(entry, bundle);
+  cache.set(key, bundle);
   return bundle;
 }

@@ -1,7 +1,7 @@
 // `npm run bench:proxy-profile`: a V8 CPU profile of the proxy Worker's isolate in workerd
 // while it serves closed-loop load, through workerd's inspector (the Chrome DevTools
-// protocol: Profiler.start/stop). The Worker is bundled unminified so the profile names
-// its functions. Writes the .cpuprofile (open it in Chrome DevTools) and prints where the
+// protocol: Profiler.start/stop). The Worker is bundled as Pulumi bundles it, unminified,
+// so the profile names its functions. Writes the .cpuprofile (open it in Chrome DevTools) and prints where the
 // time went: self time per function, and time per source line.
 //
 // Reading it: samples are wall-clock, on the isolate's thread. "(idle)" is the thread
@@ -10,13 +10,11 @@
 // the line where the function starts. Numbers are per call: each share of the samples
 // times the sampled time, over the calls completed.
 import { Command } from "commander";
-import { buildSync } from "esbuild";
 import { writeFileSync } from "node:fs";
-import { startLocalProxy, WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
+import { bundleWorker, startLocalProxy } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { benchTenant, completeAnswer, messagesBody, messagesHeaders, type Mode } from "./calls.ts";
 import { emptySamples, runLoad, summarise } from "./load.ts";
-import { resolve } from "node:path";
 
 interface ProfileNode {
   id: number;
@@ -103,7 +101,7 @@ export async function runProfile(argv: string[]): Promise<number> {
     process.stderr.write("bench:proxy-profile: --seconds, --concurrency, --port and --top are numbers\n");
     return 2;
   }
-  const script = buildSync({ entryPoints: [resolve(WORKER_DIR, "src/index.ts")], bundle: true, write: false, format: "esm", platform: "neutral", target: "es2022", external: ["cloudflare:*", "node:*"], minify: false }).outputFiles[0]!.text;
+  const script = await bundleWorker({ minify: false });
   const fake = new FakeAnthropic();
   fake.recording = false;
   await fake.start();

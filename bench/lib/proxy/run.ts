@@ -226,6 +226,11 @@ export async function runBench(argv: string[]): Promise<number> {
  */
 export const TARGETS = { jsonThroughputMin: 0.9, sseThroughputMin: 0.6, sseTtfbC1DeltaMaxMs: 1, sseTtfbHighVsFloorMaxMs: 1, meteringMaxCost: 0.1 } as const;
 
+/** A target's ratio as a whole percentage; a measured one with one decimal, so a verdict
+ *  next to its threshold reads as such. */
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+const pct1 = (x: number) => `${(x * 100).toFixed(1)}%`;
+
 export interface Verdict {
   target: string;
   measured: string;
@@ -249,9 +254,6 @@ const VARIANT_NOTE: Record<ProxyVariant, string> = { edgefleet: "metering on, lo
  */
 export function judge(rows: BenchRow[], high: number, subject: ProxyVariant | "floor" = "edgefleet"): Verdict[] {
   const out: Verdict[] = [];
-  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
-  // Measured ratios with one decimal: a verdict next to its threshold reads as such.
-  const pct1 = (x: number) => `${(x * 100).toFixed(1)}%`;
   const who = subject === "floor" ? "" : ` [${VARIANT_NOTE[subject]}]`;
   if (subject !== "floor") {
     const j = row(rows, "json", subject, high).rps / row(rows, "json", "pass-through", high).rps;
@@ -279,10 +281,10 @@ export function judgeMetering(rows: BenchRow[], high: number): Verdict[] {
     const what = on === "edgefleet" ? "on (local Queue)" : "on (Queue sink)";
     for (const mode of ["json", "sse"] as const) {
       const t = row(rows, mode, on, high).rps / row(rows, mode, "edgefleet-off", high).rps;
-      out.push({ target: `metering ${mode}: throughput ${what} >= ${((1 - max) * 100).toFixed(0)}% of off (c=${high})`, measured: `${(t * 100).toFixed(1)}%`, met: t >= 1 - max });
+      out.push({ target: `metering ${mode}: throughput ${what} >= ${pct(1 - max)} of off (c=${high})`, measured: pct1(t), met: t >= 1 - max });
       const lat = (r: BenchRow) => (mode === "json" ? r.p50Ms : r.ttfbP50Ms);
       const l = lat(row(rows, mode, on, 1)) / lat(row(rows, mode, "edgefleet-off", 1));
-      out.push({ target: `metering ${mode}: ${mode === "json" ? "p50" : "TTFB p50"} ${what} <= ${((1 + max) * 100).toFixed(0)}% of off (c=1)`, measured: `${(l * 100).toFixed(1)}%`, met: l <= 1 + max });
+      out.push({ target: `metering ${mode}: ${mode === "json" ? "p50" : "TTFB p50"} ${what} <= ${pct(1 + max)} of off (c=1)`, measured: pct1(l), met: l <= 1 + max });
     }
   }
   return out;
@@ -296,9 +298,6 @@ export function judgeJsonFloor(rows: BenchRow[], high: number): Verdict[] {
   const pass = row(rows, "json", "pass-through", high).rps;
   const floor = row(rows, "json", "json-floor", high).rps;
   const proxy = row(rows, "json", "edgefleet-off", high).rps;
-  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
-  // Measured ratios with one decimal: a verdict next to its threshold reads as such.
-  const pct1 = (x: number) => `${(x * 100).toFixed(1)}%`;
   return [
     { target: `json: floor throughput >= ${pct(TARGETS.jsonThroughputMin)} of pass-through (c=${high})`, measured: pct1(floor / pass), met: floor / pass >= TARGETS.jsonThroughputMin },
     { target: `json: proxy (metering off) >= ${pct(TARGETS.jsonThroughputMin)} of the floor (c=${high}; not an issue target)`, measured: pct1(proxy / floor), met: proxy / floor >= TARGETS.jsonThroughputMin },

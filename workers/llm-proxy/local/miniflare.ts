@@ -23,9 +23,10 @@ export function inventoryVars(inventoryDir: string = INVENTORY_DIR): { PRICES: s
   return { PRICES: meteringVars(loadMeteringOrThrow(inventoryDir)).PRICES };
 }
 
-/** The Worker bundled as one ES module: the very bytes Pulumi uploads (stacks/model/bundle.ts). */
-export function bundleWorker(): Promise<string> {
-  return Promise.resolve().then(() => bundleModelWorker(readWorkerConfigOrThrow("llm-proxy", dirname(WORKER_DIR))).content);
+/** The Worker bundled as one ES module: the very bytes Pulumi uploads (stacks/model/bundle.ts),
+ *  or the same unminified (`minify: false`, for a profiler). */
+export function bundleWorker(o: { minify?: boolean } = {}): Promise<string> {
+  return Promise.resolve().then(() => bundleModelWorker(readWorkerConfigOrThrow("llm-proxy", dirname(WORKER_DIR)), o).content);
 }
 
 /** wrangler.jsonc as Miniflare worker options (bindings, DOs, compatibility). */
