@@ -113,7 +113,7 @@ describe("the forward path", () => {
       const r = await h.call("/v1/messages", { key, body: "{}" });
       expect(r.status).toBe(200);
       expect(h.fake.received).toHaveLength(2);
-      // Closed when the call ended: without an AbortSignal on fetch (forward.ts "within") a
+      // Closed when the call ended: without an AbortSignal on fetch (forward.ts Watchdog) a
       // hung attempt is given up, and workerd ends a request's subrequests with it.
       await probe.closed;
       const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
