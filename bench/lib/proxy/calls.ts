@@ -1,4 +1,4 @@
-// What the proxy benchmarks send (run.ts, profile.ts, same-process.ts): one bench tenant
+// What the proxy benchmarks send (run.ts, profile.ts): one bench tenant
 // whose limits are never reached, the Messages request of each mode, and the check that
 // counts an answer as complete.
 import type { Miniflare } from "miniflare";

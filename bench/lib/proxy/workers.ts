@@ -1,4 +1,4 @@
-// The comparison Workers of the proxy benchmarks (run.ts, same-process.ts).
+// The comparison Workers of the proxy benchmarks (run.ts).
 
 // A minimal pass-through: what a Worker costs that only forwards.
 export const PASS_THROUGH = `

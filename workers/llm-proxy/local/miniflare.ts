@@ -93,16 +93,34 @@ export class CapturingLog extends Log {
   }
 }
 
+/**
+ * The proxy Worker's Miniflare options: wrangler.jsonc's bindings and compatibility, the
+ * inventory's vars, then `vars` and `secrets`. Named `name` (more than one proxy can run in
+ * one Miniflare: `npm run bench:proxy` runs its variants side by side in one workerd).
+ * METRICS is Miniflare's own no-op Analytics Engine simulator; `override` comes last.
+ */
+export function proxyWorkerOptions(
+  script: string,
+  o: { name?: string; vars?: Record<string, string>; secrets: LocalProxyOptions["secrets"]; inventoryDir?: string; override?: Partial<WorkerOptions> },
+): WorkerOptions {
+  const { options, vars } = wranglerWorkerOptions();
+  const { rootPath: _root, ...rest } = options as WorkerOptions & { rootPath?: string };
+  return {
+    ...rest,
+    name: o.name ?? "llm-proxy",
+    modules: true,
+    script,
+    scriptPath: resolve(WORKER_DIR, "src/index.js"),
+    bindings: { ...vars, ...inventoryVars(o.inventoryDir), ...o.vars, ...o.secrets },
+    ...o.override,
+  } as WorkerOptions;
+}
+
 export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Miniflare; url: URL }> {
   const script = await bundleWorker();
-  const { options, vars } = wranglerWorkerOptions();
-  const { analyticsEngineDatasets, rootPath: _root, ...rest } = options as WorkerOptions & { rootPath?: string };
   const onDataPoint = o.onDataPoint;
   // Without a receiver, keep Miniflare's own (no-op) Analytics Engine simulator.
-  const metrics =
-    onDataPoint === undefined
-      ? { analyticsEngineDatasets }
-      : { wrappedBindings: { METRICS: { scriptName: "metrics-recorder" } } };
+  const metrics: Partial<WorkerOptions> = onDataPoint === undefined ? {} : { analyticsEngineDatasets: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" } } };
   const onLog = o.onLog ?? ((line: string) => process.stdout.write(line + "\n"));
   const recorder: WorkerOptions[] =
     onDataPoint === undefined
@@ -134,16 +152,7 @@ export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Minif
     ...(o.d1PersistDir ? { d1Persist: o.d1PersistDir } : {}),
     ...(o.inspectorPort !== undefined ? { inspectorPort: o.inspectorPort } : {}),
     workers: [
-      {
-        ...rest,
-        name: "llm-proxy",
-        modules: true,
-        script,
-        scriptPath: resolve(WORKER_DIR, "src/index.js"),
-        bindings: { ...vars, ...inventoryVars(o.inventoryDir), ...o.vars, ...o.secrets },
-        ...metrics,
-        ...o.override,
-      } as WorkerOptions,
+      proxyWorkerOptions(script, { vars: o.vars, secrets: o.secrets, inventoryDir: o.inventoryDir, override: { ...metrics, ...o.override } }),
       ...recorder,
       ...(o.extraWorkers ?? []),
     ],
