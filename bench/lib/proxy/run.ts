@@ -5,8 +5,9 @@
 // issue 3 asks of every streamed call, to show what that alone costs; for JSON the JSON
 // floor (both bodies read whole). The proxy runs three times, side by side, for issue 16's
 // target (metering on within 10% of off): with metering on (the default: a usage event per
-// call to Miniflare's local Queue), on with a Queue stand-in that accepts and drops each
-// event (the proxy's own metering cost, without the local broker), and off (METERING=off).
+// call to Miniflare's local Queue), on with a stand-in of the Queue binding that does the
+// binding's work (serialize, one request per batch) against an endpoint that drops the
+// batch (the proxy's own metering cost, without the local broker), and off (METERING=off).
 //
 // Every Worker runs in ONE workerd process (Miniflare routes by Host: `<target>.bench`),
 // so a ratio compares Workers, not processes: two workerd processes running the same
@@ -61,17 +62,61 @@ export default {
   },
 };`;
 
-// Stands in for the USAGE_EVENTS Queue: accepts every event and drops it.
+// Stands in for the USAGE_EVENTS Queue binding, doing to each batch what workerd's own
+// binding does before the Queue service has it (workerd src/workerd/api/queue.c++
+// sendBatch: each body serialized by its content type, base64 in one JSON body, one POST
+// per batch with CF-Queue-Batch-* headers, the answer read and dropped), against an
+// endpoint Worker that reads the batch and answers 200. What Miniflare's local Queue adds
+// on top (its entry Worker and broker Durable Object) is left out: deployed, that is the
+// Queue service's work, not the proxy's.
 const QUEUE_SINK = {
   name: "queue-sink",
   modules: true,
-  script: "class Sink { send() { return Promise.resolve(); } sendBatch() { return Promise.resolve(); } } export default function () { return new Sink(); }",
+  serviceBindings: { ENDPOINT: "queue-endpoint" },
+  script: `
+const enc = new TextEncoder();
+function b64(bytes) { let s = ""; for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]); return btoa(s); }
+function wire(m) {
+  // The proxy sends "json"; "text" is the other type a usage event could take.
+  const type = m.contentType ?? "json";
+  const bytes = enc.encode(type === "text" ? String(m.body) : JSON.stringify(m.body));
+  return { bytes, json: { body: b64(bytes), contentType: type } };
+}
+class Sink {
+  constructor(env) { this.env = env; }
+  send(body, o = {}) { return this.sendBatch([{ body, ...o }]); }
+  async sendBatch(messages) {
+    const wired = messages.map(wire);
+    const body = JSON.stringify({ messages: wired.map((w) => w.json) });
+    const headers = { "content-type": "application/json", "cf-queue-batch-count": String(wired.length), "cf-queue-batch-bytes": String(wired.reduce((n, w) => n + w.bytes.length, 0)), "cf-queue-largest-msg": String(Math.max(...wired.map((w) => w.bytes.length))) };
+    const res = await this.env.ENDPOINT.fetch("https://queue.bench/batch", { method: "POST", headers, body });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error("Queue sendBatch failed: " + res.statusText);
+  }
+}
+export default function (env) { return new Sink(env); }`,
+};
+// Counts the messages it was sent (GET answers the count), so the benchmark can check that
+// the stand-in really sent every event: a stand-in that failed would look cheap.
+const QUEUE_ENDPOINT = {
+  name: "queue-endpoint",
+  modules: true,
+  routes: ["queue-endpoint.bench/*"],
+  script: `let messages = 0;
+export default {
+  async fetch(request) {
+    if (request.method === "GET") return new Response(String(messages));
+    messages += JSON.parse(await request.text()).messages.length;
+    return new Response(null, { status: 200 });
+  },
+};`,
 };
 
 export interface BenchRow extends LoadResult {
   mode: "json" | "sse";
   /** edgefleet: the proxy as deployed (METERING on, Miniflare's local Queue); edgefleet-sink:
-   *  METERING on, events sent to a stand-in that drops them; edgefleet-off: METERING=off. */
+   *  METERING on, events sent through a stand-in of the Queue binding (QUEUE_SINK) to an
+   *  endpoint that reads and drops them; edgefleet-off: METERING=off. */
   target: "upstream" | "pass-through" | "floor" | "json-floor" | "edgefleet" | "edgefleet-sink" | "edgefleet-off";
   concurrency: number;
   /** workerd CPU time (user + system, from /proc) per completed call, in µs; undefined for
@@ -120,7 +165,8 @@ export async function runBench(argv: string[]): Promise<number> {
   // first Worker, which Miniflare routes everything else to): each call sends its usage
   // event to the Queue, whose local broker runs in the same workerd (its CPU counts against
   // the proxy here; deployed, the Queue is a service of its own); nothing consumes it during
-  // the run. The sink variant isolates the proxy's own part. The three share the TENANTS
+  // the run. The sink variant's Queue does what the binding does and stops there: the
+  // proxy's own part, without Miniflare's broker. The three share the TENANTS
   // KV namespace (one id), so the bench tenant is created once.
   const secrets = { ANTHROPIC_API_KEY: "sk-ant-bench-placeholder", OPERATOR_TOKEN: "bench" };
   const vars = (metering: "on" | "off") => ({ UPSTREAM_BASE_URL: fake.url, METERING: metering });
@@ -157,16 +203,22 @@ export async function runBench(argv: string[]): Promise<number> {
           vars: vars("on"),
           secrets,
           onLog: () => {},
-          extraWorkers: [QUEUE_SINK, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
+          extraWorkers: [QUEUE_SINK, QUEUE_ENDPOINT, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
         }),
       );
       try {
         const key = await benchTenant([proxy.mf]);
+        // Complete answers through the Queue stand-in, warm-up included (checked below).
+        let standInCalls = 0;
         const target = (c: Case): Target => ({
           url: `${c.target === "upstream" ? fake.url : proxy.url.origin}/v1/messages`,
           headers: messagesHeaders(key, c.target === "upstream" || c.target === "edgefleet" ? undefined : host(c.target)),
           body: messagesBody(c.mode),
-          ok: completeAnswer(c.mode),
+          ok: (status, body) => {
+            const complete = completeAnswer(c.mode)(status, body);
+            if (complete && c.target === "edgefleet-sink") standInCalls++;
+            return complete;
+          },
         });
         for (const c of cases) await runLoad(target(c), c.concurrency, warmup, emptySamples(), false);
         for (let round = 0; round < seconds; round++) {
@@ -182,6 +234,12 @@ export async function runBench(argv: string[]): Promise<number> {
             if (before !== undefined && after !== undefined) c.cpuMs += after - before;
           }
         }
+        // Every call through the stand-in was billable: its messages must all have arrived
+        // (the last batch leaves within the batch window).
+        await new Promise((r) => setTimeout(r, 200));
+        const sent = Number(await (await proxy.mf.dispatchFetch("http://queue-endpoint.bench/")).text());
+        const made = standInCalls;
+        if (sent < made) throw new Error(`bench: the Queue stand-in received ${sent} usage events for ${made} calls: its numbers would not be the proxy's`);
       } finally {
         await proxy.mf.dispose();
       }
@@ -247,13 +305,14 @@ function row(rows: BenchRow[], mode: BenchRow["mode"], target: BenchRow["target"
 }
 
 type ProxyVariant = "edgefleet" | "edgefleet-sink" | "edgefleet-off";
-const VARIANT_NOTE: Record<ProxyVariant, string> = { edgefleet: "metering on, local Queue", "edgefleet-sink": "metering on, Queue sink", "edgefleet-off": "metering off" };
+const VARIANT_NOTE: Record<ProxyVariant, string> = { edgefleet: "metering on, local Queue", "edgefleet-sink": "metering on, Queue stand-in", "edgefleet-off": "metering off" };
 
 /**
  * One verdict per target, for `subject`: a proxy variant (issue 16 asks the proxy with
- * metering on to keep issue 14's targets too; the Queue sink variant is the proxy's own
- * cost without Miniflare's Queue broker, which runs in the proxy's workerd here but is a
- * service of its own when deployed), or the SSE floor Worker as a reference.
+ * metering on to keep issue 14's targets too; the Queue stand-in variant is the proxy's own
+ * cost, its Queue binding's work included, without Miniflare's Queue broker, which runs in
+ * the proxy's workerd here but is a service of its own when deployed), or the SSE floor
+ * Worker as a reference.
  */
 export function judge(rows: BenchRow[], high: number, subject: ProxyVariant | "floor" = "edgefleet"): Verdict[] {
   const out: Verdict[] = [];
@@ -281,7 +340,7 @@ export function judgeMetering(rows: BenchRow[], high: number): Verdict[] {
   const out: Verdict[] = [];
   const max = TARGETS.meteringMaxCost;
   for (const on of ["edgefleet", "edgefleet-sink"] as const) {
-    const what = on === "edgefleet" ? "on (local Queue)" : "on (Queue sink)";
+    const what = on === "edgefleet" ? "on (local Queue)" : "on (Queue stand-in)";
     for (const mode of ["json", "sse"] as const) {
       const t = row(rows, mode, on, high).rps / row(rows, mode, "edgefleet-off", high).rps;
       out.push({ target: `metering ${mode}: throughput ${what} >= ${pct(1 - max)} of off (c=${high})`, measured: pct1(t), met: t >= 1 - max });
