@@ -87,9 +87,9 @@ class Watchdog {
     if (this.timer === undefined || this.firesAt > this.due) this.arm(ms);
   }
 
-  /** Headers within `ms`, or TIMEOUT. */
-  headers(sent: Promise<Response>, ms: number): Promise<Response | typeof TIMEOUT> {
-    return Promise.race([sent, new Promise<typeof TIMEOUT>((r) => this.watch(ms, () => r(TIMEOUT)))]);
+  /** `p` if it settles within `ms`, else TIMEOUT (the headers, then a JSON answer's body). */
+  within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+    return Promise.race([p, new Promise<typeof TIMEOUT>((r) => this.watch(ms, () => r(TIMEOUT)))]);
   }
 
   clear(): void {
@@ -145,7 +145,7 @@ async function readWithin(res: Response, ms: number, dog: Watchdog): Promise<Arr
   }
   const whole = res.arrayBuffer();
   try {
-    const r = await Promise.race([whole, new Promise<typeof TIMEOUT>((ok) => dog.watch(ms, () => ok(TIMEOUT)))]);
+    const r = await dog.within(whole, ms);
     if (r === TIMEOUT) whole.catch(() => {});
     return r;
   } finally {
@@ -260,7 +260,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
     const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs));
     let got: Response | typeof TIMEOUT;
     try {
-      got = await dog.headers(sent, cfg.headersTimeoutMs);
+      got = await dog.within(sent, cfg.headersTimeoutMs);
     } catch {
       dog.clear();
       const r = await again("unreachable");
