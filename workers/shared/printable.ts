@@ -8,9 +8,10 @@ const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0"
 
 /** C1 controls, the Arabic letter mark, LRM/RLM, U+2028/9, the embeddings and overrides
  *  (U+202A-E) and the isolates (U+2066-9): what JSON.stringify leaves raw. */
-const BEYOND_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const RAW_IN_JSON = "\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069";
+const BEYOND_JSON = new RegExp(`[${RAW_IN_JSON}]`, "g");
 /** The same with the C0 controls. */
-const ALL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const ALL = new RegExp(`[\\u0000-\\u001f${RAW_IN_JSON}]`, "g");
 
 /** `s` with every control and bidirectional character escaped. */
 export function escapeControls(s: string): string {

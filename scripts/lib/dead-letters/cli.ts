@@ -109,7 +109,6 @@ async function setup(o: CommonOpts, io: Io, needPull: boolean): Promise<Setup> {
 /** A string from a body that is safe to print (printable ASCII), or "-". */
 const printable = (v: unknown) => (typeof v === "string" && /^[\x20-\x7e]{1,128}$/.test(v) ? v : "-");
 
-
 function fields(m: DeadLetter): { requestId: string; tenant: string; model: string; ts?: number } {
   if (m.event) return { requestId: m.event.request_id, tenant: m.event.tenant, model: m.event.model, ts: m.event.ts };
   const b = typeof m.body === "object" && m.body !== null ? (m.body as Record<string, unknown>) : {};

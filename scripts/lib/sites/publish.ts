@@ -165,7 +165,6 @@ function toPair(e: KvEntry): BulkPair {
   return { key: e.key, value: Buffer.from(e.value).toString("base64"), base64: true, metadata: e.metadata };
 }
 
-
 export interface PublishProgress {
   phase: "content" | "hosts" | "delete";
   done: number;
