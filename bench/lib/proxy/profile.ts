@@ -115,7 +115,7 @@ export async function runProfile(argv: string[]): Promise<number> {
   });
   try {
     const mode = o.mode as Mode;
-    const key = await benchTenant([p.mf]);
+    const key = await benchTenant(p.mf);
     const t = { url: `${p.url.origin}/v1/messages`, headers: messagesHeaders(key), body: messagesBody(mode), ok: completeAnswer(mode) };
     const concurrency = num(o.concurrency);
     await runLoad(t, concurrency, 2, emptySamples(), false);

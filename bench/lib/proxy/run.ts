@@ -30,6 +30,7 @@ import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts
 import { emptySamples, runLoad, summarise, type LoadResult, type Samples, type Target } from "./load.ts";
 import { benchTenant, completeAnswer, messagesBody, messagesHeaders } from "./calls.ts";
 import { JSON_FLOOR, PASS_THROUGH } from "./workers.ts";
+import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from "../../../scripts/lib/dead-letters/events.ts";
 
 // The least a Worker can do per streamed call and still do what issue 3 asks of it: read
 // the first event before answering (an overloaded first event is retried), keep a copy of
@@ -97,11 +98,16 @@ class Sink {
 export default function (env) { return new Sink(env); }`,
 };
 // Counts the messages it was sent (GET answers the count), so the benchmark can check that
-// the stand-in really sent every event: a stand-in that failed would look cheap.
+// the stand-in really sent every event: a stand-in that failed would look cheap. Like the
+// Queue service, it refuses a batch over Queues' limits (100 messages, 256 KB, 128 KB a
+// message: developers.cloudflare.com/queues/platform/limits; the constants the dead-letter
+// replay pushes by), which the binding leaves to the service (queue.c++: "Enforce the size
+// limits here instead" is a TODO there); a refused batch fails the send, and the count check.
+const ENDPOINT_HOST = "queue-endpoint.bench";
 const QUEUE_ENDPOINT = {
   name: "queue-endpoint",
   modules: true,
-  routes: ["queue-endpoint.bench/*"],
+  routes: [`${ENDPOINT_HOST}/*`],
   script: `let messages = 0;
 export default {
   async fetch(request) {
@@ -109,7 +115,11 @@ export default {
     // The batch is read (the request must complete) but not parsed: handling it is the
     // Queue service's work, done elsewhere when deployed. The binding states its count.
     await request.arrayBuffer();
-    messages += Number(request.headers.get("cf-queue-batch-count"));
+    const h = (name) => Number(request.headers.get(name));
+    if (h("cf-queue-batch-count") > ${MAX_BATCH_MESSAGES} || h("cf-queue-batch-bytes") > ${MAX_BATCH_BYTES} || h("cf-queue-largest-msg") > ${MAX_MESSAGE_BYTES}) {
+      return new Response("batch over the Queues limits", { status: 413, statusText: "Payload Too Large" });
+    }
+    messages += h("cf-queue-batch-count");
     return new Response(null, { status: 200 });
   },
 };`,
@@ -210,7 +220,7 @@ export async function runBench(argv: string[]): Promise<number> {
         }),
       );
       try {
-        const key = await benchTenant([proxy.mf]);
+        const key = await benchTenant(proxy.mf);
         // Complete answers through the Queue stand-in, warm-up included (checked below).
         let standInCalls = 0;
         const target = (c: Case): Target => ({
@@ -240,9 +250,8 @@ export async function runBench(argv: string[]): Promise<number> {
         // Every call through the stand-in was billable: its messages must all have arrived
         // (the last batch leaves within the batch window).
         await new Promise((r) => setTimeout(r, 200));
-        const sent = Number(await (await proxy.mf.dispatchFetch("http://queue-endpoint.bench/")).text());
-        const made = standInCalls;
-        if (sent < made) throw new Error(`bench: the Queue stand-in received ${sent} usage events for ${made} calls: its numbers would not be the proxy's`);
+        const sent = Number(await (await proxy.mf.dispatchFetch(`http://${ENDPOINT_HOST}/`)).text());
+        if (sent < standInCalls) throw new Error(`bench: the Queue stand-in received ${sent} usage events for ${standInCalls} calls: its numbers would not be the proxy's`);
       } finally {
         await proxy.mf.dispose();
       }
