@@ -55,4 +55,18 @@ describe("queue-consumer-has-dlq", () => {
     const v = await runPolicies(ids("q-usage"), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([`${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage); Cloudflare allows a pull consumer only as a queue's one consumer`]);
   });
+
+  it("flags two Worker consumers of one queue (Cloudflare allows one: error 11004), once the queue ids are known", async () => {
+    const ledger = named("ledger/consumer/edgefleet-usage");
+    const base = changed(compliantMetering(), ledger, (p) => ({ ...p, queueId: "q-usage" }));
+    const second = { ...base.find(ledger)!, name: "ledger-eu/consumer/edgefleet-usage" };
+    second.props = { ...second.props, scriptName: "ledger-eu" };
+    const v = await runPolicies([...base, second], [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([
+      "ledger/consumer/edgefleet-usage (script ledger): its queue has another Worker consumer (ledger-eu/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
+      "ledger-eu/consumer/edgefleet-usage (script ledger-eu): its queue has another Worker consumer (ledger/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
+    ]);
+    // On another queue: accepted.
+    expect(await runPolicies([...base, { ...second, props: { ...second.props, queueId: "q-other" } }], [queueConsumerDlq])).toEqual([]);
+  });
 });

@@ -13,7 +13,9 @@
 // it cannot send (spending one attempt a run), so a pull consumer without a DLQ must
 // set max_retries to at least MIN_PULL_MAX_RETRIES (Cloudflare's default, 3, would lose an
 // event after three runs). A pull consumer that has a DLQ is held to the Worker rule.
-// And a queue cannot have a Worker consumer and a pull consumer at once (same page):
+// And a queue cannot have a Worker consumer and a pull consumer at once (same page), nor
+// two Worker consumers (Queues get-started guide: "Each queue can only have one consumer
+// Worker connected to it"; the API's error 11004 consumer_exists, cloudflare/workers-sdk#5347):
 // Cloudflare would refuse the second, so the stack is refused first.
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { MIN_PULL_MAX_RETRIES } from "../../stacks/model/dead-letters.ts";
@@ -21,7 +23,7 @@ import { TYPE } from "../lib/resources.ts";
 
 export const queueConsumerDlq: StackValidationPolicy = {
   name: "queue-consumer-has-dlq",
-  description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer.`,
+  description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer; a queue has at most one Worker consumer.`,
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const queues = new Set(args.resources.filter((r) => r.type === TYPE.queue).map((r) => String(r.props.queueName ?? "")));
@@ -47,6 +49,9 @@ export const queueConsumerDlq: StackValidationPolicy = {
       if (pull && queue !== undefined) {
         const others = consumers.filter((o) => o !== c && queueOf(o) === queue).map((o) => o.name);
         if (others.length > 0) report(`${who}: its queue has another consumer (${others.join(", ")}); Cloudflare allows a pull consumer only as a queue's one consumer`, c.urn);
+      } else if (queue !== undefined) {
+        const workers = consumers.filter((o) => o !== c && o.props.type !== "http_pull" && queueOf(o) === queue).map((o) => o.name);
+        if (workers.length > 0) report(`${who}: its queue has another Worker consumer (${workers.join(", ")}); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)`, c.urn);
       }
     }
   },

@@ -191,6 +191,20 @@ describe("workers: metering (issue 16)", () => {
     }
   });
 
+  it("refuses, located, a second Worker consuming the same queue: Cloudflare allows one Worker consumer per queue", () => {
+    const twice = `${ledger}  - script: ledger-eu
+    source: usage-ledger
+`;
+    const r = parseTexts({ fleet: FLEET + proxy() + twice, zones: ZONES });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.file}:${p.line}: ${p.path}: ${p.message}`)).toEqual([
+      "fleet.yaml:14: workers[2].source: usage-ledger (script ledger-eu) consumes queue 'edgefleet-usage', which workers[1] (ledger) already consumes; Cloudflare allows one Worker consumer per queue (its deploy would fail with error 11004, consumer_exists)",
+    ]);
+    // One ledger: accepted.
+    expect(parseTexts({ fleet: FLEET + proxy() + ledger, zones: ZONES }).ok).toBe(true);
+  });
+
   it("refuses, located, a Worker that needs metering.yaml in an inventory without one", () => {
     const r = parseTexts({ fleet: FLEET + proxy() + ledger, zones: ZONES, metering: null });
     expect(r.ok).toBe(false);

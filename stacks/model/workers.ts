@@ -409,7 +409,14 @@ export function validateWorkers(inv: Inventory, opts: WorkerOptions = {}): { pro
       if (!proxied) problems.push({ file: "fleet", path: at("routes", j), message: `'${h}' has no proxied A, AAAA or CNAME record in zones.yaml, so the route would never see a request (add e.g. { type: AAAA, name: ${prefix}, content: "100::", proxied: true })` });
     });
     if (!cfg) return;
-    for (const c of cfg.queueConsumers) if (!consumedBy.has(c.queue)) consumedBy.set(c.queue, i);
+    for (const c of cfg.queueConsumers) {
+      const first = consumedBy.get(c.queue);
+      if (first === undefined) consumedBy.set(c.queue, i);
+      // Cloudflare gives a queue one Worker consumer: the second Worker's deploy would fail
+      // with API error 11004 (workers.api.error.consumer_exists; Queues get-started guide,
+      // "Each queue can only have one consumer Worker connected to it").
+      else if (first !== i) problems.push({ file: "fleet", path: at("source"), message: `${w.source} (script ${w.script}) consumes queue '${c.queue}', which workers[${first}] (${inv.fleet.workers[first]!.script}) already consumes; Cloudflare allows one Worker consumer per queue (its deploy would fail with error 11004, consumer_exists)` });
+    }
     if (DEAD_LETTER_SOURCES.includes(w.source)) for (const c of cfg.queueConsumers) if (c.deadLetterQueue) pulled.set(c.deadLetterQueue, w.script);
     for (const k of Object.keys(w.vars)) {
       if (!(k in cfg.vars)) problems.push({ file: "fleet", path: at("vars", k), message: `'${k}' is not a var of ${cfg.file} (vars: ${Object.keys(cfg.vars).join(", ") || "none"})` });
