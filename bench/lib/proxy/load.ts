@@ -54,14 +54,22 @@ export function emptySamples(): Samples {
   return { totals: [], ttfbs: [], errors: 0, seconds: 0 };
 }
 
-/** Adds `seconds` of closed-loop load to `into`; stops by itself. */
-export async function runLoad(t: Target, concurrency: number, seconds: number, into: Samples, measure = true): Promise<void> {
+/**
+ * Adds `seconds` of closed-loop load to `into`; stops by itself. With `leadIn` (seconds),
+ * the same load runs that long first, unrecorded, on the same connections, and `onMeasure`
+ * is called when recording starts (the caller's CPU reading): requests sent from then on
+ * are recorded.
+ */
+export async function runLoad(t: Target, concurrency: number, seconds: number, into: Samples, measure = true, leadIn = 0, onMeasure?: () => void): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const end = performance.now() + seconds * 1000;
+  const from = performance.now() + leadIn * 1000;
+  const end = from + seconds * 1000;
+  const started = leadIn > 0 ? new Promise<void>((r) => setTimeout(() => (onMeasure?.(), r()), leadIn * 1000)) : (onMeasure?.(), Promise.resolve());
   const worker = async () => {
     while (performance.now() < end) {
+      const sent = performance.now();
       const r = await once(agent, t);
-      if (!measure) continue;
+      if (!measure || sent < from) continue;
       if (!r.ok) into.errors++;
       else {
         into.totals.push(r.total);
@@ -69,7 +77,7 @@ export async function runLoad(t: Target, concurrency: number, seconds: number, i
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  await Promise.all([started, ...Array.from({ length: concurrency }, worker)]);
   agent.destroy();
   if (measure) into.seconds += seconds;
 }

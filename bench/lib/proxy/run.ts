@@ -70,7 +70,7 @@ export default {
 // endpoint Worker that reads the batch and answers 200. What Miniflare's local Queue adds
 // on top (its entry Worker and broker Durable Object) is left out: deployed, that is the
 // Queue service's work, not the proxy's.
-const QUEUE_SINK = {
+export const QUEUE_SINK = {
   name: "queue-sink",
   modules: true,
   serviceBindings: { ENDPOINT: "queue-endpoint" },
@@ -114,7 +114,7 @@ export default function (env) { return new Sink(env); }`,
 // replay pushes by), which the binding leaves to the service (queue.c++: "Enforce the size
 // limits here instead" is a TODO there); a refused batch fails the send, and the count check.
 const ENDPOINT_HOST = "queue-endpoint.bench";
-const QUEUE_ENDPOINT = {
+export const QUEUE_ENDPOINT = {
   name: "queue-endpoint",
   modules: true,
   routes: [`${ENDPOINT_HOST}/*`],
@@ -153,18 +153,20 @@ export async function runBench(argv: string[]): Promise<number> {
     .option("--seconds <n>", "measured seconds per case, in 1-second slices interleaved across cases", "5")
     .option("--warmup <n>", "unmeasured warm-up seconds per case", "1")
     .option("--concurrency <n>", "requests in flight (each case also runs at 1)", "16")
+    .option("--lead-in <s>", "unrecorded seconds of each slice's load before it is recorded", "0.25")
     .option("--runs <n>", "fresh workerd processes, one after the other; the verdicts judge their pooled samples", "1")
     .option("--out <file>", "where to write the JSON results", "bench/results/proxy.json")
     .option("--json", "print the results as JSON instead of a table");
   program.parse(argv, { from: "user" });
-  const o = program.opts<{ seconds: string; warmup: string; concurrency: string; runs: string; out: string; json?: boolean }>();
-  const bad = (["seconds", "warmup", "concurrency", "runs"] as const).filter((k) => !Number.isFinite(Number(o[k])));
+  const o = program.opts<{ seconds: string; warmup: string; leadIn: string; concurrency: string; runs: string; out: string; json?: boolean }>();
+  const bad = (["seconds", "warmup", "leadIn", "concurrency", "runs"] as const).filter((k) => !Number.isFinite(Number(o[k])));
   if (bad.length > 0) {
-    process.stderr.write(`bench:proxy: ${bad.map((k) => `--${k}: not a number: ${o[k]}`).join("; ")}\n`);
+    process.stderr.write(`bench:proxy: ${bad.map((k) => `--${k === "leadIn" ? "lead-in" : k}: not a number: ${o[k]}`).join("; ")}\n`);
     return 2;
   }
   const seconds = Math.min(20, Math.max(1, Math.round(Number(o.seconds))));
   const warmup = Math.min(5, Math.max(0, Number(o.warmup)));
+  const leadIn = Math.min(2, Math.max(0, Number(o.leadIn)));
   const concurrency = Math.min(64, Math.max(1, Math.round(Number(o.concurrency))));
   const runs = Math.min(10, Math.max(1, Math.round(Number(o.runs))));
 
@@ -173,11 +175,12 @@ export async function runBench(argv: string[]): Promise<number> {
   await fake.start();
   const { options } = wranglerWorkerOptions();
   const host = (target: BenchRow["target"]) => `${target}.bench`;
+  const routes = (target: BenchRow["target"]) => [`${host(target)}/*`];
   // The comparison Workers run with the proxy's compatibility date and flags.
   const beside = (target: BenchRow["target"], script: string): WorkerOptions => ({
     name: target,
     modules: true,
-    routes: [`${host(target)}/*`],
+    routes: routes(target),
     script,
     compatibilityDate: options.compatibilityDate,
     compatibilityFlags: options.compatibilityFlags,
@@ -199,12 +202,14 @@ export async function runBench(argv: string[]): Promise<number> {
       name: target,
       vars: vars(target === "edgefleet-off" ? "off" : "on"),
       secrets,
-      override: { routes: [`${host(target)}/*`], ...(target === "edgefleet-sink" ? { queueProducers: {}, wrappedBindings: { USAGE_EVENTS: { scriptName: "queue-sink" } } } : {}) },
+      override: { routes: routes(target), ...(target === "edgefleet-sink" ? { queueProducers: {}, wrappedBindings: { USAGE_EVENTS: { scriptName: "queue-sink" } } } : {}) },
     });
   // The upstream runs in this Node process: no workerd CPU to read for it.
   const cpuOf = (target: BenchRow["target"], pid: string | undefined) => (target === "upstream" ? undefined : cpuMs(pid));
 
-  type Case = { mode: BenchRow["mode"]; target: BenchRow["target"]; concurrency: number; samples: Samples; cpuMs: number };
+  /** `rps`: completed calls in each measured slice, in round order (every case has one
+   *  slice per round, so the i-th slices of two cases ran in the same round). */
+  type Case = { mode: BenchRow["mode"]; target: BenchRow["target"]; concurrency: number; samples: Samples; cpuMs: number; rps: number[] };
   const cases: Case[] = [];
   const levels = [...new Set([1, concurrency])];
   for (const c of levels) {
@@ -212,11 +217,14 @@ export async function runBench(argv: string[]): Promise<number> {
       for (const target of ["upstream", "pass-through", "floor", "json-floor", "edgefleet", "edgefleet-sink", "edgefleet-off"] as const) {
         if (target === "floor" && mode === "json") continue;
         if (target === "json-floor" && mode === "sse") continue;
-        cases.push({ mode, target, concurrency: c, samples: emptySamples(), cpuMs: 0 });
+        cases.push({ mode, target, concurrency: c, samples: emptySamples(), cpuMs: 0, rps: [] });
       }
     }
   }
   const rows: BenchRow[] = [];
+  // Each process's own JSON throughput ratios (c=high): how far one process's verdict
+  // strays from the pooled one.
+  const perRun: { run: number; json: Record<ProxyVariant, number> }[] = [];
   try {
     // Each run is a fresh workerd (its own memory layout and thread placement); its
     // samples join the earlier runs', so `--runs 3` judges three processes at once.
@@ -229,6 +237,7 @@ export async function runBench(argv: string[]): Promise<number> {
           extraWorkers: [QUEUE_SINK, QUEUE_ENDPOINT, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
         }),
       );
+      const atStart = cases.map((c) => ({ requests: c.samples.totals.length, seconds: c.samples.seconds }));
       try {
         const key = await benchTenant(proxy.mf);
         // Complete answers through the Queue stand-in, warm-up included (checked below).
@@ -251,8 +260,14 @@ export async function runBench(argv: string[]): Promise<number> {
           const start = ((run * seconds + round) * 5) % cases.length;
           for (const c of [...cases.slice(start), ...cases.slice(0, start)]) {
             // Only this case's Worker is busy during its slice: the process's CPU is its own.
-            const before = cpuOf(c.target, pid);
-            await runLoad(target(c), c.concurrency, 1, c.samples);
+            // The slice is recorded after a lead-in of the same load (on the same connections),
+            // so it measures the Worker in its steady state, not the re-warming of its caches
+            // after the other cases' slices: a Worker serving its own traffic does not
+            // pay that, and a bigger Worker pays more of it.
+            let before: number | undefined;
+            const done = c.samples.totals.length;
+            await runLoad(target(c), c.concurrency, 1, c.samples, true, leadIn, () => (before = cpuOf(c.target, pid)));
+            c.rps.push(c.samples.totals.length - done);
             const after = cpuOf(c.target, pid);
             if (before !== undefined && after !== undefined) c.cpuMs += after - before;
           }
@@ -262,6 +277,13 @@ export async function runBench(argv: string[]): Promise<number> {
         await new Promise((r) => setTimeout(r, 200));
         const sent = Number(await (await proxy.mf.dispatchFetch(`http://${ENDPOINT_HOST}/`)).text());
         if (sent < standInCalls) throw new Error(`bench: the Queue stand-in received ${sent} usage events for ${standInCalls} calls: its numbers would not be the proxy's`);
+        const rps = (target: BenchRow["target"]) => {
+          const i = cases.findIndex((c) => c.mode === "json" && c.target === target && c.concurrency === concurrency);
+          return (cases[i]!.samples.totals.length - atStart[i]!.requests) / (cases[i]!.samples.seconds - atStart[i]!.seconds);
+        };
+        const json = Object.fromEntries(PROXY_VARIANTS.map((v) => [v, rps(v) / rps("pass-through")])) as Record<ProxyVariant, number>;
+        perRun.push({ run: run + 1, json });
+        if (!o.json) process.stderr.write(`bench: run ${run + 1}/${runs}: JSON throughput vs pass-through (c=${concurrency}): ${PROXY_VARIANTS.map((v) => `${v} ${pct1(json[v])}`).join(", ")}\n`);
       } finally {
         await proxy.mf.dispose();
       }
@@ -275,25 +297,29 @@ export async function runBench(argv: string[]): Promise<number> {
     await fake.stop();
   }
 
-  const verdicts = (["edgefleet", "edgefleet-sink", "edgefleet-off"] as const).flatMap((v) => judge(rows, concurrency, v));
+  const verdicts = PROXY_VARIANTS.flatMap((v) => judge(rows, concurrency, v));
+  const slicesOf = (target: BenchRow["target"]) => cases.find((c) => c.mode === "json" && c.target === target && c.concurrency === concurrency)!.rps;
+  const paired = pairedJson(slicesOf, concurrency);
   const floorVerdicts = [...judgeJsonFloor(rows, concurrency), ...judge(rows, concurrency, "floor")];
   const meteringVerdicts = judgeMetering(rows, concurrency);
   const result = {
     command: `npm run bench:proxy -- ${argv.join(" ")}`.trim(),
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "", loadavg: loadavg(), node: process.version, note: "shared machine unless stated otherwise" },
-    settings: { seconds, warmup, concurrency, runs },
+    settings: { seconds, warmup, leadIn, concurrency, runs },
     rows,
     targets: TARGETS,
     verdicts,
     floorVerdicts,
     meteringVerdicts,
+    perRun,
+    paired,
   };
   mkdirSync(dirname(o.out), { recursive: true });
   writeFileSync(o.out, JSON.stringify(result, null, 2) + "\n");
   if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
   else {
-    process.stdout.write(markdownTable(rows) + "\n\n" + markdownVerdicts(verdicts) + "\n\n" + markdownFloor(floorVerdicts) + "\n\n" + markdownVerdicts(meteringVerdicts) + "\n\n");
+    process.stdout.write(markdownTable(rows) + "\n\n" + markdownVerdicts(verdicts) + "\n\n" + markdownFloor(floorVerdicts) + "\n\n" + markdownVerdicts(meteringVerdicts) + "\n\n" + markdownPaired(paired) + "\n\n");
     process.stdout.write(`written to ${o.out}\n`);
   }
   // 1: a case never completed a request (the run says nothing); the targets themselves
@@ -326,7 +352,8 @@ function row(rows: BenchRow[], mode: BenchRow["mode"], target: BenchRow["target"
   return r;
 }
 
-type ProxyVariant = "edgefleet" | "edgefleet-sink" | "edgefleet-off";
+const PROXY_VARIANTS = ["edgefleet", "edgefleet-sink", "edgefleet-off"] as const;
+type ProxyVariant = (typeof PROXY_VARIANTS)[number];
 const VARIANT_NOTE: Record<ProxyVariant, string> = { edgefleet: "metering on, local Queue", "edgefleet-sink": "metering on, Queue stand-in", "edgefleet-off": "metering off" };
 
 /**
@@ -392,6 +419,50 @@ export function judgeJsonFloor(rows: BenchRow[], high: number): Verdict[] {
 export function markdownFloor(v: Verdict[]): string {
   const rows = v.map((x) => `| ${x.target} | ${x.measured} | ${x.met ? "yes" : "no"} |`);
   return ["| floor Workers (JSON: bodies read whole; SSE: stream handling only) | measured | within the target |", "| --- | ---: | --- |", ...rows].join("\n");
+}
+
+export interface Paired {
+  comparison: string;
+  /** Rounds compared (slices of both cases in the same round). */
+  rounds: number;
+  median: number;
+  /** The interquartile range of the per-round ratios. */
+  q1: number;
+  q3: number;
+  /** The same ratio from the pooled calls (what the verdicts judge). */
+  pooled: number;
+}
+
+/**
+ * JSON throughput ratios at `high`, round by round: each round's slice of one case against
+ * the same round's slice of the other (seconds apart in the same process), then the median
+ * and quartiles over all rounds of all runs. On a shared VM a 1-second slice moves by
+ * +-30% with its neighbours' load; a median of paired ratios is not moved by a few bad
+ * slices the way the pooled ratio is, and the quartiles show how far one round strays.
+ * Reported beside the verdicts, which stay on the pooled calls.
+ */
+export function pairedJson(slices: (target: BenchRow["target"]) => number[], high: number): Paired[] {
+  const pairs: [string, BenchRow["target"], BenchRow["target"]][] = [
+    ...PROXY_VARIANTS.map((v): [string, BenchRow["target"], BenchRow["target"]] => [`json (c=${high}): ${v} [${VARIANT_NOTE[v]}] / pass-through`, v, "pass-through"]),
+    [`json (c=${high}): json-floor / pass-through`, "json-floor", "pass-through"],
+    [`json (c=${high}): edgefleet-sink [metering on, Queue stand-in] / edgefleet-off`, "edgefleet-sink", "edgefleet-off"],
+    [`json (c=${high}): edgefleet [metering on, local Queue] / edgefleet-off`, "edgefleet", "edgefleet-off"],
+  ];
+  return pairs.map(([comparison, a, b]) => {
+    const x = slices(a);
+    const y = slices(b);
+    const ratios = x.map((n, i) => n / y[i]!).filter(Number.isFinite).sort((p, q) => p - q);
+    const sum = (v: number[]) => v.reduce((s, n) => s + n, 0);
+    const at = (p: number) => ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))] ?? Number.NaN;
+    const mid = ratios.length >> 1;
+    const median = ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
+    return { comparison, rounds: ratios.length, median, q1: at(0.25), q3: at(0.75), pooled: sum(x) / sum(y) };
+  });
+}
+
+export function markdownPaired(p: Paired[]): string {
+  const rows = p.map((x) => `| ${x.comparison} | ${x.rounds} | ${pct1(x.median)} | ${pct1(x.q1)} - ${pct1(x.q3)} | ${pct1(x.pooled)} |`);
+  return ["| per-round paired ratio | rounds | median | quartiles | pooled |", "| --- | ---: | ---: | ---: | ---: |", ...rows].join("\n");
 }
 
 const signed = (ms: number) => `${ms >= 0 ? "+" : ""}${ms.toFixed(2)} ms`;
