@@ -221,6 +221,8 @@ export async function runBench(argv: string[]): Promise<number> {
       }
     }
   }
+  /** The JSON case of `target` at `concurrency`: its completed calls per slice. */
+  const jsonSlices = (target: BenchRow["target"]) => cases.find((c) => c.mode === "json" && c.target === target && c.concurrency === concurrency)!.rps;
   const rows: BenchRow[] = [];
   // Each process's own JSON throughput ratios (c=high): how far one process's verdict
   // strays from the pooled one.
@@ -237,7 +239,6 @@ export async function runBench(argv: string[]): Promise<number> {
           extraWorkers: [QUEUE_SINK, QUEUE_ENDPOINT, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
         }),
       );
-      const atStart = cases.map((c) => ({ requests: c.samples.totals.length, seconds: c.samples.seconds }));
       try {
         const key = await benchTenant(proxy.mf);
         // Complete answers through the Queue stand-in, warm-up included (checked below).
@@ -277,11 +278,9 @@ export async function runBench(argv: string[]): Promise<number> {
         await new Promise((r) => setTimeout(r, 200));
         const sent = Number(await (await proxy.mf.dispatchFetch(`http://${ENDPOINT_HOST}/`)).text());
         if (sent < standInCalls) throw new Error(`bench: the Queue stand-in received ${sent} usage events for ${standInCalls} calls: its numbers would not be the proxy's`);
-        const rps = (target: BenchRow["target"]) => {
-          const i = cases.findIndex((c) => c.mode === "json" && c.target === target && c.concurrency === concurrency);
-          return (cases[i]!.samples.totals.length - atStart[i]!.requests) / (cases[i]!.samples.seconds - atStart[i]!.seconds);
-        };
-        const json = Object.fromEntries(PROXY_VARIANTS.map((v) => [v, rps(v) / rps("pass-through")])) as Record<ProxyVariant, number>;
+        // This run's slices of each case (every slice is one second).
+        const calls = (target: BenchRow["target"]) => jsonSlices(target).slice(run * seconds).reduce((a, n) => a + n, 0);
+        const json = Object.fromEntries(PROXY_VARIANTS.map((v) => [v, calls(v) / calls("pass-through")])) as Record<ProxyVariant, number>;
         perRun.push({ run: run + 1, json });
         if (!o.json) process.stderr.write(`bench: run ${run + 1}/${runs}: JSON throughput vs pass-through (c=${concurrency}): ${PROXY_VARIANTS.map((v) => `${v} ${pct1(json[v])}`).join(", ")}\n`);
       } finally {
@@ -298,8 +297,7 @@ export async function runBench(argv: string[]): Promise<number> {
   }
 
   const verdicts = PROXY_VARIANTS.flatMap((v) => judge(rows, concurrency, v));
-  const slicesOf = (target: BenchRow["target"]) => cases.find((c) => c.mode === "json" && c.target === target && c.concurrency === concurrency)!.rps;
-  const paired = pairedJson(slicesOf, concurrency);
+  const paired = pairedJson(jsonSlices, concurrency);
   const floorVerdicts = [...judgeJsonFloor(rows, concurrency), ...judge(rows, concurrency, "floor")];
   const meteringVerdicts = judgeMetering(rows, concurrency);
   const result = {
@@ -445,8 +443,7 @@ export function pairedJson(slices: (target: BenchRow["target"]) => number[], hig
   const pairs: [string, BenchRow["target"], BenchRow["target"]][] = [
     ...PROXY_VARIANTS.map((v): [string, BenchRow["target"], BenchRow["target"]] => [`json (c=${high}): ${v} [${VARIANT_NOTE[v]}] / pass-through`, v, "pass-through"]),
     [`json (c=${high}): json-floor / pass-through`, "json-floor", "pass-through"],
-    [`json (c=${high}): edgefleet-sink [metering on, Queue stand-in] / edgefleet-off`, "edgefleet-sink", "edgefleet-off"],
-    [`json (c=${high}): edgefleet [metering on, local Queue] / edgefleet-off`, "edgefleet", "edgefleet-off"],
+    ...(["edgefleet-sink", "edgefleet"] as const).map((v): [string, BenchRow["target"], BenchRow["target"]] => [`json (c=${high}): ${v} [${VARIANT_NOTE[v]}] / edgefleet-off`, v, "edgefleet-off"]),
   ];
   return pairs.map(([comparison, a, b]) => {
     const x = slices(a);
