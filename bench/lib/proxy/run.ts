@@ -88,8 +88,10 @@ function b64(text) {
   return { base64: btoa(s), bytes: bytes.length };
 }
 function wire(m) {
-  // The proxy sends "json"; "text" is the other type a usage event could take.
+  // The proxy sends "json"; "text" is the other type a usage event could take. "bytes" and
+  // "v8" (which the binding also takes) are not modelled: refused, never sent as JSON.
   const type = m.contentType ?? "json";
+  if (type !== "json" && type !== "text") throw new TypeError("Queue stand-in: content type not modelled: " + type);
   const { base64, bytes } = b64(type === "text" ? String(m.body) : JSON.stringify(m.body));
   return { bytes, json: { body: base64, contentType: type } };
 }
