@@ -80,10 +80,28 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect([json.status, sse.status]).toEqual([200, 200]);
   const ids = [json.headers.get("edgefleet-request-id")!, sse.headers.get("edgefleet-request-id")!];
 
+  // A streamed Opus call the client abandons after the first text: its event says so, the
+  // ledger keeps why, and the report marks its line (its output count is a lower bound).
+  const long = messageEvents(Array.from({ length: 40 }, (_, i) => `w${i} `), { input_tokens: 40, output_tokens: 400, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+  (long[0]!.data as { message: { model: string } }).message.model = "claude-opus-4-5";
+  fake.enqueue({ kind: "sse", events: long, before: (i) => (i < 4 ? Promise.resolve() : sleep(50)) });
+  const leave = new AbortController();
+  const cut = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-opus-4-5","max_tokens":500,"stream":true}', signal: leave.signal });
+  const reader = cut.body!.getReader();
+  let cutText = "";
+  for (const dec = new TextDecoder(); !cutText.includes("content_block_delta"); ) {
+    const r = await reader.read();
+    if (r.done) break;
+    cutText += dec.decode(r.value, { stream: true });
+  }
+  leave.abort();
+  expect(cutText).toContain("content_block_delta");
+  ids.push(cut.headers.get("edgefleet-request-id")!);
+
   // D1: one row per call, priced by the table (the dated ids fall back to their base model).
   const rows = await until(
     async () => (await db.prepare("SELECT * FROM calls ORDER BY model").all<Record<string, unknown>>()).results,
-    (r) => r.length >= 2,
+    (r) => r.length >= 3,
   );
   const prices = loadMeteringOrThrow("fleet").prices;
   const sonnetCost = costMicros(tokensOf(usage), lookupPrice(prices, "claude-sonnet-4-5-20250929").price);
@@ -92,8 +110,11 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(sonnetCost).toBe(46_350);
   // 40x1 + 12x5.
   expect(haikuCost).toBe(100);
+  // 40x5 + 1x25: message_start's output count, all that was reported before the cut.
+  const opusCost = 225;
   expect(rows).toMatchObject([
-    { request_id: ids[1], tenant, model: "claude-haiku-4-5-20251001", status: 200, input_tokens: 40, output_tokens: 12, cost_micros: haikuCost, priced_as: "claude-haiku-4-5" },
+    { request_id: ids[1], tenant, model: "claude-haiku-4-5-20251001", status: 200, input_tokens: 40, output_tokens: 12, cost_micros: haikuCost, priced_as: "claude-haiku-4-5", ended: null },
+    { request_id: ids[2], tenant, model: "claude-opus-4-5", status: 200, input_tokens: 40, output_tokens: 1, cost_micros: opusCost, ended: "client_closed" },
     {
       request_id: ids[0],
       tenant,
@@ -106,13 +127,15 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
       cost_micros: sonnetCost,
       priced_as: "claude-sonnet-4-5",
       price_as_of: prices.asOf,
+      ended: null,
     },
   ]);
   const daily = (await db.prepare("SELECT * FROM usage_daily ORDER BY model").all<Record<string, unknown>>()).results;
   const today = new Date().toISOString().slice(0, 10);
   expect(daily).toMatchObject([
-    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, cost_micros: haikuCost, unknown_model_calls: 0 },
-    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, cost_micros: sonnetCost, cache_read_tokens: 50000, unknown_model_calls: 0 },
+    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, cost_micros: haikuCost, unknown_model_calls: 0, cut_calls: 0 },
+    { day: today, tenant, model: "claude-opus-4-5", calls: 1, cost_micros: opusCost, cut_calls: 1 },
+    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, cost_micros: sonnetCost, cache_read_tokens: 50000, unknown_model_calls: 0, cut_calls: 0 },
   ]);
 
   // R2: both bodies of both calls, as sent and as received.
@@ -135,15 +158,19 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(err).toBe("");
   const report = JSON.parse(out) as { lines: Record<string, unknown>[]; total: Record<string, unknown> };
   expect(report.lines).toMatchObject([
-    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, costMicros: haikuCost, costUsd: "0.000100" },
+    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, costMicros: haikuCost, costUsd: "0.000100", cutCalls: 0 },
+    { day: today, tenant, model: "claude-opus-4-5", calls: 1, outputTokens: 1, costMicros: opusCost, cutCalls: 1 },
     { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, inputTokens: 1200, cacheWrite5mTokens: 1000, cacheWrite1hTokens: 2000, cacheReadTokens: 50000, outputTokens: 800, costMicros: sonnetCost, costUsd: "0.046350" },
   ]);
-  expect(report.total).toMatchObject({ calls: 2, costMicros: sonnetCost + haikuCost });
+  const dayCost = sonnetCost + haikuCost + opusCost;
+  expect(report.total).toMatchObject({ calls: 3, costMicros: dayCost, cutCalls: 1 });
   // Budget used: the tenant's cost that day over its daily budget, on each of its lines.
-  for (const l of report.lines) expect(l).toMatchObject({ tenantDayCostMicros: sonnetCost + haikuCost, dailyBudgetMicros: 10_000_000, dailyBudgetUsed: (sonnetCost + haikuCost) / 10_000_000 });
+  for (const l of report.lines) expect(l).toMatchObject({ tenantDayCostMicros: dayCost, dailyBudgetMicros: 10_000_000, dailyBudgetUsed: dayCost / 10_000_000 });
   out = "";
   expect(await runUsage(["--persist", ledgerDir, "--tenants-persist", join(dir, "proxy"), "--days", "1"], io)).toBe(USAGE_EXIT.ok);
   expect(out).toContain(tenant);
   expect(out).toContain("0.046350");
+  expect(out).toContain("claude-opus-4-5 (*)");
+  expect(out).toMatch(/\(\*\) 1 call\(s\) were streams cut short/);
   expect(logs.filter((l) => l.includes("usage_event_not_sent") || l.includes("archive_write_failed"))).toEqual([]);
 });

@@ -85,13 +85,17 @@ describe("npm run d1-migrations", { timeout: 120_000 }, () => {
     expect(first.out).toContain("edgefleet-usage: applied (workers/usage-ledger/migrations)");
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(["calls", "d1_migrations", "usage_daily"]));
-    const applied = () => db.prepare("SELECT name FROM d1_migrations").all().map((r) => r.name);
-    expect(applied()).toEqual(readdirSync(join(LEDGER, "migrations")).filter((f) => f.endsWith(".sql")));
+    const applied = () => db.prepare("SELECT name FROM d1_migrations ORDER BY id").all().map((r) => r.name);
+    const files = readdirSync(join(LEDGER, "migrations")).filter((f) => f.endsWith(".sql")).sort();
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    expect(applied()).toEqual(files);
+    // Every file's columns are there (0002 adds calls.ended and usage_daily.cut_calls).
+    expect(db.prepare("SELECT name FROM pragma_table_info('usage_daily')").all().map((r) => r.name)).toContain("cut_calls");
     // Again: wrangler finds nothing left to apply.
     const second = await run(["--skip-missing"], { ids: { "edgefleet-usage": ID } });
     expect(second.code).toBe(D1_EXIT.ok);
     expect(second.out).toContain("No migrations to apply");
-    expect(applied()).toHaveLength(1);
+    expect(applied()).toEqual(files);
     expect(leftovers()).toEqual([]);
   });
 

@@ -9,6 +9,13 @@ import { z } from "zod";
  * only keeps a corrupt or hostile event from reaching the ledger's sums. */
 export const MAX_TOKENS_PER_CALL = 100_000_000;
 
+/** Why a streamed answer ended before its final usage (the proxy's relay, forward.ts):
+ *  the client left, the upstream broke, or the upstream went silent. Such a call's
+ *  output_tokens are what the stream reported before the cut (Anthropic reports a
+ *  stream's output in its final message_delta), so they count less than was generated. */
+export const STREAM_ENDS = ["client_closed", "stream_interrupted", "stream_idle_timeout"] as const;
+export type StreamEnd = (typeof STREAM_ENDS)[number];
+
 const Count = z.number().int().nonnegative().max(MAX_TOKENS_PER_CALL);
 
 export const UsageSchema = z.looseObject({
@@ -35,6 +42,10 @@ export const UsageEventSchema = z.strictObject({
   /** The HTTP status the client received. */
   status: z.number().int().min(100).max(599),
   usage: UsageSchema,
+  /** Present only for a stream cut short (STREAM_ENDS): its output_tokens are a lower
+   *  bound. Added 2026-11-28 within v1 (optional): the ledger records it in calls.ended
+   *  and counts such calls in usage_daily.cut_calls (migration 0002). */
+  ended: z.enum(STREAM_ENDS).optional(),
 });
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;

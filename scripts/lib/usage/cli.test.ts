@@ -3,7 +3,7 @@
 // loopback fakes of the Cloudflare D1 query and KV APIs read by the real SDK: the same
 // numbers and budgets either way, in table, JSON, CSV and HTML; errors exit with meaning
 // and never print the token.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -169,10 +169,10 @@ describe("npm run usage --local", () => {
     const lines = r.out.split("\r\n");
     expect(lines[0]).toBe(
       "day,tenant,model,calls,input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,cache_hit_rate,cost_micros,cost_usd,unknown_model_calls," +
-        "tenant_day_cost_micros,daily_budget_micros,daily_budget_used,month_to_date_cost_micros,monthly_budget_micros,monthly_budget_used",
+        "tenant_day_cost_micros,daily_budget_micros,daily_budget_used,month_to_date_cost_micros,monthly_budget_micros,monthly_budget_used,cut_calls",
     );
     const mtd = 36_150 + (yesterday.slice(0, 7) === today.slice(0, 7) ? 600 : 0);
-    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0,36150,50000,0.723000,${mtd},1000000,${(mtd / 1e6).toFixed(6)}`);
+    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0,36150,50000,0.723000,${mtd},1000000,${(mtd / 1e6).toFixed(6)},0`);
     expect(lines.slice(2)).toEqual([""]);
   });
 
@@ -223,7 +223,12 @@ describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
     await api.start();
     for (const t of TENANT_RECORDS) kvFake.store.set(t.key, { value: JSON.stringify(t.value), metadata: t.metadata ? t.value : null });
     const db = fake.addDatabase("db-uuid");
-    for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, "0001_calls_and_daily_usage.sql"), "utf8"))) db.exec(s);
+    for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort()) {
+      for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, f), "utf8"))) db.exec(s);
+    }
+    // A database migrated only to 0001 (before cut_calls).
+    const old = fake.addDatabase("db-old");
+    for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, "0001_calls_and_daily_usage.sql"), "utf8"))) old.exec(s);
     const cols = Object.keys(rollups[0]!);
     const ins = db.prepare(`INSERT INTO usage_daily (${cols.join(",")}) VALUES (${cols.map(() => "?").join(",")})`);
     for (const r of rollups) ins.run(...(cols.map((c) => r[c]) as (string | number)[]));
@@ -274,6 +279,13 @@ describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
     expect(missing.code).toBe(USAGE_EXIT.failed);
     expect(missing.err).toMatch(/404: 7404/);
     for (const r of [bad, missing]) expect(r.out + r.err).not.toContain(token);
+  });
+
+  it("says to apply the migrations when the deployed ledger's schema is older than the report", async () => {
+    const r = await run(["--remote", "--database-id", "db-old"], env());
+    expect(r.code).toBe(USAGE_EXIT.failed);
+    expect(r.err).toMatch(/no such column: cut_calls.*the ledger's schema is older than this report: apply its migrations, `npm run d1-migrations`/);
+    expect(r.out + r.err).not.toContain(token);
   });
 
   it("exits 2 naming what --remote is missing", async () => {

@@ -200,7 +200,12 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
     if (!budgets.available && o.budgets) io.err(`usage: budget used shows "-": ${budgets.reason}\n`);
     text = o.json ? renderJson(report) : o.csv ? renderCsv(report) : o.html ? renderHtml(report, { generated: now.toISOString() }) : renderTable(report);
   } catch (e) {
-    io.err(`usage: cannot read ${source.where}: ${describe(e)}\n`);
+    const why = describe(e);
+    // A ledger whose schema predates a column the report reads (migration 0002's cut_calls).
+    const hint = /no such column/i.test(why)
+      ? " (the ledger's schema is older than this report: apply its migrations, `npm run d1-migrations` for a deployed fleet; a local ledger is migrated when `npm run dev:proxy` starts)"
+      : "";
+    io.err(`usage: cannot read ${source.where}: ${why}${hint}\n`);
     return USAGE_EXIT.failed;
   } finally {
     await source.close();

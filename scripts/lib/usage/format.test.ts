@@ -53,6 +53,7 @@ describe("CSV", () => {
     expect(head).toEqual([
       "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
       "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
+      "cut_calls",
     ]);
     expect(body).toHaveLength(HOSTILE.length + 1);
     for (const r of body) expect(r).toHaveLength(head!.length);
@@ -63,11 +64,11 @@ describe("CSV", () => {
     expect(tenants).toContain("'-2");
     expect(tenants).toContain("'@x");
     expect(tenants).toContain("'\tt");
-    expect(body.find((r) => r[2] === `x,"y"`)).toEqual(["2026-11-01", "plain", `x,"y"`, "1", "0", "0", "0", "0", "0", "", "500", "0.000500", "0", "500", "4000", "0.125000", "500", "10000", "0.050000"]);
+    expect(body.find((r) => r[2] === `x,"y"`)).toEqual(["2026-11-01", "plain", `x,"y"`, "1", "0", "0", "0", "0", "0", "", "500", "0.000500", "0", "500", "4000", "0.125000", "500", "10000", "0.050000", "0"]);
     const plain = body.find((r) => r[1] === "plain" && r[0] === "2026-11-02")!;
-    expect(plain.slice(9)).toEqual(["0.750000", "1006", "0.001006", "0", "1006", "4000", "0.251500", "1506", "10000", "0.150600"]);
+    expect(plain.slice(9)).toEqual(["0.750000", "1006", "0.001006", "0", "1006", "4000", "0.251500", "1506", "10000", "0.150600", "0"]);
     // No budget: empty cells, not zeros.
-    expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", ""]);
+    expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", "", "0"]);
   });
 });
 
@@ -77,10 +78,10 @@ describe("JSON", () => {
     expect(Object.keys(j)).toEqual(["version", "filter", "source", "budgets", "lines", "total"]);
     expect(j.version).toBe(1);
     expect(Object.keys(j.lines[0])).toEqual([
-      "day", "tenant", "model", "calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls",
+      "day", "tenant", "model", "calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls",
       "tenantDayCostMicros", "monthToDateCostMicros", "dailyBudgetMicros", "dailyBudgetUsed", "monthlyBudgetMicros", "monthlyBudgetUsed", "costUsd",
     ]);
-    expect(Object.keys(j.total)).toEqual(["calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "costUsd"]);
+    expect(Object.keys(j.total)).toEqual(["calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls", "costUsd"]);
     expect(Object.keys(j.budgets)).toEqual(["source", "available", "tenants"]);
     expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "plain")).toEqual({ tenant: "plain", name: "P", dailyBudgetMicros: 4000, monthlyBudgetMicros: 10_000 });
     expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "+1")).toEqual({ tenant: "+1", name: null, dailyBudgetMicros: null, monthlyBudgetMicros: null, note: "no tenant record with this id" });
@@ -105,5 +106,28 @@ describe("table", () => {
     expect(t).toMatch(/budget used: - for tenant \+1: no tenant record with this id/);
     const none = renderTable(await report({ available: false, source: null, reason: "no tenant state here" }));
     expect(none).toMatch(/budget used: - for every tenant: no tenant state here/);
+  });
+});
+
+describe("streams cut short (usage_daily.cut_calls)", () => {
+  it("marks the lines that hold them, counts them in every format and says their cost is a lower bound", async () => {
+    const rows = [
+      { day: "2026-11-02", tenant: "plain", model: "m-cut", calls: 5, cost: 900, output: 40, cut: 2 },
+      { day: "2026-11-02", tenant: "plain", model: "m-whole", calls: 3, cost: 700, output: 90 },
+    ];
+    const r = await usageReport(rollupSource(rows), FILTER, budgets);
+    expect(r.lines.map((l) => [l.model, l.cutCalls])).toEqual([["m-cut", 2], ["m-whole", 0]]);
+    expect(r.total.cutCalls).toBe(2);
+    const t = renderTable(r);
+    expect(t).toMatch(/│ m-cut \(\*\)\s+│/);
+    expect(t).toMatch(/│ m-whole\s+│/);
+    expect(t).toMatch(/\(\*\) 2 call\(s\) were streams cut short .* a lower bound/);
+    expect(renderTable(await report())).not.toMatch(/\(\*\)/);
+    const csv = renderCsv(r).split("\r\n");
+    expect(csv[1]!.endsWith(",2")).toBe(true);
+    expect(csv[2]!.endsWith(",0")).toBe(true);
+    const j = JSON.parse(renderJson(r));
+    expect(j.lines.map((l: { cutCalls: number }) => l.cutCalls)).toEqual([2, 0]);
+    expect(j.total.cutCalls).toBe(2);
   });
 });

@@ -28,7 +28,7 @@ export function renderTable(r: UsageReport): string {
   const row = (l: UsageTotals, day: string, tenant: string, model: string, budget: [string, string]) => [
     day,
     printable(tenant),
-    printable(l.unknownModelCalls > 0 ? `${model} (!)` : model),
+    printable(modelMarks(model, l)),
     int(l.calls),
     int(l.inputTokens),
     int(l.cacheWrite5mTokens),
@@ -49,7 +49,19 @@ export function renderTable(r: UsageReport): string {
   if (r.total.unknownModelCalls > 0) {
     notes.push(`(!) ${r.total.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.`);
   }
+  if (r.total.cutCalls > 0) notes.push(cutNote(r.total.cutCalls));
   return `${t.toString()}\n${notes.join("\n")}\n`;
+}
+
+/** A line's model with its marks: (!) priced by the unknown-model rule, (*) some calls
+ *  were streams cut short (lower-bound cost). */
+export function modelMarks(model: string, l: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">): string {
+  return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "");
+}
+
+/** The note under a report with streams cut short (table and HTML). */
+export function cutNote(n: number): string {
+  return `(*) ${n} call(s) were streams cut short (the client left, or the upstream broke or went silent): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`;
 }
 
 /** Version of the JSON shape: bumped when a field is renamed or removed (added ones keep it). */
@@ -64,6 +76,7 @@ export function renderJson(r: UsageReport): string {
 const CSV_HEAD = [
   "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
   "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
+  "cut_calls",
 ];
 
 /** A CSV field: quoted when it holds a comma, quote or line break; a leading =, +, - or @
@@ -82,6 +95,7 @@ export function renderCsv(r: UsageReport): string {
     const cells: (string | number)[] = [
       l.day, l.tenant, l.model, l.calls, l.inputTokens, l.cacheWrite5mTokens, l.cacheWrite1hTokens, l.cacheReadTokens, l.outputTokens, fraction(l.cacheHitRate), l.costMicros, dollars(l.costMicros), l.unknownModelCalls,
       l.tenantDayCostMicros, orEmpty(l.dailyBudgetMicros), fraction(l.dailyBudgetUsed), l.monthToDateCostMicros, orEmpty(l.monthlyBudgetMicros), fraction(l.monthlyBudgetUsed),
+      l.cutCalls,
     ];
     lines.push(cells.map((v) => csvField(String(v))).join(","));
   }

@@ -37,7 +37,7 @@ const FILTER = { from: "2026-10-29", to: "2026-11-02" };
 const ROWS: Rollup[] = [
   { day: "2026-10-29", tenant: "acme", model: "claude-sonnet-4-5", cost: 40_000, input: 1000, read: 9000, w5: 0, output: 10 },
   { day: "2026-10-29", tenant: EVIL_TENANT, model: EVIL_MODEL, cost: 12_500, input: 500, read: 500, output: 10, unknown: 1 },
-  { day: "2026-10-30", tenant: "acme", model: "claude-sonnet-4-5", cost: 20_000, input: 2000, read: 2000, output: 10 },
+  { day: "2026-10-30", tenant: "acme", model: "claude-sonnet-4-5", cost: 20_000, input: 2000, read: 2000, output: 10, cut: 1 },
   { day: "2026-10-30", tenant: "acme", model: "claude-haiku-4-5", cost: 5_000, input: 0, read: 0, output: 100 }, // no prompt tokens
   { day: "2026-10-30", tenant: EVIL_TENANT_2, model: "claude-haiku-4-5", cost: 7_777, input: 100, w1: 100, read: 800, output: 1 },
   // 2026-10-31: nothing at all
@@ -69,6 +69,12 @@ describe("usage page (no browser)", () => {
     expect(html).toContain("&lt;img src=x onerror=&quot;document.title=&#39;pwned&#39;&quot;&gt;");
     expect(html).toContain("&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;&amp;amp;");
     expect(html).toContain(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`);
+  });
+
+  it("marks a line with streams cut short and says their cost is a lower bound", () => {
+    expect(html).toContain(`<tr data-day="2026-10-30" data-tenant="acme" data-model="claude-sonnet-4-5"><td class="text day">2026-10-30</td><td class="text">acme</td><td class="text">claude-sonnet-4-5 (*)</td>`);
+    expect(html.match(/ \(\*\)<\/td>/g)).toHaveLength(1);
+    expect(html).toMatch(/<p class="note">\(\*\) 1 call\(s\) were streams cut short [^<]* a lower bound [^<]*<\/p>/);
   });
 
   it("draws a bar per day and series with cost, and stacks them to the day's total", () => {
@@ -133,8 +139,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("usage page in headles
     await applyMigrations(db, MIGRATIONS_DIR);
     for (const r of ROWS) {
       await db
-        .prepare("INSERT INTO usage_daily VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-        .bind(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0)
+        .prepare("INSERT INTO usage_daily VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bind(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0)
         .run();
     }
     await mf.dispose();

@@ -5,7 +5,7 @@
 // (stacked bars) and cache hit rate per day (a line per tenant and one for all tenants),
 // then budget use per tenant and day, and every line of the report.
 import { escapeHtml } from "../verify/html.ts";
-import { budgetNotes, pct } from "./format.ts";
+import { budgetNotes, cutNote, modelMarks, pct } from "./format.ts";
 import { dollars, hitRate, type UsageLine, type UsageReport } from "./report.ts";
 
 /** Tenants drawn as their own series; the rest are summed into "other tenants". */
@@ -214,7 +214,7 @@ const COLUMNS: [string, (l: UsageLine) => string][] = [
 function linesTable(r: UsageReport): string {
   const head = ["day", "tenant", "model", "calls", "input", "cache write 5m", "cache write 1h", "cache read", "output", "cache hit", "cost USD", "budget day", "budget month"];
   const rows = r.lines.map((l) => {
-    const model = l.unknownModelCalls > 0 ? `${l.model} (!)` : l.model;
+    const model = modelMarks(l.model, l);
     const cells = COLUMNS.map(([k, f]) => `<td data-col="${k}">${e(f(l))}</td>`).join("");
     return `<tr data-day="${e(l.day)}" data-tenant="${e(l.tenant)}" data-model="${e(l.model)}"><td class="text day">${e(l.day)}</td><td class="text">${e(l.tenant)}</td><td class="text">${e(model)}</td>${cells}</tr>`;
   });
@@ -265,6 +265,7 @@ export function renderHtml(r: UsageReport, meta: { generated: string }): string 
   const filter = [`${r.filter.from} to ${r.filter.to}`, r.filter.tenant !== undefined ? `tenant ${r.filter.tenant}` : "", r.filter.model !== undefined ? `model ${r.filter.model}` : ""].filter((x) => x !== "").join(" · ");
   const unknown =
     t.unknownModelCalls > 0 ? `<p class="note">(!) ${t.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.</p>` : "";
+  const cut = t.cutCalls > 0 ? `<p class="note">${e(cutNote(t.cutCalls))}</p>` : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -274,7 +275,7 @@ export function renderHtml(r: UsageReport, meta: { generated: string }): string 
 <h1>edgefleet usage and cost</h1>
 <div class="meta">${e(filter)} &middot; from ${e(r.source)} &middot; generated ${e(meta.generated)}</div>
 <div class="summary">${cards}</div>
-${unknown}
+${unknown}${cut}
 <h2>Cost per UTC day per tenant</h2>
 ${costChart(r, days, series)}
 ${legend(series, false)}

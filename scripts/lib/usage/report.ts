@@ -33,6 +33,7 @@ const RollupRow = z.object({
   output_tokens: Int,
   cost_micros: Int,
   unknown_model_calls: Int,
+  cut_calls: Int,
 });
 
 export interface UsageLine {
@@ -50,6 +51,9 @@ export interface UsageLine {
   costMicros: number;
   /** Calls priced by the unknown-model rule (the table's ceiling): add the model's price. */
   unknownModelCalls: number;
+  /** Streams cut short (the client left, the upstream broke or went silent): their output
+   *  tokens, and so the cost, count what the stream reported before the cut (migration 0002). */
+  cutCalls: number;
   // Budget used: the TENANT's, for the whole UTC day / month (all its models, whatever
   // --model says), so every line of a tenant and day carries the same values.
   /** The tenant's cost that UTC day, all models. */
@@ -99,7 +103,7 @@ export function buildQuery(f: UsageFilter): { sql: string; params: string[] } {
     params.push(f.model);
   }
   return {
-    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model`,
+    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model`,
     params,
   };
 }
@@ -183,6 +187,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       cacheHitRate: hitRate(d.input_tokens, d.cache_write_5m_tokens, d.cache_write_1h_tokens, d.cache_read_tokens),
       costMicros: d.cost_micros,
       unknownModelCalls: d.unknown_model_calls,
+      cutCalls: d.cut_calls,
       tenantDayCostMicros,
       monthToDateCostMicros,
       dailyBudgetMicros,
@@ -191,7 +196,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       monthlyBudgetUsed: ratio(monthToDateCostMicros, monthlyBudgetMicros),
     };
   });
-  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls") => lines.reduce((n, l) => n + l[k], 0);
+  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls") => lines.reduce((n, l) => n + l[k], 0);
   const total: UsageTotals = {
     calls: sum("calls"),
     inputTokens: sum("inputTokens"),
@@ -202,6 +207,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
     cacheHitRate: null,
     costMicros: sum("costMicros"),
     unknownModelCalls: sum("unknownModelCalls"),
+    cutCalls: sum("cutCalls"),
   };
   total.cacheHitRate = hitRate(total.inputTokens, total.cacheWrite5mTokens, total.cacheWrite1hTokens, total.cacheReadTokens);
   return { filter, source: source.where, lines, total, budgets: summarise(budgets, lines) };

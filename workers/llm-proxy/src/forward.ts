@@ -8,6 +8,7 @@
 // no second stream and no work after the response.
 import type { Config } from "./config.ts";
 import { sseErrorEvent } from "./errors.ts";
+import type { StreamEnd } from "../../shared/usage-event.ts";
 import { SseUsageScanner, type Usage } from "./usage.ts";
 
 export interface Upstreamed {
@@ -367,6 +368,8 @@ export interface Relayed {
   usage: Usage;
   /** The upstream or the client broke the stream before its end, or it went silent. */
   interrupted: boolean;
+  /** Which of those (set exactly when `interrupted`). */
+  ended?: StreamEnd;
 }
 
 export interface RelayOptions {
@@ -491,8 +494,9 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     if ((upstreamFailed || clientGone || idle) && scanner.usage.errorType === "") {
       scanner.usage.errorType = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : "client_closed";
     }
+    const ended: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : undefined;
     try {
-      onDone({ usage: scanner.usage, interrupted: upstreamFailed || clientGone || idle });
+      onDone({ usage: scanner.usage, interrupted: ended !== undefined, ...(ended !== undefined ? { ended } : {}) });
     } finally {
       if (clientGone) await w.abort().catch(() => {});
       else await w.close().catch(() => {});

@@ -202,11 +202,11 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, interrupted }) => {
+  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, interrupted, ended }) => {
     try {
       settle(usage, interrupted);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, interrupted);
+      meter?.done(res.status, usage, ended);
     } finally {
       finished();
     }

@@ -15,7 +15,7 @@
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
-import type { UsageEvent } from "../../shared/usage-event.ts";
+import type { StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
@@ -42,8 +42,9 @@ export function billable(route: string, u: Usage): boolean {
 }
 
 /** The v1 usage event of a call (Anthropic's Usage shape, with the TTL split when the
- *  upstream sent one; without it the ledger prices cache writes at the 1-hour rate). */
-export function usageEvent(call: { requestId: string; tenant: string; status: number; ts: number }, u: Usage): UsageEvent {
+ *  upstream sent one; without it the ledger prices cache writes at the 1-hour rate), and
+ *  for a stream cut short why it ended (`ended`: its output tokens are a lower bound). */
+export function usageEvent(call: { requestId: string; tenant: string; status: number; ts: number }, u: Usage, ended?: StreamEnd): UsageEvent {
   const usage: UsageEvent["usage"] = {
     input_tokens: count(u.inputTokens),
     output_tokens: count(u.outputTokens),
@@ -61,6 +62,7 @@ export function usageEvent(call: { requestId: string; tenant: string; status: nu
     ts: Math.floor(call.ts),
     status: call.status,
     usage,
+    ...(ended !== undefined ? { ended } : {}),
   };
 }
 
@@ -137,13 +139,13 @@ export class CallMeter {
     return archiveResponseStream(this.archive, stream, status, contentType, ended);
   }
 
-  /** The call's answer is complete (or the stream ended early: `interrupted`, with the
-   *  usage seen so far): sends its usage event if it is billable. Once per call. */
-  done(status: number, usage: Usage, interrupted = false): void {
-    this.streamEnded?.({ complete: !interrupted, why: interrupted ? usage.errorType || "interrupted" : "" });
+  /** The call's answer is complete (or the stream ended early, `ended` saying why, with
+   *  the usage seen so far): sends its usage event if it is billable. Once per call. */
+  done(status: number, usage: Usage, ended?: StreamEnd): void {
+    this.streamEnded?.({ complete: ended === undefined, why: ended ?? "" });
     if (this.sent || !billable(this.call.route, usage)) return;
     this.sent = true;
-    const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage);
+    const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage, ended);
     // Sent with the isolate's next batch, BATCH_WAIT_MS later, so never before a JSON
     // answer's Response is returned (its done() runs first). Never the call's failure;
     // logged with ids only (the ledger will lack this call).

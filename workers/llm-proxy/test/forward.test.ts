@@ -174,6 +174,8 @@ describe("the forward path", () => {
       const p = await pointFor(h, r.headers.get("edgefleet-request-id")!);
       expect(p.blobs[4]).toBe("stream_idle_timeout");
       expect(p.doubles[1]).toBe(31);
+      // Its usage event says the output count is what the stream reported before the cut.
+      expect(await h.eventFor(r.headers.get("edgefleet-request-id")!)).toMatchObject({ ended: "stream_idle_timeout", usage: { input_tokens: 31, output_tokens: 1 } });
     });
 
     it("a retry-after that would pass RETRY_DEADLINE_MS is not waited for: the answer goes out with x-should-retry: false", async () => {

@@ -79,6 +79,8 @@ describe("usage events (METERING on, the default)", () => {
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(UsageEventSchema.safeParse(e).success).toBe(true);
     expect(e.usage).toEqual(split);
+    // A stream that ended normally is not marked as cut.
+    expect(e).not.toHaveProperty("ended");
   });
 
   it("sends nothing for count_tokens, /v1/models, refusals, upstream errors without usage, or no upstream answer", async () => {
@@ -108,8 +110,20 @@ describe("usage events (METERING on, the default)", () => {
     await probe.closed;
     const e = await h.eventFor(requestId);
     expect(UsageEventSchema.safeParse(e).success).toBe(true);
-    // message_start's counts (its output_tokens is 1); the final delta never came.
-    expect(e).toMatchObject({ status: 200, usage: { ...split, output_tokens: 1 } });
+    // message_start's counts (its output_tokens is 1); the final delta never came, and
+    // the event says so: its output count is a lower bound.
+    expect(e).toMatchObject({ status: 200, usage: { ...split, output_tokens: 1 }, ended: "client_closed" });
+  });
+
+  it("a stream the upstream breaks sends the usage seen so far, marked stream_interrupted; a JSON call is never marked", async () => {
+    h.fake.enqueue({ kind: "sse", events: messageEvents(["one", "two", "three"], split as never), resetAfter: 4 });
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(r.text).toContain("upstream stream interrupted");
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(UsageEventSchema.safeParse(e).success).toBe(true);
+    expect(e).toMatchObject({ ended: "stream_interrupted", usage: { output_tokens: 1 } });
+    const j = await h.call("/v1/messages", { key, body: "{}" });
+    expect(await h.eventFor(j.headers.get("edgefleet-request-id")!)).not.toHaveProperty("ended");
   });
 
 });

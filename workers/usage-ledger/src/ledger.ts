@@ -12,16 +12,16 @@ export function utcDay(ts: number): string {
 }
 
 const INSERT_CALL = `INSERT INTO calls (request_id, ts, day, tenant, model, status, input_tokens, cache_write_5m_tokens,
-  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at, ended)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
 ON CONFLICT (request_id) DO NOTHING`;
 
 // Adds the call to its day only if this delivery inserted it: a redelivery's INSERT did
 // nothing, so the row's ingest_id is the first delivery's and this selects no row.
 const ADD_TO_DAY = `INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens,
-  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls)
+  cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls)
 SELECT day, tenant, model, 1, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
-  output_tokens, cost_micros, priced_as = '${UNKNOWN_MODEL}'
+  output_tokens, cost_micros, priced_as = '${UNKNOWN_MODEL}', ended IS NOT NULL
 FROM calls WHERE request_id = ?1 AND ingest_id = ?2
 ON CONFLICT (day, tenant, model) DO UPDATE SET
   calls = calls + excluded.calls,
@@ -31,7 +31,8 @@ ON CONFLICT (day, tenant, model) DO UPDATE SET
   cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
   output_tokens = output_tokens + excluded.output_tokens,
   cost_micros = cost_micros + excluded.cost_micros,
-  unknown_model_calls = unknown_model_calls + excluded.unknown_model_calls`;
+  unknown_model_calls = unknown_model_calls + excluded.unknown_model_calls,
+  cut_calls = cut_calls + excluded.cut_calls`;
 
 /** The two statements that record one event; `ingestId` must be fresh per delivery. */
 export function recordStatements(db: D1Database, e: UsageEvent, prices: PriceTable, ingestId: string, now: number): D1PreparedStatement[] {
@@ -41,7 +42,7 @@ export function recordStatements(db: D1Database, e: UsageEvent, prices: PriceTab
   return [
     db
       .prepare(INSERT_CALL)
-      .bind(e.request_id, e.ts, utcDay(e.ts), e.tenant, e.model, e.status, t.input, t.cacheWrite5m, t.cacheWrite1h, t.cacheRead, t.output, cost, pricedAs, prices.asOf, ingestId, now),
+      .bind(e.request_id, e.ts, utcDay(e.ts), e.tenant, e.model, e.status, t.input, t.cacheWrite5m, t.cacheWrite1h, t.cacheRead, t.output, cost, pricedAs, prices.asOf, ingestId, now, e.ended ?? null),
     db.prepare(ADD_TO_DAY).bind(e.request_id, ingestId),
   ];
 }

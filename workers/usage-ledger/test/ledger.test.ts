@@ -2,7 +2,8 @@
 // rollups with their cost; redeliveries never count twice; what can never be recorded is
 // dead-lettered at once; a write that keeps failing is retried and then dead-lettered by
 // Queues, leaving nothing half-written; retention deletes old calls and keeps rollups.
-import { readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadMeteringOrThrow } from "../../../stacks/model/metering.ts";
@@ -64,6 +65,7 @@ describe("usage ledger", () => {
         output_tokens: 800,
         cost_micros: 46_350,
         unknown_model_calls: 0,
+        cut_calls: 0,
       },
     ]);
     expect(h.deadLetters).toEqual([]);
@@ -78,6 +80,7 @@ describe("usage ledger", () => {
           tenant: ["acme", "globex", "initech"][i % 3],
           model: ["claude-sonnet-4-5", "claude-haiku-4-5-20251001", "claude-opus-4-8"][i % 4 === 0 ? 2 : i % 2],
           ts: now - (i % 3) * DAY - i,
+          ...(i % 7 === 0 ? { ended: (["client_closed", "stream_interrupted", "stream_idle_timeout"] as const)[i % 3] } : {}),
           usage: { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
         }),
       );
@@ -89,13 +92,14 @@ describe("usage ledger", () => {
       .prepare(
         `SELECT day, tenant, model, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
           sum(cache_write_1h_tokens) AS cache_write_1h_tokens, sum(cache_read_tokens) AS cache_read_tokens, sum(output_tokens) AS output_tokens,
-          sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*') AS unknown_model_calls
+          sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*') AS unknown_model_calls, sum(ended IS NOT NULL) AS cut_calls
          FROM calls GROUP BY day, tenant, model ORDER BY day, tenant, model`,
       )
       .all();
     const daily = await h.daily();
     expect(daily).toEqual(sums.results);
     expect(new Set(daily.map((d) => d.day)).size).toBe(3);
+    expect(daily.reduce((n, d) => n + Number(d.cut_calls), 0)).toBe(9);
     // A dated model id is priced and rolled up under the id the upstream reported.
     expect(rows.filter((r) => r.model === "claude-haiku-4-5-20251001").every((r) => r.priced_as === "claude-haiku-4-5")).toBe(true);
     // No split: cache writes are priced as 1-hour writes.
@@ -124,6 +128,24 @@ describe("usage ledger", () => {
     await h.until(() => h.calls(), (r) => r.length === 3);
     const after = await h.daily();
     expect(after.reduce((n, d) => n + Number(d.calls), 0)).toBe(3);
+  });
+
+  it("keeps why a stream was cut short on its row and counts such calls in the day's rollup, once", async () => {
+    const cut = event({ ended: "client_closed", usage: { input_tokens: 500, output_tokens: 1 } });
+    const whole = event({ usage: { input_tokens: 500, output_tokens: 300 } });
+    await h.deliver([{ body: cut, id: "c1" }, { body: whole, id: "w1" }]);
+    // A redelivery of the cut call changes nothing.
+    await h.deliver([{ body: cut, id: "c1", attempts: 2 }]);
+    const rows = await h.calls();
+    expect(rows.find((r) => r.request_id === cut.request_id)).toMatchObject({ ended: "client_closed", output_tokens: 1 });
+    expect(rows.find((r) => r.request_id === whole.request_id)).toMatchObject({ ended: null });
+    expect(await h.daily()).toEqual([expect.objectContaining({ calls: 2, cut_calls: 1, output_tokens: 301 })]);
+    // A reason the schema does not know is refused, not recorded as a complete call.
+    const odd = await h.deliver([{ body: { ...event(), ended: "cancelled" }, id: "o1" }]);
+    expect(odd.explicitAcks).toEqual(["o1"]);
+    await h.until(async () => h.deadLetters.length, (n) => n >= 1);
+    expect(h.deadLetters).toEqual([expect.objectContaining({ ended: "cancelled" })]);
+    expect(await h.calls()).toHaveLength(2);
   });
 
   it("prices a model missing from the table at the table's ceiling and flags it", async () => {
@@ -251,11 +273,51 @@ describe("D1 migrations", () => {
   it("apply once, recorded in wrangler's d1_migrations table", async () => {
     const h = await LedgerHarness.start({ migrate: false });
     try {
-      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(["0001_calls_and_daily_usage.sql"]);
+      const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort();
+      expect(files.slice(0, 2)).toEqual(["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"]);
+      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(files);
       expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual([]);
-      const rows = (await h.db.prepare("SELECT name FROM d1_migrations").all()).results;
-      expect(rows).toEqual([{ name: "0001_calls_and_daily_usage.sql" }]);
+      const rows = (await h.db.prepare("SELECT name FROM d1_migrations ORDER BY id").all()).results;
+      expect(rows).toEqual(files.map((name) => ({ name })));
     } finally {
+      await h.dispose();
+    }
+  });
+
+  it("0002 is additive: rows written before it keep their numbers, and a ledger of before it still writes after it", async () => {
+    const h = await LedgerHarness.start({ migrate: false });
+    const only1 = mkdtempSync(join(tmpdir(), "ledger-0001-"));
+    try {
+      copyFileSync(join(MIGRATIONS_DIR, "0001_calls_and_daily_usage.sql"), join(only1, "0001_calls_and_daily_usage.sql"));
+      expect(await applyMigrations(h.db, only1)).toEqual(["0001_calls_and_daily_usage.sql"]);
+      // The statements of the ledger before 0002 (no `ended`, no cut_calls).
+      const oldInsert = (id: string) =>
+        h.db
+          .prepare(
+            `INSERT INTO calls (request_id, ts, day, tenant, model, status, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at)
+             VALUES (?1, 0, '2026-11-27', 'acme', 'claude-sonnet-4-5', 200, 10, 0, 0, 0, 5, 105, 'claude-sonnet-4-5', '2026-11-27', ?1, 0)`,
+          )
+          .bind(id);
+      const oldRollup = (id: string) =>
+        h.db
+          .prepare(
+            `INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls)
+             SELECT day, tenant, model, 1, input_tokens, 0, 0, 0, output_tokens, cost_micros, 0 FROM calls WHERE request_id = ?1
+             ON CONFLICT (day, tenant, model) DO UPDATE SET calls = calls + 1, cost_micros = cost_micros + excluded.cost_micros`,
+          )
+          .bind(id);
+      await h.db.batch([oldInsert("r1"), oldRollup("r1")]);
+      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(["0002_cut_streams.sql"]);
+      await h.db.batch([oldInsert("r2"), oldRollup("r2")]);
+      expect((await h.db.prepare("SELECT request_id, ended, cost_micros FROM calls ORDER BY request_id").all()).results).toEqual([
+        { request_id: "r1", ended: null, cost_micros: 105 },
+        { request_id: "r2", ended: null, cost_micros: 105 },
+      ]);
+      expect((await h.db.prepare("SELECT calls, cost_micros, cut_calls FROM usage_daily").all()).results).toEqual([{ calls: 2, cost_micros: 210, cut_calls: 0 }]);
+      // The column refuses a reason the schema does not know.
+      await expect(h.db.prepare("UPDATE calls SET ended = 'cancelled' WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
+    } finally {
+      rmSync(only1, { recursive: true, force: true });
       await h.dispose();
     }
   });

@@ -3,7 +3,7 @@
 // keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_TOKENS_PER_CALL, UsageEventSchema } from "../../../shared/usage-event.ts";
+import { MAX_TOKENS_PER_CALL, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
 import { archiveKey, Staged } from "../../src/archive.ts";
 import { billable, MAX_TOKENS, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
@@ -30,6 +30,17 @@ describe("the usage event", () => {
     });
     // The ledger reads the same tokens by kind.
     expect(tokensOf(e.usage)).toMatchObject({ input: 1200, cacheWrite5m: 1000, cacheWrite1h: 2000, cacheRead: 50000, output: 800 });
+  });
+
+  it("says why a stream was cut short (ended), only when it was, with a reason the ledger's schema takes", () => {
+    const u = { ...emptyUsage(), model: "claude-opus-4-5", inputTokens: 40, outputTokens: 1 };
+    expect(usageEvent(call, u)).not.toHaveProperty("ended");
+    for (const why of STREAM_ENDS) {
+      const e = usageEvent(call, u, why);
+      expect(e.ended).toBe(why);
+      expect(UsageEventSchema.parse(e)).toEqual(e);
+    }
+    expect(UsageEventSchema.safeParse({ ...usageEvent(call, u), ended: "done" }).success).toBe(false);
   });
 
   it("leaves the split out when the upstream sent none (the ledger then prices writes at the 1-hour rate)", () => {
