@@ -4,7 +4,7 @@
 // resource code is mocked away.
 import type * as pulumi from "@pulumi/pulumi";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -207,6 +207,15 @@ describe("the Pulumi program under mocks", () => {
     // (A URN names its parent's type, not the whole chain.)
     expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.router}$${TYPES.worker}::edgefleet-router`);
     expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.worker}$${TYPES.workersScript}::edgefleet-router/script`);
+  });
+
+  it("has the URNs that docs/metering.md tells an operator to target before the first deploy", () => {
+    // `pulumi up --target '<urn>'` (docs/metering.md, "The first deploy"): the stack there is
+    // prod, here test; a URN that no longer matches the program would target nothing.
+    const doc = readFileSync(new URL("../docs/metering.md", import.meta.url), "utf8");
+    const targets = [...doc.matchAll(/--target '(urn:pulumi:prod::[^']+)'/g)].map((m) => m[1]!.replace("urn:pulumi:prod::", "urn:pulumi:test::"));
+    expect(targets).toHaveLength(2);
+    for (const t of targets) expect(urns).toContain(t);
   });
 
   it("registers no two resources under one URN", () => {
