@@ -366,7 +366,8 @@ async function passOn(res: Response, retries: number, exhausted: boolean, bodyTi
 
 export interface Relayed {
   usage: Usage;
-  /** The upstream or the client broke the stream before its end, or it went silent. */
+  /** The stream ended without its final usage: the upstream or the client broke it, it
+   *  went silent, or the upstream sent an error event after message_start. */
   interrupted: boolean;
   /** Which of those (set exactly when `interrupted`). */
   ended?: StreamEnd;
@@ -494,7 +495,10 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     if ((upstreamFailed || clientGone || idle) && scanner.usage.errorType === "") {
       scanner.usage.errorType = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : "client_closed";
     }
-    const ended: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : undefined;
+    // A stream that started a message and then carried an error event instead of its final
+    // usage (a mid-stream overloaded_error, say) lacks its output count as much as a cut one.
+    const upstreamError = scanner.started && !scanner.final && scanner.usage.errorType !== "";
+    const ended: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : upstreamError ? "upstream_error" : undefined;
     try {
       onDone({ usage: scanner.usage, interrupted: ended !== undefined, ...(ended !== undefined ? { ended } : {}) });
     } finally {

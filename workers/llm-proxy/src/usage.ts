@@ -106,6 +106,10 @@ export class SseUsageScanner {
   private restBytes = 0;
   /** Events skipped because they were bigger than MAX_EVENT_BYTES. */
   oversized = 0;
+  /** A message_start was read: the upstream started a billed message. */
+  started = false;
+  /** A message_delta carrying usage was read: the stream's final output count came. */
+  final = false;
 
   push(chunk: Uint8Array): void {
     const n = chunk.length;
@@ -192,8 +196,10 @@ export class SseUsageScanner {
         const m = d.message as Record<string, unknown> | undefined;
         if (typeof m?.model === "string") this.usage.model = m.model;
         applyUsage(this.usage, m?.usage);
+        this.started = true;
       } else if (event === "message_delta") {
         applyUsage(this.usage, d.usage);
+        if (typeof d.usage === "object" && d.usage !== null) this.final = true;
       } else if (event === "error") {
         const e = d.error as { type?: unknown } | undefined;
         this.usage.errorType = typeof e?.type === "string" ? e.type : "error";

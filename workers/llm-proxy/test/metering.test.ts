@@ -7,7 +7,7 @@
 import type { R2Bucket } from "@cloudflare/workers-types";
 import { describe, expect, it } from "vitest";
 import { UsageEventSchema } from "../../shared/usage-event.ts";
-import { frame, message, messageEvents, MODEL, SseProbe, type SseEvent } from "./fake-anthropic.ts";
+import { frame, message, messageEvents, MODEL, overloadedEvent, SseProbe, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -113,6 +113,22 @@ describe("usage events (METERING on, the default)", () => {
     // message_start's counts (its output_tokens is 1); the final delta never came, and
     // the event says so: its output count is a lower bound.
     expect(e).toMatchObject({ status: 200, usage: { ...split, output_tokens: 1 }, ended: "client_closed" });
+  });
+
+  it("a stream whose upstream sends an error event after message_start, instead of its final usage, is marked upstream_error", async () => {
+    const started = messageEvents(["one", "two"], split as never).slice(0, 4);
+    h.fake.enqueue({ kind: "sse", events: [...started, overloadedEvent], before: (i) => (i === 4 ? sleep(30) : Promise.resolve()) });
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    // Nothing to retry: the client already had the first events; it gets the error event.
+    expect(r.text).toBe([...started, overloadedEvent].map(frame).join(""));
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(UsageEventSchema.safeParse(e).success).toBe(true);
+    expect(e).toMatchObject({ ended: "upstream_error", usage: { input_tokens: split.input_tokens, output_tokens: 1 } });
+    // A stream whose final usage came is complete even when an error event follows it.
+    const whole = messageEvents(["one"], split as never);
+    h.fake.enqueue({ kind: "sse", events: [...whole.slice(0, -1), overloadedEvent] });
+    const w = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(await h.eventFor(w.headers.get("edgefleet-request-id")!)).not.toHaveProperty("ended");
   });
 
   it("a stream the upstream breaks sends the usage seen so far, marked stream_interrupted; a JSON call is never marked", async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadMeteringOrThrow } from "../../../stacks/model/metering.ts";
+import { STREAM_ENDS } from "../../shared/usage-event.ts";
 import { MIGRATIONS_DIR } from "../local/miniflare.ts";
 import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
@@ -80,7 +81,8 @@ describe("usage ledger", () => {
           tenant: ["acme", "globex", "initech"][i % 3],
           model: ["claude-sonnet-4-5", "claude-haiku-4-5-20251001", "claude-opus-4-8"][i % 4 === 0 ? 2 : i % 2],
           ts: now - (i % 3) * DAY - i,
-          ...(i % 7 === 0 ? { ended: (["client_closed", "stream_interrupted", "stream_idle_timeout"] as const)[i % 3] } : {}),
+          // Every reason the schema knows (i = 0, 7, ... 56 covers all four): the column's CHECK takes each.
+          ...(i % 7 === 0 ? { ended: STREAM_ENDS[i % STREAM_ENDS.length] } : {}),
           usage: { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
         }),
       );
@@ -100,6 +102,7 @@ describe("usage ledger", () => {
     expect(daily).toEqual(sums.results);
     expect(new Set(daily.map((d) => d.day)).size).toBe(3);
     expect(daily.reduce((n, d) => n + Number(d.cut_calls), 0)).toBe(9);
+    expect(new Set(rows.map((r) => r.ended).filter((x) => x !== null))).toEqual(new Set(STREAM_ENDS));
     // A dated model id is priced and rolled up under the id the upstream reported.
     expect(rows.filter((r) => r.model === "claude-haiku-4-5-20251001").every((r) => r.priced_as === "claude-haiku-4-5")).toBe(true);
     // No split: cache writes are priced as 1-hour writes.
