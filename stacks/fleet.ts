@@ -64,18 +64,33 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
       opts,
     );
   }
+  // A producer's script waits for the scripts consuming its queues (the desired state's
+  // dependsOn naming another Worker's script, stacks/model/workers.ts queueWaits). Those may
+  // be declared by a later component: the wait is a promise, resolved once every component
+  // exists (with what this stack declares of them; a script in another stack is not waited
+  // for). The components keep the inventory's order, and so their URNs.
+  const ownScripts = new Set(state.workers.map((w) => names.script(w.script)));
+  const waits: { names: string[]; resolve: (rs: pulumi.Resource[]) => void }[] = [];
+  const scriptAfter = (script: string): Promise<pulumi.Resource[]> | undefined => {
+    const r = state.resources.find((x) => x.type === TYPES.workersScript && x.name === names.script(script));
+    const others = (r?.options?.dependsOn ?? []).filter((n) => ownScripts.has(n) && n !== names.script(script));
+    if (others.length === 0) return undefined;
+    return new Promise<pulumi.Resource[]>((resolve) => waits.push({ names: others, resolve }));
+  };
   const workers = new Map<string, Worker>();
   for (const w of state.workers) {
     if (!present(w.script) || isRouterShard(w.script)) continue;
     const d = w.deployment;
+    const after = scriptAfter(w.script);
     workers.set(
       w.script,
       new Worker(
         names.component(w.script),
-        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, archiveRetentionDays: d.archiveRetentionDays, deadLetterRetentionDays: d.deadLetterRetentionDays, zoneIds, declared, include, migrationTag: declareOpts.migrationTag },
+        { accountId: state.accountId, folder: join(workersDir, w.source), script: d.script, canary: d.canary, domains: d.domains, routes: d.routes, secrets: d.secrets, vars: d.vars, kvTitles: d.kvTitles, archiveRetentionDays: d.archiveRetentionDays, deadLetterRetentionDays: d.deadLetterRetentionDays, zoneIds, declared, include, migrationTag: declareOpts.migrationTag, ...(after ? { scriptAfter: after } : {}) },
         opts,
       ),
     );
   }
+  for (const w of waits) w.resolve(w.names.map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined));
   return { zones, declared, router, workers };
 }

@@ -30,6 +30,7 @@ interface Registered {
   custom: boolean;
   /** Input fields the engine received as secrets. */
   secretFields: string[];
+  dependencies: string[];
 }
 
 /** Unwraps Pulumi's secret envelopes, noting the top-level fields that carried one. */
@@ -207,6 +208,23 @@ describe("the Pulumi program under mocks", () => {
     // (A URN names its parent's type, not the whole chain.)
     expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.router}$${TYPES.worker}::edgefleet-router`);
     expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.worker}$${TYPES.workersScript}::edgefleet-router/script`);
+  });
+
+  it("makes each proxy's script depend on the usage ledger's (the consumer of its queue); the components keep the inventory's order", () => {
+    const script = (name: string) => registered.find((r) => r.type === TYPES.workersScript && r.inputs.scriptName === name)!;
+    const ledgerUrn = `urn:pulumi:test::edgefleet::${TYPES.worker}$${TYPES.workersScript}::edgefleet-usage-ledger/script`;
+    expect(urns).toContain(ledgerUrn);
+    for (const p of ["edgefleet-llm-proxy-canary", "edgefleet-llm-proxy-eu", "edgefleet-llm-proxy"]) expect(script(p).dependencies, p).toContain(ledgerUrn);
+    // The ledger's script waits for no proxy, the router's for nobody's script.
+    expect(script("edgefleet-usage-ledger").dependencies.filter((u) => u.includes(`$${TYPES.workersScript}::`))).toEqual([]);
+    expect(script("edgefleet-router").dependencies.filter((u) => u.includes(`$${TYPES.workersScript}::`))).toEqual([]);
+    // The inventory lists the proxies first: their components (and the usage queue the first
+    // of them declares) are still registered first, so no URN moves.
+    const components = registered.filter((r) => r.type === TYPES.worker).map((r) => r.name);
+    expect(components.indexOf("edgefleet-llm-proxy-canary")).toBeLessThan(components.indexOf("edgefleet-usage-ledger"));
+    expect(urns).toContain(`urn:pulumi:test::edgefleet::${TYPES.worker}$${TYPES.queue}::queue/edgefleet-usage`);
+    const queueParent = urns.filter((u) => u.endsWith("::queue/edgefleet-usage"));
+    expect(queueParent).toHaveLength(1);
   });
 
   it("has the URNs that docs/metering.md tells an operator to target before the first deploy", () => {

@@ -56,6 +56,9 @@ export interface WorkerArgs {
   declared?: Declared;
   /** Declare only these of the Worker's resources (a sharded stack declares its part). */
   include?: (r: DesiredResource) => boolean;
+  /** Resources of other components the script must wait for (the scripts consuming its
+   *  queues, declared later: stacks/fleet.ts resolves the promise once they exist). */
+  scriptAfter?: Promise<pulumi.Resource[]>;
   /** Where secrets come from; default new pulumi.Config("edgefleet"). */
   config?: pulumi.Config;
   /** The live script's Durable Object migration tag (stacks/live-migration-tags.ts);
@@ -167,7 +170,9 @@ export class Worker extends pulumi.ComponentResource {
     for (const type of order) {
       for (const r of wanted.filter((x) => x.type === type)) {
         if (declared.has(r.name)) continue;
-        const dependsOn = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
+        const own = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
+        const after = type === TYPES.workersScript ? args.scriptAfter : undefined;
+        const dependsOn: pulumi.Input<pulumi.Input<pulumi.Resource>[]> = after === undefined ? own : after.then((more) => [...own, ...more]);
         const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
         if (type === TYPES.workersScript) inputs.migrations = this.migrations(deployment.script, read.config, args.migrationTag);
         const res = declare(type, r.name, inputs, { parent: this, dependsOn, ...(r.options?.retainOnDelete ? { retainOnDelete: true } : {}) });

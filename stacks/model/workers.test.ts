@@ -10,7 +10,7 @@ import { DEAD_LETTER_PULL } from "./dead-letters.ts";
 import { meteringVars } from "./metering.ts";
 import { deriveDesiredState } from "./desired.ts";
 import { TYPES } from "./names.ts";
-import { validateWorkers, workersBindingSecret, type DesiredWorker } from "./workers.ts";
+import { queueWaits, validateWorkers, workersBindingSecret, type DesiredWorker } from "./workers.ts";
 import { WORKERS_DIR } from "./wrangler.ts";
 
 const ZONES = withZone(`  - name: api.example
@@ -135,6 +135,31 @@ describe("workers: metering (issue 16)", () => {
     expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 3 * * *" }] });
     // Stores are retained when removed from the inventory: they hold data.
     for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);
+  });
+
+  it("makes the proxy's script wait for the ledger's, which consumes its queue (the Pulumi program passes it on)", () => {
+    const state = both();
+    const res = (name: string) => state.resources.find((r) => r.type === TYPES.workersScript && r.name === `${name}/script`)!;
+    expect(res("proxy-main").options?.dependsOn).toEqual(["ledger/script"]);
+    expect(res("ledger").options?.dependsOn).toBeUndefined();
+    expect(res("edgefleet-router").options?.dependsOn).toBeUndefined();
+    // The inventory's order stays: the proxy, listed first, is still derived first.
+    const scripts = state.workers.map((w) => w.script);
+    expect(scripts.indexOf("proxy-main")).toBeLessThan(scripts.indexOf("ledger"));
+  });
+
+  it("queueWaits: a producer waits for every other consumer of its queues, never for itself", () => {
+    const cfg = (produces: string[], consumes: string[]) => ({ queueProducers: produces.map((queue) => ({ binding: "Q", queue })), queueConsumers: consumes.map((queue) => ({ queue })) });
+    const waits = (ws: [string, ReturnType<typeof cfg>][]) => {
+      const m = new Map(ws);
+      return Object.fromEntries(queueWaits(ws.map(([script]) => ({ script })), (d) => m.get(d.script)!));
+    };
+    expect(waits([["p", cfg(["q1", "q2"], [])], ["c2", cfg([], ["q2"])], ["c1", cfg(["q3"], ["q1"])], ["other", cfg([], ["q9"])]])).toEqual({ p: ["c1", "c2"] });
+    expect(waits([["self", cfg(["q"], ["q"])]])).toEqual({});
+    // A cycle: the first in the inventory waits, the wait that would close it is left out
+    // (Pulumi cannot order a cycle; the program would wait forever). Also through a third.
+    expect(waits([["x", cfg(["qy"], ["qx"])], ["y", cfg(["qx"], ["qy"])]])).toEqual({ x: ["y"] });
+    expect(waits([["a", cfg(["qb"], ["qa"])], ["b", cfg(["qc"], ["qb"])], ["c", cfg(["qa"], ["qc"])]])).toEqual({ a: ["b"], b: ["c"] });
   });
 
   it("keeps the ledger's dead-letter queue ledger.dead_letter_retention_days (default 14) and gives it an HTTP pull consumer, and nothing else", () => {

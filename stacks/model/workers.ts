@@ -456,8 +456,14 @@ export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: 
   const resources: DesiredResource[] = [];
   const out: DesiredWorker[] = [];
   const seen = new Set<string>();
+  const configs = new Map<string, WorkerConfig>();
+  const configOf = (d: WorkerDeployment): WorkerConfig => {
+    let c = configs.get(d.source);
+    if (c === undefined) configs.set(d.source, (c = readWorkerConfigOrThrow(d.source, opts.workersDir ?? WORKERS_DIR)));
+    return c;
+  };
   const add = (d: WorkerDeployment, parent?: string) => {
-    const config = readWorkerConfigOrThrow(d.source, opts.workersDir ?? WORKERS_DIR);
+    const config = configOf(d);
     const bundle = bundleWorker(config);
     for (const res of workerResources(d, config, bundle, accountId, zoneId)) {
       // Storage shared by several deployments is declared once.
@@ -486,5 +492,46 @@ export function deriveWorkers(inv: Inventory, accountId: string, zoneId: (zone: 
     for (const d of router) add(d, "router");
   }
   for (const d of workers) add(d);
+  // A producer's script waits for the scripts consuming its queues: in one `pulumi up` the
+  // consumer's new version is live before the producer's, which may send what only the new
+  // consumer reads (a new field of the usage event, say; docs/metering.md). The Pulumi
+  // program passes these to the Worker components (stacks/fleet.ts); the order in which
+  // the components are declared, and so every URN, stays the inventory's.
+  const all = [...router, ...workers];
+  for (const [script, consumers] of queueWaits(all, configOf)) {
+    const r = resources.find((x) => x.type === TYPES.workersScript && x.name === names.script(script));
+    if (r !== undefined) r.options = { ...r.options, dependsOn: [...(r.options?.dependsOn ?? []), ...consumers.map((c) => names.script(c))] };
+  }
   return { workers: out, resources };
+}
+
+/** For each deployment that produces to a queue another deployment consumes: those
+ *  consumers' scripts, sorted (a Worker consuming its own queue waits for nobody). A wait
+ *  that would close a cycle (A produces to B's queue and B to A's) is left out, taken in
+ *  the inventory's order: Pulumi cannot order a cycle, and the program would wait forever. */
+export function queueWaits<D extends { script: string }>(deployments: D[], configOf: (d: D) => Pick<WorkerConfig, "queueProducers" | "queueConsumers">): Map<string, string[]> {
+  const consumers = new Map<string, Set<string>>();
+  for (const d of deployments) {
+    for (const c of configOf(d).queueConsumers) {
+      const set = consumers.get(c.queue) ?? new Set<string>();
+      set.add(d.script);
+      consumers.set(c.queue, set);
+    }
+  }
+  const waits = new Map<string, string[]>();
+  // Whether `from` already waits, directly or through others, for `to`.
+  const reaches = (from: string, to: string, seen = new Set<string>()): boolean => {
+    if (from === to) return true;
+    if (seen.has(from)) return false;
+    seen.add(from);
+    return (waits.get(from) ?? []).some((next) => reaches(next, to, seen));
+  };
+  for (const d of deployments) {
+    const of = [...new Set(configOf(d).queueProducers.flatMap((p) => [...(consumers.get(p.queue) ?? [])]))].filter((c) => c !== d.script).sort();
+    for (const c of of) {
+      if (reaches(c, d.script)) continue;
+      waits.set(d.script, [...(waits.get(d.script) ?? []), c]);
+    }
+  }
+  return waits;
 }

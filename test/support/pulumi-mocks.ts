@@ -17,6 +17,9 @@ export interface Registration {
   /** As the engine received them (secrets still wrapped). */
   inputs: Record<string, unknown>;
   custom: boolean;
+  /** The URNs the registration said it depends on (explicit dependsOn and the resources
+   *  its inputs refer to), as the engine receives them. */
+  dependencies: string[];
 }
 
 export interface MockRun<T> {
@@ -27,7 +30,11 @@ export interface MockRun<T> {
   urns: string[];
 }
 
-type Runtime = { waitForRPCs(): Promise<void>; getMonitor(): { getRegisteredResources(): Map<string, unknown> } };
+type RegisterRequest = { getType(): string; getName(): string; getDependenciesList(): string[] };
+type Runtime = {
+  waitForRPCs(): Promise<void>;
+  getMonitor(): { getRegisteredResources(): Map<string, unknown>; registerResource(req: RegisterRequest, callback: unknown): Promise<void> };
+};
 type WithCallsites = { callsites: () => unknown[] };
 
 /**
@@ -54,7 +61,7 @@ export async function runUnderMocks<T>(
     await pulumi.runtime.setMocks(
       {
         newResource(args) {
-          registrations.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? false });
+          registrations.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? false, dependencies: [] });
           const ids = args.type === TYPES.d1Database ? { uuid: mockId(args.name) } : args.type === TYPES.queue ? { queueId: mockId(args.name) } : {};
           return { id: args.custom ? mockId(args.name) : undefined, state: { ...args.inputs, ...ids } };
         },
@@ -67,9 +74,18 @@ export async function runUnderMocks<T>(
       false,
     );
     if (opts.config !== undefined) pulumi.runtime.setAllConfig(opts.config, opts.secrets ?? []);
-    const result = await declare();
     const runtime = pulumi.runtime as unknown as Runtime;
+    // The mock's newResource is not told a registration's dependencies; the request is.
+    const monitor = runtime.getMonitor();
+    const register = monitor.registerResource.bind(monitor);
+    const dependencies = new Map<string, string[]>();
+    monitor.registerResource = (req, callback) => {
+      dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList());
+      return register(req, callback);
+    };
+    const result = await declare();
     await runtime.waitForRPCs();
+    for (const r of registrations) r.dependencies = dependencies.get(`${r.type}::${r.name}`) ?? [];
     return { result, registrations, urns: [...runtime.getMonitor().getRegisteredResources().keys()] };
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
