@@ -5,7 +5,8 @@
 // from the persisted local state, its cost computed from fleet/metering.yaml's prices.
 import type { R2Bucket } from "@cloudflare/workers-types";
 import type { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -174,3 +175,33 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(out).toMatch(/\(\*\) 1 call\(s\) were streams cut short/);
   expect(logs.filter((l) => l.includes("usage_event_not_sent") || l.includes("archive_write_failed"))).toEqual([]);
 });
+
+it("the local pipeline (proxy and ledger in workerd) starts from any working directory", async () => {
+  // Module names are relative to the working directory unless rooted: started from
+  // elsewhere, workerd refused the proxy ("Uncaught Error: internal error").
+  const cwd = mkdtempSync(join(tmpdir(), "ef-cwd-"));
+  try {
+    const pipeline = new URL("../workers/llm-proxy/local/pipeline.ts", import.meta.url).href;
+    const code = `const { startLocalPipeline } = await import(${JSON.stringify(pipeline)});
+const { mf, url, db } = await startLocalPipeline({ vars: { UPSTREAM_BASE_URL: "http://127.0.0.1:9" }, secrets: { ANTHROPIC_API_KEY: "sk-ant-cwd-placeholder" }, onLog: () => {} });
+const r = await fetch(new URL("/v1/messages", url), { method: "POST", body: "{}" });
+const tables = (await db.prepare("SELECT name FROM d1_migrations ORDER BY id").all()).results.map((x) => x.name);
+console.log(JSON.stringify({ status: r.status, tables }));
+await mf.dispose();`;
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      writeFileSync(join(cwd, "start.mjs"), code);
+      const child = spawn(process.execPath, ["start.mjs"], { cwd, stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "", HOME: cwd, WRANGLER_SEND_METRICS: "false", DO_NOT_TRACK: "1" } });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (b) => (stdout += b));
+      child.stderr.on("data", (b) => (stderr += b));
+      child.on("close", (c) => resolve({ code: c, stdout, stderr }));
+    });
+    expect(out.stderr).not.toMatch(/internal error|failed to start/);
+    expect(out.code).toBe(0);
+    // A call without a key is refused by the proxy itself; the ledger's D1 is migrated.
+    expect(JSON.parse(out.stdout.trim().split("\n").pop()!)).toEqual({ status: 401, tables: ["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"] });
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+}, 120_000);

@@ -111,6 +111,10 @@ export function proxyWorkerOptions(
     modules: true,
     script,
     scriptPath: resolve(WORKER_DIR, "src/index.js"),
+    // Module names are scriptPath relative to modulesRoot, which defaults to the working
+    // directory: run from elsewhere, the name began with "../" and workerd refused to start
+    // ("Uncaught Error: internal error"). Rooted at the Worker's folder, any cwd works.
+    modulesRoot: WORKER_DIR,
     bindings: { ...vars, ...inventoryVars(o.inventoryDir), ...o.vars, ...o.secrets },
     ...o.override,
   } as WorkerOptions;

@@ -15,6 +15,8 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { applyMigrations } from "./migrations.ts";
 
 export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** The repository's inventory (fleet/), whatever the working directory. */
+const INVENTORY_DIR = resolve(WORKER_DIR, "../../fleet");
 export const WRANGLER_CONFIG = join(WORKER_DIR, "wrangler.jsonc");
 export const MIGRATIONS_DIR = join(WORKER_DIR, "migrations");
 export const WORKER_NAME = "usage-ledger";
@@ -59,8 +61,10 @@ export function ledgerWorker(o: Pick<LocalLedgerOptions, "vars" | "inventoryDir"
     modules: true,
     script,
     scriptPath: join(WORKER_DIR, "src/index.js"),
+    // Any working directory (see workers/llm-proxy/local/miniflare.ts).
+    modulesRoot: WORKER_DIR,
     queueConsumers: consumers,
-    bindings: { ...meteringVars(loadMeteringOrThrow(o.inventoryDir ?? "fleet")), ...o.vars },
+    bindings: { ...meteringVars(loadMeteringOrThrow(o.inventoryDir ?? INVENTORY_DIR)), ...o.vars },
   } as WorkerOptions;
 }
 
