@@ -366,10 +366,9 @@ async function passOn(res: Response, retries: number, exhausted: boolean, bodyTi
 
 export interface Relayed {
   usage: Usage;
-  /** The stream ended without its final usage: the upstream or the client broke it, it
-   *  went silent, or the upstream sent an error event after message_start. */
-  interrupted: boolean;
-  /** Which of those (set exactly when `interrupted`). */
+  /** Set when the stream ended without its final usage, saying why: the client or the
+   *  upstream broke it, it went silent, or the upstream sent an error event after
+   *  message_start. */
   ended?: StreamEnd;
 }
 
@@ -492,15 +491,13 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
       const msg = idle ? `upstream sent nothing for ${opts.idleMs} ms` : "upstream stream interrupted";
       await w.write(new TextEncoder().encode(tail + sseErrorEvent("api_error", msg, opts.requestId))).catch(() => (clientGone = true));
     }
-    if ((upstreamFailed || clientGone || idle) && scanner.usage.errorType === "") {
-      scanner.usage.errorType = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : "client_closed";
-    }
+    const cut: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : undefined;
+    if (cut !== undefined && scanner.usage.errorType === "") scanner.usage.errorType = cut;
     // A stream that started a message and then carried an error event instead of its final
     // usage (a mid-stream overloaded_error, say) lacks its output count as much as a cut one.
-    const upstreamError = scanner.started && !scanner.final && scanner.usage.errorType !== "";
-    const ended: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : upstreamError ? "upstream_error" : undefined;
+    const ended = cut ?? (scanner.started && !scanner.final && scanner.usage.errorType !== "" ? "upstream_error" : undefined);
     try {
-      onDone({ usage: scanner.usage, interrupted: ended !== undefined, ...(ended !== undefined ? { ended } : {}) });
+      onDone({ usage: scanner.usage, ...(ended !== undefined ? { ended } : {}) });
     } finally {
       if (clientGone) await w.abort().catch(() => {});
       else await w.close().catch(() => {});

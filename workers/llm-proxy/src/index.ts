@@ -202,9 +202,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, interrupted, ended }) => {
+  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, ended }) => {
     try {
-      settle(usage, interrupted);
+      settle(usage, ended !== undefined);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
       meter?.done(res.status, usage, ended);
     } finally {
