@@ -46,10 +46,7 @@ export function renderTable(r: UsageReport): string {
     "cache hit = cache read / (input + cache writes + cache read). budget day / month = the tenant's cost that UTC day / month to date, all models, over its daily / monthly budget.",
     ...budgetNotes(r),
   ];
-  if (r.total.unknownModelCalls > 0) {
-    notes.push(`(!) ${r.total.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.`);
-  }
-  if (r.total.cutCalls > 0) notes.push(cutNote(r.total.cutCalls));
+  notes.push(...markNotes(r.total));
   return `${t.toString()}\n${notes.join("\n")}\n`;
 }
 
@@ -59,9 +56,18 @@ export function modelMarks(model: string, l: Pick<UsageTotals, "unknownModelCall
   return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "");
 }
 
-/** The note under a report with streams cut short (table and HTML). */
-export function cutNote(n: number): string {
-  return `(*) ${n} call(s) were streams cut short (the client left, or the upstream broke or went silent): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`;
+/** The notes that explain the marks modelMarks puts on lines (table and HTML). */
+export function markNotes(t: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">): string[] {
+  const notes: string[] = [];
+  if (t.unknownModelCalls > 0) {
+    notes.push(`(!) ${t.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.`);
+  }
+  if (t.cutCalls > 0) {
+    notes.push(
+      `(*) ${t.cutCalls} call(s) were streams cut short (the client left, the upstream broke or went silent, or it sent an error event before its final usage): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`,
+    );
+  }
+  return notes;
 }
 
 /** Version of the JSON shape: bumped when a field is renamed or removed (added ones keep it). */

@@ -5,7 +5,7 @@
 // (stacked bars) and cache hit rate per day (a line per tenant and one for all tenants),
 // then budget use per tenant and day, and every line of the report.
 import { escapeHtml } from "../verify/html.ts";
-import { budgetNotes, cutNote, modelMarks, pct } from "./format.ts";
+import { budgetNotes, markNotes, modelMarks, pct } from "./format.ts";
 import { dollars, hitRate, type UsageLine, type UsageReport } from "./report.ts";
 
 /** Tenants drawn as their own series; the rest are summed into "other tenants". */
@@ -263,9 +263,7 @@ export function renderHtml(r: UsageReport, meta: { generated: string }): string 
     .map(([label, v]) => `<div class="card" data-summary="${e(label!)}"><b>${e(v!)}</b>${e(label!)}</div>`)
     .join("");
   const filter = [`${r.filter.from} to ${r.filter.to}`, r.filter.tenant !== undefined ? `tenant ${r.filter.tenant}` : "", r.filter.model !== undefined ? `model ${r.filter.model}` : ""].filter((x) => x !== "").join(" · ");
-  const unknown =
-    t.unknownModelCalls > 0 ? `<p class="note">(!) ${t.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.</p>` : "";
-  const cut = t.cutCalls > 0 ? `<p class="note">${e(cutNote(t.cutCalls))}</p>` : "";
+  const marks = markNotes(t).map((n) => `<p class="note">${e(n)}</p>`).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -275,7 +273,7 @@ export function renderHtml(r: UsageReport, meta: { generated: string }): string 
 <h1>edgefleet usage and cost</h1>
 <div class="meta">${e(filter)} &middot; from ${e(r.source)} &middot; generated ${e(meta.generated)}</div>
 <div class="summary">${cards}</div>
-${unknown}${cut}
+${marks}
 <h2>Cost per UTC day per tenant</h2>
 ${costChart(r, days, series)}
 ${legend(series, false)}

@@ -51,8 +51,9 @@ export interface UsageLine {
   costMicros: number;
   /** Calls priced by the unknown-model rule (the table's ceiling): add the model's price. */
   unknownModelCalls: number;
-  /** Streams cut short (the client left, the upstream broke or went silent): their output
-   *  tokens, and so the cost, count what the stream reported before the cut (migration 0002). */
+  /** Streams cut short (the client left, the upstream broke, went silent or sent an error
+   *  event before its final usage): their output tokens, and so the cost, count what the
+   *  stream reported before the cut (migration 0002). */
   cutCalls: number;
   // Budget used: the TENANT's, for the whole UTC day / month (all its models, whatever
   // --model says), so every line of a tenant and day carries the same values.
