@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { join } from "node:path";
 import { Router } from "./components/router.ts";
-import { Worker, type Declared } from "./components/worker.ts";
+import { declaredResources, Worker, type Declared } from "./components/worker.ts";
 import { ZonePosture } from "./components/zone-posture.ts";
 import type { DesiredResource, DesiredState } from "./model/desired.ts";
 import { TYPES } from "./model/names.ts";
@@ -91,6 +91,6 @@ export function declareFleet(state: DesiredState, opts?: pulumi.ComponentResourc
       ),
     );
   }
-  for (const w of waits) w.resolve(w.names.map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined));
+  for (const w of waits) w.resolve(declaredResources(declared, w.names));
   return { zones, declared, router, workers };
 }

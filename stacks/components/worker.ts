@@ -27,6 +27,12 @@ import type { MigrationTagReader } from "../live-migration-tags.ts";
 /** Outputs of resources declared elsewhere, by desired-state name (zones, shared storage). */
 export type Declared = Map<string, { resource: pulumi.Resource; outputs: Record<string, pulumi.Output<string>> }>;
 
+/** The resources of these desired-state names that are declared (a name this stack does
+ *  not declare is skipped). */
+export function declaredResources(declared: Declared, names: string[]): pulumi.Resource[] {
+  return names.map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
+}
+
 export interface WorkerArgs {
   accountId: string;
   /** The Worker's folder, holding wrangler.jsonc (e.g. workers/llm-proxy). */
@@ -170,7 +176,7 @@ export class Worker extends pulumi.ComponentResource {
     for (const type of order) {
       for (const r of wanted.filter((x) => x.type === type)) {
         if (declared.has(r.name)) continue;
-        const own = (r.options?.dependsOn ?? []).map((n) => declared.get(n)?.resource).filter((x): x is pulumi.Resource => x !== undefined);
+        const own = declaredResources(declared, r.options?.dependsOn ?? []);
         const after = type === TYPES.workersScript ? args.scriptAfter : undefined;
         const dependsOn: pulumi.Input<pulumi.Input<pulumi.Resource>[]> = after === undefined ? own : after.then((more) => [...own, ...more]);
         const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
