@@ -664,8 +664,13 @@ export function flushMoneyLater(
         for (;;) {
           await new Promise((r) => setTimeout(r, wait));
           local.expireLease(tenantId, nowMs());
-          const owed = local.takeOwedMoney(tenantId);
-          if (owed !== undefined) await flush(owed).catch(() => {});
+          // A settle that comes while a flush is on its way finds the flag held and leaves
+          // its money owed: drain until nothing is owed, so no give waits for a call (or a
+          // month's window) that may not come. No await between the last check and the
+          // flag's release below.
+          for (let owed = local.takeOwedMoney(tenantId); owed !== undefined; owed = local.takeOwedMoney(tenantId)) {
+            await flush(owed).catch(() => {});
+          }
           const until = local.moneyLeaseExpiry(tenantId);
           if (until === undefined) break;
           wait = Math.max(10, until - nowMs() + 10);

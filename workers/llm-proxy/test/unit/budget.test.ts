@@ -2,7 +2,7 @@
 // admission arithmetic (reserve, give back, roll over, lease bounds), the reservation's
 // upper bound against every way a prompt can be billed, the settled cost against the
 // ledger's, and exactness across isolates with leases, settles and delayed flushes.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { costBoundMicros, costMicros, dollarsToMicros, lookupPrice, priceTableFromJson, tokensOf, type PriceTable } from "../../../shared/cost.ts";
 import { inventoryVars } from "../../local/miniflare.ts";
 import {
@@ -253,6 +253,29 @@ describe("exactness across isolates, with leases, settles and delayed flushes", 
     expect(rows.daily).toMatchObject({ spent: actual, reserved: 0 });
     expect(rows.monthly).toMatchObject({ spent: actual, reserved: 0 });
     expect(peak).toBeGreaterThan(budget.dailyMicros * 0.9);
+  });
+
+  it("a settle that comes while the money timer's flush is on its way is sent by that timer, not left owed", async () => {
+    const local = new LocalLimits();
+    const day = Date.UTC(2026, 10, 28);
+    const sent: BudgetGive[] = [];
+    const pending: Promise<unknown>[] = [];
+    let release!: () => void;
+    // The first flush waits for its round trip; the second answers at once.
+    const flush = async (g: BudgetGive) => {
+      sent.push(g);
+      if (sent.length === 1) await new Promise<void>((r) => (release = r));
+    };
+    local.settleMoney("t", { daily: day }, 1000, 10);
+    flushMoneyLater("t", local, 5, Date.now, flush, (p) => void pending.push(p));
+    await vi.waitFor(() => expect(sent).toHaveLength(1));
+    // A second call settles during the first flush; its timer finds the flag held.
+    local.settleMoney("t", { daily: day }, 2000, 20);
+    flushMoneyLater("t", local, 5, Date.now, flush, (p) => void pending.push(p));
+    release();
+    await Promise.all(pending);
+    expect(sent).toEqual([{ daily: { start: day, release: 1000, spend: 10 } }, { daily: { start: day, release: 2000, spend: 20 } }]);
+    expect(local.takeOwedMoney("t")).toBeUndefined();
   });
 
   it("a lease ends with its budget window: money of one day is never spent the next", () => {
