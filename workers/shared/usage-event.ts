@@ -10,8 +10,9 @@ import { z } from "zod";
 export const MAX_TOKENS_PER_CALL = 100_000_000;
 
 /** Why a streamed answer ended before its final usage (the proxy's relay, forward.ts):
- *  the client left, the upstream broke, the upstream went silent, or the upstream sent an
- *  error event after message_start and before its final message_delta. Such a call's
+ *  the client left, the upstream broke (or the stream ended without a message_delta usage
+ *  the proxy could read: stream_interrupted too), the upstream went silent, or the upstream
+ *  sent an error event after message_start and before its final message_delta. Such a call's
  *  output_tokens are what the stream reported before the cut (Anthropic reports a
  *  stream's output in its final message_delta), so they count less than was generated. */
 export const STREAM_ENDS = ["client_closed", "stream_interrupted", "stream_idle_timeout", "upstream_error"] as const;

@@ -493,9 +493,13 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     }
     const cut: StreamEnd | undefined = idle ? "stream_idle_timeout" : upstreamFailed ? "stream_interrupted" : clientGone ? "client_closed" : undefined;
     if (cut !== undefined && scanner.usage.errorType === "") scanner.usage.errorType = cut;
-    // A stream that started a message and then carried an error event instead of its final
-    // usage (a mid-stream overloaded_error, say) lacks its output count as much as a cut one.
-    const ended = cut ?? (scanner.started && !scanner.final && scanner.usage.errorType !== "" ? "upstream_error" : undefined);
+    // A stream that started a message and then ended without a final usage the scanner
+    // could read lacks its output count as much as a cut one: an error event instead of it
+    // (a mid-stream overloaded_error, say) is upstream_error; a clean end without it, or a
+    // message_delta over the scanner's event bound (a tenant's long stop sequence is echoed
+    // in it), is stream_interrupted. Either way the call settles as cut (max_tokens).
+    const unfinished = scanner.started && !scanner.final;
+    const ended = cut ?? (unfinished ? (scanner.usage.errorType !== "" ? "upstream_error" : "stream_interrupted") : undefined);
     try {
       onDone({ usage: scanner.usage, ...(ended !== undefined ? { ended } : {}) });
     } finally {

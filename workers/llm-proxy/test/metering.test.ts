@@ -131,6 +131,24 @@ describe("usage events (METERING on, the default)", () => {
     expect(await h.eventFor(w.headers.get("edgefleet-request-id")!)).not.toHaveProperty("ended");
   });
 
+  it("a stream that ends without a final usage the proxy can read is marked stream_interrupted: no message_delta, or one over the scanner's bound", async () => {
+    // The transport ends cleanly, but message_delta never came.
+    const events = messageEvents(["one", "two"], split as never);
+    const noDelta = events.filter((e) => e.event !== "message_delta");
+    h.fake.enqueue({ kind: "sse", events: noDelta });
+    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(r.text).toBe(noDelta.map(frame).join(""));
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(UsageEventSchema.safeParse(e).success).toBe(true);
+    expect(e).toMatchObject({ ended: "stream_interrupted", usage: { input_tokens: split.input_tokens, output_tokens: 1 } });
+    // A message_delta the scanner gives up on (over 64 KiB: a long stop sequence echoed).
+    const huge = events.map((x) => (x.event === "message_delta" ? { ...x, data: { ...(x.data as object), delta: { stop_reason: "stop_sequence", stop_sequence: "x".repeat(70 * 1024) } } } : x));
+    h.fake.enqueue({ kind: "sse", events: huge });
+    const big = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    expect(big.text).toBe(huge.map(frame).join(""));
+    expect(await h.eventFor(big.headers.get("edgefleet-request-id")!)).toMatchObject({ ended: "stream_interrupted" });
+  });
+
   it("a stream the upstream breaks sends the usage seen so far, marked stream_interrupted; a JSON call is never marked", async () => {
     h.fake.enqueue({ kind: "sse", events: messageEvents(["one", "two", "three"], split as never), resetAfter: 4 });
     const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });

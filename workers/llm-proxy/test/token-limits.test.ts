@@ -104,6 +104,18 @@ describe("token limits per tenant", () => {
     expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
   });
 
+  it("a stream that ends without its final usage (no message_delta) keeps its output reservation too", async () => {
+    const { key } = await h.tenant({ outputTokensPerMinute: 1000 });
+    h.fake.reset();
+    h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"]).filter((e) => e.event !== "message_delta") });
+    const r = await h.call("/v1/messages", { key, body: body(900, { stream: true }) });
+    expect(r.text).toContain("message_stop");
+    await new Promise((res) => setTimeout(res, 300));
+    const next = await h.call("/v1/messages", { key, body: body(900) });
+    expect(next.status).toBe(429);
+    expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
+  });
+
   it("cache reads do not count toward the input limit; uncached input and cache writes do", async () => {
     const { key } = await h.tenant({ inputTokensPerMinute: 2000 });
     h.fake.reset();
