@@ -9,6 +9,7 @@
 // code 10090 "workers.api.error.service_not_found" (workers-sdk #3791), and wrangler
 // treats 10007, 10090 and 10092 as "no script". Through the official `cloudflare` SDK
 // (auth, retries on 429/5xx, a configurable base URL for the fakes).
+import { cloudflareClient } from "./model/cloudflare-client.ts";
 import Cloudflare, { APIError } from "cloudflare";
 
 /** The live migration tag of a script, or null when the script or its tag does not exist. */
@@ -43,7 +44,7 @@ export function cloudflareMigrationTags(o: MigrationTagOptions): MigrationTagRea
           "edgefleet reads each Durable Object Worker's live migration tag before it uploads the script (docs/deploys.md), and has no API token: set cloudflare:apiToken (pulumi config set --secret cloudflare:apiToken) or CLOUDFLARE_API_TOKEN",
         );
       }
-      return new Cloudflare({ apiToken, maxRetries: o.maxRetries ?? 2, timeout: o.timeoutMs ?? 30_000, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+      return cloudflareClient({ apiToken, maxRetries: o.maxRetries ?? 2, timeout: o.timeoutMs ?? 30_000, baseURL: o.baseURL });
     }));
   const read = async (script: string): Promise<string | null> => {
     const client = await cf();

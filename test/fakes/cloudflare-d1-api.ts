@@ -81,6 +81,10 @@ export class FakeD1Api {
     const m = PATH.exec((req.url ?? "").split("?")[0]!);
     if (!m) return fail(404, 7003, "Could not route to the requested path");
     if (req.method !== "POST") return fail(405, 10405, "Method not allowed");
+    // A request that also carries a global API key (X-Auth-Key/X-Auth-Email) is authenticated
+    // by that key, not the token (cloudflare/cloudflare-typescript#2454); the fake knows no
+    // global key, so it is refused, as the real API refuses a wrong one.
+    if (req.headers["x-auth-key"] !== undefined || req.headers["x-auth-email"] !== undefined) return fail(403, 10000, "Authentication error");
     if (req.headers.authorization !== `Bearer ${this.token}`) return fail(403, 10000, "Authentication error");
     if (m[1] !== this.accountId) return fail(403, 10000, "Authentication error");
     const db = this.databases.get(decodeURIComponent(m[2]!));

@@ -277,7 +277,9 @@ export class FakeKvApi {
       res.setHeader("retry-after", this.rateLimit.retryAfter);
       return send(429, null, [{ code: 971, message: "Please wait and consider throttling your request speed" }]);
     }
-    if (req.headers.authorization !== `Bearer ${this.token}`) {
+    // A global API key beside the token wins (cloudflare/cloudflare-typescript#2454): the
+    // fake has none, so such a request is refused, as a wrong key is.
+    if (req.headers.authorization !== `Bearer ${this.token}` || req.headers["x-auth-key"] !== undefined || req.headers["x-auth-email"] !== undefined) {
       return send(401, null, [{ code: 10000, message: "Authentication error" }]);
     }
     const base = `/client/v4/accounts/${this.accountId}/storage/kv/namespaces/${this.namespaceId}`;

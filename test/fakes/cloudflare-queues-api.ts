@@ -308,7 +308,10 @@ export class FakeQueuesApi {
       if (!m) throw new ApiError(404, 7003, "Could not route to the requested path");
       const method = action === "list" || action === "get" || action === "metrics" ? "GET" : "POST";
       if (req.method !== method) throw new ApiError(405, 10405, "Method not allowed");
-      if (req.headers.authorization !== `Bearer ${this.token}` || decodeURIComponent(m[1]!) !== this.accountId) throw new ApiError(403, 10000, "Authentication error");
+      // A global API key beside the token is what authenticates (cloudflare/cloudflare-typescript#2454);
+      // the fake has none, so such a request is refused like a wrong key.
+      const globalKey = req.headers["x-auth-key"] !== undefined || req.headers["x-auth-email"] !== undefined;
+      if (globalKey || req.headers.authorization !== `Bearer ${this.token}` || decodeURIComponent(m[1]!) !== this.accountId) throw new ApiError(403, 10000, "Authentication error");
       if (method === "POST" && malformed) throw new ApiError(400, 10208, "request body is not valid JSON");
       const { result, extra } = this.route(action as Action, m[2] ? decodeURIComponent(m[2]) : undefined, body, url.searchParams);
       if (fault) return fail(new ApiError(fault.status, fault.code, fault.message), faultHeaders);

@@ -2,6 +2,7 @@
 // (cloudflare 7.3.0, resources/queues): a queue found by name, its backlog, and the
 // messages calls (pull, ack, bulk push, peek). The base URL is configurable so the tests
 // point it at the loopback fake (test/fakes/cloudflare-queues-api.ts).
+import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
 import type { WireMessage } from "./events.ts";
 
@@ -36,7 +37,7 @@ export interface ClientOptions {
 }
 
 export function openQueues(o: ClientOptions): QueuesClient {
-  const cf = new Cloudflare({ apiToken: o.apiToken, timeout: 60_000, maxRetries: o.maxRetries ?? 2, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, maxRetries: o.maxRetries ?? 2, baseURL: o.baseURL });
   const account_id = o.accountId;
   return {
     async find(name) {

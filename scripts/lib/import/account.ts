@@ -2,6 +2,7 @@
 // (`cloudflare` v7) for `npm run import`: page by page, a few zones at a time, every
 // request through the client-side rate limiter. Records come back as plain data in
 // the model's terms (relative owner names, CAA/SRV fields).
+import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare from "cloudflare";
 import { relativeName } from "../../../stacks/model/dns.ts";
 import type { DnsRec } from "../../../stacks/model/posture.ts";
@@ -37,9 +38,9 @@ export interface ClientOptions {
 
 export function client(opts: ClientOptions): Cloudflare {
   const limiter = opts.limiter ?? new SlidingWindowLimiter(CLOUDFLARE_LIMIT.requests, CLOUDFLARE_LIMIT.windowMs);
-  return new Cloudflare({
+  return cloudflareClient({
     apiToken: opts.apiToken,
-    ...(opts.baseURL ? { baseURL: opts.baseURL } : {}),
+    baseURL: opts.baseURL,
     maxRetries: opts.maxRetries ?? 4,
     fetch: limitedFetch(limiter),
   });

@@ -11,6 +11,7 @@
 // The SDK's own retries are off (maxRetries 0: two quick retries do not outlast a
 // 5-minute block); this module retries 429, 5xx and lost connections a bounded number of
 // times, honouring retry-after, through the rotation's shared limiter.
+import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare from "cloudflare";
 import { z } from "zod";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -128,7 +129,7 @@ const Deployments = z.object({
 const Versions = z.object({ result: z.object({ items: z.array(z.object({ id: z.string() })) }) });
 
 export function cloudflareSecrets(o: CloudflareSecretsOptions): SecretsApi {
-  const cf = new Cloudflare({ apiToken: o.apiToken, maxRetries: 0, timeout: o.timeoutMs ?? 30_000, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+  const cf = cloudflareClient({ apiToken: o.apiToken, maxRetries: 0, timeout: o.timeoutMs ?? 30_000, baseURL: o.baseURL });
   const attempts = o.attempts ?? 5;
   const backoff = o.backoffMs ?? 1000;
   const maxRetryAfter = o.maxRetryAfterMs ?? 360_000;

@@ -1,6 +1,7 @@
 // `npm run sites`: build the router's content map from fleet/sites and publish it to
 // the router's KV namespace. The entry point is scripts/sites.ts; this module holds
 // the command line so tests can run it with a fake API and captured output.
+import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import { writeFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import Cloudflare from "cloudflare";
@@ -178,7 +179,7 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
         if (missing.length > 0) throw new Exit(EXIT.usage, `sites publish: missing ${missing.join(", ")}\n`);
 
         const { build } = doBuild(opts, io);
-        const client = new Cloudflare({ apiToken: token!, baseURL: opts.apiBaseUrl, maxRetries: 5, fetch: rateLimitedFetch() });
+        const client = cloudflareClient({ apiToken: token!, baseURL: opts.apiBaseUrl, maxRetries: 5, fetch: rateLimitedFetch() });
         const target: KvTarget = { client, accountId: accountId!, namespaceId: namespaceId! };
         // Durations on this machine's monotonic clock (plus the time a test's sleep stood for).
         let slept = 0;
