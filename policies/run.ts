@@ -2,9 +2,19 @@
 // as the Pulumi policy engine would over a preview. Used by `npm run plan` and tests.
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import { policies as all } from "./all.ts";
-import { collector, isNotApplicable, resourceArgs, stackArgs, type PlainResource, type Violation } from "./lib/resources.ts";
+import { collector, isNotApplicable, isUnknownValue, resourceArgs, stackArgs, type PlainResource, type Violation } from "./lib/resources.ts";
 
 export type { PlainResource, Violation };
+
+/**
+ * A policy that read an input unknown in a preview: the engine reports it as an advisory
+ * "can't run during preview" and checks nothing more of it (@pulumi/policy server.js), so
+ * a mandatory policy would pass by stopping. Here it is a violation, so `npm run plan` and
+ * the tests refuse a policy that would stop in a first preview.
+ */
+function stoppedOnUnknown(e: Error): string {
+  return `can't run during preview: ${e.message} (read it with known(): an output of a resource not created yet)`;
+}
 
 export async function runPolicies(resources: PlainResource[], policies = all): Promise<Violation[]> {
   const violations: Violation[] = [];
@@ -22,17 +32,20 @@ export async function runPolicies(resources: PlainResource[], policies = all): P
       try {
         await validate(args, report);
       } catch (e) {
-        if (!isNotApplicable(e)) throw e;
+        if (isUnknownValue(e)) report(stoppedOnUnknown(e), args.urn);
+        else if (!isNotApplicable(e)) throw e;
       }
     }
   }
   if (stackPolicies.length > 0) {
     const stack = stackArgs(resources);
     for (const policy of stackPolicies) {
+      const report = collector(policy.name, violations);
       try {
-        await policy.validateStack(stack, collector(policy.name, violations));
+        await policy.validateStack(stack, report);
       } catch (e) {
-        if (!isNotApplicable(e)) throw e;
+        if (isUnknownValue(e)) report(stoppedOnUnknown(e));
+        else if (!isNotApplicable(e)) throw e;
       }
     }
   }

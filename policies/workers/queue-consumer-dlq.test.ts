@@ -17,6 +17,17 @@ describe("queue-consumer-has-dlq", () => {
     ]);
     expect(await runPolicies(resources, [queueConsumerDlq])).toEqual([]);
   });
+  it("checks every consumer in the preview that creates the queues (queue ids unknown): none stops the policy", async () => {
+    // compliantMetering() comes from the desired state: the consumers' queueId is a
+    // reference to a queue not created yet, unknown as in a first `pulumi preview`.
+    const ledger = compliantMetering().find(named("ledger/consumer/edgefleet-usage"))!;
+    expect(() => ledger.props.queueId).not.toThrow();
+    const second = { ...ledger, name: "other/consumer/edgefleet-usage", props: { ...ledger.props, scriptName: "other", deadLetterQueue: undefined } };
+    const v = await runPolicies([...compliantMetering(), second], [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([
+      "other/consumer/edgefleet-usage (script other): no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)",
+    ]);
+  });
   it("flags a consumer without a dead-letter queue", async () => {
     const v = await runPolicies(changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), ({ deadLetterQueue: _, ...p }) => p), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([

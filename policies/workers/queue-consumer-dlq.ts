@@ -19,7 +19,7 @@
 // Cloudflare would refuse the second, so the stack is refused first.
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { MIN_PULL_MAX_RETRIES } from "../../stacks/model/dead-letters.ts";
-import { TYPE } from "../lib/resources.ts";
+import { known, TYPE } from "../lib/resources.ts";
 
 export const queueConsumerDlq: StackValidationPolicy = {
   name: "queue-consumer-has-dlq",
@@ -29,8 +29,13 @@ export const queueConsumerDlq: StackValidationPolicy = {
     const queues = new Set(args.resources.filter((r) => r.type === TYPE.queue).map((r) => String(r.props.queueName ?? "")));
     const consumers = args.resources.filter((r) => r.type === TYPE.queueConsumer);
     // The queue a consumer reads, when its id is known (a preview of a stack whose queues
-    // exist; the offline plan's model checks the same before: stacks/model/workers.ts).
-    const queueOf = (c: (typeof consumers)[number]) => (typeof c.props.queueId === "string" && c.props.queueId !== "" ? c.props.queueId : undefined);
+    // exist; the offline plan's model checks the same before: stacks/model/workers.ts). On
+    // a first deploy the id is unknown, and reading it directly would stop this policy for
+    // every consumer after the first (the engine's "can't run during preview").
+    const queueOf = (c: (typeof consumers)[number]) => {
+      const id = known(c.props, "queueId");
+      return typeof id === "string" && id !== "" ? id : undefined;
+    };
     for (const c of consumers) {
       const pull = c.props.type === "http_pull";
       const who = pull ? `${c.name} (HTTP pull)` : `${c.name} (script ${String(c.props.scriptName ?? "?")})`;
