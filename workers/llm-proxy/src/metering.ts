@@ -15,7 +15,7 @@
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
-import type { StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
+import { SEND_RETRY_MS, type StreamEnd, type UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
@@ -159,6 +159,9 @@ export class CallMeter {
  *  128 characters) and its counts are numbers, so 100 events stay well under 100 KB. */
 const BATCH_MAX = 100;
 const BATCH_WAIT_MS = 20;
+/** A flush older than this was lost with its request's context (waitUntil ends 30 s after
+ *  the response): the next event opens a new one instead of waiting on it for good. */
+const STALE_FLUSH_MS = 40_000;
 interface Pending {
   event: UsageEvent;
   requestId: string;
@@ -172,17 +175,20 @@ interface Pending {
  * flush runs in the opener's context, which stays alive until it is sent, and it takes
  * every event pending when it runs. (Holding it from every call made each joiner's
  * context wait on a promise resolved in another request's context: more work for workerd
- * per call, and nothing more kept alive.) A failed batch is logged per event, with ids
- * only.
+ * per call, and nothing more kept alive.) A refused batch is tried again (SEND_RETRY_MS);
+ * one that still fails is logged per event, with ids only.
  */
 class EventBatcher {
   private pending: Pending[] = [];
   private flush: Promise<void> | undefined;
+  private flushSince = 0;
 
   /** Adds an event; returns the flush to hold when this event opened a batch. */
   add(env: Env, p: Pending, log: Log): Promise<void> | undefined {
     this.pending.push(p);
-    if (this.flush !== undefined) return undefined;
+    const now = Date.now();
+    if (this.flush !== undefined && now - this.flushSince < STALE_FLUSH_MS) return undefined;
+    this.flushSince = now;
     this.flush = new Promise<void>((r) => setTimeout(r, BATCH_WAIT_MS)).then(() => this.send(env, log));
     return this.flush;
   }
@@ -193,10 +199,20 @@ class EventBatcher {
     this.pending = [];
     for (let i = 0; i < all.length; i += BATCH_MAX) {
       const batch = all.slice(i, i + BATCH_MAX);
-      try {
-        await env.USAGE_EVENTS.sendBatch(batch.map((p) => ({ body: p.event, contentType: "json" as const })));
-      } catch (e) {
-        for (const p of batch) log({ requestId: p.requestId, tenant: p.tenant, error: "usage_event_not_sent", name: errorName(e) });
+      const messages = batch.map((p) => ({ body: p.event, contentType: "json" as const }));
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await env.USAGE_EVENTS.sendBatch(messages);
+          if (attempt > 0) log({ info: "usage_events_sent_after_retry", events: batch.length, retries: attempt });
+          break;
+        } catch (e) {
+          const wait = SEND_RETRY_MS[attempt];
+          if (wait === undefined) {
+            for (const p of batch) log({ requestId: p.requestId, tenant: p.tenant, error: "usage_event_not_sent", name: errorName(e), retries: attempt });
+            break;
+          }
+          await new Promise((r) => setTimeout(r, wait * (0.5 + Math.random() / 2)));
+        }
       }
     }
   }

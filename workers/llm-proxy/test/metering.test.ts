@@ -6,7 +6,7 @@
 // nothing; a Queue or R2 that fails never fails the call.
 import type { R2Bucket } from "@cloudflare/workers-types";
 import { describe, expect, it } from "vitest";
-import { UsageEventSchema } from "../../shared/usage-event.ts";
+import { SEND_RETRY_MS, UsageEventSchema } from "../../shared/usage-event.ts";
 import { frame, message, messageEvents, MODEL, overloadedEvent, SseProbe, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
@@ -308,6 +308,42 @@ describe("METERING=off", () => {
   });
 });
 
+// A Queue that refuses its first two batches as the real one does above its rate
+// ("Too Many Requests": developers.cloudflare.com/queues/platform/limits), then takes
+// them; what it took is logged (the test reads the request ids from the log).
+const FLAKY = `
+let tries = 0;
+class Flaky {
+  async sendBatch(messages) {
+    if (++tries <= 2) throw new Error("Too Many Requests");
+    console.log(JSON.stringify({ flakyAccepted: messages.map((m) => m.body.request_id) }));
+  }
+}
+export default function () { return new Flaky(); }
+`;
+
+describe("a Queue that refuses for a while (its rate limit)", () => {
+  it("gets every event once it takes them again: the proxy tries a refused batch again with backoff", async () => {
+    const h = await Harness.start(
+      {},
+      { override: { queueProducers: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "flaky" } } }, extraWorkers: [{ name: "flaky", modules: true, script: FLAKY }] },
+    );
+    try {
+      const { key } = await h.tenant({});
+      const calls = await Promise.all([h.call("/v1/messages", { key, body: "{}" }), h.call("/v1/messages", { key, body: '{"stream":true}' })]);
+      expect(calls.map((c) => c.status)).toEqual([200, 200]);
+      const ids = calls.map((c) => c.headers.get("edgefleet-request-id")!);
+      const accepted = () => h.logs.filter((l) => l.includes("flakyAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { flakyAccepted: string[] }).flakyAccepted);
+      for (let i = 0; i < 1000 && accepted().length < 2; i++) await sleep(10);
+      expect(accepted().sort()).toEqual([...ids].sort());
+      expect(h.logs.filter((l) => l.includes("usage_event_not_sent"))).toEqual([]);
+      expect(h.logs.some((l) => l.includes("usage_events_sent_after_retry"))).toBe(true);
+    } finally {
+      await h.dispose();
+    }
+  });
+});
+
 // Stand-ins for a Queue and a bucket that refuse every write (an outage, a misdeploy).
 const FAILING = `
 class Failing {
@@ -343,13 +379,14 @@ describe("a Queue and an R2 bucket that fail", () => {
       expect([json.status, sse.status, other.status]).toEqual([200, 200, 200]);
       expect(JSON.parse(json.text)).toMatchObject({ type: "message" });
       expect(sse.text).toContain("event: message_stop");
+      // The Queue's refusals are tried again for up to ~8.5 s (SEND_RETRY_MS) first.
       const lines = async (error: string, n: number) => {
-        for (let i = 0; i < 500 && h.logs.filter((l) => l.includes(error)).length < n; i++) await sleep(10);
+        for (let i = 0; i < 1500 && h.logs.filter((l) => l.includes(error)).length < n; i++) await sleep(10);
         return h.logs.filter((l) => l.includes(error)).map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
       };
       const notSent = await lines("usage_event_not_sent", 3);
       expect(notSent.map((l) => l.requestId).sort()).toEqual([json, sse, other].map((c) => c.headers.get("edgefleet-request-id")).sort());
-      expect(notSent[0]).toEqual({ requestId: expect.any(String), tenant: expect.any(String), error: "usage_event_not_sent", name: "Error" });
+      expect(notSent[0]).toEqual({ requestId: expect.any(String), tenant: expect.any(String), error: "usage_event_not_sent", name: "Error", retries: SEND_RETRY_MS.length });
       const archive = await lines("archive_write_failed", 4);
       expect(archive.map((l) => l.part).sort()).toEqual(["request", "request", "response", "response"]);
       expect(h.leaks()).toEqual([]);
