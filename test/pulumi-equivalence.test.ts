@@ -144,7 +144,7 @@ describe("the Pulumi program under mocks", () => {
         queueId: mockId("queue/edgefleet-usage"),
         scriptName: "edgefleet-usage-ledger",
         type: "worker",
-        settings: { batchSize: 100, maxWaitTimeMs: 5000, maxRetries: 5, retryDelay: 30 },
+        settings: { batchSize: 100, maxWaitTimeMs: 5000, maxRetries: 10, retryDelay: 30, maxConcurrency: 5 },
         deadLetterQueue: "edgefleet-usage-dlq",
       },
       "queue/edgefleet-usage-dlq/pull-consumer": {

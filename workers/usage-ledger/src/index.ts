@@ -6,6 +6,7 @@
 import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, purgeCalls, recordStatements } from "./ledger.ts";
+import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
 import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
@@ -28,6 +29,16 @@ async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string)
     console.error(`usage-ledger: dead-letter send failed for ${msg.id}: ${String(e)}`);
     msg.retry();
   }
+}
+
+/** D1 is busy: no write one by one (each would meet the same busy database and spend an
+ *  attempt), the events come back after a growing delay. Each delivery counts against
+ *  max_retries; after it Queues dead-letters them, from where they can be replayed. */
+function retryLater(items: { msg: Message<unknown> }[], e: unknown): void {
+  const attempts = Math.max(...items.map(({ msg }) => msg.attempts));
+  const delaySeconds = retryDelaySeconds(attempts);
+  console.error(`usage-ledger: D1 is busy (${String(e)}); ${items.length} event(s) again in ${delaySeconds} s (attempt ${attempts})`);
+  for (const { msg } of items) msg.retry({ delaySeconds });
 }
 
 export default {
@@ -58,14 +69,19 @@ export default {
       if (inserted < ready.length) console.log(`usage-ledger: ${ready.length - inserted} redelivered event(s) were already recorded`);
       for (const { msg } of ready) msg.ack();
     } catch (e) {
-      // The batch's transaction rolled back as a whole. Record the events one by one, so
-      // one event that cannot be written does not hold the others back.
+      // The batch's transaction rolled back as a whole.
+      if (transientD1Error(e)) return retryLater(ready, e);
+      // Record the events one by one, so one event that cannot be written does not hold
+      // the others back.
       console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
-      for (const item of ready) {
+      for (let i = 0; i < ready.length; i++) {
+        const item = ready[i]!;
         try {
           await env.DB.batch(statements([item]));
           item.msg.ack();
         } catch (err) {
+          // The database went busy meanwhile: the rest waits with this one.
+          if (transientD1Error(err)) return retryLater(ready.slice(i), err);
           console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
           item.msg.retry();
         }

@@ -48,7 +48,7 @@ describe("usage-ledger wrangler.jsonc", () => {
         maxBatchSize: consumer.max_batch_size,
         maxBatchTimeout: consumer.max_batch_timeout,
         maxRetries: consumer.max_retries,
-        maxConcurrency: undefined,
+        maxConcurrency: consumer.max_concurrency,
         retryDelay: consumer.retry_delay,
         deadLetterQueue: consumer.dead_letter_queue,
       },

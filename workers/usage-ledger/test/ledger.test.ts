@@ -11,6 +11,7 @@ import { STREAM_ENDS } from "../../shared/usage-event.ts";
 import { MIGRATIONS_DIR } from "../local/miniflare.ts";
 import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
+import { retryDelaySeconds, transientD1Error } from "../src/d1-retry.ts";
 
 const DAY = 86_400_000;
 const prices = loadMeteringOrThrow("fleet").prices;
@@ -207,6 +208,32 @@ describe("usage ledger", () => {
     } finally {
       await h.db.exec("DROP TRIGGER poison;");
     }
+  });
+
+  it("a busy D1 (overloaded, reset) sends the batch back after a growing delay, without writing one by one", async () => {
+    // The error text D1 gives for a reset object (developers.cloudflare.com/d1/best-practices/retry-queries).
+    await h.db.exec("CREATE TRIGGER busy BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'D1_ERROR: Network connection lost.'); END;");
+    try {
+      const r = await h.deliver([{ body: event(), id: "a", attempts: 3 }, { body: event(), id: "b", attempts: 1 }]);
+      expect(r.explicitAcks).toEqual([]);
+      expect(r.retryMessages.map((x) => x.msgId).sort()).toEqual(["a", "b"]);
+      // Attempt 3: 120 s with jitter (60-120 s), for both.
+      const delays = r.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds);
+      expect(delays[0]).toBeGreaterThanOrEqual(60);
+      expect(delays[0]).toBeLessThanOrEqual(120);
+      expect(delays[1]).toBe(delays[0]);
+      expect(h.logs.some((l) => /one by one/.test(l))).toBe(false);
+      expect(await h.calls()).toEqual([]);
+    } finally {
+      await h.db.exec("DROP TRIGGER busy;");
+    }
+  });
+
+  it("retry delays for a busy D1: 30 s doubling per attempt up to 10 min, 50-100% of it", () => {
+    expect([1, 2, 3, 4, 5, 6, 10].map((a) => retryDelaySeconds(a, 1))).toEqual([30, 60, 120, 240, 480, 600, 600]);
+    expect(retryDelaySeconds(1, 0)).toBe(15);
+    expect(transientD1Error(new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."))).toBe(true);
+    expect(transientD1Error(new Error("D1_ERROR: no such table: usage_daily: SQLITE_ERROR"))).toBe(false);
   });
 
   it("retention deletes call rows older than CALL_RETENTION_DAYS and keeps the rollups", async () => {
