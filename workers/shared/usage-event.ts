@@ -51,15 +51,3 @@ export const UsageEventSchema = z.strictObject({
 });
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;
-
-/**
- * Waits before each new try of a batch the Queue refused. sendBatch throws on a network
- * failure and when the fleet's proxies together send more than the queue takes (5,000
- * messages/s per queue: "Too Many Requests"; a backlog over 25 GB: "Storage Limit
- * Exceeded"; developers.cloudflare.com/queues/platform/limits), and a lost event is a call
- * nobody is billed for. Exponential with jitter (each wait 50-100% of its step), about
- * 8 s at most in all: well inside the 30 s a call's waitUntil may run after its response.
- * A try whose reply was lost may have been enqueued: sent again, the ledger counts it
- * once (idempotent on the request id).
- */
-export const SEND_RETRY_MS = [100, 400, 1600, 6400] as const;

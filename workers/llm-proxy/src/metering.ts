@@ -15,7 +15,8 @@
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
-import { SEND_RETRY_MS, type StreamEnd, type UsageEvent } from "../../shared/usage-event.ts";
+import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
+import type { StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";

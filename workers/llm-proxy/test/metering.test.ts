@@ -6,7 +6,8 @@
 // nothing; a Queue or R2 that fails never fails the call.
 import type { R2Bucket } from "@cloudflare/workers-types";
 import { describe, expect, it } from "vitest";
-import { SEND_RETRY_MS, UsageEventSchema } from "../../shared/usage-event.ts";
+import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
+import { UsageEventSchema } from "../../shared/usage-event.ts";
 import { frame, message, messageEvents, MODEL, overloadedEvent, SseProbe, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
