@@ -10,7 +10,7 @@ import type { Env } from "./env.ts";
 import { hasBudget, reservationMicros, settledCostMicros, type BudgetLimits } from "./policy/budget.ts";
 import { flushMoneyLater, rateLimit, settleTokens, type LocalLimits, type RateVerdict } from "./policy/rate-limit.ts";
 import { LEASE_MS, type TakeResult, type TokenAsk, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
-import { countTokensBody, estimateFromBody, fromCount, usedTokens, type Estimate } from "./policy/token-estimate.ts";
+import { COUNT_TIMEOUT_MS, countTokensBody, estimateFromBody, fromCount, unsizable, usedTokens, type Estimate } from "./policy/token-estimate.ts";
 import type { TenantRecord } from "./tenant-record.ts";
 import type { Usage } from "./usage.ts";
 
@@ -24,7 +24,8 @@ export interface Reservation {
 
 const NOTHING = () => {};
 
-/** count_tokens on the upstream for the call's counted fields; undefined if it fails. */
+/** count_tokens on the upstream for the call's counted fields; undefined if it fails or
+ *  takes longer than COUNT_TIMEOUT_MS. */
 async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Record<string, unknown>): Promise<number | undefined> {
   const key = env.ANTHROPIC_API_KEY;
   if (key === undefined || key === "") return undefined;
@@ -34,7 +35,9 @@ async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Reco
     if (v !== null) h.set(name, v);
   }
   try {
-    const res = await fetch(cfg.upstream + "/v1/messages/count_tokens", { method: "POST", headers: h, body: countTokensBody(parsed) });
+    // Bounded: the signal also ends a body that stalls after its headers. (A signal costs
+    // workerd CPU per call, forward.ts Watchdog; a count is rare enough not to matter.)
+    const res = await fetch(cfg.upstream + "/v1/messages/count_tokens", { method: "POST", headers: h, body: countTokensBody(parsed), signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
     if (!res.ok) {
       await res.body?.cancel();
       return undefined;
@@ -103,6 +106,8 @@ export async function reserveTokens(
   // count_tokens calls count as requests, use no tokens upstream and cost nothing.
   const billed = route === "/v1/messages";
   const est: Estimate = billed ? estimateFromBody(body) : { input: 0, output: 0, needsCount: false, counted: false, parsed: undefined };
+  const why = billed ? unsizable(est.parsed) : undefined;
+  if (why !== undefined) return { verdict: { ok: false, status: 400, headers: {}, message: why }, settle: NOTHING };
   // Content whose bytes bound nothing (images, documents, ...) is counted first, and so
   // is every call of a tenant within 20% of a budget (the byte bound, ~4x the real count,
   // would refuse calls that fit), unless the tenant is refused anyway (no upstream call
@@ -117,6 +122,12 @@ export async function reserveTokens(
       // The byte bound holds for text: the count replaces it only when smaller.
       est.input = est.needsCount ? fromCount(n) : Math.min(est.input, fromCount(n));
       est.counted = true;
+    } else if (est.needsCount && table !== undefined && !cfg.budgetFailOpen) {
+      // Images, documents or MCP tools: their bytes bound nothing (a 200-byte body naming a
+      // PDF by URL can be 200,000 tokens), and without the count a budget could be overshot
+      // by every such call in flight. Closed, like an unreachable budget (BUDGET_FAIL_MODE);
+      // token limits alone keep the byte bound: what a call used beyond it is settled as debt.
+      return { verdict: uncountable(), settle: NOTHING };
     }
   }
   const sized = (input: number): Tokens => ({ input: limits.inputPerMinute > 0 ? input : 0, output: limits.outputPerMinute > 0 ? est.output : 0 });
@@ -169,6 +180,10 @@ export async function reserveTokens(
     }
   };
   return { verdict, settle };
+}
+
+function uncountable(): RateVerdict {
+  return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "cannot size this request for the spend budget: it holds images, documents or MCP tools, and count_tokens did not answer; try again shortly" };
 }
 
 function budgetUnavailable(): RateVerdict {

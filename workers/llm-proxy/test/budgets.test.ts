@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { costBoundMicros, costMicros, lookupPrice, priceTableFromJson, tokensOf, type PriceTable } from "../../shared/cost.ts";
 import type { BudgetRows } from "../src/policy/budget.ts";
 import { inventoryVars } from "../local/miniflare.ts";
+import { COUNT_TIMEOUT_MS } from "../src/policy/token-estimate.ts";
 import { messageEvents, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
@@ -219,6 +220,52 @@ describe("spend budgets per tenant", () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(pts.slice(sent).filter((p) => p.blobs[3] === "402")).toHaveLength(1);
     expect(h.fake.received).toHaveLength(0);
+  });
+
+  it("a body a budget cannot size is refused (400 invalid_request_error) before the upstream: max_tokens missing, a string, absurd; not JSON", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 5_000_000 });
+    h.fake.reset();
+    const bodies: [string, RegExp][] = [
+      [JSON.stringify({ model: HAIKU, messages: [{ role: "user", content: "hi" }] }), /^max_tokens: Field required$/],
+      // Read as 0 output before: a reservation of nothing for up to 64,000 tokens.
+      [body(0).replace('"max_tokens":0', '"max_tokens":"64000"'), /^max_tokens: Input should be a valid integer$/],
+      [body(0), /^max_tokens: Input should be greater than or equal to 1$/],
+      // Its price overflowed into a 500 (which the SDK retries) before.
+      [body(1e15), /^max_tokens: 1000000000000000 is more than this proxy admits/],
+      ["{not json", /^the request body is not a JSON object$/],
+    ];
+    for (const [b, message] of bodies) {
+      const r = await h.call("/v1/messages", { key, body: b });
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.text).error).toMatchObject({ type: "invalid_request_error", message: expect.stringMatching(message) });
+    }
+    expect(h.fake.received).toHaveLength(0);
+  });
+
+  it("images by URL: counted first; when count_tokens fails or stalls, 503 (the bytes bound nothing), never a call sized from 200 bytes", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    const image = body(10, { messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/scan.png" } }] }] });
+    h.fake.reset();
+    h.fake.enqueue({ kind: "json", body: { input_tokens: 1600 } });
+    const counted = await h.call("/v1/messages", { key, body: image });
+    expect(counted.status).toBe(200);
+    expect(h.fake.received.map((q) => q.path)).toEqual(["/v1/messages/count_tokens", "/v1/messages"]);
+    // count_tokens overloaded (its own organisation-wide rate limit): refused, not guessed.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const failed = await h.call("/v1/messages", { key, body: image });
+    expect(failed.status).toBe(503);
+    expect(JSON.parse(failed.text).error.message).toMatch(/count_tokens did not answer/);
+    expect(failed.headers.get("retry-after")).toBe("1");
+    expect(h.fake.received.map((q) => q.path)).toEqual(["/v1/messages/count_tokens"]);
+    // A count that never answers is given up after COUNT_TIMEOUT_MS, not waited on.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "hang" });
+    const t0 = Date.now();
+    const stalled = await h.call("/v1/messages", { key, body: image });
+    expect(stalled.status).toBe(503);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(COUNT_TIMEOUT_MS - 100);
+    expect(Date.now() - t0).toBeLessThan(COUNT_TIMEOUT_MS + 3000);
   });
 
   it("a tenant without a budget gets no budget headers", async () => {

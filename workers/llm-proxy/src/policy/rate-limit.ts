@@ -33,7 +33,9 @@ export type RateVerdict =
       /** The least a refusing budget had left for this call (a smaller estimate may fit it). */
       left: number;
     }
-  | { ok: false; status: 503; headers: Record<string, string>; message: string };
+  | { ok: false; status: 503; headers: Record<string, string>; message: string }
+  /** A body a reserving tenant cannot be sized from (tokens.ts): refused before anything. */
+  | { ok: false; status: 400; headers: Record<string, string>; message: string };
 
 /** The token side of a call: the tenant's limits and this call's reservation. */
 export interface TokenRequest {

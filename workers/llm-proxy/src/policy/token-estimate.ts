@@ -114,3 +114,29 @@ export function usedTokens(
     output: interrupted ? Math.max(u.outputTokens, reserved.output) : u.outputTokens,
   };
 }
+
+/** How long a count may take: count_tokens only tokenizes and answers well within a second.
+ *  One that takes longer counts as failed, so a stalled count never holds a call. */
+export const COUNT_TIMEOUT_MS = 5_000;
+
+/** The most output a reserving tenant's call may ask for (the usage event's bound,
+ *  workers/shared/usage-event.ts MAX_TOKENS_PER_CALL, not imported: that module brings zod).
+ *  Far above any model's output limit, and its price stays a safe integer. */
+const MAX_TOKENS_BOUND = 100_000_000;
+
+/**
+ * Why a Messages body cannot be sized for a tenant that reserves tokens or money, or
+ * undefined. The upstream refuses such bodies too (max_tokens is required, an integer);
+ * refusing here first means no call is let through with a reservation of nothing (a
+ * max_tokens the proxy cannot read, say "64000" as a string, reserved 0 output) and no
+ * price overflows. Messages as the Messages API words them.
+ */
+export function unsizable(parsed: Record<string, unknown> | undefined): string | undefined {
+  if (parsed === undefined) return "the request body is not a JSON object";
+  const mt = parsed.max_tokens;
+  if (mt === undefined) return "max_tokens: Field required";
+  if (typeof mt !== "number" || !Number.isSafeInteger(mt)) return "max_tokens: Input should be a valid integer";
+  if (mt < 1) return "max_tokens: Input should be greater than or equal to 1";
+  if (mt > MAX_TOKENS_BOUND) return `max_tokens: ${mt} is more than this proxy admits (${MAX_TOKENS_BOUND})`;
+  return undefined;
+}
