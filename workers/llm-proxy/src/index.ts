@@ -146,7 +146,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   if (!limit.ok) {
     // An exhausted budget: 402 billing_error (docs/llm-proxy.md "Spend budgets").
     if (limit.status === 402) return fail(402, "billing_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_exhausted" });
-    return fail(limit.status, limit.status === 429 ? "rate_limit_error" : limit.status === 400 ? "invalid_request_error" : "api_error", limit.message, limit.headers);
+    const type: ErrorType = limit.status === 429 ? "rate_limit_error" : limit.status === 400 ? "invalid_request_error" : limit.status === 403 ? "permission_error" : "api_error";
+    return fail(limit.status, type, limit.message, limit.headers);
   }
   failedOpen = limit.failedOpen;
   // Every way out below settles the reservation (idempotent): to the usage read from the

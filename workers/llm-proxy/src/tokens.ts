@@ -10,7 +10,7 @@ import type { Env } from "./env.ts";
 import { hasBudget, reservationMicros, settledCostMicros, type BudgetLimits } from "./policy/budget.ts";
 import { flushMoneyLater, rateLimit, settleTokens, type LocalLimits, type RateVerdict } from "./policy/rate-limit.ts";
 import { LEASE_MS, type TakeResult, type TokenAsk, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
-import { COUNT_TIMEOUT_MS, countTokensBody, estimateFromBody, fromCount, unsizable, usedTokens, type Estimate } from "./policy/token-estimate.ts";
+import { COUNT_TIMEOUT_MS, countTokensBody, estimateFromBody, fromCount, unpriced, unsizable, usedTokens, type Estimate } from "./policy/token-estimate.ts";
 import type { TenantRecord } from "./tenant-record.ts";
 import type { Usage } from "./usage.ts";
 
@@ -108,6 +108,9 @@ export async function reserveTokens(
   const est: Estimate = billed ? estimateFromBody(body) : { input: 0, output: 0, needsCount: false, counted: false, parsed: undefined };
   const why = billed ? unsizable(est.parsed) : undefined;
   if (why !== undefined) return { verdict: { ok: false, status: 400, headers: {}, message: why }, settle: NOTHING };
+  // Billed beyond tokens: a budget could not hold (docs/llm-proxy.md "Spend budgets").
+  const beyond = billed && table !== undefined && est.parsed !== undefined ? unpriced(est.parsed) : undefined;
+  if (beyond !== undefined) return { verdict: { ok: false, status: 403, headers: {}, message: `this API key has a spend budget; ${beyond}: send the call without it, or use a key without a budget` }, settle: NOTHING };
   // Content whose bytes bound nothing (images, documents, ...) is counted first, and so
   // is every call of a tenant within 20% of a budget (the byte bound, ~4x the real count,
   // would refuse calls that fit), unless the tenant is refused anyway (no upstream call

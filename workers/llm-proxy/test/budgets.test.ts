@@ -242,6 +242,20 @@ describe("spend budgets per tenant", () => {
     expect(h.fake.received).toHaveLength(0);
   });
 
+  it("a call billed beyond tokens (fast mode, regional inference, web search) is refused for a budgeted tenant (403), allowed for one without a budget", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    const { key: free } = await h.tenant({ name: "unbudgeted" });
+    h.fake.reset();
+    for (const extra of [{ speed: "fast" }, { inference_geo: "us" }, { tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 3 }] }]) {
+      const r = await h.call("/v1/messages", { key, body: body(10, extra) });
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.text).error).toMatchObject({ type: "permission_error", message: expect.stringMatching(/^this API key has a spend budget; /) });
+    }
+    expect(h.fake.received).toHaveLength(0);
+    const ok = await h.call("/v1/messages", { key: free, body: body(10, { speed: "fast" }) });
+    expect(ok.status).toBe(200);
+  });
+
   it("images by URL: counted first; when count_tokens fails or stalls, 503 (the bytes bound nothing), never a call sized from 200 bytes", async () => {
     const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
     const image = body(10, { messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/scan.png" } }] }] });

@@ -35,7 +35,9 @@ export type RateVerdict =
     }
   | { ok: false; status: 503; headers: Record<string, string>; message: string }
   /** A body a reserving tenant cannot be sized from (tokens.ts): refused before anything. */
-  | { ok: false; status: 400; headers: Record<string, string>; message: string };
+  | { ok: false; status: 400; headers: Record<string, string>; message: string }
+  /** A budgeted tenant's call billed beyond tokens (tokens.ts): not permitted. */
+  | { ok: false; status: 403; headers: Record<string, string>; message: string };
 
 /** The token side of a call: the tenant's limits and this call's reservation. */
 export interface TokenRequest {

@@ -23,7 +23,7 @@ export const COUNT_SLACK_TOKENS = 16;
 
 /** Fields of a Messages body that count_tokens accepts and that carry input tokens
  *  (MessageCountTokensParams, node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts). */
-const COUNT_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config"] as const;
+const COUNT_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config", "mcp_servers"] as const;
 
 // Content block types whose tokens their bytes bound: text (and the text inside a tool
 // result), tool calls, thinking. Anything else (image, document, search_result, a url or
@@ -78,8 +78,13 @@ export function estimateFromBody(body: ArrayBuffer): Estimate {
       if (typeof m !== "object" || m === null || !textOnly((m as Record<string, unknown>).content)) needsCount = true;
     }
     if (!textOnly(parsed.system)) needsCount = true;
-    // MCP servers' tool lists are fetched by the upstream: not in the body.
+    // MCP servers' tool lists are fetched by the upstream: not in the body (count_tokens
+    // takes mcp_servers with the beta header that enables them, which is forwarded).
     if (parsed.mcp_servers !== undefined) needsCount = true;
+    // Anthropic-defined tools (computer use, text editor, bash, ...: any `type` but
+    // "custom") bring a system prompt and definitions of their own, hundreds of tokens
+    // each beyond TOOLS_OVERHEAD_TOKENS: count.
+    if (Array.isArray(parsed.tools) && parsed.tools.some((t) => typeof t === "object" && t !== null && typeof (t as { type?: unknown }).type === "string" && (t as { type: string }).type !== "custom")) needsCount = true;
   }
   const tools = parsed !== undefined && Array.isArray(parsed.tools) && parsed.tools.length > 0;
   const input = Math.ceil(bytes / BYTES_PER_TOKEN_BOUND) + (tools ? TOOLS_OVERHEAD_TOKENS : 0);
@@ -131,6 +136,26 @@ const MAX_TOKENS_BOUND = 100_000_000;
  * max_tokens the proxy cannot read, say "64000" as a string, reserved 0 output) and no
  * price overflows. Messages as the Messages API words them.
  */
+/**
+ * What a budgeted tenant's body asks for that is billed beyond its tokens, which the price
+ * table does not model and a reservation cannot bound; undefined if nothing. Fast mode
+ * (`speed: "fast"`, a premium per token), regional inference (`inference_geo` other than
+ * "global": data residency, a premium), and the server tools billed per use (web search,
+ * $10 per 1,000 searches; code execution, per container hour): platform.claude.com
+ * pricing, and the request fields in @anthropic-ai/sdk messages.d.ts (MessageCreateParams
+ * `speed`, `inference_geo`; the tool types). Web fetch costs only its tokens.
+ */
+export function unpriced(parsed: Record<string, unknown>): string | undefined {
+  if (parsed.speed !== undefined && parsed.speed !== null && parsed.speed !== "standard") return `speed: ${JSON.stringify(parsed.speed)} is billed at a premium the spend budget's price table does not model`;
+  if (parsed.inference_geo !== undefined && parsed.inference_geo !== null && parsed.inference_geo !== "global") return `inference_geo: ${JSON.stringify(parsed.inference_geo)} is billed at a premium the spend budget's price table does not model`;
+  const tools = Array.isArray(parsed.tools) ? parsed.tools : [];
+  for (const t of tools) {
+    const type = typeof t === "object" && t !== null ? (t as { type?: unknown }).type : undefined;
+    if (typeof type === "string" && /^(web_search|code_execution)_/.test(type)) return `tools: ${type} is billed per use, beyond tokens, which the spend budget cannot bound`;
+  }
+  return undefined;
+}
+
 export function unsizable(parsed: Record<string, unknown> | undefined): string | undefined {
   if (parsed === undefined) return "the request body is not a JSON object";
   const mt = parsed.max_tokens;

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { clientAddress } from "../../src/policy/auth.ts";
 import { LocalLimits, rateLimit, settleTokens } from "../../src/policy/rate-limit.ts";
 import { admit, giveBack, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "../../src/policy/token-bucket.ts";
-import { countTokensBody, estimateFromBody, fromCount, TOOLS_OVERHEAD_TOKENS, usedTokens } from "../../src/policy/token-estimate.ts";
+import { countTokensBody, estimateFromBody, fromCount, TOOLS_OVERHEAD_TOKENS, unpriced, usedTokens } from "../../src/policy/token-estimate.ts";
 import { Lru } from "../../src/tenant-cache.ts";
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
@@ -157,6 +157,23 @@ describe("the reservation estimate", () => {
     expect(estimateFromBody(msg([{ type: "document", source: { type: "file", file_id: "f" } }])).needsCount).toBe(true);
     expect(estimateFromBody(msg([{ type: "tool_result", tool_use_id: "t", content: [{ type: "image", source: {} }] }])).needsCount).toBe(true);
     expect(estimateFromBody(enc({ model: "m", max_tokens: 5, messages: [], mcp_servers: [{}] })).needsCount).toBe(true);
+    // Anthropic-defined tools bring prompts of their own; custom ones are in the body.
+    const tools = (t: unknown[]) => enc({ model: "m", max_tokens: 5, messages: [], tools: t });
+    expect(estimateFromBody(tools([{ name: "f", input_schema: {} }, { type: "custom", name: "g", input_schema: {} }])).needsCount).toBe(false);
+    expect(estimateFromBody(tools([{ type: "computer_20250124", name: "computer", display_width_px: 1024, display_height_px: 768 }])).needsCount).toBe(true);
+    expect(estimateFromBody(tools([{ type: "text_editor_20250728", name: "str_replace_based_edit_tool" }])).needsCount).toBe(true);
+    // count_tokens gets the MCP servers too (their tools are what it counts).
+    expect(JSON.parse(countTokensBody({ model: "m", messages: [], mcp_servers: [{ type: "url", url: "https://mcp.example", name: "x" }] }))).toHaveProperty("mcp_servers");
+  });
+
+  it("what a budget cannot price: fast mode, regional inference, tools billed per use", () => {
+    expect(unpriced({ model: "m", max_tokens: 5, messages: [] })).toBeUndefined();
+    expect(unpriced({ speed: "standard", inference_geo: "global", tools: [{ type: "web_fetch_20250910", name: "web_fetch" }, { name: "f" }] })).toBeUndefined();
+    expect(unpriced({ speed: null, inference_geo: null })).toBeUndefined();
+    expect(unpriced({ speed: "fast" })).toMatch(/^speed: "fast" is billed at a premium/);
+    expect(unpriced({ inference_geo: "us" })).toMatch(/^inference_geo: "us" is billed at a premium/);
+    expect(unpriced({ tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 5 }] })).toMatch(/^tools: web_search_20250305 is billed per use/);
+    expect(unpriced({ tools: [{ type: "code_execution_20250825", name: "code_execution" }] })).toMatch(/^tools: code_execution_20250825/);
   });
 
   it("count_tokens gets the counted fields only, and its answer gets a margin", () => {
