@@ -4,7 +4,7 @@
 // from the tenant records on the same side. Table, --json, --csv or --html (--out FILE).
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { APIError } from "cloudflare";
 import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
@@ -31,12 +31,24 @@ export interface Io extends CliOutput {
 
 class UsageError extends Error {}
 
+/** Ten years of days: more than any ledger keeps, and far inside Date's range. */
+const MAX_DAYS = 3660;
+const atLeastOne = intAtLeast("--days", 1);
+function daysOption(v: string): number {
+  const n = atLeastOne(v);
+  if (n > MAX_DAYS) throw new InvalidArgumentError(`--days must be at most ${MAX_DAYS}`);
+  return n;
+}
+
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 function day(name: string): (v: string) => string {
   return (v) => {
-    if (!DAY.test(v) || new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) !== v) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${v}'`);
+    // Date.parse, not toISOString: an invalid date ('2026-13-01') makes the latter throw a
+    // RangeError, which would be exit 1 instead of a bad command line's 2.
+    const t = DAY.test(v) ? Date.parse(`${v}T00:00:00Z`) : Number.NaN;
+    if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${v}'`);
     return v;
   };
 }
@@ -149,7 +161,7 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
     .option("--persist <dir>", "local state folder (wrangler's --persist-to layout)", DEFAULT_PERSIST)
     .option("--from <day>", "first UTC day, YYYY-MM-DD (default: --days before --to)")
     .option("--to <day>", "last UTC day, YYYY-MM-DD (default: today)")
-    .option("--days <n>", "days to show when --from is not given", intAtLeast("--days", 1), 7)
+    .option("--days <n>", `days to show when --from is not given (at most ${MAX_DAYS})`, daysOption, 7)
     .option("--tenant <id>", "only this tenant")
     .option("--model <id>", "only this model")
     .addOption(new Option("--json", "print JSON (shape: docs/metering.md)").conflicts(["csv", "html"]))

@@ -27,6 +27,8 @@ describe("CSV", () => {
     expect(csvField(`a,"b"\nc`)).toBe(`"a,""b""\nc"`);
     expect(csvField("=1+1")).toBe("'=1+1");
     expect(csvField("=a,b")).toBe(`"'=a,b"`);
+    expect(csvField("a;b")).toBe(`"a;b"`);
+    expect(csvField("\0=cmd")).toBe("'\0=cmd");
     for (const p of ["+", "-", "@", "\t", "\r"]) expect(csvField(`${p}x`).replace(/^"/, "")).toMatch(/^'/);
   });
 

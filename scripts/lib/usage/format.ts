@@ -85,11 +85,12 @@ const CSV_HEAD = [
   "cut_calls",
 ];
 
-/** A CSV field: quoted when it holds a comma, quote or line break; a leading =, +, - or @
- * is prefixed with ' so a spreadsheet never runs it as a formula (OWASP CSV injection). */
+/** A CSV field: quoted when it holds a comma, a semicolon (the separator Excel uses in
+ * many locales), a quote or a line break; a leading =, +, -, @, tab, CR or NUL is prefixed
+ * with ' so a spreadsheet never runs it as a formula (OWASP CSV injection). */
 export function csvField(v: string): string {
-  const safe = /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  const safe = /^[=+\-@\t\r\0]/.test(v) ? `'${v}` : v;
+  return /[",;\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 const fraction = (r: number | null) => (r === null ? "" : r.toFixed(6));
