@@ -88,9 +88,27 @@ describe("budget used", () => {
   it("month start and the tenant-day query", () => {
     expect(monthStart("2026-02-28")).toBe("2026-02-01");
     expect(buildTenantDayQuery({ from: "2026-02-10", to: "2026-03-02", model: "x" })).toEqual({
-      sql: "SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day, tenant ORDER BY day, tenant",
+      sql: "SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day, tenant ORDER BY day, tenant LIMIT 5000",
       params: ["2026-02-01", "2026-03-02"],
     });
+  });
+});
+
+describe("pages", () => {
+  it("a report larger than a page reads every row once, page after page (keyset), with the same numbers", async () => {
+    const many: Rollup[] = [];
+    for (const day of ["2026-10-30", "2026-10-31", "2026-11-01", "2026-11-02"]) for (const tenant of ["a", "b", "c"]) for (const model of ["m1", "m2"]) many.push({ day, tenant, model, cost: day.length + tenant.charCodeAt(0) + model.length });
+    const src = rollupSource(many);
+    const queries: string[] = [];
+    const counting = { ...src, query: (sql: string, params: string[]) => (queries.push(sql), src.query(sql, params)) };
+    const whole = await usageReport(src, FILTER, budgets({ a: budget(1000, 5000) }));
+    const paged = await usageReport(counting, FILTER, budgets({ a: budget(1000, 5000) }), 4);
+    expect(paged).toEqual(whole);
+    expect(whole.lines).toHaveLength(3 * 3 * 2);
+    // 18 lines in pages of 4: 5 queries; 12 tenant-days (from the 1st of October) in 4.
+    expect(queries.filter((q) => q.includes("model, calls")).length).toBe(5);
+    expect(queries.filter((q) => q.includes("SUM(")).length).toBe(4);
+    expect(queries.every((q) => q.endsWith("LIMIT 4"))).toBe(true);
   });
 });
 

@@ -92,9 +92,21 @@ export interface UsageReport {
   budgets: BudgetSummary;
 }
 
-export function buildQuery(f: UsageFilter): { sql: string; params: string[] } {
+/**
+ * Rows per query. A D1 query's result is bounded (developers.cloudflare.com/d1/platform/limits)
+ * and a report over a long range of hundreds of tenants and models would exceed one answer;
+ * the report reads pages of this many rows (~1 MB), each after the last row of the one
+ * before (keyset on the ORDER BY, which rows written meanwhile cannot shift).
+ */
+export const PAGE_ROWS = 5000;
+
+export function buildQuery(f: UsageFilter, after?: readonly [string, string, string], pageRows = PAGE_ROWS): { sql: string; params: string[] } {
   const where = ["day >= ?", "day <= ?"];
   const params = [f.from, f.to];
+  if (after !== undefined) {
+    where.push("(day, tenant, model) > (?, ?, ?)");
+    params.push(...after);
+  }
   if (f.tenant !== undefined) {
     where.push("tenant = ?");
     params.push(f.tenant);
@@ -104,7 +116,7 @@ export function buildQuery(f: UsageFilter): { sql: string; params: string[] } {
     params.push(f.model);
   }
   return {
-    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model`,
+    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
     params,
   };
 }
@@ -116,15 +128,19 @@ export function monthStart(day: string): string {
 
 /** Cost per UTC day and tenant over all models, from the 1st of --from's month (what
  * month-to-date budget use needs), within the tenant filter but not the model filter. */
-export function buildTenantDayQuery(f: UsageFilter): { sql: string; params: string[] } {
+export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, string], pageRows = PAGE_ROWS): { sql: string; params: string[] } {
   const where = ["day >= ?", "day <= ?"];
   const params = [monthStart(f.from), f.to];
+  if (after !== undefined) {
+    where.push("(day, tenant) > (?, ?)");
+    params.push(...after);
+  }
   if (f.tenant !== undefined) {
     where.push("tenant = ?");
     params.push(f.tenant);
   }
   return {
-    sql: `SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE ${where.join(" AND ")} GROUP BY day, tenant ORDER BY day, tenant`,
+    sql: `SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE ${where.join(" AND ")} GROUP BY day, tenant ORDER BY day, tenant LIMIT ${pageRows}`,
     params,
   };
 }
@@ -148,11 +164,27 @@ function parseRow<T>(schema: z.ZodType<T>, raw: unknown, i: number, where: strin
 
 const ratio = (cost: number, budget: number | null) => (budget === null ? null : cost / budget);
 
-export async function usageReport(source: UsageSource, filter: UsageFilter, budgets: BudgetLookup): Promise<UsageReport> {
-  const { sql, params } = buildQuery(filter);
-  const rows = await source.query(sql, params);
-  const td = buildTenantDayQuery(filter);
-  const dayRows = (await source.query(td.sql, td.params)).map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
+/** Every row of a keyset-paged query: pages until one comes back short. `keyOf` reads
+ *  the ORDER BY columns of a page's last row (strings in the ledger's schema). */
+async function allRows<K extends readonly string[]>(source: UsageSource, build: (after: K | undefined) => { sql: string; params: string[] }, keyOf: (row: Record<string, unknown>) => K, pageRows: number): Promise<unknown[]> {
+  const out: unknown[] = [];
+  let after: K | undefined;
+  for (;;) {
+    const { sql, params } = build(after);
+    const page = await source.query(sql, params);
+    out.push(...page);
+    if (page.length < pageRows) return out;
+    const last = page[page.length - 1] as Record<string, unknown>;
+    const key = keyOf(last);
+    if (key.some((k) => typeof k !== "string")) throw new Error(`row ${out.length} from ${source.where} has no day, tenant and model to page after`);
+    after = key;
+  }
+}
+
+export async function usageReport(source: UsageSource, filter: UsageFilter, budgets: BudgetLookup, pageRows = PAGE_ROWS): Promise<UsageReport> {
+  const rows = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
+  const dayRaw = await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows), (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows);
+  const dayRows = dayRaw.map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
   // Month-to-date per tenant and day: a running sum that restarts each UTC month.
   const dayCost = new Map<string, number>();
   const monthToDate = new Map<string, number>();
