@@ -195,7 +195,7 @@ describe("npm run plan", () => {
     const of = (kind: string, name: string) => stores.find((x) => x.kind === kind && x.name === name)?.detail;
     expect(of("Queue", "edgefleet-usage")).toBe("produced as USAGE_EVENTS by plan-proxy; consumed by plan-ledger");
     expect(of("Queue", "edgefleet-usage-dlq")).toBe("produced as DEAD_LETTERS by plan-ledger; consumed by HTTP pull (npm run dead-letters); dead-letter queue of plan-ledger; messages kept 14 days");
-    expect(of("Queue consumer", "edgefleet-usage -> plan-ledger")).toBe("batch 100, wait 5 s, 5 retries, retry delay 30 s, DLQ edgefleet-usage-dlq");
+    expect(of("Queue consumer", "edgefleet-usage -> plan-ledger")).toBe("batch 100, wait 5 s, 10 retries, retry delay 30 s, concurrency 5, DLQ edgefleet-usage-dlq");
     expect(of("Queue consumer", "edgefleet-usage-dlq -> HTTP pull (npm run dead-letters)")).toBe("100 retries, visibility timeout 600 s, no DLQ");
     expect(of("R2 bucket", "edgefleet-archive")).toBe("bound as ARCHIVE by plan-proxy; lifecycle: objects deleted after 7 days");
     expect(of("D1 database", "edgefleet-usage")).toBe("bound as DB by plan-ledger; schema: npm run d1-migrations");
