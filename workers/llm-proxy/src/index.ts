@@ -169,7 +169,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started);
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
-    settle(undefined);
+    // A timeout keeps the reservation: the upstream may have billed the request it kept.
+    settle(undefined, up.failure === "timeout");
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
     return up.failure === "timeout"

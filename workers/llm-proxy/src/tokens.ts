@@ -169,15 +169,20 @@ export async function reserveTokens(
   const settle = (usage?: Usage, interrupted = false) => {
     if (settled) return;
     settled = true;
+    // No answer: nothing was billed after a network failure (interrupted false); after a
+    // timeout (interrupted true) the upstream kept the request, which stays open until the
+    // call ends (forward.ts `discard`), and may have generated and billed up to the whole
+    // reservation, so that is what is kept.
     if (tokenLimited) {
-      const used = usage === undefined ? { input: 0, output: 0 } : usedTokens(usage, reserved, interrupted);
+      const used = usage === undefined ? (interrupted ? { ...reserved } : { input: 0, output: 0 }) : usedTokens(usage, reserved, interrupted);
       if (limits.inputPerMinute === 0) used.input = 0;
       if (limits.outputPerMinute === 0) used.output = 0;
       settleTokens(tenant.id, local, Date.now(), reserved, used, (give) => stub().settle(limits, give), background);
     }
     if (reservedMoney !== undefined && table !== undefined) {
-      // The cost as the ledger computes it (no answer: nothing was billed).
-      const cost = usage === undefined ? 0 : settledCostMicros(table, usage, model, est.output, interrupted);
+      // The cost as the ledger computes it (no answer: nothing, or after a timeout the
+      // whole reservation, the most the upstream can have billed).
+      const cost = usage === undefined ? (interrupted ? reservedMoney.micros : 0) : settledCostMicros(table, usage, model, est.output, interrupted);
       local.settleMoney(tenant.id, reservedMoney.windows, reservedMoney.micros, cost);
       flushMoney();
     }
