@@ -76,7 +76,7 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   const body = JSON.stringify({ model: "claude-sonnet-4-5-20250929", max_tokens: 900, messages: [{ role: "user", content: "Hello" }] });
   const json = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body });
   const jsonText = await json.text();
-  const sse = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-haiku-4-5","max_tokens":100,"stream":true}' });
+  const sse = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Hi"}]}' });
   const sseText = await sse.text();
   expect([json.status, sse.status]).toEqual([200, 200]);
   const ids = [json.headers.get("edgefleet-request-id")!, sse.headers.get("edgefleet-request-id")!];
@@ -87,7 +87,7 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   (long[0]!.data as { message: { model: string } }).message.model = "claude-opus-4-5";
   fake.enqueue({ kind: "sse", events: long, before: (i) => (i < 4 ? Promise.resolve() : sleep(50)) });
   const leave = new AbortController();
-  const cut = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-opus-4-5","max_tokens":500,"stream":true}', signal: leave.signal });
+  const cut = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: '{"model":"claude-opus-4-5","max_tokens":500,"stream":true,"messages":[{"role":"user","content":"Hi"}]}', signal: leave.signal });
   const reader = cut.body!.getReader();
   let cutText = "";
   for (const dec = new TextDecoder(); !cutText.includes("content_block_delta"); ) {

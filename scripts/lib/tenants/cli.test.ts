@@ -257,7 +257,7 @@ describe("tenants --local, read by the Worker", () => {
         onLog: () => {},
       });
       try {
-        const r = await fetch(new URL("/v1/messages", url), { method: "POST", headers: { "x-api-key": key, "anthropic-version": "2023-06-01" }, body: '{"model":"m"}' });
+        const r = await fetch(new URL("/v1/messages", url), { method: "POST", headers: { "x-api-key": key, "anthropic-version": "2023-06-01" }, body: '{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
         await r.text();
         return r.status;
       } finally {

@@ -33,7 +33,7 @@ async function start(extra: string[] = []) {
 it("serves the proxy with a seeded dev tenant whose key survives restarts", async () => {
   const first = await start();
   expect(first.code).toBe(0);
-  const res = await fetch(`${first.info!.url}/v1/messages`, { method: "POST", headers: { "x-api-key": first.info!.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"m"}' });
+  const res = await fetch(`${first.info!.url}/v1/messages`, { method: "POST", headers: { "x-api-key": first.info!.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
   expect(res.status).toBe(200);
   expect((await res.json()) as unknown).toMatchObject({ type: "message" });
   expect(fake.received.at(-1)!.headers["x-api-key"]).toBe("sk-dev-test");

@@ -290,6 +290,32 @@ describe("spend budgets per tenant", () => {
   });
 });
 
+describe("budgets when the upstream does not answer", () => {
+  let h: Harness;
+  // One attempt, headers given 300 ms: a 504 quickly.
+  useHarness({ METRICS_SAMPLE_RATE: "0", MAX_RETRIES: "0", HEADERS_TIMEOUT_MS: "300" }, (started) => {
+    h = started;
+  });
+
+  it("a timeout keeps the whole reservation (the upstream kept the request and may bill it); a network failure is charged nothing", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    h.fake.reset();
+    h.fake.enqueue({ kind: "hang" });
+    const b = body(1000);
+    const timedOut = await h.call("/v1/messages", { key, body: b });
+    expect(timedOut.status).toBe(504);
+    const reserved = Number(timedOut.headers.get("edgefleet-estimated-cost-micros"));
+    expect(reserved).toBe(costBoundMicros(haiku, b.length, 1000, false));
+    let s = await settledState(h, id);
+    expect(s.daily).toMatchObject({ spent: reserved, reserved: 0 });
+    h.fake.enqueue({ kind: "reset" });
+    const broken = await h.call("/v1/messages", { key, body: b });
+    expect(broken.status).toBe(502);
+    s = await settledState(h, id);
+    expect(s.daily).toMatchObject({ spent: reserved, reserved: 0 });
+  });
+});
+
 /** The limiter fails for this tenant (harness.brokenTenant); with `budget`, it has one. */
 const brokenTenant = (h: Harness, id: string, budget: boolean) => h.brokenTenant(id, budget ? { dailyBudgetMicros: 5_000_000 } : {});
 

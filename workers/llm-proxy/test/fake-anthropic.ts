@@ -184,7 +184,11 @@ export class FakeAnthropic {
 
   private async respond(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const counting = this.countTokens !== undefined && (req.url ?? "").split("?")[0] === "/v1/messages/count_tokens";
-    const b = (counting ? undefined : this.queue.shift()) ?? this.defaultBehaviour(req, body);
+    // A Messages body the API refuses is refused before any scripted answer, as the real
+    // API validates a request before it runs it: a test cannot pass on a body production
+    // would reject.
+    const invalid = req.method === "POST" && (req.url ?? "").split("?")[0] === "/v1/messages" ? invalidMessagesBody(body) : undefined;
+    const b = invalid ?? (counting ? undefined : this.queue.shift()) ?? this.defaultBehaviour(req, body);
     const requestId = requestIdOf(++rid);
     const head = (status: number, h: Record<string, string>) => {
       res.statusMessage = REASON[status] ?? "";
@@ -254,4 +258,31 @@ export class FakeAnthropic {
       }
     }
   }
+}
+
+/**
+ * Why the Messages API refuses a body, as an error behaviour; undefined when valid enough.
+ * Required fields from MessageCreateParams (node_modules/@anthropic-ai/sdk/resources/
+ * messages/messages.d.ts: `max_tokens`, `messages`, `model` are not optional; max_tokens an
+ * integer of at least 1); the messages are the API's pydantic wording ("Field required").
+ */
+export function invalidMessagesBody(body: Buffer): Behaviour | undefined {
+  const refuse = (message: string): Behaviour => ({ kind: "error", status: 400, type: "invalid_request_error", message });
+  let b: unknown;
+  try {
+    // TextDecoder drops a leading byte order mark, which RFC 8259 8.1 lets a parser ignore.
+    b = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    return refuse("body is not JSON");
+  }
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return refuse("body: Input should be a valid dictionary");
+  const o = b as Record<string, unknown>;
+  if (o.model === undefined) return refuse("model: Field required");
+  if (typeof o.model !== "string" || o.model === "") return refuse("model: Input should be a valid string");
+  if (o.max_tokens === undefined) return refuse("max_tokens: Field required");
+  if (typeof o.max_tokens !== "number" || !Number.isInteger(o.max_tokens)) return refuse("max_tokens: Input should be a valid integer");
+  if (o.max_tokens < 1) return refuse("max_tokens: Input should be greater than or equal to 1");
+  if (o.messages === undefined) return refuse("messages: Field required");
+  if (!Array.isArray(o.messages)) return refuse("messages: Input should be a valid list");
+  return undefined;
 }

@@ -7,7 +7,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { describe, expect, it } from "vitest";
 import { frame, message, messageEvents, MODELS, SseProbe, type SseEvent } from "./fake-anthropic.ts";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, MESSAGE, STREAM } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const usage = { input_tokens: 31, output_tokens: 17, cache_creation_input_tokens: 2, cache_read_input_tokens: 2048 };
@@ -82,7 +82,7 @@ describe("the forward path", () => {
     const allowed = new Set(["content-type", "content-length", "content-encoding", "request-id", "edgefleet-request-id", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "date", "connection", "keep-alive", "transfer-encoding", "cache-control", "x-accel-buffering"]);
 
     it("a JSON answer carries only allowed headers; the provider's quota goes to the data point", async () => {
-      const r = await h.call("/v1/messages", { key, body: "{}", headers: { "x-debug": "1" } });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE, headers: { "x-debug": "1" } });
       expect(r.status).toBe(200);
       const names = [...r.headers.keys()];
       expect(names.filter((n) => !allowed.has(n))).toEqual([]);
@@ -93,13 +93,13 @@ describe("the forward path", () => {
     });
 
     it("a stream and an upstream error carry only allowed headers too; retry-after only where it applies", async () => {
-      const s = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+      const s = await h.call("/v1/messages", { key, body: STREAM });
       expect([...s.headers.keys()].filter((n) => !allowed.has(n))).toEqual([]);
       h.fake.enqueue({ kind: "json", body: message("hi"), headers: { "retry-after": "3" } });
-      const ok = await h.call("/v1/messages", { key, body: "{}" });
+      const ok = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(ok.headers.get("retry-after")).toBeNull();
       h.fake.enqueue({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down", headers: { "retry-after": "30" } });
-      const limited = await h.call("/v1/messages", { key, body: "{}" });
+      const limited = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(limited.status).toBe(429);
       expect(limited.headers.get("retry-after")).toBe("30");
       expect([...limited.headers.keys()].filter((n) => !allowed.has(n) && n !== "retry-after")).toEqual([]);
@@ -110,7 +110,7 @@ describe("the forward path", () => {
     it("an attempt whose headers never come is abandoned and retried", async () => {
       const probe = new SseProbe();
       h.fake.enqueue({ kind: "hang", probe });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(h.fake.received).toHaveLength(2);
       // Closed when the call ended: without an AbortSignal on fetch (forward.ts Watchdog) a
@@ -127,7 +127,7 @@ describe("the forward path", () => {
       // cannot be cancelled (forward.ts readWithin): the first stall's socket must still
       // close, when the call ends and workerd ends its subrequests, not stay open.
       h.fake.enqueue({ kind: "stall", body, bytes: 20, probe }, { kind: "stall", body, bytes: 20 });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
       expect(h.fake.received).toHaveLength(3);
@@ -138,7 +138,7 @@ describe("the forward path", () => {
 
     it("when every attempt hangs: 504 in Anthropic's envelope, x-should-retry: false", async () => {
       h.fake.enqueue({ kind: "hang" }, { kind: "hang" }, { kind: "hang" });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(504);
       expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "api_error", message: "upstream did not answer in time" }, request_id: r.headers.get("request-id") });
       expect(r.headers.get("x-should-retry")).toBe("false");
@@ -150,7 +150,7 @@ describe("the forward path", () => {
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
       h.fake.enqueue({ kind: "sse", events: messageEvents(["never"]), probe, before: () => gate });
-      const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+      const r = await h.call("/v1/messages", { key, body: STREAM });
       open();
       expect(r.status).toBe(200);
       expect(r.text).toBe(messageEvents(["Hello", ", world"]).map(frame).join(""));
@@ -165,7 +165,7 @@ describe("the forward path", () => {
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
       h.fake.enqueue({ kind: "sse", events, probe, before: (i) => (i < 4 ? Promise.resolve() : gate) });
-      const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+      const r = await h.call("/v1/messages", { key, body: STREAM });
       open();
       const sent = events.slice(0, 4).map(frame).join("");
       expect(r.text).toBe(sent + `event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream sent nothing for 1500 ms"},"request_id":"${r.headers.get("edgefleet-request-id")}"}\n\n`);
@@ -181,7 +181,7 @@ describe("the forward path", () => {
     it("a retry-after that would pass RETRY_DEADLINE_MS is not waited for: the answer goes out with x-should-retry: false", async () => {
       // 8 s is under RETRY_AFTER_CAP_MS (10 s) but beyond the 6 s deadline.
       h.fake.enqueue({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down", headers: { "retry-after": "8" } });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(429);
       expect(r.headers.get("x-should-retry")).toBe("false");
       expect(h.fake.received).toHaveLength(1);
@@ -211,7 +211,7 @@ describe("the forward path", () => {
 
     it("an upstream x-should-retry: false is obeyed by the proxy and passed on", async () => {
       h.fake.enqueue({ kind: "error", status: 500, type: "api_error", message: "boom", headers: { "x-should-retry": "false" } });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(500);
       expect(r.headers.get("x-should-retry")).toBe("false");
       expect(h.fake.received).toHaveLength(1);
@@ -220,15 +220,15 @@ describe("the forward path", () => {
 
   describe("the query string (14.5)", () => {
     it("reaches the upstream as sent", async () => {
-      await h.call("/v1/messages?beta=true", { key, body: "{}" });
-      await h.call("/v1/messages/count_tokens?beta=true&x=a%20b", { key, body: "{}" });
+      await h.call("/v1/messages?beta=true", { key, body: MESSAGE });
+      await h.call("/v1/messages/count_tokens?beta=true&x=a%20b", { key, body: MESSAGE });
       expect(h.fake.received.map((r) => r.path)).toEqual(["/v1/messages?beta=true", "/v1/messages/count_tokens?beta=true&x=a%20b"]);
     });
   });
 
   describe("bounded memory (14.6)", () => {
     it("a body over BUFFER_BODY_BYTES is streamed byte for byte and not retried; the client may retry it", async () => {
-      const body = Buffer.concat([Buffer.from('{"model":"claude-x","x":"'), Buffer.alloc(200_000, 0x62), Buffer.from('"}')]);
+      const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[],"x":"'), Buffer.alloc(200_000, 0x62), Buffer.from('"}')]);
       h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
       const r = await h.call("/v1/messages", { key, body });
       expect(r.status).toBe(529);
@@ -253,7 +253,7 @@ describe("the forward path", () => {
       expect(h.fake.received.map((r) => `${r.method} ${r.path}`)).toEqual(["GET /v1/models?limit=20", "GET /v1/models/claude-sonnet-5-5"]);
       expect(h.fake.received[0]!.headers["x-api-key"]).toBe(h.secrets.ANTHROPIC_API_KEY);
       expect((await h.call("/v1/models", { method: "GET" })).status).toBe(401);
-      const post = await h.call("/v1/models", { key, body: "{}" });
+      const post = await h.call("/v1/models", { key, body: MESSAGE });
       expect(post.status).toBe(405);
       expect(post.headers.get("allow")).toBe("GET, OPTIONS");
       expect(h.fake.received).toHaveLength(2);
@@ -261,7 +261,7 @@ describe("the forward path", () => {
 
     it("Message Batches and Files get a not-supported error in Anthropic's envelope and never reach the upstream", async () => {
       for (const [method, path] of [["POST", "/v1/messages/batches"], ["GET", "/v1/messages/batches"], ["GET", "/v1/messages/batches/msgbatch_01/results"], ["GET", "/v1/files"], ["POST", "/v1/files"], ["GET", "/v1/files/file_011/content"]] as const) {
-        const r = await h.call(path, { key, method, ...(method === "POST" ? { body: "{}" } : {}) });
+        const r = await h.call(path, { key, method, ...(method === "POST" ? { body: MESSAGE } : {}) });
         expect(r.status, path).toBe(403);
         expect(JSON.parse(r.text).error.type).toBe("permission_error");
         expect(JSON.parse(r.text).error.message).toContain("not available through this proxy");
@@ -283,7 +283,7 @@ describe("the forward path", () => {
 
     it("a passed-through 529 carries the status text Overloaded", async () => {
       h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded", headers: { "x-should-retry": "false" } });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(529);
       expect(r.statusText).toBe("Overloaded");
     });
@@ -310,8 +310,8 @@ describe("refusals spend no rate-limit token (14.9)", () => {
     } as RequestInit & { key: string });
     expect(chunked.status).toBe(411);
     // The one token of the bucket is still there, and then it is gone.
-    expect((await h.call("/v1/messages", { key, body: "{}" })).status).toBe(200);
-    expect((await h.call("/v1/messages", { key, body: "{}" })).status).toBe(429);
+    expect((await h.call("/v1/messages", { key, body: MESSAGE })).status).toBe(200);
+    expect((await h.call("/v1/messages", { key, body: MESSAGE })).status).toBe(429);
   });
 });
 
@@ -328,7 +328,7 @@ describe("a deploy without the provider key", () => {
   it("answers 500 before the rate limit: no token spent, no rate-limit headers", async () => {
     const { key, id } = await h.tenant({ ratePerMinute: 1, burst: 1 });
     for (let i = 0; i < 3; i++) {
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(500);
       expect(JSON.parse(r.text).error.message).toBe("proxy is not configured with a provider key");
       expect(r.headers.get("ratelimit-remaining")).toBeNull();
@@ -355,7 +355,7 @@ describe("two bounds on one timer per attempt (forward.ts Watchdog)", () => {
 
     it("headers after the shorter bound but within their own: one attempt", async () => {
       h.fake.enqueue({ kind: "json", body: message("slow headers"), headersAfterMs: 900 });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("slow headers");
       expect(h.fake.received).toHaveLength(1);
@@ -364,7 +364,7 @@ describe("two bounds on one timer per attempt (forward.ts Watchdog)", () => {
     it("the body's bound counts from its headers: late headers, then a stalled body, time out once and retry", async () => {
       h.fake.enqueue({ kind: "json", body: message("late, then stuck"), headersAfterMs: 700, restAfterMs: 4000 });
       const started = Date.now();
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
       expect(h.fake.received).toHaveLength(2);
@@ -387,7 +387,7 @@ describe("two bounds on one timer per attempt (forward.ts Watchdog)", () => {
 
     it("a body slower than the headers' bound but within its own: one attempt", async () => {
       h.fake.enqueue({ kind: "json", body: message("slow body"), headersAfterMs: 250, restAfterMs: 900 });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("slow body");
       expect(h.fake.received).toHaveLength(1);
@@ -395,7 +395,7 @@ describe("two bounds on one timer per attempt (forward.ts Watchdog)", () => {
 
     it("headers past their bound still time out and are retried", async () => {
       h.fake.enqueue({ kind: "json", body: message("too late"), headersAfterMs: 1500 });
-      const r = await h.call("/v1/messages", { key, body: "{}" });
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
       expect(JSON.parse(r.text).content[0].text).toBe("Hello, world");
       expect(h.fake.received).toHaveLength(2);

@@ -11,7 +11,12 @@ import { createTenant, disableTenant, setArchive, type TenantKv } from "../../..
 import { queueRecorder } from "../../../test/support/queue-recorder.ts";
 import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
 import { startLocalProxy, type DataPoint } from "../local/miniflare.ts";
-import { FakeAnthropic, frame, type SseEvent } from "./fake-anthropic.ts";
+import { FakeAnthropic, frame, MODEL, type SseEvent } from "./fake-anthropic.ts";
+
+/** The least Messages request the API accepts (the fake refuses less: fake-anthropic.ts
+ *  invalidMessagesBody), as JSON and streamed. */
+export const MESSAGE = JSON.stringify({ model: MODEL, max_tokens: 16, messages: [{ role: "user", content: "hi" }] });
+export const STREAM = JSON.stringify({ model: MODEL, max_tokens: 16, stream: true, messages: [{ role: "user", content: "hi" }] });
 
 
 export interface Seen {
@@ -128,7 +133,7 @@ export class Harness {
    * Posts a streaming call, reads until the first `n` of `events` arrived, then drops the
    * connection (a client that leaves mid-stream).
    */
-  leaveAfter(key: string, events: SseEvent[], n: number, body = '{"stream":true}'): Promise<{ requestId: string; got: string }> {
+  leaveAfter(key: string, events: SseEvent[], n: number, body = STREAM): Promise<{ requestId: string; got: string }> {
     const want = events.slice(0, n).map(frame).join("");
     return new Promise((resolve, reject) => {
       const req = httpRequest(new URL("/v1/messages", this.url), {

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
 import { UsageEventSchema } from "../../shared/usage-event.ts";
 import { frame, message, messageEvents, MODEL, overloadedEvent, SseProbe, type SseEvent } from "./fake-anthropic.ts";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, MESSAGE, STREAM } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const split = { input_tokens: 120, output_tokens: 33, cache_creation_input_tokens: 30, cache_read_input_tokens: 900, cache_creation: { ephemeral_5m_input_tokens: 10, ephemeral_1h_input_tokens: 20 } };
@@ -51,7 +51,7 @@ describe("usage events (METERING on, the default)", () => {
 
   it("a JSON call sends one event: the call's request id, tenant, model, status and Anthropic's usage with its TTL split", async () => {
     h.fake.enqueue({ kind: "json", body: message("hi", split as never) });
-    const r = await h.call("/v1/messages", { key, body: '{"model":"claude-sonnet-5-5","max_tokens":5}' });
+    const r = await h.call("/v1/messages", { key, body: '{"model":"claude-sonnet-5-5","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}' });
     expect(r.status).toBe(200);
     const id = r.headers.get("edgefleet-request-id")!;
     const e = await h.eventFor(id);
@@ -62,7 +62,7 @@ describe("usage events (METERING on, the default)", () => {
 
   it("concurrent calls each send exactly one event (the isolate sends them in batches with sendBatch)", async () => {
     const n = 150; // more than one sendBatch's 100 messages
-    const calls = await Promise.all(Array.from({ length: n }, () => h.call("/v1/messages", { key, body: '{"max_tokens":5}' })));
+    const calls = await Promise.all(Array.from({ length: n }, () => h.call("/v1/messages", { key, body: MESSAGE })));
     expect(calls.every((c) => c.status === 200)).toBe(true);
     const ids = calls.map((c) => c.headers.get("edgefleet-request-id")!);
     const events = await h.eventsUntil((es) => es.length >= n);
@@ -75,7 +75,7 @@ describe("usage events (METERING on, the default)", () => {
 
   it("a stream's event has message_start's input and cache counts and message_delta's output", async () => {
     h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"], split as never) });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toContain("message_stop");
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(UsageEventSchema.safeParse(e).success).toBe(true);
@@ -89,16 +89,16 @@ describe("usage events (METERING on, the default)", () => {
     const calls = [
       await h.call("/v1/messages/count_tokens", { key: slow.key, body: '{"model":"m","messages":[]}' }),
       await h.call("/v1/models", { key, method: "GET" }),
-      await h.call("/v1/messages", { key: "efk_wrong", body: "{}" }),
-      await h.call("/v1/messages", { key: slow.key, body: "{}" }), // its one request was the count
+      await h.call("/v1/messages", { key: "efk_wrong", body: MESSAGE }),
+      await h.call("/v1/messages", { key: slow.key, body: MESSAGE }), // its one request was the count
     ];
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "messages: Field required" });
-    calls.push(await h.call("/v1/messages", { key, body: "{}" }));
+    calls.push(await h.call("/v1/messages", { key, body: MESSAGE }));
     h.fake.enqueue({ kind: "reset" }, { kind: "reset" }, { kind: "reset" });
-    calls.push(await h.call("/v1/messages", { key, body: "{}" }));
+    calls.push(await h.call("/v1/messages", { key, body: MESSAGE }));
     expect(calls.map((c) => c.status)).toEqual([200, 200, 401, 429, 400, 502]);
     // A billable call after them: once its event is in, every earlier one would be too.
-    const last = await h.call("/v1/messages", { key, body: "{}" });
+    const last = await h.call("/v1/messages", { key, body: MESSAGE });
     await h.eventFor(last.headers.get("edgefleet-request-id")!);
     expect(h.events.map((e) => e.request_id)).toEqual([last.headers.get("edgefleet-request-id")]);
   });
@@ -119,7 +119,7 @@ describe("usage events (METERING on, the default)", () => {
   it("a stream whose upstream sends an error event after message_start, instead of its final usage, is marked upstream_error", async () => {
     const started = messageEvents(["one", "two"], split as never).slice(0, 4);
     h.fake.enqueue({ kind: "sse", events: [...started, overloadedEvent], before: (i) => (i === 4 ? sleep(30) : Promise.resolve()) });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     // Nothing to retry: the client already had the first events; it gets the error event.
     expect(r.text).toBe([...started, overloadedEvent].map(frame).join(""));
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
@@ -128,7 +128,7 @@ describe("usage events (METERING on, the default)", () => {
     // A stream whose final usage came is complete even when an error event follows it.
     const whole = messageEvents(["one"], split as never);
     h.fake.enqueue({ kind: "sse", events: [...whole.slice(0, -1), overloadedEvent] });
-    const w = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const w = await h.call("/v1/messages", { key, body: STREAM });
     expect(await h.eventFor(w.headers.get("edgefleet-request-id")!)).not.toHaveProperty("ended");
   });
 
@@ -137,7 +137,7 @@ describe("usage events (METERING on, the default)", () => {
     const events = messageEvents(["one", "two"], split as never);
     const noDelta = events.filter((e) => e.event !== "message_delta");
     h.fake.enqueue({ kind: "sse", events: noDelta });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toBe(noDelta.map(frame).join(""));
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(UsageEventSchema.safeParse(e).success).toBe(true);
@@ -145,19 +145,19 @@ describe("usage events (METERING on, the default)", () => {
     // A message_delta the scanner gives up on (over 64 KiB: a long stop sequence echoed).
     const huge = events.map((x) => (x.event === "message_delta" ? { ...x, data: { ...(x.data as object), delta: { stop_reason: "stop_sequence", stop_sequence: "x".repeat(70 * 1024) } } } : x));
     h.fake.enqueue({ kind: "sse", events: huge });
-    const big = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const big = await h.call("/v1/messages", { key, body: STREAM });
     expect(big.text).toBe(huge.map(frame).join(""));
     expect(await h.eventFor(big.headers.get("edgefleet-request-id")!)).toMatchObject({ ended: "stream_interrupted" });
   });
 
   it("a stream the upstream breaks sends the usage seen so far, marked stream_interrupted; a JSON call is never marked", async () => {
     h.fake.enqueue({ kind: "sse", events: messageEvents(["one", "two", "three"], split as never), resetAfter: 4 });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toContain("upstream stream interrupted");
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(UsageEventSchema.safeParse(e).success).toBe(true);
     expect(e).toMatchObject({ ended: "stream_interrupted", usage: { output_tokens: 1 } });
-    const j = await h.call("/v1/messages", { key, body: "{}" });
+    const j = await h.call("/v1/messages", { key, body: MESSAGE });
     expect(await h.eventFor(j.headers.get("edgefleet-request-id")!)).not.toHaveProperty("ended");
   });
 
@@ -181,8 +181,8 @@ describe("the archive (tenant opted in)", () => {
   it("keeps the request as sent and the JSON answer as the client got it, under tenant/day/request id; nothing for a tenant not opted in", async () => {
     // The other tenant's calls first: had they been archived, their writes would have
     // been issued before the archived tenant's call below even started.
-    await h.call("/v1/messages", { key: other.key, body: "{}" });
-    await h.call("/v1/messages", { key: other.key, body: '{"stream":true}' });
+    await h.call("/v1/messages", { key: other.key, body: MESSAGE });
+    await h.call("/v1/messages", { key: other.key, body: STREAM });
     const body = JSON.stringify({ model: MODEL, max_tokens: 9, messages: [{ role: "user", content: "héllo" }] });
     const r = await h.call("/v1/messages", { key, body });
     const id = r.headers.get("edgefleet-request-id")!;
@@ -198,7 +198,7 @@ describe("the archive (tenant opted in)", () => {
   });
 
   it("keeps a streamed answer byte for byte as the client got it", async () => {
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     const id = r.headers.get("edgefleet-request-id")!;
     const res = await object(h, `${tenant}/${day()}/${id}/response`);
     expect(res.text).toBe(r.text);
@@ -225,7 +225,7 @@ describe("the archive (tenant opted in)", () => {
   it("keeps a stream the upstream broke with the error event the client got", async () => {
     const events = messageEvents(["one", "two", "three"]);
     h.fake.enqueue({ kind: "sse", events, resetAfter: 4 });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toContain("upstream stream interrupted");
     const res = await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/response`);
     expect(res.text).toBe(r.text);
@@ -243,7 +243,7 @@ describe("the archive (tenant opted in)", () => {
 
   it("archives the upstream's error answer too (what the client got), and count_tokens calls", async () => {
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "bad" });
-    const bad = await h.call("/v1/messages", { key, body: "{}" });
+    const bad = await h.call("/v1/messages", { key, body: MESSAGE });
     expect((await object(h, `${tenant}/${day()}/${bad.headers.get("edgefleet-request-id")!}/response`)).text).toBe(bad.text);
     const ct = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"m","messages":[]}' });
     expect((await object(h, `${tenant}/${day()}/${ct.headers.get("edgefleet-request-id")!}/response`)).text).toBe(ct.text);
@@ -299,8 +299,8 @@ describe("METERING=off", () => {
   });
 
   it("sends no usage event and archives nothing, even for an archived tenant", async () => {
-    const a = await h.call("/v1/messages", { key, body: "{}" });
-    const b = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const a = await h.call("/v1/messages", { key, body: MESSAGE });
+    const b = await h.call("/v1/messages", { key, body: STREAM });
     expect([a.status, b.status]).toEqual([200, 200]);
     await h.pointsAtLeast(2); // both calls finished their after-response work
     await sleep(200);
@@ -331,7 +331,7 @@ describe("a Queue that refuses for a while (its rate limit)", () => {
     );
     try {
       const { key } = await h.tenant({});
-      const calls = await Promise.all([h.call("/v1/messages", { key, body: "{}" }), h.call("/v1/messages", { key, body: '{"stream":true}' })]);
+      const calls = await Promise.all([h.call("/v1/messages", { key, body: MESSAGE }), h.call("/v1/messages", { key, body: STREAM })]);
       expect(calls.map((c) => c.status)).toEqual([200, 200]);
       const ids = calls.map((c) => c.headers.get("edgefleet-request-id")!);
       const accepted = () => h.logs.filter((l) => l.includes("flakyAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { flakyAccepted: string[] }).flakyAccepted);
@@ -374,9 +374,9 @@ describe("a Queue and an R2 bucket that fail", () => {
     try {
       ({ key } = await h.tenant({ archive: true }));
       ({ key: plain } = await h.tenant({ name: "plain" }));
-      const json = await h.call("/v1/messages", { key, body: "{}" });
-      const sse = await h.call("/v1/messages", { key, body: '{"stream":true}' });
-      const other = await h.call("/v1/messages", { key: plain, body: "{}" });
+      const json = await h.call("/v1/messages", { key, body: MESSAGE });
+      const sse = await h.call("/v1/messages", { key, body: STREAM });
+      const other = await h.call("/v1/messages", { key: plain, body: MESSAGE });
       expect([json.status, sse.status, other.status]).toEqual([200, 200, 200]);
       expect(JSON.parse(json.text)).toMatchObject({ type: "message" });
       expect(sse.text).toContain("event: message_stop");

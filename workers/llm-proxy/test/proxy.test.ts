@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { request as httpRequest } from "node:http";
 import { frame, message, messageEvents, MODEL } from "./fake-anthropic.ts";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, MESSAGE, STREAM } from "./harness.ts";
 
 let h: Harness;
 let key: string;
@@ -41,7 +41,7 @@ describe("forwarding", () => {
   it("forwards a 5 MB body byte for byte", async () => {
     const filler = Buffer.alloc(5 * 1024 * 1024 - 200, "a");
     for (let i = 0; i < filler.length; i += 997) filler[i] = 0x20 + (i % 90); // vary the bytes
-    const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"x":"'), filler.map((b) => (b === 0x22 || b === 0x5c ? 0x61 : b)), Buffer.from('"}')]);
+    const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[],"x":"'), filler.map((b) => (b === 0x22 || b === 0x5c ? 0x61 : b)), Buffer.from('"}')]);
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(200);
     const got = h.fake.received[0]!.body;
@@ -67,7 +67,7 @@ describe("forwarding", () => {
   it("passes a JSON answer through unchanged, with the upstream request-id", async () => {
     const raw = '{"id":"msg_1","type":"message","model":"claude-x","content":[{"type":"text","text":"caf\\u00e9"}],  "usage":{"input_tokens":1,"output_tokens":2}}';
     h.fake.enqueue({ kind: "raw", body: raw, headers: { "request-id": "req_upstream_7", "anthropic-organization-id": "org-secret-ish" } });
-    const r = await h.call("/v1/messages", { key, body: "{}" });
+    const r = await h.call("/v1/messages", { key, body: MESSAGE });
     expect(r.text).toBe(raw);
     expect(r.headers.get("request-id")).toBe("req_upstream_7");
     expect(r.headers.get("edgefleet-request-id")).toMatch(/^req_ef_[0-9a-f]{32}$/);
@@ -77,7 +77,7 @@ describe("forwarding", () => {
 
   it("passes upstream client errors through without retrying", async () => {
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "max_tokens: field required" });
-    const r = await h.call("/v1/messages", { key, body: "{}" });
+    const r = await h.call("/v1/messages", { key, body: MESSAGE });
     expect(r.status).toBe(400);
     expect(JSON.parse(r.text)).toEqual({ type: "error", error: { type: "invalid_request_error", message: "max_tokens: field required" }, request_id: r.headers.get("request-id") });
     expect(h.fake.received).toHaveLength(1);
@@ -100,7 +100,7 @@ describe("streaming", () => {
     const res = await fetch(new URL("/v1/messages", h.url), {
       method: "POST",
       headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" },
-      body: '{"stream":true}',
+      body: STREAM,
     });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     expect(res.headers.get("cache-control")).toBe("no-cache");
@@ -135,7 +135,7 @@ describe("streaming, client gone", () => {
     const res = await fetch(new URL("/v1/messages", h.url), {
       method: "POST",
       headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" },
-      body: '{"stream":true}',
+      body: STREAM,
       signal: ac.signal,
     });
     const reader = res.body!.getReader();
@@ -161,17 +161,17 @@ describe("streaming, client gone", () => {
 
 describe("auth and request checks", () => {
   it("401 without a key, with a wrong key, and with a disabled tenant's key", async () => {
-    const none = await h.call("/v1/messages", { body: "{}" });
+    const none = await h.call("/v1/messages", { body: MESSAGE });
     expect(none.status).toBe(401);
     expect(JSON.parse(none.text).error.type).toBe("authentication_error");
     expect(none.headers.get("request-id")).toMatch(/^req_ef_/);
-    const wrong = await h.call("/v1/messages", { key: "efk_not-a-real-key", body: "{}" });
+    const wrong = await h.call("/v1/messages", { key: "efk_not-a-real-key", body: MESSAGE });
     expect(wrong.status).toBe(401);
     expect(wrong.text).not.toContain("efk_not-a-real-key");
     const other = await h.tenant({ name: "to-disable" });
-    expect((await h.call("/v1/messages", { key: other.key, body: "{}" })).status).toBe(200);
+    expect((await h.call("/v1/messages", { key: other.key, body: MESSAGE })).status).toBe(200);
     await h.disable(other.id);
-    const disabled = await h.call("/v1/messages", { key: other.key, body: "{}" });
+    const disabled = await h.call("/v1/messages", { key: other.key, body: MESSAGE });
     expect(disabled.status).toBe(401);
     expect(JSON.parse(disabled.text).error.message).toBe("API key is disabled");
     expect(h.fake.received).toHaveLength(1);
@@ -239,7 +239,7 @@ describe("auth and request checks", () => {
   });
 
   it("404 for unknown routes and 405 for wrong methods, in Anthropic's envelope", async () => {
-    const nf = await h.call("/v1/complete", { key, body: "{}" });
+    const nf = await h.call("/v1/complete", { key, body: MESSAGE });
     expect(nf.status).toBe(404);
     expect(JSON.parse(nf.text)).toMatchObject({ type: "error", error: { type: "not_found_error" } });
     const get = await h.call("/v1/messages", { key, method: "GET" });
@@ -270,12 +270,12 @@ describe("CORS", () => {
   });
 
   it("adds allow-origin to answers for allowed origins only", async () => {
-    const ok = await h.call("/v1/messages", { key, body: "{}", headers: { origin: "https://admin.example" } });
+    const ok = await h.call("/v1/messages", { key, body: MESSAGE, headers: { origin: "https://admin.example" } });
     expect(ok.headers.get("access-control-allow-origin")).toBe("https://admin.example");
     expect(ok.headers.get("access-control-expose-headers")).toContain("request-id");
-    const denied = await h.call("/v1/messages", { key, body: "{}", headers: { origin: "https://evil.example" } });
+    const denied = await h.call("/v1/messages", { key, body: MESSAGE, headers: { origin: "https://evil.example" } });
     expect(denied.headers.get("access-control-allow-origin")).toBeNull();
-    const err = await h.call("/v1/messages", { body: "{}", headers: { origin: "https://app.example" } });
+    const err = await h.call("/v1/messages", { body: MESSAGE, headers: { origin: "https://app.example" } });
     expect(err.status).toBe(401);
     expect(err.headers.get("access-control-allow-origin")).toBe("https://app.example");
   });
@@ -314,7 +314,7 @@ describe("the secret scan itself", () => {
 
 describe("metrics", () => {
   it("records a JSON call: tenant, model, route, status, all four token counts", async () => {
-    await h.call("/v1/messages", { key, body: '{"model":"claude-x"}' });
+    await h.call("/v1/messages", { key, body: MESSAGE });
     const [p] = await h.pointsAtLeast(1);
     expect(p!.indexes).toEqual([tenantId]);
     expect(p!.blobs.slice(0, 5)).toEqual([tenantId, MODEL, "/v1/messages", "200", ""]);
@@ -327,24 +327,24 @@ describe("metrics", () => {
 
   it("reads usage from the SSE stream as it passes", async () => {
     h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"], { input_tokens: 31, output_tokens: 17, cache_creation_input_tokens: 2, cache_read_input_tokens: 2048 }) });
-    await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    await h.call("/v1/messages", { key, body: STREAM });
     const [p] = await h.pointsAtLeast(1);
     expect(p!.blobs.slice(1, 5)).toEqual([MODEL, "/v1/messages", "200", ""]);
     expect(p!.doubles.slice(1, 5)).toEqual([31, 17, 2, 2048]);
   });
 
   it("writes a point for refused calls too (tenant unknown, status 401)", async () => {
-    await h.call("/v1/messages", { key: "efk_nope", body: "{}" });
+    await h.call("/v1/messages", { key: "efk_nope", body: MESSAGE });
     const [p] = await h.pointsAtLeast(1);
     expect(p!.blobs.slice(0, 5)).toEqual(["", "", "/v1/messages", "401", "authentication_error"]);
   });
 
   it("logs unusual calls (errors, retries) with ids and numbers only, and no line for plain successes", async () => {
     const before = h.logs.length;
-    await h.call("/v1/messages", { key, body: "{}" });
+    await h.call("/v1/messages", { key, body: MESSAGE });
     h.fake.enqueue({ kind: "error", status: 500, type: "api_error", message: "boom" });
-    await h.call("/v1/messages", { key, body: "{}" });
-    await h.call("/v1/messages", { key: "efk_nope", body: "{}" });
+    await h.call("/v1/messages", { key, body: MESSAGE });
+    await h.call("/v1/messages", { key: "efk_nope", body: MESSAGE });
     await h.pointsAtLeast(3);
     const lines = h.logs.slice(before).filter((l) => l.includes('"requestId"')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);

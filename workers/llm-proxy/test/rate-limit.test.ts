@@ -2,7 +2,7 @@
 // under concurrency, answers 429 with retry-after and rate-limit headers, keeps tenants
 // apart, and fails closed (or open, when configured) when it errors.
 import { describe, expect, it } from "vitest";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, MESSAGE } from "./harness.ts";
 
 // A record whose limit the Durable Object refuses (rate 0): the limiter errors.
 const brokenTenant = (h: Harness) => h.brokenTenant();
@@ -17,7 +17,7 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     // 1 token per minute: nothing refills while the test runs.
     const { key } = await h.tenant({ ratePerMinute: 1, burst: 10 });
     h.fake.reset();
-    const results = await Promise.all(Array.from({ length: 100 }, () => h.call("/v1/messages", { key, body: '{"model":"claude-x"}' })));
+    const results = await Promise.all(Array.from({ length: 100 }, () => h.call("/v1/messages", { key, body: MESSAGE })));
     const ok = results.filter((r) => r.status === 200);
     const limited = results.filter((r) => r.status === 429);
     expect(ok).toHaveLength(10);
@@ -41,7 +41,7 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     const { key } = await h.tenant({ ratePerMinute: 240, burst: 200 });
     h.fake.reset();
     const t0 = Date.now();
-    const results = await Promise.all(Array.from({ length: 300 }, () => h.call("/v1/messages", { key, body: "{}" })));
+    const results = await Promise.all(Array.from({ length: 300 }, () => h.call("/v1/messages", { key, body: MESSAGE })));
     const elapsedS = (Date.now() - t0) / 1000;
     const ok = results.filter((r) => r.status === 200).length;
     expect(ok + results.filter((r) => r.status === 429).length).toBe(300);
@@ -57,7 +57,7 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     // (300 - remaining) / 4 s, whether it came from a lease, the Durable Object or a
     // remembered denial (before: 0 from a lease, ~1 from a remembered denial).
     const { key } = await h.tenant({ ratePerMinute: 240, burst: 300 });
-    const results = await Promise.all(Array.from({ length: 400 }, () => h.call("/v1/messages", { key, body: "{}" })));
+    const results = await Promise.all(Array.from({ length: 400 }, () => h.call("/v1/messages", { key, body: MESSAGE })));
     expect(results.some((r) => r.status === 429)).toBe(true);
     const off = results
       .map((r) => ({ status: r.status, reset: Number(r.headers.get("ratelimit-reset")), remaining: Number(r.headers.get("ratelimit-remaining")) }))
@@ -71,15 +71,15 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
     const a = await h.tenant({ ratePerMinute: 1, burst: 2 });
     const b = await h.tenant({ ratePerMinute: 1, burst: 2 });
     const sa = [];
-    for (let i = 0; i < 3; i++) sa.push((await h.call("/v1/messages", { key: a.key, body: "{}" })).status);
+    for (let i = 0; i < 3; i++) sa.push((await h.call("/v1/messages", { key: a.key, body: MESSAGE })).status);
     expect(sa).toEqual([200, 200, 429]);
-    expect((await h.call("/v1/messages", { key: b.key, body: "{}" })).status).toBe(200);
+    expect((await h.call("/v1/messages", { key: b.key, body: MESSAGE })).status).toBe(200);
   });
 
   it("fails closed when the limiter errors: 503, upstream not called", async () => {
     const key = await brokenTenant(h);
     h.fake.reset();
-    const r = await h.call("/v1/messages", { key, body: "{}" });
+    const r = await h.call("/v1/messages", { key, body: MESSAGE });
     expect(r.status).toBe(503);
     expect(JSON.parse(r.text).error.type).toBe("api_error");
     expect(h.fake.received).toHaveLength(0);
@@ -88,10 +88,10 @@ describe("rate limiting (fail closed by default, success metrics sampled out)", 
   it("with sampling at 0 writes no success points but every error point", async () => {
     const { key } = await h.tenant();
     h.points.length = 0;
-    await h.call("/v1/messages", { key, body: "{}" });
-    await h.call("/v1/messages", { key: "efk_wrong", body: "{}" });
+    await h.call("/v1/messages", { key, body: MESSAGE });
+    await h.call("/v1/messages", { key: "efk_wrong", body: MESSAGE });
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "bad" });
-    await h.call("/v1/messages", { key, body: "{}" });
+    await h.call("/v1/messages", { key, body: MESSAGE });
     const pts = await h.pointsAtLeast(2);
     await new Promise((r) => setTimeout(r, 100)); // a success point, if wrongly written, would land by now
     expect(pts.map((p) => p.blobs[3]).sort()).toEqual(["400", "401"]);
@@ -106,7 +106,7 @@ describe("rate limiting, fail open when configured", () => {
 
   it("lets the call through when the limiter errors", async () => {
     const key = await brokenTenant(h);
-    const r = await h.call("/v1/messages", { key, body: "{}" });
+    const r = await h.call("/v1/messages", { key, body: MESSAGE });
     expect(r.status).toBe(200);
     expect(h.fake.received).toHaveLength(1);
     // A success that bypassed the limiter is logged, so the failure does not go unseen.

@@ -3,7 +3,7 @@
 // overload), what is not (client errors, anything after the first byte), and limits.
 import { describe, expect, it } from "vitest";
 import { frame, message, messageEvents, overloadedEvent } from "./fake-anthropic.ts";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, STREAM } from "./harness.ts";
 
 let h: Harness;
 let key: string;
@@ -63,7 +63,7 @@ describe("retried while nothing has reached the client", () => {
 
   it("a 200 stream whose first event is overloaded_error is retried; the client sees only the good stream", async () => {
     h.fake.enqueue({ kind: "sse", events: [overloadedEvent, ...messageEvents(["never sent"])] });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.status).toBe(200);
     expect(r.text).toBe(messageEvents(["Hello", ", world"]).map(frame).join(""));
     expect(r.text).not.toContain("overloaded_error");
@@ -119,7 +119,7 @@ describe("not retried", () => {
       { kind: "sse", events: [overloadedEvent] },
       { kind: "sse", events: [overloadedEvent] },
     );
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.status).toBe(200);
     expect(r.text).toBe(frame(overloadedEvent));
     expect(h.fake.received).toHaveLength(3);
@@ -130,7 +130,7 @@ describe("not retried", () => {
   it("an error in the middle of a stream ends it with an SSE error event, never a retry", async () => {
     const events = messageEvents(["one", "two", "three"]);
     h.fake.enqueue({ kind: "sse", events, resetAfter: 4 });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.status).toBe(200);
     const sent = events.slice(0, 4).map(frame).join("");
     expect(r.text.slice(0, sent.length)).toBe(sent);
@@ -148,7 +148,7 @@ describe("not retried", () => {
   it("an upstream error event mid-stream is passed through untouched", async () => {
     const events = [...messageEvents(["one"]).slice(0, 3), overloadedEvent];
     h.fake.enqueue({ kind: "sse", events });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toBe(events.map(frame).join(""));
     expect(h.fake.received).toHaveLength(1);
   });

@@ -4,7 +4,7 @@
 // take the other paths: usage, error events and interrupted streams must come out the same.
 import { describe, expect, it } from "vitest";
 import { frame, messageEvents, overloadedEvent } from "./fake-anthropic.ts";
-import { Harness, useHarness } from "./harness.ts";
+import { Harness, useHarness, STREAM } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const usage = { input_tokens: 31, output_tokens: 17, cache_creation_input_tokens: 2, cache_read_input_tokens: 2048 };
@@ -28,7 +28,7 @@ describe.each([
     const events = messageEvents(["one", "two", "three"], usage);
     // 9 events 25 ms apart: about 200 ms, five times the lag.
     h.fake.enqueue({ kind: "sse", events, before: (i) => (i === 0 ? Promise.resolve() : sleep(25)) });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toBe(events.map(frame).join(""));
     const [p] = await h.pointsAtLeast(1);
     expect(p!.blobs[4]).toBe("");
@@ -38,7 +38,7 @@ describe.each([
   it("an upstream that breaks after the lag: SSE error event, data point stream_interrupted", async () => {
     const events = messageEvents(["one", "two", "three"], usage);
     h.fake.enqueue({ kind: "sse", events, resetAfter: 5, before: (i) => (i === 0 ? Promise.resolve() : sleep(25)) });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     const sent = events.slice(0, 5).map(frame).join("");
     expect(r.text).toBe(sent + `event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream stream interrupted"},"request_id":"${r.headers.get("edgefleet-request-id")}"}\n\n`);
     const [p] = await h.pointsAtLeast(1);
@@ -49,7 +49,7 @@ describe.each([
   it("an error event late in a paced stream is passed through and recorded", async () => {
     const events = [...messageEvents(["one"], usage).slice(0, 4), overloadedEvent];
     h.fake.enqueue({ kind: "sse", events, before: (i) => (i === 0 ? Promise.resolve() : sleep(25)) });
-    const r = await h.call("/v1/messages", { key, body: '{"stream":true}' });
+    const r = await h.call("/v1/messages", { key, body: STREAM });
     expect(r.text).toBe(events.map(frame).join(""));
     expect(h.fake.received).toHaveLength(1);
     const [p] = await h.pointsAtLeast(1);
