@@ -34,6 +34,13 @@ describe("queue-consumer-has-dlq", () => {
       "ledger/consumer/edgefleet-usage (script ledger): no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)",
     ]);
   });
+  it("flags a dead-letter queue without a message retention of its own (Cloudflare's default, 4 days, deletes unread events)", async () => {
+    const isDlq = (r: { type: string; props: Record<string, unknown> }) => r.type === TYPE.queue && r.props.queueName === "edgefleet-usage-dlq";
+    expect(compliantMetering().find(isDlq)!.props.settings).toMatchObject({ messageRetentionPeriod: 14 * 86_400 });
+    const v = await runPolicies(changed(compliantMetering(), isDlq, ({ settings: _, ...p }) => p), [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/^ledger\/consumer\/edgefleet-usage \(script ledger\): its dead-letter queue 'edgefleet-usage-dlq' sets no message retention/)]);
+  });
+
   it("flags a dead-letter queue the stack does not declare", async () => {
     const resources = compliantMetering().filter((r) => !(r.type === TYPE.queue && r.props.queueName === "edgefleet-usage-dlq"));
     const v = await runPolicies(resources, [queueConsumerDlq]);
@@ -53,7 +60,8 @@ describe("queue-consumer-has-dlq", () => {
 
   it("holds a pull consumer that has a DLQ to the Worker rule: the DLQ must be a queue of the stack, its retries are then free", async () => {
     const withDlq = (dlq: string) => changed(compliantMetering(), isPull, (p) => ({ ...p, deadLetterQueue: dlq, settings: { maxRetries: 3 } }));
-    expect(await runPolicies(withDlq("edgefleet-usage"), [queueConsumerDlq])).toEqual([]);
+    // The usage queue as a DLQ: a queue of the stack, but with Cloudflare's default retention.
+    expect((await runPolicies(withDlq("edgefleet-usage"), [queueConsumerDlq])).map((x) => x.message)).toEqual([expect.stringMatching(/^queue\/edgefleet-usage-dlq\/pull-consumer \(HTTP pull\): its dead-letter queue 'edgefleet-usage' sets no message retention/)]);
     const v = await runPolicies(withDlq("nowhere"), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([`${PULL}: its dead-letter queue 'nowhere' is not a Queue of this stack`]);
   });

@@ -26,7 +26,12 @@ export const queueConsumerDlq: StackValidationPolicy = {
   description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer; a queue has at most one Worker consumer.`,
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
-    const queues = new Set(args.resources.filter((r) => r.type === TYPE.queue).map((r) => String(r.props.queueName ?? "")));
+    const queueResources = args.resources.filter((r) => r.type === TYPE.queue);
+    const queues = new Set(queueResources.map((r) => String(r.props.queueName ?? "")));
+    // A DLQ keeps what it is given only as long as its retention: Cloudflare's default is
+    // 4 days (developers.cloudflare.com/queues/configuration/configure-queues), too short to
+    // notice and replay an outage's events over a long weekend. The stack must set it.
+    const retention = (name: string) => (queueResources.find((q) => q.props.queueName === name)?.props.settings as { messageRetentionPeriod?: unknown } | undefined)?.messageRetentionPeriod;
     const consumers = args.resources.filter((r) => r.type === TYPE.queueConsumer);
     // The queue a consumer reads, when its id is known (a preview of a stack whose queues
     // exist; the offline plan's model checks the same before: stacks/model/workers.ts). On
@@ -42,6 +47,7 @@ export const queueConsumerDlq: StackValidationPolicy = {
       const dlq = c.props.deadLetterQueue;
       if (typeof dlq === "string" && dlq !== "") {
         if (!queues.has(dlq)) report(`${who}: its dead-letter queue '${dlq}' is not a Queue of this stack`, c.urn);
+        else if (typeof retention(dlq) !== "number") report(`${who}: its dead-letter queue '${dlq}' sets no message retention, so Cloudflare's default of 4 days applies and unread events are deleted (set it, as ledger.dead_letter_retention_days does for the ledger's)`, c.urn);
       } else if (!pull) {
         report(`${who}: no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)`, c.urn);
       } else {

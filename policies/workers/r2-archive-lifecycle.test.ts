@@ -21,11 +21,21 @@ describe("r2-archive-lifecycle", () => {
     ]);
   });
   it("flags a lifecycle that does not delete every object by age: disabled, limited to a prefix, or without the delete transition", async () => {
-    const why = "R2 bucket 'edgefleet-archive' holds archives but no enabled rule of its lifecycle deletes every object by age (empty prefix, deleteObjectsTransition of type Age)";
+    const why = "R2 bucket 'edgefleet-archive' holds archives but no enabled rule of its lifecycle deletes every object by age, within 3650 days (empty prefix, deleteObjectsTransition of type Age)";
     expect(await run(changed(compliantMetering(), isLifecycle, rule((r) => ({ ...r, enabled: false }))))).toEqual([why]);
     expect(await run(changed(compliantMetering(), isLifecycle, rule((r) => ({ ...r, conditions: { prefix: "t_acme/" } }))))).toEqual([why]);
     expect(await run(changed(compliantMetering(), isLifecycle, rule(({ deleteObjectsTransition: _, ...r }) => r)))).toEqual([why]);
     expect(await run(changed(compliantMetering(), isLifecycle, rule((r) => ({ ...r, deleteObjectsTransition: { condition: { type: "Age", maxAge: 0 } } }))))).toEqual([why]);
+    // An age that never comes (1e12 seconds: 31,000 years) keeps everything.
+    expect(await run(changed(compliantMetering(), isLifecycle, rule((r) => ({ ...r, deleteObjectsTransition: { condition: { type: "Age", maxAge: 1e12 } } }))))).toEqual([why]);
+  });
+  it("flags a second lifecycle of the bucket (each replaces the whole rule set), and does not count one of another jurisdiction", async () => {
+    const base = compliantMetering();
+    const mine = base.find(isLifecycle)!;
+    const second: PlainResource = { ...mine, name: "r2/edgefleet-archive/other-lifecycle", props: { ...mine.props, rules: [] } };
+    expect(await run([...base, second])).toEqual([expect.stringMatching(/^R2 bucket 'edgefleet-archive' has 2 lifecycle configurations \(r2\/edgefleet-archive\/lifecycle, r2\/edgefleet-archive\/other-lifecycle\); each replaces/)]);
+    const eu = changed(base, isLifecycle, (p) => ({ ...p, jurisdiction: "eu" }));
+    expect(await run(eu)).toEqual([expect.stringMatching(/^R2 bucket 'edgefleet-archive' holds archives but has no lifecycle rule/)]);
   });
   it("knows a bucket holds archives by its binding (ARCHIVE, *_ARCHIVE) or its name, and leaves other buckets alone", async () => {
     const script = (binding: string, bucket: string): PlainResource => ({ type: TYPE.workersScript, name: "w/script", props: { scriptName: "w", bindings: [{ type: "r2_bucket", name: binding, bucketName: bucket }] } });

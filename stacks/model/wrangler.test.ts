@@ -50,6 +50,21 @@ describe("readWorkerConfig", () => {
     expect(c.observability?.enabled).toBe(w.observability?.enabled);
   });
 
+  it("refuses, located, an R2 jurisdiction and a producer's delivery_delay (wrangler deploys both; dropped, the bucket would be the default jurisdiction's)", () => {
+    const text = `{
+  "name": "x",
+  "main": "i.ts",
+  "compatibility_date": "2026-01-01",
+  "r2_buckets": [{ "binding": "ARCHIVE", "bucket_name": "b", "jurisdiction": "eu" }],
+  "queues": { "producers": [{ "binding": "Q", "queue": "q", "delivery_delay": 30 }] }
+}`;
+    const r = parseWorkerConfig("w/wrangler.jsonc", "w", text);
+    expect(r.ok ? [] : r.problems.map((p) => `${p.line}:${p.path}: ${p.message}`)).toEqual([
+      "5:r2_buckets[0].jurisdiction: edgefleet does not model R2 jurisdictions: the bucket would be created and bound in the default one",
+      "6:queues.producers[0].delivery_delay: edgefleet does not model a producer's delivery_delay: its messages would be delivered at once",
+    ]);
+  });
+
   it("locates a bad cron, a consumer key it would not deploy, a queue consumed twice and a queue that dead-letters into itself", () => {
     const text = `{
   "name": "x",

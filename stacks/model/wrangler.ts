@@ -19,11 +19,15 @@ const WranglerFile = z.looseObject({
   compatibility_flags: z.array(z.string()).default([]),
   vars: z.record(z.string(), z.string({ error: "edgefleet deploys vars as plain_text: use a string" })).default({}),
   kv_namespaces: z.array(z.looseObject({ binding: Binding })).default([]),
-  r2_buckets: z.array(z.looseObject({ binding: Binding, bucket_name: z.string().min(1) })).default([]),
+  // Keys wrangler deploys and edgefleet does not model are refused, never dropped: with
+  // `jurisdiction: "eu"` wrangler binds the EU bucket, and a dropped key would bind (and
+  // create) one of the same name in the default jurisdiction (wrangler-dist/cli.js, the
+  // r2_bucket binding's jurisdiction; the queue producer's delivery_delay).
+  r2_buckets: z.array(z.looseObject({ binding: Binding, bucket_name: z.string().min(1), jurisdiction: z.never({ error: "edgefleet does not model R2 jurisdictions: the bucket would be created and bound in the default one" }).optional() })).default([]),
   d1_databases: z.array(z.looseObject({ binding: Binding, database_name: z.string().min(1), migrations_dir: z.string().min(1).optional() })).default([]),
   queues: z
     .looseObject({
-      producers: z.array(z.looseObject({ binding: Binding, queue: z.string().min(1) })).default([]),
+      producers: z.array(z.looseObject({ binding: Binding, queue: z.string().min(1), delivery_delay: z.never({ error: "edgefleet does not model a producer's delivery_delay: its messages would be delivered at once" }).optional() })).default([]),
       // Strict: every key wrangler knows for a consumer is deployed or refused, never
       // dropped (visibility_timeout_ms is for HTTP pull consumers, which edgefleet does not declare).
       consumers: z
