@@ -32,6 +32,13 @@ describe("fake Cloudflare D1 query API", () => {
     expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "-- only a comment;" }))).toBe("400 7400");
   });
 
+  it("refuses what D1's limits refuse: over 100 bound parameters, a statement over 100 KB", async () => {
+    const many = Array.from({ length: 101 }, (_, i) => String(i));
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: `SELECT ${many.map(() => "?").join(", ")}`, params: many }))).toBe("400 7400");
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: `SELECT ${many.slice(0, 100).map(() => "?").join(", ")}`, params: many.slice(0, 100) }))).toBe(200);
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: `SELECT '${"x".repeat(100_001)}'` }))).toBe("400 7400");
+  });
+
   it("refuses a bad token, another account, an unknown database, bad params and bad SQL", async () => {
     const other = new Cloudflare({ apiToken: "nope", baseURL: fake.baseURL, maxRetries: 0 });
     expect(await status(other.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("403 10000");

@@ -12,7 +12,8 @@
 // for a bad token (10000) and a SQL error (7500) are the ones Cloudflare's API reports in
 // public threads; the SDK maps the HTTP status (400/403/404/429/5xx) to its error classes.
 // Stricter than lenient: a wrong token, another account, an unknown database, a body that
-// is neither form, non-string params, or params with several statements are refused.
+// is neither form, non-string params, params with several statements, more than 100
+// bound parameters or a statement over 100 KB (D1's limits) are refused.
 // Faults: failNext(status, code) answers the next request with that error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { DatabaseSync } from "node:sqlite";
@@ -126,6 +127,9 @@ export class FakeD1Api {
   }
 }
 
+const MAX_BOUND_PARAMS = 100;
+const MAX_STATEMENT_BYTES = 100_000;
+
 /** The body's queries, or why the API refuses it. */
 function parseBody(body: unknown): { statements: string[]; params: string[] }[] | string {
   if (typeof body !== "object" || body === null) return "the body must be a JSON object";
@@ -137,6 +141,11 @@ function parseBody(body: unknown): { statements: string[]; params: string[] }[] 
     if (statements.length === 0) return "sql is required";
     const params = (q.params as string[] | undefined) ?? [];
     if (statements.length > 1 && params.length > 0) return "params cannot be bound to several statements";
+    // D1's limits (developers.cloudflare.com/d1/platform/limits, read 2026-11-28): 100 bound
+    // parameters and 100 KB of SQL per statement.
+    if (params.length > MAX_BOUND_PARAMS) return `too many SQL variables: ${params.length} bound parameters (D1 allows ${MAX_BOUND_PARAMS}): SQLITE_ERROR`;
+    const long = statements.find((s) => Buffer.byteLength(s) > MAX_STATEMENT_BYTES);
+    if (long !== undefined) return `statement too long: ${Buffer.byteLength(long)} bytes (D1 allows ${MAX_STATEMENT_BYTES}): SQLITE_TOOBIG`;
     return { statements, params };
   };
   if ("batch" in b) {

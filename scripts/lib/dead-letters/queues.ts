@@ -3,6 +3,7 @@
 // messages calls (pull, ack, bulk push, peek). The base URL is configurable so the tests
 // point it at the loopback fake (test/fakes/cloudflare-queues-api.ts).
 import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, limitedFetch, SlidingWindowLimiter } from "../import/rate-limit.ts";
 import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
 import type { WireMessage } from "./events.ts";
 
@@ -37,7 +38,11 @@ export interface ClientOptions {
 }
 
 export function openQueues(o: ClientOptions): QueuesClient {
-  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, maxRetries: o.maxRetries ?? 2, baseURL: o.baseURL });
+  // Paced like `npm run import`: the account's API allows 1,200 requests per 5 minutes
+  // (a replay of over ~100,000 events pushes more than that), and going over blocks every
+  // token of the account for 5 minutes; a 429's retry-after pauses the rest.
+  const limiter = new SlidingWindowLimiter(DEFAULT_IMPORT_BUDGET, CLOUDFLARE_LIMIT.windowMs);
+  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, maxRetries: o.maxRetries ?? 2, baseURL: o.baseURL, fetch: limitedFetch(limiter) });
   const account_id = o.accountId;
   return {
     async find(name) {
