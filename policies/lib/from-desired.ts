@@ -4,8 +4,6 @@ import { isRef, mapRefs, type DesiredState, type InputValue } from "../../stacks
 import type { PlainResource } from "./resources.ts";
 import { UNKNOWN_STRING } from "./unknown.ts";
 
-export { UNKNOWN_STRING };
-
 /** Whether a value holds a reference to another resource's output (a walk that builds
  *  nothing: it runs over every input of a stack of tens of thousands of records). */
 function hasRef(v: InputValue): boolean {
@@ -16,7 +14,6 @@ function hasRef(v: InputValue): boolean {
   }
   return false;
 }
-
 
 /** Inputs as a preview shows them: references to outputs not known yet are unknown, and
  *  reading one throws (policyResource wraps the props in the SDK's unknownCheckingProxy). */

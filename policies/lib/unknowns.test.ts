@@ -5,8 +5,7 @@ import { createRequire } from "node:module";
 import { UnknownValueError, unknownCheckingProxy, type StackValidationPolicy } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
 import { runPolicies } from "../run.ts";
-import { UNKNOWN_STRING } from "./from-desired.ts";
-import { PROXY_TARGET, UNKNOWN_SENTINELS } from "./unknown.ts";
+import { PROXY_TARGET, UNKNOWN_SENTINELS, UNKNOWN_STRING } from "./unknown.ts";
 import { known, TYPE, type PlainResource } from "./resources.ts";
 
 const sdkProxy = createRequire(import.meta.url)("@pulumi/policy/proxy.js") as Record<string, string>;

@@ -4,10 +4,9 @@
 // message_delta for a stream), passed through; fields the ledger does not bill
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
+import { MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
-/** An upper bound per token count: far above any context window or output limit, it
- * only keeps a corrupt or hostile event from reaching the ledger's sums. */
-export const MAX_TOKENS_PER_CALL = 100_000_000;
+export { MAX_TOKENS_PER_CALL };
 
 /** Why a streamed answer ended before its final usage (the proxy's relay, forward.ts):
  *  the client left, the upstream broke (or the stream ended without a message_delta usage

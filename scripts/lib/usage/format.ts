@@ -64,7 +64,7 @@ export function markNotes(t: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">
   }
   if (t.cutCalls > 0) {
     notes.push(
-      `(*) ${t.cutCalls} call(s) were streams cut short (the client left, the upstream broke or went silent, or it sent an error event before its final usage): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`,
+      `(*) ${t.cutCalls} call(s) were streams cut short (the client left, the upstream broke or went silent, or the stream ended, with an error event or without one, before its final usage): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`,
     );
   }
   return notes;

@@ -16,15 +16,15 @@
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
+import { MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
 import type { StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import type { Usage } from "./usage.ts";
 
-/** workers/shared/usage-event.ts MAX_TOKENS_PER_CALL (not imported: that module brings zod;
- *  a test keeps the two equal). */
-export const MAX_TOKENS = 100_000_000;
+/** The schema's bound on a token count (the zod-free module usage-event.ts takes it from). */
+export const MAX_TOKENS = MAX_TOKENS_PER_CALL;
 /** The schema's id rule for `model`. */
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** The model of an event whose answer named none (or none the ledger can store): the

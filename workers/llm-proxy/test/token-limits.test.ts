@@ -4,7 +4,7 @@
 // concurrency; cache reads are free; a 429 names the limit in Anthropic's envelope and
 // in headers.
 import { describe, expect, it } from "vitest";
-import { message, messageEvents, overloadedEvent } from "./fake-anthropic.ts";
+import { message, messageEvents, overloadedEvent, type Behaviour } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
 const body = (maxTokens: number, extra: Record<string, unknown> = {}) =>
@@ -92,29 +92,28 @@ describe("token limits per tenant", () => {
     expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
   });
 
-  it("a stream the upstream ends with an error event before its final usage keeps its output reservation too", async () => {
-    const { key } = await h.tenant({ outputTokensPerMinute: 1000 });
-    h.fake.reset();
-    h.fake.enqueue({ kind: "sse", events: [...messageEvents(["a", "b"]).slice(0, 4), overloadedEvent], before: (i) => (i === 4 ? new Promise((r) => setTimeout(r, 30)) : Promise.resolve()) });
-    const r = await h.call("/v1/messages", { key, body: body(900, { stream: true }) });
-    expect(r.text).toContain("overloaded_error");
-    await new Promise((res) => setTimeout(res, 300));
-    const next = await h.call("/v1/messages", { key, body: body(900) });
-    expect(next.status).toBe(429);
-    expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
-  });
-
-  it("a stream that ends without its final usage (no message_delta) keeps its output reservation too", async () => {
-    const { key } = await h.tenant({ outputTokensPerMinute: 1000 });
-    h.fake.reset();
-    h.fake.enqueue({ kind: "sse", events: messageEvents(["a", "b"]).filter((e) => e.event !== "message_delta") });
-    const r = await h.call("/v1/messages", { key, body: body(900, { stream: true }) });
-    expect(r.text).toContain("message_stop");
-    await new Promise((res) => setTimeout(res, 300));
-    const next = await h.call("/v1/messages", { key, body: body(900) });
-    expect(next.status).toBe(429);
-    expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
-  });
+  // Streams the client received to their end that still lack their final usage.
+  const unfinished: [string, Behaviour, string][] = [
+    [
+      "the upstream ends with an error event before its final usage",
+      { kind: "sse", events: [...messageEvents(["a", "b"]).slice(0, 4), overloadedEvent], before: (i) => (i === 4 ? new Promise((r) => setTimeout(r, 30)) : Promise.resolve()) },
+      "overloaded_error",
+    ],
+    ["it ends without its final usage (no message_delta)", { kind: "sse", events: messageEvents(["a", "b"]).filter((e) => e.event !== "message_delta") }, "message_stop"],
+  ];
+  for (const [what, answer, seen] of unfinished) {
+    it(`a stream where ${what} keeps its output reservation too`, async () => {
+      const { key } = await h.tenant({ outputTokensPerMinute: 1000 });
+      h.fake.reset();
+      h.fake.enqueue(answer);
+      const r = await h.call("/v1/messages", { key, body: body(900, { stream: true }) });
+      expect(r.text).toContain(seen);
+      await new Promise((res) => setTimeout(res, 300));
+      const next = await h.call("/v1/messages", { key, body: body(900) });
+      expect(next.status).toBe(429);
+      expect(next.headers.get("edgefleet-ratelimit-exceeded")).toBe("output_tokens");
+    });
+  }
 
   it("cache reads do not count toward the input limit; uncached input and cache writes do", async () => {
     const { key } = await h.tenant({ inputTokensPerMinute: 2000 });

@@ -3,6 +3,7 @@
 // upstream's count_tokens when the tenant is near its limit or the body holds content
 // whose size says nothing about its tokens. Settling (index.ts) then gives back what the
 // call did not use.
+import { MAX_TOKENS_PER_CALL } from "../../../shared/token-bound.ts";
 import type { Tokens } from "./token-bucket.ts";
 
 /**
@@ -124,18 +125,6 @@ export function usedTokens(
  *  One that takes longer counts as failed, so a stalled count never holds a call. */
 export const COUNT_TIMEOUT_MS = 5_000;
 
-/** The most output a reserving tenant's call may ask for (the usage event's bound,
- *  workers/shared/usage-event.ts MAX_TOKENS_PER_CALL, not imported: that module brings zod).
- *  Far above any model's output limit, and its price stays a safe integer. */
-const MAX_TOKENS_BOUND = 100_000_000;
-
-/**
- * Why a Messages body cannot be sized for a tenant that reserves tokens or money, or
- * undefined. The upstream refuses such bodies too (max_tokens is required, an integer);
- * refusing here first means no call is let through with a reservation of nothing (a
- * max_tokens the proxy cannot read, say "64000" as a string, reserved 0 output) and no
- * price overflows. Messages as the Messages API words them.
- */
 /**
  * What a budgeted tenant's body asks for that is billed beyond its tokens, which the price
  * table does not model and a reservation cannot bound; undefined if nothing. Fast mode
@@ -156,12 +145,20 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a Messages body cannot be sized for a tenant that reserves tokens or money, or
+ * undefined. The upstream refuses such bodies too (max_tokens is required, an integer);
+ * refusing here first means no call is let through with a reservation of nothing (a
+ * max_tokens the proxy cannot read, say "64000" as a string, reserved 0 output) and no
+ * price overflows. Messages as the Messages API words them.
+ */
 export function unsizable(parsed: Record<string, unknown> | undefined): string | undefined {
   if (parsed === undefined) return "the request body is not a JSON object";
   const mt = parsed.max_tokens;
   if (mt === undefined) return "max_tokens: Field required";
   if (typeof mt !== "number" || !Number.isSafeInteger(mt)) return "max_tokens: Input should be a valid integer";
   if (mt < 1) return "max_tokens: Input should be greater than or equal to 1";
-  if (mt > MAX_TOKENS_BOUND) return `max_tokens: ${mt} is more than this proxy admits (${MAX_TOKENS_BOUND})`;
+  // The usage event's bound: far above any model's output limit.
+  if (mt > MAX_TOKENS_PER_CALL) return `max_tokens: ${mt} is more than this proxy admits (${MAX_TOKENS_PER_CALL})`;
   return undefined;
 }
