@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { LoopbackServer } from "../../../test/support/loopback.ts";
 import { frame, message, messageEvents, type SseEvent } from "./wire.ts";
 
-export { frame, message, messageEvents, MODEL, overloadedEvent, type SseEvent } from "./wire.ts";
+export { frame, message, messageEvents, MODEL, overloadedEvent, serverToolEvents, type SseEvent } from "./wire.ts";
 
 export interface Received {
   method: string;
