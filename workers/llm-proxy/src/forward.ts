@@ -19,8 +19,17 @@ export interface Upstreamed {
   /** SSE answers: the body, split for the client and for the usage scanner. */
   stream?: SplitStream;
   retries: number;
-  /** Why there is no response: every attempt failed on the network, or timed out. */
-  failure?: "unreachable" | "timeout";
+  /**
+   * Why there is no response: every attempt failed on the network, or timed out, or (with
+   * `oneBilledAttempt`) a 200 answer broke off before it was whole.
+   */
+  failure?: "unreachable" | "timeout" | "cut";
+  /**
+   * The last attempt may have been billed: it timed out (the upstream keeps the request
+   * until the call ends), or its 200 answer broke off. A call that holds a reservation is
+   * then charged the whole of it.
+   */
+  billable?: boolean;
   /**
    * The answer is a retryable failure and the proxy has used up what it may spend on it
    * (MAX_RETRIES, or RETRY_DEADLINE_MS): the client is told `x-should-retry: false`, so an
@@ -232,7 +241,7 @@ type RetryCfg = Pick<
  * by RETRY_DEADLINE_MS after `startedMs`, or are not started. A streamed body (`out.body`
  * a stream) is sent once.
  */
-export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg, startedMs: number): Promise<Upstreamed> {
+export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg, startedMs: number, oneBilledAttempt = false): Promise<Upstreamed> {
   const canRetry = !(out.body instanceof ReadableStream);
   const deadline = startedMs + cfg.retryDeadlineMs;
   let retries = 0;
@@ -249,10 +258,16 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
 
   for (let attempt = 0; ; attempt++) {
     // The attempt failed before anything reached the client: retry it, or give up.
-    const again = async (why: "unreachable" | "timeout"): Promise<Upstreamed | undefined> => {
+    // `billable`: the upstream may have billed it (it timed out, or its 200 answer broke
+    // off). With `oneBilledAttempt` (a call holding a reservation sized for one attempt)
+    // such an attempt ends the call: a retry could be billed again beyond the reservation,
+    // and so overshoot the tenant's budget or token limit. The client's own retry is a new
+    // call with a reservation of its own.
+    const again = async (why: "unreachable" | "timeout", billable = why === "timeout"): Promise<Upstreamed | undefined> => {
       if (why === "timeout") failure = "timeout";
+      if (billable && oneBilledAttempt) return { response: undefined, retries, failure: why === "timeout" ? "timeout" : "cut", billable: true, exhausted: false };
       const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
-      if (n.wait === undefined) return { response: undefined, retries, failure, exhausted: n.cut };
+      if (n.wait === undefined) return { response: undefined, retries, failure, billable, exhausted: n.cut };
       await sleep(n.wait);
       retries++;
       return undefined;
@@ -311,7 +326,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       if (broke || timedOut) {
         // The stream broke (or went silent) before its first event: nothing was sent, so retry.
         await stop();
-        const r = await again(timedOut ? "timeout" : "unreachable");
+        const r = await again(timedOut ? "timeout" : "unreachable", true);
         if (r) return r;
         continue;
       }
@@ -334,7 +349,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       bytes = await readWithin(res, cfg.firstEventTimeoutMs, dog);
     } catch {
       // The answer broke before its end: nothing was sent, so retry.
-      const r = await again("unreachable");
+      const r = await again("unreachable", true);
       if (r) return r;
       continue;
     }

@@ -166,16 +166,19 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // The query string goes through as sent (e.g. `?beta=true`, issue 14.5).
   let outBody = body === undefined ? null : body.kind === "bytes" ? body.bytes : body.stream;
   if (meter) outBody = meter.request(outBody, request.headers);
-  const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started);
+  // A call holding a reservation retries only attempts the upstream cannot have billed
+  // (forward.ts `again`): the reservation covers one billed attempt.
+  const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started, tokens.holds === true);
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
-    // A timeout keeps the reservation: the upstream may have billed the request it kept.
-    settle(undefined, up.failure === "timeout");
+    // A timeout or a 200 answer that broke off keeps the reservation: the upstream may
+    // have billed the request.
+    settle(undefined, up.failure === "timeout" || up.billable === true);
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
-    return up.failure === "timeout"
-      ? fail(504, "api_error", "upstream did not answer in time", h, up.retries)
-      : fail(502, "api_error", "upstream unreachable", h, up.retries);
+    if (up.failure === "timeout") return fail(504, "api_error", "upstream did not answer in time", h, up.retries);
+    if (up.failure === "cut") return fail(502, "api_error", "the upstream's answer broke off before it was whole; it may have been billed, so the proxy kept this call's reservation and did not retry it (a retry is a new call)", h, up.retries);
+    return fail(502, "api_error", "upstream unreachable", h, up.retries);
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;

@@ -20,6 +20,11 @@ export interface Reservation {
   settle: (usage?: Usage, interrupted?: boolean) => void;
   /** A tenant with a budget let through unreserved (BUDGET_FAIL_MODE=open). */
   budgetFailedOpen?: boolean;
+  /**
+   * A billed call holds tokens or money reserved for one upstream attempt: an attempt
+   * the upstream may have billed is then not retried (forward.ts `sendWithRetries`).
+   */
+  holds?: boolean;
 }
 
 const NOTHING = () => {};
@@ -187,7 +192,7 @@ export async function reserveTokens(
       flushMoney();
     }
   };
-  return { verdict, settle };
+  return { verdict, settle, holds: billed };
 }
 
 function uncountable(): RateVerdict {

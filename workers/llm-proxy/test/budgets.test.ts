@@ -9,7 +9,7 @@ import { costBoundMicros, costMicros, lookupPrice, priceTableFromJson, tokensOf,
 import type { BudgetRows } from "../src/policy/budget.ts";
 import { inventoryVars } from "../local/miniflare.ts";
 import { COUNT_TIMEOUT_MS } from "../src/policy/token-estimate.ts";
-import { messageEvents, type SseEvent } from "./fake-anthropic.ts";
+import { message, messageEvents, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
 const HAIKU = "claude-haiku-4-5";
@@ -313,6 +313,58 @@ describe("budgets when the upstream does not answer", () => {
     expect(broken.status).toBe(502);
     s = await settledState(h, id);
     expect(s.daily).toMatchObject({ spent: reserved, reserved: 0 });
+  });
+});
+
+describe("budgets with retries on: an attempt the upstream may have billed is not retried", () => {
+  let h: Harness;
+  useHarness({ METRICS_SAMPLE_RATE: "0", MAX_RETRIES: "2", RETRY_BASE_MS: "1", HEADERS_TIMEOUT_MS: "300" }, (started) => {
+    h = started;
+  });
+  const sent = () => h.fake.received.filter((q) => q.path === "/v1/messages").length;
+
+  it("a timed-out or broken-off attempt ends a budgeted call with its reservation kept; one that cannot have been billed is retried", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    const b = body(1000);
+    const bound = costBoundMicros(haiku, b.length, 1000, false);
+    // Headers never come: the upstream keeps the request and may bill it. A retry could
+    // be billed again beyond the one reservation, so the call ends: 504, retryable by the
+    // client (its retry is a new call with its own reservation).
+    h.fake.reset();
+    h.fake.enqueue({ kind: "hang" });
+    const hung = await h.call("/v1/messages", { key, body: b });
+    expect(hung.status).toBe(504);
+    expect(hung.headers.get("x-should-retry")).toBeNull();
+    expect(sent()).toBe(1);
+    let s = await settledState(h, id);
+    expect(s.daily).toMatchObject({ spent: bound, reserved: 0 });
+    // A 200 answer cut on the way: generated whole, so billed; 502, not retried.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 });
+    const cut = await h.call("/v1/messages", { key, body: b });
+    expect(cut.status).toBe(502);
+    expect(JSON.parse(cut.text).error.message).toMatch(/may have been billed/);
+    expect(sent()).toBe(1);
+    s = await settledState(h, id);
+    expect(s.daily).toMatchObject({ spent: 2 * bound, reserved: 0 });
+    // A connection reset before any answer, and a 529: not billed, so retried within the
+    // call and its reservation; the answer that came settles it.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "reset" }, { kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const retried = await h.call("/v1/messages", { key, body: b });
+    expect(retried.status).toBe(200);
+    expect(sent()).toBe(3);
+    s = await settledState(h, id);
+    expect(s.daily!.spent).toBeLessThan(3 * bound);
+  });
+
+  it("a tenant that reserves nothing still has its timed-out attempt retried", async () => {
+    const { key } = await h.tenant();
+    h.fake.reset();
+    h.fake.enqueue({ kind: "hang" });
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(200);
+    expect(sent()).toBe(2);
   });
 });
 
