@@ -156,7 +156,7 @@ describe("the Pulumi program under mocks", () => {
     });
     expect(only(TYPES.r2Bucket)).toEqual({ accountId: ACCOUNT, name: "edgefleet-archive" });
     expect(only(TYPES.r2BucketLifecycle)).toMatchObject({ bucketName: "edgefleet-archive", rules: [{ enabled: true, conditions: { prefix: "" }, deleteObjectsTransition: { condition: { type: "Age", maxAge: 30 * 86_400 } } }] });
-    expect(only(TYPES.workersCronTrigger)).toEqual({ accountId: ACCOUNT, scriptName: "edgefleet-usage-ledger", schedules: [{ cron: "17 3 * * *" }] });
+    expect(only(TYPES.workersCronTrigger)).toEqual({ accountId: ACCOUNT, scriptName: "edgefleet-usage-ledger", schedules: [{ cron: "17 * * * *" }] });
     // The ledger binds the database by the id the engine gave it, and gets the inventory's vars.
     const ledger = registered.find((r) => r.type === TYPES.workersScript && r.inputs.scriptName === "edgefleet-usage-ledger")!;
     const bindings = Object.fromEntries((ledger.inputs.bindings as { name: string }[]).map((b) => [b.name, b]));

@@ -199,7 +199,7 @@ describe("npm run plan", () => {
     expect(of("Queue consumer", "edgefleet-usage-dlq -> HTTP pull (npm run dead-letters)")).toBe("100 retries, visibility timeout 600 s, no DLQ");
     expect(of("R2 bucket", "edgefleet-archive")).toBe("bound as ARCHIVE by plan-proxy; lifecycle: objects deleted after 7 days");
     expect(of("D1 database", "edgefleet-usage")).toBe("bound as DB by plan-ledger; schema: npm run d1-migrations");
-    expect(of("Cron trigger", "plan-ledger")).toBe("17 3 * * *");
+    expect(of("Cron trigger", "plan-ledger")).toBe("17 * * * *");
     expect((await plan()).out).toMatch(/Queue consumer\s+│ edgefleet-usage -> plan-ledger/);
   });
 

@@ -132,7 +132,7 @@ describe("workers: metering (issue 16)", () => {
     const lifecycle = state.resources.find((r) => r.type === TYPES.r2BucketLifecycle)!;
     expect(lifecycle.inputs.bucketName).toBe("edgefleet-archive");
     expect((lifecycle.inputs.rules as { deleteObjectsTransition: unknown }[])[0]!.deleteObjectsTransition).toEqual({ condition: { type: "Age", maxAge: 7 * 86_400 } });
-    expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 3 * * *" }] });
+    expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 * * * *" }] });
     // Stores are retained when removed from the inventory: they hold data.
     for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);
   });

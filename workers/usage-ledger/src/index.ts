@@ -1,11 +1,13 @@
 // The usage-ledger Worker. queue: records each usage event once in D1 (a call row and
 // its day's rollup, in one transaction per batch); an event it can never record goes to
 // the dead-letter queue at once; a write that fails is retried by Queues and, after
-// max_retries, dead-lettered by Queues itself. scheduled: deletes call rows past the
-// retention. Nothing here is on a client's path: the proxy sends from waitUntil.
+// max_retries, dead-lettered by Queues itself. scheduled (hourly): deletes call rows past
+// the retention and reports the database's size. Nothing here is on a client's path:
+// the proxy sends from waitUntil.
 import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
-import { checkEvent, DAY_MS, purgeCalls, recordStatements } from "./ledger.ts";
+import { checkEvent, DAY_MS, recordStatements } from "./ledger.ts";
+import { purgeCalls, SIZE_WARN_EVERY_MS, sizeWarning } from "./retention.ts";
 import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
 import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
@@ -41,6 +43,16 @@ function retryLater(items: { msg: Message<unknown> }[], e: unknown): void {
   for (const { msg } of items) msg.retry({ delaySeconds });
 }
 
+// When this isolate last warned that the database is big (sizeWarning): at most hourly.
+let sizeWarnedAt = -Infinity;
+
+function watchSize(bytes: number | undefined, now: number): void {
+  const w = sizeWarning(bytes ?? 0);
+  if (w === undefined || now - sizeWarnedAt < SIZE_WARN_EVERY_MS) return;
+  sizeWarnedAt = now;
+  console.error(w);
+}
+
 export default {
   async queue(batch: MessageBatch<unknown>, env: LedgerEnv): Promise<void> {
     let config: LedgerConfig;
@@ -66,6 +78,7 @@ export default {
     try {
       const results = await env.DB.batch(statements(ready));
       const inserted = results.filter((r, i) => i % 2 === 0 && r.meta.changes > 0).length;
+      watchSize(results[results.length - 1]?.meta.size_after, now);
       if (inserted < ready.length) console.log(`usage-ledger: ${ready.length - inserted} redelivered event(s) were already recorded`);
       for (const { msg } of ready) msg.ack();
     } catch (e) {
@@ -92,7 +105,11 @@ export default {
   async scheduled(controller: ScheduledController, env: LedgerEnv): Promise<void> {
     const { retentionDays } = readConfig(env);
     const cutoff = controller.scheduledTime - retentionDays * DAY_MS;
-    const deleted = await purgeCalls(env.DB, cutoff);
-    console.log(`usage-ledger: retention deleted ${deleted} call row(s) older than ${new Date(cutoff).toISOString()}`);
+    const p = await purgeCalls(env.DB, cutoff);
+    const more = p.more ? "; more are left for the next run" : "";
+    console.log(`usage-ledger: retention deleted ${p.deleted} call row(s) older than ${new Date(cutoff).toISOString()}${more}; database ${p.sizeAfter} bytes`);
+    // The purge's own reading, whatever the batches saw: the warning repeats every run.
+    const w = sizeWarning(p.sizeAfter);
+    if (w !== undefined) console.error(w);
   },
 } satisfies ExportedHandler<LedgerEnv>;

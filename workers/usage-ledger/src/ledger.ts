@@ -47,19 +47,4 @@ export function recordStatements(db: D1Database, e: UsageEvent, prices: PriceTab
   ];
 }
 
-/**
- * Deletes call rows older than `cutoff` (ms), in chunks so no statement runs long; the
- * rollups are kept. Returns how many rows went. Bounded: a backlog larger than
- * chunk x maxRounds is finished by the next run.
- */
-export async function purgeCalls(db: D1Database, cutoff: number, chunk = 5000, maxRounds = 100): Promise<number> {
-  let total = 0;
-  for (let i = 0; i < maxRounds; i++) {
-    const r = await db.prepare("DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls WHERE ts < ?1 LIMIT ?2)").bind(cutoff, chunk).run();
-    total += r.meta.changes;
-    if (r.meta.changes < chunk) break;
-  }
-  return total;
-}
-
 export { DAY_MS };

@@ -65,7 +65,7 @@ export class LedgerHarness {
 
   async scheduled(at: number): Promise<void> {
     const w = await this.mf.getWorker(WORKER_NAME);
-    await w.scheduled({ scheduledTime: new Date(at), cron: "17 3 * * *" });
+    await w.scheduled({ scheduledTime: new Date(at), cron: "17 * * * *" });
   }
 
   /** Polls until `done` holds (bounded: 1000 x 10 ms), then returns its last value. */

@@ -12,6 +12,7 @@ import { MIGRATIONS_DIR } from "../local/miniflare.ts";
 import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
 import { retryDelaySeconds, transientD1Error } from "../src/d1-retry.ts";
+import { D1_MAX_BYTES, purgeCalls, SIZE_WARN_SHARE, sizeWarning } from "../src/retention.ts";
 
 const DAY = 86_400_000;
 const prices = loadMeteringOrThrow("fleet").prices;
@@ -246,7 +247,30 @@ describe("usage ledger", () => {
     await h.scheduled(now + 85 * DAY);
     expect((await h.calls()).map((c) => c.request_id)).toEqual([recent.request_id]);
     expect(await h.daily()).toEqual(daily);
-    expect(h.logs.some((l) => /retention deleted 1 call row/.test(l))).toBe(true);
+    // The run reports the database's size as D1 measured it (meta.size_after).
+    const line = h.logs.find((l) => /retention deleted 1 call row/.test(l))!;
+    expect(line).not.toContain("more are left");
+    expect(Number(/database (\d+) bytes/.exec(line)?.[1])).toBeGreaterThan(0);
+  });
+
+  it("a purge is bounded per run and says when rows past the cut-off are left for the next", async () => {
+    const now = Date.now();
+    await h.deliver([0, 1, 2].map((i) => ({ body: event({ ts: now - (10 + i) * DAY }) })));
+    // Chunks of 1 row, at most 2 a run: 2 go, 1 is left; the next run takes it.
+    const first = await purgeCalls(h.db, now, 1, 2);
+    expect(first).toMatchObject({ deleted: 2, more: true });
+    expect(first.sizeAfter).toBeGreaterThan(0);
+    expect(await purgeCalls(h.db, now, 1, 2)).toMatchObject({ deleted: 1, more: false });
+    expect(await h.calls()).toEqual([]);
+  });
+
+  it("warns from 80% of D1's 10 GB, naming the retention to lower", () => {
+    expect(sizeWarning(0)).toBeUndefined();
+    expect(sizeWarning(D1_MAX_BYTES * SIZE_WARN_SHARE - 1)).toBeUndefined();
+    const w = sizeWarning(8.5e9)!;
+    expect(w).toContain("8.50 GB of D1's 10 GB");
+    expect(w).toContain("call_retention_days");
+    expect(sizeWarning(Number.NaN)).toBeUndefined();
   });
 });
 
