@@ -217,3 +217,28 @@ describe("fake Cloudflare Queues API: faults", () => {
     expect((await retrying.queues.messages.peek(id, { account_id: ACCOUNT })).messages).toHaveLength(1);
   });
 });
+
+describe("fake Cloudflare Queues API: the account's API limit", () => {
+  it("answers 429 (code 10000, retry-after) past 1,200 requests in 5 minutes, for the rest of the five minutes", async () => {
+    const limited = await new FakeQueuesApi({ token: "tok", accountId: ACCOUNT }).start();
+    try {
+      const id = limited.addQueue("q", { consumer: { type: "http_pull", settings: { max_retries: 3 } } });
+      const url = `${limited.baseURL}/accounts/${ACCOUNT}/queues/${id}/metrics`;
+      const get = () => fetch(url, { headers: { authorization: "Bearer tok" } });
+      for (let i = 0; i < 1200; i++) expect((await get()).status).toBe(200);
+      const over = await get();
+      expect(over.status).toBe(429);
+      expect(over.headers.get("retry-after")).toBe("300");
+      expect(((await over.json()) as { errors: { code: number }[] }).errors[0]!.code).toBe(10000);
+      // The block holds for five minutes, whatever the window does meanwhile.
+      limited.advance(299_000);
+      const sdk = new Cloudflare({ apiToken: "tok", baseURL: limited.baseURL, maxRetries: 0 });
+      expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe("429 10000");
+      limited.advance(1_001);
+      expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe(200);
+      expect(limited.account.hits).toBe(1);
+    } finally {
+      await limited.stop();
+    }
+  });
+});

@@ -32,6 +32,9 @@
 //   counts towards total message limits" (charged here at 100 bytes a message: stricter);
 //   delaySeconds and visibilityTimeout at most 12 h; retention 4 days unless the queue's
 //   message_retention_period says otherwise.
+// - The account-wide API limit, 1,200 requests per 5 minutes, then 429 for five minutes
+//   (test/support/account-rate-limit.ts, which cites it); `npm run dead-letters` paces
+//   itself below it.
 // - Error codes: queues/reference/error-codes.mdx: 10104 queue does not exist, 10203
 //   invalid message metadata (content type, delay), 10204 message size, 10205 batch size,
 //   10206 batch count, 10207 body does not match the schema, 10208 body not JSON. A bad
@@ -50,6 +53,7 @@
 // the fake's clock (leases, delays, retention) without waiting; tickMs moves it on every request.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { AccountRateLimit, RATE_LIMITED, type AccountLimitOptions } from "../support/account-rate-limit.ts";
 import { json, LoopbackServer } from "../support/fake-http.ts";
 
 export type ContentType = "json" | "text" | "bytes" | "v8";
@@ -140,9 +144,13 @@ export class FakeQueuesApi {
   private offset = 0;
   private readonly server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
 
-  constructor(o: { token: string; accountId: string }) {
+  /** The account-wide API limit (1,200 requests / 5 min), on the fake's clock. */
+  readonly account: AccountRateLimit;
+
+  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions }) {
     this.token = o.token;
     this.accountId = o.accountId;
+    this.account = new AccountRateLimit(o.limit);
   }
 
   /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
@@ -300,6 +308,8 @@ export class FakeQueuesApi {
     this.requests.push({ method: req.method ?? "", action, ...(m?.[2] ? { queue: decodeURIComponent(m[2]) } : {}), body });
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => json(res, status, payload, headers);
     const fail = (e: ApiError, headers: Record<string, string> = {}) => send(e.status, { success: false, errors: [{ code: e.code, message: e.message }], messages: [], result: null }, headers);
+    const blocked = this.account.arrive(this.now());
+    if (blocked !== undefined) return send(429, { success: false, errors: [RATE_LIMITED], messages: [], result: null }, { "retry-after": String(blocked) });
     const i = this.faults.findIndex((f) => f.action === undefined || f.action === action);
     const fault = i >= 0 ? this.faults.splice(i, 1)[0] : undefined;
     const faultHeaders: Record<string, string> = fault?.retryAfterMs !== undefined ? { "retry-after-ms": String(fault.retryAfterMs) } : {};

@@ -33,6 +33,7 @@
 // the fleet (worker-status-endpoints.ts), which both fakes share.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fakeFingerprint, type FakeDeployment, type FakeVersion, type FakeWorkerFleet } from "./worker-status-endpoints.ts";
+import { AccountRateLimit, RATE_LIMITED } from "../support/account-rate-limit.ts";
 import { json, LoopbackServer, seeded } from "../support/fake-http.ts";
 
 export interface CloudflareFakeOptions {
@@ -90,12 +91,15 @@ export class FakeCloudflareSecretsApi {
   readonly failNext = new Map<string, number>();
   /** Scripts whose next N secret PUTs get 429 with retry-after. */
   readonly throttleNext = new Map<string, number>();
-  private readonly arrivals: number[] = [];
-  private blockedUntil = 0;
+  private readonly account: AccountRateLimit;
   /** The most requests that arrived within any one window. */
-  maxInWindow = 0;
-  /** 429s sent because the account limit was exceeded (not injected ones). */
-  limitHits = 0;
+  get maxInWindow(): number {
+    return this.account.maxInWindow;
+  }
+  /** Times the account limit was exceeded (each starts a block; not injected 429s). */
+  get limitHits(): number {
+    return this.account.hits;
+  }
   private readonly rand: () => number;
   private readonly now: () => number;
 
@@ -103,6 +107,7 @@ export class FakeCloudflareSecretsApi {
     this.o = o;
     this.rand = seeded(o.seed ?? 7);
     this.now = o.now ?? Date.now;
+    this.account = new AccountRateLimit({ ...(o.limit !== undefined ? { limit: o.limit } : {}), ...(o.windowMs !== undefined ? { windowMs: o.windowMs } : {}), ...(o.blockMs !== undefined ? { blockMs: o.blockMs } : {}) });
     this.server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
   }
 
@@ -208,17 +213,8 @@ export class FakeCloudflareSecretsApi {
     };
 
     // The account-wide limit, counted on arrival like Cloudflare's.
-    const windowMs = this.o.windowMs ?? 300_000;
-    this.arrivals.push(now);
-    while (this.arrivals.length > 0 && this.arrivals[0]! <= now - windowMs) this.arrivals.shift();
-    this.maxInWindow = Math.max(this.maxInWindow, this.arrivals.length);
-    if (now < this.blockedUntil || this.arrivals.length > (this.o.limit ?? 1200)) {
-      if (now >= this.blockedUntil) {
-        this.blockedUntil = now + (this.o.blockMs ?? windowMs);
-        this.limitHits++;
-      }
-      return fail(429, [{ code: 10000, message: "Rate limited. Please wait and consider throttling your request speed" }], { "retry-after": String(Math.ceil((this.blockedUntil - now) / 1000)) });
-    }
+    const blocked = this.account.arrive(now);
+    if (blocked !== undefined) return fail(429, [RATE_LIMITED], { "retry-after": String(blocked) });
 
     if (req.headers.authorization !== `Bearer ${this.o.token}`) return fail(403, [{ code: 10000, message: "Authentication error" }]);
     const m = /^\/client\/v4\/accounts\/([^/]+)\/workers\/(scripts|workers)\/([^/]+)\/(secrets|deployments|versions|versions\/latest)$/.exec(path);
