@@ -16,7 +16,8 @@ import { readWorkerConfig, WORKERS_DIR } from "../../../stacks/model/wrangler.ts
 import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
 import { intAtLeast } from "../cli.ts";
 import type { DeadLetter } from "./events.ts";
-import { describeError, openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
+import { describeError } from "../cloudflare-error.ts";
+import { openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
 import { look, replay, type Look, type ReplayReport } from "./replay.ts";
 
 export const DEAD_LETTERS_EXIT = {

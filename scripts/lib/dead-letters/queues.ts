@@ -4,7 +4,7 @@
 // point it at the loopback fake (test/fakes/cloudflare-queues-api.ts).
 import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, limitedFetch, SlidingWindowLimiter } from "../import/rate-limit.ts";
-import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
+import Cloudflare from "cloudflare";
 import type { WireMessage } from "./events.ts";
 
 export interface QueueInfo {
@@ -86,14 +86,3 @@ export function openQueues(o: ClientOptions): QueuesClient {
   };
 }
 
-/** Why a call failed, without anything secret (the SDK's errors carry the status and
- * Cloudflare's codes, never the token). */
-export function describeError(e: unknown): string {
-  if (e instanceof APIConnectionError) return `cannot reach the Cloudflare API (${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""})`;
-  if (e instanceof APIError) {
-    const errors = (e.errors ?? []) as { code?: number; message?: string }[];
-    const detail = errors.map((x) => `${x.code ?? "?"} ${x.message ?? ""}`.trim()).join("; ");
-    return `the Cloudflare API answered ${e.status ?? "no response"}${detail ? `: ${detail}` : ""}`;
-  }
-  return e instanceof Error ? e.message : String(e);
-}

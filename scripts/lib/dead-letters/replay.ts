@@ -10,7 +10,8 @@
 // (docs/metering.md, "Why a redelivery never counts twice"), so it counts once.
 import type { DeadLetter } from "./events.ts";
 import { classify, MAX_BATCH_MESSAGES, pushBatches } from "./events.ts";
-import { describeError, type QueueInfo, type QueuesClient } from "./queues.ts";
+import { describeError } from "../cloudflare-error.ts";
+import type { QueueInfo, QueuesClient } from "./queues.ts";
 
 export interface Look {
   dlq: QueueInfo;

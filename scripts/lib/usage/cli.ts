@@ -5,8 +5,8 @@
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InvalidArgumentError, Option } from "commander";
-import { APIError } from "cloudflare";
 import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
+import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
 import { openRemoteStore } from "../tenants/remote.ts";
 import { readBudgets, type BudgetLookup } from "./budgets.ts";
@@ -142,15 +142,6 @@ function checkOut(file: string): void {
   if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
 }
 
-/** Why a read failed, without anything secret (the SDK's messages carry no token). */
-function describe(e: unknown): string {
-  if (e instanceof APIError) {
-    const errors = (e.errors ?? []) as { code?: number; message?: string }[];
-    const detail = errors.map((x) => `${x.code ?? "?"} ${x.message ?? ""}`.trim()).join("; ");
-    return `the Cloudflare API answered ${e.status ?? "no response"}${detail ? `: ${detail}` : ""}`;
-  }
-  return e instanceof Error ? e.message : String(e);
-}
 
 export async function runUsage(argv: string[], io: Io, now = new Date()): Promise<number> {
   let opts: Opts | undefined;
