@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { miniflareKv } from "../scripts/lib/tenants/local.ts";
 import { createTenant, setArchive } from "../scripts/lib/tenants/store.ts";
+import { ARCHIVE_EXIT, runArchive } from "../scripts/lib/archive/cli.ts";
 import { runUsage, USAGE_EXIT } from "../scripts/lib/usage/cli.ts";
 import { loadMeteringOrThrow } from "../stacks/model/metering.ts";
 import { costMicros, lookupPrice, tokensOf } from "../workers/shared/pricing.ts";
@@ -174,6 +175,24 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(out).toContain("claude-opus-4-5 (*)");
   expect(out).toMatch(/\(\*\) 1 call\(s\) were streams cut short/);
   expect(logs.filter((l) => l.includes("usage_event_not_sent") || l.includes("archive_write_failed"))).toEqual([]);
+
+  // `npm run archive` on the same persisted state: the tenant's three calls, the cut stream
+  // marked, and each body as it was sent or received.
+  out = "";
+  const archiveIo = { ...io, root: "/" };
+  const proxyState = join(dir, "proxy");
+  expect(await runArchive(["list", "--tenant", tenant, "--persist", proxyState, "--days", "1", "--json"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
+  const listed = JSON.parse(out) as { calls: { requestId: string; request?: { bytes: number }; response?: { status?: number; complete?: boolean; ended?: string } }[] };
+  expect(listed.calls.map((c) => c.requestId).sort()).toEqual([...ids].sort());
+  expect(listed.calls.find((c) => c.requestId === ids[0])).toMatchObject({ request: { bytes: Buffer.byteLength(body) }, response: { status: 200, complete: true } });
+  expect(listed.calls.find((c) => c.requestId === ids[2])!.response).toMatchObject({ complete: false, ended: "client_closed" });
+  out = "";
+  expect(await runArchive(["get", ids[0]!, "--tenant", tenant, "--persist", proxyState, "--part", "request"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
+  expect(out).toBe(body);
+  out = "";
+  expect(await runArchive(["get", ids[1]!, "--tenant", tenant, "--persist", proxyState, "--json"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
+  expect(JSON.parse(out)).toMatchObject({ requestId: ids[1], day: today, response: { body: sseText, status: 200, contentType: "text/event-stream; charset=utf-8" } });
+  expect(err).toBe("");
 });
 
 it("the local pipeline (proxy and ledger in workerd) starts from any working directory", async () => {

@@ -120,6 +120,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
         `  ${usage}`,
         `archive a tenant's bodies (R2, in ${o.persist}/r2): npm run tenants -- list --local${local}, then`,
         `  npm run tenants -- archive --local${local} <tenant id> on --yes`,
+        `read what was archived: npm run archive -- list --tenant <tenant id>${local}   (then: get <edgefleet-request-id> --json)`,
         `more tenants: npm run tenants -- create --local --name NAME   (Ctrl-C stops)`,
         ``,
       ].join("\n"),

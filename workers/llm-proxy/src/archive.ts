@@ -7,14 +7,10 @@
 // streamed one is copied as it passes, up to ARCHIVE_MAX_BYTES per body (the rest passes
 // uncopied, and the object says `truncated`). Every R2 write runs in waitUntil; nothing
 // before the response waits on R2, and a failed write is logged, never the call's failure.
+import { archiveKey, type Part } from "../../shared/archive-key.ts";
 import { afterThisTurn } from "./later.ts";
 
-/** Which body of a call. */
-export type Part = "request" | "response";
-
-export function archiveKey(tenant: string, startedMs: number, requestId: string, part: Part): string {
-  return `${tenant}/${new Date(startedMs).toISOString().slice(0, 10)}/${requestId}/${part}`;
-}
+export { archiveKey, type Part };
 
 /** Up to `max` bytes of a body that passes in chunks; counts what passed beyond. */
 export class Staged {

@@ -1,0 +1,154 @@
+// `npm run archive --remote` against a loopback fake of the R2 object endpoints of
+// Cloudflare's API, through the official SDK (the local side is tested end to end in
+// test/metering-pipeline.test.ts). The fake pages by 20 unless asked; the command asks for
+// R2's most, 1,000, and still has to follow cursors.
+import Cloudflare from "cloudflare";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { archiveKey } from "../../../workers/shared/archive-key.ts";
+import { FakeR2ObjectsApi } from "../../../test/fakes/cloudflare-r2-objects-api.ts";
+import { ARCHIVE_EXIT, daysToSearch, runArchive } from "./cli.ts";
+import { archiveBucketName } from "./local.ts";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const TOKEN = "r2-read-token-do-not-print";
+const ACCOUNT = "acct1";
+const fake = new FakeR2ObjectsApi({ token: TOKEN, accountId: ACCOUNT });
+const NOW = new Date("2026-11-28T10:00:00Z");
+const rid = (n: number) => "req_ef_" + n.toString(16).padStart(32, "0");
+const BUCKET = archiveBucketName();
+
+function put(tenant: string, at: string, n: number, o: { request?: string; response?: string; meta?: Record<string, string> } = {}) {
+  const t = Date.parse(at);
+  const request = o.request ?? `{"model":"m","max_tokens":10,"n":${n}}`;
+  const response = o.response ?? `{"id":"msg_${n}"}`;
+  fake.put(BUCKET, archiveKey(tenant, t, rid(n), "request"), request, { contentType: "application/json", customMetadata: { request_id: rid(n), tenant, bytes: String(Buffer.byteLength(request)), truncated: "false" } });
+  fake.put(BUCKET, archiveKey(tenant, t, rid(n), "response"), response, {
+    contentType: "application/json",
+    customMetadata: { request_id: rid(n), tenant, bytes: String(Buffer.byteLength(response)), truncated: "false", status: "200", complete: "true", ...o.meta },
+  });
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv = { CLOUDFLARE_API_TOKEN: TOKEN, CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_BASE_URL: fake.baseURL }) {
+  let out = "";
+  let err = "";
+  const code = await runArchive(argv, { out: (s) => (out += s), err: (s) => (err += s), env, root: "/" }, NOW);
+  return { code, out, err };
+}
+
+beforeAll(async () => {
+  await fake.start();
+  // 30 calls of t_a on the 27th (more than one default page), 1 on the 28th; t_b beside it.
+  for (let i = 1; i <= 30; i++) put("t_a", "2026-11-27T12:00:00Z", i);
+  put("t_a", "2026-11-28T09:00:00Z", 100, { response: "event: message_start\n\n", meta: { complete: "false", ended: "client_closed" } });
+  put("t_b", "2026-11-27T12:00:00Z", 200);
+  put("t_a", "2026-10-01T12:00:00Z", 300);
+});
+afterAll(() => fake.stop());
+
+describe("npm run archive --remote", () => {
+  it("lists a tenant's calls day by day, newest first, following the API's cursor pages", async () => {
+    const r = await run(["list", "--remote", "--tenant", "t_a", "--days", "2", "--json"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(ARCHIVE_EXIT.ok);
+    const j = JSON.parse(r.out) as { days: { from: string; to: string }; calls: { day: string; requestId: string; response: { complete: boolean; ended?: string } }[] };
+    expect(j.days).toEqual({ from: "2026-11-27", to: "2026-11-28" });
+    expect(j.calls).toHaveLength(31);
+    expect(j.calls[0]).toMatchObject({ day: "2026-11-28", requestId: rid(100), response: { complete: false, ended: "client_closed" } });
+    expect(new Set(j.calls.slice(1).map((c) => c.requestId))).toEqual(new Set(Array.from({ length: 30 }, (_, i) => rid(i + 1))));
+    // Asked per day under the tenant's own prefix, R2's page size, never another tenant's keys.
+    const lists = fake.requests.filter((q) => q.action === "list");
+    expect(lists.every((q) => q.query.per_page === "1000" && q.bucket === BUCKET && /^t_a\/2026-11-2[78]\/$/.test(q.query.prefix!))).toBe(true);
+    const table = await run(["list", "--remote", "--tenant", "t_a", "--day", "2026-11-28"]);
+    expect(table.out).toMatch(/2026-11-28\s+req_ef_0+64\s+\d+\s+\d+\s+200\s+cut: client_closed/);
+    expect(table.out).toContain("1 call(s)");
+  });
+
+  it("pages past 1,000 objects", async () => {
+    for (let i = 0; i < 520; i++) put("t_many", "2026-11-26T01:00:00Z", 10_000 + i);
+    const r = await run(["list", "--remote", "--tenant", "t_many", "--day", "2026-11-26", "--json"]);
+    expect((JSON.parse(r.out) as { calls: unknown[] }).calls).toHaveLength(520);
+  });
+
+  it("gets one call's body as stored, or both with --json; without --day it looks back --days days", async () => {
+    const body = await run(["get", rid(7), "--remote", "--tenant", "t_a", "--part", "request"]);
+    expect(body.code).toBe(ARCHIVE_EXIT.ok);
+    expect(body.out).toBe('{"model":"m","max_tokens":10,"n":7}');
+    const both = await run(["get", rid(7), "--remote", "--tenant", "t_a", "--day", "2026-11-27", "--json"]);
+    expect(JSON.parse(both.out)).toMatchObject({ tenant: "t_a", day: "2026-11-27", requestId: rid(7), request: { body: '{"model":"m","max_tokens":10,"n":7}', contentType: "application/json" }, response: { body: '{"id":"msg_7"}', status: 200 } });
+    // Older than the days searched: not found (3), and the message says where it looked.
+    const old = await run(["get", rid(300), "--remote", "--tenant", "t_a"]);
+    expect(old.code).toBe(ARCHIVE_EXIT.usage); // no --part and no --json
+    const missing = await run(["get", rid(300), "--remote", "--tenant", "t_a", "--part", "response"]);
+    expect(missing.code).toBe(ARCHIVE_EXIT.notFound);
+    expect(missing.err).toContain("from 2026-11-22 to 2026-11-28");
+    const found = await run(["get", rid(300), "--remote", "--tenant", "t_a", "--part", "response", "--days", "60"]);
+    expect(found.out).toBe('{"id":"msg_300"}');
+    // Another tenant's call is not found under this tenant.
+    expect((await run(["get", rid(200), "--remote", "--tenant", "t_a", "--part", "request"])).code).toBe(ARCHIVE_EXIT.notFound);
+  });
+
+  it("writes --out, and refuses a folder that does not exist before reading anything", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "archive-"));
+    const file = join(dir, "resp.json");
+    const r = await run(["get", rid(3), "--remote", "--tenant", "t_a", "--part", "response", "--out", file]);
+    expect(r.code).toBe(ARCHIVE_EXIT.ok);
+    expect(readFileSync(file, "utf8")).toBe('{"id":"msg_3"}');
+    const before = fake.requests.length;
+    expect((await run(["get", rid(3), "--remote", "--tenant", "t_a", "--part", "response", "--out", join(dir, "no/such/file")])).code).toBe(ARCHIVE_EXIT.usage);
+    expect(fake.requests.length).toBe(before);
+  });
+
+  it("bad input is exit 2 and reads nothing; a refused token is exit 1 and never printed", async () => {
+    const before = fake.requests.length;
+    for (const argv of [
+      ["list", "--remote"], // no --tenant
+      ["list", "--remote", "--tenant", "t_a/../t_b"],
+      ["list", "--remote", "--tenant", "t_a", "--day", "2026-02-30"],
+      ["list", "--remote", "--tenant", "t_a", "--days", "0"],
+      ["get", "msg_1", "--remote", "--tenant", "t_a", "--part", "request"],
+      ["get", rid(1), "--remote", "--tenant", "t_a", "--part", "body"],
+      ["list", "--local", "--remote", "--tenant", "t_a"],
+      [],
+    ]) {
+      expect((await run(argv)).code, argv.join(" ")).toBe(ARCHIVE_EXIT.usage);
+    }
+    const noToken = await run(["list", "--remote", "--tenant", "t_a"], { CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_BASE_URL: fake.baseURL });
+    expect(noToken.code).toBe(ARCHIVE_EXIT.usage);
+    expect(noToken.err).toContain("CLOUDFLARE_API_TOKEN");
+    expect(fake.requests.length).toBe(before);
+    const wrong = await run(["list", "--remote", "--tenant", "t_a", "--account-id", "other"]);
+    expect(wrong.code).toBe(ARCHIVE_EXIT.failed);
+    expect(wrong.err).toContain("403");
+    expect(wrong.err + wrong.out).not.toContain(TOKEN);
+    const noBucket = await run(["list", "--remote", "--tenant", "t_a", "--bucket", "nope"]);
+    expect(noBucket.code).toBe(ARCHIVE_EXIT.failed);
+    expect(noBucket.err).toContain("10006");
+  });
+
+  it("a local archive that does not exist is exit 1 with where it looked", async () => {
+    const r = await run(["list", "--tenant", "t_a", "--persist", join(tmpdir(), "no-such-state")]);
+    expect(r.code).toBe(ARCHIVE_EXIT.failed);
+    expect(r.err).toMatch(/no archive in local state .*no-such-state/);
+  });
+
+  it("days to search: --day alone, or the last n UTC days newest first", () => {
+    expect(daysToSearch({ day: "2026-01-02", days: 7 }, NOW)).toEqual(["2026-01-02"]);
+    expect(daysToSearch({ days: 3 }, new Date("2026-03-01T00:30:00Z"))).toEqual(["2026-03-01", "2026-02-28", "2026-02-27"]);
+  });
+});
+
+describe("the fake R2 object endpoints keep the API's contract", () => {
+  it("refuses per_page over 1,000, answers NoSuchKey (10007) for a missing key, and a global API key like a bad token", async () => {
+    const cf = new Cloudflare({ apiToken: TOKEN, baseURL: fake.baseURL, maxRetries: 0 });
+    const code = (p: Promise<unknown>) => p.then(() => 200, (e: { status?: number; errors?: { code: number }[] }) => `${e.status} ${e.errors?.[0]?.code}`);
+    expect(await code(cf.r2.buckets.objects.list(BUCKET, { account_id: ACCOUNT, per_page: 1001 }))).toBe("400 10029");
+    expect(await code(cf.r2.buckets.objects.get("t_a/2026-11-27/nope/request", { account_id: ACCOUNT, bucket_name: BUCKET }))).toBe("404 10007");
+    const withKey = new Cloudflare({ apiToken: TOKEN, apiKey: "global", apiEmail: "a@b.example", baseURL: fake.baseURL, maxRetries: 0 });
+    expect(await code(withKey.r2.buckets.objects.list(BUCKET, { account_id: ACCOUNT }).then((p) => p.result))).toBe("403 10000");
+    // The SDK sends a key's slashes encoded; the fake reads them as one key.
+    const got = await cf.r2.buckets.objects.get(archiveKey("t_a", Date.parse("2026-11-27T12:00:00Z"), rid(1), "response"), { account_id: ACCOUNT, bucket_name: BUCKET });
+    expect(await got.text()).toBe('{"id":"msg_1"}');
+  });
+});

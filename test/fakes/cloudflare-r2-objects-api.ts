@@ -1,0 +1,125 @@
+// A loopback fake of the two R2 object endpoints of Cloudflare's REST API that
+// `npm run archive --remote` uses, in Cloudflare's v4 envelope:
+//   GET /client/v4/accounts/{a}/r2/buckets/{bucket}/objects[?prefix=&cursor=&per_page=&start_after=]
+//       list (r2.buckets.objects.list, CursorPagination: result[], result_info.cursor)
+//   GET /client/v4/accounts/{a}/r2/buckets/{bucket}/objects/{key}
+//       one object's raw bytes (r2.buckets.objects.get, Accept: application/octet-stream)
+//
+// Where each rule comes from (read 2026-11-28):
+// - Paths, parameters and shapes: the official SDK, node_modules/cloudflare,
+//   resources/r2/buckets/objects.{js,d.ts}: list's query (prefix, delimiter, start_after,
+//   cursor, per_page) and items (key, size, etag, last_modified, http_metadata,
+//   custom_metadata, storage_class); get's binary answer. CursorPagination
+//   (core/pagination.js) asks for the next page while `result_info.cursor` is set. The SDK
+//   encodes a key's `/` as %2F in the path (internal/utils/path.js), so the fake decodes
+//   the whole segment.
+// - A list returns keys in lexicographic (UTF-8 byte) order, at most 1,000 per call (R2's
+//   Workers API and S3 ListObjects: "maximum of 1000"); per_page above that is refused
+//   here (400, 10000-series code chosen: not documented), and the fake's default page is
+//   small (20), so a client that pages wrongly fails in tests.
+// - Errors: developers.cloudflare.com/r2/api/error-codes/: 10006 NoSuchBucket, 10007
+//   NoSuchKey, both 404. A bad token answers 403 with 10000, a request carrying a global
+//   API key is refused like one (as the D1, KV and Queues fakes), and the account-wide
+//   limit of 1,200 requests / 5 minutes applies (test/support/account-rate-limit.ts).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AccountRateLimit, RATE_LIMITED } from "../support/account-rate-limit.ts";
+import { json, LoopbackServer } from "../support/fake-http.ts";
+
+export interface StoredObject {
+  body: Uint8Array;
+  contentType?: string;
+  customMetadata: Record<string, string>;
+  uploaded: number;
+}
+
+const PATH = /^\/client\/v4\/accounts\/([^/]+)\/r2\/buckets\/([^/]+)\/objects(?:\/([^/]+))?$/;
+const MAX_PAGE = 1000;
+
+export class FakeR2ObjectsApi {
+  readonly token: string;
+  readonly accountId: string;
+  /** Every request: the action and its query. */
+  readonly requests: { action: "list" | "get"; bucket: string; key?: string; query: Record<string, string> }[] = [];
+  /** Keys per list page when the client gives no per_page. */
+  defaultPageSize = 20;
+  readonly account = new AccountRateLimit();
+  private readonly buckets = new Map<string, Map<string, StoredObject>>();
+  private readonly server = new LoopbackServer((req, _body, res) => this.handle(req, res));
+
+  constructor(o: { token: string; accountId: string }) {
+    this.token = o.token;
+    this.accountId = o.accountId;
+  }
+
+  get baseURL(): string {
+    return `${this.server.url}/client/v4`;
+  }
+
+  async start(): Promise<this> {
+    await this.server.start();
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  addBucket(name: string): void {
+    if (!this.buckets.has(name)) this.buckets.set(name, new Map());
+  }
+
+  put(bucket: string, key: string, body: string | Uint8Array, o: { contentType?: string; customMetadata?: Record<string, string> } = {}): void {
+    this.addBucket(bucket);
+    const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+    this.buckets.get(bucket)!.set(key, { body: bytes, ...(o.contentType ? { contentType: o.contentType } : {}), customMetadata: o.customMetadata ?? {}, uploaded: Date.now() });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://fake");
+    const fail = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
+      json(res, status, { success: false, errors: [{ code, message }], messages: [], result: null }, headers);
+    const blocked = this.account.arrive(Date.now());
+    if (blocked !== undefined) return fail(429, RATE_LIMITED.code, RATE_LIMITED.message, { "retry-after": String(blocked) });
+    const m = PATH.exec(url.pathname);
+    if (!m) return fail(404, 7003, "Could not route to the requested path");
+    if (req.method !== "GET") return fail(405, 10405, "Method not allowed");
+    const globalKey = req.headers["x-auth-key"] !== undefined || req.headers["x-auth-email"] !== undefined;
+    if (globalKey || req.headers.authorization !== `Bearer ${this.token}` || decodeURIComponent(m[1]!) !== this.accountId) return fail(403, 10000, "Authentication error");
+    const bucketName = decodeURIComponent(m[2]!);
+    const key = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
+    const query = Object.fromEntries(url.searchParams);
+    this.requests.push({ action: key === undefined ? "list" : "get", bucket: bucketName, ...(key !== undefined ? { key } : {}), query });
+    const bucket = this.buckets.get(bucketName);
+    if (bucket === undefined) return fail(404, 10006, "The specified bucket does not exist.");
+
+    if (key !== undefined) {
+      const o = bucket.get(key);
+      if (o === undefined) return fail(404, 10007, "The specified key does not exist.");
+      res.writeHead(200, { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(o.body.byteLength) });
+      res.end(o.body);
+      return;
+    }
+    const perPage = query.per_page === undefined ? this.defaultPageSize : Number(query.per_page);
+    if (!Number.isInteger(perPage) || perPage < 1 || perPage > MAX_PAGE) return fail(400, 10029, `per_page must be an integer from 1 to ${MAX_PAGE}`);
+    const prefix = query.prefix ?? "";
+    // The cursor is opaque to clients: here, the base64 of the last key sent.
+    const after = query.cursor !== undefined ? Buffer.from(query.cursor, "base64url").toString("utf8") : query.start_after;
+    const keys = [...bucket.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || Buffer.compare(Buffer.from(k), Buffer.from(after)) > 0)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const page = keys.slice(0, perPage);
+    const truncated = keys.length > perPage;
+    const result = page.map((k) => {
+      const o = bucket.get(k)!;
+      return {
+        key: k,
+        size: o.body.byteLength,
+        etag: `"${k.length.toString(16)}${o.body.byteLength.toString(16)}"`,
+        last_modified: new Date(o.uploaded).toISOString(),
+        http_metadata: o.contentType ? { contentType: o.contentType } : {},
+        custom_metadata: o.customMetadata,
+        storage_class: "Standard",
+      };
+    });
+    const cursor = truncated ? Buffer.from(page[page.length - 1]!).toString("base64url") : "";
+    json(res, 200, { success: true, errors: [], messages: [], result, result_info: { cursor, is_truncated: truncated, per_page: perPage } });
+  }
+}
