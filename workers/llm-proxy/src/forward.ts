@@ -258,14 +258,17 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
 
   for (let attempt = 0; ; attempt++) {
     // The attempt failed before anything reached the client: retry it, or give up.
-    // `billable`: the upstream may have billed it (it timed out, or its 200 answer broke
-    // off). With `oneBilledAttempt` (a call holding a reservation sized for one attempt)
+    // `billable`: the upstream may have billed it. That is every attempt that may have
+    // reached it and was not answered with an error status: its headers timed out, its
+    // connection was lost (a connect failure cannot be told from a request cut in the
+    // middle, which Anthropic bills for what it generated), or its 2xx answer broke off or
+    // stalled. With `oneBilledAttempt` (a call holding a reservation sized for one attempt)
     // such an attempt ends the call: a retry could be billed again beyond the reservation,
     // and so overshoot the tenant's budget or token limit. The client's own retry is a new
     // call with a reservation of its own.
-    const again = async (why: "unreachable" | "timeout", billable = why === "timeout"): Promise<Upstreamed | undefined> => {
+    const again = async (why: "unreachable" | "timeout" | "cut", billable: boolean): Promise<Upstreamed | undefined> => {
       if (why === "timeout") failure = "timeout";
-      if (billable && oneBilledAttempt) return { response: undefined, retries, failure: why === "timeout" ? "timeout" : "cut", billable: true, exhausted: false };
+      if (billable && oneBilledAttempt) return { response: undefined, retries, failure: why, billable: true, exhausted: false };
       const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
       if (n.wait === undefined) return { response: undefined, retries, failure, billable, exhausted: n.cut };
       await sleep(n.wait);
@@ -279,14 +282,14 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       got = await dog.within(sent, cfg.headersTimeoutMs);
     } catch {
       dog.clear();
-      const r = await again("unreachable");
+      const r = await again("unreachable", true);
       if (r) return r;
       continue;
     }
     if (got === TIMEOUT) {
       dog.clear();
       discard(sent);
-      const r = await again("timeout");
+      const r = await again("timeout", true);
       if (r) return r;
       continue;
     }
@@ -326,13 +329,15 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       if (broke || timedOut) {
         // The stream broke (or went silent) before its first event: nothing was sent, so retry.
         await stop();
-        const r = await again(timedOut ? "timeout" : "unreachable", true);
+        const r = await again(timedOut ? "timeout" : "cut", true);
         if (r) return r;
         continue;
       }
       // Nothing has reached the client yet: an overload among the events read so far
-      // (normally just the first) is as safe to retry as a 529.
-      if (scanner.usage.errorType === "overloaded_error") {
+      // (normally just the first) is as safe to retry as a 529. Unless a message_start came
+      // before it in the same read: that message was started and may be billed, so a call
+      // holding a reservation relays it as it came (settled as cut) instead.
+      if (scanner.usage.errorType === "overloaded_error" && !(oneBilledAttempt && scanner.started)) {
         const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
         if (n.wait !== undefined) {
           await stop();
@@ -348,14 +353,15 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
     try {
       bytes = await readWithin(res, cfg.firstEventTimeoutMs, dog);
     } catch {
-      // The answer broke before its end: nothing was sent, so retry.
-      const r = await again("unreachable", true);
+      // The answer broke before its end: nothing was sent, so retry (an error answer's
+      // body cannot have been billed).
+      const r = await again("cut", res.ok);
       if (r) return r;
       continue;
     }
     if (bytes === TIMEOUT) {
       // It stalled (readWithin cancelled it): nothing was sent, so retry.
-      const r = await again("timeout");
+      const r = await again("timeout", res.ok);
       if (r) return r;
       continue;
     }

@@ -171,14 +171,15 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started, tokens.holds === true);
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
-    // A timeout or a 200 answer that broke off keeps the reservation: the upstream may
-    // have billed the request.
-    settle(undefined, up.failure === "timeout" || up.billable === true);
+    // An attempt the upstream may have billed (forward.ts `again`) keeps the reservation.
+    settle(undefined, up.billable === true);
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
-    if (up.failure === "timeout") return fail(504, "api_error", "upstream did not answer in time", h, up.retries);
-    if (up.failure === "cut") return fail(502, "api_error", "the upstream's answer broke off before it was whole; it may have been billed, so the proxy kept this call's reservation and did not retry it (a retry is a new call)", h, up.retries);
-    return fail(502, "api_error", "upstream unreachable", h, up.retries);
+    // A call that holds a reservation was not retried after such an attempt: say why.
+    const held = tokens.holds === true && up.billable === true ? "; it may have been billed, so this call keeps its reservation and was not retried by the proxy (a retry is a new call)" : "";
+    if (up.failure === "timeout") return fail(504, "api_error", "upstream did not answer in time" + held, h, up.retries);
+    if (up.failure === "cut") return fail(502, "api_error", "the upstream's answer broke off before it was whole" + held, h, up.retries);
+    return fail(502, "api_error", "upstream unreachable" + held, h, up.retries);
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;

@@ -9,7 +9,7 @@ import { costBoundMicros, costMicros, lookupPrice, priceTableFromJson, tokensOf,
 import type { BudgetRows } from "../src/policy/budget.ts";
 import { inventoryVars } from "../local/miniflare.ts";
 import { COUNT_TIMEOUT_MS } from "../src/policy/token-estimate.ts";
-import { message, messageEvents, type SseEvent } from "./fake-anthropic.ts";
+import { frame, message, messageEvents, overloadedEvent, type Behaviour, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
 const HAIKU = "claude-haiku-4-5";
@@ -297,7 +297,7 @@ describe("budgets when the upstream does not answer", () => {
     h = started;
   });
 
-  it("a timeout keeps the whole reservation (the upstream kept the request and may bill it); a network failure is charged nothing", async () => {
+  it("a timeout or a lost connection keeps the whole reservation (the upstream may bill the request); an error answer is charged nothing", async () => {
     const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
     h.fake.reset();
     h.fake.enqueue({ kind: "hang" });
@@ -312,7 +312,12 @@ describe("budgets when the upstream does not answer", () => {
     const broken = await h.call("/v1/messages", { key, body: b });
     expect(broken.status).toBe(502);
     s = await settledState(h, id);
-    expect(s.daily).toMatchObject({ spent: reserved, reserved: 0 });
+    expect(s.daily).toMatchObject({ spent: 2 * reserved, reserved: 0 });
+    h.fake.enqueue({ kind: "error", status: 500, type: "api_error", message: "Internal server error" });
+    const failed = await h.call("/v1/messages", { key, body: b });
+    expect(failed.status).toBe(500);
+    s = await settledState(h, id);
+    expect(s.daily).toMatchObject({ spent: 2 * reserved, reserved: 0 });
   });
 });
 
@@ -323,39 +328,75 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
   });
   const sent = () => h.fake.received.filter((q) => q.path === "/v1/messages").length;
 
-  it("a timed-out or broken-off attempt ends a budgeted call with its reservation kept; one that cannot have been billed is retried", async () => {
+  it("an attempt the upstream may have billed ends a budgeted call with its reservation kept; one that cannot have been billed is retried", async () => {
     const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
     const b = body(1000);
     const bound = costBoundMicros(haiku, b.length, 1000, false);
-    // Headers never come: the upstream keeps the request and may bill it. A retry could
-    // be billed again beyond the one reservation, so the call ends: 504, retryable by the
-    // client (its retry is a new call with its own reservation).
+    let charged = 0;
+    // Each: the upstream's behaviour, the status the client gets, and the message's start.
+    // The reservation covers one billed attempt: a retry could be billed again beyond it,
+    // so the call ends, retryable by the client (its retry is a new call with its own
+    // reservation), and keeps its whole reservation.
+    const billed: [string, Behaviour, number, RegExp][] = [
+      // Headers never come: the upstream keeps the request and may bill it.
+      ["headers that never come", { kind: "hang" }, 504, /^upstream did not answer in time; it may have been billed/],
+      // A 200 answer cut on the way: generated whole, so billed.
+      ["a 200 JSON answer cut on the way", { kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 }, 502, /^the upstream's answer broke off before it was whole; it may have been billed/],
+      // A stream that broke before its first event.
+      ["a 200 stream cut before its first event", { kind: "sse", events: messageEvents(["x"]), resetAfter: 0 }, 502, /^the upstream's answer broke off/],
+      // The connection lost before any answer: a connect failure cannot be told from a
+      // request cut while the model generated it, which Anthropic bills.
+      ["a connection lost before any answer", { kind: "reset" }, 502, /^upstream unreachable; it may have been billed/],
+    ];
+    for (const [what, behaviour, status, message_] of billed) {
+      h.fake.reset();
+      h.fake.enqueue(behaviour);
+      const r = await h.call("/v1/messages", { key, body: b });
+      expect(r.status, what).toBe(status);
+      expect(JSON.parse(r.text).error.message, what).toMatch(message_);
+      expect(r.headers.get("x-should-retry"), what).toBeNull();
+      expect(sent(), what).toBe(1);
+      charged += bound;
+      expect((await settledState(h, id)).daily, what).toMatchObject({ spent: charged, reserved: 0 });
+    }
+    // Error answers cannot have been billed: retried within the call and its reservation
+    // (a 529, then a 500), and the answer that came settles it at the ledger's cost.
     h.fake.reset();
-    h.fake.enqueue({ kind: "hang" });
-    const hung = await h.call("/v1/messages", { key, body: b });
-    expect(hung.status).toBe(504);
-    expect(hung.headers.get("x-should-retry")).toBeNull();
-    expect(sent()).toBe(1);
-    let s = await settledState(h, id);
-    expect(s.daily).toMatchObject({ spent: bound, reserved: 0 });
-    // A 200 answer cut on the way: generated whole, so billed; 502, not retried.
-    h.fake.reset();
-    h.fake.enqueue({ kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 });
-    const cut = await h.call("/v1/messages", { key, body: b });
-    expect(cut.status).toBe(502);
-    expect(JSON.parse(cut.text).error.message).toMatch(/may have been billed/);
-    expect(sent()).toBe(1);
-    s = await settledState(h, id);
-    expect(s.daily).toMatchObject({ spent: 2 * bound, reserved: 0 });
-    // A connection reset before any answer, and a 529: not billed, so retried within the
-    // call and its reservation; the answer that came settles it.
-    h.fake.reset();
-    h.fake.enqueue({ kind: "reset" }, { kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" }, { kind: "error", status: 500, type: "api_error", message: "Internal server error" });
     const retried = await h.call("/v1/messages", { key, body: b });
     expect(retried.status).toBe(200);
     expect(sent()).toBe(3);
-    s = await settledState(h, id);
-    expect(s.daily!.spent).toBeLessThan(3 * bound);
+    // Priced as the ledger prices it: by the model the answer names.
+    const answer = JSON.parse(retried.text) as { model: string; usage: AnthropicUsage };
+    charged += ledgerCost(answer.usage, answer.model);
+    expect((await settledState(h, id)).daily).toMatchObject({ spent: charged, reserved: 0 });
+    // An error answer whose body broke off cannot have been billed either: retried like
+    // a network error, and the answer that came settles the call.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "truncated", status: 400, body: '{"type":"error","error":{"type":"invalid_request_error","message":"messages: too long"}}', bytes: 10 });
+    const again = await h.call("/v1/messages", { key, body: b });
+    expect(again.status).toBe(200);
+    expect(sent()).toBe(2);
+    const second = JSON.parse(again.text) as { model: string; usage: AnthropicUsage };
+    charged += ledgerCost(second.usage, second.model);
+    expect((await settledState(h, id)).daily).toMatchObject({ spent: charged, reserved: 0 });
+  });
+
+  it("a stream whose first read holds message_start and then an overload is relayed, not retried, for a budgeted call", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    h.fake.reset();
+    // Both events in one write: the proxy reads them together, before answering.
+    const started = messageEvents(["x"]).slice(0, 1);
+    h.fake.enqueue({ kind: "raw", headers: { "content-type": "text/event-stream; charset=utf-8" }, body: [...started, overloadedEvent].map(frame).join("") });
+    const b = body(1000, { stream: true });
+    const r = await h.call("/v1/messages", { key, body: b });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe([...started, overloadedEvent].map(frame).join(""));
+    expect(sent()).toBe(1);
+    // Settled as cut: its input as reported, and the whole max_tokens of output.
+    const s = await settledState(h, id);
+    expect(s.daily!.reserved).toBe(0);
+    expect(s.daily!.spent).toBeGreaterThanOrEqual(1000 * haiku.output / 1_000_000);
   });
 
   it("a tenant that reserves nothing still has its timed-out attempt retried", async () => {

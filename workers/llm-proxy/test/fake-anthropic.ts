@@ -44,8 +44,8 @@ export type Behaviour =
   /** A JSON answer that sends its headers and `bytes` of its body, then nothing: the
    *  socket stays open until the peer closes it (reported to `probe`). */
   | { kind: "stall"; body: string; bytes: number; probe?: SseProbe }
-  /** A JSON answer whose connection is destroyed after `bytes` of its declared length. */
-  | { kind: "truncated"; body: string; bytes: number }
+  /** A JSON answer (200 unless `status`) whose connection is destroyed after `bytes` of its declared length. */
+  | { kind: "truncated"; body: string; bytes: number; status?: number }
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> };
 
 /** What a paced SSE answer saw: events written, and whether (and when) its socket closed. */
@@ -215,7 +215,7 @@ export class FakeAnthropic {
         return;
       }
       case "truncated":
-        head(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
+        head(b.status ?? 200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(b.body)) });
         res.write(Buffer.from(b.body).subarray(0, b.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
         return;
       case "stall":
