@@ -219,7 +219,7 @@ describe("fake Cloudflare Queues API: faults", () => {
 });
 
 describe("fake Cloudflare Queues API: the account's API limit", () => {
-  it("answers 429 (code 10000, retry-after) past 1,200 requests in 5 minutes, for the rest of the five minutes", async () => {
+  it("answers 429 (code 971, retry-after) past 1,200 requests in 5 minutes, for the rest of the five minutes; with perSecond, past that many in a second", async () => {
     const limited = await new FakeQueuesApi({ token: "tok", accountId: ACCOUNT }).start();
     try {
       const id = limited.addQueue("q", { consumer: { type: "http_pull", settings: { max_retries: 3 } } });
@@ -229,16 +229,28 @@ describe("fake Cloudflare Queues API: the account's API limit", () => {
       const over = await get();
       expect(over.status).toBe(429);
       expect(over.headers.get("retry-after")).toBe("300");
-      expect(((await over.json()) as { errors: { code: number }[] }).errors[0]!.code).toBe(10000);
+      expect(((await over.json()) as { errors: { code: number }[] }).errors[0]!.code).toBe(971);
       // The block holds for five minutes, whatever the window does meanwhile.
       limited.advance(299_000);
       const sdk = new Cloudflare({ apiToken: "tok", baseURL: limited.baseURL, maxRetries: 0 });
-      expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe("429 10000");
+      expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe("429 971");
       limited.advance(1_001);
       expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe(200);
       expect(limited.account.hits).toBe(1);
     } finally {
       await limited.stop();
+    }
+    const perSecond = await new FakeQueuesApi({ token: "tok", accountId: ACCOUNT, limit: { perSecond: 3 } }).start();
+    try {
+      const id = perSecond.addQueue("q");
+      const sdk = new Cloudflare({ apiToken: "tok", baseURL: perSecond.baseURL, maxRetries: 0 });
+      const codes = [];
+      for (let i = 0; i < 4; i++) codes.push(await status(sdk.queues.get(id, { account_id: ACCOUNT })));
+      expect(codes).toEqual([200, 200, 200, "429 971"]);
+      perSecond.advance(1_001);
+      expect(await status(sdk.queues.get(id, { account_id: ACCOUNT }))).toBe(200);
+    } finally {
+      await perSecond.stop();
     }
   });
 });

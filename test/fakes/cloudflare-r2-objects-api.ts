@@ -3,16 +3,22 @@
 //   GET /client/v4/accounts/{a}/r2/buckets/{bucket}/objects[?prefix=&cursor=&per_page=&start_after=]
 //       list (r2.buckets.objects.list, CursorPagination: result[], result_info.cursor)
 //   GET /client/v4/accounts/{a}/r2/buckets/{bucket}/objects/{key}
-//       one object's raw bytes (r2.buckets.objects.get, Accept: application/octet-stream)
+//       one object's raw bytes, the key's slashes as they are (wrangler 4.153's
+//       getR2Object, wrangler-dist/cli.js, sends it so)
 //
 // Where each rule comes from (read 2026-11-28):
 // - Paths, parameters and shapes: the official SDK, node_modules/cloudflare,
 //   resources/r2/buckets/objects.{js,d.ts}: list's query (prefix, delimiter, start_after,
 //   cursor, per_page) and items (key, size, etag, last_modified, http_metadata,
 //   custom_metadata, storage_class); get's binary answer. CursorPagination
-//   (core/pagination.js) asks for the next page while `result_info.cursor` is set. The SDK
-//   encodes a key's `/` as %2F in the path (internal/utils/path.js), so the fake decodes
-//   the whole segment.
+//   (core/pagination.js) asks for the next page while `result_info.cursor` is set.
+// - A key in the path: wrangler sends its slashes as they are. The SDK's objects.get
+//   encodes them as %2F (internal/utils/path.js); whether the API decodes that is not
+//   documented (third-party reports say it does not), so the fake does not: a %2F stays in
+//   the key, which is then not found. Code that relies on the SDK's form fails here.
+// - Jurisdictions: a bucket in one (eu, fedramp) is addressed with the
+//   `cf-r2-jurisdiction` header (the SDK's params, wrangler's --jurisdiction); without it,
+//   or with another, the bucket does not exist (10006).
 // - A list returns keys in lexicographic (UTF-8 byte) order, at most 1,000 per call (R2's
 //   Workers API and S3 ListObjects: "maximum of 1000"); per_page above that is refused
 //   here (400, 10000-series code chosen: not documented), and the fake's default page is
@@ -32,7 +38,7 @@ export interface StoredObject {
   uploaded: number;
 }
 
-const PATH = /^\/client\/v4\/accounts\/([^/]+)\/r2\/buckets\/([^/]+)\/objects(?:\/([^/]+))?$/;
+const PATH = /^\/client\/v4\/accounts\/([^/]+)\/r2\/buckets\/([^/]+)\/objects(?:\/(.+))?$/;
 const MAX_PAGE = 1000;
 
 export class FakeR2ObjectsApi {
@@ -44,6 +50,7 @@ export class FakeR2ObjectsApi {
   defaultPageSize = 20;
   readonly account = new AccountRateLimit();
   private readonly buckets = new Map<string, Map<string, StoredObject>>();
+  private readonly jurisdictions = new Map<string, string>();
   private readonly server = new LoopbackServer((req, _body, res) => this.handle(req, res));
 
   constructor(o: { token: string; accountId: string }) {
@@ -64,12 +71,13 @@ export class FakeR2ObjectsApi {
     return this.server.stop();
   }
 
-  addBucket(name: string): void {
+  addBucket(name: string, jurisdiction = "default"): void {
     if (!this.buckets.has(name)) this.buckets.set(name, new Map());
+    this.jurisdictions.set(name, jurisdiction);
   }
 
   put(bucket: string, key: string, body: string | Uint8Array, o: { contentType?: string; customMetadata?: Record<string, string> } = {}): void {
-    this.addBucket(bucket);
+    if (!this.buckets.has(bucket)) this.addBucket(bucket);
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
     this.buckets.get(bucket)!.set(key, { body: bytes, ...(o.contentType ? { contentType: o.contentType } : {}), customMetadata: o.customMetadata ?? {}, uploaded: Date.now() });
   }
@@ -86,11 +94,13 @@ export class FakeR2ObjectsApi {
     const globalKey = req.headers["x-auth-key"] !== undefined || req.headers["x-auth-email"] !== undefined;
     if (globalKey || req.headers.authorization !== `Bearer ${this.token}` || decodeURIComponent(m[1]!) !== this.accountId) return fail(403, 10000, "Authentication error");
     const bucketName = decodeURIComponent(m[2]!);
-    const key = m[3] === undefined ? undefined : decodeURIComponent(m[3]);
+    // Each segment decoded, except an encoded slash, which stays in the key as sent.
+    const key = m[3] === undefined ? undefined : m[3].split("/").map((seg) => decodeURIComponent(seg.replace(/%2F/gi, "%252F"))).join("/");
     const query = Object.fromEntries(url.searchParams);
     this.requests.push({ action: key === undefined ? "list" : "get", bucket: bucketName, ...(key !== undefined ? { key } : {}), query });
     const bucket = this.buckets.get(bucketName);
-    if (bucket === undefined) return fail(404, 10006, "The specified bucket does not exist.");
+    const jurisdiction = typeof req.headers["cf-r2-jurisdiction"] === "string" ? req.headers["cf-r2-jurisdiction"] : "default";
+    if (bucket === undefined || this.jurisdictions.get(bucketName) !== jurisdiction) return fail(404, 10006, "The specified bucket does not exist.");
 
     if (key !== undefined) {
       const o = bucket.get(key);

@@ -14,7 +14,7 @@ import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
-import { openRemoteArchive } from "./remote.ts";
+import { JURISDICTIONS, openRemoteArchive, type Jurisdiction } from "./remote.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
 
 export const ARCHIVE_EXIT = {
@@ -75,6 +75,7 @@ interface Common {
   days: number;
   json?: boolean;
   bucket?: string;
+  jurisdiction?: Jurisdiction;
   accountId?: string;
   apiBase?: string;
 }
@@ -90,16 +91,19 @@ function openSource(o: Common, io: Io): Promise<ArchiveSource> {
   ].filter((m) => m !== undefined);
   if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
-  return Promise.resolve(openRemoteArchive({ apiToken: apiToken!, accountId: accountId!, bucket: o.bucket ?? archiveBucketName(), ...(baseURL ? { baseURL } : {}) }));
+  return Promise.resolve(
+    openRemoteArchive({ apiToken: apiToken!, accountId: accountId!, bucket: o.bucket ?? archiveBucketName(), ...(o.jurisdiction ? { jurisdiction: o.jurisdiction } : {}), ...(baseURL ? { baseURL } : {}) }),
+  );
 }
 
 
 /** One archived body, as the proxy described it in the object's custom metadata. */
 export interface PartSummary {
-  /** Bytes the body had; the object keeps at most ARCHIVE_MAX_BYTES of them. */
-  bytes: number;
+  /** Bytes the body had (the object keeps at most ARCHIVE_MAX_BYTES of them); null when
+   *  the object carries no such metadata (it was not written by the proxy). */
+  bytes: number | null;
   stored: number;
-  truncated: boolean;
+  truncated: boolean | null;
   contentType?: string;
   status?: number;
   complete?: boolean;
@@ -116,8 +120,9 @@ export interface ArchivedCall {
 
 function summary(o: ArchivedObject): PartSummary {
   const m = o.customMetadata;
-  const n = Number(m.bytes);
-  const s: PartSummary = { bytes: Number.isFinite(n) ? n : o.size, stored: o.size, truncated: m.truncated === "true" };
+  const n = m.bytes === undefined ? Number.NaN : Number(m.bytes);
+  const truncated = m.truncated === "true" ? true : m.truncated === "false" ? false : null;
+  const s: PartSummary = { bytes: Number.isInteger(n) && n >= 0 ? n : null, stored: o.size, truncated };
   if (m.status !== undefined && Number.isFinite(Number(m.status))) s.status = Number(m.status);
   if (m.complete !== undefined) s.complete = m.complete === "true";
   if (m.ended) s.ended = m.ended;
@@ -140,6 +145,7 @@ export function groupCalls(objects: ArchivedObject[]): ArchivedCall[] {
 
 function sizeCell(p: PartSummary | undefined): string {
   if (p === undefined) return "-";
+  if (p.bytes === null || p.truncated === null) return `${p.stored}/?`;
   return p.truncated ? `${p.stored}/${p.bytes} (cut)` : String(p.bytes);
 }
 
@@ -161,10 +167,14 @@ function bodyJson(bytes: Uint8Array): { body: string } | { body_base64: string }
   }
 }
 
-function checkOut(file: string): void {
-  const dir = dirname(resolve(file));
+/** --out, relative to where the user ran the command (npm runs scripts from the package
+ *  root and says where it was started in INIT_CWD); its folder must exist. */
+function outPath(file: string, env: NodeJS.ProcessEnv): string {
+  const path = resolve(env.INIT_CWD ?? process.cwd(), file);
+  const dir = dirname(path);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out ${file}: folder ${dir} does not exist`);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
+  return path;
 }
 
 function commonOptions(c: Command): Command {
@@ -177,12 +187,15 @@ function commonOptions(c: Command): Command {
     .option("--days <n>", `without --day: the last n UTC days, newest first (at most ${MAX_DAYS})`, daysArg, 7)
     .option("--json", "print JSON")
     .option("--bucket <name>", "the archive bucket (--remote; default: wrangler.jsonc's ARCHIVE binding)")
+    .addOption(new Option("--jurisdiction <j>", "the bucket's jurisdiction (--remote; an EU bucket is not found without it)").choices([...JURISDICTIONS]))
     .option("--account-id <id>", "Cloudflare account (--remote; or CLOUDFLARE_ACCOUNT_ID)")
     .option("--api-base <url>", "Cloudflare API base URL (or CLOUDFLARE_API_BASE_URL)");
 }
 
 const HELP_AFTER =
   "\nThe token is read from CLOUDFLARE_API_TOKEN only (R2 read). A call is archived under the UTC day it started.\n" +
+  "--remote makes one list request per day (more for a day of over 1,000 objects), paced at 1,000 per 5 minutes.\n" +
+  "To pipe a body, use `npm run -s archive` (npm's banner goes to standard output) or --out.\n" +
   "Bodies are kept up to ARCHIVE_MAX_BYTES each: `(cut)` shows stored/total bytes. A stream the client left or the\n" +
   "upstream broke is archived as far as it went: `cut: <why>`.\n" +
   "Exit codes: 0 ok, 1 the archive could not be read or --out not written, 2 bad command line or missing\n" +
@@ -214,11 +227,12 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
   }
   const r = run;
   let source: ArchiveSource;
+  let out: string | undefined;
   try {
     if (r.kind === "get") {
       if (!REQUEST_ID.test(r.requestId)) throw new UsageError(`'${r.requestId}' is not a request id of the proxy (req_ef_ and 32 hex digits: the edgefleet-request-id header)`);
       if (r.o.part === undefined && !r.o.json) throw new UsageError("say which body: --part request or --part response (or --json for both)");
-      if (r.o.out !== undefined) checkOut(r.o.out);
+      if (r.o.out !== undefined) out = outPath(r.o.out, io.env);
     }
     source = await openSource(r.o, io);
   } catch (e) {
@@ -231,6 +245,7 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
   }
   try {
     const days = daysToSearch(r.o, now);
+    if (r.o.remote && days.length > 31) io.err(`archive: looking at ${days.length} days: at least ${days.length} API requests, paced at 1,000 per 5 minutes\n`);
     if (r.kind === "list") {
       const calls: ArchivedCall[] = [];
       for (const day of days) calls.push(...groupCalls(await source.list(archivePrefix(r.o.tenant, day))));
@@ -269,18 +284,18 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       }
       text = JSON.stringify({ tenant: found.tenant, day: found.day, requestId: found.requestId, ...parts }, null, 2) + "\n";
     }
-    if (r.o.out === undefined) {
+    if (out === undefined) {
       if (typeof text === "string") io.out(text);
       else (io.outBytes ?? ((b: Uint8Array) => io.out(Buffer.from(b).toString("utf8"))))(text);
       return ARCHIVE_EXIT.ok;
     }
     try {
-      writeFileSync(r.o.out, text);
+      writeFileSync(out, text);
     } catch (e) {
       io.err(`archive: cannot write --out ${r.o.out}: ${e instanceof Error ? e.message : String(e)}\n`);
       return ARCHIVE_EXIT.failed;
     }
-    io.err(`wrote ${r.o.out}\n`);
+    io.err(`wrote ${out}\n`);
     return ARCHIVE_EXIT.ok;
   } catch (e) {
     io.err(`archive: cannot read ${source.where}: ${describe(e)}\n`);

@@ -4,6 +4,7 @@
 import "../no-telemetry.ts";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
@@ -26,9 +27,16 @@ export async function openLocalArchive(root: string, persistDir: string): Promis
   const mf = new Miniflare({
     modules: true,
     script: "export default { fetch() { return new Response(null, { status: 404 }) } }",
+    compatibilityDate: wranglerWorkerOptions().options.compatibilityDate,
     r2Buckets: { ARCHIVE: archiveBucketName() },
     r2Persist: dir,
     cf: false,
+    // workerd's own output goes to standard error: `get` writes a body to standard output
+    // byte for byte, and nothing else may land in it.
+    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
   });
   const bucket = await mf.getR2Bucket("ARCHIVE");
   return {

@@ -1,29 +1,49 @@
-// The deployed archive bucket through the Cloudflare API (official `cloudflare` SDK:
-// r2.buckets.objects.list, GET /accounts/{a}/r2/buckets/{bucket}/objects with prefix and
-// cursor pages; r2.buckets.objects.get, GET .../objects/{key}, the raw bytes). The base
-// URL is configurable so tests can point it at a loopback fake. The token needs R2 read.
+// The deployed archive bucket through the Cloudflare API (official `cloudflare` SDK):
+// the list is r2.buckets.objects.list (GET /accounts/{a}/r2/buckets/{bucket}/objects with
+// prefix and cursor pages); an object is GET .../objects/{key} with the key's slashes as
+// they are, as wrangler 4.153 sends it (wrangler-dist/cli.js getR2Object). The SDK's own
+// objects.get encodes them as %2F (internal/utils/path.js), a form no Cloudflare tool uses
+// and the API is not known to decode, so it is not used here. The base URL is
+// configurable so tests can point it at a loopback fake. The token needs R2 read.
+// Requests are paced like `npm run import` (the account's 1,200 per 5 minutes is shared by
+// every token and the dashboard, and going over blocks them all for 5 minutes).
 import Cloudflare from "cloudflare";
 import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, limitedFetch, SlidingWindowLimiter } from "../import/rate-limit.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
+
+export const JURISDICTIONS = ["default", "eu", "fedramp", "fedramp-high"] as const;
+export type Jurisdiction = (typeof JURISDICTIONS)[number];
 
 export interface RemoteArchiveOptions {
   apiToken: string;
   accountId: string;
   bucket: string;
+  /** The bucket's jurisdiction (`cf-r2-jurisdiction`); an EU bucket is not found without it. */
+  jurisdiction?: Jurisdiction;
   baseURL?: string;
 }
 
 /** Objects per list page: R2 lists at most 1,000 keys a call. */
 export const LIST_PAGE = 1000;
 
+/** R2's answer for a key it does not have (developers.cloudflare.com/r2/api/error-codes/). */
+const NO_SUCH_KEY = 10007;
+
 export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
-  // The SDK retries 429 and 5xx twice with backoff by default.
-  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, baseURL: o.baseURL });
+  const limiter = new SlidingWindowLimiter(DEFAULT_IMPORT_BUDGET, CLOUDFLARE_LIMIT.windowMs);
+  // The SDK retries 429 and 5xx twice with backoff by default; a 429's retry-after also
+  // pauses the limiter.
+  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, baseURL: o.baseURL, fetch: limitedFetch(limiter) });
+  const jurisdiction: Record<string, string> = o.jurisdiction !== undefined && o.jurisdiction !== "default" ? { "cf-r2-jurisdiction": o.jurisdiction } : {};
+  const objectPath = (key: string) =>
+    `/accounts/${encodeURIComponent(o.accountId)}/r2/buckets/${encodeURIComponent(o.bucket)}/objects/${key.split("/").map(encodeURIComponent).join("/")}`;
   return {
-    where: `R2 bucket ${o.bucket} (account ${o.accountId})`,
+    where: `R2 bucket ${o.bucket}${o.jurisdiction && o.jurisdiction !== "default" ? ` (${o.jurisdiction})` : ""} (account ${o.accountId})`,
     async list(prefix) {
       const out: ArchivedObject[] = [];
-      for await (const x of cf.r2.buckets.objects.list(o.bucket, { account_id: o.accountId, prefix, per_page: LIST_PAGE })) {
+      const params = { account_id: o.accountId, prefix, per_page: LIST_PAGE, ...(o.jurisdiction !== undefined && o.jurisdiction !== "default" ? { "cf-r2-jurisdiction": o.jurisdiction } : {}) };
+      for await (const x of cf.r2.buckets.objects.list(o.bucket, params)) {
         if (typeof x.key !== "string") continue;
         out.push({ key: x.key, size: x.size ?? 0, customMetadata: x.custom_metadata ?? {} });
       }
@@ -31,10 +51,12 @@ export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
     },
     async get(key) {
       try {
-        const res = await cf.r2.buckets.objects.get(key, { account_id: o.accountId, bucket_name: o.bucket });
+        const res = await cf.get<Response>(objectPath(key), { __binaryResponse: true, headers: { Accept: "application/octet-stream", ...jurisdiction } });
         return { bytes: new Uint8Array(await res.arrayBuffer()), contentType: res.headers.get("content-type") };
       } catch (e) {
-        if (e instanceof Cloudflare.NotFoundError) return undefined;
+        // Only "no such key" means the object is not there; another 404 (no such bucket,
+        // a path the API does not route) is an error to report.
+        if (e instanceof Cloudflare.NotFoundError && ((e.errors ?? []) as { code?: number }[]).some((x) => x.code === NO_SUCH_KEY)) return undefined;
         throw e;
       }
     },

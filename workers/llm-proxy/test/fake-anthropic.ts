@@ -116,7 +116,12 @@ export class FakeAnthropic {
       if (this.recording) this.received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
       return this.respond(req, res, body);
     },
-    { keepAliveMs: 1000 },
+    // Idle connections are kept 30 s (the LoopbackServer default; it was 1 s): workerd
+    // reuses pooled connections, and one the fake closed just as a request went out fails
+    // that request with a lost connection, which a call holding a budget reservation does
+    // not retry (it may have been billed: forward.ts `again`). The proxy's retry of such a
+    // failure is tested with `reset`.
+    { keepAliveMs: 30_000 },
   );
   url = "";
   /** Keep a copy of every request (off in benchmarks). */
