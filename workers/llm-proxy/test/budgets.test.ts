@@ -13,6 +13,7 @@ import { frame, message, messageEvents, overloadedEvent, type Behaviour, type Ss
 import { Harness, useHarness } from "./harness.ts";
 
 const HAIKU = "claude-haiku-4-5";
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const prices = priceTableFromJson(inventoryVars().PRICES) as PriceTable;
 const haiku = lookupPrice(prices, HAIKU).price;
 
@@ -323,7 +324,7 @@ describe("budgets when the upstream does not answer", () => {
 
 describe("budgets with retries on: an attempt the upstream may have billed is not retried", () => {
   let h: Harness;
-  useHarness({ METRICS_SAMPLE_RATE: "0", MAX_RETRIES: "2", RETRY_BASE_MS: "1", HEADERS_TIMEOUT_MS: "300" }, (started) => {
+  useHarness({ METRICS_SAMPLE_RATE: "0", MAX_RETRIES: "2", RETRY_BASE_MS: "1", HEADERS_TIMEOUT_MS: "300", FIRST_EVENT_TIMEOUT_MS: "300" }, (started) => {
     h = started;
   });
   const sent = () => h.fake.received.filter((q) => q.path === "/v1/messages").length;
@@ -342,8 +343,11 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
       ["headers that never come", { kind: "hang" }, 504, /^upstream did not answer in time; it may have been billed/],
       // A 200 answer cut on the way: generated whole, so billed.
       ["a 200 JSON answer cut on the way", { kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 }, 502, /^the upstream's answer broke off before it was whole; it may have been billed/],
-      // A stream that broke before its first event.
+      // A stream that broke before its first event, or went silent before it.
       ["a 200 stream cut before its first event", { kind: "sse", events: messageEvents(["x"]), resetAfter: 0 }, 502, /^the upstream's answer broke off/],
+      ["a 200 stream silent before its first event", { kind: "sse", events: messageEvents(["x"]), before: () => sleep(1500) }, 504, /^upstream did not answer in time; it may have been billed/],
+      // A 200 JSON answer that stalls after its first bytes.
+      ["a 200 JSON answer that stalls", { kind: "stall", body: JSON.stringify(message("slow")), bytes: 20 }, 504, /^upstream did not answer in time; it may have been billed/],
       // The connection lost before any answer: a connect failure cannot be told from a
       // request cut while the model generated it, which Anthropic bills.
       ["a connection lost before any answer", { kind: "reset" }, 502, /^upstream unreachable; it may have been billed/],
