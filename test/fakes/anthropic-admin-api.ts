@@ -8,7 +8,7 @@
 // so a test can see which one the client used. Admin endpoints need an admin key.
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { json, LoopbackServer } from "../support/fake-http.ts";
+import { json, LoopbackFake, LoopbackServer } from "../support/fake-http.ts";
 
 export interface FakeKey {
   id: string;
@@ -22,7 +22,7 @@ export function hintOf(value: string): string {
   return `${value.slice(0, 16)}...${value.slice(-4)}`;
 }
 
-export class FakeAnthropicApi {
+export class FakeAnthropicApi extends LoopbackFake {
   readonly keys: FakeKey[] = [];
   readonly adminKeys = new Set<string>();
   readonly server: LoopbackServer;
@@ -35,16 +35,8 @@ export class FakeAnthropicApi {
   onUpdate?: (key: FakeKey, status: string) => void;
 
   constructor() {
+    super();
     this.server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   get url(): string {

@@ -54,7 +54,7 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AccountRateLimit, RATE_LIMITED, type AccountLimitOptions } from "../support/account-rate-limit.ts";
-import { json, LoopbackServer } from "../support/fake-http.ts";
+import { json, LoopbackFake, LoopbackServer } from "../support/fake-http.ts";
 
 export type ContentType = "json" | "text" | "bytes" | "v8";
 export type Action = "list" | "get" | "metrics" | "pull" | "ack" | "batch" | "push" | "peek";
@@ -130,7 +130,7 @@ class ApiError extends Error {
 const hex = (n: number) => randomBytes(n).toString("hex");
 const PATH = /^\/client\/v4\/accounts\/([^/]+)\/queues(?:\/([^/]+)(?:\/(metrics|messages)(?:\/(pull|ack|batch|peek))?)?)?$/;
 
-export class FakeQueuesApi {
+export class FakeQueuesApi extends LoopbackFake {
   readonly token: string;
   readonly accountId: string;
   /** Every request, in order: what it was and its parsed body. */
@@ -142,12 +142,13 @@ export class FakeQueuesApi {
   private readonly queues = new Map<string, FakeQueue>();
   private faults: Fault[] = [];
   private offset = 0;
-  private readonly server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
+  protected readonly server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
 
   /** The account-wide API limit (1,200 requests / 5 min), on the fake's clock. */
   readonly account: AccountRateLimit;
 
   constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions }) {
+    super();
     this.token = o.token;
     this.accountId = o.accountId;
     this.account = new AccountRateLimit(o.limit);
@@ -156,15 +157,6 @@ export class FakeQueuesApi {
   /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
   get baseURL(): string {
     return `${this.server.url}/client/v4`;
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   /** The fake's clock (ms): real time plus what advance() added. */

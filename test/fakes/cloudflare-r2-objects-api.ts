@@ -29,7 +29,7 @@
 //   limit of 1,200 requests / 5 minutes applies (test/support/account-rate-limit.ts).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AccountRateLimit, RATE_LIMITED } from "../support/account-rate-limit.ts";
-import { json, LoopbackServer } from "../support/fake-http.ts";
+import { json, LoopbackFake, LoopbackServer } from "../support/fake-http.ts";
 
 export interface StoredObject {
   body: Uint8Array;
@@ -41,7 +41,7 @@ export interface StoredObject {
 const PATH = /^\/client\/v4\/accounts\/([^/]+)\/r2\/buckets\/([^/]+)\/objects(?:\/(.+))?$/;
 const MAX_PAGE = 1000;
 
-export class FakeR2ObjectsApi {
+export class FakeR2ObjectsApi extends LoopbackFake {
   readonly token: string;
   readonly accountId: string;
   /** Every request: the action and its query. */
@@ -51,24 +51,16 @@ export class FakeR2ObjectsApi {
   readonly account = new AccountRateLimit();
   private readonly buckets = new Map<string, Map<string, StoredObject>>();
   private readonly jurisdictions = new Map<string, string>();
-  private readonly server = new LoopbackServer((req, _body, res) => this.handle(req, res));
+  protected readonly server = new LoopbackServer((req, _body, res) => this.handle(req, res));
 
   constructor(o: { token: string; accountId: string }) {
+    super();
     this.token = o.token;
     this.accountId = o.accountId;
   }
 
   get baseURL(): string {
     return `${this.server.url}/client/v4`;
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   addBucket(name: string, jurisdiction = "default"): void {

@@ -35,7 +35,7 @@
 //   {enabled, invocation_logs: true (logs "include invocation logs", same page),
 //   head_sampling_rate 1, persist: true (terraform-provider-cloudflare
 //   workers_script/schema.go: persist default true)}.
-import { LoopbackServer } from "../support/loopback.ts";
+import { LoopbackFake, LoopbackServer } from "../support/loopback.ts";
 
 export const FAKE_TOKEN = "cf-fake-token-scripts-0001";
 
@@ -72,17 +72,18 @@ class Refusal extends Error {
   }
 }
 
-export class FakeWorkersScriptsApi {
+export class FakeWorkersScriptsApi extends LoopbackFake {
   readonly scripts = new Map<string, StoredScript>();
   readonly uploads: UploadRecord[] = [];
   /** GETs of the service endpoint, by script. */
   readonly tagReads: string[] = [];
-  private readonly server: LoopbackServer;
+  protected readonly server: LoopbackServer;
 
   readonly accountId: string;
   readonly token: string;
 
   constructor(accountId: string, token = FAKE_TOKEN) {
+    super();
     this.accountId = accountId;
     this.token = token;
     this.server = new LoopbackServer(async (req, body, res) => {
@@ -112,15 +113,6 @@ export class FakeWorkersScriptsApi {
 
   get url(): string {
     return `${this.server.url}/client/v4`;
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   /** A script deployed by someone else (wrangler, the dashboard) before edgefleet. */

@@ -34,7 +34,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fakeFingerprint, type FakeDeployment, type FakeVersion, type FakeWorkerFleet } from "./worker-status-endpoints.ts";
 import { AccountRateLimit, RATE_LIMITED } from "../support/account-rate-limit.ts";
-import { json, LoopbackServer, seeded } from "../support/fake-http.ts";
+import { json, LoopbackFake, LoopbackServer, seeded } from "../support/fake-http.ts";
 
 export interface CloudflareFakeOptions {
   token: string;
@@ -83,7 +83,7 @@ export class CfRefusal extends Error {
 
 export const NOT_DEPLOYED_10215: CfError = { code: 10215, message: "Secret edit failed. Latest version isn't currently deployed. Please ensure that the latest version is deployed before editing secrets." };
 
-export class FakeCloudflareSecretsApi {
+export class FakeCloudflareSecretsApi extends LoopbackFake {
   readonly o: CloudflareFakeOptions;
   readonly server: LoopbackServer;
   readonly requests: CfRequest[] = [];
@@ -104,20 +104,12 @@ export class FakeCloudflareSecretsApi {
   private readonly now: () => number;
 
   constructor(o: CloudflareFakeOptions) {
+    super();
     this.o = o;
     this.rand = seeded(o.seed ?? 7);
     this.now = o.now ?? Date.now;
     this.account = new AccountRateLimit({ ...(o.limit !== undefined ? { limit: o.limit } : {}), ...(o.windowMs !== undefined ? { windowMs: o.windowMs } : {}), ...(o.blockMs !== undefined ? { blockMs: o.blockMs } : {}) });
     this.server = new LoopbackServer((req, body, res) => this.handle(req, body, res));
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   /** The base URL to give the SDK (…/client/v4). */

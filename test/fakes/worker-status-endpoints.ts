@@ -20,7 +20,7 @@
 // The Cloudflare API fake (cloudflare-workers-secrets-api.ts) enforces the API's rules
 // (10215 and the rest) and changes this state; tests read it to assert on the world.
 import { createHash, randomUUID } from "node:crypto";
-import { json, LoopbackServer, seeded } from "../support/fake-http.ts";
+import { json, LoopbackFake, LoopbackServer, seeded } from "../support/fake-http.ts";
 
 export function fakeFingerprint(secret: string): string {
   return "sha256:" + createHash("sha256").update(secret).digest("hex").slice(0, 12);
@@ -71,7 +71,7 @@ export interface FleetOptions {
   now?: () => number;
 }
 
-export class FakeWorkerFleet {
+export class FakeWorkerFleet extends LoopbackFake {
   readonly workers = new Map<string, FakeWorker>();
   private readonly byHost = new Map<string, FakeWorker>();
   readonly o: FleetOptions;
@@ -84,6 +84,7 @@ export class FakeWorkerFleet {
   readonly readsSinceWrite = new Map<string, number>();
 
   constructor(o: FleetOptions) {
+    super();
     this.o = o;
     this.rand = seeded(o.seed ?? 1);
     this.now = o.now ?? Date.now;
@@ -106,15 +107,6 @@ export class FakeWorkerFleet {
       // The shape of workers/llm-proxy/src/status.ts statusBody().
       json(res, 200, { worker: "edgefleet-llm-proxy", version: { id: v.id, tag: null, timestamp: new Date(v.createdAt).toISOString() }, secrets });
     });
-  }
-
-  async start(): Promise<this> {
-    await this.server.start();
-    return this;
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   get url(): string {

@@ -3,7 +3,7 @@
 // failures are reproducible.
 import type { ServerResponse } from "node:http";
 
-export { LoopbackServer, type Handler } from "./loopback.ts";
+export { LoopbackFake, LoopbackServer, type Handler } from "./loopback.ts";
 
 export function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { "content-type": "application/json", ...headers });

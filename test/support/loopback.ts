@@ -48,3 +48,18 @@ export class LoopbackServer {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
+
+/** A fake served by a LoopbackServer: `start()` listens and resolves to the fake (so
+ *  `await new Fake(...).start()` reads as one step), `stop()` closes it. */
+export abstract class LoopbackFake {
+  protected abstract readonly server: LoopbackServer;
+
+  async start(): Promise<this> {
+    await this.server.start();
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+}
