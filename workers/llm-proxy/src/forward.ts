@@ -20,14 +20,14 @@ export interface Upstreamed {
   stream?: SplitStream;
   retries: number;
   /**
-   * Why there is no response: every attempt failed on the network, or timed out, or (with
-   * `oneBilledAttempt`) a 200 answer broke off before it was whole.
+   * Why there is no response: the last attempt failed on the network, or timed out (any
+   * earlier one timing out also makes it "timeout"), or (only with `oneBilledAttempt`) its
+   * 2xx answer broke off before it was whole.
    */
   failure?: "unreachable" | "timeout" | "cut";
   /**
-   * The last attempt may have been billed: it timed out (the upstream keeps the request
-   * until the call ends), or its 200 answer broke off. A call that holds a reservation is
-   * then charged the whole of it.
+   * The last attempt may have been billed (`again` in sendWithRetries says which are): a
+   * call that holds a reservation is then charged the whole of it.
    */
   billable?: boolean;
   /**

@@ -174,10 +174,10 @@ export async function reserveTokens(
   const settle = (usage?: Usage, interrupted = false) => {
     if (settled) return;
     settled = true;
-    // No answer: nothing was billed after a network failure (interrupted false); after a
-    // timeout (interrupted true) the upstream kept the request, which stays open until the
-    // call ends (forward.ts `discard`), and may have generated and billed up to the whole
-    // reservation, so that is what is kept.
+    // No answer: with `interrupted` the last attempt may have been billed (it timed out,
+    // and the upstream keeps the request until the call ends; its connection was lost; its
+    // 2xx answer broke off: forward.ts `again`), up to the whole reservation, so that is
+    // what is kept; without it (an error answer) nothing was billed.
     if (tokenLimited) {
       const used = usage === undefined ? (interrupted ? { ...reserved } : { input: 0, output: 0 }) : usedTokens(usage, reserved, interrupted);
       if (limits.inputPerMinute === 0) used.input = 0;
@@ -185,8 +185,8 @@ export async function reserveTokens(
       settleTokens(tenant.id, local, Date.now(), reserved, used, (give) => stub().settle(limits, give), background);
     }
     if (reservedMoney !== undefined && table !== undefined) {
-      // The cost as the ledger computes it (no answer: nothing, or after a timeout the
-      // whole reservation, the most the upstream can have billed).
+      // The cost as the ledger computes it (no answer: nothing, or when the attempt may
+      // have been billed the whole reservation, the most the upstream can have billed).
       const cost = usage === undefined ? (interrupted ? reservedMoney.micros : 0) : settledCostMicros(table, usage, model, est.output, interrupted);
       local.settleMoney(tenant.id, reservedMoney.windows, reservedMoney.micros, cost);
       flushMoney();

@@ -363,27 +363,24 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
       charged += bound;
       expect((await settledState(h, id)).daily, what).toMatchObject({ spent: charged, reserved: 0 });
     }
-    // Error answers cannot have been billed: retried within the call and its reservation
-    // (a 529, then a 500), and the answer that came settles it at the ledger's cost.
-    h.fake.reset();
-    h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" }, { kind: "error", status: 500, type: "api_error", message: "Internal server error" });
-    const retried = await h.call("/v1/messages", { key, body: b });
-    expect(retried.status).toBe(200);
-    expect(sent()).toBe(3);
-    // Priced as the ledger prices it: by the model the answer names.
-    const answer = JSON.parse(retried.text) as { model: string; usage: AnthropicUsage };
-    charged += ledgerCost(answer.usage, answer.model);
-    expect((await settledState(h, id)).daily).toMatchObject({ spent: charged, reserved: 0 });
-    // An error answer whose body broke off cannot have been billed either: retried like
-    // a network error, and the answer that came settles the call.
-    h.fake.reset();
-    h.fake.enqueue({ kind: "truncated", status: 400, body: '{"type":"error","error":{"type":"invalid_request_error","message":"messages: too long"}}', bytes: 10 });
-    const again = await h.call("/v1/messages", { key, body: b });
-    expect(again.status).toBe(200);
-    expect(sent()).toBe(2);
-    const second = JSON.parse(again.text) as { model: string; usage: AnthropicUsage };
-    charged += ledgerCost(second.usage, second.model);
-    expect((await settledState(h, id)).daily).toMatchObject({ spent: charged, reserved: 0 });
+    // Error answers cannot have been billed: retried within the call and its reservation,
+    // and the answer that came settles it at the ledger's cost, priced by the model the
+    // answer names. Each: what the upstream did first, and the attempts it took.
+    const unbilled: [string, Behaviour[], number][] = [
+      ["a 529, then a 500", [{ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" }, { kind: "error", status: 500, type: "api_error", message: "Internal server error" }], 3],
+      // An error answer whose body broke off: retried like a network error.
+      ["a 400 whose body broke off", [{ kind: "truncated", status: 400, body: '{"type":"error","error":{"type":"invalid_request_error","message":"messages: too long"}}', bytes: 10 }], 2],
+    ];
+    for (const [what, behaviours, attempts] of unbilled) {
+      h.fake.reset();
+      h.fake.enqueue(...behaviours);
+      const r = await h.call("/v1/messages", { key, body: b });
+      expect(r.status, what).toBe(200);
+      expect(sent(), what).toBe(attempts);
+      const answer = JSON.parse(r.text) as { model: string; usage: AnthropicUsage };
+      charged += ledgerCost(answer.usage, answer.model);
+      expect((await settledState(h, id)).daily, what).toMatchObject({ spent: charged, reserved: 0 });
+    }
   });
 
   it("a stream whose first read holds message_start and then an overload is relayed, not retried, for a budgeted call", async () => {
