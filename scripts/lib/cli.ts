@@ -1,6 +1,8 @@
 // What edgefleet's single-command command lines share (commander): help as -h/--help,
 // output through the caller's io (tests capture it), errors handed back instead of
 // exiting the process, and how --help or a usage error becomes the exit code.
+import { existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 
 export interface CliOutput {
@@ -38,4 +40,40 @@ export function intAtLeast(name: string, min: number): (v: string) => number {
     if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return Number(v);
   };
+}
+
+/** The most days a --days option takes: ten years, more than any ledger or archive keeps,
+ *  and far inside Date's range. */
+export const MAX_DAYS = 3660;
+
+const atLeastOneDay = intAtLeast("--days", 1);
+/** An option parser for --days: a whole number from 1 to MAX_DAYS. */
+export function daysOption(v: string): number {
+  const n = atLeastOneDay(v);
+  if (n > MAX_DAYS) throw new InvalidArgumentError(`--days must be at most ${MAX_DAYS}`);
+  return n;
+}
+
+/**
+ * Whether `v` is a UTC day written YYYY-MM-DD that exists (2026-02-30 does not).
+ * Date.parse, not toISOString alone: an impossible month ('2026-13-01') makes
+ * toISOString throw a RangeError, which would end a command with 1 instead of a bad
+ * command line's 2.
+ */
+export function isUtcDay(v: string): boolean {
+  const t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : Number.NaN;
+  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v;
+}
+
+/** An id a command takes (a tenant, a model): letters, digits, '.', '_', ':', '-', at
+ *  most 128; never a '/' or a space, so it is safe in a key prefix or a query. */
+export const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Why --out cannot be written to `path` (`file` as the user gave it), or undefined: its
+ *  folder must exist, and it must not be a folder itself. Checked before anything is read. */
+export function outFileProblem(file: string, path: string): string | undefined {
+  const dir = dirname(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return `--out ${file}: folder ${dir} does not exist`;
+  if (existsSync(path) && statSync(path).isDirectory()) return `--out ${file} is a folder`;
+  return undefined;
 }

@@ -6,11 +6,11 @@
 //                                            standard output or --out FILE, or --json both
 // A call is found under the UTC day it started; without --day, `get` looks back --days
 // days from today (one list request a day).
-import { existsSync, statSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { archivePrefix, parseArchiveKey, PARTS, type Part } from "../../../workers/shared/archive-key.ts";
-import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
+import { daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, type CliOutput } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
@@ -38,24 +38,15 @@ export interface Io extends CliOutput {
 class UsageError extends Error {}
 
 const DAY_MS = 86_400_000;
-const MAX_DAYS = 3660;
-const TENANT = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 // The proxy's request ids (index.ts): req_ef_ and 32 hex digits.
 const REQUEST_ID = /^req_ef_[0-9a-f]{32}$/;
 
 function dayArg(v: string): string {
-  const t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : Number.NaN;
-  if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v) throw new InvalidArgumentError(`must be a date YYYY-MM-DD, got '${v}'`);
+  if (!isUtcDay(v)) throw new InvalidArgumentError(`must be a date YYYY-MM-DD, got '${v}'`);
   return v;
 }
-const atLeastOne = intAtLeast("--days", 1);
-function daysArg(v: string): number {
-  const n = atLeastOne(v);
-  if (n > MAX_DAYS) throw new InvalidArgumentError(`--days must be at most ${MAX_DAYS}`);
-  return n;
-}
 function tenantArg(v: string): string {
-  if (!TENANT.test(v)) throw new InvalidArgumentError("must be a tenant id (letters, digits, '.', '_', ':', '-'; no '/')");
+  if (!ID.test(v)) throw new InvalidArgumentError("must be a tenant id (letters, digits, '.', '_', ':', '-'; no '/')");
   return v;
 }
 
@@ -171,9 +162,8 @@ function bodyJson(bytes: Uint8Array): { body: string } | { body_base64: string }
  *  root and says where it was started in INIT_CWD); its folder must exist. */
 function outPath(file: string, env: NodeJS.ProcessEnv): string {
   const path = resolve(env.INIT_CWD ?? process.cwd(), file);
-  const dir = dirname(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out ${file}: folder ${dir} does not exist`);
-  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
+  const problem = outFileProblem(file, path);
+  if (problem !== undefined) throw new UsageError(problem);
   return path;
 }
 
@@ -184,7 +174,7 @@ function commonOptions(c: Command): Command {
     .option("--persist <dir>", "the proxy's local state folder (dev:proxy --persist)", DEFAULT_PERSIST)
     .requiredOption("--tenant <id>", "the tenant (npm run tenants -- list)", tenantArg)
     .option("--day <day>", "the UTC day the call started, YYYY-MM-DD", dayArg)
-    .option("--days <n>", `without --day: the last n UTC days, newest first (at most ${MAX_DAYS})`, daysArg, 7)
+    .option("--days <n>", `without --day: the last n UTC days, newest first (at most ${MAX_DAYS})`, daysOption, 7)
     .option("--json", "print JSON")
     .option("--bucket <name>", "the archive bucket (--remote; default: wrangler.jsonc's ARCHIVE binding)")
     .addOption(new Option("--jurisdiction <j>", "the bucket's jurisdiction (--remote; an EU bucket is not found without it)").choices([...JURISDICTIONS]))

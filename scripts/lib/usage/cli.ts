@@ -2,10 +2,10 @@
 // rate, cost and budget used, from the usage ledger: local Miniflare state (--local, the
 // default) or the deployed D1 database through the Cloudflare API (--remote); budgets
 // from the tenant records on the same side. Table, --json, --csv or --html (--out FILE).
-import { existsSync, statSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { InvalidArgumentError, Option } from "commander";
-import { intAtLeast, newCommand, parseArgs, type CliOutput } from "../cli.ts";
+import { existsSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { Option } from "commander";
+import { daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, type CliOutput } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
 import { openRemoteStore } from "../tenants/remote.ts";
@@ -31,24 +31,10 @@ export interface Io extends CliOutput {
 
 class UsageError extends Error {}
 
-/** Ten years of days: more than any ledger keeps, and far inside Date's range. */
-const MAX_DAYS = 3660;
-const atLeastOne = intAtLeast("--days", 1);
-function daysOption(v: string): number {
-  const n = atLeastOne(v);
-  if (n > MAX_DAYS) throw new InvalidArgumentError(`--days must be at most ${MAX_DAYS}`);
-  return n;
-}
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 function day(name: string): (v: string) => string {
   return (v) => {
-    // Date.parse, not toISOString: an invalid date ('2026-13-01') makes the latter throw a
-    // RangeError, which would be exit 1 instead of a bad command line's 2.
-    const t = DAY.test(v) ? Date.parse(`${v}T00:00:00Z`) : Number.NaN;
-    if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== v) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${v}'`);
+    if (!isUtcDay(v)) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${v}'`);
     return v;
   };
 }
@@ -137,9 +123,8 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
 
 /** --out's folder must exist (checked before anything is read). */
 function checkOut(file: string): void {
-  const dir = dirname(resolve(file));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out ${file}: folder ${dir} does not exist`);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new UsageError(`--out ${file} is a folder`);
+  const problem = outFileProblem(file, resolve(file));
+  if (problem !== undefined) throw new UsageError(problem);
 }
 
 
