@@ -289,5 +289,9 @@ export function invalidMessagesBody(body: Buffer): Behaviour | undefined {
   if (o.max_tokens < 1) return refuse("max_tokens: Input should be greater than or equal to 1");
   if (o.messages === undefined) return refuse("messages: Field required");
   if (!Array.isArray(o.messages)) return refuse("messages: Input should be a valid list");
+  // An empty list is refused with this wording (reported by clients that sent one:
+  // github.com/devoxx/DevoxxGenieIDEAPlugin/issues/567; the draft command's fake,
+  // test/fakes/anthropic-messages-api.ts, refuses it too).
+  if (o.messages.length === 0) return refuse("messages: at least one message is required");
   return undefined;
 }

@@ -228,7 +228,7 @@ describe("the forward path", () => {
 
   describe("bounded memory (14.6)", () => {
     it("a body over BUFFER_BODY_BYTES is streamed byte for byte and not retried; the client may retry it", async () => {
-      const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[],"x":"'), Buffer.alloc(200_000, 0x62), Buffer.from('"}')]);
+      const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}],"x":"'), Buffer.alloc(200_000, 0x62), Buffer.from('"}')]);
       h.fake.enqueue({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
       const r = await h.call("/v1/messages", { key, body });
       expect(r.status).toBe(529);

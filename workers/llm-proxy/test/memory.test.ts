@@ -50,7 +50,7 @@ describe.runIf(process.platform === "linux").each([
 
   it(streamed ? "streams them: workerd grows by well under 128 MB" : "holds them: workerd grows by about their size (the control)", async () => {
     const body = Buffer.alloc(24 * MiB, 0x61);
-    body.write('{"model":"claude-x","max_tokens":1,"messages":[],"x":"', 0);
+    body.write('{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}],"x":"', 0);
     body.write('"}', body.length - 2);
     await h.call("/v1/messages", { key, body: MESSAGE }); // warm
     const baseline = rssBytes(pid);

@@ -26,7 +26,7 @@ describe("forwarding", () => {
     ["keys out of order, odd whitespace", Buffer.from('{  "stream":false,\n\t"model" : "claude-x","max_tokens":5,   "messages":[{"role":"user","content":"hi"}] }\n\n')],
     ["\\u escapes and escaped slashes", Buffer.from('{"model":"claude-x","messages":[{"role":"user","content":"caf\\u00e9 \\ud83d\\ude00 a\\/b \\"q\\""}],"max_tokens":1}')],
     ["raw UTF-8, BOM and CRLF", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"claude-x",\r\n"messages":[{"role":"user","content":"日本語 — ünïcödé 😀"}],"max_tokens":1}\r\n')])],
-    ["duplicate keys and big numbers", Buffer.from('{"model":"a","model":"claude-x","max_tokens":1.0000000000000000001e0,"n":12345678901234567890,"messages":[]}')],
+    ["duplicate keys and big numbers", Buffer.from('{"model":"a","model":"claude-x","max_tokens":1.0000000000000000001e0,"n":12345678901234567890,"messages":[{"role":"user","content":"x"}]}')],
   ];
   for (const [name, body] of odd) {
     it(`forwards the body byte for byte: ${name}`, async () => {
@@ -38,10 +38,24 @@ describe("forwarding", () => {
     });
   }
 
+  it("the fake upstream refuses a Messages body the API refuses, before any scripted answer (a test cannot pass on one)", async () => {
+    for (const [body, why] of [
+      ['{"model":"claude-x","max_tokens":1,"messages":[]}', "messages: at least one message is required"],
+      ['{"model":"claude-x","messages":[{"role":"user","content":"x"}]}', "max_tokens: Field required"],
+      ['{"max_tokens":1,"messages":[{"role":"user","content":"x"}]}', "model: Field required"],
+    ] as const) {
+      h.fake.reset();
+      h.fake.enqueue({ kind: "json", body: message("never sent") });
+      const r = await h.call("/v1/messages", { key, body });
+      expect(r.status, body).toBe(400);
+      expect(JSON.parse(r.text).error, body).toMatchObject({ type: "invalid_request_error", message: why });
+    }
+  });
+
   it("forwards a 5 MB body byte for byte", async () => {
     const filler = Buffer.alloc(5 * 1024 * 1024 - 200, "a");
     for (let i = 0; i < filler.length; i += 997) filler[i] = 0x20 + (i % 90); // vary the bytes
-    const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[],"x":"'), filler.map((b) => (b === 0x22 || b === 0x5c ? 0x61 : b)), Buffer.from('"}')]);
+    const body = Buffer.concat([Buffer.from('{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}],"x":"'), filler.map((b) => (b === 0x22 || b === 0x5c ? 0x61 : b)), Buffer.from('"}')]);
     const r = await h.call("/v1/messages", { key, body });
     expect(r.status).toBe(200);
     const got = h.fake.received[0]!.body;
@@ -51,7 +65,7 @@ describe("forwarding", () => {
 
   it("attaches the provider key, passes anthropic-version/beta, never forwards the tenant key", async () => {
     const r = await h.call("/v1/messages", {
-      body: '{"model":"claude-x","max_tokens":1,"messages":[]}',
+      body: '{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}]}',
       headers: { authorization: `Bearer ${key}`, "anthropic-version": "2023-06-01", "anthropic-beta": "prompt-caching-2024-07-31,output-128k-2025-02-19", cookie: "a=b" },
     });
     expect(r.status).toBe(200);

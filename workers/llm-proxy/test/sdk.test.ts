@@ -51,13 +51,13 @@ describe("@anthropic-ai/sdk through the proxy", () => {
 
   it("surfaces the proxy's own errors as the SDK's typed errors", async () => {
     const bad = new Anthropic({ apiKey: "efk_wrong", baseURL: h.url.origin, maxRetries: 0 });
-    const e = await bad.messages.create({ model: MODEL, max_tokens: 1, messages: [] }).catch((x: unknown) => x);
+    const e = await bad.messages.create({ model: MODEL, max_tokens: 1, messages: [{ role: "user", content: "hi" }] }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(Anthropic.AuthenticationError);
     expect((e as InstanceType<typeof Anthropic.AuthenticationError>).requestID).toMatch(/^req_ef_/);
     h.transcript.push(String(e));
     // The bucket of 4 is spent by the three calls above plus this one; the next is limited.
-    await client.messages.create({ model: MODEL, max_tokens: 1, messages: [] });
-    const limited = await client.messages.create({ model: MODEL, max_tokens: 1, messages: [] }).catch((x: unknown) => x);
+    await client.messages.create({ model: MODEL, max_tokens: 1, messages: [{ role: "user", content: "hi" }] });
+    const limited = await client.messages.create({ model: MODEL, max_tokens: 1, messages: [{ role: "user", content: "hi" }] }).catch((x: unknown) => x);
     expect(limited).toBeInstanceOf(Anthropic.RateLimitError);
     h.transcript.push(String(limited));
   });
