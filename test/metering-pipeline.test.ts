@@ -100,10 +100,22 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(cutText).toContain("content_block_delta");
   ids.push(cut.headers.get("edgefleet-request-id")!);
 
+  // A call whose connection is lost before any answer: the upstream may have billed it, so
+  // the budget keeps its whole reservation and the proxy does not retry it (502); the
+  // ledger gets it with no usage, under the model the body asked for.
+  fake.enqueue({ kind: "reset" });
+  const lostBody = JSON.stringify({ model: "claude-haiku-4-5", max_tokens: 300, messages: [{ role: "user", content: "Hello" }] });
+  const lost = await fetch(new URL("/v1/messages", url), { method: "POST", headers, body: lostBody });
+  expect(lost.status).toBe(502);
+  await lost.text();
+  const reservation = Number(lost.headers.get("edgefleet-estimated-cost-micros"));
+  expect(reservation).toBeGreaterThan(0);
+  ids.push(lost.headers.get("request-id")!);
+
   // D1: one row per call, priced by the table (the dated ids fall back to their base model).
   const rows = await until(
     async () => (await db.prepare("SELECT * FROM calls ORDER BY model").all<Record<string, unknown>>()).results,
-    (r) => r.length >= 3,
+    (r) => r.length >= 4,
   );
   const prices = loadMeteringOrThrow("fleet").prices;
   const sonnetCost = costMicros(tokensOf(usage), lookupPrice(prices, "claude-sonnet-4-5-20250929").price);
@@ -114,9 +126,12 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(haikuCost).toBe(100);
   // 40x5 + 1x25: message_start's output count, all that was reported before the cut.
   const opusCost = 225;
+  // The budget charged the cut stream its whole max_tokens: 40x5 + 500x25.
+  const opusCharged = 12_700;
   expect(rows).toMatchObject([
-    { request_id: ids[1], tenant, model: "claude-haiku-4-5-20251001", status: 200, input_tokens: 40, output_tokens: 12, cost_micros: haikuCost, priced_as: "claude-haiku-4-5", ended: null },
-    { request_id: ids[2], tenant, model: "claude-opus-4-5", status: 200, input_tokens: 40, output_tokens: 1, cost_micros: opusCost, ended: "client_closed" },
+    { request_id: ids[3], tenant, model: "claude-haiku-4-5", status: 502, input_tokens: 0, output_tokens: 0, cost_micros: 0, no_answer: "unreachable", budget_micros: reservation, ended: null },
+    { request_id: ids[1], tenant, model: "claude-haiku-4-5-20251001", status: 200, input_tokens: 40, output_tokens: 12, cost_micros: haikuCost, priced_as: "claude-haiku-4-5", ended: null, no_answer: null, budget_micros: haikuCost },
+    { request_id: ids[2], tenant, model: "claude-opus-4-5", status: 200, input_tokens: 40, output_tokens: 1, cost_micros: opusCost, ended: "client_closed", budget_micros: opusCharged },
     {
       request_id: ids[0],
       tenant,
@@ -130,15 +145,25 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
       priced_as: "claude-sonnet-4-5",
       price_as_of: prices.asOf,
       ended: null,
+      budget_micros: sonnetCost,
     },
   ]);
   const daily = (await db.prepare("SELECT * FROM usage_daily ORDER BY model").all<Record<string, unknown>>()).results;
   const today = new Date().toISOString().slice(0, 10);
   expect(daily).toMatchObject([
-    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, cost_micros: haikuCost, unknown_model_calls: 0, cut_calls: 0 },
-    { day: today, tenant, model: "claude-opus-4-5", calls: 1, cost_micros: opusCost, cut_calls: 1 },
-    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, cost_micros: sonnetCost, cache_read_tokens: 50000, unknown_model_calls: 0, cut_calls: 0 },
+    { day: today, tenant, model: "claude-haiku-4-5", calls: 1, cost_micros: 0, unknown_model_calls: 0, no_answer_calls: 1, held_micros: reservation },
+    { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, cost_micros: haikuCost, unknown_model_calls: 0, cut_calls: 0, no_answer_calls: 0, held_micros: 0 },
+    { day: today, tenant, model: "claude-opus-4-5", calls: 1, cost_micros: opusCost, cut_calls: 1, held_micros: opusCharged - opusCost },
+    { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, cost_micros: sonnetCost, cache_read_tokens: 50000, unknown_model_calls: 0, cut_calls: 0, held_micros: 0 },
   ]);
+
+  // The tenant's budget counter (its Durable Object) spent what the ledger now says the
+  // budget charged: the cost of every call plus what it held beyond it.
+  const ns = await mf.getDurableObjectNamespace("RATE_LIMITER", "llm-proxy");
+  const limiter = ns.get(ns.idFromName(tenant)) as unknown as { budgetState(): Promise<Record<string, { spent: number; reserved: number }>> };
+  const state = await until(() => limiter.budgetState(), (b) => b.daily?.reserved === 0);
+  const heldByLedger = daily.reduce((n, d) => n + Number(d.held_micros), 0);
+  expect(state.daily).toMatchObject({ spent: sonnetCost + haikuCost + opusCost + heldByLedger, reserved: 0 });
 
   // R2: both bodies of both calls, as sent and as received.
   const archive = (await mf.getR2Bucket("ARCHIVE", "llm-proxy")) as unknown as R2Bucket;
@@ -160,20 +185,26 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   expect(err).toBe("");
   const report = JSON.parse(out) as { lines: Record<string, unknown>[]; total: Record<string, unknown> };
   expect(report.lines).toMatchObject([
+    { day: today, tenant, model: "claude-haiku-4-5", calls: 1, costMicros: 0, noAnswerCalls: 1, heldMicros: reservation },
     { day: today, tenant, model: "claude-haiku-4-5-20251001", calls: 1, costMicros: haikuCost, costUsd: "0.000100", cutCalls: 0 },
     { day: today, tenant, model: "claude-opus-4-5", calls: 1, outputTokens: 1, costMicros: opusCost, cutCalls: 1 },
     { day: today, tenant, model: "claude-sonnet-4-5-20250929", calls: 1, inputTokens: 1200, cacheWrite5mTokens: 1000, cacheWrite1hTokens: 2000, cacheReadTokens: 50000, outputTokens: 800, costMicros: sonnetCost, costUsd: "0.046350" },
   ]);
   const dayCost = sonnetCost + haikuCost + opusCost;
-  expect(report.total).toMatchObject({ calls: 3, costMicros: dayCost, cutCalls: 1 });
-  // Budget used: the tenant's cost that day over its daily budget, on each of its lines.
-  for (const l of report.lines) expect(l).toMatchObject({ tenantDayCostMicros: dayCost, dailyBudgetMicros: 10_000_000, dailyBudgetUsed: dayCost / 10_000_000 });
+  const held = opusCharged - opusCost + reservation;
+  expect(report.total).toMatchObject({ calls: 4, costMicros: dayCost, cutCalls: 1, noAnswerCalls: 1, heldMicros: held });
+  // Budget used: what the budget charged the tenant that day (its cost, plus the cut
+  // stream's max_tokens and the lost call's reservation) over its daily budget, on each of
+  // its lines; the same sum as the budget's own counter.
+  for (const l of report.lines) expect(l).toMatchObject({ tenantDayCostMicros: dayCost, tenantDayHeldMicros: held, dailyBudgetMicros: 10_000_000, dailyBudgetUsed: (dayCost + held) / 10_000_000 });
   out = "";
   expect(await runUsage(["--persist", ledgerDir, "--tenants-persist", join(dir, "proxy"), "--days", "1"], io)).toBe(USAGE_EXIT.ok);
   expect(out).toContain(tenant);
   expect(out).toContain("0.046350");
   expect(out).toContain("claude-opus-4-5 (*)");
   expect(out).toMatch(/\(\*\) 1 call\(s\) were streams cut short/);
+  expect(out).toContain("claude-haiku-4-5 (?)");
+  expect(out).toMatch(/\(\?\) 1 call\(s\) got no answer/);
   expect(logs.filter((l) => l.includes("usage_event_not_sent") || l.includes("archive_write_failed"))).toEqual([]);
 
   // `npm run archive` on the same persisted state: the tenant's three calls, the cut stream
@@ -219,7 +250,7 @@ await mf.dispose();`;
     expect(out.stderr).not.toMatch(/internal error|failed to start/);
     expect(out.code).toBe(0);
     // A call without a key is refused by the proxy itself; the ledger's D1 is migrated.
-    expect(JSON.parse(out.stdout.trim().split("\n").pop()!)).toEqual({ status: 401, tables: ["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"] });
+    expect(JSON.parse(out.stdout.trim().split("\n").pop()!)).toEqual({ status: 401, tables: ["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql", "0003_no_answer_and_budget_charges.sql"] });
   } finally {
     rmSync(cwd, { recursive: true, force: true });
   }

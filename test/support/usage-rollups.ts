@@ -23,6 +23,10 @@ export interface Rollup {
   unknown?: number;
   /** Streams cut short (usage_daily.cut_calls). */
   cut?: number;
+  /** Calls with no answer (usage_daily.no_answer_calls). */
+  noAnswer?: number;
+  /** What budgets held beyond the cost (usage_daily.held_micros). */
+  held?: number;
 }
 
 export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSource & { queries: { sql: string; params: string[] }[] } {
@@ -31,9 +35,9 @@ export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSourc
     for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, f), "utf8"))) db.exec(s);
   }
   const ins = db.prepare(
-    "INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    "INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
   );
-  for (const r of rows) ins.run(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0);
+  for (const r of rows) ins.run(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0, r.noAnswer ?? 0, r.held ?? 0);
   const queries: { sql: string; params: string[] }[] = [];
   return {
     where,

@@ -17,6 +17,14 @@ export { MAX_TOKENS_PER_CALL };
 export const STREAM_ENDS = ["client_closed", "stream_interrupted", "stream_idle_timeout", "upstream_error"] as const;
 export type StreamEnd = (typeof STREAM_ENDS)[number];
 
+/** Why a call got no answer after an upstream attempt the upstream may have billed (the
+ *  proxy's forward.ts `again`): its headers never came, its connection was lost, or its
+ *  2xx answer broke off or stalled (a stream before its first event). Anthropic reported
+ *  no usage for it, so its tokens are unknown: the event's usage is all zeros, and the
+ *  ledger counts the call without a cost (`no_answer_calls`). */
+export const NO_ANSWERS = ["timeout", "unreachable", "broke_off"] as const;
+export type NoAnswer = (typeof NO_ANSWERS)[number];
+
 const Count = z.number().int().nonnegative().max(MAX_TOKENS_PER_CALL);
 
 export const UsageSchema = z.looseObject({
@@ -47,6 +55,24 @@ export const UsageEventSchema = z.strictObject({
    *  bound. Added 2026-11-28 within v1 (optional): the ledger records it in calls.ended
    *  and counts such calls in usage_daily.cut_calls (migration 0002). */
   ended: z.enum(STREAM_ENDS).optional(),
-});
+  /** Present only for a call that got no answer after an attempt that may have been
+   *  billed (NO_ANSWERS); its usage is all zeros. Added 2026-11-28 within v1 (optional,
+   *  migration 0003). */
+  no_answer: z.enum(NO_ANSWERS).optional(),
+  /** What the tenant's spend budget was charged for this call, in micro-dollars: present
+   *  only when a budget held a reservation for it. It differs from the priced usage where
+   *  the budget must hold and the usage cannot say: a stream cut short (its whole
+   *  max_tokens) and a call with no answer (its whole reservation). The ledger keeps the
+   *  difference (`usage_daily.held_micros`) so `npm run usage`'s budget used is what the
+   *  budget charged. Added 2026-11-28 within v1 (optional, migration 0003). */
+  budget_micros: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+})
+  // A call with no answer had no stream to cut, and its usage is unknown, not some tokens.
+  .refine((e) => e.no_answer === undefined || e.ended === undefined, { message: "no_answer and ended exclude each other", path: ["no_answer"] })
+  .refine((e) => e.no_answer === undefined || tokenSum(e.usage) === 0, { message: "a call with no answer has no usage (all zeros)", path: ["usage"] });
+
+function tokenSum(u: z.infer<typeof UsageSchema>): number {
+  return u.input_tokens + u.output_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation?.ephemeral_5m_input_tokens ?? 0) + (u.cache_creation?.ephemeral_1h_input_tokens ?? 0);
+}
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;

@@ -43,21 +43,23 @@ export function renderTable(r: UsageReport): string {
   t.push(row(r.total, "total", "", "", ["", ""]));
   const notes = [
     `${r.lines.length} row(s), ${r.filter.from} to ${r.filter.to}, from ${r.source}`,
-    "cache hit = cache read / (input + cache writes + cache read). budget day / month = the tenant's cost that UTC day / month to date, all models, over its daily / monthly budget.",
+    "cache hit = cache read / (input + cache writes + cache read). budget day / month = what the tenant's spend budget charged that UTC day / month to date, all models (the cost, plus what it held beyond the cost: see below), over its daily / monthly budget.",
     ...budgetNotes(r),
   ];
   notes.push(...markNotes(r.total));
   return `${t.toString()}\n${notes.join("\n")}\n`;
 }
 
+type Marked = Pick<UsageTotals, "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros">;
+
 /** A line's model with its marks: (!) priced by the unknown-model rule, (*) some calls
- *  were streams cut short (lower-bound cost). */
-export function modelMarks(model: string, l: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">): string {
-  return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "");
+ *  were streams cut short (lower-bound cost), (?) some calls got no answer (unknown cost). */
+export function modelMarks(model: string, l: Marked): string {
+  return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "") + (l.noAnswerCalls > 0 ? " (?)" : "");
 }
 
 /** The notes that explain the marks modelMarks puts on lines (table and HTML). */
-export function markNotes(t: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">): string[] {
+export function markNotes(t: Marked): string[] {
   const notes: string[] = [];
   if (t.unknownModelCalls > 0) {
     notes.push(`(!) ${t.unknownModelCalls} call(s) used a model missing from fleet/metering.yaml; they are priced at the table's highest rates. Add the model's price.`);
@@ -66,6 +68,14 @@ export function markNotes(t: Pick<UsageTotals, "unknownModelCalls" | "cutCalls">
     notes.push(
       `(*) ${t.cutCalls} call(s) were streams cut short (the client left, the upstream broke or went silent, or the stream ended, with an error event or without one, before its final usage): their output tokens, and so their cost, are what the stream reported before the cut, a lower bound (Anthropic reports a stream's output at its end). Spend budgets charged them their whole max_tokens.`,
     );
+  }
+  if (t.noAnswerCalls > 0) {
+    notes.push(
+      `(?) ${t.noAnswerCalls} call(s) got no answer (502/504) after an upstream attempt that may have been billed (its headers never came, its connection was lost, or its answer broke off): Anthropic reported no usage, so their tokens and cost are unknown and count as 0 here. Spend budgets kept their whole reservation.`,
+    );
+  }
+  if (t.heldMicros > 0) {
+    notes.push(`Spend budgets held $${dollars(t.heldMicros)} beyond the cost above (cut streams' max_tokens, calls with no answer): budget used counts it, as the proxy does.`);
   }
   return notes;
 }
@@ -83,6 +93,7 @@ const CSV_HEAD = [
   "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
   "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
   "cut_calls",
+  "no_answer_calls", "held_micros", "tenant_day_held_micros", "month_to_date_held_micros",
 ];
 
 /** A CSV field: quoted when it holds a comma, a semicolon (the separator Excel uses in
@@ -103,6 +114,7 @@ export function renderCsv(r: UsageReport): string {
       l.day, l.tenant, l.model, l.calls, l.inputTokens, l.cacheWrite5mTokens, l.cacheWrite1hTokens, l.cacheReadTokens, l.outputTokens, fraction(l.cacheHitRate), l.costMicros, dollars(l.costMicros), l.unknownModelCalls,
       l.tenantDayCostMicros, orEmpty(l.dailyBudgetMicros), fraction(l.dailyBudgetUsed), l.monthToDateCostMicros, orEmpty(l.monthlyBudgetMicros), fraction(l.monthlyBudgetUsed),
       l.cutCalls,
+      l.noAnswerCalls, l.heldMicros, l.tenantDayHeldMicros, l.monthToDateHeldMicros,
     ];
     lines.push(cells.map((v) => csvField(String(v))).join(","));
   }

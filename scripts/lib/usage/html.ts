@@ -237,12 +237,12 @@ function budgetTable(r: UsageReport): string {
     const used = (v: number | null) => `<td${v !== null && v >= 1 ? ' class="over"' : ""}>${e(pct(v))}</td>`;
     const money = (v: number | null) => (v === null ? "-" : dollars(v));
     rows.push(
-      `<tr data-day="${e(l.day)}" data-tenant="${e(l.tenant)}"><td class="text day">${e(l.day)}</td><td class="text">${e(l.tenant)}</td><td>${dollars(l.tenantDayCostMicros)}</td><td>${money(l.dailyBudgetMicros)}</td>${used(l.dailyBudgetUsed)}<td>${dollars(l.monthToDateCostMicros)}</td><td>${money(l.monthlyBudgetMicros)}</td>${used(l.monthlyBudgetUsed)}</tr>`,
+      `<tr data-day="${e(l.day)}" data-tenant="${e(l.tenant)}"><td class="text day">${e(l.day)}</td><td class="text">${e(l.tenant)}</td><td>${dollars(l.tenantDayCostMicros)}</td><td>${dollars(l.tenantDayHeldMicros)}</td><td>${money(l.dailyBudgetMicros)}</td>${used(l.dailyBudgetUsed)}<td>${dollars(l.monthToDateCostMicros)}</td><td>${dollars(l.monthToDateHeldMicros)}</td><td>${money(l.monthlyBudgetMicros)}</td>${used(l.monthlyBudgetUsed)}</tr>`,
     );
   }
   const notes = budgetNotes(r).map((n) => `<p class="note">${e(n)}</p>`).join("");
   if (rows.length === 0) return `${notes}<p>No tenant in this report has a budget${r.budgets.available ? "" : " that could be read"}.</p>`;
-  const head = ["day", "tenant", "day cost USD", "daily budget USD", "day used", "month to date USD", "monthly budget USD", "month used"];
+  const head = ["day", "tenant", "day cost USD", "day held USD", "daily budget USD", "day used", "month to date USD", "month held USD", "monthly budget USD", "month used"];
   return `${notes}<table id="budgets"><thead><tr>${head.map((h) => `<th scope="col">${e(h)}</th>`).join("")}</tr></thead><tbody>
 ${rows.join("\n")}
 </tbody></table>`;
@@ -282,7 +282,7 @@ ${cacheChart(r, days, series)}
 ${legend(series, true)}
 <p class="meta">Cache hit rate = cache read / (input + 5-minute cache write + 1-hour cache write + cache read) tokens of the day; output tokens do not count. A gap: no prompt tokens that day.</p>
 <h2>Budget used</h2>
-<p class="meta">The tenant's cost that UTC day, and from the 1st of the month through that day, all models, over its daily and monthly budget${r.budgets.source ? ` (tenant records from ${e(r.budgets.source)})` : ""}.</p>
+<p class="meta">What the tenant's spend budget charged that UTC day, and from the 1st of the month through that day, all models, over its daily and monthly budget: the cost, plus what the budget held beyond it (a cut stream's whole max_tokens, a call with no answer's whole reservation)${r.budgets.source ? ` (tenant records from ${e(r.budgets.source)})` : ""}.</p>
 ${budgetTable(r)}
 <h2>Per day, tenant and model</h2>
 ${linesTable(r)}

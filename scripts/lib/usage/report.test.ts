@@ -88,7 +88,7 @@ describe("budget used", () => {
   it("month start and the tenant-day query", () => {
     expect(monthStart("2026-02-28")).toBe("2026-02-01");
     expect(buildTenantDayQuery({ from: "2026-02-10", to: "2026-03-02", model: "x" })).toEqual({
-      sql: "SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day, tenant ORDER BY day, tenant LIMIT 5000",
+      sql: "SELECT day, tenant, SUM(cost_micros) AS cost_micros, SUM(held_micros) AS held_micros FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY day, tenant ORDER BY day, tenant LIMIT 5000",
       params: ["2026-02-01", "2026-03-02"],
     });
   });

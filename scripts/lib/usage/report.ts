@@ -34,6 +34,8 @@ const RollupRow = z.object({
   cost_micros: Int,
   unknown_model_calls: Int,
   cut_calls: Int,
+  no_answer_calls: Int,
+  held_micros: Int,
 });
 
 export interface UsageLine {
@@ -55,23 +57,35 @@ export interface UsageLine {
    *  event before its final usage): their output tokens, and so the cost, count what the
    *  stream reported before the cut (migration 0002). */
   cutCalls: number;
+  /** Calls that got no answer after an upstream attempt that may have been billed (its
+   *  headers never came, its connection was lost, its answer broke off): their tokens are
+   *  unknown, so they add no tokens and no cost (migration 0003). */
+  noAnswerCalls: number;
+  /** What spend budgets charged these calls beyond their priced usage (a cut stream's whole
+   *  max_tokens, a call with no answer's whole reservation): counted in budget used. */
+  heldMicros: number;
   // Budget used: the TENANT's, for the whole UTC day / month (all its models, whatever
   // --model says), so every line of a tenant and day carries the same values.
   /** The tenant's cost that UTC day, all models. */
   tenantDayCostMicros: number;
+  /** What budgets held beyond the tenant's cost that UTC day, all models. */
+  tenantDayHeldMicros: number;
   /** The tenant's cost from the 1st of the day's UTC month through the day, all models. */
   monthToDateCostMicros: number;
+  /** What budgets held beyond the cost over the same days. */
+  monthToDateHeldMicros: number;
   /** null: no budget (absent or 0 in the tenant record) or budgets not readable. */
   dailyBudgetMicros: number | null;
-  /** tenantDayCostMicros / dailyBudgetMicros (1 = the whole budget); null without a budget. */
+  /** (tenantDayCostMicros + tenantDayHeldMicros) / dailyBudgetMicros (1 = the whole
+   *  budget): what the budget charged, as the proxy does; null without a budget. */
   dailyBudgetUsed: number | null;
   monthlyBudgetMicros: number | null;
-  /** monthToDateCostMicros / monthlyBudgetMicros; null without a budget. */
+  /** (monthToDateCostMicros + monthToDateHeldMicros) / monthlyBudgetMicros; null without a budget. */
   monthlyBudgetUsed: number | null;
 }
 
 /** The per-line fields that describe the tenant's budget, not the line's own usage. */
-export type BudgetFields = "tenantDayCostMicros" | "monthToDateCostMicros" | "dailyBudgetMicros" | "dailyBudgetUsed" | "monthlyBudgetMicros" | "monthlyBudgetUsed";
+export type BudgetFields = "tenantDayCostMicros" | "tenantDayHeldMicros" | "monthToDateCostMicros" | "monthToDateHeldMicros" | "dailyBudgetMicros" | "dailyBudgetUsed" | "monthlyBudgetMicros" | "monthlyBudgetUsed";
 export type UsageTotals = Omit<UsageLine, "day" | "tenant" | "model" | BudgetFields>;
 
 /** Whether budgets could be read, and each reported tenant's (present or not, and why). */
@@ -116,7 +130,7 @@ export function buildQuery(f: UsageFilter, after?: readonly [string, string, str
     params.push(f.model);
   }
   return {
-    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
+    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
     params,
   };
 }
@@ -140,12 +154,12 @@ export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, st
     params.push(f.tenant);
   }
   return {
-    sql: `SELECT day, tenant, SUM(cost_micros) AS cost_micros FROM usage_daily WHERE ${where.join(" AND ")} GROUP BY day, tenant ORDER BY day, tenant LIMIT ${pageRows}`,
+    sql: `SELECT day, tenant, SUM(cost_micros) AS cost_micros, SUM(held_micros) AS held_micros FROM usage_daily WHERE ${where.join(" AND ")} GROUP BY day, tenant ORDER BY day, tenant LIMIT ${pageRows}`,
     params,
   };
 }
 
-const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int });
+const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int, held_micros: Int });
 
 /** Cache hit rate: cache_read / (input + cache_write_5m + cache_write_1h + cache_read),
  * i.e. the share of the prompt's tokens served from the cache; output tokens do not
@@ -185,26 +199,27 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
   const rows = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
   const dayRaw = await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows), (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows);
   const dayRows = dayRaw.map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
-  // Month-to-date per tenant and day: a running sum that restarts each UTC month.
-  const dayCost = new Map<string, number>();
-  const monthToDate = new Map<string, number>();
-  const running = new Map<string, { month: string; sum: number }>();
+  // Month-to-date per tenant and day: running sums that restart each UTC month.
+  const dayCost = new Map<string, { cost: number; held: number }>();
+  const monthToDate = new Map<string, { cost: number; held: number }>();
+  const running = new Map<string, { month: string; cost: number; held: number }>();
   for (const r of dayRows) {
     const k = JSON.stringify([r.day, r.tenant]);
     const month = r.day.slice(0, 7);
     const prev = running.get(r.tenant);
-    const sum = (prev?.month === month ? prev.sum : 0) + r.cost_micros;
-    running.set(r.tenant, { month, sum });
-    dayCost.set(k, r.cost_micros);
-    monthToDate.set(k, sum);
+    const same = prev?.month === month;
+    const next = { month, cost: (same ? prev.cost : 0) + r.cost_micros, held: (same ? prev.held : 0) + r.held_micros };
+    running.set(r.tenant, next);
+    dayCost.set(k, { cost: r.cost_micros, held: r.held_micros });
+    monthToDate.set(k, { cost: next.cost, held: next.held });
   }
   const budgetOf = (tenant: string) => (budgets.available ? budgets.byTenant.get(tenant) : undefined);
   const lines: UsageLine[] = rows.map((raw, i) => {
     const d = parseRow(RollupRow, raw, i, source.where, "a usage rollup");
     const k = JSON.stringify([d.day, d.tenant]);
     const b = budgetOf(d.tenant);
-    const tenantDayCostMicros = dayCost.get(k) ?? d.cost_micros;
-    const monthToDateCostMicros = monthToDate.get(k) ?? tenantDayCostMicros;
+    const day = dayCost.get(k) ?? { cost: d.cost_micros, held: d.held_micros };
+    const mtd = monthToDate.get(k) ?? day;
     const dailyBudgetMicros = b?.dailyBudgetMicros ?? null;
     const monthlyBudgetMicros = b?.monthlyBudgetMicros ?? null;
     return {
@@ -221,15 +236,19 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       costMicros: d.cost_micros,
       unknownModelCalls: d.unknown_model_calls,
       cutCalls: d.cut_calls,
-      tenantDayCostMicros,
-      monthToDateCostMicros,
+      noAnswerCalls: d.no_answer_calls,
+      heldMicros: d.held_micros,
+      tenantDayCostMicros: day.cost,
+      tenantDayHeldMicros: day.held,
+      monthToDateCostMicros: mtd.cost,
+      monthToDateHeldMicros: mtd.held,
       dailyBudgetMicros,
-      dailyBudgetUsed: ratio(tenantDayCostMicros, dailyBudgetMicros),
+      dailyBudgetUsed: ratio(day.cost + day.held, dailyBudgetMicros),
       monthlyBudgetMicros,
-      monthlyBudgetUsed: ratio(monthToDateCostMicros, monthlyBudgetMicros),
+      monthlyBudgetUsed: ratio(mtd.cost + mtd.held, monthlyBudgetMicros),
     };
   });
-  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls") => lines.reduce((n, l) => n + l[k], 0);
+  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros") => lines.reduce((n, l) => n + l[k], 0);
   const total: UsageTotals = {
     calls: sum("calls"),
     inputTokens: sum("inputTokens"),
@@ -241,6 +260,8 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
     costMicros: sum("costMicros"),
     unknownModelCalls: sum("unknownModelCalls"),
     cutCalls: sum("cutCalls"),
+    noAnswerCalls: sum("noAnswerCalls"),
+    heldMicros: sum("heldMicros"),
   };
   total.cacheHitRate = hitRate(total.inputTokens, total.cacheWrite5mTokens, total.cacheWrite1hTokens, total.cacheReadTokens);
   return { filter, source: source.where, lines, total, budgets: summarise(budgets, lines) };

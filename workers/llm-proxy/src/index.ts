@@ -6,7 +6,7 @@ import { config, type Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { errorResponse, type ErrorType } from "./errors.ts";
 import { relayStream, sendWithRetries } from "./forward.ts";
-import { callMeter } from "./metering.ts";
+import { callMeter, requestedModel } from "./metering.ts";
 import { quotaFromHeaders, worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
 import { authenticate, clientAddress } from "./policy/auth.ts";
 import { checkDeclaredLength, takeBody } from "./policy/body-size.ts";
@@ -171,8 +171,10 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const up = await sendWithRetries(cfg.upstream + route + url.search, { method, headers, body: outBody }, cfg, started, tokens.holds === true);
   const retryHint: Record<string, string> = up.exhausted ? { "x-should-retry": "false" } : {};
   if (up.response === undefined) {
-    // An attempt the upstream may have billed (forward.ts `again`) keeps the reservation.
-    settle(undefined, up.billable === true);
+    // An attempt the upstream may have billed (forward.ts `again`) keeps the reservation,
+    // and the ledger gets the call, with no usage (unknown) and what the budget kept.
+    const charged = settle(undefined, up.billable === true);
+    if (up.billable === true) meter?.noAnswer(up.failure === "timeout" ? 504 : 502, up.failure === "cut" ? "broke_off" : up.failure === "timeout" ? "timeout" : "unreachable", requestedModel(body?.kind === "bytes" ? body.bytes : undefined), charged);
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
     // A call that holds a reservation was not retried after such an attempt: say why.
@@ -197,7 +199,11 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   if (up.stream === undefined) {
     // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
     const bytes = up.bytes ?? new ArrayBuffer(0);
-    const done = (usage: Usage) => (settle(usage), record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota }), meter?.done(res.status, usage));
+    const done = (usage: Usage) => {
+      const charged = settle(usage);
+      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
+      meter?.done(res.status, usage, undefined, charged);
+    };
     meter?.responseBytes(bytes, res.status, out.get("content-type"));
     if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
     // A big answer is not held up by parsing it; the runtime finishes that after.
@@ -210,9 +216,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
   const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, ended }) => {
     try {
-      settle(usage, ended !== undefined);
+      const charged = settle(usage, ended !== undefined);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, ended);
+      meter?.done(res.status, usage, ended, charged);
     } finally {
       finished();
     }

@@ -8,8 +8,11 @@
 // Which calls produce an event: a /v1/messages answer whose usage counts at least one
 // token, whatever its status (a stream the upstream broke or the client left after
 // message_start did use its input tokens). Not: count_tokens (free; its count is not
-// usage), /v1/models, refusals before the upstream (auth, size, rate limit), calls with
-// no upstream answer (502/504), and upstream errors that report no usage.
+// usage), /v1/models, refusals before the upstream (auth, size, rate limit), and upstream
+// errors that report no usage. A /v1/messages call that got no answer (502/504) after an
+// attempt the upstream may have billed sends an event with zero usage and `no_answer`
+// (its tokens are unknown, not none). An event of a tenant whose spend budget held a
+// reservation carries what the budget charged (`budget_micros`).
 //
 // The event is built valid by construction (counts are integers in the schema's range,
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
@@ -17,11 +20,11 @@
 // docs/metering.md).
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
 import { MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
-import type { StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
+import type { NoAnswer, StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
-import type { Usage } from "./usage.ts";
+import { emptyUsage, type Usage } from "./usage.ts";
 
 /** The schema's bound on a token count (the zod-free module usage-event.ts takes it from). */
 export const MAX_TOKENS = MAX_TOKENS_PER_CALL;
@@ -38,14 +41,34 @@ function count(n: number): number {
   return Number.isFinite(n) ? Math.min(MAX_TOKENS, Math.max(0, Math.ceil(n))) : 0;
 }
 
+/** The model a request body names (an id the ledger can store), else UNKNOWN_MODEL: the
+ *  model of a call with no answer. Read only on that rare path; a streamed body is gone. */
+export function requestedModel(body: ArrayBuffer | undefined): string {
+  if (body === undefined) return UNKNOWN_MODEL;
+  try {
+    const m = (JSON.parse(new TextDecoder().decode(body)) as { model?: unknown } | null)?.model;
+    return typeof m === "string" && MODEL_ID.test(m) ? m : UNKNOWN_MODEL;
+  } catch {
+    return UNKNOWN_MODEL;
+  }
+}
+
 export function billable(route: string, u: Usage): boolean {
   return route === BILLED_ROUTE && (u.inputTokens > 0 || u.outputTokens > 0 || u.cacheCreationTokens > 0 || u.cacheReadTokens > 0 || u.cacheWrite5mTokens > 0 || u.cacheWrite1hTokens > 0);
 }
 
+/** What an event says beyond its usage: why a stream was cut (`ended`: its output tokens
+ *  are a lower bound), why there was no answer (`noAnswer`: the usage is zeros), and what
+ *  the tenant's spend budget charged (`budgetMicros`). */
+export interface EventNotes {
+  ended?: StreamEnd | undefined;
+  noAnswer?: NoAnswer | undefined;
+  budgetMicros?: number | undefined;
+}
+
 /** The v1 usage event of a call (Anthropic's Usage shape, with the TTL split when the
- *  upstream sent one; without it the ledger prices cache writes at the 1-hour rate), and
- *  for a stream cut short why it ended (`ended`: its output tokens are a lower bound). */
-export function usageEvent(call: { requestId: string; tenant: string; status: number; ts: number }, u: Usage, ended?: StreamEnd): UsageEvent {
+ *  upstream sent one; without it the ledger prices cache writes at the 1-hour rate). */
+export function usageEvent(call: { requestId: string; tenant: string; status: number; ts: number }, u: Usage, notes: EventNotes = {}): UsageEvent {
   const usage: UsageEvent["usage"] = {
     input_tokens: count(u.inputTokens),
     output_tokens: count(u.outputTokens),
@@ -63,7 +86,9 @@ export function usageEvent(call: { requestId: string; tenant: string; status: nu
     ts: Math.floor(call.ts),
     status: call.status,
     usage,
-    ...(ended !== undefined ? { ended } : {}),
+    ...(notes.ended !== undefined ? { ended: notes.ended } : {}),
+    ...(notes.noAnswer !== undefined ? { no_answer: notes.noAnswer } : {}),
+    ...(notes.budgetMicros !== undefined && Number.isSafeInteger(notes.budgetMicros) && notes.budgetMicros >= 0 ? { budget_micros: notes.budgetMicros } : {}),
   };
 }
 
@@ -141,12 +166,26 @@ export class CallMeter {
   }
 
   /** The call's answer is complete (or the stream ended early, `ended` saying why, with
-   *  the usage seen so far): sends its usage event if it is billable. Once per call. */
-  done(status: number, usage: Usage, ended?: StreamEnd): void {
+   *  the usage seen so far): sends its usage event if it is billable. Once per call.
+   *  `budgetMicros`: what the tenant's spend budget charged (tokens.ts settle). */
+  done(status: number, usage: Usage, ended?: StreamEnd, budgetMicros?: number): void {
     this.streamEnded?.({ complete: ended === undefined, why: ended ?? "" });
     if (this.sent || !billable(this.call.route, usage)) return;
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage, { ended, budgetMicros });
+  }
+
+  /** The call got no answer after an attempt the upstream may have billed (forward.ts
+   *  `again`): sends an event with zero usage and `no_answer`, under the requested model
+   *  (`model`, UNKNOWN_MODEL when the body did not say), so the ledger has the call and
+   *  what its budget kept. Once per call; only for the billed route. */
+  noAnswer(status: number, why: NoAnswer, model: string, budgetMicros?: number): void {
+    if (this.sent || this.call.route !== BILLED_ROUTE) return;
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, { ...emptyUsage(), model }, { noAnswer: why, budgetMicros });
+  }
+
+  private send(call: { requestId: string; tenant: string; status: number; ts: number }, usage: Usage, notes: EventNotes): void {
     this.sent = true;
-    const event = usageEvent({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage, ended);
+    const event = usageEvent(call, usage, notes);
     // Sent with the isolate's next batch, BATCH_WAIT_MS later, so never before a JSON
     // answer's Response is returned (its done() runs first). Never the call's failure;
     // logged with ids only (the ledger will lack this call).

@@ -16,8 +16,10 @@ import type { Usage } from "./usage.ts";
 
 export interface Reservation {
   verdict: RateVerdict;
-  /** Settles the call: to `usage` (what the answer reported), or to nothing. Idempotent. */
-  settle: (usage?: Usage, interrupted?: boolean) => void;
+  /** Settles the call: to `usage` (what the answer reported), or to nothing. Idempotent.
+   *  Returns what the tenant's spend budget was charged for the call, in micro-dollars
+   *  (the usage event's `budget_micros`), or undefined when no budget held a reservation. */
+  settle: (usage?: Usage, interrupted?: boolean) => number | undefined;
   /** A tenant with a budget let through unreserved (BUDGET_FAIL_MODE=open). */
   budgetFailedOpen?: boolean;
   /**
@@ -27,7 +29,7 @@ export interface Reservation {
   holds?: boolean;
 }
 
-const NOTHING = () => {};
+const NOTHING = (): undefined => undefined;
 
 /** count_tokens on the upstream for the call's counted fields; undefined if it fails or
  *  takes longer than COUNT_TIMEOUT_MS. */
@@ -171,8 +173,9 @@ export async function reserveTokens(
   if (reservedMoney !== undefined) flushMoney();
   const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";
   let settled = false;
-  const settle = (usage?: Usage, interrupted = false) => {
-    if (settled) return;
+  let charged: number | undefined;
+  const settle = (usage?: Usage, interrupted = false): number | undefined => {
+    if (settled) return charged;
     settled = true;
     // No answer: with `interrupted` the last attempt may have been billed (it timed out,
     // and the upstream keeps the request until the call ends; its connection was lost; its
@@ -190,7 +193,9 @@ export async function reserveTokens(
       const cost = usage === undefined ? (interrupted ? reservedMoney.micros : 0) : settledCostMicros(table, usage, model, est.output, interrupted);
       local.settleMoney(tenant.id, reservedMoney.windows, reservedMoney.micros, cost);
       flushMoney();
+      charged = cost;
     }
+    return charged;
   };
   return { verdict, settle, holds: billed };
 }

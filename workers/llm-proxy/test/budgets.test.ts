@@ -9,6 +9,7 @@ import { costBoundMicros, costMicros, lookupPrice, priceTableFromJson, tokensOf,
 import type { BudgetRows } from "../src/policy/budget.ts";
 import { inventoryVars } from "../local/miniflare.ts";
 import { COUNT_TIMEOUT_MS } from "../src/policy/token-estimate.ts";
+import { UsageEventSchema } from "../../shared/usage-event.ts";
 import { frame, message, messageEvents, overloadedEvent, type Behaviour, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
@@ -135,6 +136,9 @@ describe("spend budgets per tenant", () => {
     const want = ledgerCost(json) + ledgerCost(sseUsage);
     expect(state.daily).toMatchObject({ spent: want, reserved: 0 });
     expect(state.monthly).toMatchObject({ spent: want, reserved: 0 });
+    // Each call's usage event says what the budget charged: its cost, as the ledger prices it.
+    expect(await h.eventFor(r1.headers.get("edgefleet-request-id")!)).toMatchObject({ budget_micros: ledgerCost(json) });
+    expect(await h.eventFor(r2.headers.get("edgefleet-request-id")!)).toMatchObject({ budget_micros: ledgerCost(sseUsage) });
     const next = await h.call("/v1/messages", { key, body: body(10) });
     expect(Number(next.headers.get("edgefleet-budget-daily-remaining-micros"))).toBe(50_000_000 - want - Number(next.headers.get("edgefleet-estimated-cost-micros")));
     expect(Number(next.headers.get("edgefleet-budget-monthly-remaining-micros"))).toBe(900_000_000 - want - Number(next.headers.get("edgefleet-estimated-cost-micros")));
@@ -334,25 +338,25 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
     const b = body(1000);
     const bound = costBoundMicros(haiku, b.length, 1000, false);
     let charged = 0;
-    // Each: the upstream's behaviour, the status the client gets, and the message's start.
-    // The reservation covers one billed attempt: a retry could be billed again beyond it,
-    // so the call ends, retryable by the client (its retry is a new call with its own
-    // reservation), and keeps its whole reservation.
-    const billed: [string, Behaviour, number, RegExp][] = [
+    // Each: the upstream's behaviour, the status the client gets, the message's start, and
+    // the usage event's `no_answer`. The reservation covers one billed attempt: a retry
+    // could be billed again beyond it, so the call ends, retryable by the client (its retry
+    // is a new call with its own reservation), and keeps its whole reservation.
+    const billed: [string, Behaviour, number, RegExp, string][] = [
       // Headers never come: the upstream keeps the request and may bill it.
-      ["headers that never come", { kind: "hang" }, 504, /^upstream did not answer in time; it may have been billed/],
+      ["headers that never come", { kind: "hang" }, 504, /^upstream did not answer in time; it may have been billed/, "timeout"],
       // A 200 answer cut on the way: generated whole, so billed.
-      ["a 200 JSON answer cut on the way", { kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 }, 502, /^the upstream's answer broke off before it was whole; it may have been billed/],
+      ["a 200 JSON answer cut on the way", { kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 }, 502, /^the upstream's answer broke off before it was whole; it may have been billed/, "broke_off"],
       // A stream that broke before its first event, or went silent before it.
-      ["a 200 stream cut before its first event", { kind: "sse", events: messageEvents(["x"]), resetAfter: 0 }, 502, /^the upstream's answer broke off/],
-      ["a 200 stream silent before its first event", { kind: "sse", events: messageEvents(["x"]), before: () => sleep(1500) }, 504, /^upstream did not answer in time; it may have been billed/],
+      ["a 200 stream cut before its first event", { kind: "sse", events: messageEvents(["x"]), resetAfter: 0 }, 502, /^the upstream's answer broke off/, "broke_off"],
+      ["a 200 stream silent before its first event", { kind: "sse", events: messageEvents(["x"]), before: () => sleep(1500) }, 504, /^upstream did not answer in time; it may have been billed/, "timeout"],
       // A 200 JSON answer that stalls after its first bytes.
-      ["a 200 JSON answer that stalls", { kind: "stall", body: JSON.stringify(message("slow")), bytes: 20 }, 504, /^upstream did not answer in time; it may have been billed/],
+      ["a 200 JSON answer that stalls", { kind: "stall", body: JSON.stringify(message("slow")), bytes: 20 }, 504, /^upstream did not answer in time; it may have been billed/, "timeout"],
       // The connection lost before any answer: a connect failure cannot be told from a
       // request cut while the model generated it, which Anthropic bills.
-      ["a connection lost before any answer", { kind: "reset" }, 502, /^upstream unreachable; it may have been billed/],
+      ["a connection lost before any answer", { kind: "reset" }, 502, /^upstream unreachable; it may have been billed/, "unreachable"],
     ];
-    for (const [what, behaviour, status, message_] of billed) {
+    for (const [what, behaviour, status, message_, noAnswer] of billed) {
       h.fake.reset();
       h.fake.enqueue(behaviour);
       const r = await h.call("/v1/messages", { key, body: b });
@@ -362,6 +366,13 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
       expect(sent(), what).toBe(1);
       charged += bound;
       expect((await settledState(h, id)).daily, what).toMatchObject({ spent: charged, reserved: 0 });
+      // The ledger gets the call: no usage (unknown), the requested model, and the
+      // reservation the budget kept, so its budget used matches the budget's.
+      // (An error answer carries the id as `request-id`, Anthropic's header.)
+      const e = await h.eventFor(r.headers.get("request-id")!);
+      expect(UsageEventSchema.parse(e), what).toEqual(e);
+      expect(e, what).toMatchObject({ tenant: id, status, model: HAIKU, no_answer: noAnswer, budget_micros: bound, usage: { input_tokens: 0, output_tokens: 0 } });
+      expect(e, what).not.toHaveProperty("ended");
     }
     // Error answers cannot have been billed: retried within the call and its reservation,
     // and the answer that came settles it at the ledger's cost, priced by the model the
@@ -398,6 +409,11 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
     const s = await settledState(h, id);
     expect(s.daily!.reserved).toBe(0);
     expect(s.daily!.spent).toBeGreaterThanOrEqual(1000 * haiku.output / 1_000_000);
+    // Its event is a cut stream whose budget charge (what the ledger keeps beyond the
+    // priced usage) is exactly what the budget spent.
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(e).toMatchObject({ ended: "upstream_error", budget_micros: s.daily!.spent });
+    expect(ledgerCost(e.usage as AnthropicUsage, HAIKU)).toBeLessThan(s.daily!.spent);
   });
 
   it("a tenant that reserves nothing still has its timed-out attempt retried", async () => {
@@ -407,6 +423,10 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
     const r = await h.call("/v1/messages", { key, body: body(10) });
     expect(r.status).toBe(200);
     expect(sent()).toBe(2);
+    // Its event is the answered attempt's, with no budget charge and no `no_answer`.
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(e).not.toHaveProperty("budget_micros");
+    expect(e).not.toHaveProperty("no_answer");
   });
 });
 

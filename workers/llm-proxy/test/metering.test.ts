@@ -96,7 +96,7 @@ describe("usage events (METERING on, the default)", () => {
     expect(e).not.toHaveProperty("ended");
   });
 
-  it("sends nothing for count_tokens, /v1/models, refusals, upstream errors without usage, or no upstream answer", async () => {
+  it("sends nothing for count_tokens, /v1/models, refusals or upstream errors without usage; a call with no answer is sent without usage, marked no_answer", async () => {
     const slow = await h.tenant({ name: "slow", ratePerMinute: 1, burst: 1 });
     const calls = [
       await h.call("/v1/messages/count_tokens", { key: slow.key, body: '{"model":"m","messages":[]}' }),
@@ -112,7 +112,15 @@ describe("usage events (METERING on, the default)", () => {
     // A billable call after them: once its event is in, every earlier one would be too.
     const last = await h.call("/v1/messages", { key, body: MESSAGE });
     await h.eventFor(last.headers.get("edgefleet-request-id")!);
-    expect(h.events.map((e) => e.request_id)).toEqual([last.headers.get("edgefleet-request-id")]);
+    const lost = calls[5]!.headers.get("request-id")!;
+    expect(h.events.map((e) => e.request_id).sort()).toEqual([lost, last.headers.get("edgefleet-request-id")].sort());
+    // Three lost connections, each of which the upstream may have billed: the ledger has
+    // the call, with unknown (zero) usage and the model the body asked for. This tenant has
+    // no budget, so there is no budget_micros.
+    const e = h.events.find((x) => x.request_id === lost)!;
+    expect(UsageEventSchema.parse(e)).toEqual(e);
+    expect(e).toMatchObject({ tenant, status: 502, no_answer: "unreachable", model: JSON.parse(MESSAGE).model, usage: { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } });
+    expect(e).not.toHaveProperty("budget_micros");
   });
 
   it("a stream the client abandons sends the usage seen so far, with the status it received", async () => {

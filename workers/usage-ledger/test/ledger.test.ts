@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadMeteringOrThrow } from "../../../stacks/model/metering.ts";
-import { STREAM_ENDS } from "../../shared/usage-event.ts";
+import { NO_ANSWERS, STREAM_ENDS } from "../../shared/usage-event.ts";
 import { MIGRATIONS_DIR } from "../local/miniflare.ts";
 import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
@@ -69,6 +69,8 @@ describe("usage ledger", () => {
         cost_micros: 46_350,
         unknown_model_calls: 0,
         cut_calls: 0,
+        no_answer_calls: 0,
+        held_micros: 0,
       },
     ]);
     expect(h.deadLetters).toEqual([]);
@@ -84,8 +86,11 @@ describe("usage ledger", () => {
           model: ["claude-sonnet-4-5", "claude-haiku-4-5-20251001", "claude-opus-4-8"][i % 4 === 0 ? 2 : i % 2],
           ts: now - (i % 3) * DAY - i,
           // Every reason the schema knows (i = 0, 7, ... 56 covers all four): the column's CHECK takes each.
-          ...(i % 7 === 0 ? { ended: STREAM_ENDS[i % STREAM_ENDS.length] } : {}),
-          usage: { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
+          // No answer every 11th (i = 11 ... 55; NO_ANSWERS by i % 3), with zero usage.
+          ...(i % 7 === 0 ? { ended: STREAM_ENDS[i % STREAM_ENDS.length] } : i % 11 === 0 && i > 0 ? { no_answer: NO_ANSWERS[i % 3] } : {}),
+          // A budget's charge on every 5th: above, equal to or below the priced usage.
+          ...(i % 5 === 0 ? { budget_micros: [0, 1_000, 1_000_000][i % 3] } : {}),
+          usage: i % 11 === 0 && i > 0 && i % 7 !== 0 ? { input_tokens: 0, output_tokens: 0 } : { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
         }),
       );
     }
@@ -96,7 +101,8 @@ describe("usage ledger", () => {
       .prepare(
         `SELECT day, tenant, model, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
           sum(cache_write_1h_tokens) AS cache_write_1h_tokens, sum(cache_read_tokens) AS cache_read_tokens, sum(output_tokens) AS output_tokens,
-          sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*') AS unknown_model_calls, sum(ended IS NOT NULL) AS cut_calls
+          sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*' AND no_answer IS NULL) AS unknown_model_calls, sum(ended IS NOT NULL) AS cut_calls,
+          sum(no_answer IS NOT NULL) AS no_answer_calls, sum(max(0, coalesce(budget_micros, cost_micros) - cost_micros)) AS held_micros
          FROM calls GROUP BY day, tenant, model ORDER BY day, tenant, model`,
       )
       .all();
@@ -104,6 +110,14 @@ describe("usage ledger", () => {
     expect(daily).toEqual(sums.results);
     expect(new Set(daily.map((d) => d.day)).size).toBe(3);
     expect(daily.reduce((n, d) => n + Number(d.cut_calls), 0)).toBe(9);
+    expect(daily.reduce((n, d) => n + Number(d.no_answer_calls), 0)).toBe(5);
+    expect(new Set(rows.map((r) => r.no_answer).filter((x) => x !== null))).toEqual(new Set(NO_ANSWERS));
+    // The $1 charges on priced calls (i = 5, 20, 35, 50) are held beyond their cost; the
+    // others are not (a charge below the cost holds nothing back).
+    const held = daily.reduce((n, d) => n + Number(d.held_micros), 0);
+    const byHand = rows.reduce((n, r) => n + (r.budget_micros === null ? 0 : Math.max(0, Number(r.budget_micros) - Number(r.cost_micros))), 0);
+    expect(held).toBe(byHand);
+    expect(held).toBeGreaterThan(3_000_000);
     expect(new Set(rows.map((r) => r.ended).filter((x) => x !== null))).toEqual(new Set(STREAM_ENDS));
     // A dated model id is priced and rolled up under the id the upstream reported.
     expect(rows.filter((r) => r.model === "claude-haiku-4-5-20251001").every((r) => r.priced_as === "claude-haiku-4-5")).toBe(true);
@@ -151,6 +165,34 @@ describe("usage ledger", () => {
     await h.until(async () => h.deadLetters.length, (n) => n >= 1);
     expect(h.deadLetters).toEqual([expect.objectContaining({ ended: "cancelled" })]);
     expect(await h.calls()).toHaveLength(2);
+  });
+
+  it("records a call with no answer (no cost, not an unknown model) and what a budget charged beyond the usage, once", async () => {
+    // The budget kept a timed-out call's whole reservation ($0.0613), and charged a cut
+    // stream its max_tokens beyond the output it reported; a complete call was charged its cost.
+    const lost = event({ status: 504, model: "unknown", no_answer: "timeout", budget_micros: 61_250, usage: { input_tokens: 0, output_tokens: 0 } });
+    const cut = event({ ended: "client_closed", budget_micros: 30_000, usage: { input_tokens: 1000, output_tokens: 1 } });
+    const whole = event({ budget_micros: 3_015, usage: { input_tokens: 1000, output_tokens: 1 } });
+    const noBudget = event({ status: 502, model: "unknown", no_answer: "unreachable", usage: { input_tokens: 0, output_tokens: 0 } });
+    await h.deliver([{ body: lost, id: "l" }, { body: cut, id: "c" }, { body: whole, id: "w" }, { body: noBudget, id: "n" }]);
+    await h.deliver([{ body: lost, id: "l", attempts: 2 }, { body: cut, id: "c", attempts: 2 }]);
+    const rows = await h.calls();
+    expect(rows.find((r) => r.request_id === lost.request_id)).toMatchObject({ status: 504, no_answer: "timeout", budget_micros: 61_250, cost_micros: 0, ended: null, priced_as: "*unknown*" });
+    expect(rows.find((r) => r.request_id === noBudget.request_id)).toMatchObject({ no_answer: "unreachable", budget_micros: null, cost_micros: 0 });
+    // Sonnet 4.5: 1000 x 3 + 1 x 15 = 3,015 micro-dollars.
+    expect(rows.find((r) => r.request_id === cut.request_id)).toMatchObject({ cost_micros: 3_015, budget_micros: 30_000, no_answer: null });
+    const daily = await h.daily();
+    expect(daily).toEqual([
+      expect.objectContaining({ model: "claude-sonnet-4-5", calls: 2, cost_micros: 6_030, cut_calls: 1, no_answer_calls: 0, held_micros: 30_000 - 3_015 }),
+      // No answer: counted, costs nothing by usage, and is not "priced by the unknown-model rule".
+      expect.objectContaining({ model: "unknown", calls: 2, cost_micros: 0, unknown_model_calls: 0, no_answer_calls: 2, held_micros: 61_250 }),
+    ]);
+    // What the schema refuses is dead-lettered, not recorded as a call with usage.
+    const odd = [{ ...lost, request_id: "req_odd1", usage: { input_tokens: 5, output_tokens: 0 } }, { ...lost, request_id: "req_odd2", no_answer: "lost" }, { ...lost, request_id: "req_odd3", budget_micros: -1 }];
+    const r = await h.deliver(odd.map((body, i) => ({ body, id: `o${i}` })));
+    expect(r.explicitAcks).toHaveLength(3);
+    await h.until(async () => h.deadLetters.length, (n) => n >= 3);
+    expect(await h.calls()).toHaveLength(4);
   });
 
   it("prices a model missing from the table at the table's ceiling and flags it", async () => {
@@ -328,7 +370,7 @@ describe("D1 migrations", () => {
     const h = await LedgerHarness.start({ migrate: false });
     try {
       const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort();
-      expect(files.slice(0, 2)).toEqual(["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"]);
+      expect(files.slice(0, 3)).toEqual(["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql", "0003_no_answer_and_budget_charges.sql"]);
       expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(files);
       expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual([]);
       const rows = (await h.db.prepare("SELECT name FROM d1_migrations ORDER BY id").all()).results;
@@ -361,7 +403,8 @@ describe("D1 migrations", () => {
           )
           .bind(id);
       await h.db.batch([oldInsert("r1"), oldRollup("r1")]);
-      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(["0002_cut_streams.sql"]);
+      copyFileSync(join(MIGRATIONS_DIR, "0002_cut_streams.sql"), join(only1, "0002_cut_streams.sql"));
+      expect(await applyMigrations(h.db, only1)).toEqual(["0002_cut_streams.sql"]);
       await h.db.batch([oldInsert("r2"), oldRollup("r2")]);
       expect((await h.db.prepare("SELECT request_id, ended, cost_micros FROM calls ORDER BY request_id").all()).results).toEqual([
         { request_id: "r1", ended: null, cost_micros: 105 },
@@ -372,6 +415,47 @@ describe("D1 migrations", () => {
       await expect(h.db.prepare("UPDATE calls SET ended = 'cancelled' WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
     } finally {
       rmSync(only1, { recursive: true, force: true });
+      await h.dispose();
+    }
+  });
+
+  it("0003 is additive: rows written before it keep their numbers, and a ledger of before it still writes after it", async () => {
+    const h = await LedgerHarness.start({ migrate: false });
+    const upTo2 = mkdtempSync(join(tmpdir(), "ledger-0002-"));
+    try {
+      for (const f of ["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"]) copyFileSync(join(MIGRATIONS_DIR, f), join(upTo2, f));
+      expect(await applyMigrations(h.db, upTo2)).toEqual(["0001_calls_and_daily_usage.sql", "0002_cut_streams.sql"]);
+      // The statements of the ledger before 0003 (with `ended`, without no_answer and budget_micros).
+      const oldInsert = (id: string) =>
+        h.db
+          .prepare(
+            `INSERT INTO calls (request_id, ts, day, tenant, model, status, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at, ended)
+             VALUES (?1, 0, '2026-11-27', 'acme', 'claude-sonnet-4-5', 200, 10, 0, 0, 0, 5, 105, 'claude-sonnet-4-5', '2026-11-27', ?1, 0, 'client_closed')`,
+          )
+          .bind(id);
+      const oldRollup = (id: string) =>
+        h.db
+          .prepare(
+            `INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls)
+             SELECT day, tenant, model, 1, input_tokens, 0, 0, 0, output_tokens, cost_micros, 0, ended IS NOT NULL FROM calls WHERE request_id = ?1
+             ON CONFLICT (day, tenant, model) DO UPDATE SET calls = calls + 1, cost_micros = cost_micros + excluded.cost_micros, cut_calls = cut_calls + excluded.cut_calls`,
+          )
+          .bind(id);
+      await h.db.batch([oldInsert("r1"), oldRollup("r1")]);
+      expect(await applyMigrations(h.db, MIGRATIONS_DIR)).toEqual(["0003_no_answer_and_budget_charges.sql"]);
+      await h.db.batch([oldInsert("r2"), oldRollup("r2")]);
+      expect((await h.db.prepare("SELECT request_id, ended, no_answer, budget_micros, cost_micros FROM calls ORDER BY request_id").all()).results).toEqual([
+        { request_id: "r1", ended: "client_closed", no_answer: null, budget_micros: null, cost_micros: 105 },
+        { request_id: "r2", ended: "client_closed", no_answer: null, budget_micros: null, cost_micros: 105 },
+      ]);
+      expect((await h.db.prepare("SELECT calls, cost_micros, cut_calls, no_answer_calls, held_micros FROM usage_daily").all()).results).toEqual([
+        { calls: 2, cost_micros: 210, cut_calls: 2, no_answer_calls: 0, held_micros: 0 },
+      ]);
+      // The columns refuse what the schema does not take.
+      await expect(h.db.prepare("UPDATE calls SET no_answer = 'lost' WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
+      await expect(h.db.prepare("UPDATE calls SET budget_micros = -1 WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
+    } finally {
+      rmSync(upTo2, { recursive: true, force: true });
       await h.dispose();
     }
   });

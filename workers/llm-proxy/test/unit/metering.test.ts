@@ -3,10 +3,10 @@
 // keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_TOKENS_PER_CALL, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
+import { MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
 import { archiveKey, Staged } from "../../src/archive.ts";
-import { billable, MAX_TOKENS, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
+import { billable, MAX_TOKENS, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
 import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
 import { frame, message, messageEvents } from "../wire.ts";
 
@@ -36,11 +36,43 @@ describe("the usage event", () => {
     const u = { ...emptyUsage(), model: "claude-opus-4-5", inputTokens: 40, outputTokens: 1 };
     expect(usageEvent(call, u)).not.toHaveProperty("ended");
     for (const why of STREAM_ENDS) {
-      const e = usageEvent(call, u, why);
+      const e = usageEvent(call, u, { ended: why });
       expect(e.ended).toBe(why);
       expect(UsageEventSchema.parse(e)).toEqual(e);
     }
     expect(UsageEventSchema.safeParse({ ...usageEvent(call, u), ended: "done" }).success).toBe(false);
+  });
+
+  it("says a call got no answer (zero usage, no_answer) and what its budget charged, in a shape only the ledger's schema takes together", () => {
+    const none = { ...emptyUsage(), model: "claude-opus-4-5" };
+    for (const why of NO_ANSWERS) {
+      const e = usageEvent({ ...call, status: why === "timeout" ? 504 : 502 }, none, { noAnswer: why, budgetMicros: 61_250 });
+      expect(e).toMatchObject({ no_answer: why, budget_micros: 61_250, model: "claude-opus-4-5", usage: { input_tokens: 0, output_tokens: 0 } });
+      expect(UsageEventSchema.parse(e)).toEqual(e);
+    }
+    // Without a budget (or with nothing to say) neither key is there.
+    const plain = usageEvent(call, { ...none, inputTokens: 3 });
+    expect(plain).not.toHaveProperty("budget_micros");
+    expect(plain).not.toHaveProperty("no_answer");
+    expect(usageEvent(call, { ...none, inputTokens: 3 }, { budgetMicros: 0 }).budget_micros).toBe(0);
+    // A charge that is not a whole, safe, non-negative number is left out, never sent broken.
+    for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) expect(usageEvent(call, { ...none, inputTokens: 3 }, { budgetMicros: bad })).not.toHaveProperty("budget_micros");
+    // The schema: a call with no answer reports no tokens, and was no cut stream.
+    const e = usageEvent(call, none, { noAnswer: "timeout" });
+    expect(UsageEventSchema.safeParse({ ...e, usage: { ...e.usage, input_tokens: 5 } }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, usage: { ...e.usage, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 1 } } }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, ended: "client_closed" }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, no_answer: "lost" }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, budget_micros: -1 }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, budget_micros: 0.5 }).success).toBe(false);
+  });
+
+  it("takes a call with no answer's model from its request body, else 'unknown'", () => {
+    const enc = (s: string) => new TextEncoder().encode(s).buffer as ArrayBuffer;
+    expect(requestedModel(enc(JSON.stringify({ model: "claude-haiku-4-5", max_tokens: 5, messages: [] })))).toBe("claude-haiku-4-5");
+    for (const body of [undefined, enc("not json"), enc("null"), enc("[]"), enc('{"model": 5}'), enc('{"model": "claude@3"}'), enc(JSON.stringify({ model: "a".repeat(200) }))]) {
+      expect(requestedModel(body)).toBe(UNKNOWN_MODEL);
+    }
   });
 
   it("leaves the split out when the upstream sent none (the ledger then prices writes at the 1-hour rate)", () => {
