@@ -223,7 +223,20 @@ it("a call through the proxy becomes a D1 row, a rollup, an archived body and a 
   out = "";
   expect(await runArchive(["get", ids[1]!, "--tenant", tenant, "--persist", proxyState, "--json"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
   expect(JSON.parse(out)).toMatchObject({ requestId: ids[1], day: today, response: { body: sseText, status: 200, contentType: "text/event-stream; charset=utf-8" } });
+  // Without --tenant: the same run's usage ledger says whose call it is and when it ended,
+  // for a call with an answer and for the lost one (its request only: no answer came).
+  out = "";
+  expect(await runArchive(["get", ids[0]!, "--persist", proxyState, "--ledger-persist", ledgerDir, "--part", "request"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
+  expect(out).toBe(body);
+  out = "";
+  expect(await runArchive(["get", ids[3]!, "--persist", proxyState, "--ledger-persist", ledgerDir, "--json"], archiveIo)).toBe(ARCHIVE_EXIT.ok);
+  const lostJson = JSON.parse(out) as Record<string, unknown>;
+  expect(lostJson).toMatchObject({ tenant, day: today, requestId: ids[3], request: { body: lostBody } });
+  expect(lostJson).not.toHaveProperty("response");
   expect(err).toBe("");
+  // An id the ledger does not have: exit 3, and the way out (--tenant) named.
+  expect(await runArchive(["get", "req_ef_" + "0".repeat(32), "--persist", proxyState, "--ledger-persist", ledgerDir, "--json"], archiveIo)).toBe(ARCHIVE_EXIT.notFound);
+  expect(err).toMatch(/has no call req_ef_0{32}: .*give --tenant/);
 });
 
 it("the local pipeline (proxy and ledger in workerd) starts from any working directory", async () => {

@@ -8,7 +8,11 @@ import { archiveKey } from "../../../workers/shared/archive-key.ts";
 import { FakeR2ObjectsApi } from "../../../test/fakes/cloudflare-r2-objects-api.ts";
 import { ARCHIVE_EXIT, daysToSearch, runArchive } from "./cli.ts";
 import { archiveBucketName } from "./local.ts";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
+import { oneApiHost } from "../../../test/support/api-host.ts";
+import { MIGRATIONS_DIR } from "../../../workers/usage-ledger/local/miniflare.ts";
+import { splitStatements } from "../../../workers/usage-ledger/local/migrations.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -183,5 +187,72 @@ describe("npm run archive --remote: buckets and objects the proxy did not write 
     const r = await run(["get", rid(5), "--remote", "--tenant", "t_a", "--part", "request", "--out", "req.json"], env);
     expect(r.code).toBe(ARCHIVE_EXIT.ok);
     expect(readFileSync(join(dir, "req.json"), "utf8")).toBe('{"model":"m","max_tokens":10,"n":5}');
+  });
+});
+
+describe("npm run archive --remote get without --tenant: the usage ledger (D1) says whose call it is", () => {
+  const d1 = new FakeD1Api({ token: TOKEN, accountId: ACCOUNT });
+  // One API host, as api.cloudflare.com is one: D1 paths to the D1 fake, the rest to R2's.
+  const api = oneApiHost([
+    { when: (p) => p.includes("/d1/database/"), origin: () => d1.url },
+    { when: () => true, origin: () => fake.baseURL.replace(/\/client\/v4$/, "") },
+  ]);
+  const env = () => ({ CLOUDFLARE_API_TOKEN: TOKEN, CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_BASE_URL: `${api.url}/client/v4`, EDGEFLEET_USAGE_DATABASE_ID: "ledger-db" });
+  const row = (n: number, tenant: string, endedAt: string) =>
+    ledger.prepare("INSERT INTO calls (request_id, ts, day, tenant, model, status, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, priced_as, price_as_of, ingest_id, ingested_at) VALUES (?, ?, ?, ?, 'm', 200, 1, 0, 0, 0, 1, 6, 'm', '2026-11-01', 'i', 0)").run(rid(n), Date.parse(endedAt), endedAt.slice(0, 10), tenant);
+  let ledger: ReturnType<FakeD1Api["addDatabase"]>;
+
+  beforeAll(async () => {
+    await d1.start();
+    await api.start();
+    ledger = d1.addDatabase("ledger-db");
+    for (const f of readdirSync(MIGRATIONS_DIR).filter((x) => x.endsWith(".sql")).sort()) for (const st of splitStatements(readFileSync(join(MIGRATIONS_DIR, f), "utf8"))) ledger.exec(st);
+    // t_a's call 100 started and ended on the 28th; t_b's call 400 started before midnight
+    // and ended after it (archived under the 27th, in the ledger under the 28th); call 500
+    // is in the ledger but its tenant never archived it.
+    row(100, "t_a", "2026-11-28T09:00:05Z");
+    put("t_b", "2026-11-27T23:59:58Z", 400);
+    row(400, "t_b", "2026-11-28T00:00:40Z");
+    row(500, "t_c", "2026-11-28T08:00:00Z");
+  });
+  afterAll(async () => {
+    await api.stop();
+    await d1.stop();
+  });
+
+  it("finds the tenant and day in the ledger, the day before too, and gets the body", async () => {
+    const a = await run(["get", rid(100), "--remote", "--part", "response"], env());
+    expect(a.err).toBe("");
+    expect(a.code).toBe(ARCHIVE_EXIT.ok);
+    expect(a.out).toBe("event: message_start\n\n");
+    const b = await run(["get", rid(400), "--remote", "--json"], env());
+    expect(b.code).toBe(ARCHIVE_EXIT.ok);
+    expect(JSON.parse(b.out)).toMatchObject({ tenant: "t_b", day: "2026-11-27", requestId: rid(400) });
+    // The ledger was asked with the id as a bound parameter, never spliced into the SQL.
+    expect(d1.requests.at(-1)?.body).toMatchObject({ sql: "SELECT tenant, ts FROM calls WHERE request_id = ?", params: [rid(400)] });
+  });
+
+  it("not in the ledger, or in it and not archived: exit 3 saying why and what to do", async () => {
+    const missing = await run(["get", rid(999), "--remote", "--part", "request"], env());
+    expect(missing.code).toBe(ARCHIVE_EXIT.notFound);
+    expect(missing.err).toMatch(/the usage ledger \(D1 database ledger-db .*\) has no call req_ef_0+3e7: .*give --tenant/);
+    const notArchived = await run(["get", rid(500), "--remote", "--part", "request"], env());
+    expect(notArchived.code).toBe(ARCHIVE_EXIT.notFound);
+    expect(notArchived.err).toMatch(/no archived call req_ef_0+1f4 of tenant t_c on 2026-11-27 or 2026-11-28 \(the ledger's row of the call\)/);
+  });
+
+  it("without --tenant, --remote needs the ledger's database (exit 2, nothing asked); a ledger that cannot be read is exit 1", async () => {
+    const before = d1.requests.length;
+    const { EDGEFLEET_USAGE_DATABASE_ID: _, ...noDb } = env();
+    const r = await run(["get", rid(100), "--remote", "--part", "request"], noDb);
+    expect(r.code).toBe(ARCHIVE_EXIT.usage);
+    expect(r.err).toMatch(/--database-id or EDGEFLEET_USAGE_DATABASE_ID/);
+    expect(d1.requests.length).toBe(before);
+    const unknown = await run(["get", rid(100), "--remote", "--part", "request", "--database-id", "nope"], env());
+    expect(unknown.code).toBe(ARCHIVE_EXIT.failed);
+    expect(unknown.err).toMatch(/cannot read D1 database nope/);
+    expect(unknown.err + unknown.out).not.toContain(TOKEN);
+    // list still needs --tenant.
+    expect((await run(["list", "--remote"], env())).code).toBe(ARCHIVE_EXIT.usage);
   });
 });

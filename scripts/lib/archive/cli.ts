@@ -2,10 +2,12 @@
 // archive"), from the local state of `npm run dev:proxy` (--local, the default) or the
 // deployed R2 bucket through the Cloudflare API (--remote).
 //   list --tenant T [--day D | --days N]     the tenant's archived calls, newest day first
-//   get <request-id> --tenant T [--day D]    one call's bodies: --part request|response to
+//   get <request-id> [--tenant T] [--day D]  one call's bodies: --part request|response to
 //                                            standard output or --out FILE, or --json both
 // A call is found under the UTC day it started; without --day, `get` looks back --days
-// days from today (one list request a day).
+// days from today (one list request a day). Without --tenant, `get` asks the usage ledger
+// (its `calls` row: the tenant, and when the call ended) and looks on that day and the one
+// before (a call is archived under the day it started).
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -15,6 +17,9 @@ import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
 import { JURISDICTIONS, openRemoteArchive, type Jurisdiction } from "./remote.ts";
+import { DEFAULT_PERSIST as LEDGER_PERSIST, NoLedgerError, openLocalSource } from "../usage/local.ts";
+import { openRemoteSource } from "../usage/remote.ts";
+import type { UsageSource } from "../usage/report.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
 
 export const ARCHIVE_EXIT = {
@@ -61,7 +66,8 @@ interface Common {
   local?: boolean;
   remote?: boolean;
   persist: string;
-  tenant: string;
+  /** Required by `list`; `get` without it asks the usage ledger. */
+  tenant?: string;
   day?: string;
   days: number;
   json?: boolean;
@@ -71,22 +77,60 @@ interface Common {
   apiBase?: string;
 }
 
+interface GetOptions {
+  part?: Part;
+  out?: string;
+  /** The usage ledger, to find the tenant when --tenant is not given. */
+  ledgerPersist: string;
+  databaseId?: string;
+}
+
+/** --remote's credentials, or a UsageError naming what is missing (`ledger`: also the
+ *  ledger's database, for a `get` without --tenant). */
+function remoteCredentials(o: Common & Partial<GetOptions>, io: Io, ledger: boolean): { apiToken: string; accountId: string; databaseId?: string } {
+  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
+  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
+  const databaseId = o.databaseId ?? io.env.EDGEFLEET_USAGE_DATABASE_ID;
+  const missing = [
+    apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag; R2 read${ledger ? " and D1 read" : ""} permission)`,
+    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
+    !ledger || databaseId ? undefined : "without --tenant, the usage ledger to find it in: --database-id or EDGEFLEET_USAGE_DATABASE_ID (the edgefleet-usage D1 database's uuid)",
+  ].filter((m) => m !== undefined);
+  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
+  return { apiToken: apiToken!, accountId: accountId!, ...(ledger ? { databaseId: databaseId! } : {}) };
+}
+
 function openSource(o: Common, io: Io): Promise<ArchiveSource> {
   if (o.local && o.remote) throw new UsageError("choose one: --local or --remote");
   if (!o.remote) return openLocalArchive(io.root, o.persist);
-  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
-  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
-  const missing = [
-    apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag; R2 read permission)",
-    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-  ].filter((m) => m !== undefined);
-  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
+  const { apiToken, accountId } = remoteCredentials(o, io, false);
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
   return Promise.resolve(
-    openRemoteArchive({ apiToken: apiToken!, accountId: accountId!, bucket: o.bucket ?? archiveBucketName(), ...(o.jurisdiction ? { jurisdiction: o.jurisdiction } : {}), ...(baseURL ? { baseURL } : {}) }),
+    openRemoteArchive({ apiToken, accountId, bucket: o.bucket ?? archiveBucketName(), ...(o.jurisdiction ? { jurisdiction: o.jurisdiction } : {}), ...(baseURL ? { baseURL } : {}) }),
   );
 }
 
+
+/** The usage ledger `get` asks for a call's tenant: local state or the deployed D1. */
+function openLedger(o: Common & GetOptions, io: Io): Promise<UsageSource> {
+  if (!o.remote) return openLocalSource(resolve(io.root, o.ledgerPersist));
+  const { apiToken, accountId, databaseId } = remoteCredentials(o, io, true);
+  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  return Promise.resolve(openRemoteSource({ apiToken, accountId, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) }));
+}
+
+/** Where the ledger says a call is: its tenant, and the days to look in (the UTC day it
+ *  ended, then the day before: it is archived under the day it started). undefined: the
+ *  ledger has no row for it. */
+export async function callInLedger(ledger: UsageSource, requestId: string): Promise<{ tenant: string; days: string[] } | undefined> {
+  const rows = (await ledger.query("SELECT tenant, ts FROM calls WHERE request_id = ?", [requestId])) as { tenant?: unknown; ts?: unknown }[];
+  const row = rows[0];
+  if (row === undefined) return undefined;
+  if (typeof row.tenant !== "string" || !ID.test(row.tenant) || typeof row.ts !== "number" || !Number.isFinite(row.ts)) throw new Error(`the ledger's row for ${requestId} has no usable tenant and ts`);
+  const ended = new Date(row.ts).toISOString().slice(0, 10);
+  const before = new Date(row.ts - DAY_MS).toISOString().slice(0, 10);
+  return { tenant: row.tenant, days: [ended, before] };
+}
 
 /** One archived body, as the proxy described it in the object's custom metadata. */
 export interface PartSummary {
@@ -167,12 +211,13 @@ function outPath(file: string, env: NodeJS.ProcessEnv): string {
   return path;
 }
 
-function commonOptions(c: Command): Command {
-  return c
-    .option("--local", "read the local archive of `npm run dev:proxy` (the default)")
+function commonOptions(c: Command, tenant: "required" | "or ledger"): Command {
+  c.option("--local", "read the local archive of `npm run dev:proxy` (the default)")
     .option("--remote", "read the deployed R2 bucket through the Cloudflare API")
-    .option("--persist <dir>", "the proxy's local state folder (dev:proxy --persist)", DEFAULT_PERSIST)
-    .requiredOption("--tenant <id>", "the tenant (npm run tenants -- list)", tenantArg)
+    .option("--persist <dir>", "the proxy's local state folder (dev:proxy --persist)", DEFAULT_PERSIST);
+  if (tenant === "required") c.requiredOption("--tenant <id>", "the tenant (npm run tenants -- list)", tenantArg);
+  else c.option("--tenant <id>", "the tenant (npm run tenants -- list); without it, the usage ledger's row of the call says", tenantArg);
+  return c
     .option("--day <day>", "the UTC day the call started, YYYY-MM-DD", dayArg)
     .option("--days <n>", `without --day: the last n UTC days, newest first (at most ${MAX_DAYS})`, daysOption, 7)
     .option("--json", "print JSON")
@@ -184,6 +229,9 @@ function commonOptions(c: Command): Command {
 
 const HELP_AFTER =
   "\nThe token is read from CLOUDFLARE_API_TOKEN only (R2 read). A call is archived under the UTC day it started.\n" +
+  "`get` without --tenant finds the call's tenant and day in the usage ledger (--ledger-persist, or --remote with\n" +
+  "--database-id: D1 read too); the ledger has the calls that reported usage or got no answer, not refusals or error\n" +
+  "answers, and not calls older than its call_retention_days: for those, give --tenant.\n" +
   "--remote makes one list request per day (more for a day of over 1,000 objects), paced at 1,000 per 5 minutes.\n" +
   "To pipe a body, use `npm run -s archive` (npm's banner goes to standard output) or --out.\n" +
   "Bodies are kept up to ARCHIVE_MAX_BYTES each: `(cut)` shows stored/total bytes. A stream the client left or the\n" +
@@ -191,21 +239,53 @@ const HELP_AFTER =
   "Exit codes: 0 ok, 1 the archive could not be read or --out not written, 2 bad command line or missing\n" +
   "credentials, 3 (get) no archived call with that request id in the days searched.\n";
 
-type Run = { kind: "list"; o: Common } | { kind: "get"; o: Common & { part?: Part; out?: string }; requestId: string };
+type Run = { kind: "list"; o: Common & { tenant: string } } | { kind: "get"; o: Common & GetOptions; requestId: string };
+
+function warnDays(o: Common, days: string[], io: Io): void {
+  if (o.remote && days.length > 31) io.err(`archive: looking at ${days.length} days: at least ${days.length} API requests, paced at 1,000 per 5 minutes\n`);
+}
+
+/** The call's tenant and days from the usage ledger, or the exit code when it cannot say. */
+async function findInLedger(o: Common & GetOptions, requestId: string, io: Io): Promise<{ tenant: string; days: string[] } | number> {
+  let ledger: UsageSource;
+  try {
+    ledger = await openLedger(o, io);
+  } catch (e) {
+    io.err(`archive: without --tenant the usage ledger says whose call it is, and it cannot be read: ${e instanceof NoLedgerError ? e.message : describe(e)} (or give --tenant)\n`);
+    return ARCHIVE_EXIT.failed;
+  }
+  try {
+    const at = await callInLedger(ledger, requestId);
+    if (at === undefined) {
+      io.err(
+        `archive: the usage ledger (${ledger.where}) has no call ${requestId}: it keeps the calls that reported usage or got no answer, not refusals or error answers, and not calls older than its call_retention_days; give --tenant (and --day or --days) to look in the archive directly\n`,
+      );
+      return ARCHIVE_EXIT.notFound;
+    }
+    return at;
+  } catch (e) {
+    io.err(`archive: cannot read ${ledger.where}: ${describe(e)}\n`);
+    return ARCHIVE_EXIT.failed;
+  } finally {
+    await ledger.close();
+  }
+}
 
 export async function runArchive(argv: string[], io: Io, now = new Date()): Promise<number> {
   let run: Run | undefined;
   const program = newCommand("archive", io).description("Read what the LLM proxy archived for a tenant (request and response bodies in R2).").addHelpText("after", HELP_AFTER);
-  commonOptions(program.command("list").description("the tenant's archived calls: request id, sizes, status, newest day first"))
+  commonOptions(program.command("list").description("the tenant's archived calls: request id, sizes, status, newest day first"), "required")
     .helpOption("-h, --help", "show this help")
-    .action((o: Common) => {
+    .action((o: Common & { tenant: string }) => {
       run = { kind: "list", o };
     });
-  commonOptions(program.command("get").description("one call's bodies").argument("<request-id>", "the call's edgefleet-request-id (req_ef_...)"))
+  commonOptions(program.command("get").description("one call's bodies").argument("<request-id>", "the call's edgefleet-request-id (req_ef_...)"), "or ledger")
     .helpOption("-h, --help", "show this help")
     .addOption(new Option("--part <part>", "which body to print as it was stored").choices([...PARTS]).conflicts("json"))
     .option("--out <file>", "write the body (or the JSON) to this file instead of standard output")
-    .action((requestId: string, o: Common & { part?: Part; out?: string }) => {
+    .option("--ledger-persist <dir>", "without --tenant: the usage ledger's local state folder", LEDGER_PERSIST)
+    .option("--database-id <uuid>", "without --tenant, with --remote: the usage ledger's D1 database (or EDGEFLEET_USAGE_DATABASE_ID)")
+    .action((requestId: string, o: Common & GetOptions) => {
       run = { kind: "get", o, requestId };
     });
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err }).allowExcessArguments(false);
@@ -223,6 +303,7 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       if (!REQUEST_ID.test(r.requestId)) throw new UsageError(`'${r.requestId}' is not a request id of the proxy (req_ef_ and 32 hex digits: the edgefleet-request-id header)`);
       if (r.o.part === undefined && !r.o.json) throw new UsageError("say which body: --part request or --part response (or --json for both)");
       if (r.o.out !== undefined) out = outPath(r.o.out, io.env);
+      if (r.o.tenant === undefined && r.o.remote) remoteCredentials(r.o, io, true);
     }
     source = await openSource(r.o, io);
   } catch (e) {
@@ -234,22 +315,34 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
     return ARCHIVE_EXIT.failed;
   }
   try {
-    const days = daysToSearch(r.o, now);
-    if (r.o.remote && days.length > 31) io.err(`archive: looking at ${days.length} days: at least ${days.length} API requests, paced at 1,000 per 5 minutes\n`);
     if (r.kind === "list") {
+      const days = daysToSearch(r.o, now);
+      warnDays(r.o, days, io);
       const calls: ArchivedCall[] = [];
       for (const day of days) calls.push(...groupCalls(await source.list(archivePrefix(r.o.tenant, day))));
       io.out(r.o.json ? JSON.stringify({ source: source.where, tenant: r.o.tenant, days: { from: days[days.length - 1], to: days[0] }, calls }, null, 2) + "\n" : renderCalls(calls));
       return ARCHIVE_EXIT.ok;
     }
+    // Without --tenant: the ledger says whose call it is and when it ended.
+    let tenant = r.o.tenant;
+    let days: string[];
+    if (tenant === undefined) {
+      const where = await findInLedger(r.o, r.requestId, io);
+      if (typeof where === "number") return where;
+      tenant = where.tenant;
+      days = r.o.day !== undefined ? [r.o.day] : where.days;
+    } else {
+      days = daysToSearch(r.o, now);
+      warnDays(r.o, days, io);
+    }
     let found: ArchivedCall | undefined;
     for (const day of days) {
-      found = groupCalls(await source.list(archivePrefix(r.o.tenant, day, r.requestId)))[0];
+      found = groupCalls(await source.list(archivePrefix(tenant, day, r.requestId)))[0];
       if (found !== undefined) break;
     }
     if (found === undefined) {
-      const span = days.length === 1 ? `on ${days[0]}` : `from ${days[days.length - 1]} to ${days[0]}`;
-      io.err(`archive: no archived call ${r.requestId} of tenant ${r.o.tenant} ${span} in ${source.where} (a call is filed under the UTC day it started; try --day or --days)\n`);
+      const span = days.length === 1 ? `on ${days[0]}` : days.length === 2 && r.o.tenant === undefined ? `on ${days[1]} or ${days[0]} (the ledger's row of the call)` : `from ${days[days.length - 1]} to ${days[0]}`;
+      io.err(`archive: no archived call ${r.requestId} of tenant ${tenant} ${span} in ${source.where} (a call is filed under the UTC day it started; try --day or --days; a tenant that did not opt in has no archive)\n`);
       return ARCHIVE_EXIT.notFound;
     }
     const key = (part: Part) => `${archivePrefix(found!.tenant, found!.day, found!.requestId)}${part}`;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
 import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
-import { LoopbackServer } from "../../../test/support/loopback.ts";
+import { oneApiHost } from "../../../test/support/api-host.ts";
 import { kvKeyFor } from "../../../workers/llm-proxy/src/tenant-record.ts";
 import { openLocalStore } from "../tenants/local.ts";
 import { MIGRATIONS_DIR, startLocalLedger, WORKER_NAME } from "../../../workers/usage-ledger/local/miniflare.ts";
@@ -208,14 +208,10 @@ describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
   const kvFake = new FakeCloudflare(token, "acct1", NS);
   // One base URL for the SDK, as api.cloudflare.com is one host: D1 paths go to the D1
   // fake, KV paths to the KV fake.
-  const api = new LoopbackServer(async (req, body, res) => {
-    const target = (req.url ?? "").includes("/storage/kv/") ? kvFake.url.replace(/\/client\/v4$/, "") : fake.url;
-    const headers: Record<string, string> = {};
-    for (const h of ["authorization", "content-type"]) if (typeof req.headers[h] === "string") headers[h] = req.headers[h];
-    const answer = await fetch(`${target}${req.url}`, { method: req.method, headers, ...(body.length > 0 ? { body } : {}) });
-    res.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" });
-    res.end(Buffer.from(await answer.arrayBuffer()));
-  });
+  const api = oneApiHost([
+    { when: (p) => p.includes("/storage/kv/"), origin: () => kvFake.url.replace(/\/client\/v4$/, "") },
+    { when: () => true, origin: () => fake.url },
+  ]);
   const env = () => ({ CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ACCOUNT_ID: "acct1", EDGEFLEET_USAGE_DATABASE_ID: "db-uuid", EDGEFLEET_TENANTS_NAMESPACE_ID: NS, CLOUDFLARE_API_BASE_URL: `${api.url}/client/v4` });
 
   beforeAll(async () => {
