@@ -21,6 +21,7 @@
 // issue 14's targets, and writes bench/results/proxy.json.
 import { Command } from "commander";
 import type { WorkerOptions } from "miniflare";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname } from "node:path";
@@ -149,6 +150,20 @@ export interface BenchRow extends LoadResult {
   cpuUsPerCall: number | undefined;
 }
 
+/** --pin: workerd on the last CPU, this process (the load and the fake upstream) on the
+ *  others, so the two never share a CPU and the scheduler never moves them (taskset -a:
+ *  every thread). Fails loudly: a run that asked to be pinned and is not would mislead. */
+function pin(workerd: string | undefined): void {
+  const n = cpus().length;
+  if (workerd === undefined || n < 2) throw new Error(`--pin: needs the workerd pid and 2+ CPUs (pid ${workerd ?? "unknown"}, ${n} CPUs)`);
+  const last = String(n - 1);
+  const rest = n === 2 ? "0" : `0-${n - 2}`;
+  for (const [pid, list] of [[workerd, last], [String(process.pid), rest]] as const) {
+    const r = spawnSync("taskset", ["-a", "-p", "-c", list, pid], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`--pin: taskset -a -p -c ${list} ${pid} failed: ${r.stderr || r.error?.message}`);
+  }
+}
+
 export async function runBench(argv: string[]): Promise<number> {
   const program = new Command("bench:proxy")
     .description("Benchmark the LLM proxy against a minimal pass-through Worker and the upstream (all on loopback)")
@@ -158,9 +173,10 @@ export async function runBench(argv: string[]): Promise<number> {
     .option("--lead-in <s>", "unrecorded seconds of each slice's load before it is recorded", "0.25")
     .option("--runs <n>", "fresh workerd processes, one after the other; the verdicts judge their pooled samples", "1")
     .option("--out <file>", "where to write the JSON results", "bench/results/proxy.json")
+    .option("--pin", "pin workerd (all its threads) to the last CPU and this process (load and fake upstream) to the others, with taskset (Linux, 2+ CPUs)")
     .option("--json", "print the results as JSON instead of a table");
   program.parse(argv, { from: "user" });
-  const o = program.opts<{ seconds: string; warmup: string; leadIn: string; concurrency: string; runs: string; out: string; json?: boolean }>();
+  const o = program.opts<{ seconds: string; warmup: string; leadIn: string; concurrency: string; runs: string; out: string; pin?: boolean; json?: boolean }>();
   const bad = (["seconds", "warmup", "leadIn", "concurrency", "runs"] as const).filter((k) => !Number.isFinite(Number(o[k])));
   if (bad.length > 0) {
     process.stderr.write(`bench:proxy: ${bad.map((k) => `--${k === "leadIn" ? "lead-in" : k}: not a number: ${o[k]}`).join("; ")}\n`);
@@ -241,6 +257,7 @@ export async function runBench(argv: string[]): Promise<number> {
           extraWorkers: [QUEUE_SINK, QUEUE_ENDPOINT, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
         }),
       );
+      if (o.pin) pin(pid);
       try {
         const key = await benchTenant(proxy.mf);
         // Complete answers through the Queue stand-in, warm-up included (checked below).
@@ -305,7 +322,7 @@ export async function runBench(argv: string[]): Promise<number> {
   const result = {
     command: `npm run bench:proxy -- ${argv.join(" ")}`.trim(),
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "", loadavg: loadavg(), node: process.version, note: "shared machine unless stated otherwise" },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "", loadavg: loadavg(), node: process.version, pinned: o.pin === true, note: "shared machine unless stated otherwise" },
     settings: { seconds, warmup, leadIn, concurrency, runs },
     rows,
     targets: TARGETS,
