@@ -33,7 +33,18 @@ export function fromDesired(state: DesiredState): PlainResource[] {
   // Inputs without references are passed as they are (policies only read them).
   return state.resources.map((r) =>
     hasRef(r.inputs)
-      ? { type: r.type, name: r.name, parent: r.parent, props: props(r.inputs) as Record<string, unknown>, unknowns: unknownsOf(r.inputs as Record<string, InputValue>) }
+      ? { type: r.type, name: r.name, parent: r.parent, props: props(r.inputs) as Record<string, unknown>, unknowns: unknownsOf(r.inputs as Record<string, InputValue>), ...refsOf(r.inputs as Record<string, InputValue>) }
       : { type: r.type, name: r.name, parent: r.parent, props: r.inputs as Record<string, unknown> },
   );
+}
+
+/** The top-level inputs that are a reference, with the referenced resource's name (the
+ *  engine's propertyDependencies of those inputs). */
+function refsOf(inputs: Record<string, InputValue>): Pick<PlainResource, "refs"> {
+  const refs: Record<string, string> = {};
+  for (const k in inputs) {
+    const v = inputs[k]!;
+    if (isRef(v)) refs[k] = v.$ref;
+  }
+  return Object.keys(refs).length > 0 ? { refs } : {};
 }

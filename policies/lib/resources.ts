@@ -35,6 +35,10 @@ export interface PlainResource {
   /** Where its inputs unknown in a preview are (fromDesired): reading one throws, as in
    *  the policy server. Absent: every input is known. */
   unknowns?: "top" | "nested";
+  /** Its top-level inputs that reference another resource's output, with that resource's
+   *  name (fromDesired): the engine's propertyDependencies, so a policy can follow a
+   *  reference that is unknown in a preview (a consumer's queueId to its Queue). */
+  refs?: Record<string, string>;
 }
 
 export interface Violation {
@@ -109,7 +113,23 @@ export function resourceArgs(r: PlainResource): ResourceValidationArgs {
 
 export function stackArgs(resources: PlainResource[]): StackValidationArgs {
   const parents = new Map<string, PolicyResource>();
-  return { resources: resources.map((r) => policyResource(r, parents)), stackTags: NO_TAGS, getConfig, notApplicable };
+  const out = resources.map((r) => policyResource(r, parents));
+  // propertyDependencies, as the engine gives them: each referenced resource, by name.
+  const withRefs = resources.flatMap((r, i) => (r.refs === undefined ? [] : [i]));
+  if (withRefs.length > 0) {
+    const byName = new Map(out.map((r) => [r.name, r]));
+    for (const i of withRefs) {
+      const deps: Record<string, PolicyResource[]> = {};
+      for (const [prop, name] of Object.entries(resources[i]!.refs!)) {
+        const target = byName.get(name);
+        if (target !== undefined) deps[prop] = [target];
+      }
+      // Each PolicyResource here is this call's own object (policyResource builds it).
+      out[i]!.propertyDependencies = deps;
+      out[i]!.dependencies = Object.values(deps).flat();
+    }
+  }
+  return { resources: out, stackTags: NO_TAGS, getConfig, notApplicable };
 }
 
 /** A report function that collects violations for one policy. */

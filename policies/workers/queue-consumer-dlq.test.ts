@@ -24,8 +24,11 @@ describe("queue-consumer-has-dlq", () => {
     expect(() => ledger.props.queueId).not.toThrow();
     const second = { ...ledger, name: "other/consumer/edgefleet-usage", props: { ...ledger.props, scriptName: "other", deadLetterQueue: undefined } };
     const v = await runPolicies([...compliantMetering(), second], [queueConsumerDlq]);
+    // Its queue is known through its queueId dependency even so: two Worker consumers of it.
     expect(v.map((x) => x.message)).toEqual([
+      "ledger/consumer/edgefleet-usage (script ledger): its queue has another Worker consumer (other/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
       "other/consumer/edgefleet-usage (script other): no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)",
+      "other/consumer/edgefleet-usage (script other): its queue has another Worker consumer (ledger/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
     ]);
   });
   it("flags a consumer without a dead-letter queue", async () => {
@@ -60,19 +63,28 @@ describe("queue-consumer-has-dlq", () => {
 
   it("holds a pull consumer that has a DLQ to the Worker rule: the DLQ must be a queue of the stack, its retries are then free", async () => {
     const withDlq = (dlq: string) => changed(compliantMetering(), isPull, (p) => ({ ...p, deadLetterQueue: dlq, settings: { maxRetries: 3 } }));
-    // The usage queue as a DLQ: a queue of the stack, but with Cloudflare's default retention.
-    expect((await runPolicies(withDlq("edgefleet-usage"), [queueConsumerDlq])).map((x) => x.message)).toEqual([expect.stringMatching(/^queue\/edgefleet-usage-dlq\/pull-consumer \(HTTP pull\): its dead-letter queue 'edgefleet-usage' sets no message retention/)]);
+    // The usage queue as a DLQ: a queue of the stack, but with Cloudflare's default
+    // retention, and (the usage queue's DLQ being this one) a cycle.
+    expect((await runPolicies(withDlq("edgefleet-usage"), [queueConsumerDlq])).map((x) => x.message)).toEqual([
+      expect.stringMatching(/^queue\/edgefleet-usage-dlq\/pull-consumer \(HTTP pull\): its dead-letter queue 'edgefleet-usage' sets no message retention/),
+      expect.stringMatching(/^ledger\/consumer\/edgefleet-usage: dead-letter queues form a cycle/),
+    ]);
     const v = await runPolicies(withDlq("nowhere"), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([`${PULL}: its dead-letter queue 'nowhere' is not a Queue of this stack`]);
   });
 
-  it("flags a pull consumer on a queue that also has a Worker consumer (Cloudflare allows one or the other), once the queue ids are known", async () => {
-    // In a preview of a stack whose queues exist, consumers carry the queue's id.
+  it("flags a pull consumer on a queue that also has a Worker consumer (Cloudflare allows one or the other): by the queueId dependency, or by known ids without one", async () => {
+    const pullOn = (queue: string) => compliantMetering().map((r) => (isPull(r) ? { ...r, refs: { queueId: `queue/${queue}` } } : r));
+    const message = `${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage); Cloudflare allows a pull consumer only as a queue's one consumer`;
+    expect(await runPolicies(pullOn("edgefleet-usage-dlq"), [queueConsumerDlq])).toEqual([]);
+    expect((await runPolicies(pullOn("edgefleet-usage"), [queueConsumerDlq])).map((x) => x.message)).toContain(message);
+    // Without dependencies (resources a policy sees with no propertyDependencies), a
+    // preview of a stack whose queues exist still carries each queue's id.
     const ids = (pullQueue: string) =>
-      changed(changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, queueId: "q-usage" })), isPull, (p) => ({ ...p, queueId: pullQueue }));
+      changed(changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, queueId: "q-usage" })), isPull, (p) => ({ ...p, queueId: pullQueue })).map((r) => ({ ...r, refs: undefined }));
     expect(await runPolicies(ids("q-dlq"), [queueConsumerDlq])).toEqual([]);
     const v = await runPolicies(ids("q-usage"), [queueConsumerDlq]);
-    expect(v.map((x) => x.message)).toEqual([`${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage); Cloudflare allows a pull consumer only as a queue's one consumer`]);
+    expect(v.map((x) => x.message)).toEqual([message]);
   });
 
   it("flags two Worker consumers of one queue (Cloudflare allows one: error 11004), once the queue ids are known", async () => {
@@ -85,7 +97,33 @@ describe("queue-consumer-has-dlq", () => {
       "ledger/consumer/edgefleet-usage (script ledger): its queue has another Worker consumer (ledger-eu/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
       "ledger-eu/consumer/edgefleet-usage (script ledger-eu): its queue has another Worker consumer (ledger/consumer/edgefleet-usage); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)",
     ]);
-    // On another queue: accepted.
-    expect(await runPolicies([...base, { ...second, props: { ...second.props, queueId: "q-other" } }], [queueConsumerDlq])).toEqual([]);
+    // On another queue of the stack (by its dependency): accepted.
+    const usage = base.find((r) => r.type === TYPE.queue && r.props.queueName === "edgefleet-usage")!;
+    const other = { ...usage, name: "queue/edgefleet-other", props: { ...usage.props, queueName: "edgefleet-other" } };
+    expect(await runPolicies([...base, other, { ...second, refs: { queueId: "queue/edgefleet-other" }, props: { ...second.props, queueId: "q-other" } }], [queueConsumerDlq])).toEqual([]);
+  });
+
+  it("flags a dead-letter queue nothing reads: the consumer's queue is found through its queueId dependency, unknown in a preview", async () => {
+    const noReader = compliantMetering().filter((r) => !isPull(r));
+    // The ledger's consumer names its queue by an id not known yet, and by its dependency.
+    const ledger = noReader.find(named("ledger/consumer/edgefleet-usage"))!;
+    expect(ledger.refs).toEqual({ queueId: "queue/edgefleet-usage" });
+    const v = await runPolicies(noReader, [queueConsumerDlq]);
+    expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/^ledger\/consumer\/edgefleet-usage: its dead-letter queue 'edgefleet-usage-dlq' has no consumer, so nothing reads what lands there/)]);
+    // Without the dependency (a consumer whose queue cannot be told), the check is skipped, not guessed.
+    const blind = noReader.map((r) => (r === ledger ? { ...r, refs: undefined } : r));
+    expect(await runPolicies(blind, [queueConsumerDlq])).toEqual([]);
+  });
+
+  it("flags dead-letter queues that form a cycle, once, including a queue that is its own", async () => {
+    // The DLQ's reader becomes a Worker consumer that dead-letters back into the usage queue.
+    const loop = changed(compliantMetering(), isPull, (p) => ({ ...p, type: "worker", scriptName: "ledger", deadLetterQueue: "edgefleet-usage" }));
+    const v = await runPolicies(loop, [queueConsumerDlq]);
+    expect(v.map((x) => x.message).filter((m) => m.includes("cycle"))).toEqual([
+      "ledger/consumer/edgefleet-usage: dead-letter queues form a cycle (edgefleet-usage -> edgefleet-usage-dlq -> edgefleet-usage): a message that keeps failing would go round them instead of stopping in one",
+    ]);
+    const self = changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, deadLetterQueue: "edgefleet-usage" }));
+    const w = await runPolicies(self, [queueConsumerDlq]);
+    expect(w.map((x) => x.message).filter((m) => m.includes("cycle"))).toEqual([expect.stringContaining("(edgefleet-usage -> edgefleet-usage)")]);
   });
 });

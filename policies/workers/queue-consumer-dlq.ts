@@ -17,13 +17,22 @@
 // two Worker consumers (Queues get-started guide: "Each queue can only have one consumer
 // Worker connected to it"; the API's error 11004 consumer_exists, cloudflare/workers-sdk#5347):
 // Cloudflare would refuse the second, so the stack is refused first.
+//
+// A dead-letter queue must itself be read (a consumer: a Worker, or the pull consumer
+// `npm run dead-letters` replays through), or what lands there waits unread until its
+// retention deletes it. And dead-letter queues must not form a cycle (A's DLQ is B, B's is
+// A): a message failing for good would go round between them. Both need each consumer's
+// queue by name; a consumer names its queue by id, unknown before the queue exists, so the
+// queue is found through the consumer's queueId dependency (the engine's
+// propertyDependencies, which the offline plan's runner gives too). When some consumer's
+// queue cannot be found that way these two checks are skipped, never guessed.
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { MIN_PULL_MAX_RETRIES } from "../../stacks/model/dead-letters.ts";
 import { known, TYPE } from "../lib/resources.ts";
 
 export const queueConsumerDlq: StackValidationPolicy = {
   name: "queue-consumer-has-dlq",
-  description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer; a queue has at most one Worker consumer.`,
+  description: `Every Queue consumer has a dead-letter queue, declared in the same stack: a message that exhausts its retries is kept, never dropped. An HTTP pull consumer without one keeps messages through max_retries >= ${MIN_PULL_MAX_RETRIES}, and is its queue's only consumer; a queue has at most one Worker consumer. A dead-letter queue has a consumer of its own, and dead-letter queues form no cycle.`,
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
     const queueResources = args.resources.filter((r) => r.type === TYPE.queue);
@@ -37,9 +46,16 @@ export const queueConsumerDlq: StackValidationPolicy = {
     // exist; the offline plan's model checks the same before: stacks/model/workers.ts). On
     // a first deploy the id is unknown, and reading it directly would stop this policy for
     // every consumer after the first (the engine's "can't run during preview").
+    const nameOf = (c: (typeof consumers)[number]) => {
+      const q = c.propertyDependencies?.queueId?.find((r) => r.type === TYPE.queue);
+      const name = q?.props.queueName;
+      return typeof name === "string" && name !== "" ? name : undefined;
+    };
     const queueOf = (c: (typeof consumers)[number]) => {
+      const name = nameOf(c);
+      if (name !== undefined) return `name:${name}`;
       const id = known(c.props, "queueId");
-      return typeof id === "string" && id !== "" ? id : undefined;
+      return typeof id === "string" && id !== "" ? `id:${id}` : undefined;
     };
     for (const c of consumers) {
       const pull = c.props.type === "http_pull";
@@ -63,6 +79,38 @@ export const queueConsumerDlq: StackValidationPolicy = {
       } else if (queue !== undefined) {
         const workers = consumers.filter((o) => o !== c && o.props.type !== "http_pull" && queueOf(o) === queue).map((o) => o.name);
         if (workers.length > 0) report(`${who}: its queue has another Worker consumer (${workers.join(", ")}); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)`, c.urn);
+      }
+    }
+    // Readers and cycles: only with every consumer's queue known by name.
+    const named = consumers.map((c) => ({ c, queue: nameOf(c) }));
+    if (named.some((x) => x.queue === undefined)) return;
+    const read = new Set(named.map((x) => x.queue!));
+    const dlqOf = new Map<string, string>();
+    for (const { c, queue } of named) {
+      const dlq = c.props.deadLetterQueue;
+      if (typeof dlq !== "string" || dlq === "") continue;
+      dlqOf.set(queue!, dlq);
+      if (queues.has(dlq) && !read.has(dlq)) {
+        report(`${c.name}: its dead-letter queue '${dlq}' has no consumer, so nothing reads what lands there until its retention deletes it (give it a pull consumer, as metering.yaml's ledger.dead_letter_retention_days does for the ledger's, and replay it with npm run dead-letters)`, c.urn);
+      }
+    }
+    // Each cycle once, from its first queue in name order.
+    const reported = new Set<string>();
+    for (const start of [...dlqOf.keys()].sort()) {
+      const path = [start];
+      for (let q = dlqOf.get(start); q !== undefined; q = dlqOf.get(q)) {
+        const at = path.indexOf(q);
+        if (at >= 0) {
+          const cycle = path.slice(at);
+          const key = [...cycle].sort().join(",");
+          if (!reported.has(key)) {
+            reported.add(key);
+            const c = named.find((x) => x.queue === cycle[0])!.c;
+            report(`${c.name}: dead-letter queues form a cycle (${[...cycle, cycle[0]].join(" -> ")}): a message that keeps failing would go round them instead of stopping in one`, c.urn);
+          }
+          break;
+        }
+        path.push(q);
       }
     }
   },
