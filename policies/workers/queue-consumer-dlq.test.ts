@@ -85,6 +85,10 @@ describe("queue-consumer-has-dlq", () => {
     expect(await runPolicies(ids("q-dlq"), [queueConsumerDlq])).toEqual([]);
     const v = await runPolicies(ids("q-usage"), [queueConsumerDlq]);
     expect(v.map((x) => x.message)).toEqual([message]);
+    // Mixed: the Worker consumer known by its dependency and its id, the pull consumer by
+    // its id alone (a preview of an existing stack where one resource lost its dependency).
+    const mixed = changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, queueId: "q-usage" })).map((r) => (isPull(r) ? { ...r, refs: undefined, props: { ...r.props, queueId: "q-usage" } } : r));
+    expect((await runPolicies(mixed, [queueConsumerDlq])).map((x) => x.message)).toContain(message);
   });
 
   it("flags two Worker consumers of one queue (Cloudflare allows one: error 11004), once the queue ids are known", async () => {

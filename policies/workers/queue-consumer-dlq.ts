@@ -51,12 +51,19 @@ export const queueConsumerDlq: StackValidationPolicy = {
       const name = q?.props.queueName;
       return typeof name === "string" && name !== "" ? name : undefined;
     };
-    const queueOf = (c: (typeof consumers)[number]) => {
+    // What a consumer's queue is known by: its name (through the dependency) and its id
+    // (when known). Two consumers read one queue when these share a key: a consumer may
+    // have one, the other, or both.
+    const keysOf = (c: (typeof consumers)[number]) => {
+      const keys: string[] = [];
       const name = nameOf(c);
-      if (name !== undefined) return `name:${name}`;
+      if (name !== undefined) keys.push(`name:${name}`);
       const id = known(c.props, "queueId");
-      return typeof id === "string" && id !== "" ? `id:${id}` : undefined;
+      if (typeof id === "string" && id !== "") keys.push(`id:${id}`);
+      return keys;
     };
+    const keys = new Map(consumers.map((c) => [c, keysOf(c)]));
+    const sameQueue = (a: (typeof consumers)[number], b: (typeof consumers)[number]) => keys.get(a)!.some((k) => keys.get(b)!.includes(k));
     for (const c of consumers) {
       const pull = c.props.type === "http_pull";
       const who = pull ? `${c.name} (HTTP pull)` : `${c.name} (script ${String(c.props.scriptName ?? "?")})`;
@@ -72,12 +79,11 @@ export const queueConsumerDlq: StackValidationPolicy = {
           report(`${who}: no dead-letter queue and max_retries ${typeof retries === "number" ? retries : "unset (Cloudflare's default: 3)"}; every pull spends an attempt and a message is deleted when they reach max_retries, so set it to at least ${MIN_PULL_MAX_RETRIES}`, c.urn);
         }
       }
-      const queue = queueOf(c);
-      if (pull && queue !== undefined) {
-        const others = consumers.filter((o) => o !== c && queueOf(o) === queue).map((o) => o.name);
+      if (pull) {
+        const others = consumers.filter((o) => o !== c && sameQueue(c, o)).map((o) => o.name);
         if (others.length > 0) report(`${who}: its queue has another consumer (${others.join(", ")}); Cloudflare allows a pull consumer only as a queue's one consumer`, c.urn);
-      } else if (queue !== undefined) {
-        const workers = consumers.filter((o) => o !== c && o.props.type !== "http_pull" && queueOf(o) === queue).map((o) => o.name);
+      } else {
+        const workers = consumers.filter((o) => o !== c && o.props.type !== "http_pull" && sameQueue(c, o)).map((o) => o.name);
         if (workers.length > 0) report(`${who}: its queue has another Worker consumer (${workers.join(", ")}); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)`, c.urn);
       }
     }

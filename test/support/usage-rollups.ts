@@ -27,6 +27,8 @@ export interface Rollup {
   noAnswer?: number;
   /** What budgets held beyond the cost (usage_daily.held_micros). */
   held?: number;
+  /** usage_daily.maybe_billed_attempts. */
+  maybeBilled?: number;
 }
 
 export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSource & { queries: { sql: string; params: string[] }[] } {
@@ -35,9 +37,9 @@ export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSourc
     for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, f), "utf8"))) db.exec(s);
   }
   const ins = db.prepare(
-    "INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "INSERT INTO usage_daily (day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros, maybe_billed_attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
   );
-  for (const r of rows) ins.run(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0, r.noAnswer ?? 0, r.held ?? 0);
+  for (const r of rows) ins.run(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0, r.noAnswer ?? 0, r.held ?? 0, r.maybeBilled ?? 0);
   const queries: { sql: string; params: string[] }[] = [];
   return {
     where,

@@ -4,9 +4,9 @@
 // message_delta for a stream), passed through; fields the ledger does not bill
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
-import { MAX_TOKENS_PER_CALL } from "./token-bound.ts";
+import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
-export { MAX_TOKENS_PER_CALL };
+export { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL };
 
 /** Why a streamed answer ended before its final usage (the proxy's relay, forward.ts):
  *  the client left, the upstream broke (or the stream ended without a message_delta usage
@@ -66,6 +66,12 @@ export const UsageEventSchema = z.strictObject({
    *  difference (`usage_daily.held_micros`) so `npm run usage`'s budget used is what the
    *  budget charged. Added 2026-11-28 within v1 (optional, migration 0003). */
   budget_micros: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Attempts of the call before the last that the upstream may have billed (headers that
+   *  never came, a lost connection, a 2xx answer that broke off) and the proxy retried:
+   *  Anthropic reported no usage for them, so whatever they cost is not in `usage`. Only a
+   *  call holding no reservation is retried so. Present only when at least 1. Added
+   *  2026-11-28 within v1 (optional, migration 0003). */
+  maybe_billed_attempts: z.number().int().min(1).max(MAX_ATTEMPTS).optional(),
 })
   // A call with no answer had no stream to cut, and its usage is unknown, not some tokens.
   .refine((e) => e.no_answer === undefined || e.ended === undefined, { message: "no_answer and ended exclude each other", path: ["no_answer"] })

@@ -257,8 +257,8 @@ export async function runBench(argv: string[]): Promise<number> {
           extraWorkers: [QUEUE_SINK, QUEUE_ENDPOINT, beside("pass-through", PASS_THROUGH), beside("floor", STREAM_FLOOR), beside("json-floor", JSON_FLOOR), variant("edgefleet-sink"), variant("edgefleet-off")],
         }),
       );
-      if (o.pin) pin(pid);
       try {
+        if (o.pin) pin(pid);
         const key = await benchTenant(proxy.mf);
         // Complete answers through the Queue stand-in, warm-up included (checked below).
         let standInCalls = 0;

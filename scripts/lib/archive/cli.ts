@@ -231,13 +231,15 @@ const HELP_AFTER =
   "\nThe token is read from CLOUDFLARE_API_TOKEN only (R2 read). A call is archived under the UTC day it started.\n" +
   "`get` without --tenant finds the call's tenant and day in the usage ledger (--ledger-persist, or --remote with\n" +
   "--database-id: D1 read too); the ledger has the calls that reported usage or got no answer, not refusals or error\n" +
-  "answers, and not calls older than its call_retention_days: for those, give --tenant.\n" +
+  "answers, and not calls older than its call_retention_days: for those, give --tenant. Without --tenant, --days is\n" +
+  "not used: the ledger's row gives the day (the day the call ended, and the day before).\n" +
   "--remote makes one list request per day (more for a day of over 1,000 objects), paced at 1,000 per 5 minutes.\n" +
   "To pipe a body, use `npm run -s archive` (npm's banner goes to standard output) or --out.\n" +
   "Bodies are kept up to ARCHIVE_MAX_BYTES each: `(cut)` shows stored/total bytes. A stream the client left or the\n" +
   "upstream broke is archived as far as it went: `cut: <why>`.\n" +
-  "Exit codes: 0 ok, 1 the archive could not be read or --out not written, 2 bad command line or missing\n" +
-  "credentials, 3 (get) no archived call with that request id in the days searched.\n";
+  "Exit codes: 0 ok, 1 the archive (or, without --tenant, the ledger) could not be read or --out not written, 2 bad\n" +
+  "command line or missing credentials, 3 (get) no archived call with that request id in the days searched, or\n" +
+  "(without --tenant) no call with that id in the ledger.\n";
 
 type Run = { kind: "list"; o: Common & { tenant: string } } | { kind: "get"; o: Common & GetOptions; requestId: string };
 
@@ -251,7 +253,9 @@ async function findInLedger(o: Common & GetOptions, requestId: string, io: Io): 
   try {
     ledger = await openLedger(o, io);
   } catch (e) {
-    io.err(`archive: without --tenant the usage ledger says whose call it is, and it cannot be read: ${e instanceof NoLedgerError ? e.message : describe(e)} (or give --tenant)\n`);
+    // The ledger's own message names `npm run usage`'s --persist: here it is --ledger-persist.
+    const why = e instanceof NoLedgerError ? e.message.replace(/give --persist\b/, "give --ledger-persist") : describe(e);
+    io.err(`archive: without --tenant the usage ledger says whose call it is, and it cannot be read: ${why} (or give --tenant)\n`);
     return ARCHIVE_EXIT.failed;
   }
   try {

@@ -170,10 +170,10 @@ describe("npm run usage --local", () => {
     expect(lines[0]).toBe(
       "day,tenant,model,calls,input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,output_tokens,cache_hit_rate,cost_micros,cost_usd,unknown_model_calls," +
         "tenant_day_cost_micros,daily_budget_micros,daily_budget_used,month_to_date_cost_micros,monthly_budget_micros,monthly_budget_used,cut_calls," +
-        "no_answer_calls,held_micros,tenant_day_held_micros,month_to_date_held_micros",
+        "no_answer_calls,held_micros,tenant_day_held_micros,month_to_date_held_micros,maybe_billed_attempts",
     );
     const mtd = 36_150 + (yesterday.slice(0, 7) === today.slice(0, 7) ? 600 : 0);
-    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0,36150,50000,0.723000,${mtd},1000000,${(mtd / 1e6).toFixed(6)},0,0,0,0,0`);
+    expect(lines[1]).toBe(`${today},acme,claude-sonnet-4-5,2,2000,1000,1000,18000,1000,0.818182,36150,0.036150,0,36150,50000,0.723000,${mtd},1000000,${(mtd / 1e6).toFixed(6)},0,0,0,0,0,0`);
     expect(lines.slice(2)).toEqual([""]);
   });
 

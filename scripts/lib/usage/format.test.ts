@@ -56,7 +56,7 @@ describe("CSV", () => {
       "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
       "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
       "cut_calls",
-      "no_answer_calls", "held_micros", "tenant_day_held_micros", "month_to_date_held_micros",
+      "no_answer_calls", "held_micros", "tenant_day_held_micros", "month_to_date_held_micros", "maybe_billed_attempts",
     ]);
     expect(body).toHaveLength(HOSTILE.length + 1);
     for (const r of body) expect(r).toHaveLength(head!.length);
@@ -67,11 +67,11 @@ describe("CSV", () => {
     expect(tenants).toContain("'-2");
     expect(tenants).toContain("'@x");
     expect(tenants).toContain("'\tt");
-    expect(body.find((r) => r[2] === `x,"y"`)).toEqual(["2026-11-01", "plain", `x,"y"`, "1", "0", "0", "0", "0", "0", "", "500", "0.000500", "0", "500", "4000", "0.125000", "500", "10000", "0.050000", "0", "0", "0", "0", "0"]);
+    expect(body.find((r) => r[2] === `x,"y"`)).toEqual(["2026-11-01", "plain", `x,"y"`, "1", "0", "0", "0", "0", "0", "", "500", "0.000500", "0", "500", "4000", "0.125000", "500", "10000", "0.050000", "0", "0", "0", "0", "0", "0"]);
     const plain = body.find((r) => r[1] === "plain" && r[0] === "2026-11-02")!;
-    expect(plain.slice(9)).toEqual(["0.750000", "1006", "0.001006", "0", "1006", "4000", "0.251500", "1506", "10000", "0.150600", "0", "0", "0", "0", "0"]);
+    expect(plain.slice(9)).toEqual(["0.750000", "1006", "0.001006", "0", "1006", "4000", "0.251500", "1506", "10000", "0.150600", "0", "0", "0", "0", "0", "0"]);
     // No budget: empty cells, not zeros.
-    expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", "", "0", "0", "0", "0", "0"]);
+    expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", "", "0", "0", "0", "0", "0", "0"]);
   });
 });
 
@@ -79,12 +79,12 @@ describe("JSON", () => {
   it("keeps its shape: version, filter, source, budgets, lines, total, with these keys", async () => {
     const j = JSON.parse(renderJson(await report()));
     expect(Object.keys(j)).toEqual(["version", "filter", "source", "budgets", "lines", "total"]);
-    expect(j.version).toBe(1);
+    expect(j.version).toBe(2);
     expect(Object.keys(j.lines[0])).toEqual([
-      "day", "tenant", "model", "calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls", "noAnswerCalls", "heldMicros",
+      "day", "tenant", "model", "calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls", "noAnswerCalls", "heldMicros", "maybeBilledAttempts",
       "tenantDayCostMicros", "tenantDayHeldMicros", "monthToDateCostMicros", "monthToDateHeldMicros", "dailyBudgetMicros", "dailyBudgetUsed", "monthlyBudgetMicros", "monthlyBudgetUsed", "costUsd",
     ]);
-    expect(Object.keys(j.total)).toEqual(["calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls", "noAnswerCalls", "heldMicros", "costUsd"]);
+    expect(Object.keys(j.total)).toEqual(["calls", "inputTokens", "cacheWrite5mTokens", "cacheWrite1hTokens", "cacheReadTokens", "outputTokens", "cacheHitRate", "costMicros", "unknownModelCalls", "cutCalls", "noAnswerCalls", "heldMicros", "maybeBilledAttempts", "costUsd"]);
     expect(Object.keys(j.budgets)).toEqual(["source", "available", "tenants"]);
     expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "plain")).toEqual({ tenant: "plain", name: "P", dailyBudgetMicros: 4000, monthlyBudgetMicros: 10_000 });
     expect(j.budgets.tenants.find((t: { tenant: string }) => t.tenant === "+1")).toEqual({ tenant: "+1", name: null, dailyBudgetMicros: null, monthlyBudgetMicros: null, note: "no tenant record with this id" });
@@ -127,8 +127,8 @@ describe("streams cut short (usage_daily.cut_calls)", () => {
     expect(t).toMatch(/\(\*\) 2 call\(s\) were streams cut short .* a lower bound/);
     expect(renderTable(await report())).not.toMatch(/\(\*\)/);
     const csv = renderCsv(r).split("\r\n");
-    expect(csv[1]!.endsWith(",2,0,0,0,0")).toBe(true);
-    expect(csv[2]!.endsWith(",0,0,0,0,0")).toBe(true);
+    expect(csv[1]!.endsWith(",2,0,0,0,0,0")).toBe(true);
+    expect(csv[2]!.endsWith(",0,0,0,0,0,0")).toBe(true);
     const j = JSON.parse(renderJson(r));
     expect(j.lines.map((l: { cutCalls: number }) => l.cutCalls)).toEqual([2, 0]);
     expect(j.total.cutCalls).toBe(2);
@@ -143,17 +143,21 @@ describe("calls with no answer, and what budgets held beyond the cost (migration
       { day: "2026-11-01", tenant: "plain", model: "m-cut", calls: 2, cost: 500, output: 40, cut: 1, held: 300 },
       { day: "2026-11-02", tenant: "plain", model: "unknown", calls: 2, cost: 0, noAnswer: 2, held: 2000 },
       { day: "2026-11-02", tenant: "plain", model: "m-whole", calls: 3, cost: 700, output: 90 },
+      // A tenant without a budget whose attempts were retried after they may have been billed.
+      { day: "2026-11-02", tenant: "+1", model: "m-retried", calls: 4, cost: 300, output: 20, maybeBilled: 3 },
     ];
     const r = await usageReport(rollupSource(rows), FILTER, budgets);
-    const on2 = r.lines.filter((l) => l.day === "2026-11-02");
+    const on2 = r.lines.filter((l) => l.day === "2026-11-02" && l.tenant === "plain");
     expect(on2.map((l) => [l.model, l.noAnswerCalls, l.heldMicros])).toEqual([["m-whole", 0, 0], ["unknown", 2, 2000]]);
     // Every line of the tenant and day carries the same budget figures: cost + held.
     for (const l of on2) expect(l).toMatchObject({ tenantDayCostMicros: 700, tenantDayHeldMicros: 2000, dailyBudgetUsed: 2700 / 4000, monthToDateCostMicros: 1200, monthToDateHeldMicros: 2300, monthlyBudgetUsed: 3500 / 10_000 });
     expect(r.lines.find((l) => l.day === "2026-11-01")).toMatchObject({ dailyBudgetUsed: 800 / 4000, monthlyBudgetUsed: 800 / 10_000 });
-    expect(r.total).toMatchObject({ costMicros: 1200, noAnswerCalls: 2, heldMicros: 2300 });
+    expect(r.total).toMatchObject({ costMicros: 1500, noAnswerCalls: 2, heldMicros: 2300, maybeBilledAttempts: 3 });
     const t = renderTable(r);
     expect(t).toMatch(/│ unknown \(\?\)\s+│/);
     expect(t).toMatch(/│ m-whole\s+│/);
+    expect(t).toMatch(/│ m-retried \(\?\)\s+│/);
+    expect(t).toMatch(/\(\?\) 3 upstream attempt\(s\) were retried by the proxy after they may have been billed/);
     expect(t).toMatch(/│ 2026-11-02 │ plain .*│\s+67\.5% │\s+35\.0% │$/m);
     expect(t).toMatch(/\(\?\) 2 call\(s\) got no answer .* tokens and cost are unknown/);
     expect(t).toMatch(/Spend budgets held \$0\.002300 beyond the cost above/);
@@ -161,9 +165,10 @@ describe("calls with no answer, and what budgets held beyond the cost (migration
     const plainOnly = renderTable(await report());
     expect(plainOnly).not.toMatch(/\(\?\)|held \$/);
     const csv = renderCsv(r).split("\r\n");
-    expect(csv[0]!.endsWith(",no_answer_calls,held_micros,tenant_day_held_micros,month_to_date_held_micros")).toBe(true);
-    expect(csv.find((x) => x.includes(",unknown,"))!.endsWith(",2,2000,2000,2300")).toBe(true);
+    expect(csv[0]!.endsWith(",no_answer_calls,held_micros,tenant_day_held_micros,month_to_date_held_micros,maybe_billed_attempts")).toBe(true);
+    expect(csv.find((x) => x.includes(",unknown,"))!.endsWith(",2,2000,2000,2300,0")).toBe(true);
+    expect(csv.find((x) => x.includes(",m-retried,"))!.endsWith(",0,0,0,0,3")).toBe(true);
     const j = JSON.parse(renderJson(r));
-    expect(j.total).toMatchObject({ noAnswerCalls: 2, heldMicros: 2300 });
+    expect(j.total).toMatchObject({ noAnswerCalls: 2, heldMicros: 2300, maybeBilledAttempts: 3 });
   });
 });

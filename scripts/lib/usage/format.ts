@@ -50,12 +50,13 @@ export function renderTable(r: UsageReport): string {
   return `${t.toString()}\n${notes.join("\n")}\n`;
 }
 
-type Marked = Pick<UsageTotals, "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros">;
+type Marked = Pick<UsageTotals, "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros" | "maybeBilledAttempts">;
 
 /** A line's model with its marks: (!) priced by the unknown-model rule, (*) some calls
- *  were streams cut short (lower-bound cost), (?) some calls got no answer (unknown cost). */
+ *  were streams cut short (lower-bound cost), (?) some calls got no answer or had attempts
+ *  retried that may have been billed (unknown cost). */
 export function modelMarks(model: string, l: Marked): string {
-  return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "") + (l.noAnswerCalls > 0 ? " (?)" : "");
+  return model + (l.unknownModelCalls > 0 ? " (!)" : "") + (l.cutCalls > 0 ? " (*)" : "") + (l.noAnswerCalls > 0 || l.maybeBilledAttempts > 0 ? " (?)" : "");
 }
 
 /** The notes that explain the marks modelMarks puts on lines (table and HTML). */
@@ -74,14 +75,23 @@ export function markNotes(t: Marked): string[] {
       `(?) ${t.noAnswerCalls} call(s) got no answer (502/504) after an upstream attempt that may have been billed (its headers never came, its connection was lost, or its answer broke off): Anthropic reported no usage, so their tokens and cost are unknown and count as 0 here. Spend budgets kept their whole reservation.`,
     );
   }
+  if (t.maybeBilledAttempts > 0) {
+    notes.push(
+      `(?) ${t.maybeBilledAttempts} upstream attempt(s) were retried by the proxy after they may have been billed (no headers in time, a lost connection, an answer that broke off), for tenants without a budget or token limits: Anthropic reported no usage for them, so what they cost, if anything, is not in the cost above.`,
+    );
+  }
   if (t.heldMicros > 0) {
     notes.push(`Spend budgets held $${dollars(t.heldMicros)} beyond the cost above (cut streams' max_tokens, calls with no answer): budget used counts it, as the proxy does.`);
+  } else if (t.heldMicros < 0) {
+    notes.push(`Spend budgets charged $${dollars(-t.heldMicros)} less than the cost above (they priced with other prices, or the requested model where an answer named none): budget used is what they charged.`);
   }
   return notes;
 }
 
-/** Version of the JSON shape: bumped when a field is renamed or removed (added ones keep it). */
-export const JSON_VERSION = 1;
+/** Version of the JSON shape: bumped when a field is renamed or removed, or its meaning
+ *  changes (added ones keep it). 2 (2026-11-28): dailyBudgetUsed and monthlyBudgetUsed
+ *  count what budgets held beyond the cost (heldMicros), as the budgets do. */
+export const JSON_VERSION = 2;
 
 export function renderJson(r: UsageReport): string {
   const withUsd = <T extends { costMicros: number }>(l: T) => ({ ...l, costUsd: dollars(l.costMicros) });
@@ -93,7 +103,7 @@ const CSV_HEAD = [
   "day", "tenant", "model", "calls", "input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens", "cache_hit_rate", "cost_micros", "cost_usd", "unknown_model_calls",
   "tenant_day_cost_micros", "daily_budget_micros", "daily_budget_used", "month_to_date_cost_micros", "monthly_budget_micros", "monthly_budget_used",
   "cut_calls",
-  "no_answer_calls", "held_micros", "tenant_day_held_micros", "month_to_date_held_micros",
+  "no_answer_calls", "held_micros", "tenant_day_held_micros", "month_to_date_held_micros", "maybe_billed_attempts",
 ];
 
 /** A CSV field: quoted when it holds a comma, a semicolon (the separator Excel uses in
@@ -114,7 +124,7 @@ export function renderCsv(r: UsageReport): string {
       l.day, l.tenant, l.model, l.calls, l.inputTokens, l.cacheWrite5mTokens, l.cacheWrite1hTokens, l.cacheReadTokens, l.outputTokens, fraction(l.cacheHitRate), l.costMicros, dollars(l.costMicros), l.unknownModelCalls,
       l.tenantDayCostMicros, orEmpty(l.dailyBudgetMicros), fraction(l.dailyBudgetUsed), l.monthToDateCostMicros, orEmpty(l.monthlyBudgetMicros), fraction(l.monthlyBudgetUsed),
       l.cutCalls,
-      l.noAnswerCalls, l.heldMicros, l.tenantDayHeldMicros, l.monthToDateHeldMicros,
+      l.noAnswerCalls, l.heldMicros, l.tenantDayHeldMicros, l.monthToDateHeldMicros, l.maybeBilledAttempts,
     ];
     lines.push(cells.map((v) => csvField(String(v))).join(","));
   }

@@ -139,8 +139,8 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("usage page in headles
     await applyMigrations(db, MIGRATIONS_DIR);
     for (const r of ROWS) {
       await db
-        .prepare("INSERT INTO usage_daily VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-        .bind(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0, r.noAnswer ?? 0, r.held ?? 0)
+        .prepare("INSERT INTO usage_daily VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bind(r.day, r.tenant, r.model, r.calls ?? 1, r.input ?? 0, r.w5 ?? 0, r.w1 ?? 0, r.read ?? 0, r.output ?? 0, r.cost, r.unknown ?? 0, r.cut ?? 0, r.noAnswer ?? 0, r.held ?? 0, r.maybeBilled ?? 0)
         .run();
     }
     await mf.dispose();

@@ -21,6 +21,8 @@ export interface UsageFilter {
 }
 
 const Int = z.number().int().nonnegative();
+/** held_micros: a budget's charge minus the priced cost, which can be below 0. */
+const Signed = z.number().int();
 const RollupRow = z.object({
   day: z.string(),
   tenant: z.string(),
@@ -35,7 +37,8 @@ const RollupRow = z.object({
   unknown_model_calls: Int,
   cut_calls: Int,
   no_answer_calls: Int,
-  held_micros: Int,
+  held_micros: Signed,
+  maybe_billed_attempts: Int,
 });
 
 export interface UsageLine {
@@ -61,9 +64,13 @@ export interface UsageLine {
    *  headers never came, its connection was lost, its answer broke off): their tokens are
    *  unknown, so they add no tokens and no cost (migration 0003). */
   noAnswerCalls: number;
-  /** What spend budgets charged these calls beyond their priced usage (a cut stream's whole
-   *  max_tokens, a call with no answer's whole reservation): counted in budget used. */
+  /** What spend budgets charged these calls minus their priced usage (a cut stream's whole
+   *  max_tokens, a call with no answer's whole reservation; below 0 where a budget charged
+   *  less, e.g. with other prices): counted in budget used, so it is what budgets charged. */
   heldMicros: number;
+  /** Attempts the proxy retried after the upstream may have billed them (no usage was
+   *  reported for them): what they cost, if anything, is not in costMicros (migration 0003). */
+  maybeBilledAttempts: number;
   // Budget used: the TENANT's, for the whole UTC day / month (all its models, whatever
   // --model says), so every line of a tenant and day carries the same values.
   /** The tenant's cost that UTC day, all models. */
@@ -130,7 +137,7 @@ export function buildQuery(f: UsageFilter, after?: readonly [string, string, str
     params.push(f.model);
   }
   return {
-    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
+    sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros, maybe_billed_attempts FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
     params,
   };
 }
@@ -159,7 +166,7 @@ export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, st
   };
 }
 
-const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int, held_micros: Int });
+const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int, held_micros: Signed });
 
 /** Cache hit rate: cache_read / (input + cache_write_5m + cache_write_1h + cache_read),
  * i.e. the share of the prompt's tokens served from the cache; output tokens do not
@@ -238,6 +245,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       cutCalls: d.cut_calls,
       noAnswerCalls: d.no_answer_calls,
       heldMicros: d.held_micros,
+      maybeBilledAttempts: d.maybe_billed_attempts,
       tenantDayCostMicros: day.cost,
       tenantDayHeldMicros: day.held,
       monthToDateCostMicros: mtd.cost,
@@ -248,7 +256,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       monthlyBudgetUsed: ratio(mtd.cost + mtd.held, monthlyBudgetMicros),
     };
   });
-  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros") => lines.reduce((n, l) => n + l[k], 0);
+  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros" | "maybeBilledAttempts") => lines.reduce((n, l) => n + l[k], 0);
   const total: UsageTotals = {
     calls: sum("calls"),
     inputTokens: sum("inputTokens"),
@@ -262,6 +270,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
     cutCalls: sum("cutCalls"),
     noAnswerCalls: sum("noAnswerCalls"),
     heldMicros: sum("heldMicros"),
+    maybeBilledAttempts: sum("maybeBilledAttempts"),
   };
   total.cacheHitRate = hitRate(total.inputTokens, total.cacheWrite5mTokens, total.cacheWrite1hTokens, total.cacheReadTokens);
   return { filter, source: source.where, lines, total, budgets: summarise(budgets, lines) };

@@ -21,8 +21,8 @@ export interface Upstreamed {
   retries: number;
   /**
    * Why there is no response: the last attempt failed on the network, or timed out (any
-   * earlier one timing out also makes it "timeout"), or (only with `oneBilledAttempt`) its
-   * 2xx answer broke off before it was whole.
+   * earlier one timing out also makes it "timeout"), or its answer broke off before it was
+   * whole.
    */
   failure?: "unreachable" | "timeout" | "cut";
   /**
@@ -30,6 +30,12 @@ export interface Upstreamed {
    * call that holds a reservation is then charged the whole of it.
    */
   billable?: boolean;
+  /**
+   * Attempts before the last that the upstream may have billed and the proxy retried
+   * (only for a call holding no reservation: one that holds one is not retried after such
+   * an attempt). Anthropic reported no usage for them; the usage event says how many.
+   */
+  maybeBilledRetries?: number;
   /**
    * The answer is a retryable failure and the proxy has used up what it may spend on it
    * (MAX_RETRIES, or RETRY_DEADLINE_MS): the client is told `x-should-retry: false`, so an
@@ -246,6 +252,12 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
   const deadline = startedMs + cfg.retryDeadlineMs;
   let retries = 0;
   let failure: "unreachable" | "timeout" = "unreachable";
+  // Retried attempts the upstream may have billed; counted on what is returned.
+  let maybeBilled = 0;
+  const counted = (u: Upstreamed): Upstreamed => {
+    if (maybeBilled > 0) u.maybeBilledRetries = maybeBilled;
+    return u;
+  };
   // The wait before the next attempt, or undefined when there is none: no retries left,
   // not retryable, or past the deadline. `cut` tells the client the proxy gave up for it.
   const nextWait = (attempt: number, proposed: number | undefined): { wait?: number; cut: boolean } => {
@@ -268,11 +280,13 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
     // call with a reservation of its own.
     const again = async (why: "unreachable" | "timeout" | "cut", billable: boolean): Promise<Upstreamed | undefined> => {
       if (why === "timeout") failure = "timeout";
-      if (billable && oneBilledAttempt) return { response: undefined, retries, failure: why, billable: true, exhausted: false };
+      if (billable && oneBilledAttempt) return counted({ response: undefined, retries, failure: why, billable: true, exhausted: false });
       const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
-      if (n.wait === undefined) return { response: undefined, retries, failure, billable, exhausted: n.cut };
+      // The last attempt's 2xx answer broke off: say so (earlier timeouts still make it "timeout").
+      if (n.wait === undefined) return counted({ response: undefined, retries, failure: why === "cut" && failure !== "timeout" ? "cut" : failure, billable, exhausted: n.cut });
       await sleep(n.wait);
       retries++;
+      if (billable) maybeBilled++;
       return undefined;
     };
     const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
@@ -299,7 +313,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       const n = nextWait(attempt, retryDelayMs(res.headers, attempt, cfg, Date.now(), Math.random()));
       // No retry left, or the upstream asked for a longer pause than we are willing to hold
       // the client: hand its answer (and its retry-after) to the client instead.
-      if (n.wait === undefined) return passOn(res, retries, n.cut, cfg.firstEventTimeoutMs, dog);
+      if (n.wait === undefined) return counted(await passOn(res, retries, n.cut, cfg.firstEventTimeoutMs, dog));
       dog.clear();
       await res.body?.cancel().catch(() => {});
       await sleep(n.wait);
@@ -346,9 +360,9 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
           continue;
         }
       }
-      return { response: res, stream: { client, scan, scanner }, retries, exhausted: false };
+      return counted({ response: res, stream: { client, scan, scanner }, retries, exhausted: false });
     }
-    if (sse) return passOn(res, retries, false, cfg.firstEventTimeoutMs, dog);
+    if (sse) return counted(await passOn(res, retries, false, cfg.firstEventTimeoutMs, dog));
     let bytes: ArrayBuffer | typeof TIMEOUT;
     try {
       bytes = await readWithin(res, cfg.firstEventTimeoutMs, dog);
@@ -365,7 +379,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       if (r) return r;
       continue;
     }
-    return { response: res, bytes, retries, exhausted: false };
+    return counted({ response: res, bytes, retries, exhausted: false });
   }
 }
 
@@ -391,6 +405,8 @@ export interface Relayed {
    *  upstream broke it, it went silent, or the upstream sent an error event after
    *  message_start. */
   ended?: StreamEnd;
+  /** A message_start was read: the upstream started a (billed) message. */
+  started: boolean;
 }
 
 export interface RelayOptions {
@@ -522,7 +538,7 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     const unfinished = scanner.started && !scanner.final;
     const ended = cut ?? (unfinished ? (scanner.usage.errorType !== "" ? "upstream_error" : "stream_interrupted") : undefined);
     try {
-      onDone({ usage: scanner.usage, ...(ended !== undefined ? { ended } : {}) });
+      onDone({ usage: scanner.usage, started: scanner.started, ...(ended !== undefined ? { ended } : {}) });
     } finally {
       if (clientGone) await w.abort().catch(() => {});
       else await w.close().catch(() => {});

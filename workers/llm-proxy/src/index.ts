@@ -154,7 +154,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // answer, or to nothing when no answer came.
   const settle = tokens.settle;
   // Usage event and archive (METERING); everything it does runs in waitUntil.
-  const meter = callMeter(env, ctx, cfg, { requestId, tenantId, archive: tenant.archive === true, route, startedMs: started }, log);
+  const requested = () => requestedModel(body?.kind === "bytes" ? body.bytes : undefined, tokens.model);
+  const meter = callMeter(env, ctx, cfg, { requestId, tenantId, archive: tenant.archive === true, route, startedMs: started, requestedModel: requested }, log);
 
   const headers = new Headers();
   for (const h of FORWARD_HEADERS) {
@@ -174,7 +175,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     // An attempt the upstream may have billed (forward.ts `again`) keeps the reservation,
     // and the ledger gets the call, with no usage (unknown) and what the budget kept.
     const charged = settle(undefined, up.billable === true);
-    if (up.billable === true) meter?.noAnswer(up.failure === "timeout" ? 504 : 502, up.failure === "cut" ? "broke_off" : up.failure === "timeout" ? "timeout" : "unreachable", requestedModel(body?.kind === "bytes" ? body.bytes : undefined), charged);
+    if (up.billable === true || up.maybeBilledRetries !== undefined) {
+      meter?.noAnswer(up.failure === "timeout" ? 504 : 502, up.failure === "cut" ? "broke_off" : up.failure === "timeout" ? "timeout" : "unreachable", charged, up.maybeBilledRetries);
+    }
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
     // A call that holds a reservation was not retried after such an attempt: say why.
@@ -202,7 +205,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     const done = (usage: Usage) => {
       const charged = settle(usage);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, undefined, charged);
+      meter?.done(res.status, usage, undefined, charged, up.maybeBilledRetries);
     };
     meter?.responseBytes(bytes, res.status, out.get("content-type"));
     if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
@@ -214,11 +217,14 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   // keeps the request alive to write it even if the client goes away mid-stream.
   let finished!: () => void;
   ctx.waitUntil(new Promise<void>((r) => (finished = r)));
-  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, ended }) => {
+  const relayed = relayStream(up.stream, { lagMs: cfg.sseScanLagMs, idleMs: cfg.sseIdleTimeoutMs, requestId }, ({ usage, ended, started: messageStarted }) => {
     try {
-      const charged = settle(usage, ended !== undefined);
+      // Only a started message can have been generated past what was reported: a stream
+      // cut before its message_start (an overload relayed as it came, then the client
+      // left) is settled to its usage, not to max_tokens.
+      const charged = settle(usage, ended !== undefined && messageStarted);
       record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, ended, charged);
+      meter?.done(res.status, usage, ended, charged, up.maybeBilledRetries);
     } finally {
       finished();
     }

@@ -19,7 +19,7 @@
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
-import { MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
+import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
 import type { NoAnswer, StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
@@ -41,10 +41,16 @@ function count(n: number): number {
   return Number.isFinite(n) ? Math.min(MAX_TOKENS, Math.max(0, Math.ceil(n))) : 0;
 }
 
+/** Bodies up to this size are parsed for requestedModel; above it the model is
+ *  UNKNOWN_MODEL (a failure path must not parse up to MAX_BODY_BYTES when many calls fail
+ *  together; a tenant with a reservation has its model from the reservation's parse). */
+export const REQUESTED_MODEL_MAX_BYTES = 1 << 20;
+
 /** The model a request body names (an id the ledger can store), else UNKNOWN_MODEL: the
  *  model of a call with no answer. Read only on that rare path; a streamed body is gone. */
-export function requestedModel(body: ArrayBuffer | undefined): string {
-  if (body === undefined) return UNKNOWN_MODEL;
+export function requestedModel(body: ArrayBuffer | undefined, known?: string): string {
+  if (known !== undefined && known !== "") return MODEL_ID.test(known) ? known : UNKNOWN_MODEL;
+  if (body === undefined || body.byteLength > REQUESTED_MODEL_MAX_BYTES) return UNKNOWN_MODEL;
   try {
     const m = (JSON.parse(new TextDecoder().decode(body)) as { model?: unknown } | null)?.model;
     return typeof m === "string" && MODEL_ID.test(m) ? m : UNKNOWN_MODEL;
@@ -64,6 +70,8 @@ export interface EventNotes {
   ended?: StreamEnd | undefined;
   noAnswer?: NoAnswer | undefined;
   budgetMicros?: number | undefined;
+  /** Retried attempts the upstream may have billed (forward.ts `maybeBilledRetries`). */
+  maybeBilled?: number | undefined;
 }
 
 /** The v1 usage event of a call (Anthropic's Usage shape, with the TTL split when the
@@ -89,6 +97,7 @@ export function usageEvent(call: { requestId: string; tenant: string; status: nu
     ...(notes.ended !== undefined ? { ended: notes.ended } : {}),
     ...(notes.noAnswer !== undefined ? { no_answer: notes.noAnswer } : {}),
     ...(notes.budgetMicros !== undefined && Number.isSafeInteger(notes.budgetMicros) && notes.budgetMicros >= 0 ? { budget_micros: notes.budgetMicros } : {}),
+    ...(notes.maybeBilled !== undefined && notes.maybeBilled >= 1 ? { maybe_billed_attempts: Math.min(MAX_ATTEMPTS, Math.floor(notes.maybeBilled)) } : {}),
   };
 }
 
@@ -99,6 +108,8 @@ export interface CallInfo {
   archive: boolean;
   route: string;
   startedMs: number;
+  /** The model the request body names (requestedModel), read only when an event needs it. */
+  requestedModel: () => string;
 }
 
 type Log = (line: Record<string, unknown>) => void;
@@ -166,21 +177,31 @@ export class CallMeter {
   }
 
   /** The call's answer is complete (or the stream ended early, `ended` saying why, with
-   *  the usage seen so far): sends its usage event if it is billable. Once per call.
+   *  the usage seen so far): sends its usage event if it is billable, or if an attempt the
+   *  proxy retried may have been (`maybeBilled`), or a budget charged it: then an answer
+   *  without usage still sends one. An answer that names no model is filed under the
+   *  requested one. Once per call.
    *  `budgetMicros`: what the tenant's spend budget charged (tokens.ts settle). */
-  done(status: number, usage: Usage, ended?: StreamEnd, budgetMicros?: number): void {
+  done(status: number, usage: Usage, ended?: StreamEnd, budgetMicros?: number, maybeBilled?: number): void {
     this.streamEnded?.({ complete: ended === undefined, why: ended ?? "" });
-    if (this.sent || !billable(this.call.route, usage)) return;
-    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, usage, { ended, budgetMicros });
+    if (this.sent) return;
+    // Without usage, an event still goes when there is something to record: retried
+    // attempts that may have been billed, or a budget's charge (a stream cut before any
+    // usage is charged its max_tokens).
+    const owed = (maybeBilled !== undefined && maybeBilled > 0) || (budgetMicros !== undefined && budgetMicros > 0);
+    const bill = billable(this.call.route, usage);
+    if (!bill && !(owed && this.call.route === BILLED_ROUTE)) return;
+    const u = usage.model === "" ? { ...usage, model: this.call.requestedModel() } : usage;
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, u, { ended, budgetMicros, maybeBilled });
   }
 
   /** The call got no answer after an attempt the upstream may have billed (forward.ts
    *  `again`): sends an event with zero usage and `no_answer`, under the requested model
-   *  (`model`, UNKNOWN_MODEL when the body did not say), so the ledger has the call and
-   *  what its budget kept. Once per call; only for the billed route. */
-  noAnswer(status: number, why: NoAnswer, model: string, budgetMicros?: number): void {
+   *  (UNKNOWN_MODEL when the body did not say), so the ledger has the call and what its
+   *  budget kept. Once per call; only for the billed route. */
+  noAnswer(status: number, why: NoAnswer, budgetMicros?: number, maybeBilled?: number): void {
     if (this.sent || this.call.route !== BILLED_ROUTE) return;
-    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, { ...emptyUsage(), model }, { noAnswer: why, budgetMicros });
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, { ...emptyUsage(), model: this.call.requestedModel() }, { noAnswer: why, budgetMicros, maybeBilled });
   }
 
   private send(call: { requestId: string; tenant: string; status: number; ts: number }, usage: Usage, notes: EventNotes): void {

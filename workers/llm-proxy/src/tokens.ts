@@ -27,6 +27,8 @@ export interface Reservation {
    * the upstream may have billed is then not retried (forward.ts `sendWithRetries`).
    */
   holds?: boolean;
+  /** The model the body names, when it was read to size the reservation. */
+  model?: string;
 }
 
 const NOTHING = (): undefined => undefined;
@@ -197,7 +199,7 @@ export async function reserveTokens(
     }
     return charged;
   };
-  return { verdict, settle, holds: billed };
+  return { verdict, settle, holds: billed, model };
 }
 
 function uncountable(): RateVerdict {

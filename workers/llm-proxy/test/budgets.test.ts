@@ -423,10 +423,64 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
     const r = await h.call("/v1/messages", { key, body: body(10) });
     expect(r.status).toBe(200);
     expect(sent()).toBe(2);
-    // Its event is the answered attempt's, with no budget charge and no `no_answer`.
+    // Its event is the answered attempt's, with no budget charge and no `no_answer`, and
+    // says the attempt before it may have been billed (Anthropic reported no usage for it).
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(e).not.toHaveProperty("budget_micros");
     expect(e).not.toHaveProperty("no_answer");
+    expect(e).toMatchObject({ maybe_billed_attempts: 1 });
+  });
+
+  it("a tenant that reserves nothing, every attempt's 200 answer broken off: 502 saying so, and the ledger has the call and its retried attempts", async () => {
+    const { key, id } = await h.tenant();
+    h.fake.reset();
+    const cut: Behaviour = { kind: "truncated", body: JSON.stringify(message("cut")), bytes: 20 };
+    h.fake.enqueue(cut, cut, cut);
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(502);
+    expect(JSON.parse(r.text).error.message).toMatch(/^the upstream's answer broke off before it was whole/);
+    expect(sent()).toBe(3);
+    const e = await h.eventFor(r.headers.get("request-id")!);
+    expect(e).toMatchObject({ tenant: id, status: 502, model: HAIKU, no_answer: "broke_off", maybe_billed_attempts: 2 });
+    expect(e).not.toHaveProperty("budget_micros");
+  });
+
+  it("a budgeted stream relayed with an overload as its first event (no message started), then broken, is charged nothing", async () => {
+    const { key, id } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    h.fake.reset();
+    // Retried while nothing reached the client; the third is relayed, then the upstream breaks.
+    const overloaded: Behaviour = { kind: "sse", events: [overloadedEvent, overloadedEvent], resetAfter: 1 };
+    h.fake.enqueue(overloaded, overloaded, overloaded);
+    const r = await h.call("/v1/messages", { key, body: body(1000, { stream: true }) });
+    expect(r.status).toBe(200);
+    expect(r.text).toContain("overloaded_error");
+    expect(sent()).toBe(3);
+    // No message was started, so nothing was generated: not its max_tokens.
+    expect((await settledState(h, id)).daily).toMatchObject({ spent: 0, reserved: 0 });
+  });
+
+  it("a tenant that reserves nothing, retried after a billable attempt into error answers, still has the attempt in the ledger", async () => {
+    const { key, id } = await h.tenant();
+    h.fake.reset();
+    // Headers that never come (retried), then 500s until the retries run out: the client
+    // gets the last 500, which reports no usage; the first attempt may have been billed.
+    const e500 = { kind: "error" as const, status: 500, type: "api_error", message: "Internal server error" };
+    h.fake.enqueue({ kind: "hang" }, e500, e500);
+    const r = await h.call("/v1/messages", { key, body: body(10) });
+    expect(r.status).toBe(500);
+    expect(sent()).toBe(3);
+    // (The upstream's own error answer keeps its request-id; the proxy's is edgefleet-request-id.)
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(UsageEventSchema.parse(e)).toEqual(e);
+    expect(e).toMatchObject({ tenant: id, status: 500, model: HAIKU, maybe_billed_attempts: 1, usage: { input_tokens: 0, output_tokens: 0 } });
+    expect(e).not.toHaveProperty("no_answer");
+    // An error answer with nothing billable before it sends nothing.
+    h.fake.enqueue(e500, e500, e500);
+    const plain = await h.call("/v1/messages", { key, body: body(10) });
+    expect(plain.status).toBe(500);
+    const last = await h.call("/v1/messages", { key, body: body(10) });
+    await h.eventFor(last.headers.get("edgefleet-request-id")!);
+    expect(h.events.some((x) => x.request_id === plain.headers.get("edgefleet-request-id"))).toBe(false);
   });
 });
 

@@ -71,6 +71,7 @@ describe("usage ledger", () => {
         cut_calls: 0,
         no_answer_calls: 0,
         held_micros: 0,
+        maybe_billed_attempts: 0,
       },
     ]);
     expect(h.deadLetters).toEqual([]);
@@ -90,6 +91,7 @@ describe("usage ledger", () => {
           ...(i % 7 === 0 ? { ended: STREAM_ENDS[i % STREAM_ENDS.length] } : i % 11 === 0 && i > 0 ? { no_answer: NO_ANSWERS[i % 3] } : {}),
           // A budget's charge on every 5th: above, equal to or below the priced usage.
           ...(i % 5 === 0 ? { budget_micros: [0, 1_000, 1_000_000][i % 3] } : {}),
+          ...(i % 4 === 1 ? { maybe_billed_attempts: 1 + (i % 3) } : {}),
           usage: i % 11 === 0 && i > 0 && i % 7 !== 0 ? { input_tokens: 0, output_tokens: 0 } : { input_tokens: 10 * i, output_tokens: i, cache_read_input_tokens: 7 * i, cache_creation_input_tokens: i, cache_creation: null },
         }),
       );
@@ -102,7 +104,8 @@ describe("usage ledger", () => {
         `SELECT day, tenant, model, count(*) AS calls, sum(input_tokens) AS input_tokens, sum(cache_write_5m_tokens) AS cache_write_5m_tokens,
           sum(cache_write_1h_tokens) AS cache_write_1h_tokens, sum(cache_read_tokens) AS cache_read_tokens, sum(output_tokens) AS output_tokens,
           sum(cost_micros) AS cost_micros, sum(priced_as = '*unknown*' AND no_answer IS NULL) AS unknown_model_calls, sum(ended IS NOT NULL) AS cut_calls,
-          sum(no_answer IS NOT NULL) AS no_answer_calls, sum(max(0, coalesce(budget_micros, cost_micros) - cost_micros)) AS held_micros
+          sum(no_answer IS NOT NULL) AS no_answer_calls, sum(coalesce(budget_micros, cost_micros) - cost_micros) AS held_micros,
+          sum(maybe_billed_attempts) AS maybe_billed_attempts
          FROM calls GROUP BY day, tenant, model ORDER BY day, tenant, model`,
       )
       .all();
@@ -112,12 +115,17 @@ describe("usage ledger", () => {
     expect(daily.reduce((n, d) => n + Number(d.cut_calls), 0)).toBe(9);
     expect(daily.reduce((n, d) => n + Number(d.no_answer_calls), 0)).toBe(5);
     expect(new Set(rows.map((r) => r.no_answer).filter((x) => x !== null))).toEqual(new Set(NO_ANSWERS));
-    // The $1 charges on priced calls (i = 5, 20, 35, 50) are held beyond their cost; the
-    // others are not (a charge below the cost holds nothing back).
+    // held is each charge minus the cost: the $1 charges (i = 5, 20, 35, 50) above it, the
+    // charges of 0 and $0.001 below it; cost + held is what the budgets charged.
     const held = daily.reduce((n, d) => n + Number(d.held_micros), 0);
-    const byHand = rows.reduce((n, r) => n + (r.budget_micros === null ? 0 : Math.max(0, Number(r.budget_micros) - Number(r.cost_micros))), 0);
+    const byHand = rows.reduce((n, r) => n + (r.budget_micros === null ? 0 : Number(r.budget_micros) - Number(r.cost_micros)), 0);
     expect(held).toBe(byHand);
     expect(held).toBeGreaterThan(3_000_000);
+    expect(daily.some((d) => Number(d.held_micros) < 0)).toBe(true);
+    const charged = rows.reduce((n, r) => n + Number(r.budget_micros ?? r.cost_micros), 0);
+    expect(daily.reduce((n, d) => n + Number(d.cost_micros) + Number(d.held_micros), 0)).toBe(charged);
+    // i = 1, 5, ..., 57: 15 calls with 1 + (i % 3) attempts each.
+    expect(daily.reduce((n, d) => n + Number(d.maybe_billed_attempts), 0)).toBe(Array.from({ length: 15 }, (_, k) => 1 + ((4 * k + 1) % 3)).reduce((a, b) => a + b, 0));
     expect(new Set(rows.map((r) => r.ended).filter((x) => x !== null))).toEqual(new Set(STREAM_ENDS));
     // A dated model id is priced and rolled up under the id the upstream reported.
     expect(rows.filter((r) => r.model === "claude-haiku-4-5-20251001").every((r) => r.priced_as === "claude-haiku-4-5")).toBe(true);
@@ -173,25 +181,32 @@ describe("usage ledger", () => {
     const lost = event({ status: 504, model: "unknown", no_answer: "timeout", budget_micros: 61_250, usage: { input_tokens: 0, output_tokens: 0 } });
     const cut = event({ ended: "client_closed", budget_micros: 30_000, usage: { input_tokens: 1000, output_tokens: 1 } });
     const whole = event({ budget_micros: 3_015, usage: { input_tokens: 1000, output_tokens: 1 } });
-    const noBudget = event({ status: 502, model: "unknown", no_answer: "unreachable", usage: { input_tokens: 0, output_tokens: 0 } });
+    const noBudget = event({ status: 502, model: "unknown", no_answer: "unreachable", maybe_billed_attempts: 2, usage: { input_tokens: 0, output_tokens: 0 } });
     await h.deliver([{ body: lost, id: "l" }, { body: cut, id: "c" }, { body: whole, id: "w" }, { body: noBudget, id: "n" }]);
     await h.deliver([{ body: lost, id: "l", attempts: 2 }, { body: cut, id: "c", attempts: 2 }]);
     const rows = await h.calls();
     expect(rows.find((r) => r.request_id === lost.request_id)).toMatchObject({ status: 504, no_answer: "timeout", budget_micros: 61_250, cost_micros: 0, ended: null, priced_as: "*unknown*" });
-    expect(rows.find((r) => r.request_id === noBudget.request_id)).toMatchObject({ no_answer: "unreachable", budget_micros: null, cost_micros: 0 });
+    expect(rows.find((r) => r.request_id === noBudget.request_id)).toMatchObject({ no_answer: "unreachable", budget_micros: null, cost_micros: 0, maybe_billed_attempts: 2 });
+    expect(rows.find((r) => r.request_id === lost.request_id)).toMatchObject({ maybe_billed_attempts: 0 });
     // Sonnet 4.5: 1000 x 3 + 1 x 15 = 3,015 micro-dollars.
     expect(rows.find((r) => r.request_id === cut.request_id)).toMatchObject({ cost_micros: 3_015, budget_micros: 30_000, no_answer: null });
     const daily = await h.daily();
     expect(daily).toEqual([
       expect.objectContaining({ model: "claude-sonnet-4-5", calls: 2, cost_micros: 6_030, cut_calls: 1, no_answer_calls: 0, held_micros: 30_000 - 3_015 }),
       // No answer: counted, costs nothing by usage, and is not "priced by the unknown-model rule".
-      expect.objectContaining({ model: "unknown", calls: 2, cost_micros: 0, unknown_model_calls: 0, no_answer_calls: 2, held_micros: 61_250 }),
+      expect.objectContaining({ model: "unknown", calls: 2, cost_micros: 0, unknown_model_calls: 0, no_answer_calls: 2, held_micros: 61_250, maybe_billed_attempts: 2 }),
     ]);
     // What the schema refuses is dead-lettered, not recorded as a call with usage.
-    const odd = [{ ...lost, request_id: "req_odd1", usage: { input_tokens: 5, output_tokens: 0 } }, { ...lost, request_id: "req_odd2", no_answer: "lost" }, { ...lost, request_id: "req_odd3", budget_micros: -1 }];
+    const odd = [
+      { ...lost, request_id: "req_odd1", usage: { input_tokens: 5, output_tokens: 0 } },
+      { ...lost, request_id: "req_odd2", no_answer: "lost" },
+      { ...lost, request_id: "req_odd3", budget_micros: -1 },
+      { ...lost, request_id: "req_odd4", maybe_billed_attempts: 0 },
+      { ...lost, request_id: "req_odd5", maybe_billed_attempts: 1.5 },
+    ];
     const r = await h.deliver(odd.map((body, i) => ({ body, id: `o${i}` })));
-    expect(r.explicitAcks).toHaveLength(3);
-    await h.until(async () => h.deadLetters.length, (n) => n >= 3);
+    expect(r.explicitAcks).toHaveLength(5);
+    await h.until(async () => h.deadLetters.length, (n) => n >= 5);
     expect(await h.calls()).toHaveLength(4);
   });
 
@@ -448,12 +463,14 @@ describe("D1 migrations", () => {
         { request_id: "r1", ended: "client_closed", no_answer: null, budget_micros: null, cost_micros: 105 },
         { request_id: "r2", ended: "client_closed", no_answer: null, budget_micros: null, cost_micros: 105 },
       ]);
-      expect((await h.db.prepare("SELECT calls, cost_micros, cut_calls, no_answer_calls, held_micros FROM usage_daily").all()).results).toEqual([
-        { calls: 2, cost_micros: 210, cut_calls: 2, no_answer_calls: 0, held_micros: 0 },
+      expect((await h.db.prepare("SELECT calls, cost_micros, cut_calls, no_answer_calls, held_micros, maybe_billed_attempts FROM usage_daily").all()).results).toEqual([
+        { calls: 2, cost_micros: 210, cut_calls: 2, no_answer_calls: 0, held_micros: 0, maybe_billed_attempts: 0 },
       ]);
       // The columns refuse what the schema does not take.
       await expect(h.db.prepare("UPDATE calls SET no_answer = 'lost' WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
       await expect(h.db.prepare("UPDATE calls SET budget_micros = -1 WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
+      await expect(h.db.prepare("UPDATE calls SET maybe_billed_attempts = -1 WHERE request_id = 'r1'").run()).rejects.toThrow(/CHECK constraint failed/);
+      expect((await h.db.prepare("SELECT maybe_billed_attempts FROM calls").all()).results).toEqual([{ maybe_billed_attempts: 0 }, { maybe_billed_attempts: 0 }]);
     } finally {
       rmSync(upTo2, { recursive: true, force: true });
       await h.dispose();

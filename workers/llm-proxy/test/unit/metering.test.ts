@@ -3,7 +3,7 @@
 // keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
+import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
 import { archiveKey, Staged } from "../../src/archive.ts";
 import { billable, MAX_TOKENS, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
@@ -65,6 +65,11 @@ describe("the usage event", () => {
     expect(UsageEventSchema.safeParse({ ...e, no_answer: "lost" }).success).toBe(false);
     expect(UsageEventSchema.safeParse({ ...e, budget_micros: -1 }).success).toBe(false);
     expect(UsageEventSchema.safeParse({ ...e, budget_micros: 0.5 }).success).toBe(false);
+    // Retried attempts that may have been billed: from 1, whole, bounded; absent at 0.
+    expect(usageEvent(call, none, { noAnswer: "timeout", maybeBilled: 2 }).maybe_billed_attempts).toBe(2);
+    expect(usageEvent(call, { ...none, inputTokens: 3 }, { maybeBilled: 0 })).not.toHaveProperty("maybe_billed_attempts");
+    expect(UsageEventSchema.parse(usageEvent(call, { ...none, inputTokens: 3 }, { maybeBilled: 10_000 })).maybe_billed_attempts).toBe(MAX_ATTEMPTS);
+    for (const bad of [0, -1, 1.5, MAX_ATTEMPTS + 1]) expect(UsageEventSchema.safeParse({ ...e, maybe_billed_attempts: bad }).success).toBe(false);
   });
 
   it("takes a call with no answer's model from its request body, else 'unknown'", () => {
