@@ -17,8 +17,11 @@ export function oneApiHost(routes: ApiRoute[]): LoopbackServer {
     const path = req.url ?? "/";
     const route = routes.find((r) => r.when(path));
     if (route === undefined) {
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ success: false, errors: [{ code: 7003, message: "No route for that URI" }], messages: [], result: null }));
+      // What api.cloudflare.com answers for a path it has no route for: HTTP 400 with
+      // code 7000 "No route for that URI" (as reported in cloudflare/terraform-provider-
+      // cloudflare#1097 and cloudflare/workers-sdk#9142).
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ success: false, errors: [{ code: 7000, message: "No route for that URI" }], messages: [], result: null }));
       return;
     }
     const headers: Record<string, string> = {};

@@ -4,6 +4,7 @@
 // message_delta for a stream), passed through; fields the ledger does not bill
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
+import { tokensOf } from "./cost.ts";
 import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
 export { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL };
@@ -75,10 +76,6 @@ export const UsageEventSchema = z.strictObject({
 })
   // A call with no answer had no stream to cut, and its usage is unknown, not some tokens.
   .refine((e) => e.no_answer === undefined || e.ended === undefined, { message: "no_answer and ended exclude each other", path: ["no_answer"] })
-  .refine((e) => e.no_answer === undefined || tokenSum(e.usage) === 0, { message: "a call with no answer has no usage (all zeros)", path: ["usage"] });
-
-function tokenSum(u: z.infer<typeof UsageSchema>): number {
-  return u.input_tokens + u.output_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + (u.cache_creation?.ephemeral_5m_input_tokens ?? 0) + (u.cache_creation?.ephemeral_1h_input_tokens ?? 0);
-}
+  .refine((e) => e.no_answer === undefined || Object.values(tokensOf(e.usage)).every((n) => n === 0), { message: "a call with no answer has no usage (all zeros)", path: ["usage"] });
 
 export type UsageEvent = z.infer<typeof UsageEventSchema>;

@@ -18,7 +18,7 @@ import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
 import { JURISDICTIONS, openRemoteArchive, type Jurisdiction } from "./remote.ts";
 import { DEFAULT_PERSIST as LEDGER_PERSIST, NoLedgerError, openLocalSource } from "../usage/local.ts";
-import { openRemoteSource } from "../usage/remote.ts";
+import { LEDGER_DATABASE_NEEDED, ledgerDatabaseId, openRemoteSource } from "../usage/remote.ts";
 import type { UsageSource } from "../usage/report.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
 
@@ -90,11 +90,11 @@ interface GetOptions {
 function remoteCredentials(o: Common & Partial<GetOptions>, io: Io, ledger: boolean): { apiToken: string; accountId: string; databaseId?: string } {
   const apiToken = io.env.CLOUDFLARE_API_TOKEN;
   const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
-  const databaseId = o.databaseId ?? io.env.EDGEFLEET_USAGE_DATABASE_ID;
+  const databaseId = ledgerDatabaseId(o.databaseId, io.env);
   const missing = [
     apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag; R2 read${ledger ? " and D1 read" : ""} permission)`,
     accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    !ledger || databaseId ? undefined : "without --tenant, the usage ledger to find it in: --database-id or EDGEFLEET_USAGE_DATABASE_ID (the edgefleet-usage D1 database's uuid)",
+    !ledger || databaseId ? undefined : `without --tenant, the usage ledger to find it in: ${LEDGER_DATABASE_NEEDED}`,
   ].filter((m) => m !== undefined);
   if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
   return { apiToken: apiToken!, accountId: accountId!, ...(ledger ? { databaseId: databaseId! } : {}) };

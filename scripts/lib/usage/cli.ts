@@ -13,7 +13,7 @@ import { readBudgets, type BudgetLookup } from "./budgets.ts";
 import { renderCsv, renderJson, renderTable } from "./format.ts";
 import { renderHtml } from "./html.ts";
 import { DEFAULT_PERSIST, openLocalSource } from "./local.ts";
-import { openRemoteSource } from "./remote.ts";
+import { LEDGER_DATABASE_NEEDED, ledgerDatabaseId, openRemoteSource } from "./remote.ts";
 import { usageReport, type UsageFilter, type UsageSource } from "./report.ts";
 
 export const USAGE_EXIT = {
@@ -75,11 +75,11 @@ async function openSource(o: Opts, io: Io): Promise<UsageSource> {
   if (!o.remote) return openLocalSource(o.persist);
   const apiToken = io.env.CLOUDFLARE_API_TOKEN;
   const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
-  const databaseId = o.databaseId ?? io.env.EDGEFLEET_USAGE_DATABASE_ID;
+  const databaseId = ledgerDatabaseId(o.databaseId, io.env);
   const missing = [
     apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag; D1 read permission)",
     accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    databaseId ? undefined : "--database-id or EDGEFLEET_USAGE_DATABASE_ID (the edgefleet-usage D1 database's uuid)",
+    databaseId ? undefined : LEDGER_DATABASE_NEEDED,
   ].filter((m) => m !== undefined);
   if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;

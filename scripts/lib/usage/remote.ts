@@ -5,6 +5,14 @@ import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare from "cloudflare";
 import type { UsageSource } from "./report.ts";
 
+/** What --remote needs to find the ledger's database, as a missing-credential message says it. */
+export const LEDGER_DATABASE_NEEDED = "--database-id or EDGEFLEET_USAGE_DATABASE_ID (the edgefleet-usage D1 database's uuid)";
+
+/** The ledger's D1 database id: the flag, else EDGEFLEET_USAGE_DATABASE_ID. */
+export function ledgerDatabaseId(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  return flag ?? env.EDGEFLEET_USAGE_DATABASE_ID;
+}
+
 export interface RemoteOptions {
   apiToken: string;
   accountId: string;

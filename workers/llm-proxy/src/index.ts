@@ -175,16 +175,19 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     // An attempt the upstream may have billed (forward.ts `again`) keeps the reservation,
     // and the ledger gets the call, with no usage (unknown) and what the budget kept.
     const charged = settle(undefined, up.billable === true);
-    if (up.billable === true || up.maybeBilledRetries !== undefined) {
-      meter?.noAnswer(up.failure === "timeout" ? 504 : 502, up.failure === "cut" ? "broke_off" : up.failure === "timeout" ? "timeout" : "unreachable", charged, up.maybeBilledRetries);
-    }
+    // Each failure's status, its name in the usage event, and what the client is told.
+    const [status, why, message] =
+      up.failure === "timeout"
+        ? ([504, "timeout", "upstream did not answer in time"] as const)
+        : up.failure === "cut"
+          ? ([502, "broke_off", "the upstream's answer broke off before it was whole"] as const)
+          : ([502, "unreachable", "upstream unreachable"] as const);
+    if (up.billable === true || up.maybeBilledRetries !== undefined) meter?.noAnswer(status, why, charged, up.maybeBilledRetries);
     // The call was admitted: its answer carries the tenant's rate-limit headers like any other.
     const h = { ...limit.headers, ...retryHint };
     // A call that holds a reservation was not retried after such an attempt: say why.
     const held = tokens.holds === true && up.billable === true ? "; it may have been billed, so this call keeps its reservation and was not retried by the proxy (a retry is a new call)" : "";
-    if (up.failure === "timeout") return fail(504, "api_error", "upstream did not answer in time" + held, h, up.retries);
-    if (up.failure === "cut") return fail(502, "api_error", "the upstream's answer broke off before it was whole" + held, h, up.retries);
-    return fail(502, "api_error", "upstream unreachable" + held, h, up.retries);
+    return fail(status, "api_error", message + held, h, up.retries);
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;
