@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createRequire } from "node:module";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { DEAD_LETTERS_EXIT } from "../scripts/lib/dead-letters/cli.ts";
 
 const { validateWorkflow } = createRequire(import.meta.url)("@action-validator/core") as {
   validateWorkflow(src: string): { errors: { code: string; detail?: string; path?: string; title: string }[] };
@@ -19,6 +20,8 @@ const { validateWorkflow } = createRequire(import.meta.url)("@action-validator/c
 
 const DIR = ".github/workflows";
 const files = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f));
+/** The workflows that run Pulumi (dead-letters.yml does not). */
+const PULUMI = ["preview.yml", "up.yml"];
 const load = (f: string) => ({ text: readFileSync(join(DIR, f), "utf8"), doc: parse(readFileSync(join(DIR, f), "utf8")) as Record<string, any> });
 
 interface Step {
@@ -34,8 +37,31 @@ interface Step {
 const steps = (doc: Record<string, any>): Step[] => Object.values(doc.jobs as Record<string, { steps: Step[] }>).flatMap((j) => j.steps);
 
 describe("CI workflows", () => {
-  it("has the preview and up workflows", () => {
-    expect(files.sort()).toEqual(["preview.yml", "up.yml"]);
+  it("has the preview, up and dead-letter alert workflows", () => {
+    expect(files.sort()).toEqual(["dead-letters.yml", "preview.yml", "up.yml"]);
+  });
+
+  it("checks the usage ledger's DLQ every hour, and the job fails when the check alerts", () => {
+    const { doc } = load("dead-letters.yml");
+    expect(doc.on.schedule).toEqual([{ cron: expect.stringMatching(/^\d{1,2} \* \* \* \*$/) }]);
+    const all = steps(doc);
+    const check = all.find((x) => /npm run --silent dead-letters -- check/.test(x.run ?? ""))!;
+    expect(check).toBeDefined();
+    expect(check).not.toHaveProperty("continue-on-error");
+    expect(check.env).toMatchObject({ CLOUDFLARE_API_TOKEN: "${{ secrets.CLOUDFLARE_API_TOKEN }}", CLOUDFLARE_ACCOUNT_ID: "${{ vars.CLOUDFLARE_ACCOUNT_ID }}" });
+    expect(all.findIndex((x) => x.run === "npm ci")).toBeLessThan(all.indexOf(check));
+    // Run it with a stand-in npm: the check's exit code is the step's, and the threshold
+    // is 0 unless the repository variable says otherwise.
+    const alert = runStep(check, { MAX_BACKLOG: "", FAKE_NPM_EXIT: "4" });
+    expect(alert.status).toBe(4);
+    expect(alert.npm).toEqual(["run --silent dead-letters -- check --max-backlog 0"]);
+    const ok = runStep(check, { MAX_BACKLOG: "25", FAKE_NPM_EXIT: "0" });
+    expect(ok.status).toBe(0);
+    expect(ok.npm).toEqual(["run --silent dead-letters -- check --max-backlog 25"]);
+    // The command and its exit code exist as the workflow expects them.
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts["dead-letters"]).toBeDefined();
+    expect(DEAD_LETTERS_EXIT.alert).toBe(4);
   });
 
   it.each(files)("%s passes the workflow linter", (f) => {
@@ -109,7 +135,7 @@ describe("CI workflows", () => {
     }
   });
 
-  it.each(files)("%s uses pulumi/actions v7 (node24) and node24 majors of checkout and setup-node", (f) => {
+  it.each(PULUMI)("%s uses pulumi/actions v7 (node24) and node24 majors of checkout and setup-node", (f) => {
     const uses = steps(load(f).doc).flatMap((x) => (x.uses ? [x.uses] : []));
     const pulumi = uses.filter((u) => u.startsWith("pulumi/actions@"));
     expect(pulumi.length).toBeGreaterThan(0);
@@ -118,7 +144,7 @@ describe("CI workflows", () => {
     expect(uses).toContain("actions/setup-node@v6");
   });
 
-  it.each(files)("%s logs in to Pulumi in its own step before any Pulumi command, and that step fails the job", (f) => {
+  it.each(PULUMI)("%s logs in to Pulumi in its own step before any Pulumi command, and that step fails the job", (f) => {
     const all = steps(load(f).doc);
     const install = all.findIndex((x) => x.uses?.startsWith("pulumi/actions@") && !x.with?.command);
     const login = all.findIndex((x) => /pulumi login/.test(x.run ?? ""));
@@ -184,8 +210,9 @@ describe("CI workflows", () => {
   });
 });
 
-/** Runs a step's script as GitHub's `shell: bash` does, with `env` and a stand-in `pulumi`
- * that records its arguments and exits FAKE_PULUMI_LOGIN_EXIT for `login`. */
+/** Runs a step's script as GitHub's `shell: bash` does, with `env`, a stand-in `pulumi`
+ * that records its arguments and exits FAKE_PULUMI_LOGIN_EXIT for `login`, and a stand-in
+ * `npm` that records its arguments and exits FAKE_NPM_EXIT. */
 function runStep(step: Step, env: Record<string, string>) {
   const dir = mkdtempSync(join(tmpdir(), "edgefleet-wf-"));
   const calls = join(dir, "calls");
@@ -195,6 +222,10 @@ function runStep(step: Step, env: Record<string, string>) {
     `#!/bin/bash\necho "$*" >> "${calls}"\nif [ "$1" = login ]; then exit "\${FAKE_PULUMI_LOGIN_EXIT:-0}"; fi\n`,
   );
   chmodSync(join(dir, "pulumi"), 0o755);
+  const npmCalls = join(dir, "npm-calls");
+  writeFileSync(npmCalls, "");
+  writeFileSync(join(dir, "npm"), `#!/bin/bash\necho "$*" >> "${npmCalls}"\nexit "\${FAKE_NPM_EXIT:-0}"\n`);
+  chmodSync(join(dir, "npm"), 0o755);
   const script = join(dir, "step.sh");
   writeFileSync(script, step.run!);
   const files = { GITHUB_OUTPUT: join(dir, "output"), GITHUB_STEP_SUMMARY: join(dir, "summary") };
@@ -205,5 +236,5 @@ function runStep(step: Step, env: Record<string, string>) {
   });
   const read = (f: string) => readFileSync(f, "utf8");
   const recorded = read(calls).split("\n").filter(Boolean).map((l) => l.replace(/^login ?/, ""));
-  return { status: r.status, stdout: r.stdout, output: read(files.GITHUB_OUTPUT), summary: read(files.GITHUB_STEP_SUMMARY), calls: recorded };
+  return { status: r.status, stdout: r.stdout, output: read(files.GITHUB_OUTPUT), summary: read(files.GITHUB_STEP_SUMMARY), calls: recorded, npm: read(npmCalls).split("\n").filter(Boolean) };
 }

@@ -325,6 +325,104 @@ describe("dead-letters replay --dry-run and list", () => {
   });
 });
 
+describe("dead-letters check (the DLQ alert)", () => {
+  it("an empty DLQ: exit 0, and it reads only the queue and its metrics (no peek, no pull)", async () => {
+    const r = await run(["check"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(r.out).toBe(`${DLQ}: 0 dead letter(s), 0 bytes; retention 14 days\nnothing to replay\n`);
+    expect(r.err).toBe("");
+    expect(actions()).toEqual(["list", "metrics"]);
+    const j = JSON.parse((await run(["check", "--json"])).out);
+    expect(j).toMatchObject({ dlq: { name: DLQ }, backlog: 0, alert: false, urgent: false, oldestSentAt: null, oldestDeletedAt: null, retentionSeconds: 14 * 86_400 });
+  });
+
+  it("dead letters: exit 4, the alert on stderr names the count and when Cloudflare deletes the oldest; nothing changes", async () => {
+    const sent = t0 - 3 * 3600_000;
+    fake.send(DLQ, event(1), { timestampMs: sent });
+    fake.send(DLQ, event(2), { timestampMs: t0 - 60_000 });
+    fake.send(DLQ, event(3), { timestampMs: t0 - 30_000 });
+    const before = fake.snapshot();
+    const r = await run(["check"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.alert);
+    expect(fake.snapshot()).toBe(before);
+    expect(r.out).toMatch(new RegExp(`^${DLQ}: 3 dead letter\\(s\\), \\d+ bytes, the oldest sent 3h 0m ago; retention 14 days\\n$`));
+    const deletes = new Date(sent + 14 * DAY).toISOString();
+    // The fake's clock moves a little with each request: the countdown is just under 13d 21h.
+    expect(r.err).toContain(`ALERT: 3 usage event(s) in ${DLQ} (more than --max-backlog 0): calls the ledger has not recorded; Cloudflare deletes the oldest at ${deletes}, in 13d 20h.`);
+    expect(r.err).not.toContain("URGENT");
+    expect(r.err).toContain("npm run dead-letters -- list");
+    const j = JSON.parse((await run(["check", "--json"])).out);
+    expect(j).toMatchObject({ backlog: 3, maxBacklog: 0, alert: true, urgent: false, oldestSentAt: new Date(sent).toISOString(), oldestDeletedAt: deletes, retentionFromDefault: false });
+    expect(j.oldestAgeSeconds).toBeGreaterThanOrEqual(3 * 3600);
+    expect(j.oldestAgeSeconds + j.oldestDeletedInSeconds).toBeGreaterThanOrEqual(14 * 86_400 - 1);
+    expect(j.oldestAgeSeconds + j.oldestDeletedInSeconds).toBeLessThanOrEqual(14 * 86_400);
+    expect(j.backlogBytes).toBeGreaterThan(0);
+    // Leased messages are still unacknowledged: a pull does not hide them from the check.
+    await run(["replay", "--limit", "1", "--dry-run"]);
+    expect((await run(["check", "--max-backlog", "2"])).code).toBe(DEAD_LETTERS_EXIT.alert);
+  });
+
+  it("--max-backlog tolerates a few; over it, the alert", async () => {
+    for (let i = 0; i < 3; i++) fake.send(DLQ, event(i));
+    const within = await run(["check", "--max-backlog", "3"]);
+    expect(within.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(within.out).toContain("within --max-backlog 3");
+    fake.send(DLQ, event(9));
+    expect((await run(["check", "--max-backlog", "3"])).code).toBe(DEAD_LETTERS_EXIT.alert);
+  });
+
+  it("urgent within 48 hours of the oldest's deletion, with the DLQ's own retention", async () => {
+    fake.send(DLQ, event(1), { timestampMs: t0 - 13 * DAY });
+    const r = await run(["check"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.alert);
+    expect(r.err).toContain("URGENT: ALERT: 1 usage event(s)");
+    expect(r.err).toContain("in 23h 59m.");
+
+    // A DLQ created without a retention: Cloudflare keeps messages 4 days (the API then
+    // reports message_retention_period 345600, as the fake does).
+    const bare = new FakeQueuesApi({ token: TOKEN, accountId: ACCOUNT });
+    await bare.start();
+    try {
+      bare.addQueue(USAGE, { consumer: { type: "worker", scriptName: "edgefleet-usage-ledger", deadLetterQueue: DLQ } });
+      bare.addQueue(DLQ, { consumer: { type: "http_pull" } });
+      bare.send(DLQ, event(2), { timestampMs: fake.now() - 3 * DAY });
+      const e = { ...env, CLOUDFLARE_API_BASE_URL: bare.baseURL };
+      const d = await run(["check", "--json"], e);
+      expect(d.code).toBe(DEAD_LETTERS_EXIT.alert);
+      const j = JSON.parse(d.out);
+      expect(j).toMatchObject({ alert: true, urgent: true, retentionSeconds: 4 * 86_400 });
+      expect(j.oldestDeletedInSeconds).toBeGreaterThan(86_400 - 60);
+      expect(j.oldestDeletedInSeconds).toBeLessThanOrEqual(86_400);
+      const text = await run(["check"], e);
+      expect(text.out).toContain("retention 4 days\n");
+      expect(text.err).toContain("URGENT");
+    } finally {
+      await bare.stop();
+    }
+  });
+
+  it("a failed metrics call is exit 1, never an all-clear", async () => {
+    fake.send(DLQ, event(1));
+    fake.failNext({ status: 500, code: 10001, message: "Internal error", action: "metrics" });
+    const r = await run(["check"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.failed);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^dead-letters: the Cloudflare API answered 500/);
+  });
+
+  it("says the token needs Queues Read, and refuses a bad --max-backlog before any request", async () => {
+    const r = await run(["check"], { CLOUDFLARE_API_BASE_URL: fake.baseURL, CLOUDFLARE_ACCOUNT_ID: ACCOUNT });
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.usage);
+    expect(r.err).toBe("dead-letters: needs CLOUDFLARE_API_TOKEN (environment only, never a flag; Queues Read)\n");
+    for (const bad of ["-1", "x", "1.5"]) {
+      const b = await run(["check", "--max-backlog", bad]);
+      expect(b.code).toBe(DEAD_LETTERS_EXIT.usage);
+      expect(b.err).toContain("--max-backlog");
+    }
+    expect(actions()).toEqual([]);
+  });
+});
+
 describe("dead-letters: bad command lines and set-up", () => {
   it("exits 2 with a clear message for bad flags, before any request", async () => {
     const cases: [string[], RegExp][] = [

@@ -30,7 +30,16 @@ export const DEAD_LETTERS_EXIT = {
   /** Done, but events were left in the DLQ (invalid, too old, not JSON): listed. With
    *  --dry-run: some would be left. */
   left: 3,
+  /** check: the DLQ holds more than --max-backlog dead letters (calls the ledger has not
+   *  recorded): what a scheduled job alerts on. */
+  alert: 4,
 } as const;
+
+/** Cloudflare's retention of a queue that does not set message_retention_period: 4 days
+ *  (developers.cloudflare.com/queues/platform/limits). */
+const DEFAULT_RETENTION_SECONDS = 4 * 86_400;
+/** check calls a DLQ urgent when Cloudflare deletes its oldest dead letter within this. */
+const URGENT_MS = 2 * 86_400_000;
 
 export interface Io {
   out: (s: string) => void;
@@ -61,6 +70,9 @@ interface CommonOpts {
 interface ListOpts extends CommonOpts {
   limit: number;
 }
+interface CheckOpts extends CommonOpts {
+  maxBacklog: number;
+}
 interface ReplayOpts extends CommonOpts {
   dryRun?: boolean;
   limit?: number;
@@ -79,10 +91,10 @@ interface Setup {
 }
 
 /** Credentials, the retention, the queues' names and ids: everything checked before any message is touched. */
-async function setup(o: CommonOpts, io: Io, needPull: boolean): Promise<Setup> {
+async function setup(o: CommonOpts, io: Io, needPull: boolean, permission = "Queues Read and Edit"): Promise<Setup> {
   const apiToken = io.env.CLOUDFLARE_API_TOKEN;
   const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
-  const missing = [apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag; Queues Read and Edit)", accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID"].filter((m) => m !== undefined);
+  const missing = [apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag; ${permission})`, accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID"].filter((m) => m !== undefined);
   if (missing.length > 0) throw new SetupError(`needs ${missing.join("; ")}`);
   const metering = loadMetering(o.inventory);
   if (!metering.ok) throw new SetupError(`the ledger's retention comes from ${o.inventory}/metering.yaml, which has ${metering.problems.length} problem(s):\n${metering.problems.map(formatProblem).join("\n")}`);
@@ -202,15 +214,16 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
   let code: number = DEAD_LETTERS_EXIT.ok;
   const now = io.now ?? Date.now;
   const program = new Command("dead-letters")
-    .description("The usage ledger's dead-letter queue: list what it holds, replay it to the usage queue.")
+    .description("The usage ledger's dead-letter queue: list what it holds, replay it to the usage queue, alert when it is not empty.")
     .helpOption("-h, --help", "show this help")
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .addHelpText(
       "after",
-      `\n${SAFETY}\nThe token is read from CLOUDFLARE_API_TOKEN only (Queues Read and Edit: acking writes to the queue).\n` +
+      `\n${SAFETY}\nThe token is read from CLOUDFLARE_API_TOKEN only (Queues Read and Edit: acking writes to the queue; check needs Queues Read).\n` +
         "Exit codes: 0 done; 1 an API call failed; 2 bad command line or set-up (credentials, metering.yaml,\n" +
-        "a missing queue, a DLQ without its HTTP pull consumer); 3 done, but events were left in the DLQ.\n",
+        "a missing queue, a DLQ without its HTTP pull consumer); 3 done, but events were left in the DLQ;\n" +
+        "4 (check) the DLQ holds more dead letters than --max-backlog.\n",
     );
   const common = (c: Command) =>
     c
@@ -234,6 +247,69 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       } else {
         io.out(lookText(l, t, false));
       }
+    });
+
+  common(program.command("check"))
+    .description("alert when the DLQ holds dead letters (exit 4): for a scheduled job; reads the queue's metrics only, changes nothing")
+    .option("--max-backlog <n>", "dead letters tolerated before the alert", intAtLeast("--max-backlog", 0), 0)
+    .addHelpText(
+      "after",
+      "\nEach dead letter is a call the ledger has not recorded (so nobody is billed for it) until a replay.\n" +
+        "Cloudflare deletes a message once the queue's retention passes: check says when that happens to the\n" +
+        "oldest, and calls it urgent within 48 hours. The metrics are best-effort (Cloudflare: \"values may be\n" +
+        "approximate\"); run it on a schedule (.github/workflows/dead-letters.yml: hourly), not once.\n" +
+        "The token needs Queues Read only.\n",
+    )
+    .action(async (o: CheckOpts) => {
+      const s = await setup(o, io, false, "Queues Read");
+      const m = await s.api.metrics(s.dlq.id);
+      const t = now();
+      const retentionSeconds = s.dlq.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+      const deletesAt = m.oldestMs !== undefined ? m.oldestMs + retentionSeconds * 1000 : undefined;
+      const alert = m.backlogCount > o.maxBacklog;
+      // Without the oldest's time, the deadline is unknown: urgent, not "fine".
+      const urgent = alert && (deletesAt === undefined || deletesAt - t <= URGENT_MS);
+      code = alert ? DEAD_LETTERS_EXIT.alert : DEAD_LETTERS_EXIT.ok;
+      if (o.json) {
+        io.out(
+          safeJson(
+            {
+              dlq: queueJson(s.dlq),
+              backlog: m.backlogCount,
+              backlogBytes: m.backlogBytes,
+              maxBacklog: o.maxBacklog,
+              alert,
+              urgent,
+              oldestSentAt: m.oldestMs !== undefined ? new Date(m.oldestMs).toISOString() : null,
+              oldestAgeSeconds: m.oldestMs !== undefined ? Math.max(0, Math.floor((t - m.oldestMs) / 1000)) : null,
+              retentionSeconds,
+              retentionFromDefault: s.dlq.retentionSeconds === undefined,
+              oldestDeletedAt: deletesAt !== undefined ? new Date(deletesAt).toISOString() : null,
+              oldestDeletedInSeconds: deletesAt !== undefined ? Math.floor((deletesAt - t) / 1000) : null,
+            },
+            2,
+          ) + "\n",
+        );
+        return;
+      }
+      const kept = `retention ${retentionSeconds / 86_400} days${s.dlq.retentionSeconds === undefined ? " (Cloudflare's default: the queue sets none)" : ""}`;
+      const oldest = m.oldestMs !== undefined ? `, the oldest sent ${age(t - m.oldestMs)} ago` : ", the oldest's time unknown";
+      const head = `${s.dlq.name}: ${m.backlogCount} dead letter(s), ${m.backlogBytes} bytes${m.backlogCount > 0 ? oldest : ""}; ${kept}\n`;
+      if (!alert) {
+        io.out(head + (m.backlogCount > 0 ? `within --max-backlog ${o.maxBacklog}\n` : "nothing to replay\n"));
+        return;
+      }
+      const deadline =
+        deletesAt === undefined
+          ? "when Cloudflare deletes the oldest is unknown (the metrics do not give its time): treat it as urgent"
+          : deletesAt <= t
+            ? `the oldest is due for deletion now (sent ${age(t - m.oldestMs!)} ago, ${kept})`
+            : `Cloudflare deletes the oldest at ${new Date(deletesAt).toISOString()}, in ${age(deletesAt - t)}`;
+      io.out(head);
+      io.err(
+        `dead-letters: ${urgent ? "URGENT: " : ""}ALERT: ${m.backlogCount} usage event(s) in ${s.dlq.name} (more than --max-backlog ${o.maxBacklog}): calls the ledger has not recorded; ${deadline}.\n` +
+          "dead-letters: see why with `npm run dead-letters -- list`; once the ledger can record them (its deploy or migration fixed): `npm run dead-letters -- replay`\n",
+      );
     });
 
   common(program.command("replay"))

@@ -21,12 +21,23 @@ export interface QueueInfo {
 export interface QueuesClient {
   find(name: string): Promise<QueueInfo | undefined>;
   backlog(queueId: string): Promise<number | undefined>;
+  /** The queue's best-effort metrics (GET .../metrics; "values may be approximate"). */
+  metrics(queueId: string): Promise<QueueMetrics>;
   pull(queueId: string, batchSize: number, visibilityTimeoutMs: number): Promise<{ messages: WireMessage[]; backlog?: number }>;
   peek(queueId: string, batchSize: number): Promise<WireMessage[]>;
   ack(queueId: string, leases: string[]): Promise<{ acked: number; warnings: number }>;
   /** Releases leases at once (an ack's `retries`), so the messages are visible again. */
   release(queueId: string, leases: string[]): Promise<void>;
   push(queueId: string, bodies: unknown[]): Promise<void>;
+}
+
+export interface QueueMetrics {
+  /** Unacknowledged messages (leased ones included). */
+  backlogCount: number;
+  backlogBytes: number;
+  /** When the oldest unacknowledged message was sent; undefined when the API does not
+   *  know (it answers 0, cloudflare 7.3.0 QueueGetMetricsResponse). */
+  oldestMs?: number;
 }
 
 export interface ClientOptions {
@@ -64,6 +75,17 @@ export function openQueues(o: ClientOptions): QueuesClient {
     async backlog(queueId) {
       const m = await cf.queues.getMetrics(queueId, { account_id });
       return typeof m.backlog_count === "number" ? m.backlog_count : undefined;
+    },
+    async metrics(queueId) {
+      const m = await cf.queues.getMetrics(queueId, { account_id });
+      // A field missing or not a number is a contract change: fail, never read it as 0 (an empty DLQ).
+      if (typeof m.backlog_count !== "number" || !Number.isFinite(m.backlog_count)) throw new Error(`the Queues metrics answer has no backlog_count (got ${JSON.stringify(m.backlog_count)})`);
+      const oldest = m.oldest_message_timestamp_ms;
+      return {
+        backlogCount: m.backlog_count,
+        backlogBytes: typeof m.backlog_bytes === "number" && Number.isFinite(m.backlog_bytes) ? m.backlog_bytes : 0,
+        ...(typeof oldest === "number" && Number.isFinite(oldest) && oldest > 0 ? { oldestMs: oldest } : {}),
+      };
     },
     async pull(queueId, batchSize, visibilityTimeoutMs) {
       const r = await cf.queues.messages.pull(queueId, { account_id, batch_size: batchSize, visibility_timeout_ms: visibilityTimeoutMs });
