@@ -77,3 +77,31 @@ export function outFileProblem(file: string, path: string): string | undefined {
   if (existsSync(path) && statSync(path).isDirectory()) return `--out ${file} is a folder`;
   return undefined;
 }
+
+/** A bad command line or set-up (a flag, missing credentials): the command reports its
+ *  message and exits with its usage code, before anything is read or changed. */
+export class UsageError extends Error {}
+
+/**
+ * The Cloudflare API credentials of a command that reads or writes a deployed fleet: the
+ * token from CLOUDFLARE_API_TOKEN only (never a flag: it would land in shell history and
+ * process lists), the account from `--account-id` or CLOUDFLARE_ACCOUNT_ID. `permission`
+ * names what the token needs; `more` lists the command's other needs, each undefined
+ * when met or the text that names it. Throws a UsageError `<prefix> a; b; c` naming
+ * everything missing at once.
+ */
+export function cloudflareCredentials(
+  o: { accountId?: string | undefined },
+  env: NodeJS.ProcessEnv,
+  need: { prefix: string; permission?: string; more?: (string | undefined)[] },
+): { apiToken: string; accountId: string } {
+  const apiToken = env.CLOUDFLARE_API_TOKEN;
+  const accountId = o.accountId ?? env.CLOUDFLARE_ACCOUNT_ID;
+  const missing = [
+    apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag${need.permission ? `; ${need.permission}` : ""})`,
+    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
+    ...(need.more ?? []),
+  ].filter((m) => m !== undefined);
+  if (missing.length > 0) throw new UsageError(`${need.prefix} ${missing.join("; ")}`);
+  return { apiToken: apiToken!, accountId: accountId! };
+}

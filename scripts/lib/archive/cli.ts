@@ -12,7 +12,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { archivePrefix, parseArchiveKey, PARTS, type Part } from "../../../workers/shared/archive-key.ts";
-import { daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, type CliOutput } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
@@ -40,7 +40,6 @@ export interface Io extends CliOutput {
   outBytes?: (b: Uint8Array) => void;
 }
 
-class UsageError extends Error {}
 
 const DAY_MS = 86_400_000;
 // The proxy's request ids (index.ts): req_ef_ and 32 hex digits.
@@ -88,16 +87,13 @@ interface GetOptions {
 /** --remote's credentials, or a UsageError naming what is missing (`ledger`: also the
  *  ledger's database, for a `get` without --tenant). */
 function remoteCredentials(o: Common & Partial<GetOptions>, io: Io, ledger: boolean): { apiToken: string; accountId: string; databaseId?: string } {
-  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
-  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
   const databaseId = ledgerDatabaseId(o.databaseId, io.env);
-  const missing = [
-    apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag; R2 read${ledger ? " and D1 read" : ""} permission)`,
-    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    !ledger || databaseId ? undefined : `without --tenant, the usage ledger to find it in: ${LEDGER_DATABASE_NEEDED}`,
-  ].filter((m) => m !== undefined);
-  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
-  return { apiToken: apiToken!, accountId: accountId!, ...(ledger ? { databaseId: databaseId! } : {}) };
+  const c = cloudflareCredentials(o, io.env, {
+    prefix: "--remote needs:",
+    permission: `R2 read${ledger ? " and D1 read" : ""} permission`,
+    more: [!ledger || databaseId ? undefined : `without --tenant, the usage ledger to find it in: ${LEDGER_DATABASE_NEEDED}`],
+  });
+  return { ...c, ...(ledger ? { databaseId: databaseId! } : {}) };
 }
 
 function openSource(o: Common, io: Io): Promise<ArchiveSource> {

@@ -14,7 +14,7 @@ import { formatProblem } from "../../../stacks/model/load.ts";
 import { loadMetering } from "../../../stacks/model/metering.ts";
 import { readWorkerConfig, WORKERS_DIR } from "../../../stacks/model/wrangler.ts";
 import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
-import { intAtLeast } from "../cli.ts";
+import { cloudflareCredentials, intAtLeast, UsageError } from "../cli.ts";
 import type { DeadLetter } from "./events.ts";
 import { describeError } from "../cloudflare-error.ts";
 import { openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
@@ -59,7 +59,6 @@ export interface Io {
 const LEDGER_SOURCE = "usage-ledger";
 const MAX_VISIBILITY_SECONDS = 12 * 3600;
 
-class SetupError extends Error {}
 
 interface CommonOpts {
   accountId?: string;
@@ -92,24 +91,21 @@ interface Setup {
 
 /** Credentials, the retention, the queues' names and ids: everything checked before any message is touched. */
 async function setup(o: CommonOpts, io: Io, needPull: boolean, permission = "Queues Read and Edit"): Promise<Setup> {
-  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
-  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
-  const missing = [apiToken ? undefined : `CLOUDFLARE_API_TOKEN (environment only, never a flag; ${permission})`, accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID"].filter((m) => m !== undefined);
-  if (missing.length > 0) throw new SetupError(`needs ${missing.join("; ")}`);
+  const { apiToken, accountId } = cloudflareCredentials(o, io.env, { prefix: "needs", permission });
   const metering = loadMetering(o.inventory);
-  if (!metering.ok) throw new SetupError(`the ledger's retention comes from ${o.inventory}/metering.yaml, which has ${metering.problems.length} problem(s):\n${metering.problems.map(formatProblem).join("\n")}`);
+  if (!metering.ok) throw new UsageError(`the ledger's retention comes from ${o.inventory}/metering.yaml, which has ${metering.problems.length} problem(s):\n${metering.problems.map(formatProblem).join("\n")}`);
   const ledger = readWorkerConfig(LEDGER_SOURCE, io.workersDir ?? WORKERS_DIR);
-  if (!ledger.ok) throw new SetupError(ledger.problems.map(formatProblem).join("\n"));
+  if (!ledger.ok) throw new UsageError(ledger.problems.map(formatProblem).join("\n"));
   const consumer = ledger.config.queueConsumers.find((c) => c.deadLetterQueue);
-  if (!consumer?.deadLetterQueue) throw new SetupError(`${ledger.config.file} has no consumer with a dead_letter_queue`);
+  if (!consumer?.deadLetterQueue) throw new UsageError(`${ledger.config.file} has no consumer with a dead_letter_queue`);
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
   const api = openQueues({ apiToken: apiToken!, accountId: accountId!, ...(baseURL ? { baseURL } : {}), ...(io.maxRetries !== undefined ? { maxRetries: io.maxRetries } : {}) });
   const dlq = await api.find(consumer.deadLetterQueue);
-  if (!dlq) throw new SetupError(`queue '${consumer.deadLetterQueue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
+  if (!dlq) throw new UsageError(`queue '${consumer.deadLetterQueue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
   const target = needPull ? await api.find(consumer.queue) : undefined;
-  if (needPull && !target) throw new SetupError(`queue '${consumer.queue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
+  if (needPull && !target) throw new UsageError(`queue '${consumer.queue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);
   if (needPull && !dlq.pull) {
-    throw new SetupError(
+    throw new UsageError(
       `queue '${dlq.name}' has no HTTP pull consumer, so it cannot be pulled: pulumi up declares it (${`queue/${dlq.name}/pull-consumer`}, max_retries ${DEAD_LETTER_PULL.maxRetries}); by hand: wrangler queues consumer http add ${dlq.name} --message-retries ${DEAD_LETTER_PULL.maxRetries}` +
         (dlq.workers.length > 0 ? ` (a queue has a Worker consumer or a pull consumer, not both: it is consumed by ${dlq.workers.join(", ")})` : ""),
     );
@@ -321,7 +317,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
     .option("--drop-invalid", "ack (delete) the dead letters it cannot replay, after printing each whole to stderr")
     .addHelpText("after", `\n${SAFETY}What it cannot replay (invalid, older than the ledger's call retention, not JSON) it leaves in the DLQ,\nunless --drop-invalid. Each pull spends one of a message's attempts; Cloudflare deletes a message\nwhose attempts reach the pull consumer's max_retries (100).\n`)
     .action(async (o: ReplayOpts) => {
-      if (o.dryRun && o.dropInvalid) throw new SetupError("--dry-run drops nothing: leave out --drop-invalid");
+      if (o.dryRun && o.dropInvalid) throw new UsageError("--dry-run drops nothing: leave out --drop-invalid");
       const s = await setup(o, io, true);
       const target = s.target!;
       if (o.dryRun) {
@@ -405,7 +401,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? DEAD_LETTERS_EXIT.ok : DEAD_LETTERS_EXIT.usage;
-    if (e instanceof SetupError) {
+    if (e instanceof UsageError) {
       io.err(`dead-letters: ${e.message}\n`);
       return DEAD_LETTERS_EXIT.usage;
     }

@@ -18,7 +18,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import { createReporter, redactor } from "./report.ts";
 import { statusReader } from "./status.ts";
 import { workersBindingSecret, type DesiredWorker } from "./workers.ts";
-import { newCommand, parseArgs } from "../cli.ts";
+import { newCommand, parseArgs, UsageError } from "../cli.ts";
 
 /** Exit codes of `npm run rotate` (docs/rotation.md). */
 export const ROTATE_EXIT = {
@@ -150,8 +150,6 @@ const WorkersFile = z.array(
     statusUrl: z.string().url().nullable(),
   }),
 );
-
-class UsageError extends Error {}
 
 function readWorkers(io: RotateIO, opts: Options, secret: string): { workers: DesiredWorker[]; accountId: string; source: string } {
   const settings = readStackSettings(io.root, opts.stack);

@@ -7,6 +7,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import Table from "cli-table3";
+import { cloudflareCredentials, UsageError } from "../cli.ts";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
 import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
@@ -44,7 +45,6 @@ interface StoreOpts {
   json?: boolean;
 }
 
-class UsageError extends Error {}
 
 const PLACEHOLDER_NS = /^0+$/;
 
@@ -54,8 +54,6 @@ async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: (
     const s = await openLocalStore(io.root, o.persist);
     return { ...s, where: `local state ${o.persist}` };
   }
-  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
-  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
   let namespaceId = o.namespaceId ?? io.env.EDGEFLEET_TENANTS_NAMESPACE_ID;
   if (namespaceId === undefined && o.stackOutputs !== undefined) {
     namespaceId = namespaceFromStackOutputs(resolve(io.root, o.stackOutputs), o.stackOutputKey);
@@ -66,14 +64,12 @@ async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: (
     const id = typeof ns === "string" ? ns : ns?.id;
     if (id !== undefined && !PLACEHOLDER_NS.test(id)) namespaceId = id;
   }
-  const missing = [
-    apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag)",
-    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    namespaceId ? undefined : "--namespace-id, EDGEFLEET_TENANTS_NAMESPACE_ID or --stack-outputs (wrangler.jsonc holds a placeholder id)",
-  ].filter((m) => m !== undefined);
-  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
+  const { apiToken, accountId } = cloudflareCredentials(o, io.env, {
+    prefix: "--remote needs:",
+    more: [namespaceId ? undefined : "--namespace-id, EDGEFLEET_TENANTS_NAMESPACE_ID or --stack-outputs (wrangler.jsonc holds a placeholder id)"],
+  });
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
-  const kv = openRemoteStore({ apiToken: apiToken!, accountId: accountId!, namespaceId: namespaceId!, ...(baseURL ? { baseURL } : {}) });
+  const kv = openRemoteStore({ apiToken, accountId, namespaceId: namespaceId!, ...(baseURL ? { baseURL } : {}) });
   return { kv, close: async () => {}, where: `KV namespace ${namespaceId} (account ${accountId})` };
 }
 

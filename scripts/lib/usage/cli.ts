@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Option } from "commander";
-import { daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, type CliOutput } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
 import { openRemoteStore } from "../tenants/remote.ts";
@@ -29,7 +29,6 @@ export interface Io extends CliOutput {
   env: NodeJS.ProcessEnv;
 }
 
-class UsageError extends Error {}
 
 
 function day(name: string): (v: string) => string {
@@ -73,17 +72,10 @@ interface Opts {
 async function openSource(o: Opts, io: Io): Promise<UsageSource> {
   if (o.local && o.remote) throw new UsageError("choose one: --local or --remote");
   if (!o.remote) return openLocalSource(o.persist);
-  const apiToken = io.env.CLOUDFLARE_API_TOKEN;
-  const accountId = o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID;
   const databaseId = ledgerDatabaseId(o.databaseId, io.env);
-  const missing = [
-    apiToken ? undefined : "CLOUDFLARE_API_TOKEN (environment only, never a flag; D1 read permission)",
-    accountId ? undefined : "--account-id or CLOUDFLARE_ACCOUNT_ID",
-    databaseId ? undefined : LEDGER_DATABASE_NEEDED,
-  ].filter((m) => m !== undefined);
-  if (missing.length > 0) throw new UsageError(`--remote needs: ${missing.join("; ")}`);
+  const { apiToken, accountId } = cloudflareCredentials(o, io.env, { prefix: "--remote needs:", permission: "D1 read permission", more: [databaseId ? undefined : LEDGER_DATABASE_NEEDED] });
   const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
-  return openRemoteSource({ apiToken: apiToken!, accountId: accountId!, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) });
+  return openRemoteSource({ apiToken, accountId, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) });
 }
 
 /**

@@ -26,8 +26,6 @@ import type { Config } from "./config.ts";
 import type { Env } from "./env.ts";
 import { emptyUsage, type Usage } from "./usage.ts";
 
-/** The schema's bound on a token count (the zod-free module usage-event.ts takes it from). */
-export const MAX_TOKENS = MAX_TOKENS_PER_CALL;
 /** The schema's id rule for `model`. */
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** The model of an event whose answer named none (or none the ledger can store): the
@@ -35,10 +33,10 @@ const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const UNKNOWN_MODEL = "unknown";
 const BILLED_ROUTE = "/v1/messages";
 
-/** A token count as the schema takes it: an integer in [0, MAX_TOKENS] (a fraction is
+/** A token count as the schema takes it: an integer in [0, MAX_TOKENS_PER_CALL] (a fraction is
  *  rounded up: never under-billed). */
 function count(n: number): number {
-  return Number.isFinite(n) ? Math.min(MAX_TOKENS, Math.max(0, Math.ceil(n))) : 0;
+  return Number.isFinite(n) ? Math.min(MAX_TOKENS_PER_CALL, Math.max(0, Math.ceil(n))) : 0;
 }
 
 /** Bodies up to this size are parsed for requestedModel; above it the model is
