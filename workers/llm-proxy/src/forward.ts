@@ -357,6 +357,9 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
           await stop();
           await sleep(n.wait);
           retries++;
+          // A message_start before the overload: that attempt's message was started, and
+          // may be billed (its usage is not the retry's).
+          if (scanner.started) maybeBilled++;
           continue;
         }
       }

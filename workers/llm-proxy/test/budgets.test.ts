@@ -261,9 +261,32 @@ describe("spend budgets per tenant", () => {
     expect(ok.status).toBe(200);
   });
 
-  it("images by URL: counted first; when count_tokens fails or stalls, 503 (the bytes bound nothing), never a call sized from 200 bytes", async () => {
+  it("a call whose input its reservation cannot bound (web fetch, MCP servers, a document by URL) is refused for a budgeted tenant (403), allowed for one without a budget", async () => {
+    // Before: a web_fetch call reserved ~600 micro-dollars of Haiku and could bring back
+    // pages billed as millions of input tokens, far past the budget, from one call.
     const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
-    const image = body(10, { messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/scan.png" } }] }] });
+    const { key: free } = await h.tenant({ name: "unbudgeted" });
+    const unbounded: [Record<string, unknown>, RegExp][] = [
+      [{ tools: [{ type: "web_fetch_20260318", name: "web_fetch" }] }, /^this API key has a spend budget; tools: web_fetch_20260318 runs on Anthropic's side inside the call/],
+      [{ mcp_servers: [{ type: "url", url: "https://mcp.example/sse", name: "x" }] }, /^this API key has a spend budget; mcp_servers: /],
+      [{ messages: [{ role: "user", content: [{ type: "document", source: { type: "url", url: "https://example.com/big.pdf" } }] }] }, /^this API key has a spend budget; messages\[0\]\.content\[0\]: a source fetched by URL/],
+    ];
+    h.fake.reset();
+    for (const [extra, message] of unbounded) {
+      const r = await h.call("/v1/messages", { key, body: body(10, extra) });
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.text).error).toMatchObject({ type: "permission_error", message: expect.stringMatching(message) });
+    }
+    // Refused before any upstream call: not even count_tokens.
+    expect(h.fake.received).toHaveLength(0);
+    const ok = await h.call("/v1/messages", { key: free, body: body(10, unbounded[0]![0]) });
+    expect(ok.status).toBe(200);
+  });
+
+  it("images: counted first; when count_tokens fails or stalls, 503 (the bytes bound nothing), never a call sized from 200 bytes", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    // A Files API image: a few bytes in the body, thousands of tokens.
+    const image = body(10, { messages: [{ role: "user", content: [{ type: "image", source: { type: "file", file_id: "file_011CNha8iCJcU1wXNR6q4V8w" } }] }] });
     h.fake.reset();
     h.fake.enqueue({ kind: "json", body: { input_tokens: 1600 } });
     const counted = await h.call("/v1/messages", { key, body: image });
@@ -414,6 +437,25 @@ describe("budgets with retries on: an attempt the upstream may have billed is no
     const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
     expect(e).toMatchObject({ ended: "upstream_error", budget_micros: s.daily!.spent });
     expect(ledgerCost(e.usage as AnthropicUsage, HAIKU)).toBeLessThan(s.daily!.spent);
+  });
+
+  it("a tenant that reserves nothing: a stream started and then overloaded is retried, and its event says that attempt may have been billed", async () => {
+    const { key } = await h.tenant();
+    h.fake.reset();
+    const started = messageEvents(["x"]).slice(0, 1);
+    h.fake.enqueue({ kind: "raw", headers: { "content-type": "text/event-stream; charset=utf-8" }, body: [...started, overloadedEvent].map(frame).join("") });
+    const r = await h.call("/v1/messages", { key, body: body(10, { stream: true }) });
+    expect(r.status).toBe(200);
+    expect(sent()).toBe(2);
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(e).toMatchObject({ maybe_billed_attempts: 1 });
+    // An overload before any message_start was never billed: retried, and not counted.
+    h.fake.reset();
+    h.fake.enqueue({ kind: "raw", headers: { "content-type": "text/event-stream; charset=utf-8" }, body: frame(overloadedEvent) });
+    const clean = await h.call("/v1/messages", { key, body: body(10, { stream: true }) });
+    expect(clean.status).toBe(200);
+    expect(sent()).toBe(2);
+    expect(await h.eventFor(clean.headers.get("edgefleet-request-id")!)).not.toHaveProperty("maybe_billed_attempts");
   });
 
   it("a tenant that reserves nothing still has its timed-out attempt retried", async () => {

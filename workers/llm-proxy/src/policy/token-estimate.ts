@@ -125,14 +125,46 @@ export function usedTokens(
  *  One that takes longer counts as failed, so a stalled count never holds a call. */
 export const COUNT_TIMEOUT_MS = 5_000;
 
+/** Tool types the client runs (custom tools, and Anthropic-defined tools whose calls come
+ *  back as tool_use blocks: bash, text editor, computer use, memory, the browser and
+ *  computer toolsets; @anthropic-ai/sdk messages.d.ts ToolUnion). A call that uses one
+ *  ends at its tool_use: one sampling, over input count_tokens or the body's bytes bound.
+ *  Any other tool runs on Anthropic's side inside the call (ServerToolUseBlock: web
+ *  search, web fetch, code execution, tool search, and whatever comes next): each use
+ *  brings its result back as input and samples again over the whole context, so the call
+ *  is billed input no reservation made before it can bound. */
+const CLIENT_TOOL = /^(custom|bash_\d+|text_editor_\d+|computer_\d+|memory_\d+|browser_toolset_\d+|computer_toolset_\d+)$/;
+
+/** The first image or document in `content` (a message's, or a tool result's inside it)
+ *  whose source is a URL, as a path; undefined if none. */
+function urlSource(content: unknown, path: string): string | undefined {
+  if (!Array.isArray(content)) return undefined;
+  for (let i = 0; i < content.length; i++) {
+    const b = content[i] as Record<string, unknown> | null;
+    if (typeof b !== "object" || b === null) continue;
+    const src = b.source as Record<string, unknown> | null | undefined;
+    if (typeof src === "object" && src !== null && src.type === "url") return `${path}[${i}]`;
+    if (b.type === "tool_result") {
+      const inner = urlSource(b.content, `${path}[${i}].content`);
+      if (inner !== undefined) return inner;
+    }
+  }
+  return undefined;
+}
+
 /**
- * What a budgeted tenant's body asks for that is billed beyond its tokens, which the price
- * table does not model and a reservation cannot bound; undefined if nothing. Fast mode
- * (`speed: "fast"`, a premium per token), regional inference (`inference_geo` other than
- * "global": data residency, a premium), and the server tools billed per use (web search,
- * $10 per 1,000 searches; code execution, per container hour): platform.claude.com
- * pricing, and the request fields in @anthropic-ai/sdk messages.d.ts (MessageCreateParams
- * `speed`, `inference_geo`; the tool types). Web fetch costs only its tokens.
+ * What a budgeted tenant's body asks for that its reservation cannot bound, or that is
+ * billed beyond its tokens at prices the table does not model; undefined if nothing.
+ * - Billed beyond tokens: fast mode (`speed: "fast"`, a premium per token), regional
+ *   inference (`inference_geo` other than "global"), and the server tools billed per use
+ *   (web search, $10 per 1,000 searches; code execution, per container hour):
+ *   platform.claude.com pricing, and the request fields in @anthropic-ai/sdk messages.d.ts.
+ * - Input the reservation cannot bound: any tool the client does not run (CLIENT_TOOL:
+ *   web fetch's pages, tool search's loaded definitions, each a further sampling over the
+ *   grown context), MCP servers (the connector calls their tools on Anthropic's side, the
+ *   results come back as input), and an image or document fetched by URL (count_tokens
+ *   fetches it to count it, and the call fetches it again: a server can answer the second
+ *   fetch with a far larger file).
  */
 export function unpriced(parsed: Record<string, unknown>): string | undefined {
   if (parsed.speed !== undefined && parsed.speed !== null && parsed.speed !== "standard") return `speed: ${JSON.stringify(parsed.speed)} is billed at a premium the spend budget's price table does not model`;
@@ -140,9 +172,26 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
   const tools = Array.isArray(parsed.tools) ? parsed.tools : [];
   for (const t of tools) {
     const type = typeof t === "object" && t !== null ? (t as { type?: unknown }).type : undefined;
-    if (typeof type === "string" && /^(web_search|code_execution)_/.test(type)) return `tools: ${type} is billed per use, beyond tokens, which the spend budget cannot bound`;
+    if (type === undefined || type === null) continue; // a custom tool
+    const name = typeof type === "string" ? type : JSON.stringify(type);
+    if (typeof type === "string" && /^(web_search|code_execution)_/.test(type)) return `tools: ${name} is billed per use, beyond tokens, which the spend budget cannot bound`;
+    if (typeof type !== "string" || !CLIENT_TOOL.test(type)) return `tools: ${printableType(name)} runs on Anthropic's side inside the call, and what it brings back is billed as input tokens the spend budget cannot bound`;
+  }
+  if (parsed.mcp_servers !== undefined && parsed.mcp_servers !== null && !(Array.isArray(parsed.mcp_servers) && parsed.mcp_servers.length === 0)) {
+    return "mcp_servers: the MCP connector calls their tools on Anthropic's side inside the call, and their results are billed as input tokens the spend budget cannot bound";
+  }
+  const messages = Array.isArray(parsed.messages) ? parsed.messages : [];
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Record<string, unknown> | null;
+    const at = typeof m === "object" && m !== null ? urlSource(m.content, `messages[${i}].content`) : undefined;
+    if (at !== undefined) return `${at}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
   }
   return undefined;
+}
+
+/** A tool type as an error message may quote it: printable ASCII, at most 64 characters. */
+function printableType(t: string): string {
+  return /^[\x20-\x7e]{1,64}$/.test(t) ? t : JSON.stringify(t.slice(0, 64)).replace(/[^\x20-\x7e]/g, "?");
 }
 
 /**

@@ -168,12 +168,34 @@ describe("the reservation estimate", () => {
 
   it("what a budget cannot price: fast mode, regional inference, tools billed per use", () => {
     expect(unpriced({ model: "m", max_tokens: 5, messages: [] })).toBeUndefined();
-    expect(unpriced({ speed: "standard", inference_geo: "global", tools: [{ type: "web_fetch_20250910", name: "web_fetch" }, { name: "f" }] })).toBeUndefined();
+    // Tools the client runs: one sampling over counted input.
+    const clientTools = [{ name: "f" }, { type: "custom", name: "g" }, { type: "bash_20250124", name: "bash" }, { type: "text_editor_20250728", name: "str_replace_based_edit_tool" }, { type: "computer_20250124", name: "computer" }, { type: "memory_20250818", name: "memory" }, { type: "browser_toolset_20260801" }, { type: "computer_toolset_20260801" }];
+    expect(unpriced({ speed: "standard", inference_geo: "global", tools: clientTools, mcp_servers: [] })).toBeUndefined();
+    // Inline sources are counted as they are sent: base64, a Files API file, text.
+    const inline = [{ type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } }, { type: "document", source: { type: "file", file_id: "file_1" } }, { type: "document", source: { type: "text", media_type: "text/plain", data: "x" } }];
+    expect(unpriced({ messages: [{ role: "user", content: inline }] })).toBeUndefined();
     expect(unpriced({ speed: null, inference_geo: null })).toBeUndefined();
     expect(unpriced({ speed: "fast" })).toMatch(/^speed: "fast" is billed at a premium/);
     expect(unpriced({ inference_geo: "us" })).toMatch(/^inference_geo: "us" is billed at a premium/);
     expect(unpriced({ tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 5 }] })).toMatch(/^tools: web_search_20250305 is billed per use/);
     expect(unpriced({ tools: [{ type: "code_execution_20250825", name: "code_execution" }] })).toMatch(/^tools: code_execution_20250825/);
+  });
+
+  it("what a reservation cannot bound: server-run tools (web fetch, tool search, any unknown type), MCP servers, sources fetched by URL", () => {
+    for (const type of ["web_fetch_20250910", "web_fetch_20260318", "tool_search_tool_regex_20251119", "tool_search_tool_bm25", "some_future_tool_20270101"]) {
+      expect(unpriced({ tools: [{ name: "f" }, { type, name: "x" }] }), type).toBe(`tools: ${type} runs on Anthropic's side inside the call, and what it brings back is billed as input tokens the spend budget cannot bound`);
+    }
+    // A type that is not a string, or not printable, is refused and never echoed raw.
+    expect(unpriced({ tools: [{ type: 5 }] })).toMatch(/^tools: 5 runs on Anthropic's side/);
+    expect(unpriced({ tools: [{ type: "x\u001b[31m\u202e" }] })).not.toMatch(/[\u0000-\u001f\u202e]/);
+    expect(unpriced({ mcp_servers: [{ type: "url", url: "https://mcp.example", name: "x" }] })).toMatch(/^mcp_servers: the MCP connector calls their tools on Anthropic's side/);
+    const byUrl = (block: object) => unpriced({ messages: [{ role: "user", content: "hi" }, { role: "user", content: [{ type: "text", text: "see" }, block] }] });
+    expect(byUrl({ type: "image", source: { type: "url", url: "https://example.com/a.png" } })).toBe(
+      "messages[1].content[1]: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id",
+    );
+    expect(byUrl({ type: "document", source: { type: "url", url: "https://example.com/a.pdf" } })).toMatch(/^messages\[1\]\.content\[1\]: a source fetched by URL/);
+    // Inside a tool result too.
+    expect(byUrl({ type: "tool_result", tool_use_id: "t1", content: [{ type: "text", text: "ok" }, { type: "image", source: { type: "url", url: "https://example.com/b.png" } }] })).toMatch(/^messages\[1\]\.content\[1\]\.content\[1\]: a source fetched by URL/);
   });
 
   it("count_tokens gets the counted fields only, and its answer gets a margin", () => {
