@@ -5,9 +5,9 @@
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
 import { tokensOf } from "./cost.ts";
-import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
+import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
-export { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL };
+export { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL };
 
 /** Why a streamed answer ended before its final usage (the proxy's relay, forward.ts):
  *  the client left, the upstream broke (or the stream ended without a message_delta usage
@@ -66,7 +66,7 @@ export const UsageEventSchema = z.strictObject({
    *  max_tokens) and a call with no answer (its whole reservation). The ledger keeps the
    *  difference (`usage_daily.held_micros`) so `npm run usage`'s budget used is what the
    *  budget charged. Added 2026-11-28 within v1 (optional, migration 0003). */
-  budget_micros: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  budget_micros: z.number().int().nonnegative().max(MAX_BUDGET_MICROS).optional(),
   /** Attempts of the call before the last that the upstream may have billed (headers that
    *  never came, a lost connection, a 2xx answer that broke off) and the proxy retried:
    *  Anthropic reported no usage for them, so whatever they cost is not in `usage`. Only a

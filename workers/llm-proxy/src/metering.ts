@@ -19,7 +19,7 @@
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
-import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
+import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
 import type { NoAnswer, StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
 import type { Config } from "./config.ts";
@@ -94,7 +94,7 @@ export function usageEvent(call: { requestId: string; tenant: string; status: nu
     usage,
     ...(notes.ended !== undefined ? { ended: notes.ended } : {}),
     ...(notes.noAnswer !== undefined ? { no_answer: notes.noAnswer } : {}),
-    ...(notes.budgetMicros !== undefined && Number.isSafeInteger(notes.budgetMicros) && notes.budgetMicros >= 0 ? { budget_micros: notes.budgetMicros } : {}),
+    ...(notes.budgetMicros !== undefined && Number.isSafeInteger(notes.budgetMicros) && notes.budgetMicros >= 0 ? { budget_micros: Math.min(MAX_BUDGET_MICROS, notes.budgetMicros) } : {}),
     ...(notes.maybeBilled !== undefined && notes.maybeBilled >= 1 ? { maybe_billed_attempts: Math.min(MAX_ATTEMPTS, Math.floor(notes.maybeBilled)) } : {}),
   };
 }

@@ -2,14 +2,31 @@
 // ledger's queue handler, index.ts).
 
 /**
- * D1 errors that say a write did not happen for a passing reason: the database is busy or
- * was moved, not that the statement is wrong. The first three are the ones Cloudflare's
- * own template retries (developers.cloudflare.com/d1/best-practices/retry-queries, its
- * shouldRetry); the rest are D1's overload and timeout errors (d1/observability/debug-d1,
- * "Error list": "retry"). A D1 database runs one query at a time (d1/platform/limits), so
- * under a backlog many consumers can meet these at once.
+ * D1 errors that say a write did not happen for a passing reason: the database is busy,
+ * was reset or could not be reached, not that the statement is wrong. Every row of D1's
+ * error table (d1/observability/debug-d1, "List of D1_ERRORs", read 2026-11-28 from
+ * cloudflare/cloudflare-docs) is one: those whose action is "Retry the operation" (code
+ * updated, storage reset at start-up or later, network connection lost, transient issue on
+ * the remote node, request stream cut), and those whose action is to spread the load
+ * (storage timeout, overloaded: queued too long or too many, the database's isolate over
+ * its memory or CPU limit and reset): the ledger's writes are small, so such a reset was
+ * another query's doing (a big report, a purge) and the batch is sound. The first three
+ * are also what Cloudflare's own template retries (d1/best-practices/retry-queries,
+ * shouldRetry). A D1 database runs one query at a time (d1/platform/limits), so under a
+ * backlog many consumers can meet these at once.
  */
-const TRANSIENT_D1 = ["Network connection lost", "storage caused object to be reset", "reset because its code was updated", "D1 DB is overloaded", "Too many requests queued", "exceeded timeout"];
+const TRANSIENT_D1 = [
+  "Network connection lost",
+  "storage caused object to be reset",
+  "reset because its code was updated",
+  "Cannot resolve D1 DB due to transient issue",
+  "Can't read from request stream because client disconnected",
+  "exceeded timeout",
+  "D1 DB is overloaded",
+  "Too many requests queued",
+  "exceeded its memory limit and was reset",
+  "exceeded its CPU time limit and was reset",
+];
 
 export function transientD1Error(e: unknown): boolean {
   const text = String(e);

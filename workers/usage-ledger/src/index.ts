@@ -36,10 +36,10 @@ async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string)
 /** D1 is busy: no write one by one (each would meet the same busy database and spend an
  *  attempt), the events come back after a growing delay. Each delivery counts against
  *  max_retries; after it Queues dead-letters them, from where they can be replayed. */
-function retryLater(items: { msg: Message<unknown> }[], e: unknown): void {
+function retryLater(items: { msg: Message<unknown> }[], e: unknown, what = "D1 is busy"): void {
   const attempts = Math.max(...items.map(({ msg }) => msg.attempts));
   const delaySeconds = retryDelaySeconds(attempts);
-  console.error(`usage-ledger: D1 is busy (${String(e)}); ${items.length} event(s) again in ${delaySeconds} s (attempt ${attempts})`);
+  console.error(`usage-ledger: ${what} (${String(e)}); ${items.length} event(s) again in ${delaySeconds} s (attempt ${attempts})`);
   for (const { msg } of items) msg.retry({ delaySeconds });
 }
 
@@ -52,6 +52,9 @@ function watchSize(bytes: number | undefined, now: number): void {
   sizeWarnedAt = now;
   console.error(w);
 }
+
+/** One-by-one writes that all fail from the start say every write fails: stop after this many. */
+const SYSTEMIC_FAILURES = 3;
 
 export default {
   async queue(batch: MessageBatch<unknown>, env: LedgerEnv): Promise<void> {
@@ -87,16 +90,24 @@ export default {
       // Record the events one by one, so one event that cannot be written does not hold
       // the others back.
       console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
+      let failedInARow = 0;
       for (let i = 0; i < ready.length; i++) {
         const item = ready[i]!;
         try {
           await env.DB.batch(statements([item]));
           item.msg.ack();
+          failedInARow = 0;
         } catch (err) {
           // The database went busy meanwhile: the rest waits with this one.
           if (transientD1Error(err)) return retryLater(ready.slice(i), err);
           console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
           item.msg.retry();
+          // The first events all failing, none written: not one bad event but every write
+          // (a ledger deployed ahead of its migration: "no such column"). The rest waits
+          // too, without a transaction each: one by one, a batch of 100 would cost D1 101.
+          if (++failedInARow >= SYSTEMIC_FAILURES && failedInARow === i + 1 && i + 1 < ready.length) {
+            return retryLater(ready.slice(i + 1), err, `every write is failing: the first ${failedInARow} event(s) failed one by one, the rest is sent back untried`);
+          }
         }
       }
     }

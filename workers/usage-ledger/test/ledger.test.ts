@@ -287,6 +287,56 @@ describe("usage ledger", () => {
     }
   });
 
+  it("every passing error of D1's error table is retried after a growing delay, never written one by one", async () => {
+    // developers.cloudflare.com/d1/observability/debug-d1, "List of D1_ERRORs".
+    const table = [
+      "D1 DB reset because its code was updated.",
+      "Internal error while starting up D1 DB storage caused object to be reset.",
+      "Network connection lost.",
+      "Internal error in D1 DB storage caused object to be reset.",
+      "Cannot resolve D1 DB due to transient issue on remote node.",
+      "Can't read from request stream because client disconnected.",
+      "D1 DB storage operation exceeded timeout which caused object to be reset.",
+      "D1 DB is overloaded. Requests queued for too long.",
+      "D1 DB is overloaded. Too many requests queued.",
+      "D1 DB's isolate exceeded its memory limit and was reset.",
+      "D1 DB exceeded its CPU time limit and was reset.",
+    ];
+    for (const text of table) expect(transientD1Error(new Error(`D1_ERROR: ${text}`)), text).toBe(true);
+    // One of the texts the list lacked before, through the real consumer: a delay, no
+    // one-by-one pass. (SQLite's RAISE text: a quote doubled.)
+    await h.db.exec("CREATE TRIGGER busy BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'D1_ERROR: Cannot resolve D1 DB due to transient issue on remote node.'); END;");
+    try {
+      h.logs.length = 0;
+      const r = await h.deliver([{ body: event(), id: "a", attempts: 3 }]);
+      expect(r.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds)).toEqual([expect.toSatisfy((d: number) => d >= 60 && d <= 120)]);
+      await h.until(async () => h.logs.some((l) => /D1 is busy/.test(l)), (x) => x);
+      expect(h.logs.some((l) => /one by one/.test(l))).toBe(false);
+    } finally {
+      await h.db.exec("DROP TRIGGER busy;");
+    }
+  });
+
+  it("when every write fails (a ledger ahead of its migration), it stops writing one by one after 3 and sends the rest back after a growing delay", async () => {
+    await h.db.exec("CREATE TRIGGER broken BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'D1_ERROR: no such column: x: SQLITE_ERROR'); END;");
+    try {
+      h.logs.length = 0;
+      const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      const r = await h.deliver(ids.map((id) => ({ body: event(), id, attempts: 1 })));
+      expect(r.explicitAcks).toEqual([]);
+      expect(r.retryMessages.map((x) => x.msgId).sort()).toEqual([...ids].sort());
+      // Three tried one by one (a fixed retry), the 17 others sent back untried, with a delay.
+      // (workerd's log lines arrive after the handler returns, in the order written.)
+      await h.until(async () => h.logs.some((l) => /every write is failing/.test(l)), (x) => x);
+      expect(h.logs.filter((l) => /write failed for/.test(l))).toHaveLength(3);
+      const delayed = r.retryMessages.filter((x) => (x as { delaySeconds?: number }).delaySeconds !== undefined);
+      expect(delayed.map((x) => x.msgId).sort()).toEqual(ids.slice(3).sort());
+      expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) failed one by one/.test(l))).toBe(true);
+    } finally {
+      await h.db.exec("DROP TRIGGER broken;");
+    }
+  });
+
   it("retry delays for a busy D1: 30 s doubling per attempt up to 10 min, 50-100% of it", () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((a) => retryDelaySeconds(a, 1))).toEqual([30, 60, 120, 240, 480, 600, 600]);
     expect(retryDelaySeconds(1, 0)).toBe(15);

@@ -3,7 +3,7 @@
 // keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MAX_ATTEMPTS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
+import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
 import { archiveKey, Staged } from "../../src/archive.ts";
 import { billable, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
@@ -65,6 +65,14 @@ describe("the usage event", () => {
     expect(UsageEventSchema.safeParse({ ...e, no_answer: "lost" }).success).toBe(false);
     expect(UsageEventSchema.safeParse({ ...e, budget_micros: -1 }).success).toBe(false);
     expect(UsageEventSchema.safeParse({ ...e, budget_micros: 0.5 }).success).toBe(false);
+    // Bounded, so the ledger's day sums stay exact 64-bit integers: a charge above the
+    // bound is refused by the schema, and the proxy caps what it sends (never refused).
+    expect(UsageEventSchema.safeParse({ ...e, budget_micros: MAX_BUDGET_MICROS }).success).toBe(true);
+    expect(UsageEventSchema.safeParse({ ...e, budget_micros: MAX_BUDGET_MICROS + 1 }).success).toBe(false);
+    expect(UsageEventSchema.safeParse({ ...e, budget_micros: Number.MAX_SAFE_INTEGER }).success).toBe(false);
+    const capped = usageEvent(call, { ...none, inputTokens: 3 }, { budgetMicros: Number.MAX_SAFE_INTEGER });
+    expect(capped.budget_micros).toBe(MAX_BUDGET_MICROS);
+    expect(UsageEventSchema.safeParse(capped).success).toBe(true);
     // Retried attempts that may have been billed: from 1, whole, bounded; absent at 0.
     expect(usageEvent(call, none, { noAnswer: "timeout", maybeBilled: 2 }).maybe_billed_attempts).toBe(2);
     expect(usageEvent(call, { ...none, inputTokens: 3 }, { maybeBilled: 0 })).not.toHaveProperty("maybe_billed_attempts");
