@@ -74,6 +74,18 @@ export class FakeR2ObjectsApi extends LoopbackFake {
     this.buckets.get(bucket)!.set(key, { body: bytes, ...(o.contentType ? { contentType: o.contentType } : {}), customMetadata: o.customMetadata ?? {}, uploaded: Date.now() });
   }
 
+  /** Deletes an object, as the bucket's lifecycle rule does when its age is reached. */
+  remove(bucket: string, key: string): void {
+    this.buckets.get(bucket)?.delete(key);
+  }
+
+  private afterList: (() => void) | undefined;
+  /** Runs `fn` once, right after the next list is answered: an object listed and then
+   *  deleted (by the lifecycle rule) before the client reads it. */
+  onceAfterList(fn: () => void): void {
+    this.afterList = fn;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://fake");
     const fail = (status: number, code: number, message: string, headers: Record<string, string> = {}) =>
@@ -123,5 +135,8 @@ export class FakeR2ObjectsApi extends LoopbackFake {
     });
     const cursor = truncated ? Buffer.from(page[page.length - 1]!).toString("base64url") : "";
     json(res, 200, { success: true, errors: [], messages: [], result, result_info: { cursor, is_truncated: truncated, per_page: perPage } });
+    const hook = this.afterList;
+    this.afterList = undefined;
+    hook?.();
   }
 }

@@ -93,6 +93,17 @@ describe("npm run archive --remote", () => {
     expect((await run(["get", rid(200), "--remote", "--tenant", "t_a", "--part", "request"])).code).toBe(ARCHIVE_EXIT.notFound);
   });
 
+  it("a body listed and then gone (the lifecycle rule between the list and the read): --json says which, and exits 3, never a whole-looking call", async () => {
+    put("t_gone", "2026-11-27T12:00:00Z", 600);
+    fake.onceAfterList(() => fake.remove(BUCKET, archiveKey("t_gone", Date.parse("2026-11-27T12:00:00Z"), rid(600), "response")));
+    const r = await run(["get", rid(600), "--remote", "--tenant", "t_gone", "--day", "2026-11-27", "--json"]);
+    expect(r.code).toBe(ARCHIVE_EXIT.notFound);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(j).toMatchObject({ requestId: rid(600), request: { body: '{"model":"m","max_tokens":10,"n":600}' }, gone: ["response"] });
+    expect(j).not.toHaveProperty("response");
+    expect(r.err).toBe(`archive: the response body of ${rid(600)} is gone (listed, then not found: deleted by the bucket's lifecycle rule meanwhile?)\n`);
+  });
+
   it("writes --out, and refuses a folder that does not exist before reading anything", async () => {
     const dir = mkdtempSync(join(tmpdir(), "archive-"));
     const file = join(dir, "resp.json");

@@ -234,8 +234,8 @@ const HELP_AFTER =
   "Bodies are kept up to ARCHIVE_MAX_BYTES each: `(cut)` shows stored/total bytes. A stream the client left or the\n" +
   "upstream broke is archived as far as it went: `cut: <why>`.\n" +
   "Exit codes: 0 ok, 1 the archive (or, without --tenant, the ledger) could not be read or --out not written, 2 bad\n" +
-  "command line or missing credentials, 3 (get) no archived call with that request id in the days searched, or\n" +
-  "(without --tenant) no call with that id in the ledger.\n";
+  "command line or missing credentials, 3 (get) no archived call with that request id in the days searched,\n" +
+  "(without --tenant) no call with that id in the ledger, or a body listed and then gone (printed as `gone`).\n";
 
 type Run = { kind: "list"; o: Common & { tenant: string } } | { kind: "get"; o: Common & GetOptions; requestId: string };
 
@@ -347,6 +347,9 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
     }
     const key = (part: Part) => `${archivePrefix(found!.tenant, found!.day, found!.requestId)}${part}`;
     let text: string | Uint8Array;
+    // Parts the list named that were gone when read: shown as gone, and exit 3, never a
+    // whole-looking call without its response.
+    const gone: Part[] = [];
     if (r.o.part !== undefined) {
       if (found[r.o.part] === undefined) {
         io.err(`archive: call ${r.requestId} has no archived ${r.o.part} body\n`);
@@ -364,13 +367,19 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
         if (found[part] === undefined) continue;
         const got = await source.get(key(part));
         if (got !== undefined) parts[part] = { ...found[part], contentType: got.contentType, ...bodyJson(got.bytes) };
+        else gone.push(part);
       }
-      text = JSON.stringify({ tenant: found.tenant, day: found.day, requestId: found.requestId, ...parts }, null, 2) + "\n";
+      text = JSON.stringify({ tenant: found.tenant, day: found.day, requestId: found.requestId, ...parts, ...(gone.length > 0 ? { gone } : {}) }, null, 2) + "\n";
     }
+    const goneExit = (): number => {
+      if (gone.length === 0) return ARCHIVE_EXIT.ok;
+      io.err(`archive: the ${gone.join(" and ")} body of ${r.requestId} is gone (listed, then not found: deleted by the bucket's lifecycle rule meanwhile?)\n`);
+      return ARCHIVE_EXIT.notFound;
+    };
     if (out === undefined) {
       if (typeof text === "string") io.out(text);
       else (io.outBytes ?? ((b: Uint8Array) => io.out(Buffer.from(b).toString("utf8"))))(text);
-      return ARCHIVE_EXIT.ok;
+      return goneExit();
     }
     try {
       writeFileSync(out, text);
@@ -379,7 +388,7 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       return ARCHIVE_EXIT.failed;
     }
     io.err(`wrote ${out}\n`);
-    return ARCHIVE_EXIT.ok;
+    return goneExit();
   } catch (e) {
     io.err(`archive: cannot read ${source.where}: ${describe(e)}\n`);
     return ARCHIVE_EXIT.failed;

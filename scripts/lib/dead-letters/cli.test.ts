@@ -159,7 +159,8 @@ describe("dead-letters replay", () => {
     expect(usageBodies()).toHaveLength(3);
     // A rerun before the timeout finds them in flight, and says so.
     const early = await run(["replay"]);
-    expect(early.code).toBe(DEAD_LETTERS_EXIT.ok);
+    // Not a clean run: the events are still in the DLQ, unrecorded.
+    expect(early.code).toBe(DEAD_LETTERS_EXIT.left);
     expect(early.out).toContain("replayed 0 event(s)");
     expect(early.out).toContain("3 more message(s) are in edgefleet-usage-dlq but in flight");
     fake.advance(VT);
@@ -205,8 +206,10 @@ describe("dead-letters replay", () => {
     expect(limited.code).toBe(DEAD_LETTERS_EXIT.ok);
     expect(JSON.parse(limited.out)).toMatchObject({ pulled: 150, replayed: 150, stoppedBy: "limit", remaining: 100 });
     expect(fake.requests.filter((x) => x.action === "pull").map((x) => (x.body as { batch_size: number }).batch_size)).toEqual([100, 50]);
+    // The rest was not pulled because of --limit, not leased elsewhere: never called in flight.
+    expect((await run(["replay", "--limit", "10"])).out).not.toContain("in flight");
     const rest = await run(["replay", "--batch-size", "40", "--json"]);
-    expect(JSON.parse(rest.out)).toMatchObject({ pulled: 100, replayed: 100, stoppedBy: "empty", remaining: 0 });
+    expect(JSON.parse(rest.out)).toMatchObject({ pulled: 90, replayed: 90, stoppedBy: "empty", remaining: 0 });
     expect(usageBodies()).toHaveLength(250);
     expect(new Set(usageBodies().map((b) => b.request_id)).size).toBe(250);
   });

@@ -27,7 +27,8 @@ export const DEAD_LETTERS_EXIT = {
   /** Bad command line or set-up: an unknown option, missing credentials, an invalid
    *  metering.yaml, a queue that does not exist, a DLQ without its HTTP pull consumer. */
   usage: 2,
-  /** Done, but events were left in the DLQ (invalid, too old, not JSON): listed. With
+  /** Done, but events were left in the DLQ (invalid, too old, not JSON: listed; or in
+   *  flight, leased by another run: run again after the visibility timeout). With
    *  --dry-run: some would be left. */
   left: 3,
   /** check: the DLQ holds more than --max-backlog dead letters (calls the ledger has not
@@ -218,7 +219,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       "after",
       `\n${SAFETY}\nThe token is read from CLOUDFLARE_API_TOKEN only (Queues Read and Edit: acking writes to the queue; check needs Queues Read).\n` +
         "Exit codes: 0 done; 1 an API call failed; 2 bad command line or set-up (credentials, metering.yaml,\n" +
-        "a missing queue, a DLQ without its HTTP pull consumer); 3 done, but events were left in the DLQ;\n" +
+        "a missing queue, a DLQ without its HTTP pull consumer); 3 done, but events were left in the DLQ (or in flight);\n" +
         "4 (check) the DLQ holds more dead letters than --max-backlog.\n",
     );
   const common = (c: Command) =>
@@ -359,6 +360,10 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       }
       const t = now();
       const maxRetries = s.dlq.pull?.maxRetries;
+      // Messages still in the DLQ that this run did not see: leased by an interrupted run
+      // or another puller, or newly arrived. Events not yet recorded: not a clean run.
+      // (At --limit the rest was not pulled because the operator said so: not in flight.)
+      const inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - r.left.length);
       if (o.json) {
         io.out(
           safeJson(
@@ -384,7 +389,6 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         if (r.left.length > 0) io.out(`left ${r.left.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(r.left, t, maxRetries)}\n${lastChances(r.left, maxRetries)}`);
         if (r.stoppedBy === "seen") io.out(`stopped: the messages pulled last had been left earlier in this run (their ${o.visibilityTimeout}s visibility timeout passed)\n`);
         if (r.stoppedBy === "limit") io.out(`stopped at --limit ${o.limit}: run again for the rest\n`);
-        const inFlight = (r.remaining ?? 0) - r.left.length;
         if (inFlight > 0 && !r.error) io.out(`${inFlight} more message(s) are in ${s.dlq.name} but in flight (leased by an interrupted run or another puller, or newly arrived): run again after the visibility timeout\n`);
         if (r.ackWarnings > 0) io.out(`${r.ackWarnings} ack(s) named a lease Cloudflare no longer had (another puller acked the message first)\n`);
       }
@@ -392,7 +396,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         io.err(`dead-letters: ${r.error}\n`);
         io.err(`dead-letters: safe to run again once the cause is fixed; what this run leased is pulled again after its visibility timeout (${o.visibilityTimeout} s), and an event pushed twice counts once\n`);
         code = DEAD_LETTERS_EXIT.failed;
-      } else if (r.left.length > 0) {
+      } else if (r.left.length > 0 || inFlight > 0) {
         code = DEAD_LETTERS_EXIT.left;
       }
     });

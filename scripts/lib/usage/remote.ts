@@ -29,7 +29,10 @@ export function openRemoteSource(o: RemoteOptions): UsageSource {
       const page = await cf.d1.database.query(o.databaseId, { account_id: o.accountId, sql, params });
       const results = page.result;
       // One statement, one result: its rows.
-      if (results.length !== 1 || results[0]!.success === false) throw new Error(`the D1 API answered ${results.length} result(s) for one statement`);
+      if (results.length !== 1) throw new Error(`the D1 API answered ${results.length} result(s) for one statement`);
+      // A failed statement normally fails the whole request (an error envelope, which the
+      // SDK throws with D1's message); a result marked failed without one says only that.
+      if (results[0]!.success === false) throw new Error(`the D1 API marked the statement as failed (success: false) without an error; SQL: ${sql.slice(0, 80)}`);
       return results[0]!.results ?? [];
     },
     close: async () => {},
