@@ -227,6 +227,20 @@ describe("the Pulumi program under mocks", () => {
     expect(queueParent).toHaveLength(1);
   });
 
+  it("makes each script wait for the R2 buckets and queues it binds by name (an upload bound to a bucket not yet created is refused)", () => {
+    const script = (name: string) => registered.find((r) => r.type === TYPES.workersScript && r.inputs.scriptName === name)!;
+    const urn = (type: string, name: string) => urns.find((u) => u.includes(`$${type}::`) && u.endsWith(`::${name}`))!;
+    const usageQueue = urn(TYPES.queue, "queue/edgefleet-usage");
+    const dlq = urn(TYPES.queue, "queue/edgefleet-usage-dlq");
+    const archive = urn(TYPES.r2Bucket, "r2/edgefleet-archive");
+    for (const u of [usageQueue, dlq, archive]) expect(u).toBeDefined();
+    for (const p of ["edgefleet-llm-proxy-canary", "edgefleet-llm-proxy-eu", "edgefleet-llm-proxy"]) {
+      expect(script(p).dependencies, p).toEqual(expect.arrayContaining([usageQueue, archive]));
+    }
+    // The ledger sends what it cannot record to the DLQ (its DEAD_LETTERS producer).
+    expect(script("edgefleet-usage-ledger").dependencies).toContain(dlq);
+  });
+
   it("has the URNs that docs/metering.md tells an operator to target before the first deploy", () => {
     // `pulumi up --target '<urn>'` (docs/metering.md, "The first deploy"): the stack there is
     // prod, here test; a URN that no longer matches the program would target nothing.

@@ -206,8 +206,17 @@ export function workerResources(
   // What the first upload of a new script sends: every step, no old_tag. The Worker
   // component replaces it with what the live script's tag calls for (migrations.ts).
   const migrations = migrationsToUpload(d.script, config.migrations, null).upload;
+  // The script binds its R2 buckets and the queues it sends to by name, not by an output
+  // of theirs: without these, its upload could race their creation, and Cloudflare refuses
+  // a script bound to a bucket that does not exist yet ("R2 bucket '...' not found",
+  // code 10085: cloudflare/workers-sdk#9418). (KV and D1 are bound by id: their outputs
+  // order them already.)
+  const storeWaits = [...new Set([...config.r2.map((r) => names.r2(r.bucket)), ...config.queueProducers.map((q) => names.queue(q.queue))])].sort();
   out.push(
-    account(TYPES.workersScript, names.script(d.script), {
+    account(
+      TYPES.workersScript,
+      names.script(d.script),
+      {
       accountId,
       scriptName: d.script,
       mainModule: MAIN_MODULE,
@@ -219,7 +228,9 @@ export function workerResources(
       ...(config.compatibilityFlags.length > 0 ? { compatibilityFlags: [...config.compatibilityFlags] } : {}),
       ...(config.observability ? { observability: observabilityInputs(config.observability) } : {}),
       ...(migrations ? { migrations: { newTag: migrations.newTag, steps: migrations.steps } } : {}),
-    }),
+      },
+      storeWaits.length > 0 ? { dependsOn: storeWaits } : undefined,
+    ),
   );
   for (const c of config.queueConsumers) {
     const settings: NonNullable<ModelInputs<typeof TYPES.queueConsumer>["settings"]> = {};

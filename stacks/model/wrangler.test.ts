@@ -65,6 +65,25 @@ describe("readWorkerConfig", () => {
     ]);
   });
 
+  it("refuses, located, consumer settings past Queues' limits (the API would refuse them only during pulumi up)", () => {
+    const consumer = (settings: string) => `{
+  "name": "x",
+  "main": "i.ts",
+  "compatibility_date": "2026-01-01",
+  "queues": { "consumers": [{ "queue": "q", ${settings} }] }
+}`;
+    const within = parseWorkerConfig("w/wrangler.jsonc", "w", consumer(`"max_batch_size": 100, "max_batch_timeout": 60, "max_retries": 100, "max_concurrency": 250, "retry_delay": 43200`));
+    expect(within.ok ? [] : within.problems).toEqual([]);
+    const past = parseWorkerConfig("w/wrangler.jsonc", "w", consumer(`"max_batch_size": 101, "max_batch_timeout": 61, "max_retries": 101, "max_concurrency": 251, "retry_delay": 43201`));
+    expect(past.ok ? [] : past.problems.map((p) => `${p.line}:${p.path}: ${p.message}`)).toEqual([
+      "5:queues.consumers[0].max_batch_size: at most 100 (Queues' maximum consumer batch size)",
+      "5:queues.consumers[0].max_batch_timeout: at most 60 seconds (Queues' maximum batch wait time)",
+      "5:queues.consumers[0].max_retries: at most 100 (Queues' message retries)",
+      "5:queues.consumers[0].max_concurrency: at most 250 (Queues' concurrent consumer invocations)",
+      "5:queues.consumers[0].retry_delay: at most 43200 seconds (Queues' delaySeconds limit, 12 hours)",
+    ]);
+  });
+
   it("locates a bad cron, a consumer key it would not deploy, a queue consumed twice and a queue that dead-letters into itself", () => {
     const text = `{
   "name": "x",

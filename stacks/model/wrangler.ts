@@ -35,11 +35,14 @@ const WranglerFile = z.looseObject({
           z.strictObject({
             queue: z.string().min(1),
             type: z.literal("worker", { error: "edgefleet deploys Worker consumers only" }).optional(),
-            max_batch_size: z.number().int().positive().optional(),
-            max_batch_timeout: z.number().nonnegative().optional(),
-            max_retries: z.number().int().nonnegative().optional(),
-            max_concurrency: z.number().int().positive().optional(),
-            retry_delay: z.number().int().nonnegative().optional(),
+            // Queues' limits (developers.cloudflare.com/queues/platform/limits, read
+            // 2026-11-28 from cloudflare/cloudflare-docs): a value past one is refused by the
+            // API only when `pulumi up` updates the consumer, after the plan passed.
+            max_batch_size: z.number().int().positive().max(100, { error: "at most 100 (Queues' maximum consumer batch size)" }).optional(),
+            max_batch_timeout: z.number().nonnegative().max(60, { error: "at most 60 seconds (Queues' maximum batch wait time)" }).optional(),
+            max_retries: z.number().int().nonnegative().max(100, { error: "at most 100 (Queues' message retries)" }).optional(),
+            max_concurrency: z.number().int().positive().max(250, { error: "at most 250 (Queues' concurrent consumer invocations)" }).optional(),
+            retry_delay: z.number().int().nonnegative().max(43_200, { error: "at most 43200 seconds (Queues' delaySeconds limit, 12 hours)" }).optional(),
             dead_letter_queue: z.string().min(1).optional(),
           }),
         )
