@@ -19,6 +19,7 @@
 // than what is sent, then the socket closes), an oversized body, several tool calls,
 // stop_reason max_tokens.
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import { countTokensBodyProblem, messagesBodyProblem } from "../support/anthropic-request.ts";
 import { LoopbackServer } from "../support/loopback.ts";
 
 export interface RecordedRequest {
@@ -76,20 +77,15 @@ export async function startFakeMessagesApi(): Promise<FakeMessagesApi> {
       return error(401, "authentication_error", "x-api-key header is required");
     }
     if (!req.headers["anthropic-version"]) return error(400, "invalid_request_error", "anthropic-version: header is required");
-    let params: Record<string, unknown>;
-    try {
-      params = JSON.parse(body) as Record<string, unknown>;
-    } catch {
-      return error(400, "invalid_request_error", "The request body is not valid JSON.");
-    }
-    if (typeof params.model !== "string") return error(400, "invalid_request_error", "model: Field required");
-    if (!Array.isArray(params.messages) || params.messages.length === 0) return error(400, "invalid_request_error", "messages: Field required");
-
+    // The body rules are the proxy's fake upstream's too (test/support/anthropic-request.ts).
     if (path === "/v1/messages/count_tokens") {
-      if ("max_tokens" in params) return error(400, "invalid_request_error", "max_tokens: Extra inputs are not permitted");
+      const c = countTokensBodyProblem(body);
+      if ("problem" in c) return error(400, "invalid_request_error", c.problem);
       return send(200, { input_tokens: tokenCount ?? Math.ceil(body.length / 4) });
     }
-    if (!Number.isInteger(params.max_tokens) || (params.max_tokens as number) < 1) return error(400, "invalid_request_error", "max_tokens: Field required");
+    const problem = messagesBodyProblem(body);
+    if (problem !== undefined) return error(400, "invalid_request_error", problem);
+    const params = JSON.parse(body) as Record<string, unknown>;
 
     const reply = replies.length > 1 ? replies.shift()! : replies[0];
     if (!reply) return error(500, "api_error", "the fake has no scripted reply");

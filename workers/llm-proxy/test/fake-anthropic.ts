@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { LoopbackServer } from "../../../test/support/loopback.ts";
 import { frame, message, messageEvents, type SseEvent } from "./wire.ts";
+import { countTokensBodyProblem, messagesBodyProblem } from "../../../test/support/anthropic-request.ts";
 
 export { frame, message, messageEvents, MODEL, overloadedEvent, serverToolEvents, type SseEvent } from "./wire.ts";
 
@@ -165,18 +166,10 @@ export class FakeAnthropic {
     if (req.method !== "POST") return { kind: "error", status: 405, type: "invalid_request_error", message: "method not allowed" };
     if (path === "/v1/messages/count_tokens") {
       // count_tokens takes the counted fields only: Messages-only ones are refused
-      // (MessageCountTokensParams in node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts).
-      let b: Record<string, unknown>;
-      try {
-        b = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
-      } catch {
-        return { kind: "error", status: 400, type: "invalid_request_error", message: "body is not JSON" };
-      }
-      for (const f of ["max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata"]) {
-        if (f in b) return { kind: "error", status: 400, type: "invalid_request_error", message: `${f}: Extra inputs are not permitted` };
-      }
-      if (!Array.isArray(b.messages) || typeof b.model !== "string") return { kind: "error", status: 400, type: "invalid_request_error", message: "model and messages: Field required" };
-      return { kind: "json", body: { input_tokens: this.countTokens?.(b) ?? 42 } };
+      // (test/support/anthropic-request.ts).
+      const c = countTokensBodyProblem(body);
+      if ("problem" in c) return { kind: "error", status: 400, type: "invalid_request_error", message: c.problem };
+      return { kind: "json", body: { input_tokens: this.countTokens?.(c.body) ?? 42 } };
     }
     let stream = false;
     try {
@@ -265,33 +258,9 @@ export class FakeAnthropic {
   }
 }
 
-/**
- * Why the Messages API refuses a body, as an error behaviour; undefined when valid enough.
- * Required fields from MessageCreateParams (node_modules/@anthropic-ai/sdk/resources/
- * messages/messages.d.ts: `max_tokens`, `messages`, `model` are not optional; max_tokens an
- * integer of at least 1); the messages are the API's pydantic wording ("Field required").
- */
+/** Why the Messages API refuses a body, as an error behaviour; undefined when valid
+ *  enough (the rules, shared with the draft command's fake: test/support/anthropic-request.ts). */
 export function invalidMessagesBody(body: Buffer): Behaviour | undefined {
-  const refuse = (message: string): Behaviour => ({ kind: "error", status: 400, type: "invalid_request_error", message });
-  let b: unknown;
-  try {
-    // TextDecoder drops a leading byte order mark, which RFC 8259 8.1 lets a parser ignore.
-    b = JSON.parse(new TextDecoder().decode(body));
-  } catch {
-    return refuse("body is not JSON");
-  }
-  if (typeof b !== "object" || b === null || Array.isArray(b)) return refuse("body: Input should be a valid dictionary");
-  const o = b as Record<string, unknown>;
-  if (o.model === undefined) return refuse("model: Field required");
-  if (typeof o.model !== "string" || o.model === "") return refuse("model: Input should be a valid string");
-  if (o.max_tokens === undefined) return refuse("max_tokens: Field required");
-  if (typeof o.max_tokens !== "number" || !Number.isInteger(o.max_tokens)) return refuse("max_tokens: Input should be a valid integer");
-  if (o.max_tokens < 1) return refuse("max_tokens: Input should be greater than or equal to 1");
-  if (o.messages === undefined) return refuse("messages: Field required");
-  if (!Array.isArray(o.messages)) return refuse("messages: Input should be a valid list");
-  // An empty list is refused with this wording (reported by clients that sent one:
-  // github.com/devoxx/DevoxxGenieIDEAPlugin/issues/567; the draft command's fake,
-  // test/fakes/anthropic-messages-api.ts, refuses it too).
-  if (o.messages.length === 0) return refuse("messages: at least one message is required");
-  return undefined;
+  const problem = messagesBodyProblem(body);
+  return problem === undefined ? undefined : { kind: "error", status: 400, type: "invalid_request_error", message: problem };
 }

@@ -99,7 +99,7 @@ describe("usage events (METERING on, the default)", () => {
   it("sends nothing for count_tokens, /v1/models, refusals or upstream errors without usage; a call with no answer is sent without usage, marked no_answer", async () => {
     const slow = await h.tenant({ name: "slow", ratePerMinute: 1, burst: 1 });
     const calls = [
-      await h.call("/v1/messages/count_tokens", { key: slow.key, body: '{"model":"m","messages":[]}' }),
+      await h.call("/v1/messages/count_tokens", { key: slow.key, body: '{"model":"m","messages":[{"role":"user","content":"hi"}]}' }),
       await h.call("/v1/models", { key, method: "GET" }),
       await h.call("/v1/messages", { key: "efk_wrong", body: MESSAGE }),
       await h.call("/v1/messages", { key: slow.key, body: MESSAGE }), // its one request was the count
@@ -265,7 +265,7 @@ describe("the archive (tenant opted in)", () => {
     h.fake.enqueue({ kind: "error", status: 400, type: "invalid_request_error", message: "bad" });
     const bad = await h.call("/v1/messages", { key, body: MESSAGE });
     expect((await object(h, `${tenant}/${day()}/${bad.headers.get("edgefleet-request-id")!}/response`)).text).toBe(bad.text);
-    const ct = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"m","messages":[]}' });
+    const ct = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"m","messages":[{"role":"user","content":"hi"}]}' });
     expect((await object(h, `${tenant}/${day()}/${ct.headers.get("edgefleet-request-id")!}/response`)).text).toBe(ct.text);
   });
 });

@@ -98,7 +98,7 @@ describe("forwarding", () => {
   });
 
   it("forwards /v1/messages/count_tokens", async () => {
-    const r = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"claude-x","messages":[]}' });
+    const r = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"claude-x","messages":[{"role":"user","content":"hi"}]}' });
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text)).toEqual({ input_tokens: 42 });
     expect(h.fake.received[0]!.path).toBe("/v1/messages/count_tokens");
