@@ -9,6 +9,7 @@ import { INVENTORY_FILES, type Inventory } from "./schema.ts";
 import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
 import { METERING_FILE, parseMetering, type Metering } from "./metering.ts";
 import { validateWorkers } from "./workers.ts";
+import { escapeControls } from "../../workers/shared/printable.ts";
 
 export type PathSegment = string | number;
 
@@ -46,21 +47,28 @@ function tooLarge(path: string, bytes: number): Problem {
 
 /** The document as plain data, or the located problem of an alias bomb. */
 function toData(file: ParsedFile): { data: unknown } | { problem: Problem } {
+  return yamlData(file.path, file.doc, file.lines);
+}
+
+/** A parsed YAML document as plain data, or the located problem when its aliases cannot
+ *  be expanded (a bomb, or an alias that names no anchor): every inventory file is read
+ *  through this, never through a bare toJS() that would throw with no file or line. */
+export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter): { data: unknown } | { problem: Problem } {
   try {
-    return { data: file.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };
+    return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };
   } catch (e) {
     // yaml throws a ReferenceError ("Excessive alias count indicates a resource
     // exhaustion attack") from toJS; point at the first alias of the document.
     let offset = 0;
-    visit(file.doc, {
+    visit(doc, {
       Alias(_, node) {
         offset = node.range?.[0] ?? 0;
         return visit.BREAK;
       },
     });
-    const pos = file.lines.linePos(offset);
-    const why = e instanceof ReferenceError ? "too many YAML alias expansions (an alias bomb?)" : `cannot read the YAML (${(e as Error).message.split("\n")[0]})`;
-    return { problem: { file: file.path, line: pos.line, column: pos.col, path: "", message: `${why}; aliases may expand at most ${MAX_ALIAS_COUNT} times` } };
+    const pos = lines.linePos(offset);
+    const message = e instanceof ReferenceError && /alias count/i.test(e.message) ? `too many YAML alias expansions (an alias bomb?); aliases may expand at most ${MAX_ALIAS_COUNT} times` : `cannot read the YAML: ${(e as Error).message.split("\n")[0]}`;
+    return { problem: { file: path, line: pos.line, column: pos.col, path: "", message } };
   }
 }
 
@@ -80,8 +88,11 @@ export function formatPath(path: readonly PathSegment[]): string {
   return path.map((seg, i) => (typeof seg === "number" ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join("");
 }
 
+/** One problem as one line. A key or value quoted from the file may hold control or
+ *  bidirectional characters (an escape sequence would drive the terminal or CI log that
+ *  shows it): they are printed as \uXXXX escapes. */
 export function formatProblem(p: Problem): string {
-  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
+  return escapeControls(`${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`);
 }
 
 interface ParsedFile {

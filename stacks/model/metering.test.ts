@@ -4,6 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ceilingPrice, costMicros, lookupPrice, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
+import { formatProblem } from "./load.ts";
 import { loadMeteringOrThrow, meteringVars, parseMetering } from "./metering.ts";
 
 const fleet = loadMeteringOrThrow("fleet");
@@ -133,6 +134,49 @@ describe("a bad metering file", () => {
     expect(r.problems[0]!.message).toMatch(/'1e-7' is not a price/);
     expect(r.problems[1]!.message).toBe("unknown key 'batch'");
     expect(r.problems[4]!.message).toMatch(/at least 15/);
+  });
+
+  it("refuses prices written as YAML numbers, zero, and over the ceiling; accepts text up to it (found by a review: 1.0000000000000001 read as $1, 0x10 as $16, a row of zeros free and unflagged)", () => {
+    const row = (input: string) => table(`    claude-a: { input: ${input}, cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`);
+    const problem = (input: string) => {
+      const r = parseMetering("m.yaml", row(input));
+      return r.ok ? undefined : r.problems.map((p) => `${p.line}:${p.path}: ${p.message}`);
+    };
+    for (const n of ["3", "1.0000000000000001", "0x10", "1e3"]) expect(problem(n), n).toEqual([expect.stringMatching(/^6:prices\.models\.claude-a\.input: write the price as text in quotes/)]);
+    expect(problem('"0"')).toEqual([expect.stringMatching(/^6:prices\.models\.claude-a\.input: a price of 0 would make these tokens free/)]);
+    expect(problem('"0.000000"')).toEqual([expect.stringMatching(/a price of 0/)]);
+    expect(problem('"10000.000001"')).toEqual(["6:prices.models.claude-a.input: at most 10000 dollars per million tokens (a call's cost must stay within what the ledger sums exactly)"]);
+    expect(problem('"10000"')).toBeUndefined();
+    expect(problem('"0.000001"')).toBeUndefined();
+  });
+
+  it("refuses a __proto__ model (zod's record would drop it without a word), located", () => {
+    const r = parseMetering("m.yaml", table(`    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+    __proto__: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`));
+    expect(r.ok || r.problems).toEqual([expect.objectContaining({ line: 7, column: 5, path: "prices.models.__proto__", message: "a model id: lowercase letters, digits, dots and dashes" })]);
+  });
+
+  it("an alias bomb or an alias naming no anchor is a located problem, never a crash", () => {
+    const bomb = `a: &a [x, x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+prices: *c
+`;
+    const r = parseMetering("m.yaml", bomb);
+    expect(r.ok || r.problems).toEqual([expect.objectContaining({ file: "m.yaml", line: 2, message: expect.stringMatching(/^too many YAML alias expansions/) })]);
+    const typo = parseMetering("m.yaml", table(`    base: &base { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+    claude-a: *bse`));
+    expect(typo.ok).toBe(false);
+    if (!typo.ok) expect(typo.problems[0]!.line).toBeGreaterThan(1);
+  });
+
+  it("a key with control or bidirectional characters is quoted escaped in the problem line", () => {
+    const r = parseMetering("m.yaml", table(`    "x\\e]0;pwned\\a\\e[2J\\u202e": { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const line = formatProblem(r.problems[0]!);
+    expect(line).not.toMatch(/[\u0000-\u001f\u202e]/);
+    expect(line).toContain("\\u001b");
   });
 
   it("checks ledger.dead_letter_retention_days: 1 to 14 days (a Queue's most), 14 when absent, located", () => {

@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { PriceTableSchema, toPriceTable, type PriceTable } from "../../workers/shared/pricing.ts";
-import { formatPath, formatProblem, locateInDoc, type PathSegment, type Problem } from "./load.ts";
+import { formatPath, formatProblem, locateInDoc, yamlData, type PathSegment, type Problem } from "./load.ts";
 
 export const METERING_FILE = "metering.yaml";
 
@@ -75,7 +75,14 @@ export function parseMetering(file: string, text: string): MeteringResult {
       problems: doc.errors.map((e) => ({ file, line: e.linePos?.[0].line ?? 1, column: e.linePos?.[0].col ?? 1, path: "", message: `YAML: ${e.message.split("\n")[0]}` })),
     };
   }
-  const result = MeteringSchema.safeParse(doc.toJS() ?? {});
+  const js = yamlData(file, doc, lines);
+  if ("problem" in js) return { ok: false, problems: [js.problem] };
+  // zod's record skips a "__proto__" key without a word: say it, as for any bad model id.
+  const models = (js.data as { prices?: { models?: unknown } } | null)?.prices?.models;
+  if (typeof models === "object" && models !== null && Object.hasOwn(models, "__proto__")) {
+    return { ok: false, problems: [{ file, ...locateInDoc(doc, lines, ["prices", "models", "__proto__"], true), path: "prices.models.__proto__", message: "a model id: lowercase letters, digits, dots and dashes" }] };
+  }
+  const result = MeteringSchema.safeParse(js.data);
   if (!result.success) {
     const problems: Problem[] = [];
     for (const issue of result.error.issues) {

@@ -140,8 +140,9 @@ describe("workers: metering (issue 16)", () => {
   it("makes the proxy's script wait for the ledger's, which consumes its queue (the Pulumi program passes it on)", () => {
     const state = both();
     const res = (name: string) => state.resources.find((r) => r.type === TYPES.workersScript && r.name === `${name}/script`)!;
-    expect(res("proxy-main").options?.dependsOn).toEqual(["ledger/script"]);
-    expect(res("ledger").options?.dependsOn).toBeUndefined();
+    // The stores it binds by name first (its bucket, the queue it sends to), then the ledger.
+    expect(res("proxy-main").options?.dependsOn).toEqual(["queue/edgefleet-usage", "r2/edgefleet-archive", "ledger/script"]);
+    expect(res("ledger").options?.dependsOn).toEqual(["queue/edgefleet-usage-dlq"]);
     expect(res("edgefleet-router").options?.dependsOn).toBeUndefined();
     // The inventory's order stays: the proxy, listed first, is still derived first.
     const scripts = state.workers.map((w) => w.script);

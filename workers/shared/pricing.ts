@@ -7,18 +7,40 @@ import { dollarsToMicros, type Price, type PriceTable } from "./cost.ts";
 
 export * from "./cost.ts";
 
+/** The dearest price a table may hold, in dollars per million tokens: far above any
+ *  Claude price, and low enough that MAX_TOKENS_PER_CALL tokens at it stay within
+ *  MAX_BUDGET_MICROS (10^8 tokens x $10,000 per 10^6 = $10^6), so no reservation or call's
+ *  cost outgrows what the usage event and the ledger's day sums hold exactly. */
+export const MAX_PRICE_DOLLARS = 10_000;
+
 /**
- * A price in dollars per million tokens, written as a decimal string or number with at
- * most 6 decimals ("6.25", "0.30", 5). It is parsed as text into integer micro-dollars
- * per million tokens, so no float ever enters a price.
+ * A price in dollars per million tokens, written as text with at most 6 decimals
+ * ("6.25", "0.30", "5"). It is parsed as text into integer micro-dollars per million
+ * tokens, so no float ever enters a price. A YAML number is refused: it is read as a float
+ * first (1.0000000000000001 becomes 1, 0x10 becomes 16, and under a `%YAML 1.1` header
+ * 010 becomes 8). Zero is refused (every Claude token is billed: a placeholder row of
+ * zeros would make its model's calls free and unflagged), and so is a price over
+ * MAX_PRICE_DOLLARS.
  */
 const Dollars = z
   .union([z.string(), z.number()])
   .transform((v, ctx) => {
-    const s = String(v).trim();
+    if (typeof v !== "string") {
+      ctx.addIssue({ code: "custom", message: `write the price as text in quotes ("${v}"): a YAML number is read as a float first` });
+      return z.NEVER;
+    }
+    const s = v.trim();
     const micros = dollarsToMicros(s);
     if (micros === undefined) {
       ctx.addIssue({ code: "custom", message: `'${s}' is not a price in dollars per million tokens with at most 6 decimals (e.g. "6.25")` });
+      return z.NEVER;
+    }
+    if (micros === 0) {
+      ctx.addIssue({ code: "custom", message: "a price of 0 would make these tokens free (every Claude token is billed); leave an unpriced model out, and the unknown-model rule prices and flags it" });
+      return z.NEVER;
+    }
+    if (micros > MAX_PRICE_DOLLARS * 1_000_000) {
+      ctx.addIssue({ code: "custom", message: `at most ${MAX_PRICE_DOLLARS} dollars per million tokens (a call's cost must stay within what the ledger sums exactly)` });
       return z.NEVER;
     }
     return micros;

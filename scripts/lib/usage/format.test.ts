@@ -73,6 +73,14 @@ describe("CSV", () => {
     // No budget: empty cells, not zeros.
     expect(body.find((r) => r[1] === "'+1")!.slice(13)).toEqual(["1002", "", "", "1002", "", "", "0", "0", "0", "0", "0", "0"]);
   });
+
+  it("writes a negative amount as a number (held_micros is signed), never as formula-guarded text", async () => {
+    const r = await usageReport(rollupSource([{ day: "2026-11-02", tenant: "plain", model: "m", cost: 5000, held: -1200, input: 10, output: 5 }]), FILTER, budgets);
+    const record = renderCsv(r).split("\r\n")[1]!.split(",");
+    expect(record.slice(21, 24)).toEqual(["-1200", "-1200", "-1200"]);
+    // A tenant id that starts like a formula is still guarded (the text columns).
+    expect(csvField("-2")).toBe("'-2");
+  });
 });
 
 describe("JSON", () => {

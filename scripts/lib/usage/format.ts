@@ -126,7 +126,9 @@ export function renderCsv(r: UsageReport): string {
       l.cutCalls,
       l.noAnswerCalls, l.heldMicros, l.tenantDayHeldMicros, l.monthToDateHeldMicros, l.maybeBilledAttempts,
     ];
-    lines.push(cells.map((v) => csvField(String(v))).join(","));
+    // A number is written as a number (held_micros is signed: "-1200", never "'-1200");
+    // the formula guard is for text.
+    lines.push(cells.map((v) => (typeof v === "number" && Number.isFinite(v) ? String(v) : csvField(String(v)))).join(","));
   }
   return `${lines.join("\r\n")}\r\n`;
 }
