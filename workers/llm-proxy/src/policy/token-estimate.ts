@@ -135,19 +135,27 @@ export const COUNT_TIMEOUT_MS = 5_000;
  *  is billed input no reservation made before it can bound. */
 const CLIENT_TOOL = /^(custom|bash_\d+|text_editor_\d+|computer_\d+|memory_\d+|browser_toolset_\d+|computer_toolset_\d+)$/;
 
-/** The first image or document in `content` (a message's, or a tool result's inside it)
- *  whose source is a URL, as a path; undefined if none. */
-function urlSource(content: unknown, path: string): string | undefined {
+/** Nesting deeper than this is refused for a budgeted tenant rather than walked (the API
+ *  nests blocks a few levels at most: a document's content, a tool result's). */
+const MAX_CONTENT_DEPTH = 16;
+
+/** The first block in `content` whose source is a URL, at any depth (a message's blocks, a
+ *  tool result's `content`, a document whose `source` is `content` holding images: the
+ *  SDK's ContentBlockSource), as a path; undefined if none. */
+function urlSource(content: unknown, path: string, depth = 0): string | undefined {
   if (!Array.isArray(content)) return undefined;
+  if (depth > MAX_CONTENT_DEPTH) return `${path}: content nested deeper than ${MAX_CONTENT_DEPTH} levels`;
   for (let i = 0; i < content.length; i++) {
     const b = content[i] as Record<string, unknown> | null;
     if (typeof b !== "object" || b === null) continue;
     const src = b.source as Record<string, unknown> | null | undefined;
-    if (typeof src === "object" && src !== null && src.type === "url") return `${path}[${i}]`;
-    if (b.type === "tool_result") {
-      const inner = urlSource(b.content, `${path}[${i}].content`);
-      if (inner !== undefined) return inner;
+    if (typeof src === "object" && src !== null) {
+      if (src.type === "url") return `${path}[${i}]`;
+      const inSource = urlSource(src.content, `${path}[${i}].source.content`, depth + 1);
+      if (inSource !== undefined) return inSource;
     }
+    const inner = urlSource(b.content, `${path}[${i}].content`, depth + 1);
+    if (inner !== undefined) return inner;
   }
   return undefined;
 }
@@ -184,7 +192,7 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown> | null;
     const at = typeof m === "object" && m !== null ? urlSource(m.content, `messages[${i}].content`) : undefined;
-    if (at !== undefined) return `${at}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
+    if (at !== undefined) return at.endsWith("levels") ? at : `${at}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
   }
   return undefined;
 }

@@ -194,8 +194,18 @@ describe("the reservation estimate", () => {
       "messages[1].content[1]: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id",
     );
     expect(byUrl({ type: "document", source: { type: "url", url: "https://example.com/a.pdf" } })).toMatch(/^messages\[1\]\.content\[1\]: a source fetched by URL/);
-    // Inside a tool result too.
+    // Inside a tool result too, and in a document whose source is content blocks (the
+    // SDK's ContentBlockSource), at the top level or in a tool result.
     expect(byUrl({ type: "tool_result", tool_use_id: "t1", content: [{ type: "text", text: "ok" }, { type: "image", source: { type: "url", url: "https://example.com/b.png" } }] })).toMatch(/^messages\[1\]\.content\[1\]\.content\[1\]: a source fetched by URL/);
+    const doc = { type: "document", source: { type: "content", content: [{ type: "text", text: "page" }, { type: "image", source: { type: "url", url: "https://example.com/c.png" } }] } };
+    expect(byUrl(doc)).toMatch(/^messages\[1\]\.content\[1\]\.source\.content\[1\]: a source fetched by URL/);
+    expect(byUrl({ type: "tool_result", tool_use_id: "t2", content: [doc] })).toMatch(/^messages\[1\]\.content\[1\]\.content\[0\]\.source\.content\[1\]: a source fetched by URL/);
+    // The same document with an inline image passes.
+    expect(byUrl({ type: "document", source: { type: "content", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } }] } })).toBeUndefined();
+    // Nesting past any real body's is refused, not walked without end.
+    let deep: object = { type: "text", text: "x" };
+    for (let i = 0; i < 40; i++) deep = { type: "tool_result", tool_use_id: "t", content: [deep] };
+    expect(byUrl(deep)).toMatch(/content nested deeper than 16 levels$/);
   });
 
   it("count_tokens gets the counted fields only, and its answer gets a margin", () => {
