@@ -90,26 +90,38 @@ export default {
       // Record the events one by one, so one event that cannot be written does not hold
       // the others back.
       console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
-      let failedInARow = 0;
+      // The events that failed before any write succeeded: their retry waits until it is
+      // known whether one event is bad (a plain retry) or every write is (the growing delay).
+      const head: typeof ready = [];
+      let written = false;
       for (let i = 0; i < ready.length; i++) {
         const item = ready[i]!;
         try {
           await env.DB.batch(statements([item]));
           item.msg.ack();
-          failedInARow = 0;
+          if (!written) for (const h of head.splice(0)) h.msg.retry();
+          written = true;
         } catch (err) {
-          // The database went busy meanwhile: the rest waits with this one.
-          if (transientD1Error(err)) return retryLater(ready.slice(i), err);
+          // The database went busy meanwhile: the rest waits with this one (and the head).
+          if (transientD1Error(err)) return retryLater([...head, ...ready.slice(i)], err);
           console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
-          item.msg.retry();
+          if (written) {
+            item.msg.retry();
+            continue;
+          }
+          head.push(item);
           // The first events all failing, none written: not one bad event but every write
-          // (a ledger deployed ahead of its migration: "no such column"). The rest waits
-          // too, without a transaction each: one by one, a batch of 100 would cost D1 101.
-          if (++failedInARow >= SYSTEMIC_FAILURES && failedInARow === i + 1 && i + 1 < ready.length) {
-            return retryLater(ready.slice(i + 1), err, `every write is failing: the first ${failedInARow} event(s) failed one by one, the rest is sent back untried`);
+          // (a ledger deployed ahead of its migration: "no such column"). The whole batch
+          // waits with the growing delay, the rest untried: one by one, a batch of 100 would
+          // cost D1 101 transactions, and a fixed 30 s retry would spend the head's
+          // max_retries in ~5 minutes and dead-letter it.
+          if (head.length >= SYSTEMIC_FAILURES) {
+            return retryLater([...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one, the rest is sent back untried`);
           }
         }
       }
+      // Fewer than SYSTEMIC_FAILURES events, all failed: each as a bad event.
+      for (const h of head) h.msg.retry();
     }
   },
 

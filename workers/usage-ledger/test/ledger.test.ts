@@ -263,6 +263,12 @@ describe("usage ledger", () => {
       expect(r.retryMessages.map((x) => x.msgId)).toEqual(["p"]);
       expect((await h.calls()).map((c) => c.tenant)).toEqual(["acme", "acme"]);
       expect((await h.daily())[0]).toMatchObject({ tenant: "acme", calls: 2 });
+      // A bad event at the head of the batch is still one bad event once another is
+      // written: a plain retry (retry_delay), not the growing delay for the whole batch.
+      await h.reset();
+      const head = await h.deliver([{ body: event({ tenant: "poison" }), id: "p0" }, { body: event({ tenant: "poison" }), id: "p1" }, { body: event(), id: "c" }]);
+      expect(head.explicitAcks).toEqual(["c"]);
+      expect(head.retryMessages.map((x) => [x.msgId, (x as { delaySeconds?: number }).delaySeconds])).toEqual([["p0", undefined], ["p1", undefined]]);
     } finally {
       await h.db.exec("DROP TRIGGER poison;");
     }
@@ -325,12 +331,13 @@ describe("usage ledger", () => {
       const r = await h.deliver(ids.map((id) => ({ body: event(), id, attempts: 1 })));
       expect(r.explicitAcks).toEqual([]);
       expect(r.retryMessages.map((x) => x.msgId).sort()).toEqual([...ids].sort());
-      // Three tried one by one (a fixed retry), the 17 others sent back untried, with a delay.
+      // Three tried one by one, the 17 others sent back untried; all 20 with the growing
+      // delay (a fixed 30 s would spend the first three's retries in ~5 minutes).
       // (workerd's log lines arrive after the handler returns, in the order written.)
       await h.until(async () => h.logs.some((l) => /every write is failing/.test(l)), (x) => x);
       expect(h.logs.filter((l) => /write failed for/.test(l))).toHaveLength(3);
-      const delayed = r.retryMessages.filter((x) => (x as { delaySeconds?: number }).delaySeconds !== undefined);
-      expect(delayed.map((x) => x.msgId).sort()).toEqual(ids.slice(3).sort());
+      const delays = r.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds);
+      expect(delays.every((d) => d !== undefined && d >= 15 && d <= 30)).toBe(true);
       expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) failed one by one/.test(l))).toBe(true);
     } finally {
       await h.db.exec("DROP TRIGGER broken;");
