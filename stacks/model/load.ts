@@ -57,15 +57,28 @@ export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter)
   try {
     return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };
   } catch (e) {
-    // yaml throws a ReferenceError ("Excessive alias count indicates a resource
-    // exhaustion attack") from toJS; point at the first alias of the document.
-    let offset = 0;
+    // yaml throws a ReferenceError from toJS for an alias bomb ("Excessive alias count
+    // indicates a resource exhaustion attack") or an alias naming no anchor. Point at the
+    // first alias naming no anchor, else at the first alias of the document.
+    const anchors = new Set<string>();
     visit(doc, {
-      Alias(_, node) {
-        offset = node.range?.[0] ?? 0;
-        return visit.BREAK;
+      Node(_, node) {
+        if (node.anchor) anchors.add(node.anchor);
       },
     });
+    let offset: number | undefined;
+    let first: number | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        first ??= node.range?.[0];
+        if (!anchors.has(node.source)) {
+          offset = node.range?.[0];
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    offset ??= first ?? 0;
     const pos = lines.linePos(offset);
     const message = e instanceof ReferenceError && /alias count/i.test(e.message) ? `too many YAML alias expansions (an alias bomb?); aliases may expand at most ${MAX_ALIAS_COUNT} times` : `cannot read the YAML: ${(e as Error).message.split("\n")[0]}`;
     return { problem: { file: path, line: pos.line, column: pos.col, path: "", message } };

@@ -3,7 +3,8 @@
 // located errors for a bad table.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ceilingPrice, costMicros, lookupPrice, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
+import { ceilingPrice, costMicros, lookupPrice, MAX_PRICE_DOLLARS, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
+import { MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../workers/shared/token-bound.ts";
 import { formatProblem } from "./load.ts";
 import { loadMeteringOrThrow, meteringVars, parseMetering } from "./metering.ts";
 
@@ -137,6 +138,10 @@ describe("a bad metering file", () => {
   });
 
   it("refuses prices written as YAML numbers, zero, and over the ceiling; accepts text up to it (found by a review: 1.0000000000000001 read as $1, 0x10 as $16, a row of zeros free and unflagged)", () => {
+    // The ceiling keeps the dearest possible call within the usage event's bound.
+    const all = 5 * MAX_TOKENS_PER_CALL;
+    expect(costMicros({ input: MAX_TOKENS_PER_CALL, cacheWrite5m: MAX_TOKENS_PER_CALL, cacheWrite1h: MAX_TOKENS_PER_CALL, cacheRead: MAX_TOKENS_PER_CALL, output: MAX_TOKENS_PER_CALL }, { input: MAX_PRICE_DOLLARS * 1e6, cacheWrite5m: MAX_PRICE_DOLLARS * 1e6, cacheWrite1h: MAX_PRICE_DOLLARS * 1e6, cacheRead: MAX_PRICE_DOLLARS * 1e6, output: MAX_PRICE_DOLLARS * 1e6 })).toBeLessThanOrEqual(MAX_BUDGET_MICROS);
+    expect(all).toBe(500_000_000);
     const row = (input: string) => table(`    claude-a: { input: ${input}, cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`);
     const problem = (input: string) => {
       const r = parseMetering("m.yaml", row(input));
@@ -145,8 +150,8 @@ describe("a bad metering file", () => {
     for (const n of ["3", "1.0000000000000001", "0x10", "1e3"]) expect(problem(n), n).toEqual([expect.stringMatching(/^6:prices\.models\.claude-a\.input: write the price as text in quotes/)]);
     expect(problem('"0"')).toEqual([expect.stringMatching(/^6:prices\.models\.claude-a\.input: a price of 0 would make these tokens free/)]);
     expect(problem('"0.000000"')).toEqual([expect.stringMatching(/a price of 0/)]);
-    expect(problem('"10000.000001"')).toEqual(["6:prices.models.claude-a.input: at most 10000 dollars per million tokens (a call's cost must stay within what the ledger sums exactly)"]);
-    expect(problem('"10000"')).toBeUndefined();
+    expect(problem('"1000.000001"')).toEqual(["6:prices.models.claude-a.input: at most 1000 dollars per million tokens (a call's cost must stay within what the ledger sums exactly)"]);
+    expect(problem('"1000"')).toBeUndefined();
     expect(problem('"0.000001"')).toBeUndefined();
   });
 
@@ -164,10 +169,11 @@ prices: *c
 `;
     const r = parseMetering("m.yaml", bomb);
     expect(r.ok || r.problems).toEqual([expect.objectContaining({ file: "m.yaml", line: 2, message: expect.stringMatching(/^too many YAML alias expansions/) })]);
+    // A good alias first, then the typo: the problem is at the typo.
     const typo = parseMetering("m.yaml", table(`    base: &base { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+    claude-b: *base
     claude-a: *bse`));
-    expect(typo.ok).toBe(false);
-    if (!typo.ok) expect(typo.problems[0]!.line).toBeGreaterThan(1);
+    expect(typo.ok || typo.problems).toEqual([expect.objectContaining({ line: 8, column: 15, message: expect.stringMatching(/^cannot read the YAML: /) })]);
   });
 
   it("a key with control or bidirectional characters is quoted escaped in the problem line", () => {

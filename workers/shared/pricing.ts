@@ -7,11 +7,13 @@ import { dollarsToMicros, type Price, type PriceTable } from "./cost.ts";
 
 export * from "./cost.ts";
 
-/** The dearest price a table may hold, in dollars per million tokens: far above any
- *  Claude price, and low enough that MAX_TOKENS_PER_CALL tokens at it stay within
- *  MAX_BUDGET_MICROS (10^8 tokens x $10,000 per 10^6 = $10^6), so no reservation or call's
- *  cost outgrows what the usage event and the ledger's day sums hold exactly. */
-export const MAX_PRICE_DOLLARS = 10_000;
+/** The dearest price a table may hold, in dollars per million tokens: over ten times any
+ *  Claude price yet, and low enough that a call's cost stays within MAX_BUDGET_MICROS
+ *  ($10^6) even with every one of its five billing categories at MAX_TOKENS_PER_CALL
+ *  tokens (5 x 10^8 tokens x $1,000 per 10^6 = $500,000): so no reservation (input plus
+ *  output) or cost outgrows what the usage event and the ledger's day sums hold exactly,
+ *  and the proxy's cap on budget_micros never applies. */
+export const MAX_PRICE_DOLLARS = 1_000;
 
 /**
  * A price in dollars per million tokens, written as text with at most 6 decimals

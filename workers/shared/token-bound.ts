@@ -11,8 +11,8 @@ export const MAX_TOKENS_PER_CALL = 100_000_000;
  *  10 (config.ts); this only keeps a corrupt event out of the ledger's sums. */
 export const MAX_ATTEMPTS = 100;
 
-/** The bound on a usage event's budget_micros: one million dollars for one call, far
- *  above any reservation (MAX_TOKENS_PER_CALL of output at any listed price). It keeps the
+/** The bound on a usage event's budget_micros: one million dollars for one call, above
+ *  any reservation or cost a price table can produce (pricing.ts MAX_PRICE_DOLLARS). It keeps the
  *  ledger's day sums (usage_daily.held_micros, a STRICT INTEGER column) exact: at
  *  Number.MAX_SAFE_INTEGER, two events already summed past what JavaScript reads exactly,
  *  and 1,024 overflowed SQLite's 64 bits into a REAL the column refuses, which failed every
