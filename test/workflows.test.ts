@@ -6,7 +6,7 @@
 // bash as GitHub runs `shell: bash` (`bash --noprofile --norc -eo pipefail {0}`,
 // GitHub's workflow syntax docs), with a stand-in `pulumi` on PATH.
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -41,23 +41,39 @@ describe("CI workflows", () => {
     expect(files.sort()).toEqual(["dead-letters.yml", "preview.yml", "up.yml"]);
   });
 
-  it("checks the usage ledger's DLQ every hour, and the job fails when the check alerts", () => {
+  it("checks the usage ledger's DLQ every hour; the job fails when the check alerts, and opens an issue (or comments on the open one)", () => {
     const { doc } = load("dead-letters.yml");
     expect(doc.on.schedule).toEqual([{ cron: expect.stringMatching(/^\d{1,2} \* \* \* \*$/) }]);
+    // No environment: required reviewers would hold every hourly run, and a waiting run alerts nobody.
+    expect(doc.jobs.check).not.toHaveProperty("environment");
+    expect(doc.permissions).toEqual({ contents: "read", issues: "write" });
     const all = steps(doc);
     const check = all.find((x) => /npm run --silent dead-letters -- check/.test(x.run ?? ""))!;
     expect(check).toBeDefined();
     expect(check).not.toHaveProperty("continue-on-error");
-    expect(check.env).toMatchObject({ CLOUDFLARE_API_TOKEN: "${{ secrets.CLOUDFLARE_API_TOKEN }}", CLOUDFLARE_ACCOUNT_ID: "${{ vars.CLOUDFLARE_ACCOUNT_ID }}" });
+    expect(check.env).toMatchObject({ CLOUDFLARE_API_TOKEN: "${{ secrets.CLOUDFLARE_QUEUES_READ_TOKEN }}", CLOUDFLARE_ACCOUNT_ID: "${{ vars.CLOUDFLARE_ACCOUNT_ID }}" });
     expect(all.findIndex((x) => x.run === "npm ci")).toBeLessThan(all.indexOf(check));
-    // Run it with a stand-in npm: the check's exit code is the step's, and the threshold
-    // is 0 unless the repository variable says otherwise.
-    const alert = runStep(check, { MAX_BACKLOG: "", FAKE_NPM_EXIT: "4" });
+    // Run it with a stand-in npm: the check's exit code is the step's (through the tee),
+    // and the threshold is 0 unless the repository variable says otherwise.
+    const alert = runStep(check, { MAX_BACKLOG: "", FAKE_NPM_EXIT: "4", FAKE_NPM_OUT: "ALERT: 3 usage event(s)" });
     expect(alert.status).toBe(4);
     expect(alert.npm).toEqual(["run --silent dead-letters -- check --max-backlog 0"]);
+    expect(alert.temp("dead-letters.txt")).toContain("ALERT: 3 usage event(s)");
     const ok = runStep(check, { MAX_BACKLOG: "25", FAKE_NPM_EXIT: "0" });
     expect(ok.status).toBe(0);
     expect(ok.npm).toEqual(["run --silent dead-letters -- check --max-backlog 25"]);
+    // The issue step: only after the check failed; a new issue, or a comment on the open one.
+    const issue = all.find((x) => /gh issue/.test(x.run ?? ""))!;
+    expect(issue.if).toBe("failure() && steps.check.outcome == 'failure'");
+    expect(all.indexOf(issue)).toBeGreaterThan(all.indexOf(check));
+    const created = runStep(issue, { RUN_URL: "https://github.example/run/1", FAKE_GH_OPEN: "", CHECK_OUTPUT: "ALERT: 3 usage event(s)" });
+    expect(created.status).toBe(0);
+    expect(created.gh.map((c) => c.split(" ").slice(0, 2).join(" "))).toEqual(["issue list", "issue create"]);
+    expect(created.gh[1]).toContain("--title Usage ledger: events in the dead-letter queue");
+    expect(created.gh[1]).toContain("https://github.example/run/1");
+    expect(created.gh[1]).toContain("ALERT: 3 usage event(s)");
+    const commented = runStep(issue, { RUN_URL: "u", FAKE_GH_OPEN: "17", CHECK_OUTPUT: "x" });
+    expect(commented.gh.map((c) => c.split(" ").slice(0, 3).join(" "))).toEqual(["issue list --state", "issue comment 17"]);
     // The command and its exit code exist as the workflow expects them.
     const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
     expect(pkg.scripts["dead-letters"]).toBeDefined();
@@ -212,7 +228,8 @@ describe("CI workflows", () => {
 
 /** Runs a step's script as GitHub's `shell: bash` does, with `env`, a stand-in `pulumi`
  * that records its arguments and exits FAKE_PULUMI_LOGIN_EXIT for `login`, and a stand-in
- * `npm` that records its arguments and exits FAKE_NPM_EXIT. */
+ * `npm` that records its arguments, prints FAKE_NPM_OUT to stderr and exits FAKE_NPM_EXIT,
+ * a stand-in `gh` (see below), and RUNNER_TEMP (holding CHECK_OUTPUT as dead-letters.txt). */
 function runStep(step: Step, env: Record<string, string>) {
   const dir = mkdtempSync(join(tmpdir(), "edgefleet-wf-"));
   const calls = join(dir, "calls");
@@ -224,17 +241,35 @@ function runStep(step: Step, env: Record<string, string>) {
   chmodSync(join(dir, "pulumi"), 0o755);
   const npmCalls = join(dir, "npm-calls");
   writeFileSync(npmCalls, "");
-  writeFileSync(join(dir, "npm"), `#!/bin/bash\necho "$*" >> "${npmCalls}"\nexit "\${FAKE_NPM_EXIT:-0}"\n`);
+  writeFileSync(join(dir, "npm"), `#!/bin/bash\necho "$*" >> "${npmCalls}"\n[ -n "\${FAKE_NPM_OUT:-}" ] && echo "$FAKE_NPM_OUT" >&2\nexit "\${FAKE_NPM_EXIT:-0}"\n`);
   chmodSync(join(dir, "npm"), 0o755);
+  // A stand-in gh: records each call (arguments joined by spaces); `issue list` prints
+  // FAKE_GH_OPEN as the open issue's number (empty: none).
+  const ghCalls = join(dir, "gh-calls");
+  writeFileSync(ghCalls, "");
+  writeFileSync(join(dir, "gh"), `#!/bin/bash\nprintf '%s\\0' "$*" >> "${ghCalls}"\nif [ "$1 $2" = "issue list" ]; then printf '%s' "\${FAKE_GH_OPEN:-}"; fi\n`);
+  chmodSync(join(dir, "gh"), 0o755);
+  const temp = join(dir, "runner-temp");
+  mkdirSync(temp);
+  if (env.CHECK_OUTPUT !== undefined) writeFileSync(join(temp, "dead-letters.txt"), env.CHECK_OUTPUT);
   const script = join(dir, "step.sh");
   writeFileSync(script, step.run!);
   const files = { GITHUB_OUTPUT: join(dir, "output"), GITHUB_STEP_SUMMARY: join(dir, "summary") };
   for (const file of Object.values(files)) writeFileSync(file, "");
   const r = spawnSync("bash", ["--noprofile", "--norc", "-eo", "pipefail", script], {
-    env: { PATH: `${dir}:${process.env.PATH}`, ...files, ...env },
+    env: { PATH: `${dir}:${process.env.PATH}`, RUNNER_TEMP: temp, ...files, ...env },
     encoding: "utf8",
   });
   const read = (f: string) => readFileSync(f, "utf8");
   const recorded = read(calls).split("\n").filter(Boolean).map((l) => l.replace(/^login ?/, ""));
-  return { status: r.status, stdout: r.stdout, output: read(files.GITHUB_OUTPUT), summary: read(files.GITHUB_STEP_SUMMARY), calls: recorded, npm: read(npmCalls).split("\n").filter(Boolean) };
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    output: read(files.GITHUB_OUTPUT),
+    summary: read(files.GITHUB_STEP_SUMMARY),
+    calls: recorded,
+    npm: read(npmCalls).split("\n").filter(Boolean),
+    gh: read(ghCalls).split("\0").filter(Boolean),
+    temp: (name: string) => read(join(temp, name)),
+  };
 }

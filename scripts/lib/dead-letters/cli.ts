@@ -52,6 +52,9 @@ export interface Io {
   now?: () => number;
   /** The SDK's retries (default 2); tests set 0 to see a fault at once. */
   maxRetries?: number;
+  /** How long replay waits before reading the DLQ's backlog again when it looks like
+   *  messages are left in flight (the metric is best-effort; default 3 s). */
+  backlogSettleMs?: number;
   /** Where the Workers' folders are (the ledger's wrangler.jsonc); default workers/. */
   workersDir?: string;
 }
@@ -363,7 +366,17 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       // Messages still in the DLQ that this run did not see: leased by an interrupted run
       // or another puller, or newly arrived. Events not yet recorded: not a clean run.
       // (At --limit the rest was not pulled because the operator said so: not in flight.)
-      const inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - r.left.length);
+      // The backlog is a best-effort metric that may still count what was just acked: a
+      // count above what was left is read again after a moment before it is believed.
+      let inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - r.left.length);
+      if (inFlight > 0 && !r.error) {
+        await new Promise((ok) => setTimeout(ok, io.backlogSettleMs ?? 3000));
+        const again = await s.api.backlog(s.dlq.id).catch(() => undefined);
+        if (again !== undefined) {
+          r.remaining = again;
+          inFlight = Math.max(0, again - r.left.length);
+        }
+      }
       if (o.json) {
         io.out(
           safeJson(
@@ -379,6 +392,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
               left: r.left.map((m) => messageJson(m, t, maxRetries)),
               stoppedBy: r.stoppedBy,
               ...(r.remaining !== undefined ? { remaining: r.remaining } : {}),
+              inFlight,
               ...(r.error ? { error: r.error } : {}),
             },
             2,
