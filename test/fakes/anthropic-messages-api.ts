@@ -79,13 +79,14 @@ export async function startFakeMessagesApi(): Promise<FakeMessagesApi> {
     if (!req.headers["anthropic-version"]) return error(400, "invalid_request_error", "anthropic-version: header is required");
     // The body rules are the proxy's fake upstream's too (test/support/anthropic-request.ts).
     if (path === "/v1/messages/count_tokens") {
-      const c = countTokensBodyProblem(body);
+      const c = countTokensBodyProblem(raw);
       if ("problem" in c) return error(400, "invalid_request_error", c.problem);
       return send(200, { input_tokens: tokenCount ?? Math.ceil(body.length / 4) });
     }
-    const problem = messagesBodyProblem(body);
+    // The bytes, as the proxy's fake reads them (a leading byte order mark is ignored).
+    const problem = messagesBodyProblem(raw);
     if (problem !== undefined) return error(400, "invalid_request_error", problem);
-    const params = JSON.parse(body) as Record<string, unknown>;
+    const params = JSON.parse(new TextDecoder().decode(raw)) as Record<string, unknown>;
 
     const reply = replies.length > 1 ? replies.shift()! : replies[0];
     if (!reply) return error(500, "api_error", "the fake has no scripted reply");

@@ -44,4 +44,13 @@ describe("the Anthropic fakes' request rules", () => {
     expect(await refusal(draftFake.url, path, body)).toEqual([400, message]);
     expect(await refusal(proxyFake.url, path, body)).toEqual([400, message]);
   });
+
+  it("both take a body with a leading byte order mark (RFC 8259 8.1 lets a parser ignore it)", async () => {
+    draftFake.script([{ kind: "text", text: "ok" }]);
+    const bom = "\ufeff" + JSON.stringify({ model: "m", max_tokens: 5, messages: one });
+    for (const url of [draftFake.url, proxyFake.url]) {
+      const r = await fetch(url + "/v1/messages", { method: "POST", headers, body: bom });
+      expect([url, r.status, r.status === 200 ? "" : await r.text()]).toEqual([url, 200, ""]);
+    }
+  });
 });

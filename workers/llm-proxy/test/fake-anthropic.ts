@@ -173,7 +173,8 @@ export class FakeAnthropic {
     }
     let stream = false;
     try {
-      stream = (JSON.parse(body.toString("utf8")) as { stream?: boolean }).stream === true;
+      // As the body rules read it: TextDecoder drops a leading byte order mark.
+      stream = (JSON.parse(new TextDecoder().decode(body)) as { stream?: boolean }).stream === true;
     } catch {
       return { kind: "error", status: 400, type: "invalid_request_error", message: "body is not JSON" };
     }
