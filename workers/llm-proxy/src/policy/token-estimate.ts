@@ -139,22 +139,27 @@ const CLIENT_TOOL = /^(custom|bash_\d+|text_editor_\d+|computer_\d+|memory_\d+|b
  *  nests blocks a few levels at most: a document's content, a tool result's). */
 const MAX_CONTENT_DEPTH = 16;
 
-/** The first block in `content` whose source is a URL, at any depth (a message's blocks, a
- *  tool result's `content`, a document whose `source` is `content` holding images: the
- *  SDK's ContentBlockSource), as a path; undefined if none. */
-function urlSource(content: unknown, path: string, depth = 0): string | undefined {
-  if (!Array.isArray(content)) return undefined;
-  if (depth > MAX_CONTENT_DEPTH) return `${path}: content nested deeper than ${MAX_CONTENT_DEPTH} levels`;
-  for (let i = 0; i < content.length; i++) {
-    const b = content[i] as Record<string, unknown> | null;
+/** The first block under `content` whose source is a URL, at any depth, as a path: a
+ *  message's blocks, a tool result's `content`, a document whose `source` is content
+ *  blocks (the SDK's ContentBlockSource), a web fetch result whose `content` is one block
+ *  (an object, not a list: WebFetchToolResultBlockParam). Only `content` and
+ *  `source.content` are followed, never a tool call's `input` (the tenant's own data).
+ *  `deep`: nesting past MAX_CONTENT_DEPTH, refused rather than walked. */
+function urlSource(content: unknown, path: string, depth = 0): { path: string; kind: "url" | "deep" } | undefined {
+  if (typeof content !== "object" || content === null) return undefined;
+  if (depth > MAX_CONTENT_DEPTH) return { path, kind: "deep" };
+  const blocks = Array.isArray(content) ? content : [content];
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i] as Record<string, unknown> | null;
     if (typeof b !== "object" || b === null) continue;
+    const at = Array.isArray(content) ? `${path}[${i}]` : path;
     const src = b.source as Record<string, unknown> | null | undefined;
     if (typeof src === "object" && src !== null) {
-      if (src.type === "url") return `${path}[${i}]`;
-      const inSource = urlSource(src.content, `${path}[${i}].source.content`, depth + 1);
+      if (src.type === "url") return { path: at, kind: "url" };
+      const inSource = urlSource(src.content, `${at}.source.content`, depth + 1);
       if (inSource !== undefined) return inSource;
     }
-    const inner = urlSource(b.content, `${path}[${i}].content`, depth + 1);
+    const inner = urlSource(b.content, `${at}.content`, depth + 1);
     if (inner !== undefined) return inner;
   }
   return undefined;
@@ -191,8 +196,9 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
   const messages = Array.isArray(parsed.messages) ? parsed.messages : [];
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Record<string, unknown> | null;
-    const at = typeof m === "object" && m !== null ? urlSource(m.content, `messages[${i}].content`) : undefined;
-    if (at !== undefined) return at.endsWith("levels") ? at : `${at}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
+    const hit = typeof m === "object" && m !== null ? urlSource(m.content, `messages[${i}].content`) : undefined;
+    if (hit?.kind === "deep") return `${hit.path}: content nested deeper than ${MAX_CONTENT_DEPTH} levels`;
+    if (hit !== undefined) return `${hit.path}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
   }
   return undefined;
 }

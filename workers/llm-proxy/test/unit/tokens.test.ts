@@ -200,6 +200,13 @@ describe("the reservation estimate", () => {
     const doc = { type: "document", source: { type: "content", content: [{ type: "text", text: "page" }, { type: "image", source: { type: "url", url: "https://example.com/c.png" } }] } };
     expect(byUrl(doc)).toMatch(/^messages\[1\]\.content\[1\]\.source\.content\[1\]: a source fetched by URL/);
     expect(byUrl({ type: "tool_result", tool_use_id: "t2", content: [doc] })).toMatch(/^messages\[1\]\.content\[1\]\.content\[0\]\.source\.content\[1\]: a source fetched by URL/);
+    // A web fetch result from an earlier turn: its content is one block (an object), and
+    // that document's source a URL.
+    expect(byUrl({ type: "web_fetch_tool_result", tool_use_id: "srvtoolu_1", content: { type: "web_fetch_result", url: "https://example.com/d.pdf", content: { type: "document", source: { type: "url", url: "https://example.com/d.pdf" } } } })).toMatch(
+      /^messages\[1\]\.content\[1\]\.content\.content: a source fetched by URL/,
+    );
+    // A tool call's input is the tenant's own data, never followed.
+    expect(byUrl({ type: "tool_use", id: "t", name: "f", input: { content: [{ source: { type: "url", url: "https://example.com/e" } }] } })).toBeUndefined();
     // The same document with an inline image passes.
     expect(byUrl({ type: "document", source: { type: "content", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } }] } })).toBeUndefined();
     // Nesting past any real body's is refused, not walked without end.
