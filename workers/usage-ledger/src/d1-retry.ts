@@ -33,11 +33,17 @@ export function transientD1Error(e: unknown): boolean {
   return TRANSIENT_D1.some((t) => text.includes(t));
 }
 
+/** The first delay of retryDelaySeconds: WRITE_RETRY_SECONDS when it is a whole number
+ *  from 0 to 600, else 30. */
+export function retryBaseSeconds(v: string | undefined): number {
+  return v !== undefined && /^\d{1,3}$/.test(v) && Number(v) <= 600 ? Number(v) : 30;
+}
+
 /** When Queues should deliver a batch again after a transient D1 error: 30 s doubled per
  *  attempt, at most 10 minutes, with jitter (50-100% of it), so an overloaded database gets
  *  room instead of every consumer's writes at once (wrangler.jsonc's fixed retry_delay is
  *  for other failures). */
-export function retryDelaySeconds(attempts: number, random = Math.random()): number {
-  const step = Math.min(600, 30 * 2 ** Math.max(0, attempts - 1));
+export function retryDelaySeconds(attempts: number, random = Math.random(), base = 30): number {
+  const step = Math.min(600, base * 2 ** Math.max(0, attempts - 1));
   return Math.max(1, Math.round(step * (0.5 + random / 2)));
 }

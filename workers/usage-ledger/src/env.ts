@@ -6,4 +6,7 @@ export interface LedgerEnv extends Env {
   PRICES?: string;
   /** Days a call row is kept. */
   CALL_RETENTION_DAYS?: string;
+  /** Seconds before a batch whose write failed for every event comes back (doubled per
+   *  attempt, at most 600; default 30): d1-retry.ts retryDelaySeconds. */
+  WRITE_RETRY_SECONDS?: string;
 }

@@ -8,7 +8,7 @@ import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, recordStatements } from "./ledger.ts";
 import { purgeCalls, SIZE_WARN_EVERY_MS, sizeWarning } from "./retention.ts";
-import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
+import { retryBaseSeconds, retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
 import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
@@ -36,9 +36,9 @@ async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string)
 /** D1 is busy: no write one by one (each would meet the same busy database and spend an
  *  attempt), the events come back after a growing delay. Each delivery counts against
  *  max_retries; after it Queues dead-letters them, from where they can be replayed. */
-function retryLater(items: { msg: Message<unknown> }[], e: unknown, what = "D1 is busy"): void {
+function retryLater(env: LedgerEnv, items: { msg: Message<unknown> }[], e: unknown, what = "D1 is busy"): void {
   const attempts = Math.max(...items.map(({ msg }) => msg.attempts));
-  const delaySeconds = retryDelaySeconds(attempts);
+  const delaySeconds = retryDelaySeconds(attempts, Math.random(), retryBaseSeconds(env.WRITE_RETRY_SECONDS));
   console.error(`usage-ledger: ${what} (${String(e)}); ${items.length} event(s) again in ${delaySeconds} s (attempt ${attempts})`);
   for (const { msg } of items) msg.retry({ delaySeconds });
 }
@@ -86,7 +86,12 @@ export default {
       for (const { msg } of ready) msg.ack();
     } catch (e) {
       // The batch's transaction rolled back as a whole.
-      if (transientD1Error(e)) return retryLater(ready, e);
+      if (transientD1Error(e)) return retryLater(env, ready, e);
+      // One event alone: its own write just failed, and nothing was written. Whether the
+      // event is bad or every write is (a ledger ahead of its migration, on a quiet queue
+      // whose batches hold one event), the growing delay: a fixed 30 s would dead-letter it
+      // in ~5 minutes, and a bad event reaches the DLQ all the same, later.
+      if (ready.length === 1) return retryLater(env, ready, e, "the event's write failed");
       // Record the events one by one, so one event that cannot be written does not hold
       // the others back.
       console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
@@ -103,7 +108,7 @@ export default {
           written = true;
         } catch (err) {
           // The database went busy meanwhile: the rest waits with this one (and the head).
-          if (transientD1Error(err)) return retryLater([...head, ...ready.slice(i)], err);
+          if (transientD1Error(err)) return retryLater(env, [...head, ...ready.slice(i)], err);
           console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
           if (written) {
             item.msg.retry();
@@ -116,12 +121,14 @@ export default {
           // cost D1 101 transactions, and a fixed 30 s retry would spend the head's
           // max_retries in ~5 minutes and dead-letter it.
           if (head.length >= SYSTEMIC_FAILURES) {
-            return retryLater([...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one, the rest is sent back untried`);
+            const rest = ready.length - i - 1;
+            return retryLater(env, [...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one${rest > 0 ? `, the other ${rest} sent back untried` : ""}`);
           }
         }
       }
-      // Fewer than SYSTEMIC_FAILURES events, all failed: each as a bad event.
-      for (const h of head) h.msg.retry();
+      // Fewer than SYSTEMIC_FAILURES events, all failed and none written: as above, nothing
+      // tells one bad event from every write failing, so the growing delay.
+      if (head.length > 0) retryLater(env, head, e, `every write failed: ${head.length} event(s) one by one`);
     }
   },
 

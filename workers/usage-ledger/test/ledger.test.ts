@@ -11,7 +11,7 @@ import { NO_ANSWERS, STREAM_ENDS } from "../../shared/usage-event.ts";
 import { MIGRATIONS_DIR } from "../local/miniflare.ts";
 import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
-import { retryDelaySeconds, transientD1Error } from "../src/d1-retry.ts";
+import { retryBaseSeconds, retryDelaySeconds, transientD1Error } from "../src/d1-retry.ts";
 import { D1_MAX_BYTES, purgeCalls, SIZE_WARN_SHARE, sizeWarning } from "../src/retention.ts";
 
 const DAY = 86_400_000;
@@ -338,7 +338,16 @@ describe("usage ledger", () => {
       expect(h.logs.filter((l) => /write failed for/.test(l))).toHaveLength(3);
       const delays = r.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds);
       expect(delays.every((d) => d !== undefined && d >= 15 && d <= 30)).toBe(true);
-      expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) failed one by one/.test(l))).toBe(true);
+      expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) failed one by one, the other 17 sent back untried/.test(l))).toBe(true);
+      // A quiet queue's batches of one or two, every write failing: the growing delay too
+      // (a fixed 30 s would dead-letter them in ~5 minutes); a batch of one is not written twice.
+      h.logs.length = 0;
+      const one = await h.deliver([{ body: event(), id: "solo", attempts: 2 }]);
+      expect(one.retryMessages.map((x) => [x.msgId, (x as { delaySeconds?: number }).delaySeconds! >= 30])).toEqual([["solo", true]]);
+      const two = await h.deliver([{ body: event(), id: "t1", attempts: 1 }, { body: event(), id: "t2", attempts: 1 }]);
+      expect(two.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds !== undefined)).toEqual([true, true]);
+      await h.until(async () => h.logs.some((l) => /every write failed: 2 event\(s\) one by one/.test(l)), (x) => x);
+      expect(h.logs.filter((l) => /one by one/.test(l) && /writing 1 event/.test(l))).toEqual([]);
     } finally {
       await h.db.exec("DROP TRIGGER broken;");
     }
@@ -347,6 +356,10 @@ describe("usage ledger", () => {
   it("retry delays for a busy D1: 30 s doubling per attempt up to 10 min, 50-100% of it", () => {
     expect([1, 2, 3, 4, 5, 6, 10].map((a) => retryDelaySeconds(a, 1))).toEqual([30, 60, 120, 240, 480, 600, 600]);
     expect(retryDelaySeconds(1, 0)).toBe(15);
+    // WRITE_RETRY_SECONDS: the first step, 0 to 600; anything else is the default 30.
+    expect([undefined, "", "x", "-1", "601", "1e2", "0", "600", "45"].map(retryBaseSeconds)).toEqual([30, 30, 30, 30, 30, 30, 0, 600, 45]);
+    expect([1, 2, 5].map((a) => retryDelaySeconds(a, 1, 45))).toEqual([45, 90, 600]);
+    expect(retryDelaySeconds(4, 1, 0)).toBe(1);
     expect(transientD1Error(new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."))).toBe(true);
     expect(transientD1Error(new Error("D1_ERROR: no such table: usage_daily: SQLITE_ERROR"))).toBe(false);
   });
@@ -388,10 +401,10 @@ describe("usage ledger", () => {
   });
 });
 
-describe("usage ledger when D1 keeps failing", () => {
+describe("usage ledger when D1 keeps failing (WRITE_RETRY_SECONDS 0: the growing delay's first step is 1 s)", () => {
   let h: LedgerHarness;
   beforeAll(async () => {
-    h = await LedgerHarness.start();
+    h = await LedgerHarness.start({ vars: { WRITE_RETRY_SECONDS: "0" } });
   });
   afterAll(() => h?.dispose());
 
@@ -405,8 +418,10 @@ describe("usage ledger when D1 keeps failing", () => {
     expect(h.deadLetters).toHaveLength(2);
     expect(new Set(h.deadLetters.map((d) => (d as { request_id: string }).request_id))).toEqual(new Set(events.map((e) => e.request_id)));
     expect(await h.calls()).toEqual([]);
-    // Each write was tried 1 + max_retries (2) times, batched then one by one.
+    // Each write was tried 1 + max_retries (2) times, batched then one by one, and every
+    // delivery sent both back with the growing delay (nothing was written).
     expect(h.logs.filter((l) => /write failed for/.test(l)).length).toBe(6);
+    expect(h.logs.filter((l) => /every write failed: 2 event\(s\) one by one/.test(l)).length).toBe(3);
   });
 });
 
