@@ -41,39 +41,60 @@ describe("CI workflows", () => {
     expect(files.sort()).toEqual(["dead-letters.yml", "preview.yml", "up.yml"]);
   });
 
-  it("checks the usage ledger's DLQ every hour; the job fails when the check alerts, and opens an issue (or comments on the open one)", () => {
+  it("checks the usage ledger's DLQ every hour; when the check job fails, a job without checkout opens an issue (or comments on the open one)", () => {
     const { doc } = load("dead-letters.yml");
     expect(doc.on.schedule).toEqual([{ cron: expect.stringMatching(/^\d{1,2} \* \* \* \*$/) }]);
     // No environment: required reviewers would hold every hourly run, and a waiting run alerts nobody.
-    expect(doc.jobs.check).not.toHaveProperty("environment");
-    expect(doc.permissions).toEqual({ contents: "read", issues: "write" });
-    const all = steps(doc);
-    const check = all.find((x) => /npm run --silent dead-letters -- check/.test(x.run ?? ""))!;
-    expect(check).toBeDefined();
+    for (const job of Object.values(doc.jobs as Record<string, object>)) expect(job).not.toHaveProperty("environment");
+    // Only the alert job can write issues, and it checks nothing out and installs nothing.
+    expect(doc.permissions).toEqual({ contents: "read" });
+    expect(doc.jobs.check.permissions).toEqual({ contents: "read" });
+    expect(doc.jobs.alert).toMatchObject({ needs: "check", if: "failure()", permissions: { issues: "write" } });
+    expect((doc.jobs.alert.steps as Step[]).filter((x) => x.uses !== undefined || x.run === "npm ci")).toEqual([]);
+    const checkSteps = doc.jobs.check.steps as Step[];
+    expect(checkSteps.find((x) => x.uses?.startsWith("actions/checkout@"))!.with).toEqual({ "persist-credentials": false });
+    const check = checkSteps.find((x) => /npm run --silent dead-letters -- check/.test(x.run ?? ""))!;
+    expect(check.id).toBe("check");
     expect(check).not.toHaveProperty("continue-on-error");
     expect(check.env).toMatchObject({ CLOUDFLARE_API_TOKEN: "${{ secrets.CLOUDFLARE_QUEUES_READ_TOKEN }}", CLOUDFLARE_ACCOUNT_ID: "${{ vars.CLOUDFLARE_ACCOUNT_ID }}" });
-    expect(all.findIndex((x) => x.run === "npm ci")).toBeLessThan(all.indexOf(check));
-    // Run it with a stand-in npm: the check's exit code is the step's (through the tee),
-    // and the threshold is 0 unless the repository variable says otherwise.
-    const alert = runStep(check, { MAX_BACKLOG: "", FAKE_NPM_EXIT: "4", FAKE_NPM_OUT: "ALERT: 3 usage event(s)" });
+    expect(checkSteps.findIndex((x) => x.run === "npm ci")).toBeLessThan(checkSteps.indexOf(check));
+    expect(doc.jobs.check.outputs).toEqual({ code: "${{ steps.check.outputs.code }}", report: "${{ steps.check.outputs.report }}" });
+    // Run it with a stand-in npm: the check's exit code is the step's, the threshold is 0
+    // unless the repository variable says otherwise, and the code and report become outputs
+    // (the report cannot end its value early, whatever it holds).
+    const alert = runStep(check, { MAX_BACKLOG: "", FAKE_NPM_EXIT: "4", FAKE_NPM_OUT: "ALERT: 3 usage event(s)\nEOF\nreport<<EOF" });
     expect(alert.status).toBe(4);
     expect(alert.npm).toEqual(["run --silent dead-letters -- check --max-backlog 0"]);
-    expect(alert.temp("dead-letters.txt")).toContain("ALERT: 3 usage event(s)");
+    expect(alert.stdout).toContain("ALERT: 3 usage event(s)");
+    const out = alert.output.split("\n");
+    expect(out[0]).toBe("code=4");
+    const delim = out[1]!.replace(/^report<</, "");
+    expect(delim).toMatch(/^EOF_[0-9a-f]{32}$/);
+    expect(out.slice(2, out.indexOf(delim))).toEqual(["ALERT: 3 usage event(s)", "EOF", "report<<EOF", ""]);
     const ok = runStep(check, { MAX_BACKLOG: "25", FAKE_NPM_EXIT: "0" });
     expect(ok.status).toBe(0);
     expect(ok.npm).toEqual(["run --silent dead-letters -- check --max-backlog 25"]);
-    // The issue step: only after the check failed; a new issue, or a comment on the open one.
-    const issue = all.find((x) => /gh issue/.test(x.run ?? ""))!;
-    expect(issue.if).toBe("failure() && steps.check.outcome == 'failure'");
-    expect(all.indexOf(issue)).toBeGreaterThan(all.indexOf(check));
-    const created = runStep(issue, { RUN_URL: "https://github.example/run/1", FAKE_GH_OPEN: "", CHECK_OUTPUT: "ALERT: 3 usage event(s)" });
+    expect(ok.output.split("\n")[0]).toBe("code=0");
+    // The alert job: a new issue, or a comment on the open one; the title says which failure.
+    const issue = (doc.jobs.alert.steps as Step[])[0]!;
+    expect(issue.env).toMatchObject({ CODE: "${{ needs.check.outputs.code }}", REPORT: "${{ needs.check.outputs.report }}", GH_TOKEN: "${{ secrets.GITHUB_TOKEN }}" });
+    const created = runStep(issue, { CODE: "4", REPORT: "ALERT: 3 usage event(s)", RUN_URL: "https://github.example/run/1", FAKE_GH_OPEN: "" });
     expect(created.status).toBe(0);
     expect(created.gh.map((c) => c.split(" ").slice(0, 2).join(" "))).toEqual(["issue list", "issue create"]);
     expect(created.gh[1]).toContain("--title Usage ledger: events in the dead-letter queue");
     expect(created.gh[1]).toContain("https://github.example/run/1");
     expect(created.gh[1]).toContain("ALERT: 3 usage event(s)");
-    const commented = runStep(issue, { RUN_URL: "u", FAKE_GH_OPEN: "17", CHECK_OUTPUT: "x" });
+    const commented = runStep(issue, { CODE: "4", REPORT: "x", RUN_URL: "u", FAKE_GH_OPEN: "17" });
     expect(commented.gh.map((c) => c.split(" ").slice(0, 3).join(" "))).toEqual(["issue list --state", "issue comment 17"]);
+    // The check could not tell (exit 1), or did not run at all (npm ci failed): its own title.
+    for (const code of ["1", ""]) {
+      const r = runStep(issue, { CODE: code, REPORT: "", RUN_URL: "u", FAKE_GH_OPEN: "" });
+      expect(r.gh[1]).toContain("--title Usage ledger: the hourly dead-letter check failed");
+    }
+    // A failed issue lookup still opens an issue.
+    const lookupDown = runStep(issue, { CODE: "4", REPORT: "x", RUN_URL: "u", FAKE_GH_LIST_EXIT: "1" });
+    expect(lookupDown.status).toBe(0);
+    expect(lookupDown.gh.at(-1)).toMatch(/^issue create /);
     // The command and its exit code exist as the workflow expects them.
     const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
     expect(pkg.scripts["dead-letters"]).toBeDefined();
@@ -244,10 +265,10 @@ function runStep(step: Step, env: Record<string, string>) {
   writeFileSync(join(dir, "npm"), `#!/bin/bash\necho "$*" >> "${npmCalls}"\n[ -n "\${FAKE_NPM_OUT:-}" ] && echo "$FAKE_NPM_OUT" >&2\nexit "\${FAKE_NPM_EXIT:-0}"\n`);
   chmodSync(join(dir, "npm"), 0o755);
   // A stand-in gh: records each call (arguments joined by spaces); `issue list` prints
-  // FAKE_GH_OPEN as the open issue's number (empty: none).
+  // FAKE_GH_OPEN as the open issue's number (empty: none) and exits FAKE_GH_LIST_EXIT.
   const ghCalls = join(dir, "gh-calls");
   writeFileSync(ghCalls, "");
-  writeFileSync(join(dir, "gh"), `#!/bin/bash\nprintf '%s\\0' "$*" >> "${ghCalls}"\nif [ "$1 $2" = "issue list" ]; then printf '%s' "\${FAKE_GH_OPEN:-}"; fi\n`);
+  writeFileSync(join(dir, "gh"), `#!/bin/bash\nprintf '%s\\0' "$*" >> "${ghCalls}"\nif [ "$1 $2" = "issue list" ]; then printf '%s' "\${FAKE_GH_OPEN:-}"; exit "\${FAKE_GH_LIST_EXIT:-0}"; fi\n`);
   chmodSync(join(dir, "gh"), 0o755);
   const temp = join(dir, "runner-temp");
   mkdirSync(temp);
