@@ -3,7 +3,7 @@
 // parseInventory is pure (texts in, data out); loadInventory reads the files.
 import { readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { INVENTORY_FILES, type Inventory } from "./schema.ts";
 import { validateInventory, type FileKey, type SemanticProblem } from "./validate.ts";
@@ -60,20 +60,20 @@ export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter)
     // yaml throws a ReferenceError from toJS for an alias bomb ("Excessive alias count
     // indicates a resource exhaustion attack") or an alias naming no anchor. Point at the
     // first alias naming no anchor, else at the first alias of the document.
+    // One pass in document order: an alias may only name an anchor set before it.
     const anchors = new Set<string>();
-    visit(doc, {
-      Node(_, node) {
-        if (node.anchor) anchors.add(node.anchor);
-      },
-    });
     let offset: number | undefined;
     let first: number | undefined;
     visit(doc, {
-      Alias(_, node) {
-        first ??= node.range?.[0];
-        if (!anchors.has(node.source)) {
-          offset = node.range?.[0];
-          return visit.BREAK;
+      Node(_, node) {
+        if (isAlias(node)) {
+          first ??= node.range?.[0];
+          if (!anchors.has(node.source)) {
+            offset = node.range?.[0];
+            return visit.BREAK;
+          }
+        } else if (node.anchor) {
+          anchors.add(node.anchor);
         }
         return undefined;
       },
