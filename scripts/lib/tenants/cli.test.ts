@@ -119,6 +119,15 @@ describe("tenants --remote (Cloudflare API fake)", () => {
     const bad = await run(["limits", "--remote", id, "--output-tokens-per-minute", "1.5", "--yes"], env);
     expect(bad.code).toBe(TENANT_EXIT.usage);
     expect(bad.err).toContain("--output-tokens-per-minute");
+    // An empty value (a script's unset variable), hex or an exponent is refused, never read
+    // as 0 ("no limit"): the limit set above stays.
+    for (const v of ["", " ", "0x10", "1e3", "-5"]) {
+      const empty = await run(["limits", "--remote", id, "--output-tokens-per-minute", v, "--yes"], env);
+      expect(empty.code, JSON.stringify(v)).toBe(TENANT_EXIT.usage);
+    }
+    expect(JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value).outputTokensPerMinute).toBe(10000);
+    // A change says how long the Worker may take to see it, and that the listing lags.
+    expect(real.err + (await run(["limits", "--remote", id, "--rate", "60", "--yes"], env)).out).toMatch(/KV's propagation[\s\S]*up to 60 s behind/);
     expect((await run(["limits", "--remote", "t_00000000000000ff", "--rate", "5", "--yes"], env)).code).toBe(TENANT_EXIT.notFound);
   });
 

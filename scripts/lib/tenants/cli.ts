@@ -10,7 +10,7 @@ import Table from "cli-table3";
 import { cloudflareCredentials, UsageError } from "../cli.ts";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
-import { createTenant, DEFAULT_LIMITS, disableTenant, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
+import { createTenant, DEFAULT_LIMITS, disableTenant, LIST_LAG_NOTE, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { dollars, dollarsToMicros } from "../../../workers/shared/cost.ts";
 
@@ -93,10 +93,17 @@ export function namespaceFromStackOutputs(file: string, key: string): string {
   return v;
 }
 
-function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`not a number: ${v}`);
-  return n;
+/** What each location of the Worker may take to see a change (docs/llm-proxy.md, "How
+ *  long a disabled key still works"): the isolate's cache, the location's KV cache, and
+ *  KV's own propagation. */
+const APPLY_WINDOW = "within TENANT_CACHE_SECONDS + KV_CACHE_TTL_SECONDS + KV's propagation to each location (Cloudflare: up to 60 s or more; docs/llm-proxy.md, \"How long a disabled key still works\")";
+
+/** A number written in decimal digits (a fraction for --rate): an empty flag
+ *  (`--input-tokens-per-minute "$TPM"` with TPM unset) is an error, never 0, which means
+ *  "no limit"; so are hex, exponents and signs, which Number() would take. */
+function positiveNumber(flag: string, v: string): number {
+  if (!/^\d{1,15}(\.\d{1,6})?$/.test(v.trim())) throw new UsageError(`${flag}: '${v}' is not a number in decimal digits`);
+  return Number(v.trim());
 }
 
 /** Digits a budget may have before the decimal point (up to $999,999,999.999999). */
@@ -117,7 +124,8 @@ function budgetFlag(flag: string, v: string): number {
 
 /** The limit flags given on the command line (undefined where not given). */
 function limitFlags(o: Record<string, unknown>): Partial<Limits> {
-  const n = (k: string) => (o[k] === undefined ? undefined : positiveNumber(String(o[k])));
+  const flagOf = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  const n = (k: string) => (o[k] === undefined ? undefined : positiveNumber(flagOf(k), String(o[k])));
   const b = (k: string, flag: string) => (o[k] === undefined ? undefined : budgetFlag(flag, String(o[k])));
   return {
     ratePerMinute: n("rate"),
@@ -239,7 +247,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
             `${l.ratePerMinute}/min, burst ${l.burst}, input tokens/min ${fmtTokens(l.inputTokensPerMinute)}, output tokens/min ${fmtTokens(l.outputTokensPerMinute)}, daily budget ${fmtBudget(l.dailyBudgetMicros)}, monthly budget ${fmtBudget(l.monthlyBudgetMicros)}`;
           io.out(`${dryRun ? "would set" : "set"} ${id}'s limits on ${r.keys} key(s) in ${store.where}: ${show(r.before)} -> ${show(r.after)}\n`);
           if (dryRun) io.out("dry run: nothing changed; re-run with --yes to apply\n");
-          else io.out("the Worker applies them within the cache window (see docs/llm-proxy.md)\n");
+          else io.out(`the Worker applies them ${APPLY_WINDOW}\n${LIST_LAG_NOTE}\n`);
         }
       }),
     );
@@ -269,7 +277,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           const show = (b: boolean) => (b ? "on" : "off");
           io.out(`${dryRun ? "would set" : "set"} ${id}'s archive ${show(r.before)} -> ${want} on ${r.changed} of ${r.keys} key(s) in ${store.where}\n`);
           if (dryRun && r.changed > 0) io.out("dry run: nothing changed; re-run with --yes to apply\n");
-          else if (!dryRun) io.out("the Worker applies it within the cache window (see docs/llm-proxy.md); bodies go to the ARCHIVE bucket (docs/metering.md)\n");
+          else if (!dryRun) io.out(`the Worker applies it ${APPLY_WINDOW}; bodies go to the ARCHIVE bucket (docs/metering.md)\n${LIST_LAG_NOTE}\n`);
         }
       }),
     );
@@ -312,7 +320,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           const verb = dryRun ? "would disable" : "disabled";
           io.out(`${verb} ${result.changed.length} key(s) of ${id} in ${store.where}; ${result.alreadyDisabled} already disabled\n`);
           if (dryRun && result.changed.length > 0) io.out("dry run: nothing changed; re-run with --yes to apply\n");
-          if (!dryRun) io.out("the Worker stops accepting every key of this tenant within the cache window (at most TENANT_CACHE_SECONDS + KV_CACHE_TTL_SECONDS; see docs/llm-proxy.md)\n");
+          if (!dryRun) io.out(`the Worker stops accepting every key of this tenant ${APPLY_WINDOW}\n`);
         }
       }),
     );

@@ -141,7 +141,7 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
     // A key for an existing tenant: it must exist and be enabled, unless --reenable. Its
     // name and limits are the tenant's (a disabled tenant never comes back silently
     // with another name or rate).
-    const keys = (await listTenants(kv)).filter((r) => r.id === t.id);
+    const keys = await tenantKeys(kv, t.id);
     const marker = await readMarker(kv, t.id);
     const disabled = marker?.disabled === true || (keys.length > 0 && keys.every((r) => !r.enabled));
     if (keys.length === 0 && !t.reenable) throw new TenantError(`no tenant with id ${t.id} (pass --reenable, with --name and its limits, to recreate it)`, "notFound");
@@ -177,22 +177,48 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
   return { key, record };
 }
 
-/** Every tenant key's record (one row per key), from the listing's metadata. */
+/** Every tenant key's record (one row per key), from the listing's metadata: what
+ *  `tenants list` shows. Cloudflare's KV list can be up to 60 s behind a write ("Changes
+ *  may take up to 60 seconds to be visible when listing keys"), so a command that writes
+ *  builds its write from tenantKeys instead. */
 export async function listTenants(kv: TenantKv): Promise<TenantRecord[]> {
   const out: TenantRecord[] = [];
   for (const k of await kv.list(KV_PREFIX)) {
     const r = parseTenantRecord(k.metadata) ?? parseTenantRecord(JSON.parse((await kv.get(k.name)) ?? "null"));
     if (r !== undefined) out.push(r);
   }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  return sortRecords(out);
 }
+
+const sortRecords = (rs: TenantRecord[]) => rs.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+
+/**
+ * A tenant's keys as a write must see them: found through the listing (which names its
+ * keys; a key created in the last minute may be missing from it, said in
+ * LIST_LAG_NOTE), each record then read by its key, never taken from the listing's
+ * metadata, which can be a minute old: written back, a stale record would undo the
+ * command before it (an archive opt-out, a budget just set).
+ */
+async function tenantKeys(kv: TenantKv, id: string): Promise<TenantRecord[]> {
+  const out: TenantRecord[] = [];
+  for (const k of await kv.list(KV_PREFIX)) {
+    const listed = parseTenantRecord(k.metadata);
+    if (listed !== undefined && listed.id !== id) continue;
+    const r = parseTenantRecord(JSON.parse((await kv.get(k.name)) ?? "null")) ?? listed;
+    if (r !== undefined && r.id === id) out.push(r);
+  }
+  return sortRecords(out);
+}
+
+/** What a command that changes a tenant tells the operator about the listing's lag. */
+export const LIST_LAG_NOTE = "Cloudflare's KV listing can be up to 60 s behind: a key created in the last minute may be missing above; if so, run the command again in a minute (it writes every key's full setting, so a rerun is safe).";
 
 /**
  * Disables every key of a tenant. With dryRun, reports what it would change and writes
  * nothing. Idempotent: re-running after an interruption finishes the job.
  */
 export async function disableTenant(kv: TenantKv, id: string, dryRun: boolean, now = new Date()): Promise<{ changed: TenantRecord[]; alreadyDisabled: number }> {
-  const all = (await listTenants(kv)).filter((r) => r.id === id);
+  const all = await tenantKeys(kv, id);
   if (all.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
   const changed = all.filter((r) => r.enabled);
   if (!dryRun) {
@@ -215,7 +241,7 @@ export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>
   const errors = validateLimits(patch);
   if (Object.values(patch).every((v) => v === undefined)) errors.push("give at least one of --rate, --burst, --input-tokens-per-minute, --output-tokens-per-minute, --daily-budget, --monthly-budget");
   if (errors.length > 0) throw new TenantError(errors.join("\n"));
-  const keys = (await listTenants(kv)).filter((r) => r.id === id);
+  const keys = await tenantKeys(kv, id);
   if (keys.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
   const before = limitsOf(keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1)!);
   const after: Limits = { ...before };
@@ -235,12 +261,13 @@ export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>
  * Returns the keys whose record would change and the tenant's setting before.
  */
 export async function setArchive(kv: TenantKv, id: string, on: boolean, dryRun: boolean): Promise<{ before: boolean; changed: number; keys: number }> {
-  const keys = (await listTenants(kv)).filter((r) => r.id === id);
+  const keys = await tenantKeys(kv, id);
   if (keys.length === 0) throw new TenantError(`no tenant with id ${id}`, "notFound");
   const before = (keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1)!).archive === true;
   const changing = keys.filter((r) => (r.archive === true) !== on);
   if (!dryRun) {
-    for (const r of changing) {
+    // Every key, not only those that look changed: what was read may be a write behind.
+    for (const r of keys) {
       const next: TenantRecord = { ...r };
       if (on) next.archive = true;
       else delete next.archive;
