@@ -3,6 +3,9 @@
 import { priceTableFromJson, type PriceTable } from "../../shared/cost.ts";
 import type { Env } from "./env.ts";
 
+/** The most ARCHIVE_MAX_BYTES may be (a larger setting is clamped to it). */
+export const MAX_ARCHIVE_BYTES = 16 * 1024 * 1024;
+
 export interface Config {
   upstream: string;
   maxRetries: number;
@@ -76,7 +79,10 @@ export function config(env: Env): Config {
     prices: env.PRICES === undefined || env.PRICES === "" ? "PRICES is not set (it comes from fleet/metering.yaml)" : priceTableFromJson(env.PRICES),
     // On unless the operator explicitly chose "off": a typo never silently stops billing.
     metering: (env.METERING ?? "").trim().toLowerCase() !== "off",
-    archiveMaxBytes: Math.floor(num(env.ARCHIVE_MAX_BYTES, 4 * 1024 * 1024, 0, 100 * 1024 * 1024)),
+    // At most 16 MiB: an archived call can hold about three times this while it streams
+    // (the request's copy, what tee buffers for the slower branch, the response's copy),
+    // and an isolate has 128 MB for every call it serves (docs/metering.md).
+    archiveMaxBytes: Math.floor(num(env.ARCHIVE_MAX_BYTES, 4 * 1024 * 1024, 0, MAX_ARCHIVE_BYTES)),
   };
   cache.set(env, c);
   return c;

@@ -9,6 +9,8 @@ import { archiveKey, Staged } from "../../src/archive.ts";
 import { billable, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
 import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
 import { frame, message, messageEvents } from "../wire.ts";
+import { config, MAX_ARCHIVE_BYTES } from "../../src/config.ts";
+import type { Env } from "../../src/env.ts";
 
 const call = { requestId: "req_ef_0123456789abcdef0123456789abcdef", tenant: "t_0123456789abcdef", status: 200, ts: Date.UTC(2026, 10, 27, 12) };
 
@@ -150,5 +152,15 @@ describe("the archive's staging", () => {
     s.add(chunk);
     structuredClone(chunk.buffer, { transfer: [chunk.buffer] });
     expect([...s.bytes()]).toEqual([1, 2, 3]);
+  });
+});
+
+describe("ARCHIVE_MAX_BYTES", () => {
+  it("is clamped to 16 MiB: an archived call holds about three times it, and an isolate has 128 MB", () => {
+    const env = (v?: string) => ({ ...(v !== undefined ? { ARCHIVE_MAX_BYTES: v } : {}) }) as unknown as Env;
+    expect(config(env()).archiveMaxBytes).toBe(4 * 1024 * 1024);
+    expect(config(env(String(100 * 1024 * 1024))).archiveMaxBytes).toBe(MAX_ARCHIVE_BYTES);
+    expect(MAX_ARCHIVE_BYTES * 3).toBeLessThan(128 * 1000 * 1000);
+    expect(config(env("1000")).archiveMaxBytes).toBe(1000);
   });
 });
