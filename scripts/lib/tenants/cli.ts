@@ -282,7 +282,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       }),
     );
 
-  common(program.command("list").description("list tenants (one row per key; keys are never shown, only a hash prefix)")).action(
+  common(program.command("list").description("list tenants (one row per key; keys are never shown: the table gives a prefix of their hash, --json the whole SHA-256, which cannot authenticate)")).action(
     run(async (o, store) => {
       const all = await listTenants(store.kv);
       if (o.json) {
