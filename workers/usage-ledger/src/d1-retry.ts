@@ -39,7 +39,8 @@ export function retryBaseSeconds(v: string | undefined): number {
   return v !== undefined && /^\d{1,3}$/.test(v) && Number(v) <= 600 ? Number(v) : 30;
 }
 
-/** When Queues should deliver a batch again after a transient D1 error: 30 s doubled per
+/** When Queues should deliver a batch again after a transient D1 error: `base` (30 s unless
+ *  WRITE_RETRY_SECONDS says otherwise, LedgerConfig.writeRetrySeconds) doubled per
  *  attempt, at most 10 minutes, with jitter (50-100% of it), so an overloaded database gets
  *  room instead of every consumer's writes at once (wrangler.jsonc's fixed retry_delay is
  *  for other failures). */

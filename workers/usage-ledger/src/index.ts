@@ -8,7 +8,7 @@ import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, recordStatements } from "./ledger.ts";
 import { purgeCalls, SIZE_WARN_EVERY_MS, sizeWarning } from "./retention.ts";
-import { retryBaseSeconds, retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
+import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
 import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
@@ -33,12 +33,13 @@ async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string)
   }
 }
 
-/** D1 is busy: no write one by one (each would meet the same busy database and spend an
- *  attempt), the events come back after a growing delay. Each delivery counts against
+/** D1 is busy, or every write fails: no (further) write one by one (each would meet the
+ *  same database and spend an attempt), the events come back after a growing delay from
+ *  `baseSeconds` (LedgerConfig.writeRetrySeconds). Each delivery counts against
  *  max_retries; after it Queues dead-letters them, from where they can be replayed. */
-function retryLater(env: LedgerEnv, items: { msg: Message<unknown> }[], e: unknown, what = "D1 is busy"): void {
+function retryLater(baseSeconds: number, items: { msg: Message<unknown> }[], e: unknown, what = "D1 is busy"): void {
   const attempts = Math.max(...items.map(({ msg }) => msg.attempts));
-  const delaySeconds = retryDelaySeconds(attempts, Math.random(), retryBaseSeconds(env.WRITE_RETRY_SECONDS));
+  const delaySeconds = retryDelaySeconds(attempts, Math.random(), baseSeconds);
   console.error(`usage-ledger: ${what} (${String(e)}); ${items.length} event(s) again in ${delaySeconds} s (attempt ${attempts})`);
   for (const { msg } of items) msg.retry({ delaySeconds });
 }
@@ -86,12 +87,12 @@ export default {
       for (const { msg } of ready) msg.ack();
     } catch (e) {
       // The batch's transaction rolled back as a whole.
-      if (transientD1Error(e)) return retryLater(env, ready, e);
+      if (transientD1Error(e)) return retryLater(config.writeRetrySeconds, ready, e);
       // One event alone: its own write just failed, and nothing was written. Whether the
       // event is bad or every write is (a ledger ahead of its migration, on a quiet queue
       // whose batches hold one event), the growing delay: a fixed 30 s would dead-letter it
       // in ~5 minutes, and a bad event reaches the DLQ all the same, later.
-      if (ready.length === 1) return retryLater(env, ready, e, "the event's write failed");
+      if (ready.length === 1) return retryLater(config.writeRetrySeconds, ready, e, "the event's write failed");
       // Record the events one by one, so one event that cannot be written does not hold
       // the others back.
       console.error(`usage-ledger: batch write failed (${String(e)}); writing ${ready.length} event(s) one by one`);
@@ -108,7 +109,7 @@ export default {
           written = true;
         } catch (err) {
           // The database went busy meanwhile: the rest waits with this one (and the head).
-          if (transientD1Error(err)) return retryLater(env, [...head, ...ready.slice(i)], err);
+          if (transientD1Error(err)) return retryLater(config.writeRetrySeconds, [...head, ...ready.slice(i)], err);
           console.error(`usage-ledger: write failed for ${item.msg.id}: ${String(err)}`);
           if (written) {
             item.msg.retry();
@@ -122,13 +123,13 @@ export default {
           // max_retries in ~5 minutes and dead-letter it.
           if (head.length >= SYSTEMIC_FAILURES) {
             const rest = ready.length - i - 1;
-            return retryLater(env, [...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one${rest > 0 ? `, the other ${rest} sent back untried` : ""}`);
+            return retryLater(config.writeRetrySeconds, [...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one${rest > 0 ? `, the other ${rest} sent back untried` : ""}`);
           }
         }
       }
       // Fewer than SYSTEMIC_FAILURES events, all failed and none written: as above, nothing
       // tells one bad event from every write failing, so the growing delay.
-      if (head.length > 0) retryLater(env, head, e, `every write failed: ${head.length} event(s) one by one`);
+      if (head.length > 0) retryLater(config.writeRetrySeconds, head, e, `every write failed: ${head.length} event(s) one by one`);
     }
   },
 
