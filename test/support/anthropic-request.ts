@@ -26,9 +26,13 @@ function parseObject(raw: Uint8Array | string): Record<string, unknown> | string
   return b as Record<string, unknown>;
 }
 
-function modelAndMessages(o: Record<string, unknown>): string | undefined {
+function modelProblem(o: Record<string, unknown>): string | undefined {
   if (o.model === undefined) return "model: Field required";
   if (typeof o.model !== "string" || o.model === "") return "model: Input should be a valid string";
+  return undefined;
+}
+
+function messagesProblem(o: Record<string, unknown>): string | undefined {
   if (o.messages === undefined) return "messages: Field required";
   if (!Array.isArray(o.messages)) return "messages: Input should be a valid list";
   if (o.messages.length === 0) return "messages: at least one message is required";
@@ -39,12 +43,14 @@ function modelAndMessages(o: Record<string, unknown>): string | undefined {
 export function messagesBodyProblem(raw: Uint8Array | string): string | undefined {
   const o = parseObject(raw);
   if (typeof o === "string") return o;
-  if (o.model === undefined) return "model: Field required";
-  if (typeof o.model !== "string" || o.model === "") return "model: Input should be a valid string";
+  return modelProblem(o) ?? maxTokensProblem(o) ?? messagesProblem(o);
+}
+
+function maxTokensProblem(o: Record<string, unknown>): string | undefined {
   if (o.max_tokens === undefined) return "max_tokens: Field required";
   if (typeof o.max_tokens !== "number" || !Number.isInteger(o.max_tokens)) return "max_tokens: Input should be a valid integer";
   if (o.max_tokens < 1) return "max_tokens: Input should be greater than or equal to 1";
-  return modelAndMessages(o);
+  return undefined;
 }
 
 /** Why POST /v1/messages/count_tokens refuses this body, or undefined; the parsed body when valid. */
@@ -52,6 +58,6 @@ export function countTokensBodyProblem(raw: Uint8Array | string): { problem: str
   const o = parseObject(raw);
   if (typeof o === "string") return { problem: o };
   for (const f of NOT_COUNTED_FIELDS) if (f in o) return { problem: `${f}: Extra inputs are not permitted` };
-  const p = modelAndMessages(o);
+  const p = modelProblem(o) ?? messagesProblem(o);
   return p !== undefined ? { problem: p } : { body: o };
 }
