@@ -45,11 +45,6 @@ function tooLarge(path: string, bytes: number): Problem {
   };
 }
 
-/** The document as plain data, or the located problem of an alias bomb. */
-function toData(file: ParsedFile): { data: unknown } | { problem: Problem } {
-  return yamlData(file.path, file.doc, file.lines);
-}
-
 /** A parsed YAML document as plain data, or the located problem when its aliases cannot
  *  be expanded (a bomb, or an alias that names no anchor): every inventory file is read
  *  through this, never through a bare toJS() that would throw with no file or line. */
@@ -187,7 +182,7 @@ export function parseInventory(dir: string, sources: Sources): LoadResult {
       }
       continue;
     }
-    const js = toData(file);
+    const js = yamlData(file.path, file.doc, file.lines);
     if ("problem" in js) {
       problems.push(js.problem);
       continue;
