@@ -11,7 +11,7 @@ Object.assign(process.env, {
 
 export default defineConfig({
   test: {
-    include: ["stacks/**/*.test.ts", "scripts/**/*.test.ts", "test/**/*.test.ts", "workers/**/*.test.ts", "policies/**/*.test.ts"],
+    include: ["bench/**/*.test.ts", "stacks/**/*.test.ts", "scripts/**/*.test.ts", "test/**/*.test.ts", "workers/**/*.test.ts", "policies/**/*.test.ts"],
     // The Pulumi mock run registers thousands of resources; give it room.
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -29,40 +29,10 @@ import { bundleWorker, proxyWorkerOptions, startLocalProxy, wranglerWorkerOption
 import { cpuMs, withWorkerdPid } from "../router/cpu.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { emptySamples, runLoad, summarise, type LoadResult, type Samples, type Target } from "./load.ts";
+import { spread } from "../stats.ts";
 import { benchTenant, completeAnswer, messagesBody, messagesHeaders } from "./calls.ts";
-import { JSON_FLOOR, PASS_THROUGH } from "./workers.ts";
+import { JSON_FLOOR, PASS_THROUGH, STREAM_FLOOR } from "./workers.ts";
 import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES } from "../../../scripts/lib/dead-letters/events.ts";
-
-// The least a Worker can do per streamed call and still do what issue 3 asks of it: read
-// the first event before answering (an overloaded first event is retried), keep a copy of
-// the stream for the usage scan (tee, read lazily, as the proxy does), and relay through
-// a stage that can still append an SSE error event if the upstream breaks. No auth, rate
-// limit, retries, parsing or metrics.
-const STREAM_FLOOR = `
-export default {
-  async fetch(request, env, ctx) {
-    const u = new URL(request.url);
-    const res = await fetch(env.UPSTREAM + u.pathname + u.search, request);
-    if (res.body === null || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) return res;
-    const [client, copy] = res.body.tee();
-    const reader = copy.getReader();
-    const dec = new TextDecoder();
-    let text = "";
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += dec.decode(value, { stream: true });
-      if (text.includes("\\n\\n")) break;
-    }
-    const out = new IdentityTransformStream();
-    ctx.waitUntil((async () => {
-      await client.pipeTo(out.writable, { preventClose: true }).catch(() => {});
-      for (;;) if ((await reader.read()).done) break;
-      await out.writable.close();
-    })());
-    return new Response(out.readable, res);
-  },
-};`;
 
 // Stands in for the USAGE_EVENTS Queue binding, doing to each batch what workerd's own
 // binding does before the Queue service has it (workerd src/workerd/api/queue.c++
@@ -467,12 +437,8 @@ export function pairedJson(slices: (target: BenchRow["target"]) => number[], hig
   return pairs.map(([comparison, a, b]) => {
     const x = slices(a);
     const y = slices(b);
-    const ratios = x.map((n, i) => n / y[i]!).filter(Number.isFinite).sort((p, q) => p - q);
     const sum = (v: number[]) => v.reduce((s, n) => s + n, 0);
-    const at = (p: number) => ratios[Math.min(ratios.length - 1, Math.floor(p * ratios.length))] ?? Number.NaN;
-    const mid = ratios.length >> 1;
-    const median = ratios.length % 2 === 1 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
-    return { comparison, rounds: ratios.length, median, q1: at(0.25), q3: at(0.75), pooled: sum(x) / sum(y) };
+    return { comparison, ...spread(x.map((n, i) => n / y[i]!).filter(Number.isFinite)), pooled: sum(x) / sum(y) };
   });
 }
 

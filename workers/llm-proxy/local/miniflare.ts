@@ -79,6 +79,9 @@ export interface LocalProxyOptions {
   onLog?: (line: string) => void;
   /** Inventory folder for PRICES (default: the repository's fleet/). */
   inventoryDir?: string;
+  /** The proxy's bundle, when not this tree's (`npm run bench:proxy-ab`: a build of another
+   *  revision). */
+  script?: string;
 }
 
 /** Miniflare's log, sent line by line to a sink (tests read it; dev commands print it). */
@@ -121,7 +124,7 @@ export function proxyWorkerOptions(
 }
 
 export async function startLocalProxy(o: LocalProxyOptions): Promise<{ mf: Miniflare; url: URL }> {
-  const script = await bundleWorker();
+  const script = o.script ?? (await bundleWorker());
   const onDataPoint = o.onDataPoint;
   // Without a receiver, keep Miniflare's own (no-op) Analytics Engine simulator.
   const metrics: Partial<WorkerOptions> = onDataPoint === undefined ? {} : { analyticsEngineDatasets: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" } } };
