@@ -45,10 +45,38 @@ function tooLarge(path: string, bytes: number): Problem {
   };
 }
 
-/** A parsed YAML document as plain data, or the located problem when its aliases cannot
- *  be expanded (a bomb, or an alias that names no anchor): every inventory file is read
- *  through this, never through a bare toJS() that would throw with no file or line. */
+/** The first map key "__proto__" in a document (in document order), with its field path.
+ *  Aliases are not followed: what they repeat was written, and is found, at its anchor. */
+function protoKey(node: unknown, path: PathSegment[]): { path: PathSegment[]; offset: number } | undefined {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? pair.key.value : undefined;
+      if (key === "__proto__") return { path: [...path, key], offset: (pair.key as Node).range?.[0] ?? 0 };
+      const found = protoKey(pair.value, [...path, typeof key === "number" ? String(key) : String(key ?? "?")]);
+      if (found) return found;
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const found = protoKey(item, [...path, i]);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** A parsed YAML document as plain data, or the located problem when it cannot be read
+ *  as such: every inventory file is read through this, never through a bare toJS().
+ *  - An alias bomb, or an alias that names no anchor: toJS() would throw with no file or
+ *    line.
+ *  - A "__proto__" key, anywhere: toJS() keeps it as an own property, and then zod's
+ *    records (fleet.yaml's providers, profiles and vars, metering.yaml's models) drop it
+ *    without a word, so the setting written there would silently not exist. */
 export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter): { data: unknown } | { problem: Problem } {
+  const proto = protoKey(doc.contents, []);
+  if (proto) {
+    const pos = lines.linePos(proto.offset);
+    return { problem: { file: path, line: pos.line, column: pos.col, path: formatPath(proto.path), message: `a key may not be "__proto__" (it would be dropped without a word)` } };
+  }
   try {
     return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };
   } catch (e) {

@@ -34,6 +34,26 @@ const cases: Case[] = [
     message: /YAML: Map keys must be unique/,
   },
   {
+    // zod's record would drop the profile without a word: the zones naming it would then
+    // be refused as naming an unknown profile, pointing away from the cause.
+    title: "a __proto__ key in a record (profiles.yaml's profiles)",
+    texts: { profiles: `${PROFILES}  __proto__: { description: P, mail: none, web: none }\n` },
+    file: "profiles.yaml",
+    line: PROFILES.split("\n").length,
+    column: 3,
+    path: "profiles.__proto__",
+    message: /a key may not be "__proto__"/,
+  },
+  {
+    title: "a __proto__ key in a list's item (a zone)",
+    texts: { zones: withZone("  - name: p.example\n    profile: parked\n    __proto__: { ttl: 1 }\n") },
+    file: "zones.yaml",
+    line: 14,
+    column: 5,
+    path: "zones[3].__proto__",
+    message: /a key may not be "__proto__"/,
+  },
+  {
     title: "an unknown top-level key in fleet.yaml",
     texts: { fleet: `${FLEET}defualts:\n  ttl: 300\n` },
     file: "fleet.yaml",
