@@ -132,6 +132,8 @@ describe("workers: metering (issue 16)", () => {
     const lifecycle = state.resources.find((r) => r.type === TYPES.r2BucketLifecycle)!;
     expect(lifecycle.inputs.bucketName).toBe("edgefleet-archive");
     expect((lifecycle.inputs.rules as { deleteObjectsTransition: unknown }[])[0]!.deleteObjectsTransition).toEqual({ condition: { type: "Age", maxAge: 7 * 86_400 } });
+    // As the provider reads the rule back (an empty list, not absent): no diff after a refresh.
+    expect((lifecycle.inputs.rules as { storageClassTransitions?: unknown }[])[0]!.storageClassTransitions).toEqual([]);
     expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 * * * *" }] });
     // Stores are retained when removed from the inventory: they hold data.
     for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);

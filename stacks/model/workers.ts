@@ -283,7 +283,15 @@ export function workerResources(
 
 /** The lifecycle rule of a bucket that holds archives: delete every object `days` after
  * it was written, and (R2's default, which a lifecycle configuration would otherwise
- * replace) abort multipart uploads left incomplete for 7 days. */
+ * replace) abort multipart uploads left incomplete for 7 days.
+ * No storage-class transitions, written as an empty list as the API reads it back: the
+ * provider's Read copies the API's rule into state as it comes, and its
+ * storage_class_transitions is optional, not computed (terraform-provider-cloudflare
+ * internal/services/r2_bucket_lifecycle/schema.go and resource.go; its own test of a rule
+ * without them declares `storage_class_transitions = []` and expects a list of size 0,
+ * testdata/r2_lifecycle_minimal_rules.tf). Left out, a refreshed stack would show this
+ * rule as changed on every preview (cloudflare/terraform-provider-cloudflare#7338,
+ * "unused transition always shows in plan", for a rule of this very shape). */
 export function archiveRule(days: number): ModelElement<typeof TYPES.r2BucketLifecycle, "rules"> {
   return {
     id: ARCHIVE_RULE_ID,
@@ -291,6 +299,7 @@ export function archiveRule(days: number): ModelElement<typeof TYPES.r2BucketLif
     conditions: { prefix: "" },
     deleteObjectsTransition: { condition: { type: "Age", maxAge: days * DAY_SECONDS } },
     abortMultipartUploadsTransition: { condition: { type: "Age", maxAge: ABORT_MULTIPART_AFTER_DAYS * DAY_SECONDS } },
+    storageClassTransitions: [],
   };
 }
 
