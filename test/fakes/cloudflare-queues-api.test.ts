@@ -42,7 +42,7 @@ describe("fake Cloudflare Queues API: queues", () => {
       }),
     ]);
     const usage = (await cf.queues.list({ account_id: ACCOUNT }, { query: { name: "the-usage" } })).result[0]!;
-    expect(usage.consumers![0]).toMatchObject({ type: "worker", script_name: "ledger", dead_letter_queue: "the-dlq" });
+    expect(usage.consumers![0]).toMatchObject({ type: "worker", script: "ledger", dead_letter_queue: "the-dlq" });
     expect((await cf.queues.list({ account_id: ACCOUNT }, { query: { name: "nope" } })).result).toEqual([]);
     expect(await cf.queues.get(id, { account_id: ACCOUNT })).toMatchObject({ queue_name: "the-dlq" });
   });

@@ -268,6 +268,10 @@ export class FakeQueuesApi extends LoopbackFake {
     return m.contentType === "text" ? m.body.toString("utf8") : m.body.toString("base64");
   }
 
+  // A Worker consumer's script is `script` in the API's answer, as wrangler reads it
+  // (`consumer.script ?? consumer.service`, src/queues/cli/commands/consumer/worker/list.ts)
+  // and terraform-provider-cloudflare's queue_consumer model notes ("API returns \"script\""),
+  // not the SDK type's `script_name`.
   private queueJson(q: FakeQueue): unknown {
     const c = q.consumer;
     return {
@@ -277,7 +281,7 @@ export class FakeQueuesApi extends LoopbackFake {
       modified_on: q.createdOn,
       producers: [],
       producers_total_count: 0,
-      consumers: c ? [{ consumer_id: c.id, created_on: q.createdOn, queue_name: q.name, dead_letter_queue: c.deadLetterQueue ?? "", type: c.type, settings: c.settings ?? {}, ...(c.type === "worker" ? { script_name: c.scriptName } : {}) }] : [],
+      consumers: c ? [{ consumer_id: c.id, created_on: q.createdOn, queue_name: q.name, dead_letter_queue: c.deadLetterQueue ?? "", type: c.type, settings: c.settings ?? {}, ...(c.type === "worker" ? { script: c.scriptName } : {}) }] : [],
       consumers_total_count: c ? 1 : 0,
       settings: { delivery_delay: 0, delivery_paused: false, message_retention_period: q.retentionSeconds },
     };

@@ -48,6 +48,17 @@ export interface ClientOptions {
   maxRetries?: number;
 }
 
+
+/** A Worker consumer's script. The API answers `script` (or `service`), not the SDK type's
+ *  `script_name`: wrangler reads `consumer.script ?? consumer.service`
+ *  (wrangler-dist/cli.js, mapWorkerConsumerForDisplay, from
+ *  src/queues/cli/commands/consumer/worker/list.ts), and terraform-provider-cloudflare's
+ *  queue_consumer model says "API returns \"script\" but we expose \"script_name\"". */
+function consumerScript(c: object): string[] {
+  const f = c as { script?: unknown; service?: unknown; script_name?: unknown };
+  const name = [f.script, f.service, f.script_name].find((v) => typeof v === "string" && v !== "");
+  return typeof name === "string" ? [name] : [];
+}
 export function openQueues(o: ClientOptions): QueuesClient {
   // Paced like `npm run import`: the account's API allows 1,200 requests per 5 minutes
   // (a replay of over ~100,000 events pushes more than that), and going over blocks every
@@ -69,7 +80,7 @@ export function openQueues(o: ClientOptions): QueuesClient {
         name,
         ...(q.settings?.message_retention_period !== undefined ? { retentionSeconds: q.settings.message_retention_period } : {}),
         ...(pull ? { pull: { ...(settings.max_retries !== undefined ? { maxRetries: settings.max_retries } : {}), ...(settings.visibility_timeout_ms !== undefined ? { visibilityTimeoutMs: settings.visibility_timeout_ms } : {}) } } : {}),
-        workers: (q.consumers ?? []).flatMap((c) => (c.type === "worker" && "script_name" in c && c.script_name ? [c.script_name] : [])),
+        workers: (q.consumers ?? []).flatMap((c) => (c.type === "worker" ? consumerScript(c) : [])),
       };
     },
     async backlog(queueId) {
