@@ -48,6 +48,8 @@ export class FakeR2ObjectsApi extends LoopbackFake {
   readonly requests: { action: "list" | "get"; bucket: string; key?: string; query: Record<string, string> }[] = [];
   /** Keys per list page when the client gives no per_page. */
   defaultPageSize = 20;
+  /** Answer a missing key's GET with a 404 that carries no error code (see the GET). */
+  bareNotFound = false;
   readonly account = new AccountRateLimit();
   private readonly buckets = new Map<string, Map<string, StoredObject>>();
   private readonly jurisdictions = new Map<string, string>();
@@ -108,7 +110,17 @@ export class FakeR2ObjectsApi extends LoopbackFake {
 
     if (key !== undefined) {
       const o = bucket.get(key);
-      if (o === undefined) return fail(404, 10007, "The specified key does not exist.");
+      if (o === undefined) {
+        // What the REST endpoint's 404 body holds for a missing key is not documented
+        // (10007 is, for the Workers and S3 APIs): `bareNotFound` answers one without an
+        // error code, which a client must read as "not found" too.
+        if (this.bareNotFound) {
+          res.writeHead(404, { "content-type": "application/json" });
+          res.end(JSON.stringify({ success: false, errors: [], messages: [], result: null }));
+          return;
+        }
+        return fail(404, 10007, "The specified key does not exist.");
+      }
       res.writeHead(200, { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(o.body.byteLength) });
       res.end(o.body);
       return;

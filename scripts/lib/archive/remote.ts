@@ -27,8 +27,9 @@ export interface RemoteArchiveOptions {
 /** Objects per list page: R2 lists at most 1,000 keys a call. */
 export const LIST_PAGE = 1000;
 
-/** R2's answer for a key it does not have (developers.cloudflare.com/r2/api/error-codes/). */
-const NO_SUCH_KEY = 10007;
+/** 404s that are not "no such object": the bucket does not exist (10006,
+ *  developers.cloudflare.com/r2/api/error-codes/), or the API routes no such path (7003). */
+const NOT_THE_OBJECT = new Set([10006, 7003]);
 
 export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
   const limiter = new SlidingWindowLimiter(DEFAULT_IMPORT_BUDGET, CLOUDFLARE_LIMIT.windowMs);
@@ -54,9 +55,11 @@ export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
         const res = await cf.get<Response>(objectPath(key), { __binaryResponse: true, headers: { Accept: "application/octet-stream", ...jurisdiction } });
         return { bytes: new Uint8Array(await res.arrayBuffer()), contentType: res.headers.get("content-type") };
       } catch (e) {
-        // Only "no such key" means the object is not there; another 404 (no such bucket,
-        // a path the API does not route) is an error to report.
-        if (e instanceof Cloudflare.NotFoundError && ((e.errors ?? []) as { code?: number }[]).some((x) => x.code === NO_SUCH_KEY)) return undefined;
+        // A 404 means the object is not there, as wrangler reads it (fetchR2Objects: any
+        // 404 is "not found"): R2 documents NoSuchKey (10007) for the Workers and S3 APIs,
+        // not for this REST endpoint, so its body is not relied on. A 404 that names the
+        // bucket or an unrouted path is an error to report.
+        if (e instanceof Cloudflare.NotFoundError && !((e.errors ?? []) as { code?: number }[]).some((x) => x.code !== undefined && NOT_THE_OBJECT.has(x.code))) return undefined;
         throw e;
       }
     },
