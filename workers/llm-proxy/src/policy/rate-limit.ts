@@ -136,6 +136,42 @@ interface Lease {
  * tokens (already taken from the Durable Object), and what it owes back. All of it can
  * only deny early or spend what the Durable Object granted: never admit more.
  */
+/**
+ * The longest a call waits for the tenant's Durable Object (its own call, or the one in
+ * flight it waits on), and a flush of what is owed back waits for its answer. An object
+ * answers in milliseconds; one that takes seconds is overloaded, stuck or unreachable.
+ */
+export const LIMITER_DEADLINE_MS = 5_000;
+
+const DEADLINE = Symbol("deadline");
+
+/** Past this, a flush's flag is taken as cut off by the runtime (ctx.waitUntil gives a
+ *  request 30 s after its response; a money timer stops following its lease at 20 s). */
+const STALE_FLUSH_MS = 60_000;
+
+/** Thrown when the Durable Object did not answer within LIMITER_DEADLINE_MS. */
+export class LimiterDeadline extends Error {
+  constructor() {
+    super("the rate limiter did not answer in time");
+    this.name = "LimiterDeadline";
+  }
+}
+
+/** `p`, or DEADLINE once `ms` have passed (the timer is cleared when `p` settles first). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([p, new Promise<typeof DEADLINE>((r) => (t = setTimeout(r, ms, DEADLINE)))]).finally(() => {
+    if (t !== undefined) clearTimeout(t);
+  });
+}
+
+/** Sends a give-back, waiting at most LIMITER_DEADLINE_MS for it: a flush that never
+ *  answers must not hold its flag (and every later flush of the tenant) for good. A late
+ *  or failed give is not sent again: sent twice, a release could free money twice. */
+async function sendGive<G>(flush: (g: G) => Promise<void>, g: G): Promise<void> {
+  await within(flush(g).catch(() => {}), LIMITER_DEADLINE_MS);
+}
+
 export class LocalLimits {
   private readonly denied = new Map<string, { untilMs: number; limit: number; fullAtMs: number }>();
   private readonly tokDenied = new Map<string, { atMs: number; avail: Tokens; limit: Tokens; fullAtMs: Tokens; reqRemaining: number; reqLimit: number; reqFullAtMs: number }>();
@@ -146,7 +182,8 @@ export class LocalLimits {
   /** The budgets as the Durable Object last described them (for "near the budget"). */
   private readonly lastBudget = new Map<string, BudgetResult>();
   private readonly inflight = new Map<string, Promise<TakeResult>>();
-  private readonly flushing = new Set<string>();
+  /** Flags of the flushes and money timers running, with when each started. */
+  private readonly flushing = new Map<string, number>();
 
   private leaseResult(l: Lease, nowMs: number, want: Tokens | undefined): TakeResult {
     const r: TakeResult = { allowed: true, granted: 1, remaining: l.remaining + l.tokens, limit: l.limit, retryAfterMs: 0, resetMs: Math.max(0, l.fullAtMs - nowMs) };
@@ -419,15 +456,22 @@ export class LocalLimits {
     return o !== undefined && (o.input !== 0 || o.output !== 0);
   }
 
-  /** Starts a flush unless one runs; the flush takes the owed tokens when it sends. */
-  startFlush(tenantId: string): boolean {
-    if (this.flushing.has(tenantId)) return false;
-    this.flushing.add(tenantId);
-    return true;
+  /** Starts a flush unless one runs (the flush takes the owed tokens when it sends):
+   *  the flag to hand back to endFlush, or undefined. */
+  startFlush(key: string): number | undefined {
+    const since = this.flushing.get(key);
+    // A flag older than any ctx.waitUntil can run is stale: the runtime cut its flush off
+    // before its `finally` released it. Held for good, no flush of the tenant would run
+    // again in this isolate.
+    if (since !== undefined && Date.now() - since < STALE_FLUSH_MS) return undefined;
+    const flag = Math.max(Date.now(), (since ?? 0) + 1);
+    this.flushing.set(key, flag);
+    return flag;
   }
 
-  endFlush(tenantId: string): void {
-    this.flushing.delete(tenantId);
+  /** Releases a flush's flag, unless a later flush took it over as stale. */
+  endFlush(key: string, flag: number): void {
+    if (this.flushing.get(key) === flag) this.flushing.delete(key);
   }
 
   /** The lease a top-up asks for: the isolate spent three quarters of its lease within its
@@ -450,21 +494,35 @@ export class LocalLimits {
     return l !== undefined && nowMs < l.expiresMs && l.tokens * 4 <= l.size && !this.inflight.has(tenantId);
   }
 
-  /** One Durable Object call at a time per tenant per isolate; concurrent requests
-   *  wait for it, then try the (possibly new) lease before asking again. */
-  async ask(tenantId: string, call: () => Promise<TakeResult>): Promise<{ result: TakeResult; own: boolean }> {
+  /**
+   * One Durable Object call at a time per tenant per isolate; concurrent requests wait for
+   * it, then try the (possibly new) lease before asking again.
+   * Nobody waits longer than `deadlineMs` (LIMITER_DEADLINE_MS): past it, the wait throws
+   * and the caller's fail mode answers (RATE_LIMIT_FAIL_MODE, BUDGET_FAIL_MODE), as for an
+   * object that cannot be reached. Without it, an object that does not answer held every
+   * call of the tenant in the isolate for as long as it did, and no fail mode applied.
+   * The call itself stays the tenant's one call in flight until it settles (no pile of
+   * calls onto a stuck object); if it answers after the deadline, `late` receives what it
+   * granted, which was deducted in the object and must not be lost.
+   */
+  async ask(tenantId: string, call: () => Promise<TakeResult>, late?: (r: TakeResult) => void, deadlineMs = LIMITER_DEADLINE_MS): Promise<{ result: TakeResult; own: boolean }> {
     const pending = this.inflight.get(tenantId);
     if (pending !== undefined) {
-      await pending.catch(() => {});
+      if ((await within(pending.catch(() => undefined), deadlineMs)) === DEADLINE) throw new LimiterDeadline();
       return { result: undefined as unknown as TakeResult, own: false };
     }
     const p = call();
     this.inflight.set(tenantId, p);
-    try {
-      return { result: await p, own: true };
-    } finally {
-      this.inflight.delete(tenantId);
+    const done = () => {
+      if (this.inflight.get(tenantId) === p) this.inflight.delete(tenantId);
+    };
+    p.then(done, done);
+    const r = await within(p, deadlineMs);
+    if (r === DEADLINE) {
+      p.then((x) => late?.(x), () => {});
+      throw new LimiterDeadline();
     }
+    return { result: r, own: true };
   }
 }
 
@@ -524,7 +582,17 @@ export async function rateLimit(
     if (r !== undefined) break;
     let asked: { result: TakeResult; own: boolean };
     try {
-      asked = await local.ask(tenantId, () => call(MAX_LEASE, askFor(want, money?.want)));
+      asked = await local.ask(
+        tenantId,
+        () => call(MAX_LEASE, askFor(want, money?.want)),
+        // Answered past the deadline: this call did not wait for it (it was answered by the
+        // fail mode), so all it granted becomes the isolate's lease, spent by the next
+        // calls or given back when it expires.
+        (late) => {
+          local.remember(tenantId, nowMs(), late, leaseMs, 0, want, money?.want);
+          if (late.allowed && (late.budget?.granted ?? 0) > 0) onMoneyLease?.();
+        },
+      );
     } catch {
       if (failOpen) return { ok: true, headers: {}, failedOpen: true, reserved: ZERO };
       return { ok: false, status: 503, headers: { "retry-after": "1" }, message: "rate limiter unavailable; try again shortly" };
@@ -548,15 +616,19 @@ export async function rateLimit(
     const cap = local.topUpCap(tenantId);
     const unit = tokens !== undefined ? (local.leaseUnit(tenantId) ?? want) : undefined;
     const moneyUnit = money !== undefined ? (local.leaseMoneyUnit(tenantId) ?? money.want) : undefined;
+    const keep = (got: TakeResult) => {
+      local.remember(tenantId, nowMs(), got, leaseMs, 0, unit, moneyUnit);
+      if (got.allowed && (got.budget?.granted ?? 0) > 0) onMoneyLease?.();
+    };
     background(
-      local.ask(tenantId, () => call(cap, askFor(unit, moneyUnit))).then(
-        (a) => {
-          if (!a.own) return;
-          local.remember(tenantId, nowMs(), a.result, leaseMs, 0, unit, moneyUnit);
-          if (a.result.allowed && (a.result.budget?.granted ?? 0) > 0) onMoneyLease?.();
-        },
-        () => {},
-      ),
+      local
+        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keep(late))
+        .then(
+          (a) => {
+            if (a.own) keep(a.result);
+          },
+          () => {},
+        ),
     );
   }
   const headers = rateHeaders(r, nowMs(), money?.want);
@@ -593,7 +665,8 @@ export function settleTokens(
   const delta = { input: reserved.input - used.input, output: reserved.output - used.output };
   if (delta.input === 0 && delta.output === 0) return;
   if (!local.settle(tenantId, nowMs, delta)) return;
-  if (!local.startFlush(tenantId)) return;
+  const flag = local.startFlush(tenantId);
+  if (flag === undefined) return;
   background(
     (async () => {
       try {
@@ -602,10 +675,10 @@ export function settleTokens(
           // Requests owed stay owed: they ride on the next admission call.
           if (owed.requests !== 0) local.owe(tenantId, { requests: owed.requests, input: 0, output: 0 });
           if (owed.input === 0 && owed.output === 0) break;
-          await flush({ input: owed.input, output: owed.output }).catch(() => {});
+          await sendGive(flush, { input: owed.input, output: owed.output });
         }
       } finally {
-        local.endFlush(tenantId);
+        local.endFlush(tenantId, flag);
       }
     })(),
   );
@@ -658,8 +731,9 @@ export function flushMoneyLater(
   background: (p: Promise<unknown>) => void,
 ): void {
   // One money timer per tenant per isolate (apart from the token flush's flag).
-  const flag = "budget:" + tenantId;
-  if (!local.startFlush(flag)) return;
+  const key = "budget:" + tenantId;
+  const flag = local.startFlush(key);
+  if (flag === undefined) return;
   const started = nowMs();
   background(
     (async () => {
@@ -672,16 +746,28 @@ export function flushMoneyLater(
           // its money owed: drain until nothing is owed, so no give waits for a call (or a
           // month's window) that may not come. No await between the last check and the
           // flag's release below.
-          for (let owed = local.takeOwedMoney(tenantId); owed !== undefined; owed = local.takeOwedMoney(tenantId)) {
-            await flush(owed).catch(() => {});
-          }
+          const drain = async () => {
+            for (let owed = local.takeOwedMoney(tenantId); owed !== undefined; owed = local.takeOwedMoney(tenantId)) await sendGive(flush, owed);
+          };
+          await drain();
           const until = local.moneyLeaseExpiry(tenantId);
           if (until === undefined) break;
           wait = Math.max(10, until - nowMs() + 10);
-          if (nowMs() + wait - started > MONEY_TIMER_MAX_MS) break;
+          if (nowMs() + wait - started > MONEY_TIMER_MAX_MS) {
+            // Out of time to follow a lease that busy calls keep topping up: give it back
+            // now, with what a top-up landing meanwhile granted. Left alive, nobody would
+            // return its money if the tenant's calls stopped before it expired: a settle
+            // then finds this timer's flag held, and the money stayed reserved in the
+            // object until this isolate served the tenant again, or the window ended.
+            for (let i = 0; i < 4 && local.moneyLeaseExpiry(tenantId) !== undefined; i++) {
+              local.expireLease(tenantId, Number.POSITIVE_INFINITY);
+              await drain();
+            }
+            break;
+          }
         }
       } finally {
-        local.endFlush(flag);
+        local.endFlush(key, flag);
       }
     })(),
   );

@@ -1,0 +1,153 @@
+// Unit tests (Node, fake timers) of the isolate's side of the tenant's Durable Object when
+// the object is slow, stuck or answers late, and of the money timer's end: every cent
+// the object reserved for a lease must come back, and no call may wait on the object
+// without bound. The object here is the real admission arithmetic (`admit`, `applyGive`)
+// that rate-limiter.ts runs, called the way tokens.ts calls it.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { applyGive, type BudgetGive, type BudgetLimits, type BudgetRows } from "../../src/policy/budget.ts";
+import { flushMoneyLater, LIMITER_DEADLINE_MS, LocalLimits, MONEY_TIMER_MAX_MS, rateLimit, type RateVerdict } from "../../src/policy/rate-limit.ts";
+import { admit, LEASE_MS, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets } from "../../src/policy/token-bucket.ts";
+
+const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
+const MONTHLY: BudgetLimits = { dailyMicros: 0, monthlyMicros: 100_000_000 }; // $100 a month
+const NO_TOKENS = { inputPerMinute: 0, outputPerMinute: 0 };
+const ZERO = { input: 0, output: 0 };
+
+/** A tenant's Durable Object in memory: admission and give-backs as rate-limiter.ts runs them. */
+function object(budget = MONTHLY) {
+  const o = {
+    rows: {} as BudgetRows,
+    requests: undefined as Bucket | undefined,
+    tokens: {} as TokenBuckets,
+    takes: 0,
+    take: async (leaseCap: number, ask?: TokenAsk): Promise<TakeResult> => {
+      o.takes++;
+      const r = admit({ requests: o.requests, tokens: o.tokens, budget: o.rows }, Date.now(), 60_000, 5000, leaseCap, ask!);
+      o.requests = r.requests;
+      o.tokens = { ...o.tokens, ...r.tokens };
+      o.rows = r.budget ?? o.rows;
+      return r.result;
+    },
+    settle: async (give: BudgetGive) => void (o.rows = applyGive(o.rows, Date.now(), budget, give)),
+  };
+  return o;
+}
+
+/** One isolate's wiring, as tokens.ts has it: the money timer after admission, after each
+ *  settle, and whenever a lease holding money is taken. */
+function isolate(o: ReturnType<typeof object>, opts: { failOpen?: boolean; take?: (cap: number, ask?: TokenAsk) => Promise<TakeResult> } = {}) {
+  const local = new LocalLimits();
+  const background = (p: Promise<unknown>) => void p;
+  const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, o.settle, background);
+  const admitCall = (want: number): Promise<RateVerdict> =>
+    rateLimit("t", opts.take ?? o.take, local, Date.now, opts.failOpen ?? false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want } }, flushMoney);
+  return { local, flushMoney, admitCall };
+}
+
+afterEach(() => vi.useRealTimers());
+
+describe("the money timer's end", () => {
+  it("gives back the lease it stops following: a 19 s burst at 250 calls/s, then silence, leaves nothing reserved", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const o = object();
+    const { local, flushMoney, admitCall } = isolate(o);
+    let spent = 0;
+    const one = async () => {
+      const v = await admitCall(1000);
+      if (!v.ok) throw new Error("refused");
+      flushMoney();
+      await new Promise((r) => setTimeout(r, 50)); // the upstream answers in 50 ms
+      local.settleMoney("t", v.money!.windows, v.money!.micros, 100);
+      spent += 100;
+      flushMoney();
+    };
+    // The burst ends in the last second of the timer's 20 s, while top-ups keep its lease
+    // alive: before, 145 reservations (145,000 micro-dollars) stayed reserved until the
+    // month's end.
+    expect(MONEY_TIMER_MAX_MS).toBe(20_000);
+    for (let t = 0; t < 19_060; t += 4) {
+      void one();
+      await vi.advanceTimersByTimeAsync(4);
+    }
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(o.rows.monthly!.spent).toBe(spent);
+    expect(o.rows.monthly!.reserved).toBe(0);
+  });
+});
+
+describe("a Durable Object that does not answer", () => {
+  it("a call gets its fail mode's answer after LIMITER_DEADLINE_MS, as do the calls waiting on the same object call", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const stuck = () => new Promise<TakeResult>(() => {});
+    const closed = isolate(object(), { take: stuck });
+    const verdicts: RateVerdict[] = [];
+    for (let i = 0; i < 3; i++) void closed.admitCall(1000).then((v) => verdicts.push(v));
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS - 1);
+    expect(verdicts).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(verdicts).toHaveLength(3);
+    for (const v of verdicts) expect(v).toMatchObject({ ok: false, status: 503 });
+
+    const open = isolate(object(), { take: stuck, failOpen: true });
+    const v = open.admitCall(1000);
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 1);
+    await expect(v).resolves.toMatchObject({ ok: true, failedOpen: true });
+  });
+
+  it("an answer that comes after the deadline is not lost: what it granted becomes a lease, and its unspent money goes back", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const o = object();
+    let calls = 0;
+    // The first object call answers 2 s past the deadline (the object deducted the grant).
+    const slow = (cap: number, ask?: TokenAsk) => (calls++ === 0 ? new Promise<TakeResult>((r) => setTimeout(() => void o.take(cap, ask).then(r), LIMITER_DEADLINE_MS + 2000)) : o.take(cap, ask));
+    const { admitCall } = isolate(o, { take: slow });
+    const v = admitCall(1000);
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 1);
+    await expect(v).resolves.toMatchObject({ ok: false, status: 503 });
+    await vi.advanceTimersByTimeAsync(2000);
+    // The object reserved the call's share and a lease for the isolate...
+    expect(o.rows.monthly!.reserved).toBeGreaterThan(1000);
+    // ...and nothing of it stays reserved once the lease has expired and the timer ran.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(o.rows.monthly!.reserved).toBe(0);
+    expect(o.rows.monthly!.spent).toBe(0);
+  });
+
+  it("a give-back that never answers holds its flush for LIMITER_DEADLINE_MS, not for good: a later settle is still sent", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const local = new LocalLimits();
+    const sent: BudgetGive[] = [];
+    let n = 0;
+    const flush = (g: BudgetGive) => (n++ === 0 ? new Promise<void>(() => {}) : (sent.push(g), Promise.resolve()));
+    const day = Date.UTC(2026, 10, 27);
+    local.settleMoney("t", { daily: day }, 1000, 10);
+    flushMoneyLater("t", local, 5, Date.now, flush, () => {});
+    await vi.advanceTimersByTimeAsync(50);
+    local.settleMoney("t", { daily: day }, 2000, 20);
+    flushMoneyLater("t", local, 5, Date.now, flush, () => {});
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 100);
+    // The second settle was owed while the first give hung; the timer drained it once the
+    // first gave up waiting.
+    expect(sent).toEqual([{ daily: { start: day, release: 2000, spend: 20 } }]);
+  });
+});
+
+describe("flush flags", () => {
+  it("one flush per key at a time; a flag older than any waitUntil is taken over, and its late release does not free the new one", () => {
+    vi.useFakeTimers({ now: T0 });
+    const local = new LocalLimits();
+    const first = local.startFlush("k");
+    expect(first).toBeDefined();
+    expect(local.startFlush("k")).toBeUndefined();
+    vi.advanceTimersByTime(59_000);
+    expect(local.startFlush("k")).toBeUndefined();
+    vi.advanceTimersByTime(1_000);
+    const second = local.startFlush("k");
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+    local.endFlush("k", first!);
+    expect(local.startFlush("k")).toBeUndefined();
+    local.endFlush("k", second!);
+    expect(local.startFlush("k")).toBeDefined();
+  });
+});
