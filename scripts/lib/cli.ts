@@ -4,6 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { escapeControls } from "../../workers/shared/printable.ts";
 
 export interface CliOutput {
   out: (s: string) => void;
@@ -104,4 +105,35 @@ export function cloudflareCredentials(
   ].filter((m) => m !== undefined);
   if (missing.length > 0) throw new UsageError(`${need.prefix} ${missing.join("; ")}`);
   return { apiToken: apiToken!, accountId: accountId! };
+}
+
+/** Hosts a plain http:// API base may name: this machine (a local fake in tests). */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The Cloudflare API base URL a remote command sends its token to: `--api-base`, else
+ * CLOUDFLARE_API_BASE_URL (unset or empty: Cloudflare's own API). Refused (UsageError,
+ * exit 2, before any request): an empty --api-base (a script's unset variable would
+ * otherwise send the call to the real API, past the variable the operator set), a value
+ * that is not a URL, credentials in it, and anything but https:// except plain http:// to
+ * a loopback address: the token would cross the network in the clear.
+ */
+export function cloudflareApiBase(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const from = flag !== undefined ? "--api-base" : "CLOUDFLARE_API_BASE_URL";
+  const value = flag ?? env.CLOUDFLARE_API_BASE_URL;
+  if (value === undefined || (flag === undefined && value === "")) return undefined;
+  if (value.trim() === "") throw new UsageError(`${from} is empty (leave it out for Cloudflare's API)`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${from}: not a URL: ${escapeControls(value.slice(0, 200))}`);
+  }
+  if (url.username !== "" || url.password !== "") throw new UsageError(`${from}: a URL with credentials in it is refused (the API token is sent as a header)`);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
+    throw new UsageError(`${from}: ${url.protocol}// is refused: https:// only (plain http:// only to a loopback address, for a local fake), or the API token would cross the network in the clear`);
+  }
+  return value;
 }

@@ -11,7 +11,52 @@ import Cloudflare, { type ClientOptions } from "cloudflare";
 
 export const CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4";
 
-export function cloudflareClient(o: { apiToken: string; baseURL?: string | undefined } & Omit<ClientOptions, "apiToken" | "apiKey" | "apiEmail" | "userServiceKey" | "baseURL">): Cloudflare {
-  const { apiToken, baseURL, ...rest } = o;
-  return new Cloudflare({ ...rest, apiToken, apiKey: null, apiEmail: null, userServiceKey: null, baseURL: baseURL || CLOUDFLARE_API_BASE });
+/** The longest retry-after the SDK is left to wait out by default: past it the call fails
+ *  at once, saying how long Cloudflare asked for. The SDK sleeps whatever a 429 or 5xx
+ *  asks, uncapped (client.js retryRequest): the account-wide limit's 5-minute block made a
+ *  report sit silent for 10 minutes (two retries), and a day's retry-after for a day. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** retry-after-ms, or retry-after in seconds or as an HTTP date, in ms (as the SDK reads them). */
+function retryAfterMsOf(h: Headers): number | undefined {
+  const ms = Number.parseFloat(h.get("retry-after-ms") ?? "");
+  if (!Number.isNaN(ms)) return ms;
+  const v = h.get("retry-after");
+  if (v === null) return undefined;
+  const s = Number.parseFloat(v);
+  if (!Number.isNaN(s)) return s * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t - Date.now();
+}
+
+/**
+ * The fetch the client sends with, around the caller's own (a rate limiter) or the global:
+ * - an answer the SDK would retry after more than `maxRetryAfterMs` is marked
+ *   `x-should-retry: false` (the SDK obeys it before its own rules: client.js shouldRetry),
+ *   so the call fails at once with the status and its retry-after;
+ * - an error answer's body has the token replaced by `***`: the SDK puts the body's
+ *   messages in its error, and an endpoint (or a proxy before it) that echoes the
+ *   Authorization header would otherwise print the token with it.
+ */
+function guardedFetch(apiToken: string, maxRetryAfterMs: number, inner: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const res = await inner(input, init);
+    if (res.ok) return res;
+    const wait = res.status === 429 || res.status === 408 || res.status === 409 || res.status >= 500 ? retryAfterMsOf(res.headers) : undefined;
+    const tooLong = wait !== undefined && wait > maxRetryAfterMs;
+    const text = await res.text();
+    const body = apiToken.length >= 8 ? text.split(apiToken).join("***") : text;
+    const headers = new Headers(res.headers);
+    headers.delete("content-length");
+    if (tooLong) headers.set("x-should-retry", "false");
+    return new Response(body, { status: res.status, statusText: res.statusText, headers });
+  };
+}
+
+export function cloudflareClient(
+  o: { apiToken: string; baseURL?: string | undefined; maxRetryAfterMs?: number } & Omit<ClientOptions, "apiToken" | "apiKey" | "apiEmail" | "userServiceKey" | "baseURL">,
+): Cloudflare {
+  const { apiToken, baseURL, maxRetryAfterMs, fetch: inner, ...rest } = o;
+  const fetchWith = guardedFetch(apiToken, maxRetryAfterMs ?? MAX_RETRY_AFTER_MS, (inner as typeof fetch | undefined) ?? ((i, init) => fetch(i, init)));
+  return new Cloudflare({ ...rest, fetch: fetchWith as ClientOptions["fetch"], apiToken, apiKey: null, apiEmail: null, userServiceKey: null, baseURL: baseURL || CLOUDFLARE_API_BASE });
 }

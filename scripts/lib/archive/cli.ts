@@ -12,7 +12,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { archivePrefix, parseArchiveKey, PARTS, type Part } from "../../../workers/shared/archive-key.ts";
-import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
@@ -100,7 +100,7 @@ function openSource(o: Common, io: Io): Promise<ArchiveSource> {
   if (o.local && o.remote) throw new UsageError("choose one: --local or --remote");
   if (!o.remote) return openLocalArchive(io.root, o.persist);
   const { apiToken, accountId } = remoteCredentials(o, io, false);
-  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const baseURL = cloudflareApiBase(o.apiBase, io.env);
   return Promise.resolve(
     openRemoteArchive({ apiToken, accountId, bucket: o.bucket ?? archiveBucketName(), ...(o.jurisdiction ? { jurisdiction: o.jurisdiction } : {}), ...(baseURL ? { baseURL } : {}) }),
   );
@@ -111,7 +111,7 @@ function openSource(o: Common, io: Io): Promise<ArchiveSource> {
 function openLedger(o: Common & GetOptions, io: Io): Promise<UsageSource> {
   if (!o.remote) return openLocalSource(resolve(io.root, o.ledgerPersist));
   const { apiToken, accountId, databaseId } = remoteCredentials(o, io, true);
-  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const baseURL = cloudflareApiBase(o.apiBase, io.env);
   return Promise.resolve(openRemoteSource({ apiToken, accountId, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) }));
 }
 

@@ -14,7 +14,7 @@ import { formatProblem } from "../../../stacks/model/load.ts";
 import { loadMetering } from "../../../stacks/model/metering.ts";
 import { readWorkerConfig, WORKERS_DIR } from "../../../stacks/model/wrangler.ts";
 import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
-import { cloudflareCredentials, intAtLeast, UsageError } from "../cli.ts";
+import { cloudflareCredentials, intAtLeast, UsageError, cloudflareApiBase } from "../cli.ts";
 import type { DeadLetter } from "./events.ts";
 import { describeError } from "../cloudflare-error.ts";
 import { openQueues, type QueueInfo, type QueuesClient } from "./queues.ts";
@@ -102,7 +102,7 @@ async function setup(o: CommonOpts, io: Io, needPull: boolean, permission = "Que
   if (!ledger.ok) throw new UsageError(ledger.problems.map(formatProblem).join("\n"));
   const consumer = ledger.config.queueConsumers.find((c) => c.deadLetterQueue);
   if (!consumer?.deadLetterQueue) throw new UsageError(`${ledger.config.file} has no consumer with a dead_letter_queue`);
-  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const baseURL = cloudflareApiBase(o.apiBase, io.env);
   const api = openQueues({ apiToken: apiToken!, accountId: accountId!, ...(baseURL ? { baseURL } : {}), ...(io.maxRetries !== undefined ? { maxRetries: io.maxRetries } : {}) });
   const dlq = await api.find(consumer.deadLetterQueue);
   if (!dlq) throw new UsageError(`queue '${consumer.deadLetterQueue}' does not exist in account ${accountId} (pulumi up creates it with the ledger)`);

@@ -7,7 +7,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import Table from "cli-table3";
-import { cloudflareCredentials, UsageError } from "../cli.ts";
+import { cloudflareCredentials, UsageError, cloudflareApiBase } from "../cli.ts";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
 import { createTenant, DEFAULT_LIMITS, disableTenant, LIST_LAG_NOTE, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
@@ -68,7 +68,7 @@ async function openStore(o: StoreOpts, io: Io): Promise<{ kv: TenantKv; close: (
     prefix: "--remote needs:",
     more: [namespaceId ? undefined : "--namespace-id, EDGEFLEET_TENANTS_NAMESPACE_ID or --stack-outputs (wrangler.jsonc holds a placeholder id)"],
   });
-  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const baseURL = cloudflareApiBase(o.apiBase, io.env);
   const kv = openRemoteStore({ apiToken, accountId, namespaceId: namespaceId!, ...(baseURL ? { baseURL } : {}) });
   return { kv, close: async () => {}, where: `KV namespace ${namespaceId} (account ${accountId})` };
 }

@@ -285,6 +285,16 @@ describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
     expect(r.out + r.err).not.toContain(token);
   });
 
+  it("refuses an API base that would send the token in the clear, or an empty --api-base (it sent the call to the real API past CLOUDFLARE_API_BASE_URL), with exit 2 before any request", async () => {
+    const cleartext = await run(["--remote", "--api-base", "http://192.0.2.2:18475/client/v4"], env());
+    expect(cleartext.code).toBe(USAGE_EXIT.usage);
+    expect(cleartext.err).toMatch(/^usage: --api-base: http:\/\/ is refused: https:\/\/ only/);
+    const empty = await run(["--remote", "--api-base", ""], env());
+    expect(empty.code).toBe(USAGE_EXIT.usage);
+    expect(empty.err).toMatch(/--api-base is empty/);
+    expect(empty.err).not.toContain(token);
+  });
+
   it("exits 2 naming what --remote is missing", async () => {
     const r = await run(["--remote"], { CLOUDFLARE_API_BASE_URL: fake.baseURL });
     expect(r.code).toBe(USAGE_EXIT.usage);

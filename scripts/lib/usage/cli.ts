@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Option } from "commander";
-import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
 import { openRemoteStore } from "../tenants/remote.ts";
@@ -74,7 +74,7 @@ async function openSource(o: Opts, io: Io): Promise<UsageSource> {
   if (!o.remote) return openLocalSource(o.persist);
   const databaseId = ledgerDatabaseId(o.databaseId, io.env);
   const { apiToken, accountId } = cloudflareCredentials(o, io.env, { prefix: "--remote needs:", permission: "D1 read permission", more: [databaseId ? undefined : LEDGER_DATABASE_NEEDED] });
-  const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+  const baseURL = cloudflareApiBase(o.apiBase, io.env);
   return openRemoteSource({ apiToken, accountId, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) });
 }
 
@@ -105,7 +105,7 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
       return { available: false, source: null, reason: "--remote reads budgets from the deployed TENANTS KV namespace: give --tenants-namespace-id or EDGEFLEET_TENANTS_NAMESPACE_ID" };
     }
     where = `KV namespace ${namespaceId} (account ${o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID})`;
-    const baseURL = o.apiBase ?? io.env.CLOUDFLARE_API_BASE_URL;
+    const baseURL = cloudflareApiBase(o.apiBase, io.env);
     const kv = openRemoteStore({ apiToken: io.env.CLOUDFLARE_API_TOKEN!, accountId: (o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID)!, namespaceId, ...(baseURL ? { baseURL } : {}) });
     return { available: true, source: where, byTenant: await readBudgets(kv) };
   } catch (e) {
