@@ -190,7 +190,7 @@ describe("npm run usage --local", () => {
   });
 
   it("refuses bad command lines with exit 2 and answers --help with 0", async () => {
-    for (const argv of [["--from", "2026-02-30"], ["--from", "2026-11-27", "--to", "2026-11-01"], ["--tenant", "a b"], ["--json", "--csv"], ["--json", "--html"], ["--csv", "--html"], ["--out"], ["--days", "0"], ["--local", "--remote"], ["stray"], ["--from", "2026-13-01"], ["--to", "2026-00-10"], ["--days", "1000000000"]]) {
+    for (const argv of [["--from", "2026-02-30"], ["--from", "2026-11-27", "--to", "2026-11-01"], ["--tenant", "a b"], ["--json", "--csv"], ["--json", "--html"], ["--csv", "--html"], ["--out"], ["--days", "0"], ["--local", "--remote"], ["stray"], ["--from", "2026-13-01"], ["--to", "2026-00-10"], ["--days", "1000000000"], ["--from", "2026-11-01", "--days", "3"], ["--from", "0001-01-01", "--to", "9999-12-31"], ["--to", "0001-01-05", "--days", "3660"]]) {
       const r = await run(["--persist", persist, ...argv]);
       expect({ argv, code: r.code }).toEqual({ argv, code: USAGE_EXIT.usage });
     }

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { Option } from "commander";
 import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
+import { escapeControls } from "../../../workers/shared/printable.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
 import { openRemoteStore } from "../tenants/remote.ts";
 import { readBudgets, type BudgetLookup } from "./budgets.ts";
@@ -33,15 +34,27 @@ export interface Io extends CliOutput {
 
 function day(name: string): (v: string) => string {
   return (v) => {
-    if (!isUtcDay(v)) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${v}'`);
+    if (!isUtcDay(v)) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${escapeControls(v.slice(0, 40))}'`);
     return v;
   };
 }
 
-export function filterFrom(o: { from?: string; to?: string; days: number; tenant?: string; model?: string }, now = new Date()): UsageFilter {
+const DAY_MS = 86_400_000;
+
+/** The report's days. `daysGiven`: --days was on the command line (not its default):
+ *  with --from it would be ignored, so the pair is refused. Any range is at most MAX_DAYS
+ *  long (a range of millennia drew a chart of 3.6 million days: 9 s and 757 MB) and
+ *  starts in year 1 or later. */
+export function filterFrom(o: { from?: string; to?: string; days: number; daysGiven?: boolean; tenant?: string; model?: string }, now = new Date()): UsageFilter {
+  if (o.from !== undefined && o.daysGiven) throw new UsageError("--from and --days: choose one (--days counts back from --to)");
   const to = o.to !== undefined ? day("--to")(o.to) : now.toISOString().slice(0, 10);
-  const from = o.from !== undefined ? day("--from")(o.from) : new Date(Date.parse(`${to}T00:00:00Z`) - (o.days - 1) * 86_400_000).toISOString().slice(0, 10);
+  const start = Date.parse(`${to}T00:00:00Z`) - (o.days - 1) * DAY_MS;
+  const counted = new Date(start).getUTCFullYear() >= 1 ? new Date(start).toISOString().slice(0, 10) : undefined;
+  if (o.from === undefined && (counted === undefined || !isUtcDay(counted))) throw new UsageError(`--days ${o.days} back from ${to} goes before the year 1`);
+  const from = o.from !== undefined ? day("--from")(o.from) : counted!;
   if (from > to) throw new UsageError(`--from (${from}) is after --to (${to})`);
+  const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
+  if (span > MAX_DAYS) throw new UsageError(`--from ${from} to --to ${to} is ${span} days; a report covers at most ${MAX_DAYS}`);
   for (const [k, v] of [["--tenant", o.tenant], ["--model", o.model]] as const) {
     if (v !== undefined && !ID.test(v)) throw new UsageError(`${k} must be an id (letters, digits, '.', '_', ':', '-')`);
   }
@@ -162,7 +175,7 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
   let filter: UsageFilter;
   let source: UsageSource;
   try {
-    filter = filterFrom(o, now);
+    filter = filterFrom({ ...o, daysGiven: cmd.getOptionValueSource("days") === "cli" }, now);
     if (o.out !== undefined) checkOut(o.out);
     source = await openSource(o, io);
   } catch (e) {
@@ -177,7 +190,7 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
   try {
     const budgets = await readTenantBudgets(o, io);
     const report = await usageReport(source, filter, budgets);
-    if (!budgets.available && o.budgets) io.err(`usage: budget used shows "-": ${budgets.reason}\n`);
+    if (!budgets.available && o.budgets) io.err(`usage: budget used shows "-": ${escapeControls(budgets.reason)}\n`);
     text = o.json ? renderJson(report) : o.csv ? renderCsv(report) : o.html ? renderHtml(report, { generated: now.toISOString() }) : renderTable(report);
   } catch (e) {
     const why = describe(e);

@@ -32,6 +32,16 @@ describe("CSV", () => {
     for (const p of ["+", "-", "@", "\t", "\r"]) expect(csvField(`${p}x`).replace(/^"/, "")).toMatch(/^'/);
   });
 
+  it("writes a budget used below 0 (a negative charge) as a number, not as text defused like a formula", async () => {
+    const src = rollupSource([{ day: "2026-11-02", tenant: "plain", model: "m", cost: 1000, held: -5000 }]);
+    const csv = renderCsv(await usageReport(src, FILTER, budgets));
+    const [head, line] = csv.split("\r\n");
+    const cell = (name: string) => line!.split(",")[head!.split(",").indexOf(name)];
+    expect(cell("daily_budget_used")).toBe("-1.000000");
+    expect(cell("monthly_budget_used")).toBe("-0.400000");
+    expect(cell("held_micros")).toBe("-5000");
+  });
+
   it("has one header and one record per line, all of the header's width, with CRLF ends", async () => {
     const csv = renderCsv(await report());
     expect(csv.endsWith("\r\n")).toBe(true);
@@ -110,10 +120,14 @@ describe("table", () => {
     expect(t).toMatch(/budget day/);
     // plain on 11-02: 1006 of 4000 a day (25.15%), 1506 of 10000 this month
     expect(t).toMatch(/│ 2026-11-02 │ plain .*│\s+25\.1% │\s+15\.1% │$/m);
+    // Nor do bidirectional overrides (they reorder what the reader sees).
+    const bidi = renderTable(await usageReport(rollupSource([{ day: "2026-11-02", tenant: "\u202eemca", model: "m\u2066", cost: 1 }]), FILTER, budgets));
+    expect(bidi).not.toMatch(/[\u202e\u2066]/);
+    expect(bidi).toContain("\\u202eemca");
     // Control characters from the database never reach the terminal raw.
     expect(t).not.toMatch(/[\t\u001b]/);
-    expect(t).toContain(`a,"b"\\u{a}c`);
-    expect(t).toContain("\\u{9}t");
+    expect(t).toContain(`a,"b"\\u000ac`);
+    expect(t).toContain("\\u0009t");
     expect(t).toMatch(/budget used: - for tenant \+1: no tenant record with this id/);
     const none = renderTable(await report({ available: false, source: null, reason: "no tenant state here" }));
     expect(none).toMatch(/budget used: - for every tenant: no tenant state here/);

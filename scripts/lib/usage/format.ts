@@ -1,13 +1,13 @@
 // Renders a usage report as a terminal table, JSON or CSV (RFC 4180); html.ts renders the
 // page with charts.
 import Table from "cli-table3";
+import { escapeControls } from "../../../workers/shared/printable.ts";
 import { dollars, type UsageReport, type UsageTotals } from "./report.ts";
 
-/** Control characters (a terminal escape, a line break) in an id from the database shown
- * as \u{..}, so a hostile row cannot rewrite the operator's terminal or the table. */
-export function printable(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
-}
+/** Control and bidirectional characters (a terminal escape, a line break, an override
+ * that reorders what the reader sees) in text from the database or the API shown as
+ * \uXXXX, so a hostile row cannot rewrite the operator's terminal or the table. */
+export const printable = escapeControls;
 
 export const pct = (r: number | null) => (r === null ? "-" : `${(r * 100).toFixed(1)}%`);
 const int = (n: number) => n.toLocaleString("en-US");
@@ -15,8 +15,8 @@ const int = (n: number) => n.toLocaleString("en-US");
 /** The lines with a problem worth printing under a table: unreadable budgets, tenants
  * without a record, unusable budget fields ("no budget set" is normal and not listed). */
 export function budgetNotes(r: UsageReport): string[] {
-  if (!r.budgets.available) return [`budget used: - for every tenant: ${r.budgets.reason}`];
-  return r.budgets.tenants.filter((t) => t.note !== undefined && t.note !== "no budget set").map((t) => `budget used: - for tenant ${printable(t.tenant)}: ${t.note}`);
+  if (!r.budgets.available) return [printable(`budget used: - for every tenant: ${r.budgets.reason}`)];
+  return r.budgets.tenants.filter((t) => t.note !== undefined && t.note !== "no budget set").map((t) => printable(`budget used: - for tenant ${t.tenant}: ${t.note}`));
 }
 
 export function renderTable(r: UsageReport): string {
@@ -26,7 +26,7 @@ export function renderTable(r: UsageReport): string {
     style: { head: [], border: [] },
   });
   const row = (l: UsageTotals, day: string, tenant: string, model: string, budget: [string, string]) => [
-    day,
+    printable(day),
     printable(tenant),
     printable(modelMarks(model, l)),
     int(l.calls),
@@ -42,7 +42,7 @@ export function renderTable(r: UsageReport): string {
   for (const l of r.lines) t.push(row(l, l.day, l.tenant, l.model, [pct(l.dailyBudgetUsed), pct(l.monthlyBudgetUsed)]));
   t.push(row(r.total, "total", "", "", ["", ""]));
   const notes = [
-    `${r.lines.length} row(s), ${r.filter.from} to ${r.filter.to}, from ${r.source}`,
+    printable(`${r.lines.length} row(s), ${r.filter.from} to ${r.filter.to}, from ${r.source}`),
     "cache hit = cache read / (input + cache writes + cache read). budget day / month = what the tenant's spend budget charged that UTC day / month to date, all models (the cost, plus what it held beyond the cost: see below), over its daily / monthly budget.",
     ...budgetNotes(r),
   ];
@@ -115,6 +115,8 @@ export function csvField(v: string): string {
 }
 
 const fraction = (r: number | null) => (r === null ? "" : r.toFixed(6));
+/** A fraction as `fraction` writes it: a number to a spreadsheet, not a formula. */
+const NUMBER = /^-?\d+\.\d+$/;
 const orEmpty = (n: number | null) => (n === null ? "" : n);
 
 export function renderCsv(r: UsageReport): string {
@@ -126,9 +128,10 @@ export function renderCsv(r: UsageReport): string {
       l.cutCalls,
       l.noAnswerCalls, l.heldMicros, l.tenantDayHeldMicros, l.monthToDateHeldMicros, l.maybeBilledAttempts,
     ];
-    // A number is written as a number (held_micros is signed: "-1200", never "'-1200");
-    // the formula guard is for text.
-    lines.push(cells.map((v) => (typeof v === "number" && Number.isFinite(v) ? String(v) : csvField(String(v)))).join(","));
+    // A number is written as a number (held_micros is signed: "-1200", never "'-1200";
+    // a budget used below 0, from a negative charge, "-0.040000"); the formula guard is
+    // for text.
+    lines.push(cells.map((v) => (typeof v === "number" && Number.isFinite(v) ? String(v) : NUMBER.test(String(v)) ? String(v) : csvField(String(v)))).join(","));
   }
   return `${lines.join("\r\n")}\r\n`;
 }

@@ -116,6 +116,23 @@ describe("rows that are not rollups", () => {
   it("fail with the row and field named", async () => {
     const src = rollupSource([]);
     const bad = { ...src, query: async (sql: string) => (sql.includes("SUM(") ? [] : [{ day: "2026-10-31", tenant: "a", model: "m", calls: -1 }]) };
-    await expect(usageReport(bad, FILTER, budgets({}))).rejects.toThrow(/row 1 from test rollups is not a usage rollup: calls:/);
+    await expect(usageReport(bad, FILTER, budgets({}))).rejects.toThrow(/^row 1 \(day "2026-10-31", tenant "a", model "m"\) from test rollups is not a usage rollup: calls:/);
+  });
+
+  it("refuse a row whose day is not a UTC day, naming it with its escape sequences escaped (read as text, it was in the total but on no day of the chart)", async () => {
+    // Inside the filter's days as text ("2026-11-01..." sorts before "2026-11-02").
+    const bad = rollupSource([{ day: "2026-11-01\u001b[2J\u001b[31mPWNED", tenant: "a", model: "m", cost: 1000 }]);
+    const err = await usageReport(bad, FILTER, budgets({})).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/^row 1 \(day "2026-11-01\\u001b\[2J\\u001b\[31mPWNED", tenant "a"\) from test rollups is not a tenant's daily cost: day: a UTC day YYYY-MM-DD$/);
+    expect(err).not.toContain("\u001b");
+  });
+
+  it("refuse sums past 2^53 instead of rounding them", async () => {
+    const big = Number.MAX_SAFE_INTEGER;
+    const src = rollupSource([{ day: "2026-10-31", tenant: "a", model: "m", cost: big }, { day: "2026-11-01", tenant: "b", model: "m", cost: 3 }]);
+    await expect(usageReport(src, FILTER, budgets({}))).rejects.toThrow(/past 2\^53/);
   });
 });

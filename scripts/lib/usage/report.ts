@@ -3,6 +3,8 @@
 // UsageSource (local Miniflare D1 or the Cloudflare D1 API) and the tenants' budgets
 // (budgets.ts). Pure apart from the source.
 import { z } from "zod";
+import { escapeControls } from "../../../workers/shared/printable.ts";
+import { isUtcDay } from "../cli.ts";
 import type { BudgetLookup } from "./budgets.ts";
 
 /** Runs one read-only SQL statement with string parameters; returns its rows. */
@@ -23,10 +25,17 @@ export interface UsageFilter {
 const Int = z.number().int().nonnegative();
 /** held_micros: a budget's charge minus the priced cost, which can be below 0. */
 const Signed = z.number().int();
+/** A day as the ledger writes it: a row whose day is not a UTC day was not written by
+ *  the ledger, and is refused by name. Read as text, it was in the totals and the table
+ *  but on no day of the chart, whose bars then disagreed with the total. (Tenants and
+ *  models are shown whatever they hold: every format escapes them.) */
+const Day = z.string().refine(isUtcDay, "a UTC day YYYY-MM-DD");
+const Tenant = z.string();
+const Model = z.string();
 const RollupRow = z.object({
-  day: z.string(),
-  tenant: z.string(),
-  model: z.string(),
+  day: Day,
+  tenant: Tenant,
+  model: Model,
   calls: Int,
   input_tokens: Int,
   cache_write_5m_tokens: Int,
@@ -166,7 +175,7 @@ export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, st
   };
 }
 
-const TenantDayRow = z.object({ day: z.string(), tenant: z.string(), cost_micros: Int, held_micros: Signed });
+const TenantDayRow = z.object({ day: Day, tenant: Tenant, cost_micros: Int, held_micros: Signed });
 
 /** Cache hit rate: cache_read / (input + cache_write_5m + cache_write_1h + cache_read),
  * i.e. the share of the prompt's tokens served from the cache; output tokens do not
@@ -179,8 +188,21 @@ export function hitRate(input: number, w5: number, w1: number, read: number): nu
 
 function parseRow<T>(schema: z.ZodType<T>, raw: unknown, i: number, where: string, what: string): T {
   const r = schema.safeParse(raw);
-  if (!r.success) throw new Error(`row ${i + 1} from ${where} is not ${what}: ${r.error.issues[0]!.path.join(".")}: ${r.error.issues[0]!.message}`);
+  if (!r.success) {
+    // Which row: its keys as they are (escaped, cut short), so the operator can find it.
+    const keys = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {};
+    const named = (["day", "tenant", "model"] as const).filter((k) => keys[k] !== undefined).map((k) => `${k} ${JSON.stringify(String(keys[k]).slice(0, 80))}`);
+    throw new Error(escapeControls(`row ${i + 1}${named.length > 0 ? ` (${named.join(", ")})` : ""} from ${where} is not ${what}: ${r.error.issues[0]!.path.join(".")}: ${r.error.issues[0]!.message}`));
+  }
   return r.data;
+}
+
+/** a + b, refused past 2^53: a sum of integer micro-dollars or tokens that a double can
+ *  no longer hold exactly is an error, never a silently rounded total. */
+function add(a: number, b: number): number {
+  const n = a + b;
+  if (!Number.isSafeInteger(n)) throw new Error(`a sum of the ledger's rows is past 2^53 (${a} + ${b}): it cannot be added exactly`);
+  return n;
 }
 
 const ratio = (cost: number, budget: number | null) => (budget === null ? null : cost / budget);
@@ -215,7 +237,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
     const month = r.day.slice(0, 7);
     const prev = running.get(r.tenant);
     const same = prev?.month === month;
-    const next = { month, cost: (same ? prev.cost : 0) + r.cost_micros, held: (same ? prev.held : 0) + r.held_micros };
+    const next = { month, cost: add(same ? prev.cost : 0, r.cost_micros), held: add(same ? prev.held : 0, r.held_micros) };
     running.set(r.tenant, next);
     dayCost.set(k, { cost: r.cost_micros, held: r.held_micros });
     monthToDate.set(k, { cost: next.cost, held: next.held });
@@ -256,7 +278,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
       monthlyBudgetUsed: ratio(mtd.cost + mtd.held, monthlyBudgetMicros),
     };
   });
-  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros" | "maybeBilledAttempts") => lines.reduce((n, l) => n + l[k], 0);
+  const sum = (k: "calls" | "inputTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens" | "cacheReadTokens" | "outputTokens" | "costMicros" | "unknownModelCalls" | "cutCalls" | "noAnswerCalls" | "heldMicros" | "maybeBilledAttempts") => lines.reduce((n, l) => add(n, l[k]), 0);
   const total: UsageTotals = {
     calls: sum("calls"),
     inputTokens: sum("inputTokens"),
