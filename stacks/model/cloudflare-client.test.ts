@@ -23,9 +23,9 @@ const server = new LoopbackServer((req, _body, res) => {
 beforeAll(() => server.start());
 afterAll(() => server.stop());
 
-const call = async (maxRetries = 2) => {
+const call = async (maxRetries = 2, maxRetryAfterMs: number | undefined = MAX_RETRY_AFTER_MS) => {
   requests = 0;
-  const cf = cloudflareClient({ apiToken: TOKEN, baseURL: `${server.url}/client/v4`, maxRetries });
+  const cf = cloudflareClient({ apiToken: TOKEN, baseURL: `${server.url}/client/v4`, maxRetries, ...(maxRetryAfterMs !== undefined ? { maxRetryAfterMs } : {}) });
   const started = Date.now();
   try {
     await cf.zones.get({ zone_id: "z1" });
@@ -45,10 +45,19 @@ describe("cloudflareClient", () => {
     expect(describeError(r.error)).toBe("the Cloudflare API answered 429: 971 Rate limited (it asked to wait 300 s before trying again: the account's API rate limit)");
   });
 
-  it("still retries a 429 or 5xx that asks for a short wait, as the SDK does", async () => {
+  it("still retries a 429 or 5xx that asks for a short wait, as the SDK does; without the cap (batch commands) a long one too", async () => {
     answer = { status: 503, headers: { "retry-after": "0" } };
     await call(2);
     expect(requests).toBe(3);
+    // retry-after-ms 0 is not a wait: the SDK then sleeps the retry-after, and so is it judged.
+    answer = { status: 429, headers: { "retry-after-ms": "0", "retry-after": "300" } };
+    await call(2);
+    expect(requests).toBe(1);
+    // No cap: the SDK waits what it is told (here 1 s, once).
+    answer = { status: 429, headers: { "retry-after": "1" } };
+    const r = await call(1, undefined);
+    expect(requests).toBe(2);
+    expect(r.ms).toBeGreaterThanOrEqual(900);
   });
 
   it("never lets the token out through an error answer that echoes the Authorization header, nor control characters into the message", async () => {

@@ -46,18 +46,21 @@ function tooLarge(path: string, bytes: number): Problem {
 }
 
 /** The first map key "__proto__" in a document (in document order), with its field path.
- *  Aliases are not followed: what they repeat was written, and is found, at its anchor. */
-function protoKey(node: unknown, path: PathSegment[]): { path: PathSegment[]; offset: number } | undefined {
+ *  A key written as an alias (`*k: ...` where `k` anchors the text __proto__) counts too;
+ *  alias values are not followed: what they repeat was written, and is found, at its
+ *  anchor. */
+function protoKey(doc: Document, node: unknown, path: PathSegment[]): { path: PathSegment[]; offset: number } | undefined {
   if (isMap(node)) {
     for (const pair of node.items) {
-      const key = isScalar(pair.key) ? pair.key.value : undefined;
+      const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+      const key = isScalar(keyNode) ? keyNode.value : undefined;
       if (key === "__proto__") return { path: [...path, key], offset: (pair.key as Node).range?.[0] ?? 0 };
-      const found = protoKey(pair.value, [...path, typeof key === "number" ? String(key) : String(key ?? "?")]);
+      const found = protoKey(doc, pair.value, [...path, String(key ?? "?")]);
       if (found) return found;
     }
   } else if (isSeq(node)) {
     for (const [i, item] of node.items.entries()) {
-      const found = protoKey(item, [...path, i]);
+      const found = protoKey(doc, item, [...path, i]);
       if (found) return found;
     }
   }
@@ -72,7 +75,7 @@ function protoKey(node: unknown, path: PathSegment[]): { path: PathSegment[]; of
  *    records (fleet.yaml's providers, profiles and vars, metering.yaml's models) drop it
  *    without a word, so the setting written there would silently not exist. */
 export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter): { data: unknown } | { problem: Problem } {
-  const proto = protoKey(doc.contents, []);
+  const proto = protoKey(doc, doc.contents, []);
   if (proto) {
     const pos = lines.linePos(proto.offset);
     return { problem: { file: path, line: pos.line, column: pos.col, path: formatPath(proto.path), message: `a key may not be "__proto__" (it would be dropped without a word)` } };

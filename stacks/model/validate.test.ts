@@ -45,6 +45,15 @@ const cases: Case[] = [
     message: /a key may not be "__proto__"/,
   },
   {
+    title: "a __proto__ key written as an alias of a scalar",
+    texts: { profiles: `${PROFILES}  x: &k __proto__\n  *k : { description: P, mail: none, web: none }\n` },
+    file: "profiles.yaml",
+    line: PROFILES.split("\n").length + 1,
+    column: 3,
+    path: "profiles.__proto__",
+    message: /a key may not be "__proto__"/,
+  },
+  {
     title: "a __proto__ key in a list's item (a zone)",
     texts: { zones: withZone("  - name: p.example\n    profile: parked\n    __proto__: { ttl: 1 }\n") },
     file: "zones.yaml",

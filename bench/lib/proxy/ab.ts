@@ -48,8 +48,11 @@ export function bundleAt(rev: string): { script: string; commit: string } {
     const script = bundleModelWorker(readWorkerConfigOrThrow("llm-proxy", join(dir, "workers"))).content;
     return { script, commit };
   } finally {
-    git("worktree", "remove", "--force", dir);
+    // Never hides the build's own error; a worktree left registered is pruned by
+    // `git worktree prune` once its folder is gone.
+    spawnSync("git", ["worktree", "remove", "--force", dir], { cwd: REPO });
     rmSync(resolve(dir, ".."), { recursive: true, force: true });
+    spawnSync("git", ["worktree", "prune"], { cwd: REPO });
   }
 }
 

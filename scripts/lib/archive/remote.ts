@@ -8,7 +8,7 @@
 // Requests are paced like `npm run import` (the account's 1,200 per 5 minutes is shared by
 // every token and the dashboard, and going over blocks them all for 5 minutes).
 import Cloudflare from "cloudflare";
-import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { cloudflareClient, MAX_RETRY_AFTER_MS } from "../../../stacks/model/cloudflare-client.ts";
 import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, limitedFetch, SlidingWindowLimiter } from "../import/rate-limit.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
 
@@ -35,7 +35,7 @@ export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
   const limiter = new SlidingWindowLimiter(DEFAULT_IMPORT_BUDGET, CLOUDFLARE_LIMIT.windowMs);
   // The SDK retries 429 and 5xx twice with backoff by default; a 429's retry-after also
   // pauses the limiter.
-  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, baseURL: o.baseURL, fetch: limitedFetch(limiter) });
+  const cf = cloudflareClient({ apiToken: o.apiToken, maxRetryAfterMs: MAX_RETRY_AFTER_MS, timeout: 60_000, baseURL: o.baseURL, fetch: limitedFetch(limiter) });
   const jurisdiction: Record<string, string> = o.jurisdiction !== undefined && o.jurisdiction !== "default" ? { "cf-r2-jurisdiction": o.jurisdiction } : {};
   const objectPath = (key: string) =>
     `/accounts/${encodeURIComponent(o.accountId)}/r2/buckets/${encodeURIComponent(o.bucket)}/objects/${key.split("/").map(encodeURIComponent).join("/")}`;

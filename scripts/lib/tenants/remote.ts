@@ -1,7 +1,7 @@
 // The deployed tenant store: the Worker's TENANTS KV namespace through the Cloudflare
 // API, with the official `cloudflare` SDK. The base URL is configurable so tests can
 // point it at a loopback fake.
-import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { cloudflareClient, MAX_RETRY_AFTER_MS } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare from "cloudflare";
 import type { TenantKv } from "./store.ts";
 
@@ -13,7 +13,7 @@ export interface RemoteOptions {
 }
 
 export function openRemoteStore(o: RemoteOptions): TenantKv {
-  const cf = cloudflareClient({ apiToken: o.apiToken, baseURL: o.baseURL });
+  const cf = cloudflareClient({ apiToken: o.apiToken, maxRetryAfterMs: MAX_RETRY_AFTER_MS, baseURL: o.baseURL });
   const account_id = o.accountId;
   const namespace_id = o.namespaceId;
   return {

@@ -34,7 +34,7 @@ export interface Io extends CliOutput {
 
 function day(name: string): (v: string) => string {
   return (v) => {
-    if (!isUtcDay(v)) throw new UsageError(`${name} must be a date YYYY-MM-DD, got '${escapeControls(v.slice(0, 40))}'`);
+    if (!isUtcDay(v) || v < "0001-01-01") throw new UsageError(`${name} must be a date YYYY-MM-DD from the year 1 on, got '${escapeControls(v.slice(0, 40))}'`);
     return v;
   };
 }

@@ -1,7 +1,7 @@
 // The deployed ledger's D1 through the Cloudflare API (official `cloudflare` SDK,
 // d1.database.query: POST /accounts/{a}/d1/database/{id}/query) as a UsageSource. The base
 // URL is configurable so tests can point it at a loopback fake.
-import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { cloudflareClient, MAX_RETRY_AFTER_MS } from "../../../stacks/model/cloudflare-client.ts";
 import Cloudflare from "cloudflare";
 import type { UsageSource } from "./report.ts";
 
@@ -22,7 +22,7 @@ export interface RemoteOptions {
 
 export function openRemoteSource(o: RemoteOptions): UsageSource {
   // The SDK retries 429 and 5xx twice with backoff by default; a report can wait for it.
-  const cf = cloudflareClient({ apiToken: o.apiToken, timeout: 60_000, baseURL: o.baseURL });
+  const cf = cloudflareClient({ apiToken: o.apiToken, maxRetryAfterMs: MAX_RETRY_AFTER_MS, timeout: 60_000, baseURL: o.baseURL });
   return {
     where: `D1 database ${o.databaseId} (account ${o.accountId})`,
     async query(sql, params) {

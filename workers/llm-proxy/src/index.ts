@@ -117,7 +117,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       const name = "authfail:" + address;
       // Counted in the Durable Object (every isolate and location shares the count); a
       // failure of the counter never turns a 401 into something else.
-      await rateLimit(name, (cap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)).take(s.authFailPerMinute, s.authFailBurst, cap), authFailures, Date.now, true, LEASE_MS);
+      // waitUntil: a counter call past its deadline is kept alive to land (ask()).
+      await rateLimit(name, (cap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)).take(s.authFailPerMinute, s.authFailBurst, cap), authFailures, Date.now, true, LEASE_MS, undefined, undefined, undefined, (p) => ctx.waitUntil(p));
     }
     return fail(401, "authentication_error", auth.message);
   }

@@ -497,15 +497,26 @@ export class LocalLimits {
   /**
    * One Durable Object call at a time per tenant per isolate; concurrent requests wait for
    * it, then try the (possibly new) lease before asking again.
-   * Nobody waits longer than `deadlineMs` (LIMITER_DEADLINE_MS): past it, the wait throws
-   * and the caller's fail mode answers (RATE_LIMIT_FAIL_MODE, BUDGET_FAIL_MODE), as for an
-   * object that cannot be reached. Without it, an object that does not answer held every
-   * call of the tenant in the isolate for as long as it did, and no fail mode applied.
-   * The call itself stays the tenant's one call in flight until it settles (no pile of
-   * calls onto a stuck object); if it answers after the deadline, `late` receives what it
-   * granted, which was deducted in the object and must not be lost.
+   * Nobody waits past `deadlineMs` (what is left of the caller's LIMITER_DEADLINE_MS): past
+   * it, the wait throws and the caller's fail mode answers (RATE_LIMIT_FAIL_MODE,
+   * BUDGET_FAIL_MODE), as for an object that cannot be reached. Without it, an object that
+   * does not answer held every call of the tenant in the isolate for as long as it did,
+   * and no fail mode applied.
+   * A call past its deadline stops being the tenant's call in flight (the next caller asks
+   * afresh: a call the runtime cancelled with its request never settles, and waiting on it
+   * would fail every later call of the tenant in this isolate), and is handed to
+   * `background` (ctx.waitUntil), since workerd cancels a subrequest its request no longer
+   * awaits: if it answers, `late` receives what it granted, which was deducted in the
+   * object and must not be lost.
    */
-  async ask(tenantId: string, call: () => Promise<TakeResult>, late?: (r: TakeResult) => void, deadlineMs = LIMITER_DEADLINE_MS): Promise<{ result: TakeResult; own: boolean }> {
+  async ask(
+    tenantId: string,
+    call: () => Promise<TakeResult>,
+    late?: (r: TakeResult) => void,
+    deadlineMs = LIMITER_DEADLINE_MS,
+    background?: (p: Promise<unknown>) => void,
+  ): Promise<{ result: TakeResult; own: boolean }> {
+    if (deadlineMs <= 0) throw new LimiterDeadline();
     const pending = this.inflight.get(tenantId);
     if (pending !== undefined) {
       if ((await within(pending.catch(() => undefined), deadlineMs)) === DEADLINE) throw new LimiterDeadline();
@@ -519,7 +530,9 @@ export class LocalLimits {
     p.then(done, done);
     const r = await within(p, deadlineMs);
     if (r === DEADLINE) {
-      p.then((x) => late?.(x), () => {});
+      done();
+      const kept = p.then((x) => late?.(x), () => {});
+      background?.(kept);
       throw new LimiterDeadline();
     }
     return { result: r, own: true };
@@ -558,6 +571,9 @@ export async function rateLimit(
   /** Called whenever this isolate takes a lease holding money (so that its unspent part is
    *  sure to go back: flushMoneyLater). */
   onMoneyLease?: () => void,
+  /** Keeps an object call past its deadline alive (ctx.waitUntil); default `background`.
+   *  Given alone (no `background`: the auth-failure counter), it does that and no top-ups. */
+  keepAlive: ((p: Promise<unknown>) => void) | undefined = background,
 ): Promise<RateVerdict> {
   const want = tokens?.want;
   const money = tokens?.budget;
@@ -577,6 +593,9 @@ export async function rateLimit(
     return { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
   };
   let r: TakeResult | undefined;
+  // One deadline for the whole call: a call that waits on one object call and then on the
+  // next (a tenant without a lease) waits no longer in all.
+  const deadline = nowMs() + LIMITER_DEADLINE_MS;
   for (;;) {
     r = local.check(tenantId, nowMs(), want, money?.want);
     if (r !== undefined) break;
@@ -592,6 +611,8 @@ export async function rateLimit(
           local.remember(tenantId, nowMs(), late, leaseMs, 0, want, money?.want);
           if (late.allowed && (late.budget?.granted ?? 0) > 0) onMoneyLease?.();
         },
+        deadline - nowMs(),
+        keepAlive,
       );
     } catch {
       if (failOpen) return { ok: true, headers: {}, failedOpen: true, reserved: ZERO };
@@ -622,7 +643,7 @@ export async function rateLimit(
     };
     background(
       local
-        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keep(late))
+        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keep(late), LIMITER_DEADLINE_MS, background)
         .then(
           (a) => {
             if (a.own) keep(a.result);

@@ -94,6 +94,35 @@ describe("a Durable Object that does not answer", () => {
     await expect(v).resolves.toMatchObject({ ok: true, failedOpen: true });
   });
 
+  it("a call that never settles (workerd cancels a subrequest its request stopped awaiting) does not stay the tenant's call in flight: the next call asks the object again", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const local = new LocalLimits();
+    const ok: TakeResult = { allowed: true, granted: 1, remaining: 10, limit: 60, retryAfterMs: 0, resetMs: 0 };
+    let calls = 0;
+    const call = () => (calls++ === 0 ? new Promise<TakeResult>(() => {}) : Promise.resolve(ok));
+    const first = rateLimit("t", call, local, Date.now, false, LEASE_MS);
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 1);
+    await expect(first).resolves.toMatchObject({ ok: false, status: 503 });
+    // Before, every later call waited on the cancelled one and got the fail mode, for good.
+    await expect(rateLimit("t", call, local, Date.now, false, LEASE_MS)).resolves.toMatchObject({ ok: true });
+    expect(calls).toBe(2);
+  });
+
+  it("the deadline is the call's, not each wait's: calls queued behind slow object calls get their fail mode by LIMITER_DEADLINE_MS", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const local = new LocalLimits();
+    // A tenant with no lease (granted 1): each call needs an object call, which takes 4 s.
+    const ok: TakeResult = { allowed: true, granted: 1, remaining: 3, limit: 60, retryAfterMs: 0, resetMs: 0 };
+    const call = () => new Promise<TakeResult>((r) => setTimeout(r, 4000, ok));
+    const answered: { ms: number; ok: boolean }[] = [];
+    for (let i = 0; i < 4; i++) void rateLimit("t", call, local, Date.now, false, LEASE_MS).then((v) => answered.push({ ms: Date.now() - T0, ok: v.ok }));
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(answered).toHaveLength(4);
+    // Before, they were admitted at 4, 8, 12 and 16 s, one behind the other.
+    for (const a of answered) expect(a.ms).toBeLessThanOrEqual(LIMITER_DEADLINE_MS);
+    expect(answered.filter((a) => a.ok)).toHaveLength(1);
+  });
+
   it("an answer that comes after the deadline is not lost: what it granted becomes a lease, and its unspent money goes back", async () => {
     vi.useFakeTimers({ now: T0 });
     const o = object();
