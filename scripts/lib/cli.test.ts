@@ -23,7 +23,7 @@ describe("cloudflareApiBase", () => {
   });
 
   it("refuses an empty flag (it would send the call to the real API past the variable), a non-URL, credentials, and plain http:// off this machine", () => {
-    expect(refused("", { CLOUDFLARE_API_BASE_URL: "http://127.0.0.1:9" })).toBe("--api-base is empty (leave it out for Cloudflare's API)");
+    expect(refused("", { CLOUDFLARE_API_BASE_URL: "http://127.0.0.1:9" })).toBe("--api-base is empty (leave it out for the real API)");
     expect(refused("not a url")).toBe("--api-base: not a URL: not a url");
     expect(refused(undefined, { CLOUDFLARE_API_BASE_URL: "x\u001b[2J" })).toBe("CLOUDFLARE_API_BASE_URL: not a URL: x\\u001b[2J");
     expect(refused("https://user:pw@api.example")).toMatch(/credentials/);

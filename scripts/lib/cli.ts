@@ -113,27 +113,33 @@ function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * The Cloudflare API base URL a remote command sends its token to: `--api-base`, else
- * CLOUDFLARE_API_BASE_URL (unset or empty: Cloudflare's own API). Refused (UsageError,
- * exit 2, before any request): an empty --api-base (a script's unset variable would
- * otherwise send the call to the real API, past the variable the operator set), a value
- * that is not a URL, credentials in it, and anything but https:// except plain http:// to
- * a loopback address: the token would cross the network in the clear.
+ * An API base URL a command sends credentials to: the flag, else the variable (unset or
+ * empty: the API's own). Refused (UsageError, exit 2, before any request): an empty flag
+ * (a script's unset variable would otherwise send the call to the real API, past the
+ * variable the operator set), a value that is not a URL, credentials in it, and anything
+ * but https:// except plain http:// to a loopback address: the credentials would cross
+ * the network in the clear.
  */
-export function cloudflareApiBase(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  const from = flag !== undefined ? "--api-base" : "CLOUDFLARE_API_BASE_URL";
-  const value = flag ?? env.CLOUDFLARE_API_BASE_URL;
+export function apiBaseUrl(flag: string | undefined, variable: string | undefined, names: { flag: string; env: string }): string | undefined {
+  const from = flag !== undefined ? names.flag : names.env;
+  const value = flag ?? variable;
   if (value === undefined || (flag === undefined && value === "")) return undefined;
-  if (value.trim() === "") throw new UsageError(`${from} is empty (leave it out for Cloudflare's API)`);
+  if (value.trim() === "") throw new UsageError(`${from} is empty (leave it out for the real API)`);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new UsageError(`${from}: not a URL: ${escapeControls(value.slice(0, 200))}`);
   }
-  if (url.username !== "" || url.password !== "") throw new UsageError(`${from}: a URL with credentials in it is refused (the API token is sent as a header)`);
+  if (url.username !== "" || url.password !== "") throw new UsageError(`${from}: a URL with credentials in it is refused (credentials are sent as headers)`);
   if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) {
-    throw new UsageError(`${from}: ${url.protocol}// is refused: https:// only (plain http:// only to a loopback address, for a local fake), or the API token would cross the network in the clear`);
+    throw new UsageError(`${from}: ${url.protocol}// is refused: https:// only (plain http:// only to a loopback address, for a local fake), or the credentials would cross the network in the clear`);
   }
   return value;
+}
+
+/** The Cloudflare API base of the remote commands (usage, archive, tenants,
+ *  dead-letters): `--api-base`, else CLOUDFLARE_API_BASE_URL (apiBaseUrl). */
+export function cloudflareApiBase(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  return apiBaseUrl(flag, env.CLOUDFLARE_API_BASE_URL, { flag: "--api-base", env: "CLOUDFLARE_API_BASE_URL" });
 }

@@ -18,7 +18,7 @@ import { client, readAccount, type AccountZone } from "./account.ts";
 import { adopt, importFilesByShard, zonesYaml } from "./adopt.ts";
 import { driftReport } from "./drift.ts";
 import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, SlidingWindowLimiter } from "./rate-limit.ts";
-import { intAtLeast, newCommand, parseArgs } from "../cli.ts";
+import { apiBaseUrl, intAtLeast, newCommand, parseArgs, UsageError } from "../cli.ts";
 
 export const IMPORT_EXIT = {
   ...EXIT,
@@ -89,6 +89,14 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
     io.err(`import: set ${opts.tokenEnv} to a Cloudflare API token with Zone:Read and DNS:Read (or pass --token-env NAME)\n`);
     return EXIT.usage;
   }
+  let apiUrl: string | undefined;
+  try {
+    apiUrl = apiBaseUrl(opts.apiUrl, undefined, { flag: "--api-url", env: "" });
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`import: ${e.message}\n`);
+    return EXIT.usage;
+  }
   const settings = readStackSettings(io.root, opts.stack);
   const accountId = opts.account ?? settings.accountId;
   if (accountId !== undefined && !/^[0-9a-f]{32}$/.test(accountId)) {
@@ -113,7 +121,7 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
     return EXIT.usage;
   }
 
-  const cf = client({ apiToken: token, baseURL: opts.apiUrl, limiter: new SlidingWindowLimiter(opts.maxRequests, opts.rateWindowMs) });
+  const cf = client({ apiToken: token, baseURL: apiUrl, limiter: new SlidingWindowLimiter(opts.maxRequests, opts.rateWindowMs) });
   const bar = io.progress && !opts.json ? new SingleBar({ format: "read [{bar}] {value}/{total} zones | {zone}", stream: process.stderr, hideCursor: true }) : undefined;
   let account: AccountZone[];
   try {

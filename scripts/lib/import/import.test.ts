@@ -186,6 +186,12 @@ describe("import from a Cloudflare account", () => {
     expect(r.out).toMatch(/4 drift \(--drift\), 6 Cloudflare API error/);
   });
 
+  it("refuses an --api-url that would carry the token in the clear (exit 2)", async () => {
+    const r = await run("--api-url", "http://192.0.2.9/client/v4", "--out", join(mkdtempSync(join(tmpdir(), "edgefleet-import-")), "x"));
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.err).toMatch(/^import: --api-url: http:\/\/ is refused/);
+  });
+
   it("asks for a token when none is set (exit 2)", async () => {
     const code = await runImport([], { out: () => {}, err: () => {}, root: ROOT, env: {} });
     expect(code).toBe(IMPORT_EXIT.usage);

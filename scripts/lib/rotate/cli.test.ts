@@ -167,6 +167,19 @@ describe("npm run rotate", () => {
     expectNoSecrets(rig, out, err);
   });
 
+  it("refuses an API base that would carry the Cloudflare token or the Admin API key in the clear (exit 2), before any request", async () => {
+    rig = await new Rig({ workers: 2, canaries: 0 }).start();
+    for (const flag of ["--anthropic-base-url", "--cloudflare-base-url"]) {
+      const argv = args(rig, SECRET);
+      argv[argv.indexOf(flag) + 1] = "http://192.0.2.9/v1";
+      const { code, err } = await run(argv, env(rig));
+      expect(code).toBe(ROTATE_EXIT.usage);
+      expect(err).toContain(`${flag}: http:// is refused: https:// only`);
+    }
+    expect(rig.cf.requests).toEqual([]);
+    expect(rig.fleet.reads).toBe(0);
+  });
+
   it("refuses to start while another run holds the secret's lock (exit 2), and changes nothing", async () => {
     rig = await new Rig({ workers: 2, canaries: 0 }).start();
     // Another live process (this one) is rotating ANTHROPIC_API_KEY.

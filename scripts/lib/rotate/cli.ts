@@ -18,7 +18,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import { createReporter, redactor } from "./report.ts";
 import { statusReader } from "./status.ts";
 import { workersBindingSecret, type DesiredWorker } from "./workers.ts";
-import { newCommand, parseArgs, UsageError } from "../cli.ts";
+import { newCommand, parseArgs, UsageError, apiBaseUrl } from "../cli.ts";
 
 /** Exit codes of `npm run rotate` (docs/rotation.md). */
 export const ROTATE_EXIT = {
@@ -206,6 +206,9 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
   const store = new JournalStore({ dir: resolve(io.root, opts.journalDir), secrets: () => secrets });
   let unlockSecret: (() => void) | undefined;
   try {
+    // Where the Cloudflare token and the Admin API key go: checked before anything runs.
+    const cloudflareBase = apiBaseUrl(opts.cloudflareBaseUrl, io.env.CLOUDFLARE_BASE_URL, { flag: "--cloudflare-base-url", env: "CLOUDFLARE_BASE_URL" });
+    const anthropicBase = apiBaseUrl(opts.anthropicBaseUrl, io.env.ANTHROPIC_BASE_URL, { flag: "--anthropic-base-url", env: "ANTHROPIC_BASE_URL" });
     if (opts.rollback && !opts.resume) throw new UsageError("--rollback goes with --resume");
     if (opts.persistedByHand && !opts.resume) throw new UsageError("--persisted-by-hand goes with --resume");
 
@@ -265,12 +268,12 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
       secrets: cloudflareSecrets({
         apiToken: cfToken,
         accountId,
-        baseURL: opts.cloudflareBaseUrl ?? io.env.CLOUDFLARE_BASE_URL,
+        baseURL: cloudflareBase,
         limiter: new RateLimiter(opts.rateLimit),
         onRetry: (r) => report.event({ event: "retry", ...r }),
       }),
       status: statusReader({ operatorToken, via: opts.statusVia ?? io.env.EDGEFLEET_STATUS_VIA }),
-      provider: anthropicProvider({ adminKey, baseURL: opts.anthropicBaseUrl ?? io.env.ANTHROPIC_BASE_URL }),
+      provider: anthropicProvider({ adminKey, baseURL: anthropicBase }),
       persister: pulumiConfigPersister({ bin: opts.pulumiBin, stack, cwd: io.root }),
       store,
       emit: (e: RotationEvent) => report.event(e),

@@ -216,6 +216,13 @@ describe("sites publish", () => {
     expect(again.out).toMatch(/: 0 written, 0 deleted/);
   });
 
+  it("exits 2 when the API base would carry the token in the clear, before any request", async () => {
+    const { code, err } = await runWith({ CLOUDFLARE_API_TOKEN: "t0ken-secret", CLOUDFLARE_ACCOUNT_ID: "a".repeat(32) }, "publish", "--sites", sites, "--namespace-id", "x", "--api-base-url", "http://192.0.2.9/client/v4");
+    expect(code).toBe(SITES_EXIT.usage);
+    expect(err).toContain("--api-base-url (or CLOUDFLARE_BASE_URL): http:// is refused");
+    expect(fake.requests).toEqual([]);
+  });
+
   it("exits 2 when the token or ids are missing", async () => {
     const { code, err } = await runWith({}, "publish", "--sites", sites, "--namespace-id", "x");
     expect(code).toBe(SITES_EXIT.usage);

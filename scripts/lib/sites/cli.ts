@@ -10,6 +10,7 @@ import Table from "cli-table3";
 import { Command, CommanderError } from "commander";
 import { InventoryError, loadInventoryOrThrow } from "../../../stacks/model/load.ts";
 import { routerHosts } from "../../../stacks/model/router-shards.ts";
+import { apiBaseUrl, UsageError } from "../cli.ts";
 import { EXIT } from "../exit-codes.ts";
 import { readStackSettings } from "../stack-config.ts";
 import { buildSites, formatBuildProblem, SitesBuildError, type SitesBuild } from "./build.ts";
@@ -177,6 +178,12 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
           !token && "CLOUDFLARE_API_TOKEN in the environment",
         ].filter(Boolean);
         if (missing.length > 0) throw new Exit(EXIT.usage, `sites publish: missing ${missing.join(", ")}\n`);
+        try {
+          apiBaseUrl(opts.apiBaseUrl, undefined, { flag: "--api-base-url (or CLOUDFLARE_BASE_URL)", env: "" });
+        } catch (e) {
+          if (e instanceof UsageError) throw new Exit(EXIT.usage, `sites publish: ${e.message}\n`);
+          throw e;
+        }
 
         const { build } = doBuild(opts, io);
         const client = cloudflareClient({ apiToken: token!, baseURL: opts.apiBaseUrl, maxRetries: 5, fetch: rateLimitedFetch() });
