@@ -167,9 +167,9 @@ describe("npm run rotate", () => {
     expectNoSecrets(rig, out, err);
   });
 
-  it("refuses an API base that would carry the Cloudflare token or the Admin API key in the clear (exit 2), before any request", async () => {
+  it("refuses an API base that would carry the Cloudflare token, the Admin API key or the operator token in the clear (exit 2), before any request", async () => {
     rig = await new Rig({ workers: 2, canaries: 0 }).start();
-    for (const flag of ["--anthropic-base-url", "--cloudflare-base-url"]) {
+    for (const flag of ["--anthropic-base-url", "--cloudflare-base-url", "--status-via"]) {
       const argv = args(rig, SECRET);
       argv[argv.indexOf(flag) + 1] = "http://192.0.2.9/v1";
       const { code, err } = await run(argv, env(rig));

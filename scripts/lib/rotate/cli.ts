@@ -209,6 +209,8 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
     // Where the Cloudflare token and the Admin API key go: checked before anything runs.
     const cloudflareBase = apiBaseUrl(opts.cloudflareBaseUrl, io.env.CLOUDFLARE_BASE_URL, { flag: "--cloudflare-base-url", env: "CLOUDFLARE_BASE_URL" });
     const anthropicBase = apiBaseUrl(opts.anthropicBaseUrl, io.env.ANTHROPIC_BASE_URL, { flag: "--anthropic-base-url", env: "ANTHROPIC_BASE_URL" });
+    // The status reads carry the operator token.
+    const statusVia = apiBaseUrl(opts.statusVia, io.env.EDGEFLEET_STATUS_VIA, { flag: "--status-via", env: "EDGEFLEET_STATUS_VIA" });
     if (opts.rollback && !opts.resume) throw new UsageError("--rollback goes with --resume");
     if (opts.persistedByHand && !opts.resume) throw new UsageError("--persisted-by-hand goes with --resume");
 
@@ -272,7 +274,7 @@ export async function runRotate(argv: string[], io: RotateIO): Promise<number> {
         limiter: new RateLimiter(opts.rateLimit),
         onRetry: (r) => report.event({ event: "retry", ...r }),
       }),
-      status: statusReader({ operatorToken, via: opts.statusVia ?? io.env.EDGEFLEET_STATUS_VIA }),
+      status: statusReader({ operatorToken, via: statusVia }),
       provider: anthropicProvider({ adminKey, baseURL: anthropicBase }),
       persister: pulumiConfigPersister({ bin: opts.pulumiBin, stack, cwd: io.root }),
       store,
