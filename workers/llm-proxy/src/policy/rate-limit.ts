@@ -322,6 +322,11 @@ export class LocalLimits {
     }
     if (r.allowed) this.tokDenied.delete(tenantId);
     if (r.allowed && r.granted > used) {
+      // An expired lease still held gives its unspent part back before the new one takes
+      // its place (check() does the same before asking; a grant that lands late, or a
+      // top-up, comes without a check, and replaced it with its money unreturned).
+      const old = this.leases.get(tenantId);
+      if (old !== undefined && nowMs >= old.expiresMs) this.dropLease(tenantId, old);
       const l = this.leases.get(tenantId);
       const alive = l !== undefined && nowMs < l.expiresMs;
       const gi = (r.tokens?.granted.input ?? 0) - used * (want?.input ?? 0);

@@ -161,6 +161,31 @@ describe("a Durable Object that does not answer", () => {
   });
 });
 
+describe("a grant that comes without a check (late, or a top-up)", () => {
+  it("gives back the unspent money of an expired lease it replaces", () => {
+    const local = new LocalLimits();
+    const month = Date.UTC(2026, 10, 1);
+    const grant = (micros: number): TakeResult => ({
+      allowed: true,
+      granted: 10,
+      remaining: 10,
+      limit: 60,
+      retryAfterMs: 0,
+      resetMs: 0,
+      budget: { granted: micros, windows: { monthly: month }, remaining: { monthly: 1_000_000 }, limit: { monthly: 100_000_000 }, resetAtMs: { monthly: Date.UTC(2026, 11, 1) } },
+    });
+    // A lease of 10,000 micro-dollars (none of it used: used 0), expiring at T0 + LEASE_MS.
+    local.remember("t", T0, grant(10_000), LEASE_MS, 0, undefined, 1000);
+    expect(local.takeOwedMoney("t")).toBeUndefined();
+    // Past its expiry, before anything dropped it, a late grant lands.
+    local.remember("t", T0 + LEASE_MS + 1, grant(5_000), LEASE_MS, 0, undefined, 1000);
+    // The first lease's 10,000 are owed back (before, the new lease replaced it and they
+    // stayed reserved in the object until the window ended).
+    expect(local.takeOwedMoney("t")).toEqual({ monthly: { start: month, release: 10_000, spend: 0 } });
+    expect(local.moneyLeaseExpiry("t")).toBe(T0 + 2 * LEASE_MS + 1);
+  });
+});
+
 describe("flush flags", () => {
   it("one flush per key at a time; a flag older than any waitUntil is taken over, and its late release does not free the new one", () => {
     vi.useFakeTimers({ now: T0 });
