@@ -219,7 +219,7 @@ describe("sites publish", () => {
   it("exits 2 when the API base would carry the token in the clear, before any request", async () => {
     const { code, err } = await runWith({ CLOUDFLARE_API_TOKEN: "t0ken-secret", CLOUDFLARE_ACCOUNT_ID: "a".repeat(32) }, "publish", "--sites", sites, "--namespace-id", "x", "--api-base-url", "http://192.0.2.9/client/v4");
     expect(code).toBe(SITES_EXIT.usage);
-    expect(err).toContain("--api-base-url (or CLOUDFLARE_BASE_URL): http:// is refused");
+    expect(err).toContain("--api-base-url: http:// is refused");
     expect(fake.requests).toEqual([]);
   });
 

@@ -146,7 +146,7 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
     .option("--grace-minutes <n>", "keep content no host names any more this long before deleting it (server time)", String(DEFAULT_GRACE_MS / 60_000))
     .option("--propagation-seconds <n>", "KV's propagation bound: wait this long between content and tables (and twice this for the lease)", String(DEFAULT_PROPAGATION_MS / 1000))
     .option("--lease-minutes <n>", "how long the publish lease lives if a publish dies without releasing it", String(DEFAULT_LEASE_MS / 60_000))
-    .option("--api-base-url <url>", "Cloudflare API base URL (or CLOUDFLARE_BASE_URL)", io.env.CLOUDFLARE_BASE_URL ?? "https://api.cloudflare.com/client/v4")
+    .option("--api-base-url <url>", "Cloudflare API base URL (default: CLOUDFLARE_BASE_URL, else https://api.cloudflare.com/client/v4)")
     .addHelpText(
       "after",
       "\nThe API token is read from CLOUDFLARE_API_TOKEN (Account: Workers KV Storage: Edit); it is never printed.\n" +
@@ -155,7 +155,7 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
     )
     .action(
       async (
-        opts: Common & { accountId?: string; namespaceId?: string; dryRun?: boolean; force?: boolean; apiBaseUrl: string; graceMinutes: string; propagationSeconds: string; leaseMinutes: string },
+        opts: Common & { accountId?: string; namespaceId?: string; dryRun?: boolean; force?: boolean; apiBaseUrl?: string; graceMinutes: string; propagationSeconds: string; leaseMinutes: string },
       ) => {
         const number = (name: string, raw: string, min: number) => {
           const n = Number(raw);
@@ -178,15 +178,16 @@ export async function runSites(argv: string[], io: SitesIo): Promise<number> {
           !token && "CLOUDFLARE_API_TOKEN in the environment",
         ].filter(Boolean);
         if (missing.length > 0) throw new Exit(EXIT.usage, `sites publish: missing ${missing.join(", ")}\n`);
+        let apiBase: string | undefined;
         try {
-          apiBaseUrl(opts.apiBaseUrl, undefined, { flag: "--api-base-url (or CLOUDFLARE_BASE_URL)", env: "" });
+          apiBase = apiBaseUrl(opts.apiBaseUrl, io.env.CLOUDFLARE_BASE_URL, { flag: "--api-base-url", env: "CLOUDFLARE_BASE_URL" });
         } catch (e) {
           if (e instanceof UsageError) throw new Exit(EXIT.usage, `sites publish: ${e.message}\n`);
           throw e;
         }
 
         const { build } = doBuild(opts, io);
-        const client = cloudflareClient({ apiToken: token!, baseURL: opts.apiBaseUrl, maxRetries: 5, fetch: rateLimitedFetch() });
+        const client = cloudflareClient({ apiToken: token!, baseURL: apiBase, maxRetries: 5, fetch: rateLimitedFetch() });
         const target: KvTarget = { client, accountId: accountId!, namespaceId: namespaceId! };
         // Durations on this machine's monotonic clock (plus the time a test's sleep stood for).
         let slept = 0;

@@ -118,7 +118,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       // Counted in the Durable Object (every isolate and location shares the count); a
       // failure of the counter never turns a 401 into something else.
       // waitUntil: a counter call past its deadline is kept alive to land (ask()).
-      await rateLimit(name, (cap) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)).take(s.authFailPerMinute, s.authFailBurst, cap), authFailures, Date.now, true, LEASE_MS, undefined, undefined, undefined, (p) => ctx.waitUntil(p));
+      await rateLimit(name, (cap, ask) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)).take(s.authFailPerMinute, s.authFailBurst, cap, ask), authFailures, Date.now, true, LEASE_MS, undefined, undefined, undefined, (p) => ctx.waitUntil(p));
     }
     return fail(401, "authentication_error", auth.message);
   }

@@ -337,8 +337,12 @@ export class LocalLimits {
       // budget window it was granted in (the daily one, when there is one).
       let expiresMs = nowMs + leaseMs;
       for (const k of BUDGET_KINDS) if (r.budget?.resetAtMs[k] !== undefined) expiresMs = Math.min(expiresMs, r.budget.resetAtMs[k]);
-      if (alive && l.money !== undefined && r.budget !== undefined && BUDGET_KINDS.some((k) => l.money!.windows[k] !== r.budget!.windows[k])) {
-        // The old lease's money belongs to another window: give it back, keep the rest.
+      if (alive && ((l.money === undefined) !== (r.budget === undefined) || (l.money !== undefined && r.budget !== undefined && BUDGET_KINDS.some((k) => l.money!.windows[k] !== r.budget!.windows[k])))) {
+        // The old lease's money belongs to another window, or only one of the two holds
+        // money (a budgeted tenant's GET /v1/models asks without a budget): give the old
+        // one back, keep the new. Merged, a lease without `money` kept the old micros
+        // with nothing to give them back by, and they stayed reserved in the object until
+        // the window ended.
         this.dropLease(tenantId, l);
         this.remember(tenantId, nowMs, r, leaseMs, used, want, wantMicros);
         return;

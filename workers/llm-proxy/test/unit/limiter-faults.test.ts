@@ -184,6 +184,19 @@ describe("a grant that comes without a check (late, or a top-up)", () => {
     expect(local.takeOwedMoney("t")).toEqual({ monthly: { start: month, release: 10_000, spend: 0 } });
     expect(local.moneyLeaseExpiry("t")).toBe(T0 + 2 * LEASE_MS + 1);
   });
+
+  it("gives back a live lease's money when a grant without a budget lands on it (a budgeted tenant's GET /v1/models)", () => {
+    const local = new LocalLimits();
+    const month = Date.UTC(2026, 10, 1);
+    const budget = { granted: 10_000, windows: { monthly: month }, remaining: { monthly: 1_000_000 }, limit: { monthly: 100_000_000 }, resetAtMs: { monthly: Date.UTC(2026, 11, 1) } };
+    local.remember("t", T0, { allowed: true, granted: 10, remaining: 10, limit: 60, retryAfterMs: 0, resetMs: 0, budget }, LEASE_MS, 0, undefined, 1000);
+    // A grant of 5 requests, no money, while the money lease is alive.
+    local.remember("t", T0 + 10, { allowed: true, granted: 5, remaining: 10, limit: 60, retryAfterMs: 0, resetMs: 0 }, LEASE_MS, 0);
+    // Before, the merged lease kept the 10,000 micro-dollars with no budget to give them
+    // back by: they stayed reserved until the month ended.
+    expect(local.takeOwedMoney("t")).toEqual({ monthly: { start: month, release: 10_000, spend: 0 } });
+    expect(local.moneyLeaseExpiry("t")).toBeUndefined();
+  });
 });
 
 describe("flush flags", () => {
