@@ -31,7 +31,7 @@ export interface Rollup {
   maybeBilled?: number;
 }
 
-export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSource & { queries: { sql: string; params: string[] }[] } {
+export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSource & { queries: { sql: string; params: string[] }[]; db: DatabaseSync } {
   const db = new DatabaseSync(":memory:");
   for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort()) {
     for (const s of splitStatements(readFileSync(join(MIGRATIONS_DIR, f), "utf8"))) db.exec(s);
@@ -44,6 +44,7 @@ export function rollupSource(rows: Rollup[], where = "test rollups"): UsageSourc
   return {
     where,
     queries,
+    db,
     async query(sql, params) {
       queries.push({ sql, params });
       return db.prepare(sql).all(...params);

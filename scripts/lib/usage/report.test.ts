@@ -130,6 +130,32 @@ describe("rows that are not rollups", () => {
     expect(err).not.toContain("\u001b");
   });
 
+  it("are read again when the ledger wrote between the lines and the tenant-day sums, so budget used agrees with the lines", async () => {
+    const src = rollupSource([{ day: "2026-11-01", tenant: "a", model: "m", cost: 1000 }]);
+    const query = src.query.bind(src);
+    let n = 0;
+    // The ledger's consumer commits a batch right after the report's first query.
+    src.query = async (sql, params) => {
+      const rows = await query(sql, params);
+      if (n++ === 0) src.db.exec("UPDATE usage_daily SET calls = calls + 1, cost_micros = cost_micros + 4000");
+      return rows;
+    };
+    const r = await usageReport(src, FILTER, budgets({ a: budget(10_000, null) }));
+    expect(r.lines[0]).toMatchObject({ costMicros: 5000, tenantDayCostMicros: 5000, dailyBudgetUsed: 0.5 });
+    expect(src.queries).toHaveLength(4);
+  });
+
+  it("stop, saying why, when the ledger keeps changing under every read", async () => {
+    const src = rollupSource([{ day: "2026-11-01", tenant: "a", model: "m", cost: 1000 }]);
+    const query = src.query.bind(src);
+    src.query = async (sql, params) => {
+      const rows = await query(sql, params);
+      if (!sql.includes("SUM(")) src.db.exec("UPDATE usage_daily SET cost_micros = cost_micros + 1");
+      return rows;
+    };
+    await expect(usageReport(src, FILTER, budgets({}))).rejects.toThrow(/the ledger was written while the report read it, 3 times/);
+  });
+
   it("refuse sums past 2^53 instead of rounding them", async () => {
     const big = Number.MAX_SAFE_INTEGER;
     const src = rollupSource([{ day: "2026-10-31", tenant: "a", model: "m", cost: big }, { day: "2026-11-01", tenant: "b", model: "m", cost: 3 }]);

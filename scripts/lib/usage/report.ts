@@ -224,10 +224,42 @@ async function allRows<K extends readonly string[]>(source: UsageSource, build: 
   }
 }
 
+/** Reads of a report that the ledger changed between its two queries, before it gives up. */
+export const READ_ATTEMPTS = 3;
+
+/**
+ * Whether the lines and the tenant-day sums were read from the same ledger: per day and
+ * tenant, the lines' cost is the day's cost (every model) or, under a model filter, at
+ * most it. The ledger writes while a report reads (the lines and the sums are two queries,
+ * each paged): a batch landing between them made a tenant's budget used disagree with
+ * its own lines.
+ */
+function consistent(rows: unknown[], dayRows: z.infer<typeof TenantDayRow>[], filter: UsageFilter): boolean {
+  const day = new Map(dayRows.map((r) => [JSON.stringify([r.day, r.tenant]), r.cost_micros]));
+  const lines = new Map<string, number>();
+  for (const raw of rows) {
+    const r = raw as { day?: unknown; tenant?: unknown; cost_micros?: unknown };
+    if (typeof r.cost_micros !== "number") continue; // parseRow refuses it later, by name
+    const k = JSON.stringify([r.day, r.tenant]);
+    lines.set(k, (lines.get(k) ?? 0) + r.cost_micros);
+  }
+  for (const [k, cost] of lines) {
+    const all = day.get(k);
+    if (all === undefined || (filter.model === undefined ? cost !== all : cost > all)) return false;
+  }
+  return true;
+}
+
 export async function usageReport(source: UsageSource, filter: UsageFilter, budgets: BudgetLookup, pageRows = PAGE_ROWS): Promise<UsageReport> {
-  const rows = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
-  const dayRaw = await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows), (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows);
-  const dayRows = dayRaw.map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
+  let rows: unknown[] = [];
+  let dayRows: z.infer<typeof TenantDayRow>[] = [];
+  for (let attempt = 1; ; attempt++) {
+    rows = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
+    const dayRaw = await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows), (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows);
+    dayRows = dayRaw.map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
+    if (consistent(rows, dayRows, filter)) break;
+    if (attempt === READ_ATTEMPTS) throw new Error(`the ledger was written while the report read it, ${READ_ATTEMPTS} times: its lines and its budget sums disagree; run it again`);
+  }
   // Month-to-date per tenant and day: running sums that restart each UTC month.
   const dayCost = new Map<string, { cost: number; held: number }>();
   const monthToDate = new Map<string, { cost: number; held: number }>();
