@@ -132,11 +132,6 @@ interface Lease {
 }
 
 /**
- * What this isolate knows about each tenant's buckets: a denial, leased requests and
- * tokens (already taken from the Durable Object), and what it owes back. All of it can
- * only deny early or spend what the Durable Object granted: never admit more.
- */
-/**
  * The longest a call waits for the tenant's Durable Object (its own call, or the one in
  * flight it waits on), and a flush of what is owed back waits for its answer. An object
  * answers in milliseconds; one that takes seconds is overloaded, stuck or unreachable.
@@ -172,6 +167,11 @@ async function sendGive<G>(flush: (g: G) => Promise<void>, g: G): Promise<void> 
   await within(flush(g).catch(() => {}), LIMITER_DEADLINE_MS);
 }
 
+/**
+ * What this isolate knows about each tenant's buckets: a denial, leased requests and
+ * tokens (already taken from the Durable Object), and what it owes back. All of it can
+ * only deny early or spend what the Durable Object granted: never admit more.
+ */
 export class LocalLimits {
   private readonly denied = new Map<string, { untilMs: number; limit: number; fullAtMs: number }>();
   private readonly tokDenied = new Map<string, { atMs: number; avail: Tokens; limit: Tokens; fullAtMs: Tokens; reqRemaining: number; reqLimit: number; reqFullAtMs: number }>();
@@ -601,6 +601,12 @@ export async function rateLimit(
     const give = local.takeOwed(tenantId);
     return { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
   };
+  /** A grant no call of this request spends (a top-up's, or one that came past the
+   *  deadline): all of it becomes the isolate's lease, sized for `unit` and `moneyUnit`. */
+  const keepGrant = (got: TakeResult, unit: Tokens | undefined, moneyUnit: number | undefined) => {
+    local.remember(tenantId, nowMs(), got, leaseMs, 0, unit, moneyUnit);
+    if (got.allowed && (got.budget?.granted ?? 0) > 0) onMoneyLease?.();
+  };
   let r: TakeResult | undefined;
   // One deadline for the whole call: a call that waits on one object call and then on the
   // next (a tenant without a lease) waits no longer in all.
@@ -616,10 +622,7 @@ export async function rateLimit(
         // Answered past the deadline: this call did not wait for it (it was answered by the
         // fail mode), so all it granted becomes the isolate's lease, spent by the next
         // calls or given back when it expires.
-        (late) => {
-          local.remember(tenantId, nowMs(), late, leaseMs, 0, want, money?.want);
-          if (late.allowed && (late.budget?.granted ?? 0) > 0) onMoneyLease?.();
-        },
+        (late) => keepGrant(late, want, money?.want),
         deadline - nowMs(),
         keepAlive,
       );
@@ -646,16 +649,12 @@ export async function rateLimit(
     const cap = local.topUpCap(tenantId);
     const unit = tokens !== undefined ? (local.leaseUnit(tenantId) ?? want) : undefined;
     const moneyUnit = money !== undefined ? (local.leaseMoneyUnit(tenantId) ?? money.want) : undefined;
-    const keep = (got: TakeResult) => {
-      local.remember(tenantId, nowMs(), got, leaseMs, 0, unit, moneyUnit);
-      if (got.allowed && (got.budget?.granted ?? 0) > 0) onMoneyLease?.();
-    };
     background(
       local
-        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keep(late), LIMITER_DEADLINE_MS, background)
+        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keepGrant(late, unit, moneyUnit), LIMITER_DEADLINE_MS, background)
         .then(
           (a) => {
-            if (a.own) keep(a.result);
+            if (a.own) keepGrant(a.result, unit, moneyUnit);
           },
           () => {},
         ),
