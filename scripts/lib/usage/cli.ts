@@ -32,9 +32,12 @@ export interface Io extends CliOutput {
 
 
 
+/** A day a report may name: a UTC day YYYY-MM-DD from the year 1 on. */
+const reportDay = (v: string) => isUtcDay(v) && v >= "0001-01-01";
+
 function day(name: string): (v: string) => string {
   return (v) => {
-    if (!isUtcDay(v) || v < "0001-01-01") throw new UsageError(`${name} must be a date YYYY-MM-DD from the year 1 on, got '${escapeControls(v.slice(0, 40))}'`);
+    if (!reportDay(v)) throw new UsageError(`${name} must be a date YYYY-MM-DD from the year 1 on, got '${escapeControls(v.slice(0, 40))}'`);
     return v;
   };
 }
@@ -48,10 +51,9 @@ const DAY_MS = 86_400_000;
 export function filterFrom(o: { from?: string; to?: string; days: number; daysGiven?: boolean; tenant?: string; model?: string }, now = new Date()): UsageFilter {
   if (o.from !== undefined && o.daysGiven) throw new UsageError("--from and --days: choose one (--days counts back from --to)");
   const to = o.to !== undefined ? day("--to")(o.to) : now.toISOString().slice(0, 10);
-  const start = Date.parse(`${to}T00:00:00Z`) - (o.days - 1) * DAY_MS;
-  const counted = new Date(start).getUTCFullYear() >= 1 ? new Date(start).toISOString().slice(0, 10) : undefined;
-  if (o.from === undefined && (counted === undefined || !isUtcDay(counted))) throw new UsageError(`--days ${o.days} back from ${to} goes before the year 1`);
-  const from = o.from !== undefined ? day("--from")(o.from) : counted!;
+  const counted = new Date(Date.parse(`${to}T00:00:00Z`) - (o.days - 1) * DAY_MS).toISOString().slice(0, 10);
+  if (o.from === undefined && !reportDay(counted)) throw new UsageError(`--days ${o.days} back from ${to} goes before the year 1`);
+  const from = o.from !== undefined ? day("--from")(o.from) : counted;
   if (from > to) throw new UsageError(`--from (${from}) is after --to (${to})`);
   const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
   if (span > MAX_DAYS) throw new UsageError(`--from ${from} to --to ${to} is ${span} days; a report covers at most ${MAX_DAYS}`);

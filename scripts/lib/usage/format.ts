@@ -131,7 +131,14 @@ export function renderCsv(r: UsageReport): string {
     // A number is written as a number (held_micros is signed: "-1200", never "'-1200";
     // a budget used below 0, from a negative charge, "-0.040000"); the formula guard is
     // for text.
-    lines.push(cells.map((v) => (typeof v === "number" && Number.isFinite(v) ? String(v) : NUMBER.test(String(v)) ? String(v) : csvField(String(v)))).join(","));
+    lines.push(
+      cells
+        .map((v) => {
+          const text = String(v);
+          return (typeof v === "number" && Number.isFinite(v)) || NUMBER.test(text) ? text : csvField(text);
+        })
+        .join(","),
+    );
   }
   return `${lines.join("\r\n")}\r\n`;
 }
