@@ -120,8 +120,8 @@ function isLoopbackHost(host: string): boolean {
  * but https:// except plain http:// to a loopback address: the credentials would cross
  * the network in the clear.
  */
-export function apiBaseUrl(flag: string | undefined, variable: string | undefined, names: { flag: string; env: string }): string | undefined {
-  const from = flag !== undefined ? names.flag : names.env;
+export function apiBaseUrl(flag: string | undefined, variable: string | undefined, names: { flag: string; env?: string }): string | undefined {
+  const from = flag !== undefined ? names.flag : (names.env ?? "the variable");
   const value = flag ?? variable;
   if (value === undefined || (flag === undefined && value === "")) return undefined;
   if (value.trim() === "") throw new UsageError(`${from} is empty (leave it out for the real API)`);

@@ -91,7 +91,7 @@ export async function runImport(argv: string[], io: ImportIO): Promise<number> {
   }
   let apiUrl: string | undefined;
   try {
-    apiUrl = apiBaseUrl(opts.apiUrl, undefined, { flag: "--api-url", env: "" });
+    apiUrl = apiBaseUrl(opts.apiUrl, undefined, { flag: "--api-url" });
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.err(`import: ${e.message}\n`);
