@@ -1,7 +1,10 @@
 // cloudflareClient's guards around the SDK's own behaviour, against a loopback server
-// that answers as the API does when it limits or fails (envelope, status, retry-after).
+// that answers as the API does when it limits or fails: the v4 envelope, and for a 429
+// the account limit's code and message (RATE_LIMITED, test/support/account-rate-limit.ts,
+// which cites them).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APIError } from "cloudflare";
+import { RATE_LIMITED } from "../../test/support/account-rate-limit.ts";
 import { LoopbackServer } from "../../test/support/loopback.ts";
 import { describeError } from "../../scripts/lib/cloudflare-error.ts";
 import { cloudflareClient, MAX_RETRY_AFTER_MS } from "./cloudflare-client.ts";
@@ -18,7 +21,8 @@ const server = new LoopbackServer((req, _body, res) => {
     return;
   }
   res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
-  res.end(JSON.stringify({ success: false, errors: [{ code: answer.status === 429 ? 971 : 10000, message: answer.message?.(auth) ?? "error" }], messages: [], result: null }));
+  const error = answer.status === 429 ? { ...RATE_LIMITED } : { code: 10000, message: answer.message?.(auth) ?? "error" };
+  res.end(JSON.stringify({ success: false, errors: [error], messages: [], result: null }));
 });
 beforeAll(() => server.start());
 afterAll(() => server.stop());
@@ -37,12 +41,12 @@ const call = async (maxRetries = 2, maxRetryAfterMs: number | undefined = MAX_RE
 
 describe("cloudflareClient", () => {
   it("fails at once on a 429 that asks for longer than MAX_RETRY_AFTER_MS, saying how long (the SDK would sleep it out, uncapped)", async () => {
-    answer = { status: 429, headers: { "retry-after": String(MAX_RETRY_AFTER_MS / 1000 + 240) }, message: () => "Rate limited" };
+    answer = { status: 429, headers: { "retry-after": String(MAX_RETRY_AFTER_MS / 1000 + 240) } };
     const r = await call();
     expect(requests).toBe(1);
     expect(r.ms).toBeLessThan(MAX_RETRY_AFTER_MS);
     expect(r.error).toBeInstanceOf(APIError);
-    expect(describeError(r.error)).toBe("the Cloudflare API answered 429: 971 Rate limited (it asked to wait 300 s before trying again: the account's API rate limit)");
+    expect(describeError(r.error)).toBe(`the Cloudflare API answered 429: 971 ${RATE_LIMITED.message} (it asked to wait 300 s before trying again: the account's API rate limit)`);
   });
 
   it("still retries a 429 or 5xx that asks for a short wait, as the SDK does; without the cap (batch commands) a long one too", async () => {
