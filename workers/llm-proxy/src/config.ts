@@ -38,6 +38,10 @@ export interface Config {
   metering: boolean;
   /** ARCHIVE_MAX_BYTES: the most of one body (request or response) the archive keeps. */
   archiveMaxBytes: number;
+  /** BUDGET_HOLD_TTL_MS: how long a tenant's Durable Object keeps the money an isolate
+   *  holds reserved (leases, calls in flight) without hearing from it (budget.ts,
+   *  "Holders"). An isolate with a budgeted call in flight is heard from every fifth of it. */
+  holdTtlMs: number;
 }
 
 /** A numeric var: its default when unset or not a number, clamped to [min, max]. */
@@ -83,6 +87,10 @@ export function config(env: Env): Config {
     // (the request's copy, what tee buffers for the slower branch, the response's copy),
     // and an isolate has 128 MB for every call it serves (docs/metering.md).
     archiveMaxBytes: Math.floor(num(env.ARCHIVE_MAX_BYTES, 4 * 1024 * 1024, 0, MAX_ARCHIVE_BYTES)),
+    // 5 minutes; at most a day, and at least 2 s: an isolate holding only a lease is
+    // heard from again when the lease's unspent money goes back, LEASE_MS (1 s) + 50 ms
+    // after it was granted. Values under a minute are for tests.
+    holdTtlMs: Math.floor(num(env.BUDGET_HOLD_TTL_MS, 300_000, 2_000, 86_400_000)),
   };
   cache.set(env, c);
   return c;

@@ -28,6 +28,7 @@ export interface Env {
   RETRY_DEADLINE_MS?: string;
   BUFFER_BODY_BYTES?: string;
   BUDGET_FAIL_MODE?: string;
+  BUDGET_HOLD_TTL_MS?: string;
   // From the inventory, not wrangler.jsonc: the price table as JSON (fleet/metering.yaml
   // through meteringVars() in stacks/model/metering.ts, as for the usage ledger).
   PRICES?: string;

@@ -6,7 +6,8 @@
 // failed authentications per client address.
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env.ts";
-import { applyGive, BUDGET_KINDS, type BudgetGive, type BudgetLimits, type BudgetRows } from "./policy/budget.ts";
+import { config } from "./config.ts";
+import { applyGive, BUDGET_KINDS, capGive, holderOf, holdingAfter, LEGACY_HOLDER, releaseHoldings, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
 import { admit, giveBack, MAX_LEASE, take, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 
 export class RateLimiter extends DurableObject<Env> {
@@ -24,6 +25,22 @@ export class RateLimiter extends DurableObject<Env> {
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS budget (kind TEXT PRIMARY KEY, window_start INTEGER NOT NULL, spent INTEGER NOT NULL, reserved INTEGER NOT NULL)",
     );
+    // Who holds what is reserved (budget.ts, "Holders"): per isolate and kind, its
+    // reservations in a window and when the object last heard from it. `reserved` in
+    // `budget` is the sum of its window's holdings.
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS hold (holder TEXT NOT NULL, kind TEXT NOT NULL, window_start INTEGER NOT NULL, reserved INTEGER NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (holder, kind))",
+    );
+    // An object that reserved before it recorded holders: what no holding accounts for is
+    // LEGACY_HOLDER's, released like any holder's if nobody gives it back in time.
+    for (const [kind, row] of Object.entries(this.readBudget()) as [BudgetKind, BudgetRows[BudgetKind] & {}][]) {
+      const held = ctx.storage.sql.exec<{ s: number }>("SELECT COALESCE(SUM(reserved), 0) AS s FROM hold WHERE kind = ? AND window_start = ?", kind, row.start).one().s;
+      if (row.reserved > held) {
+        const legacy = this.readHolding(LEGACY_HOLDER)[kind];
+        const have = legacy !== undefined && legacy.start === row.start ? legacy.reserved : 0;
+        this.writeHolding(LEGACY_HOLDER, { [kind]: { start: row.start, reserved: have + row.reserved - held } }, Date.now());
+      }
+    }
   }
 
   private readRequests(): Bucket | undefined {
@@ -84,6 +101,47 @@ export class RateLimiter extends DurableObject<Env> {
     }
   }
 
+  private readHolding(holder: string): Holding {
+    const out: Holding = {};
+    for (const r of this.ctx.storage.sql.exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM hold WHERE holder = ?", holder)) {
+      if (r.kind === "daily" || r.kind === "monthly") out[r.kind] = { start: r.window_start, reserved: r.reserved };
+    }
+    return out;
+  }
+
+  private writeHolding(holder: string, h: Holding, nowMs: number): void {
+    for (const kind of BUDGET_KINDS) {
+      const x = h[kind];
+      if (x === undefined) continue;
+      this.ctx.storage.sql.exec(
+        "INSERT INTO hold (holder, kind, window_start, reserved, seen_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(holder, kind) DO UPDATE SET window_start = excluded.window_start, reserved = excluded.reserved, seen_ms = excluded.seen_ms",
+        holder,
+        kind,
+        x.start,
+        x.reserved,
+        nowMs,
+      );
+    }
+  }
+
+  /** The budgets, after releasing what holders the object has not heard from for
+   *  BUDGET_HOLD_TTL_MS held (their isolates are gone: nobody will give it back). */
+  private readBudgetSwept(nowMs: number): BudgetRows {
+    const rows = this.readBudget();
+    const cutoff = nowMs - config(this.env).holdTtlMs;
+    const gone = this.ctx.storage.sql
+      .exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM hold WHERE seen_ms < ?", cutoff)
+      .toArray();
+    if (gone.length === 0) return rows;
+    const swept = releaseHoldings(
+      rows,
+      gone.flatMap((g) => (g.kind === "daily" || g.kind === "monthly" ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved }] : [])),
+    );
+    this.ctx.storage.sql.exec("DELETE FROM hold WHERE seen_ms < ?", cutoff);
+    this.writeBudget(swept);
+    return swept;
+  }
+
   /** Takes one request token (and, with `ask`, the call's token reservation) if the
    *  buckets hold them. The tenant's limits come with each call, so a changed tenant
    *  record applies at once; `leaseCap` bounds the lease handed out with it (MAX_LEASE by
@@ -95,11 +153,28 @@ export class RateLimiter extends DurableObject<Env> {
       this.writeRequests(bucket);
       return result;
     }
-    const budget = ask.budget !== undefined ? this.readBudget() : undefined;
-    const r = admit({ requests: this.readRequests(), tokens: this.readTokens(), budget }, now, ratePerMinute, burst, leaseCap ?? MAX_LEASE, ask);
+    if (ask.budget === undefined) {
+      const r = admit({ requests: this.readRequests(), tokens: this.readTokens() }, now, ratePerMinute, burst, leaseCap ?? MAX_LEASE, ask);
+      this.writeRequests(r.requests);
+      this.writeTokens(r.tokens);
+      return r.result;
+    }
+    const holder = holderOf(ask.budget.holder);
+    const held = this.readHolding(holder);
+    const give = capGive(ask.budget.give, held);
+    const r = admit(
+      { requests: this.readRequests(), tokens: this.readTokens(), budget: this.readBudgetSwept(now) },
+      now,
+      ratePerMinute,
+      burst,
+      leaseCap ?? MAX_LEASE,
+      { ...ask, budget: { ...ask.budget, ...(give !== undefined ? { give } : {}) } },
+    );
     this.writeRequests(r.requests);
     this.writeTokens(r.tokens);
     this.writeBudget(r.budget);
+    const b = r.result.budget;
+    if (r.budget !== undefined) this.writeHolding(holder, holdingAfter(held, r.budget, give, b?.granted ?? 0, b?.windows ?? {}), now);
     return r.result;
   }
 
@@ -107,14 +182,28 @@ export class RateLimiter extends DurableObject<Env> {
    *  what it used beyond its reservation), and, for a tenant with budgets, releases the
    *  call's money reservation and spends its actual cost. Sent from ctx.waitUntil, off
    *  the client's path. */
-  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive }): void {
+  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive; holder?: string }): void {
     const now = Date.now();
     if (give.input !== 0 || give.output !== 0) this.writeTokens(giveBack(this.readTokens(), now, limits, give));
-    if (budget !== undefined) this.writeBudget(applyGive(this.readBudget(), now, budget.limits, budget.give));
+    if (budget !== undefined) {
+      const holder = holderOf(budget.holder);
+      const held = this.readHolding(holder);
+      const capped = capGive(budget.give, held);
+      const rows = applyGive(this.readBudgetSwept(now), now, budget.limits, capped);
+      this.writeBudget(rows);
+      this.writeHolding(holder, holdingAfter(held, rows, capped, 0, {}), now);
+    }
   }
 
-  /** The budgets' current windows (operators and tests; the ledger is the record of spend). */
+  /** An isolate with a budgeted call in flight says it is alive (tokens.ts): what it holds
+   *  stays reserved. */
+  touch(holder: string): void {
+    this.ctx.storage.sql.exec("UPDATE hold SET seen_ms = ? WHERE holder = ?", Date.now(), holderOf(holder));
+  }
+
+  /** The budgets' current windows (operators and tests; the ledger is the record of spend),
+   *  after releasing what silent holders held. */
   budgetState(): BudgetRows {
-    return this.readBudget();
+    return this.readBudgetSwept(Date.now());
   }
 }

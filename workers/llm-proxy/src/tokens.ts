@@ -88,7 +88,11 @@ export async function reserveTokens(
   body: ArrayBuffer | undefined,
 ): Promise<Reservation> {
   const stub = () => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant.id));
-  const call = (leaseCap: number, ask?: TokenAsk): Promise<TakeResult> => stub().take(tenant.ratePerMinute, tenant.burst, leaseCap, ask);
+  const call = (leaseCap: number, ask?: TokenAsk): Promise<TakeResult> => {
+    // Only a call that carries the holder (a budget's) tells the object this isolate lives.
+    if (ask?.budget !== undefined) local.contacted(tenant.id, Date.now());
+    return stub().take(tenant.ratePerMinute, tenant.burst, leaseCap, ask);
+  };
   // A lease top-up or a settle runs after this request may have answered: keep it alive.
   const background = (p: Promise<unknown>) => ctx.waitUntil(p);
   const { limits, budget } = tenantLimits(tenant);
@@ -149,7 +153,17 @@ export async function reserveTokens(
   // Money owed back (a call's settle, or a lease left unspent) reaches the object with
   // the tenant's next call, or from this timer if none comes first.
   const flushMoney = () =>
-    flushMoneyLater(tenant.id, local, LEASE_MS + 50, Date.now, (give) => stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give }), background);
+    flushMoneyLater(
+      tenant.id,
+      local,
+      LEASE_MS + 50,
+      Date.now,
+      (give) => {
+        local.contacted(tenant.id, Date.now());
+        return stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give, holder: local.holder() });
+      },
+      background,
+    );
   const limit = () =>
     rateLimit(tenant.id, call, local, Date.now, failOpen, LEASE_MS, background, { limits, want, ...(money !== undefined ? { budget: money } : {}) }, table !== undefined ? flushMoney : undefined);
   let verdict = await limit();
@@ -173,8 +187,27 @@ export async function reserveTokens(
   const reserved = verdict.reserved;
   const reservedMoney = verdict.money;
   if (reservedMoney !== undefined) flushMoney();
-  const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";
+  // While the call holds its reservation, and after it until its settle's money has
+  // been handed to a flush (riding on the next call, or the money timer's a second
+  // later), the object hears from this isolate at least every fifth of
+  // BUDGET_HOLD_TTL_MS (any budgeted call of the tenant's counts): it never takes this
+  // isolate for dead and releases the money of a call still running, or of one whose
+  // cost has not reached it yet (that money could be reserved again, and then spent twice).
+  const beatMs = cfg.holdTtlMs / 5;
   let settled = false;
+  if (reservedMoney !== undefined) {
+    const beat = setInterval(() => {
+      if (settled && !local.owesMoney(tenant.id)) {
+        clearInterval(beat);
+        return;
+      }
+      const now = Date.now();
+      if (now - local.lastContact(tenant.id) < beatMs) return;
+      local.contacted(tenant.id, now);
+      background(stub().touch(local.holder()).catch(() => {}));
+    }, beatMs);
+  }
+  const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";
   let charged: number | undefined;
   const settle = (usage?: Usage, interrupted = false): number | undefined => {
     if (settled) return charged;

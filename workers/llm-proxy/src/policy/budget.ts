@@ -100,6 +100,9 @@ export interface BudgetAsk {
    *  that costs nothing, such as count_tokens, which no budget refuses). */
   want: number;
   give?: BudgetGive;
+  /** Whose reservation this is and whose money `give` releases: the asking isolate's id
+   *  (LocalLimits.holder). Absent: LEGACY_HOLDER. */
+  holder?: string;
 }
 
 /** What the Durable Object answers about the budgets of a call. */
@@ -131,6 +134,74 @@ export function applyGive(prev: BudgetRows, nowMs: number, limits: BudgetLimits,
       row.spent += g.spend;
     }
     out[k] = row;
+  }
+  return out;
+}
+
+// ---- Holders: whose money is reserved ----
+//
+// The object records what each isolate (a holder, by a random id it makes once) holds
+// reserved in each window, and when it last heard from it. An isolate that dies holding
+// a lease or an unsettled call (evicted, crashed, cut off by a deploy) never gives that
+// money back; once the object has not heard from a holder for BUDGET_HOLD_TTL_MS, what
+// the holder held is released. A live isolate with a call in flight is heard from at
+// least every fifth of that time (tokens.ts), so only a dead one, or one cut off from the
+// object for the whole time, loses its reservations (docs/llm-proxy.md, "Spend budgets").
+
+/** The holder of reservations made without an id (isolates of an earlier version, and
+ *  what an object held before it recorded holders). */
+export const LEGACY_HOLDER = "legacy";
+
+/** A holder id as the object keeps it: LEGACY_HOLDER for none, or one it cannot store. */
+export function holderOf(id: unknown): string {
+  return typeof id === "string" && /^[A-Za-z0-9-]{1,64}$/.test(id) ? id : LEGACY_HOLDER;
+}
+
+/** What one holder holds reserved, per budget window. */
+export type Holding = Partial<Record<BudgetKind, { start: number; reserved: number }>>;
+
+/** A holder's give with each release capped at what that holder holds in the window: a
+ *  release never frees money another isolate holds (a settle arriving after its holder's
+ *  reservations expired, or one sent twice). Spends are kept whole. */
+export function capGive(give: BudgetGive | undefined, held: Holding): BudgetGive | undefined {
+  if (give === undefined) return undefined;
+  const out: BudgetGive = {};
+  for (const k of BUDGET_KINDS) {
+    const g = give[k];
+    if (g === undefined) continue;
+    const h = held[k];
+    const have = h !== undefined && h.start === g.start ? h.reserved : 0;
+    out[k] = { start: g.start, release: Math.min(Math.max(0, g.release), have), spend: g.spend };
+  }
+  return out;
+}
+
+/** The holder's holding after a call of the object: in each window of `rows` (the
+ *  budgets after the call), what it held there, less what its (capped) `give` released,
+ *  plus `granted` in the windows the grant was reserved in. */
+export function holdingAfter(held: Holding, rows: BudgetRows, give: BudgetGive | undefined, granted: number, windows: Partial<Record<BudgetKind, number>>): Holding {
+  const out: Holding = {};
+  for (const k of BUDGET_KINDS) {
+    const row = rows[k];
+    if (row === undefined) continue;
+    const h = held[k];
+    let r = h !== undefined && h.start === row.start ? h.reserved : 0;
+    const g = give?.[k];
+    if (g !== undefined && g.start === row.start) r -= g.release;
+    if (windows[k] === row.start) r += granted;
+    out[k] = { start: row.start, reserved: Math.max(0, r) };
+  }
+  return out;
+}
+
+/** Releases the holdings of holders gone silent: each leaves `reserved` of its window
+ *  (a holding of an ended window is moot: that window's row is gone or replaced). */
+export function releaseHoldings(rows: BudgetRows, gone: ReadonlyArray<{ kind: BudgetKind; start: number; reserved: number }>): BudgetRows {
+  const out: BudgetRows = { ...rows };
+  for (const g of gone) {
+    const row = out[g.kind];
+    if (row === undefined || row.start !== g.start || !(g.reserved > 0)) continue;
+    out[g.kind] = { ...row, reserved: Math.max(0, row.reserved - g.reserved) };
   }
   return out;
 }

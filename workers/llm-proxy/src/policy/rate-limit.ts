@@ -184,6 +184,25 @@ export class LocalLimits {
   private readonly inflight = new Map<string, Promise<TakeResult>>();
   /** Flags of the flushes and money timers running, with when each started. */
   private readonly flushing = new Map<string, number>();
+  /** When this isolate last sent each tenant's Durable Object a call (heartbeats). */
+  private readonly contacts = new Map<string, number>();
+  private holderId: string | undefined;
+
+  /** This isolate's id as a holder of reservations (budget.ts, "Holders"). Made on first
+   *  use: workerd refuses random values at global scope, where a LocalLimits is built. */
+  holder(): string {
+    return (this.holderId ??= crypto.randomUUID());
+  }
+
+  /** A call to the tenant's Durable Object is being sent now. */
+  contacted(tenantId: string, nowMs: number): void {
+    this.contacts.set(tenantId, nowMs);
+  }
+
+  /** When this isolate last sent the tenant's Durable Object a call (0: never). */
+  lastContact(tenantId: string): number {
+    return this.contacts.get(tenantId) ?? 0;
+  }
 
   private leaseResult(l: Lease, nowMs: number, want: Tokens | undefined): TakeResult {
     const r: TakeResult = { allowed: true, granted: 1, remaining: l.remaining + l.tokens, limit: l.limit, retryAfterMs: 0, resetMs: Math.max(0, l.fullAtMs - nowMs) };
@@ -376,6 +395,11 @@ export class LocalLimits {
   oweMoney(tenantId: string, g: BudgetGive | undefined): void {
     const next = addGive(this.owedMoney.get(tenantId), g);
     if (next !== undefined) this.owedMoney.set(tenantId, next);
+  }
+
+  /** Whether money is owed back to the tenant's Durable Object (not yet handed to a flush). */
+  owesMoney(tenantId: string): boolean {
+    return this.owedMoney.has(tenantId);
   }
 
   takeOwedMoney(tenantId: string): BudgetGive | undefined {
@@ -593,7 +617,7 @@ export async function rateLimit(
       if (money !== undefined) {
         // Money owed back rides on this call (a give for an ended window is dropped there).
         const give = local.takeOwedMoney(tenantId);
-        ask.budget = { limits: money.limits, want: m ?? 0, ...(give !== undefined ? { give } : {}) };
+        ask.budget = { limits: money.limits, want: m ?? 0, holder: local.holder(), ...(give !== undefined ? { give } : {}) };
       }
       return ask;
     }

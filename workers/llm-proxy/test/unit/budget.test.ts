@@ -9,8 +9,13 @@ import {
   addGive,
   applyGive,
   budgetWindow,
+  capGive,
   checkBudget,
   commitBudget,
+  holderOf,
+  holdingAfter,
+  LEGACY_HOLDER,
+  releaseHoldings,
   reservationMicros,
   settledCostMicros,
   usesCache,
@@ -21,6 +26,8 @@ import {
 import { flushMoneyLater, LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
 import { admit, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets } from "../../src/policy/token-bucket.ts";
 import { emptyUsage } from "../../src/usage.ts";
+import { config } from "../../src/config.ts";
+import type { Env } from "../../src/env.ts";
 
 const prices = priceTableFromJson(inventoryVars().PRICES) as PriceTable;
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0); // 2026-11-27 12:00 UTC
@@ -294,5 +301,55 @@ describe("exactness across isolates, with leases, settles and delayed flushes", 
     expect(local.check("t", end, undefined, 100)).toBeUndefined();
     // What the lease held goes back, tagged with the day it was reserved in.
     expect(local.takeOwedMoney("t")).toEqual({ daily: { start: Date.UTC(2026, 10, 27), release: 100 * (r.granted - 2), spend: 0 } });
+  });
+});
+
+describe("holders: whose money is reserved (budget.ts, the object's side of an isolate that dies)", () => {
+  const start = budgetWindow("daily", T0).start;
+  const mStart = budgetWindow("monthly", T0).start;
+
+  it("a release is capped at what its holder holds in that window; spends are kept whole", () => {
+    const give: BudgetGive = { daily: { start, release: 900, spend: 300 }, monthly: { start: mStart, release: 900, spend: 300 } };
+    expect(capGive(give, { daily: { start, reserved: 500 }, monthly: { start: mStart, reserved: 2000 } })).toEqual({
+      daily: { start, release: 500, spend: 300 },
+      monthly: { start: mStart, release: 900, spend: 300 },
+    });
+    // Nothing held (its holding expired), or held in another window: frees nothing.
+    expect(capGive(give, {})).toEqual({ daily: { start, release: 0, spend: 300 }, monthly: { start: mStart, release: 0, spend: 300 } });
+    expect(capGive({ daily: { start, release: 100, spend: 0 } }, { daily: { start: start - 86_400_000, reserved: 100 } })).toEqual({ daily: { start, release: 0, spend: 0 } });
+    expect(capGive(undefined, { daily: { start, reserved: 5 } })).toBeUndefined();
+  });
+
+  it("a holding follows the holder's gives and grants, in the window of each budget row", () => {
+    const rows: BudgetRows = { daily: { start, spent: 0, reserved: 0 }, monthly: { start: mStart, spent: 0, reserved: 0 } };
+    const held = { daily: { start, reserved: 700 }, monthly: { start: mStart, reserved: 700 } };
+    const give: BudgetGive = { daily: { start, release: 200, spend: 50 }, monthly: { start: mStart, release: 200, spend: 50 } };
+    expect(holdingAfter(held, rows, give, 1000, { daily: start, monthly: mStart })).toEqual({ daily: { start, reserved: 1500 }, monthly: { start: mStart, reserved: 1500 } });
+    // A new day: the daily holding starts afresh; the monthly one goes on.
+    const next = start + 86_400_000;
+    const rolled: BudgetRows = { daily: { start: next, spent: 0, reserved: 0 }, monthly: rows.monthly };
+    expect(holdingAfter(held, rolled, undefined, 10, { daily: next, monthly: mStart })).toEqual({ daily: { start: next, reserved: 10 }, monthly: { start: mStart, reserved: 710 } });
+  });
+
+  it("a silent holder's holding leaves its window's reserved (never below 0); one of an ended window changes nothing", () => {
+    const rows: BudgetRows = { daily: { start, spent: 40, reserved: 900 } };
+    expect(releaseHoldings(rows, [{ kind: "daily", start, reserved: 600 }])).toEqual({ daily: { start, spent: 40, reserved: 300 } });
+    expect(releaseHoldings(rows, [{ kind: "daily", start, reserved: 600 }, { kind: "daily", start, reserved: 600 }])).toEqual({ daily: { start, spent: 40, reserved: 0 } });
+    expect(releaseHoldings(rows, [{ kind: "daily", start: start - 86_400_000, reserved: 600 }, { kind: "monthly", start: mStart, reserved: 5 }])).toEqual(rows);
+  });
+
+  it("BUDGET_HOLD_TTL_MS: 5 minutes unless set; never under 2 s (a lease goes back LEASE_MS + 50 ms after its grant) nor over a day", () => {
+    const ttl = (v?: string) => config({ ...(v !== undefined ? { BUDGET_HOLD_TTL_MS: v } : {}) } as unknown as Env).holdTtlMs;
+    expect(ttl()).toBe(300_000);
+    expect(ttl("2000")).toBe(2000);
+    expect(ttl("500")).toBe(2000);
+    expect(ttl("1e12")).toBe(86_400_000);
+    expect(ttl("soon")).toBe(300_000);
+    expect(ttl("")).toBe(300_000);
+  });
+
+  it("holder ids: an id the object cannot store, or none, is the legacy holder's", () => {
+    expect(holderOf("0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d")).toBe("0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d");
+    for (const bad of [undefined, "", "x".repeat(65), "a b", "é", 7, null]) expect(holderOf(bad)).toBe(LEGACY_HOLDER);
   });
 });
