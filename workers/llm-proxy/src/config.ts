@@ -40,7 +40,8 @@ export interface Config {
   archiveMaxBytes: number;
   /** BUDGET_HOLD_TTL_MS: how long a tenant's Durable Object keeps the money an isolate
    *  holds reserved (leases, calls in flight) without hearing from it (budget.ts,
-   *  "Holders"). An isolate with a budgeted call in flight is heard from every fifth of it. */
+   *  "Holders"). An isolate with a budgeted call in flight is heard from within two
+   *  fifths of it. */
   holdTtlMs: number;
 }
 

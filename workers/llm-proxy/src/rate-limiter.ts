@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env.ts";
 import { config } from "./config.ts";
-import { applyGive, BUDGET_KINDS, capGive, holderOf, holdingAfter, LEGACY_HOLDER, releaseHoldings, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
+import { applyGive, BUDGET_KINDS, capGive, chargeAfter, expireHoldings, holderOf, holdingAfter, LEGACY_HOLDER, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
 import { admit, giveBack, MAX_LEASE, take, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 
 export class RateLimiter extends DurableObject<Env> {
@@ -26,19 +26,21 @@ export class RateLimiter extends DurableObject<Env> {
       "CREATE TABLE IF NOT EXISTS budget (kind TEXT PRIMARY KEY, window_start INTEGER NOT NULL, spent INTEGER NOT NULL, reserved INTEGER NOT NULL)",
     );
     // Who holds what is reserved (budget.ts, "Holders"): per isolate and kind, its
-    // reservations in a window and when the object last heard from it. `reserved` in
+    // reservations in a window, what of them to charge should it fall silent (its last
+    // money report; -1: all), and when the object last heard from it. `reserved` in
     // `budget` is the sum of its window's holdings.
     ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS hold (holder TEXT NOT NULL, kind TEXT NOT NULL, window_start INTEGER NOT NULL, reserved INTEGER NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (holder, kind))",
+      "CREATE TABLE IF NOT EXISTS hold (holder TEXT NOT NULL, kind TEXT NOT NULL, window_start INTEGER NOT NULL, reserved INTEGER NOT NULL, charge INTEGER NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (holder, kind))",
     );
     // An object that reserved before it recorded holders: what no holding accounts for is
-    // LEGACY_HOLDER's, released like any holder's if nobody gives it back in time.
+    // LEGACY_HOLDER's, charged in full (nothing says what of it is unspent leases) if
+    // nobody gives it back in time.
     for (const [kind, row] of Object.entries(this.readBudget()) as [BudgetKind, BudgetRows[BudgetKind] & {}][]) {
       const held = ctx.storage.sql.exec<{ s: number }>("SELECT COALESCE(SUM(reserved), 0) AS s FROM hold WHERE kind = ? AND window_start = ?", kind, row.start).one().s;
       if (row.reserved > held) {
         const legacy = this.readHolding(LEGACY_HOLDER)[kind];
         const have = legacy !== undefined && legacy.start === row.start ? legacy.reserved : 0;
-        this.writeHolding(LEGACY_HOLDER, { [kind]: { start: row.start, reserved: have + row.reserved - held } }, Date.now());
+        this.writeHolding(LEGACY_HOLDER, { [kind]: { start: row.start, reserved: have + row.reserved - held } }, -1, Date.now());
       }
     }
   }
@@ -109,33 +111,35 @@ export class RateLimiter extends DurableObject<Env> {
     return out;
   }
 
-  private writeHolding(holder: string, h: Holding, nowMs: number): void {
+  private writeHolding(holder: string, h: Holding, charge: number, nowMs: number): void {
     for (const kind of BUDGET_KINDS) {
       const x = h[kind];
       if (x === undefined) continue;
       this.ctx.storage.sql.exec(
-        "INSERT INTO hold (holder, kind, window_start, reserved, seen_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT(holder, kind) DO UPDATE SET window_start = excluded.window_start, reserved = excluded.reserved, seen_ms = excluded.seen_ms",
+        "INSERT INTO hold (holder, kind, window_start, reserved, charge, seen_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(holder, kind) DO UPDATE SET window_start = excluded.window_start, reserved = excluded.reserved, charge = excluded.charge, seen_ms = excluded.seen_ms",
         holder,
         kind,
         x.start,
         x.reserved,
+        charge,
         nowMs,
       );
     }
   }
 
-  /** The budgets, after releasing what holders the object has not heard from for
-   *  BUDGET_HOLD_TTL_MS held (their isolates are gone: nobody will give it back). */
+  /** The budgets, after expiring what holders the object has not heard from for
+   *  BUDGET_HOLD_TTL_MS held (their isolates are gone, or cut off: nobody gives it back):
+   *  their calls' money is charged, their leases' released (expireHoldings). */
   private readBudgetSwept(nowMs: number): BudgetRows {
     const rows = this.readBudget();
     const cutoff = nowMs - config(this.env).holdTtlMs;
     const gone = this.ctx.storage.sql
-      .exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM hold WHERE seen_ms < ?", cutoff)
+      .exec<{ kind: string; window_start: number; reserved: number; charge: number }>("SELECT kind, window_start, reserved, charge FROM hold WHERE seen_ms < ?", cutoff)
       .toArray();
     if (gone.length === 0) return rows;
-    const swept = releaseHoldings(
+    const swept = expireHoldings(
       rows,
-      gone.flatMap((g) => (g.kind === "daily" || g.kind === "monthly" ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved }] : [])),
+      gone.flatMap((g) => (g.kind === "daily" || g.kind === "monthly" ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved, charge: g.charge }] : [])),
     );
     this.ctx.storage.sql.exec("DELETE FROM hold WHERE seen_ms < ?", cutoff);
     this.writeBudget(swept);
@@ -160,10 +164,14 @@ export class RateLimiter extends DurableObject<Env> {
       return r.result;
     }
     const holder = holderOf(ask.budget.holder);
+    // Expire silent holders first: a holder whose own holding this expires must not then
+    // release it again (its give capped at the holding read before) or keep it (written
+    // back with its new grant, money `reserved` no longer counts).
+    const budget = this.readBudgetSwept(now);
     const held = this.readHolding(holder);
     const give = capGive(ask.budget.give, held);
     const r = admit(
-      { requests: this.readRequests(), tokens: this.readTokens(), budget: this.readBudgetSwept(now) },
+      { requests: this.readRequests(), tokens: this.readTokens(), budget },
       now,
       ratePerMinute,
       burst,
@@ -174,7 +182,11 @@ export class RateLimiter extends DurableObject<Env> {
     this.writeTokens(r.tokens);
     this.writeBudget(r.budget);
     const b = r.result.budget;
-    if (r.budget !== undefined) this.writeHolding(holder, holdingAfter(held, r.budget, give, b?.granted ?? 0, b?.windows ?? {}), now);
+    if (r.budget !== undefined) {
+      const granted = b?.granted ?? 0;
+      const own = ask.budget.admits === true && r.result.allowed ? Math.min(granted, Math.max(0, Math.ceil(ask.budget.want))) : 0;
+      this.writeHolding(holder, holdingAfter(held, r.budget, ask.budget.limits, give, granted, b?.windows ?? {}), chargeAfter(ask.budget.charge, own, granted > own), now);
+    }
     return r.result;
   }
 
@@ -182,23 +194,24 @@ export class RateLimiter extends DurableObject<Env> {
    *  what it used beyond its reservation), and, for a tenant with budgets, releases the
    *  call's money reservation and spends its actual cost. Sent from ctx.waitUntil, off
    *  the client's path. */
-  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive; holder?: string }): void {
+  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive; holder?: string; charge?: number }): void {
     const now = Date.now();
     if (give.input !== 0 || give.output !== 0) this.writeTokens(giveBack(this.readTokens(), now, limits, give));
     if (budget !== undefined) {
       const holder = holderOf(budget.holder);
+      const swept = this.readBudgetSwept(now); // first, as in take()
       const held = this.readHolding(holder);
       const capped = capGive(budget.give, held);
-      const rows = applyGive(this.readBudgetSwept(now), now, budget.limits, capped);
+      const rows = applyGive(swept, now, budget.limits, capped);
       this.writeBudget(rows);
-      this.writeHolding(holder, holdingAfter(held, rows, capped, 0, {}), now);
+      this.writeHolding(holder, holdingAfter(held, rows, budget.limits, capped, 0, {}), chargeAfter(budget.charge, 0, false), now);
     }
   }
 
-  /** An isolate with a budgeted call in flight says it is alive (tokens.ts): what it holds
-   *  stays reserved. */
-  touch(holder: string): void {
-    this.ctx.storage.sql.exec("UPDATE hold SET seen_ms = ? WHERE holder = ?", Date.now(), holderOf(holder));
+  /** An isolate with a budgeted call in flight says it is alive (tokens.ts), with its
+   *  money report: what it holds stays reserved. */
+  touch(holder: string, charge?: number): void {
+    this.ctx.storage.sql.exec("UPDATE hold SET seen_ms = ?, charge = ? WHERE holder = ?", Date.now(), chargeAfter(charge, 0, false), holderOf(holder));
   }
 
   /** The budgets' current windows (operators and tests; the ledger is the record of spend),

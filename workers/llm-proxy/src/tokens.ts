@@ -158,9 +158,9 @@ export async function reserveTokens(
       local,
       LEASE_MS + 50,
       Date.now,
-      (give) => {
+      (give, charge) => {
         local.contacted(tenant.id, Date.now());
-        return stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give, holder: local.holder() });
+        return stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give, holder: local.holder(), charge });
       },
       background,
     );
@@ -189,10 +189,10 @@ export async function reserveTokens(
   if (reservedMoney !== undefined) flushMoney();
   // While the call holds its reservation, and after it until its settle's money has
   // been handed to a flush (riding on the next call, or the money timer's a second
-  // later), the object hears from this isolate at least every fifth of
-  // BUDGET_HOLD_TTL_MS (any budgeted call of the tenant's counts): it never takes this
-  // isolate for dead and releases the money of a call still running, or of one whose
-  // cost has not reached it yet (that money could be reserved again, and then spent twice).
+  // later), the object hears from this isolate (a touch with its money report, unless
+  // another budgeted call of the tenant went out in the last fifth of BUDGET_HOLD_TTL_MS):
+  // it never takes this isolate for dead while a call runs, which would charge the call's
+  // whole reservation, and its actual cost again when it settles.
   const beatMs = cfg.holdTtlMs / 5;
   let settled = false;
   if (reservedMoney !== undefined) {
@@ -204,7 +204,7 @@ export async function reserveTokens(
       const now = Date.now();
       if (now - local.lastContact(tenant.id) < beatMs) return;
       local.contacted(tenant.id, now);
-      background(stub().touch(local.holder()).catch(() => {}));
+      background(stub().touch(local.holder(), local.moneyReport(tenant.id, now)).catch(() => {}));
     }, beatMs);
   }
   const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";

@@ -1,10 +1,11 @@
 // Reservations whose isolate is gone (budget.ts, "Holders"), in workerd: the tenant's
 // Durable Object records what each isolate holds and when it last heard from it, and
-// releases a silent holder's money after BUDGET_HOLD_TTL_MS (2 s here, 5 minutes by
-// default). Before, money an evicted or crashed isolate held (a lease, a call in flight)
-// stayed reserved until the window ended: for a monthly budget, up to a month of refusals.
-// A live isolate with a long call in flight is heard from while the call runs, so its
-// reservation holds; and a late give frees nothing another isolate holds.
+// expires a silent holder's money after BUDGET_HOLD_TTL_MS (2 s here, 5 minutes by
+// default): what its calls held (its last money report) is charged, an unspent lease
+// freed. Before, money an evicted or crashed isolate held stayed reserved until the window
+// ended: for a monthly budget, up to a month of refusals. A live isolate with a long call
+// in flight is heard from while the call runs, so its reservation holds; and a late give
+// frees nothing another isolate holds.
 import { describe, expect, it } from "vitest";
 import { budgetWindow, type BudgetGive, type BudgetRows } from "../src/policy/budget.ts";
 import type { TakeResult, TokenAsk } from "../src/policy/token-bucket.ts";
@@ -19,8 +20,8 @@ const NO_TOKENS = { inputPerMinute: 0, outputPerMinute: 0 };
 
 interface Stub {
   take(rate: number, burst: number, leaseCap: number, ask: TokenAsk): Promise<TakeResult>;
-  settle(l: typeof NO_TOKENS, give: { input: number; output: number }, budget: { limits: typeof limits; give: BudgetGive; holder?: string }): Promise<void>;
-  touch(holder: string): Promise<void>;
+  settle(l: typeof NO_TOKENS, give: { input: number; output: number }, budget: { limits: typeof limits; give: BudgetGive; holder?: string; charge?: number }): Promise<void>;
+  touch(holder: string, charge?: number): Promise<void>;
   budgetState(): Promise<BudgetRows>;
 }
 
@@ -29,11 +30,27 @@ async function limiter(h: Harness, tenantId: string): Promise<Stub> {
   return ns.get(ns.idFromName(tenantId)) as unknown as Stub;
 }
 
-/** A budgeted take as an isolate sends it: `want` micro-dollars, a lease of up to `lease` more. */
-const take = (s: Stub, holder: string | undefined, want: number, lease: number) =>
-  s.take(6000, 1000, lease, { limits: NO_TOKENS, want: { input: 0, output: 0 }, give: { requests: 0, input: 0, output: 0 }, budget: { limits, want, ...(holder !== undefined ? { holder } : {}) } });
+/** A budgeted take as an isolate sends it (rate-limit.ts `send`): `want` micro-dollars for
+ *  a call it admits, a lease of up to `lease` more, its money report `charge`. */
+const take = (s: Stub, holder: string | undefined, want: number, lease: number, charge?: number) =>
+  s.take(6000, 1000, lease, {
+    limits: NO_TOKENS,
+    want: { input: 0, output: 0 },
+    give: { requests: 0, input: 0, output: 0 },
+    budget: { limits, want, admits: true, ...(holder !== undefined ? { holder } : {}), ...(charge !== undefined ? { charge } : {}) },
+  });
 
 const give = (release: number, spend: number): BudgetGive => ({ daily: { start: budgetWindow("daily", Date.now()).start, release, spend } });
+const settle = (s: Stub, holder: string | undefined, release: number, spend: number, charge?: number) =>
+  s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(release, spend), ...(holder !== undefined ? { holder } : {}), ...(charge !== undefined ? { charge } : {}) });
+
+/** `holder` says it is alive (with no call out) for `ms`; nothing else reaches the object. */
+async function alive(s: Stub, holder: string, ms: number, charge = 0): Promise<void> {
+  for (let t = 0; t < ms; t += TTL / 5) {
+    await s.touch(holder, charge);
+    await sleep(TTL / 5);
+  }
+}
 
 describe("reservations of an isolate that is gone (BUDGET_HOLD_TTL_MS=2000)", () => {
   let h: Harness;
@@ -41,47 +58,67 @@ describe("reservations of an isolate that is gone (BUDGET_HOLD_TTL_MS=2000)", ()
     h = started;
   });
 
-  it("a dead isolate's lease comes back once the object has not heard from it; its late settle frees nothing another isolate holds", async () => {
+  it("a dead isolate's expired lease is freed and its call in flight charged; one that died with a live lease is charged all; a live isolate keeps what it holds", async () => {
     const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
     const s = await limiter(h, id);
-    // The dead isolate takes a call's 1,000 and a lease of 8 more, then is never heard from.
-    const dead = await take(s, "dead-isolate", 1000, 8);
-    expect(dead.allowed).toBe(true);
-    expect(dead.budget!.granted).toBe(9000);
-    const live = await take(s, "live-isolate", 2000, 0);
-    expect(live.budget!.granted).toBe(2000);
-    expect((await s.budgetState()).daily).toMatchObject({ reserved: 11_000, spent: 0 });
-    // The live isolate has a call in flight and says so; the dead one says nothing.
-    for (let t = 0; t < TTL + 500; t += TTL / 5) {
-      await s.touch("live-isolate");
-      await sleep(TTL / 5);
-    }
-    expect((await s.budgetState()).daily).toMatchObject({ reserved: 2000, spent: 0 });
-    // The dead isolate's settle arrives after all (it was not dead, only cut off): its
-    // spend counts, its release frees nothing (its holding is gone; the 2,000 left are
-    // the live isolate's).
-    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(9000, 700), holder: "dead-isolate" });
-    expect((await s.budgetState()).daily).toMatchObject({ reserved: 2000, spent: 700 });
-    // A give sent twice frees the holder's own money once.
-    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(2000, 1500), holder: "live-isolate" });
-    const other = await take(s, "other-isolate", 3000, 0);
-    expect(other.budget!.granted).toBe(3000);
-    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(2000, 0), holder: "live-isolate" });
-    expect((await s.budgetState()).daily).toMatchObject({ reserved: 3000, spent: 2200 });
-    // What is left for a new call counts only live holdings.
-    const next = await take(s, "live-isolate", 1000, 0);
-    expect(next.budget!.remaining.daily).toBe(DAILY - 2200 - 3000 - 1000);
+    // "a" admits a call of 1,000 with a lease of 8 more; its lease expires and it says so
+    // (a touch: one call of 1,000 out), but dies before the lease's money goes back.
+    expect((await take(s, "a", 1000, 8, 0)).budget!.granted).toBe(9000);
+    await s.touch("a", 1000);
+    // "b" dies right after a grant, its lease live: nothing says what of it calls spent.
+    expect((await take(s, "b", 500, 4, 0)).budget!.granted).toBe(2500);
+    // "c" has a call out and keeps saying so.
+    expect((await take(s, "c", 2000, 0, 0)).budget!.granted).toBe(2000);
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 13_500, spent: 0 });
+    await alive(s, "c", TTL + 500, 2000);
+    // a: 1,000 charged, 8,000 freed; b: all 2,500 charged; c: its 2,000 still held.
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 2000, spent: 3500 });
+    const next = await take(s, "c", 1000, 0, 2000);
+    expect(next.budget!.remaining.daily).toBe(DAILY - 3500 - 2000 - 1000);
   });
 
-  it("a take and a settle without a holder (an isolate of an earlier version) are the legacy holder's, and expire the same way", async () => {
+  it("a late settle from a holder taken for dead spends without freeing another's money, also when nothing swept in between; a give sent twice frees once", async () => {
+    const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
+    const s = await limiter(h, id);
+    await take(s, "dead", 1000, 8, 0);
+    await settle(s, "dead", 8000, 0, 1000); // its lease back; one call of 1,000 out
+    await take(s, "live", 2000, 0, 0);
+    // Only touches reach the object (they sweep nothing), then the dead one's own settle.
+    await alive(s, "live", TTL + 500, 2000);
+    await settle(s, "dead", 1000, 700, 0);
+    // Its 1,000 was charged when it expired (in that settle's own call); the settle's
+    // 700 is spent as well; live's 2,000 stay held.
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 2000, spent: 1700 });
+    // A give delivered twice frees its holder's money once.
+    await settle(s, "live", 2000, 1500, 0);
+    await take(s, "other", 3000, 0, 0);
+    await settle(s, "live", 2000, 0, 0);
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 3000, spent: 3200 });
+  });
+
+  it("a holder taken for dead that comes back with a take holds only what that take granted", async () => {
+    const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
+    const s = await limiter(h, id);
+    await take(s, "a", 5000, 0, 0); // a call of 5,000, whose settle is lost
+    await sleep(TTL + 300);
+    await take(s, "a", 1000, 0, 5000); // still reporting the lost call
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 1000, spent: 5000 });
+    await take(s, "b", 3000, 0, 0);
+    await settle(s, "a", 1000, 0, 5000);
+    // Only b says it is alive: a's holding (now nothing) expires; b's 3,000 stay held.
+    await alive(s, "b", TTL + 500, 3000);
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 3000, spent: 5000 });
+  });
+
+  it("a take and a settle without a holder (an isolate of an earlier version) are the legacy holder's, charged in full if it falls silent", async () => {
     const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
     const s = await limiter(h, id);
     await take(s, undefined, 4000, 0);
     await take(s, undefined, 1000, 0);
-    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(4000, 3000) });
+    await settle(s, undefined, 4000, 3000);
     expect((await s.budgetState()).daily).toMatchObject({ reserved: 1000, spent: 3000 });
     await sleep(TTL + 300);
-    expect((await s.budgetState()).daily).toMatchObject({ reserved: 0, spent: 3000 });
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 0, spent: 4000 });
   });
 
   it("a budgeted call in flight for several times BUDGET_HOLD_TTL_MS keeps its reservation, and settles to its cost", async () => {

@@ -103,6 +103,12 @@ export interface BudgetAsk {
   /** Whose reservation this is and whose money `give` releases: the asking isolate's id
    *  (LocalLimits.holder). Absent: LEGACY_HOLDER. */
   holder?: string;
+  /** What the object charges of the holder's holding should it stop hearing from it,
+   *  as of before this call: LocalLimits.moneyReport (-1: all of it). Absent: all. */
+  charge?: number;
+  /** The call asks for a call the isolate admits now (not a lease top-up): its own
+   *  reservation joins what is charged. */
+  admits?: boolean;
 }
 
 /** What the Durable Object answers about the budgets of a call. */
@@ -141,12 +147,15 @@ export function applyGive(prev: BudgetRows, nowMs: number, limits: BudgetLimits,
 // ---- Holders: whose money is reserved ----
 //
 // The object records what each isolate (a holder, by a random id it makes once) holds
-// reserved in each window, and when it last heard from it. An isolate that dies holding
-// a lease or an unsettled call (evicted, crashed, cut off by a deploy) never gives that
-// money back; once the object has not heard from a holder for BUDGET_HOLD_TTL_MS, what
-// the holder held is released. A live isolate with a call in flight is heard from at
-// least every fifth of that time (tokens.ts), so only a dead one, or one cut off from the
-// object for the whole time, loses its reservations (docs/llm-proxy.md, "Spend budgets").
+// reserved in each window, what of it to charge should the isolate fall silent (its last
+// money report: its calls' reservations, or all while it holds a live lease), and when it
+// last heard from it. An isolate that dies holding a lease or an unsettled call (evicted,
+// crashed, its request cancelled by a client that hung up) never gives that money back;
+// once the object has not heard from a holder for BUDGET_HOLD_TTL_MS, its calls' money is
+// charged (they may have been billed) and the rest freed. A live isolate with a call in
+// flight is heard from within two fifths of that time (tokens.ts), so only a dead one,
+// or one cut off from the object for the whole time, is expired (docs/llm-proxy.md,
+// "Reservations of an isolate that is gone").
 
 /** The holder of reservations made without an id (isolates of an earlier version, and
  *  what an object held before it recorded holders). */
@@ -176,14 +185,16 @@ export function capGive(give: BudgetGive | undefined, held: Holding): BudgetGive
   return out;
 }
 
-/** The holder's holding after a call of the object: in each window of `rows` (the
- *  budgets after the call), what it held there, less what its (capped) `give` released,
- *  plus `granted` in the windows the grant was reserved in. */
-export function holdingAfter(held: Holding, rows: BudgetRows, give: BudgetGive | undefined, granted: number, windows: Partial<Record<BudgetKind, number>>): Holding {
+/** The holder's holding after a call of the object: in each budgeted window of `rows`
+ *  (the budgets after the call), what it held there, less what its (capped) `give`
+ *  released, plus `granted` in the windows the grant was reserved in. A kind without a
+ *  budget now is left as it was (applyGive leaves its row alone too, so the two agree
+ *  should the budget come back). */
+export function holdingAfter(held: Holding, rows: BudgetRows, limits: BudgetLimits, give: BudgetGive | undefined, granted: number, windows: Partial<Record<BudgetKind, number>>): Holding {
   const out: Holding = {};
   for (const k of BUDGET_KINDS) {
     const row = rows[k];
-    if (row === undefined) continue;
+    if (!(budgetOf(limits, k) > 0) || row === undefined) continue;
     const h = held[k];
     let r = h !== undefined && h.start === row.start ? h.reserved : 0;
     const g = give?.[k];
@@ -194,16 +205,29 @@ export function holdingAfter(held: Holding, rows: BudgetRows, give: BudgetGive |
   return out;
 }
 
-/** Releases the holdings of holders gone silent: each leaves `reserved` of its window
- *  (a holding of an ended window is moot: that window's row is gone or replaced). */
-export function releaseHoldings(rows: BudgetRows, gone: ReadonlyArray<{ kind: BudgetKind; start: number; reserved: number }>): BudgetRows {
+/** What a holder gone silent held leaves `reserved` of its window, and what its last
+ *  report said its calls held (`charge`; -1 or absent: all it held) joins `spent`: a call
+ *  that got no answer is charged its whole reservation, the most the upstream can have
+ *  billed, and a dead isolate's calls may have been billed. Only a lease's unspent money
+ *  is freed. A holding of an ended window is moot: that window's row is gone or replaced. */
+export function expireHoldings(rows: BudgetRows, gone: ReadonlyArray<{ kind: BudgetKind; start: number; reserved: number; charge: number }>): BudgetRows {
   const out: BudgetRows = { ...rows };
   for (const g of gone) {
     const row = out[g.kind];
     if (row === undefined || row.start !== g.start || !(g.reserved > 0)) continue;
-    out[g.kind] = { ...row, reserved: Math.max(0, row.reserved - g.reserved) };
+    const held = Math.min(g.reserved, row.reserved);
+    const charged = g.charge < 0 ? held : Math.min(Math.max(0, g.charge), held);
+    out[g.kind] = { ...row, reserved: row.reserved - held, spent: row.spent + charged };
   }
   return out;
+}
+
+/** The charge to record for a holder after a call of the object: what its report said
+ *  (-1, absent, or negative: all), plus this call's own reservation when it admitted a
+ *  call; all of it when the object just leased it money (`leased`). */
+export function chargeAfter(report: number | undefined, admitted: number, leased: boolean): number {
+  if (report === undefined || !(report >= 0) || leased) return -1;
+  return report + admitted;
 }
 
 export interface BudgetCheck {

@@ -163,8 +163,16 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
 /** Sends a give-back, waiting at most LIMITER_DEADLINE_MS for it: a flush that never
  *  answers must not hold its flag (and every later flush of the tenant) for good. A late
  *  or failed give is not sent again: sent twice, a release could free money twice. */
-async function sendGive<G>(flush: (g: G) => Promise<void>, g: G): Promise<void> {
-  await within(flush(g).catch(() => {}), LIMITER_DEADLINE_MS);
+async function sendGive<G>(flush: (g: G) => Promise<void>, g: G): Promise<boolean> {
+  return (
+    (await within(
+      flush(g).then(
+        () => true,
+        () => false,
+      ),
+      LIMITER_DEADLINE_MS,
+    )) === true
+  );
 }
 
 /**
@@ -186,6 +194,12 @@ export class LocalLimits {
   private readonly flushing = new Map<string, number>();
   /** When this isolate last sent each tenant's Durable Object a call (heartbeats). */
   private readonly contacts = new Map<string, number>();
+  /** Micro-dollars of each tenant's admitted calls whose settle has not reached the
+   *  object yet (admitted here; settled here, still owed; or in a give that failed), and
+   *  of those settled here and not yet handed to a send. What the object should charge
+   *  if it takes this isolate for dead (moneyReport). */
+  private readonly callMoney = new Map<string, number>();
+  private readonly owedCallMoney = new Map<string, number>();
   private holderId: string | undefined;
 
   /** This isolate's id as a holder of reservations (budget.ts, "Holders"). Made on first
@@ -197,6 +211,42 @@ export class LocalLimits {
   /** A call to the tenant's Durable Object is being sent now. */
   contacted(tenantId: string, nowMs: number): void {
     this.contacts.set(tenantId, nowMs);
+  }
+
+  /** A budgeted call was admitted holding `micros` (from the object or a lease). */
+  callAdmitted(tenantId: string, micros: number): void {
+    if (micros > 0) this.callMoney.set(tenantId, (this.callMoney.get(tenantId) ?? 0) + micros);
+  }
+
+  /** A give carrying `micros` of settled calls reached the object. A give that fails
+   *  leaves them counted: the object then charges them if it takes this isolate for dead
+   *  (their cost, unknown to it, is at most that). */
+  callsGiven(tenantId: string, micros: number): void {
+    if (!(micros > 0)) return;
+    const left = (this.callMoney.get(tenantId) ?? 0) - micros;
+    if (left > 0) this.callMoney.set(tenantId, left);
+    else this.callMoney.delete(tenantId);
+  }
+
+  /** The money owed back, to send now, and how much of it releases settled calls (hand
+   *  that to callsGiven once the send has reached the object). */
+  takeMoneyToSend(tenantId: string): { give: BudgetGive | undefined; calls: number } {
+    const calls = this.owedCallMoney.get(tenantId) ?? 0;
+    this.owedCallMoney.delete(tenantId);
+    return { give: this.takeOwedMoney(tenantId), calls };
+  }
+
+  /**
+   * What the tenant's object should charge (as spent) of what this isolate holds, should
+   * it stop hearing from it (budget.ts, "Holders"): the reservations of its calls not yet
+   * settled there, less `sending` (settled by the give this report rides with). -1 while
+   * a lease holds money: calls may spend it without a word to the object, so all of it is
+   * charged.
+   */
+  moneyReport(tenantId: string, nowMs: number, sending = 0): number {
+    const l = this.leases.get(tenantId);
+    if (l !== undefined && l.money !== undefined && l.micros > 0 && nowMs < l.expiresMs) return -1;
+    return Math.max(0, (this.callMoney.get(tenantId) ?? 0) - sending);
   }
 
   /** When this isolate last sent the tenant's Durable Object a call (0: never). */
@@ -416,6 +466,7 @@ export class LocalLimits {
     const g: BudgetGive = {};
     for (const k of BUDGET_KINDS) if (windows[k] !== undefined) g[k] = { start: windows[k], release: reserved, spend: actual };
     this.oweMoney(tenantId, g);
+    if (reserved > 0) this.owedCallMoney.set(tenantId, (this.owedCallMoney.get(tenantId) ?? 0) + reserved);
     if (actual < reserved) this.budgetDenied.delete(tenantId);
   }
 
@@ -611,19 +662,38 @@ export async function rateLimit(
   const want = tokens?.want;
   const money = tokens?.budget;
   // With no token limits, a call carries a TokenAsk only to give back unspent requests.
-  const askFor = (w: Tokens | undefined, m?: number): TokenAsk | undefined => {
+  // `admits`: the call asks for a call of this request (not a top-up). Money owed back
+  // rides on it, with this isolate's money report (LocalLimits.moneyReport); the settled
+  // calls that money releases leave the report once the call has reached the object.
+  const send = (cap: number, w: Tokens | undefined, m: number | undefined, admits: boolean): Promise<TakeResult> => {
+    let ask: TokenAsk | undefined;
+    let calls = 0;
     if (tokens !== undefined) {
-      const ask: TokenAsk = { limits: tokens.limits, want: w ?? ZERO, give: local.takeOwed(tenantId) };
+      ask = { limits: tokens.limits, want: w ?? ZERO, give: local.takeOwed(tenantId) };
       if (money !== undefined) {
-        // Money owed back rides on this call (a give for an ended window is dropped there).
-        const give = local.takeOwedMoney(tenantId);
-        ask.budget = { limits: money.limits, want: m ?? 0, holder: local.holder(), ...(give !== undefined ? { give } : {}) };
+        // A give for an ended window is dropped there.
+        const sent = local.takeMoneyToSend(tenantId);
+        calls = sent.calls;
+        ask.budget = {
+          limits: money.limits,
+          want: m ?? 0,
+          holder: local.holder(),
+          charge: local.moneyReport(tenantId, nowMs(), calls),
+          admits,
+          ...(sent.give !== undefined ? { give: sent.give } : {}),
+        };
       }
-      return ask;
+    } else if (local.hasOwed(tenantId)) {
+      const give = local.takeOwed(tenantId);
+      ask = { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
     }
-    if (!local.hasOwed(tenantId)) return undefined;
-    const give = local.takeOwed(tenantId);
-    return { limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: ZERO, give: { requests: give.requests, input: 0, output: 0 } };
+    const p = call(cap, ask);
+    return calls > 0
+      ? p.then((r) => {
+          local.callsGiven(tenantId, calls);
+          return r;
+        })
+      : p;
   };
   /** A grant no call of this request spends (a top-up's, or one that came past the
    *  deadline): all of it becomes the isolate's lease, sized for `unit` and `moneyUnit`. */
@@ -642,7 +712,7 @@ export async function rateLimit(
     try {
       asked = await local.ask(
         tenantId,
-        () => call(MAX_LEASE, askFor(want, money?.want)),
+        () => send(MAX_LEASE, want, money?.want, true),
         // Answered past the deadline: this call did not wait for it (it was answered by the
         // fail mode), so all it granted becomes the isolate's lease, spent by the next
         // calls or given back when it expires.
@@ -675,7 +745,7 @@ export async function rateLimit(
     const moneyUnit = money !== undefined ? (local.leaseMoneyUnit(tenantId) ?? money.want) : undefined;
     background(
       local
-        .ask(tenantId, () => call(cap, askFor(unit, moneyUnit)), (late) => keepGrant(late, unit, moneyUnit), LIMITER_DEADLINE_MS, background)
+        .ask(tenantId, () => send(cap, unit, moneyUnit, false), (late) => keepGrant(late, unit, moneyUnit), LIMITER_DEADLINE_MS, background)
         .then(
           (a) => {
             if (a.own) keepGrant(a.result, unit, moneyUnit);
@@ -687,7 +757,10 @@ export async function rateLimit(
   const headers = rateHeaders(r, nowMs(), money?.want);
   if (r.allowed) {
     const verdict: RateVerdict = { ok: true, headers, failedOpen: false, reserved: tokens !== undefined ? { ...tokens.want } : ZERO };
-    if (money !== undefined) verdict.money = { micros: money.want, windows: r.budget?.windows ?? {} };
+    if (money !== undefined) {
+      verdict.money = { micros: money.want, windows: r.budget?.windows ?? {} };
+      local.callAdmitted(tenantId, money.want);
+    }
     return verdict;
   }
   if (r.budgetLimited !== undefined && r.budgetLimited.length > 0) return budgetRefusal(r, money?.want ?? 0, nowMs());
@@ -780,7 +853,8 @@ export function flushMoneyLater(
   local: LocalLimits,
   delayMs: number,
   nowMs: () => number,
-  flush: (give: BudgetGive) => Promise<void>,
+  /** Sends a give with this isolate's money report (LocalLimits.moneyReport). */
+  flush: (give: BudgetGive, charge: number) => Promise<void>,
   background: (p: Promise<unknown>) => void,
 ): void {
   // One money timer per tenant per isolate (apart from the token flush's flag).
@@ -800,7 +874,10 @@ export function flushMoneyLater(
           // month's window) that may not come. No await between the last check and the
           // flag's release below.
           const drain = async () => {
-            for (let owed = local.takeOwedMoney(tenantId); owed !== undefined; owed = local.takeOwedMoney(tenantId)) await sendGive(flush, owed);
+            for (let sent = local.takeMoneyToSend(tenantId); sent.give !== undefined; sent = local.takeMoneyToSend(tenantId)) {
+              const { give, calls } = sent;
+              if (await sendGive((g: BudgetGive) => flush(g, local.moneyReport(tenantId, nowMs(), calls)), give)) local.callsGiven(tenantId, calls);
+            }
           };
           await drain();
           const until = local.moneyLeaseExpiry(tenantId);

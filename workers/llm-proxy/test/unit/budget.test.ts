@@ -15,7 +15,8 @@ import {
   holderOf,
   holdingAfter,
   LEGACY_HOLDER,
-  releaseHoldings,
+  expireHoldings,
+  chargeAfter,
   reservationMicros,
   settledCostMicros,
   usesCache,
@@ -321,21 +322,38 @@ describe("holders: whose money is reserved (budget.ts, the object's side of an i
   });
 
   it("a holding follows the holder's gives and grants, in the window of each budget row", () => {
+    const both: BudgetLimits = { dailyMicros: 10_000, monthlyMicros: 90_000 };
     const rows: BudgetRows = { daily: { start, spent: 0, reserved: 0 }, monthly: { start: mStart, spent: 0, reserved: 0 } };
     const held = { daily: { start, reserved: 700 }, monthly: { start: mStart, reserved: 700 } };
     const give: BudgetGive = { daily: { start, release: 200, spend: 50 }, monthly: { start: mStart, release: 200, spend: 50 } };
-    expect(holdingAfter(held, rows, give, 1000, { daily: start, monthly: mStart })).toEqual({ daily: { start, reserved: 1500 }, monthly: { start: mStart, reserved: 1500 } });
+    expect(holdingAfter(held, rows, both, give, 1000, { daily: start, monthly: mStart })).toEqual({ daily: { start, reserved: 1500 }, monthly: { start: mStart, reserved: 1500 } });
     // A new day: the daily holding starts afresh; the monthly one goes on.
     const next = start + 86_400_000;
     const rolled: BudgetRows = { daily: { start: next, spent: 0, reserved: 0 }, monthly: rows.monthly };
-    expect(holdingAfter(held, rolled, undefined, 10, { daily: next, monthly: mStart })).toEqual({ daily: { start: next, reserved: 10 }, monthly: { start: mStart, reserved: 710 } });
+    expect(holdingAfter(held, rolled, both, undefined, 10, { daily: next, monthly: mStart })).toEqual({ daily: { start: next, reserved: 10 }, monthly: { start: mStart, reserved: 710 } });
+    // A kind whose budget was removed: applyGive leaves its row alone, and so does the
+    // holding (released from the holding alone, the row's money would belong to nobody).
+    expect(holdingAfter(held, rows, { dailyMicros: 10_000, monthlyMicros: 0 }, give, 0, {})).toEqual({ daily: { start, reserved: 500 } });
   });
 
-  it("a silent holder's holding leaves its window's reserved (never below 0); one of an ended window changes nothing", () => {
+  it("a silent holder's holding leaves its window's reserved; what its last report said its calls held is charged, the rest (a lease's) freed", () => {
     const rows: BudgetRows = { daily: { start, spent: 40, reserved: 900 } };
-    expect(releaseHoldings(rows, [{ kind: "daily", start, reserved: 600 }])).toEqual({ daily: { start, spent: 40, reserved: 300 } });
-    expect(releaseHoldings(rows, [{ kind: "daily", start, reserved: 600 }, { kind: "daily", start, reserved: 600 }])).toEqual({ daily: { start, spent: 40, reserved: 0 } });
-    expect(releaseHoldings(rows, [{ kind: "daily", start: start - 86_400_000, reserved: 600 }, { kind: "monthly", start: mStart, reserved: 5 }])).toEqual(rows);
+    expect(expireHoldings(rows, [{ kind: "daily", start, reserved: 600, charge: 100 }])).toEqual({ daily: { start, spent: 140, reserved: 300 } });
+    // -1 (a lease was live, or nothing was reported): all of it is charged.
+    expect(expireHoldings(rows, [{ kind: "daily", start, reserved: 600, charge: -1 }])).toEqual({ daily: { start, spent: 640, reserved: 300 } });
+    // A charge above the holding charges the holding; never more than the row holds.
+    expect(expireHoldings(rows, [{ kind: "daily", start, reserved: 600, charge: 5000 }, { kind: "daily", start, reserved: 600, charge: 0 }])).toEqual({ daily: { start, spent: 640, reserved: 0 } });
+    // A holding of an ended window, or of a kind without a row, changes nothing.
+    expect(expireHoldings(rows, [{ kind: "daily", start: start - 86_400_000, reserved: 600, charge: -1 }, { kind: "monthly", start: mStart, reserved: 5, charge: -1 }])).toEqual(rows);
+  });
+
+  it("the charge recorded after a call: the report plus the call's own reservation; all (-1) when a lease was just granted or nothing was reported", () => {
+    expect(chargeAfter(300, 1000, false)).toBe(1300);
+    expect(chargeAfter(300, 0, false)).toBe(300);
+    expect(chargeAfter(300, 1000, true)).toBe(-1);
+    expect(chargeAfter(-1, 0, false)).toBe(-1);
+    expect(chargeAfter(undefined, 0, false)).toBe(-1);
+    expect(chargeAfter(Number.NaN, 0, false)).toBe(-1);
   });
 
   it("BUDGET_HOLD_TTL_MS: 5 minutes unless set; never under 2 s (a lease goes back LEASE_MS + 50 ms after its grant) nor over a day", () => {

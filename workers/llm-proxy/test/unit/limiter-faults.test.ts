@@ -218,3 +218,56 @@ describe("flush flags", () => {
     expect(local.startFlush("k")).toBeDefined();
   });
 });
+
+describe("the money report (what the object charges should it stop hearing from this isolate)", () => {
+  it("all (-1) while a lease holds money; then the calls not yet settled there; a give that fails leaves its calls in it", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const o = object();
+    const asks: TokenAsk[] = [];
+    const charges: number[] = [];
+    let failSettle = false;
+    const settle = async (give: BudgetGive, charge: number) => {
+      if (failSettle) throw new Error("object unreachable");
+      charges.push(charge);
+      await o.settle(give);
+    };
+    const local = new LocalLimits();
+    const background = (p: Promise<unknown>) => void p;
+    const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, settle, background);
+    const take = (cap: number, ask?: TokenAsk) => {
+      asks.push(ask!);
+      return o.take(cap, ask);
+    };
+    const v = await rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, flushMoney);
+    expect(v.ok).toBe(true);
+    // Sent before anything was held: nothing to charge; this take admits a call.
+    expect(asks[0]!.budget).toMatchObject({ charge: 0, admits: true });
+    expect(o.rows.monthly!.reserved).toBeGreaterThan(1000); // a lease came with it
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    flushMoney();
+    // The lease expires and the timer gives its money back, saying one call of 1,000 is
+    // still out.
+    await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
+    expect(charges).toEqual([1000]);
+    expect(o.rows.monthly!.reserved).toBe(1000);
+    expect(local.moneyReport("t", Date.now())).toBe(1000);
+    // The call settles; until its give has reached the object it stays in the report.
+    local.settleMoney("t", (v as { money: { windows: Record<string, number> } }).money.windows, 1000, 300);
+    expect(local.moneyReport("t", Date.now())).toBe(1000);
+    flushMoney();
+    await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
+    expect(charges).toEqual([1000, 0]);
+    expect(local.moneyReport("t", Date.now())).toBe(0);
+    expect(o.rows.monthly).toMatchObject({ reserved: 0, spent: 300 });
+    // A second call, from the object again; its settle's give fails: the object still
+    // holds its 1,000, and this isolate keeps reporting it (charged should it fall silent).
+    const v2 = await rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, flushMoney);
+    expect(v2.ok).toBe(true);
+    await vi.advanceTimersByTimeAsync(LEASE_MS + 100); // its lease goes back
+    local.settleMoney("t", (v2 as { money: { windows: Record<string, number> } }).money.windows, 1000, 200);
+    failSettle = true;
+    flushMoney();
+    await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
+    expect(local.moneyReport("t", Date.now())).toBe(1000);
+  });
+});
