@@ -212,6 +212,27 @@ prices: *c
     }
   });
 
+  it("refuses a call retention an event replayed from the dead-letter queue can outlast (its days there + the usage Queue's 4), located at call_retention_days", () => {
+    const model = `    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`;
+    const text = (call: number, dlq?: number) => table(model, call).replace(`  call_retention_days: ${call}\n`, `  call_retention_days: ${call}\n${dlq !== undefined ? `  dead_letter_retention_days: ${dlq}\n` : ""}`);
+    // 14 days in the DLQ (the default) + 4 in the usage Queue: 18; 19 is the least.
+    expect(parseMetering("m.yaml", text(19)).ok).toBe(true);
+    expect(parseMetering("m.yaml", text(15, 10)).ok).toBe(true);
+    const r = parseMetering("fleet/metering.yaml", text(18));
+    const line = text(18).split("\n").findIndex((l) => l.includes("call_retention_days")) + 1;
+    expect(r.ok || r.problems).toEqual([
+      {
+        file: "fleet/metering.yaml",
+        line,
+        column: 24,
+        path: "ledger.call_retention_days",
+        message: "more than 18 days: an event replayed from the dead-letter queue can be 14 (dead_letter_retention_days) + 4 (the usage Queue's own retention) days old, and the ledger refuses one older than this (it could not be deduplicated); raise it, or lower dead_letter_retention_days",
+      },
+    ]);
+    const r2 = parseMetering("m.yaml", text(15, 11));
+    expect(r2.ok || r2.problems.map((p) => p.message)).toEqual([expect.stringMatching(/^more than 15 days: .* 11 \(dead_letter_retention_days\) \+ 4/)]);
+  });
+
   it("refuses a table too large for the PRICES var (Cloudflare: 5 KB a var), located at the models", () => {
     const models = (n: number) => Array.from({ length: n }, (_, i) => `    claude-model-${i}: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`).join("\n");
     expect(parseMetering("m.yaml", table(models(30))).ok).toBe(true);

@@ -28,6 +28,13 @@ export const MAX_VAR_BYTES = 5 * 1024;
  * per invocation, docs/metering.md "Limits".) */
 export const MAX_QUEUE_RETENTION_DAYS = 14;
 
+/** How long the usage Queue itself keeps a message: Queues' default message_retention_period,
+ *  4 days, which the fleet does not change (Queues changelog 2025-02-14, "Customize queue
+ *  message retention periods": "Previously, it was fixed to the default of 4 days"). An
+ *  event can wait that long there, then dead_letter_retention_days in the DLQ, before a
+ *  replay brings it to the ledger. */
+export const USAGE_QUEUE_RETENTION_DAYS = 4;
+
 const MeteringSchema = z.strictObject({
   prices: PriceTableSchema,
   ledger: z.strictObject({
@@ -38,15 +45,24 @@ const MeteringSchema = z.strictObject({
       .max(3650),
     // Days the ledger's dead-letter queue (edgefleet-usage-dlq) keeps an event before
     // Cloudflare deletes it unread: the window `npm run dead-letters -- replay` has.
-    // Queues' own default is 4 days; 14, the most a Queue allows, by default here. Always
-    // below call_retention_days (>= 15), so an event replayed within it is never too old
-    // for the ledger to deduplicate.
+    // Queues' own default is 4 days; 14, the most a Queue allows, by default here. With
+    // the days the usage Queue keeps it first, below call_retention_days (checked below),
+    // so an event replayed within it is never too old for the ledger to deduplicate.
     dead_letter_retention_days: z
       .number()
       .int()
       .min(1, "at least 1 day")
       .max(MAX_QUEUE_RETENTION_DAYS, `at most ${MAX_QUEUE_RETENTION_DAYS}: a Queue keeps a message 14 days at most`)
       .default(MAX_QUEUE_RETENTION_DAYS),
+  }).superRefine((l, ctx) => {
+    const oldest = l.dead_letter_retention_days + USAGE_QUEUE_RETENTION_DAYS;
+    if (l.call_retention_days >= MIN_RETENTION_DAYS && l.call_retention_days <= oldest) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["call_retention_days"],
+        message: `more than ${oldest} days: an event replayed from the dead-letter queue can be ${l.dead_letter_retention_days} (dead_letter_retention_days) + ${USAGE_QUEUE_RETENTION_DAYS} (the usage Queue's own retention) days old, and the ledger refuses one older than this (it could not be deduplicated); raise it, or lower dead_letter_retention_days`,
+      });
+    }
   }),
   archive: z.strictObject({
     // The archive bucket's lifecycle rule deletes a body this many days after it was written.

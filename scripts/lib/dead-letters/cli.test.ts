@@ -498,7 +498,8 @@ describe("dead-letters: bad command lines and set-up", () => {
     fake.send(DLQ, event(1, { ts: t0 - 20 * DAY }));
     const dir = mkdtempSync(join(tmpdir(), "dead-letters-"));
     try {
-      const meteringText = (days: number) => `prices:\n  currency: USD\n  as_of: "2026-11-27"\n  source: test\n  models:\n    claude-sonnet-4-5: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }\nledger:\n  call_retention_days: ${days}\narchive:\n  retention_days: 7\n`;
+      // A 15-day retention keeps the dead-letter queue under 15 - 4 days (metering.ts).
+      const meteringText = (days: number) => `prices:\n  currency: USD\n  as_of: "2026-11-27"\n  source: test\n  models:\n    claude-sonnet-4-5: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }\nledger:\n  call_retention_days: ${days}\n  dead_letter_retention_days: 10\narchive:\n  retention_days: 7\n`;
       mkdirSync(join(dir, "short"));
       writeFileSync(join(dir, "short", "metering.yaml"), meteringText(15));
       const short = JSON.parse((await run(["list", "--json", "--inventory", join(dir, "short")])).out);

@@ -9,6 +9,7 @@ import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, recordStatements } from "./ledger.ts";
 import { purgeCalls, SIZE_WARN_EVERY_MS, sizeWarning } from "./retention.ts";
 import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
+import { deadLetterBody } from "./dead-letter.ts";
 import { escapeControls } from "../../shared/printable.ts";
 import type { UsageEvent } from "../../shared/usage-event.ts";
 
@@ -22,9 +23,17 @@ function loggable(reason: string): string {
 
 async function deadLetter(env: LedgerEnv, msg: Message<unknown>, reason: string): Promise<void> {
   // The body is not logged: it is whatever a producer sent, of any size.
+  const out = deadLetterBody(msg.body);
+  if (out === undefined) {
+    // Retried, not re-sent: after max_retries Queues dead-letters the message itself,
+    // with its own content type (sent again here it would lose what JSON cannot carry).
+    console.error(`usage-ledger: message ${msg.id} is not an event (${loggable(reason)}) and its body cannot be re-sent as it is: left to Queues to dead-letter after its retries`);
+    msg.retry();
+    return;
+  }
   console.error(`usage-ledger: message ${msg.id} to the dead-letter queue: ${loggable(reason)}`);
   try {
-    await env.DEAD_LETTERS.send(msg.body);
+    await env.DEAD_LETTERS.send(out.body, { contentType: out.contentType });
     msg.ack();
   } catch (e) {
     // Left to Queues: after max_retries it dead-letters the message itself.

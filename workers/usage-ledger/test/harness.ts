@@ -6,11 +6,16 @@ import type { Miniflare } from "miniflare";
 import { queueRecorder } from "../../../test/support/queue-recorder.ts";
 import { startLocalLedger, WORKER_NAME, type LocalLedgerOptions } from "../local/miniflare.ts";
 
+// POST /: JSON bodies, sent with the binding's default content type (json); POST /typed:
+// [{ bytes: [...] } | { map: [[k, v], ...] }], sent as "bytes" or "v8" (what another
+// producer of the queue could send).
 const PRODUCER = `
 export default {
   async fetch(req, env) {
     const bodies = await req.json();
-    await env.USAGE.sendBatch(bodies.map((body) => ({ body })));
+    if (new URL(req.url).pathname === "/typed") {
+      await env.USAGE.sendBatch(bodies.map((b) => (b.bytes !== undefined ? { body: new Uint8Array(b.bytes), contentType: "bytes" } : { body: new Map(b.map), contentType: "v8" })));
+    } else await env.USAGE.sendBatch(bodies.map((body) => ({ body })));
     return new Response("sent");
   },
 };`;
@@ -53,6 +58,13 @@ export class LedgerHarness {
   async send(bodies: unknown[]): Promise<void> {
     const w = await this.mf.getWorker("producer");
     const res = await w.fetch("http://producer/", { method: "POST", body: JSON.stringify(bodies) });
+    if (res.status !== 200) throw new Error(`producer answered ${res.status}: ${await res.text()}`);
+  }
+
+  /** Sends bodies JSON cannot carry through the real Queue: raw bytes ("bytes") or a Map ("v8"). */
+  async sendTyped(bodies: ({ bytes: number[] } | { map: [unknown, unknown][] })[]): Promise<void> {
+    const w = await this.mf.getWorker("producer");
+    const res = await w.fetch("http://producer/typed", { method: "POST", body: JSON.stringify(bodies) });
     if (res.status !== 200) throw new Error(`producer answered ${res.status}: ${await res.text()}`);
   }
 

@@ -13,6 +13,7 @@ import { applyMigrations, splitStatements } from "../local/migrations.ts";
 import { event, LedgerHarness } from "./harness.ts";
 import { retryBaseSeconds, retryDelaySeconds, transientD1Error } from "../src/d1-retry.ts";
 import { D1_MAX_BYTES, purgeCalls, SIZE_WARN_SHARE, sizeWarning } from "../src/retention.ts";
+import { deadLetterBody, jsonSafe } from "../src/dead-letter.ts";
 
 const DAY = 86_400_000;
 const prices = loadMeteringOrThrow("fleet").prices;
@@ -173,6 +174,28 @@ describe("usage ledger", () => {
     await h.until(async () => h.deadLetters.length, (n) => n >= 1);
     expect(h.deadLetters).toEqual([expect.objectContaining({ ended: "cancelled" })]);
     expect(await h.calls()).toHaveLength(2);
+  });
+
+  it("dead-letters a body that is not JSON as it came: raw bytes as bytes; a v8 body JSON would change is left to Queues, which dead-letters the original", async () => {
+    // Through the real Queue, from a producer that sends other content types: with the
+    // ledger's compatibility date a send without one is `json`, and bytes arrived as {}.
+    const bytes = [...new TextEncoder().encode(JSON.stringify(event()))];
+    await h.sendTyped([{ bytes }, { map: [["request_id", "req_x"], ["v", 1]] }]);
+    await h.until(async () => h.deadLetters.length, (n) => n >= 2);
+    expect(h.deadLetters).toEqual(expect.arrayContaining([{ $bytes: bytes }, { $map: [["request_id", "req_x"], ["v", 1]] }]));
+    expect(h.deadLetters).toHaveLength(2);
+    expect(h.logs.some((l) => /cannot be re-sent as it is: left to Queues/.test(l))).toBe(true);
+    expect(await h.calls()).toEqual([]);
+    // What JSON carries unchanged, and what it does not.
+    for (const ok of [null, "s", 0, -0, true, [1, { a: [null] }], Object.create(null)]) expect(jsonSafe(ok)).toBe(true);
+    for (const bad of [undefined, Number.NaN, Infinity, 1n, new Date(0), new Map(), new Set(), { a: undefined }, [() => 1], { d: new Date(0) }]) expect(jsonSafe(bad)).toBe(false);
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    expect(jsonSafe(deep)).toBe(false);
+    expect(deadLetterBody(new Uint8Array([1]))).toEqual({ body: new Uint8Array([1]), contentType: "bytes" });
+    expect(deadLetterBody(new Uint8Array([7, 8]).buffer)).toEqual({ body: new Uint8Array([7, 8]), contentType: "bytes" });
+    expect(deadLetterBody({ a: 1 })).toEqual({ body: { a: 1 }, contentType: "json" });
+    expect(deadLetterBody(new Map())).toBeUndefined();
   });
 
   it("records a call with no answer (no cost, not an unknown model) and what a budget charged beyond the usage, once", async () => {
