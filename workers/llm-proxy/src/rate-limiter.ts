@@ -10,6 +10,11 @@ import { config } from "./config.ts";
 import { applyGive, BUDGET_KINDS, capGive, chargeAfter, expireHoldings, holderOf, holdingAfter, LEGACY_HOLDER, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
 import { admit, giveBack, MAX_LEASE, take, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 
+/** A report's number as the object keeps it (0: none, as from an earlier version). */
+function reportSeq(seq: unknown): number {
+  return typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+}
+
 export class RateLimiter extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -26,21 +31,21 @@ export class RateLimiter extends DurableObject<Env> {
       "CREATE TABLE IF NOT EXISTS budget (kind TEXT PRIMARY KEY, window_start INTEGER NOT NULL, spent INTEGER NOT NULL, reserved INTEGER NOT NULL)",
     );
     // Who holds what is reserved (budget.ts, "Holders"): per isolate and kind, its
-    // reservations in a window, what of them to charge should it fall silent (its last
-    // money report; -1: all), and when the object last heard from it. `reserved` in
+    // reservations in a window, what of them to charge should it fall silent (its latest
+    // money report, by number; -1: all), and when the object last heard from it. `reserved` in
     // `budget` is the sum of its window's holdings.
     ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS hold (holder TEXT NOT NULL, kind TEXT NOT NULL, window_start INTEGER NOT NULL, reserved INTEGER NOT NULL, charge INTEGER NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (holder, kind))",
+      "CREATE TABLE IF NOT EXISTS holding (holder TEXT NOT NULL, kind TEXT NOT NULL, window_start INTEGER NOT NULL, reserved INTEGER NOT NULL, charge INTEGER NOT NULL, report_seq INTEGER NOT NULL, seen_ms INTEGER NOT NULL, PRIMARY KEY (holder, kind))",
     );
     // An object that reserved before it recorded holders: what no holding accounts for is
     // LEGACY_HOLDER's, charged in full (nothing says what of it is unspent leases) if
     // nobody gives it back in time.
     for (const [kind, row] of Object.entries(this.readBudget()) as [BudgetKind, BudgetRows[BudgetKind] & {}][]) {
-      const held = ctx.storage.sql.exec<{ s: number }>("SELECT COALESCE(SUM(reserved), 0) AS s FROM hold WHERE kind = ? AND window_start = ?", kind, row.start).one().s;
+      const held = ctx.storage.sql.exec<{ s: number }>("SELECT COALESCE(SUM(reserved), 0) AS s FROM holding WHERE kind = ? AND window_start = ?", kind, row.start).one().s;
       if (row.reserved > held) {
         const legacy = this.readHolding(LEGACY_HOLDER)[kind];
         const have = legacy !== undefined && legacy.start === row.start ? legacy.reserved : 0;
-        this.writeHolding(LEGACY_HOLDER, { [kind]: { start: row.start, reserved: have + row.reserved - held } }, -1, Date.now());
+        this.writeHolding(LEGACY_HOLDER, { [kind]: { start: row.start, reserved: have + row.reserved - held } }, { charge: -1, seq: 0 }, Date.now());
       }
     }
   }
@@ -105,23 +110,27 @@ export class RateLimiter extends DurableObject<Env> {
 
   private readHolding(holder: string): Holding {
     const out: Holding = {};
-    for (const r of this.ctx.storage.sql.exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM hold WHERE holder = ?", holder)) {
+    for (const r of this.ctx.storage.sql.exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM holding WHERE holder = ?", holder)) {
       if (r.kind === "daily" || r.kind === "monthly") out[r.kind] = { start: r.window_start, reserved: r.reserved };
     }
     return out;
   }
 
-  private writeHolding(holder: string, h: Holding, charge: number, nowMs: number): void {
+  /** Writes the holder's holding and, unless an older report than the one kept (by
+   *  `seq`), what to charge of it. */
+  private writeHolding(holder: string, h: Holding, report: { charge: number; seq: number }, nowMs: number): void {
     for (const kind of BUDGET_KINDS) {
       const x = h[kind];
       if (x === undefined) continue;
       this.ctx.storage.sql.exec(
-        "INSERT INTO hold (holder, kind, window_start, reserved, charge, seen_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(holder, kind) DO UPDATE SET window_start = excluded.window_start, reserved = excluded.reserved, charge = excluded.charge, seen_ms = excluded.seen_ms",
+        "INSERT INTO holding (holder, kind, window_start, reserved, charge, report_seq, seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(holder, kind) DO UPDATE SET window_start = excluded.window_start, reserved = excluded.reserved, " +
+          "charge = CASE WHEN excluded.report_seq >= holding.report_seq THEN excluded.charge ELSE holding.charge END, report_seq = MAX(holding.report_seq, excluded.report_seq), seen_ms = excluded.seen_ms",
         holder,
         kind,
         x.start,
         x.reserved,
-        charge,
+        report.charge,
+        report.seq,
         nowMs,
       );
     }
@@ -134,14 +143,14 @@ export class RateLimiter extends DurableObject<Env> {
     const rows = this.readBudget();
     const cutoff = nowMs - config(this.env).holdTtlMs;
     const gone = this.ctx.storage.sql
-      .exec<{ kind: string; window_start: number; reserved: number; charge: number }>("SELECT kind, window_start, reserved, charge FROM hold WHERE seen_ms < ?", cutoff)
+      .exec<{ kind: string; window_start: number; reserved: number; charge: number }>("SELECT kind, window_start, reserved, charge FROM holding WHERE seen_ms < ?", cutoff)
       .toArray();
     if (gone.length === 0) return rows;
     const swept = expireHoldings(
       rows,
       gone.flatMap((g) => (g.kind === "daily" || g.kind === "monthly" ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved, charge: g.charge }] : [])),
     );
-    this.ctx.storage.sql.exec("DELETE FROM hold WHERE seen_ms < ?", cutoff);
+    this.ctx.storage.sql.exec("DELETE FROM holding WHERE seen_ms < ?", cutoff);
     this.writeBudget(swept);
     return swept;
   }
@@ -185,7 +194,7 @@ export class RateLimiter extends DurableObject<Env> {
     if (r.budget !== undefined) {
       const granted = b?.granted ?? 0;
       const own = ask.budget.admits === true && r.result.allowed ? Math.min(granted, Math.max(0, Math.ceil(ask.budget.want))) : 0;
-      this.writeHolding(holder, holdingAfter(held, r.budget, ask.budget.limits, give, granted, b?.windows ?? {}), chargeAfter(ask.budget.charge, own, granted > own), now);
+      this.writeHolding(holder, holdingAfter(held, r.budget, ask.budget.limits, give, granted, b?.windows ?? {}), { charge: chargeAfter(ask.budget.charge, own, granted > own), seq: reportSeq(ask.budget.seq) }, now);
     }
     return r.result;
   }
@@ -194,7 +203,7 @@ export class RateLimiter extends DurableObject<Env> {
    *  what it used beyond its reservation), and, for a tenant with budgets, releases the
    *  call's money reservation and spends its actual cost. Sent from ctx.waitUntil, off
    *  the client's path. */
-  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive; holder?: string; charge?: number }): void {
+  settle(limits: TokenLimits, give: Tokens, budget?: { limits: BudgetLimits; give: BudgetGive; holder?: string; charge?: number; seq?: number }): void {
     const now = Date.now();
     if (give.input !== 0 || give.output !== 0) this.writeTokens(giveBack(this.readTokens(), now, limits, give));
     if (budget !== undefined) {
@@ -204,14 +213,22 @@ export class RateLimiter extends DurableObject<Env> {
       const capped = capGive(budget.give, held);
       const rows = applyGive(swept, now, budget.limits, capped);
       this.writeBudget(rows);
-      this.writeHolding(holder, holdingAfter(held, rows, budget.limits, capped, 0, {}), chargeAfter(budget.charge, 0, false), now);
+      this.writeHolding(holder, holdingAfter(held, rows, budget.limits, capped, 0, {}), { charge: chargeAfter(budget.charge, 0, false), seq: reportSeq(budget.seq) }, now);
     }
   }
 
   /** An isolate with a budgeted call in flight says it is alive (tokens.ts), with its
    *  money report: what it holds stays reserved. */
-  touch(holder: string, charge?: number): void {
-    this.ctx.storage.sql.exec("UPDATE hold SET seen_ms = ?, charge = ? WHERE holder = ?", Date.now(), chargeAfter(charge, 0, false), holderOf(holder));
+  touch(holder: string, charge?: number, seq?: number): void {
+    const n = reportSeq(seq);
+    this.ctx.storage.sql.exec(
+      "UPDATE holding SET seen_ms = ?, charge = CASE WHEN ? >= report_seq THEN ? ELSE charge END, report_seq = MAX(report_seq, ?) WHERE holder = ?",
+      Date.now(),
+      n,
+      chargeAfter(charge, 0, false),
+      n,
+      holderOf(holder),
+    );
   }
 
   /** The budgets' current windows (operators and tests; the ledger is the record of spend),

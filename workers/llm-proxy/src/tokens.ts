@@ -158,9 +158,9 @@ export async function reserveTokens(
       local,
       LEASE_MS + 50,
       Date.now,
-      (give, charge) => {
+      (give, report) => {
         local.contacted(tenant.id, Date.now());
-        return stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give, holder: local.holder(), charge });
+        return stub().settle(limits, { input: 0, output: 0 }, { limits: budget, give, holder: local.holder(), ...report });
       },
       background,
     );
@@ -195,7 +195,7 @@ export async function reserveTokens(
   // whole reservation, and its actual cost again when it settles.
   const beatMs = cfg.holdTtlMs / 5;
   let settled = false;
-  if (reservedMoney !== undefined) {
+  if (reservedMoney !== undefined && reservedMoney.micros > 0) {
     const beat = setInterval(() => {
       if (settled && !local.owesMoney(tenant.id)) {
         clearInterval(beat);
@@ -204,7 +204,8 @@ export async function reserveTokens(
       const now = Date.now();
       if (now - local.lastContact(tenant.id) < beatMs) return;
       local.contacted(tenant.id, now);
-      background(stub().touch(local.holder(), local.moneyReport(tenant.id, now)).catch(() => {}));
+      const { charge, seq } = local.report(tenant.id, now);
+      background(stub().touch(local.holder(), charge, seq).catch(() => {}));
     }, beatMs);
   }
   const model = typeof est.parsed?.model === "string" ? est.parsed.model : "";

@@ -20,8 +20,8 @@ const NO_TOKENS = { inputPerMinute: 0, outputPerMinute: 0 };
 
 interface Stub {
   take(rate: number, burst: number, leaseCap: number, ask: TokenAsk): Promise<TakeResult>;
-  settle(l: typeof NO_TOKENS, give: { input: number; output: number }, budget: { limits: typeof limits; give: BudgetGive; holder?: string; charge?: number }): Promise<void>;
-  touch(holder: string, charge?: number): Promise<void>;
+  settle(l: typeof NO_TOKENS, give: { input: number; output: number }, budget: { limits: typeof limits; give: BudgetGive; holder?: string; charge?: number; seq?: number }): Promise<void>;
+  touch(holder: string, charge?: number, seq?: number): Promise<void>;
   budgetState(): Promise<BudgetRows>;
 }
 
@@ -108,6 +108,25 @@ describe("reservations of an isolate that is gone (BUDGET_HOLD_TTL_MS=2000)", ()
     // Only b says it is alive: a's holding (now nothing) expires; b's 3,000 stay held.
     await alive(s, "b", TTL + 500, 3000);
     expect((await s.budgetState()).daily).toMatchObject({ reserved: 3000, spent: 5000 });
+  });
+
+  it("a money report older than the one the object keeps is ignored: it cannot understate what a later call admitted or leased", async () => {
+    const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
+    const s = await limiter(h, id);
+    // Report 7 rides on a take that admits a call of 1,000 (no lease): charge 1,000.
+    await s.take(6000, 1000, 0, { limits: NO_TOKENS, want: { input: 0, output: 0 }, give: { requests: 0, input: 0, output: 0 }, budget: { limits, want: 1000, holder: "a", charge: 0, seq: 7, admits: true } });
+    // Report 6, made before that take was sent (it knew no call), arrives after it.
+    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(0, 0), holder: "a", charge: 0, seq: 6 });
+    await s.touch("a", 0, 5);
+    await sleep(TTL + 300);
+    // Charged as report 7 said: the call's 1,000.
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 0, spent: 1000 });
+    // And a newer report is taken: report 9 says the call settled (its give with it).
+    await s.take(6000, 1000, 0, { limits: NO_TOKENS, want: { input: 0, output: 0 }, give: { requests: 0, input: 0, output: 0 }, budget: { limits, want: 2000, holder: "b", charge: 0, seq: 8, admits: true } });
+    await s.settle(NO_TOKENS, { input: 0, output: 0 }, { limits, give: give(2000, 300), holder: "b", charge: 0, seq: 9 });
+    await s.take(6000, 1000, 0, { limits: NO_TOKENS, want: { input: 0, output: 0 }, give: { requests: 0, input: 0, output: 0 }, budget: { limits, want: 500, holder: "b", charge: 0, seq: 10, admits: true } });
+    await sleep(TTL + 300);
+    expect((await s.budgetState()).daily).toMatchObject({ reserved: 0, spent: 1000 + 300 + 500 });
   });
 
   it("a take and a settle without a holder (an isolate of an earlier version) are the legacy holder's, charged in full if it falls silent", async () => {

@@ -3,14 +3,16 @@
 // date 2024-03-18 on (Queues changelog, "Default content type now set to JSON"): sent
 // without one, raw bytes arrived as `{}`, and a `v8` Date as a string.
 
-/** Whether JSON carries `v` unchanged: null, booleans, finite numbers, strings, and
- *  arrays and plain objects of them (at most 64 deep). Not: undefined, NaN, a Date, a
- *  Map, a BigInt, a class instance (a `v8` body can hold any of these). */
+/** Whether JSON carries `v` unchanged: null, booleans, finite numbers but -0, strings,
+ *  and dense arrays and plain objects of them (at most 64 deep). Not: undefined, NaN, a
+ *  Date, a Map, a BigInt, a class instance (a `v8` body can hold any of these). A `text`
+ *  body (a string) goes as `json`: the string is kept, its content type is not. */
 export function jsonSafe(v: unknown, depth = 0): boolean {
   if (v === null || typeof v === "string" || typeof v === "boolean") return true;
-  if (typeof v === "number") return Number.isFinite(v);
+  if (typeof v === "number") return Number.isFinite(v) && !Object.is(v, -0);
   if (typeof v !== "object" || depth >= 64) return false;
-  if (Array.isArray(v)) return v.every((x) => jsonSafe(x, depth + 1));
+  // A sparse array, or one with keys of its own, comes back otherwise.
+  if (Array.isArray(v)) return Object.keys(v).length === v.length && v.every((x) => jsonSafe(x, depth + 1));
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return false;
   return Object.values(v).every((x) => jsonSafe(x, depth + 1));

@@ -187,8 +187,10 @@ describe("usage ledger", () => {
     expect(h.logs.some((l) => /cannot be re-sent as it is: left to Queues/.test(l))).toBe(true);
     expect(await h.calls()).toEqual([]);
     // What JSON carries unchanged, and what it does not.
-    for (const ok of [null, "s", 0, -0, true, [1, { a: [null] }], Object.create(null)]) expect(jsonSafe(ok)).toBe(true);
-    for (const bad of [undefined, Number.NaN, Infinity, 1n, new Date(0), new Map(), new Set(), { a: undefined }, [() => 1], { d: new Date(0) }]) expect(jsonSafe(bad)).toBe(false);
+    for (const ok of [null, "s", 0, true, [1, { a: [null] }], Object.create(null)]) expect(jsonSafe(ok)).toBe(true);
+    const sparse = [1, , 3]; // eslint-disable-line no-sparse-arrays
+    const keyed = Object.assign([1], { extra: 2 });
+    for (const bad of [undefined, Number.NaN, Infinity, -0, 1n, new Date(0), new Map(), new Set(), { a: undefined }, [() => 1], { d: new Date(0) }, sparse, keyed]) expect(jsonSafe(bad)).toBe(false);
     let deep: unknown = 1;
     for (let i = 0; i < 70; i++) deep = [deep];
     expect(jsonSafe(deep)).toBe(false);

@@ -106,6 +106,8 @@ export interface BudgetAsk {
   /** What the object charges of the holder's holding should it stop hearing from it,
    *  as of before this call: LocalLimits.moneyReport (-1: all of it). Absent: all. */
   charge?: number;
+  /** The report's number (LocalLimits.report): one older than the object's last is ignored. */
+  seq?: number;
   /** The call asks for a call the isolate admits now (not a lease top-up): its own
    *  reservation joins what is charged. */
   admits?: boolean;

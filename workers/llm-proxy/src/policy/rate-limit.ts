@@ -163,15 +163,13 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
 /** Sends a give-back, waiting at most LIMITER_DEADLINE_MS for it: a flush that never
  *  answers must not hold its flag (and every later flush of the tenant) for good. A late
  *  or failed give is not sent again: sent twice, a release could free money twice. */
-async function sendGive<G>(flush: (g: G) => Promise<void>, g: G): Promise<boolean> {
-  return (
-    (await within(
-      flush(g).then(
-        () => true,
-        () => false,
-      ),
-      LIMITER_DEADLINE_MS,
-    )) === true
+async function sendGive<G>(flush: (g: G) => Promise<void>, g: G, landed?: () => void): Promise<void> {
+  await within(
+    flush(g).then(
+      () => landed?.(),
+      () => {},
+    ),
+    LIMITER_DEADLINE_MS,
   );
 }
 
@@ -201,6 +199,7 @@ export class LocalLimits {
   private readonly callMoney = new Map<string, number>();
   private readonly owedCallMoney = new Map<string, number>();
   private holderId: string | undefined;
+  private reportSeq = 0;
 
   /** This isolate's id as a holder of reservations (budget.ts, "Holders"). Made on first
    *  use: workerd refuses random values at global scope, where a LocalLimits is built. */
@@ -239,14 +238,23 @@ export class LocalLimits {
   /**
    * What the tenant's object should charge (as spent) of what this isolate holds, should
    * it stop hearing from it (budget.ts, "Holders"): the reservations of its calls not yet
-   * settled there, less `sending` (settled by the give this report rides with). -1 while
-   * a lease holds money: calls may spend it without a word to the object, so all of it is
-   * charged.
+   * settled there, less `sending` (settled by the give this report rides with). -1 (all)
+   * while a lease holds money (calls may spend it without a word to the object), and while
+   * a call of the object is out for the tenant (it may admit a call, or bring a lease,
+   * that this report cannot know of yet).
    */
   moneyReport(tenantId: string, nowMs: number, sending = 0): number {
     const l = this.leases.get(tenantId);
     if (l !== undefined && l.money !== undefined && l.micros > 0 && nowMs < l.expiresMs) return -1;
+    if (this.inflight.has(tenantId)) return -1;
     return Math.max(0, (this.callMoney.get(tenantId) ?? 0) - sending);
+  }
+
+  /** A money report to send (moneyReport), numbered: the object keeps the one made last,
+   *  whatever order reports arrive in (one made before a call that admitted or leased can
+   *  arrive after it, and would understate what to charge). */
+  report(tenantId: string, nowMs: number, sending = 0): { charge: number; seq: number } {
+    return { charge: this.moneyReport(tenantId, nowMs, sending), seq: ++this.reportSeq };
   }
 
   /** When this isolate last sent the tenant's Durable Object a call (0: never). */
@@ -460,8 +468,9 @@ export class LocalLimits {
 
   /** A settled call's money: its reservation released and its actual cost spent, in the
    *  windows it was reserved in. Always owed to the Durable Object (never spent from a
-   *  lease, so the object's `spent` stays the sum of actual costs); a refund clears a
-   *  remembered budget refusal. */
+   *  lease, so the object's `spent` stays the sum of actual costs, but for what an
+   *  expiry charges: budget.ts "Holders"); a refund clears a remembered budget refusal.
+   *  Its reservation stays in this isolate's money report until the give lands. */
   settleMoney(tenantId: string, windows: Partial<Record<BudgetKind, number>>, reserved: number, actual: number): void {
     const g: BudgetGive = {};
     for (const k of BUDGET_KINDS) if (windows[k] !== undefined) g[k] = { start: windows[k], release: reserved, spend: actual };
@@ -678,7 +687,7 @@ export async function rateLimit(
           limits: money.limits,
           want: m ?? 0,
           holder: local.holder(),
-          charge: local.moneyReport(tenantId, nowMs(), calls),
+          ...local.report(tenantId, nowMs(), calls),
           admits,
           ...(sent.give !== undefined ? { give: sent.give } : {}),
         };
@@ -737,6 +746,9 @@ export async function rateLimit(
     }
     break;
   }
+  // The call's money joins this isolate's money report before anything else is sent (a
+  // top-up's report must count it).
+  if (r.allowed && money !== undefined) local.callAdmitted(tenantId, money.want);
   if (r.allowed && background !== undefined && local.wantsTopUp(tenantId, nowMs())) {
     // Every token of the top-up is deducted in the Durable Object before it is spent
     // here; a failed or refused top-up only means the next call asks for itself.
@@ -757,10 +769,7 @@ export async function rateLimit(
   const headers = rateHeaders(r, nowMs(), money?.want);
   if (r.allowed) {
     const verdict: RateVerdict = { ok: true, headers, failedOpen: false, reserved: tokens !== undefined ? { ...tokens.want } : ZERO };
-    if (money !== undefined) {
-      verdict.money = { micros: money.want, windows: r.budget?.windows ?? {} };
-      local.callAdmitted(tenantId, money.want);
-    }
+    if (money !== undefined) verdict.money = { micros: money.want, windows: r.budget?.windows ?? {} };
     return verdict;
   }
   if (r.budgetLimited !== undefined && r.budgetLimited.length > 0) return budgetRefusal(r, money?.want ?? 0, nowMs());
@@ -853,8 +862,8 @@ export function flushMoneyLater(
   local: LocalLimits,
   delayMs: number,
   nowMs: () => number,
-  /** Sends a give with this isolate's money report (LocalLimits.moneyReport). */
-  flush: (give: BudgetGive, charge: number) => Promise<void>,
+  /** Sends a give with this isolate's money report (LocalLimits.report). */
+  flush: (give: BudgetGive, report: { charge: number; seq: number }) => Promise<void>,
   background: (p: Promise<unknown>) => void,
 ): void {
   // One money timer per tenant per isolate (apart from the token flush's flag).
@@ -876,7 +885,9 @@ export function flushMoneyLater(
           const drain = async () => {
             for (let sent = local.takeMoneyToSend(tenantId); sent.give !== undefined; sent = local.takeMoneyToSend(tenantId)) {
               const { give, calls } = sent;
-              if (await sendGive((g: BudgetGive) => flush(g, local.moneyReport(tenantId, nowMs(), calls)), give)) local.callsGiven(tenantId, calls);
+              // The calls it settles leave the money report once it has landed (also past the
+              // deadline: in the background, where the flush is kept alive).
+              await sendGive((g: BudgetGive) => flush(g, local.report(tenantId, nowMs(), calls)), give, () => local.callsGiven(tenantId, calls));
             }
           };
           await drain();

@@ -226,22 +226,28 @@ describe("the money report (what the object charges should it stop hearing from 
     const asks: TokenAsk[] = [];
     const charges: number[] = [];
     let failSettle = false;
-    const settle = async (give: BudgetGive, charge: number) => {
+    const seqs: number[] = [];
+    const settle = async (give: BudgetGive, report: { charge: number; seq: number }) => {
       if (failSettle) throw new Error("object unreachable");
-      charges.push(charge);
+      charges.push(report.charge);
+      seqs.push(report.seq);
       await o.settle(give);
     };
     const local = new LocalLimits();
     const background = (p: Promise<unknown>) => void p;
     const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, settle, background);
+    let reportDuringTake: number | undefined;
     const take = (cap: number, ask?: TokenAsk) => {
       asks.push(ask!);
+      // Made while this call is out: it may admit or lease what no report can know of yet.
+      queueMicrotask(() => (reportDuringTake = local.moneyReport("t", Date.now())));
       return o.take(cap, ask);
     };
     const v = await rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, flushMoney);
     expect(v.ok).toBe(true);
     // Sent before anything was held: nothing to charge; this take admits a call.
-    expect(asks[0]!.budget).toMatchObject({ charge: 0, admits: true });
+    expect(asks[0]!.budget).toMatchObject({ charge: 0, seq: 1, admits: true });
+    expect(reportDuringTake).toBe(-1);
     expect(o.rows.monthly!.reserved).toBeGreaterThan(1000); // a lease came with it
     expect(local.moneyReport("t", Date.now())).toBe(-1);
     flushMoney();
@@ -257,6 +263,8 @@ describe("the money report (what the object charges should it stop hearing from 
     flushMoney();
     await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
     expect(charges).toEqual([1000, 0]);
+    // Numbered in the order they were made.
+    expect(seqs).toEqual([2, 3]);
     expect(local.moneyReport("t", Date.now())).toBe(0);
     expect(o.rows.monthly).toMatchObject({ reserved: 0, spent: 300 });
     // A second call, from the object again; its settle's give fails: the object still
@@ -269,5 +277,32 @@ describe("the money report (what the object charges should it stop hearing from 
     flushMoney();
     await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
     expect(local.moneyReport("t", Date.now())).toBe(1000);
+  });
+});
+
+describe("a top-up's money report", () => {
+  it("counts the call it follows: a call that spent the lease's last money, then a top-up", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const o = object();
+    const local = new LocalLimits();
+    const pending: Promise<unknown>[] = [];
+    const background = (p: Promise<unknown>) => void pending.push(p);
+    const asks: TokenAsk[] = [];
+    const take = (cap: number, ask?: TokenAsk) => {
+      asks.push(ask!);
+      return o.take(cap, ask);
+    };
+    // $4 calls against $100 a month: the object leases one more ($96 left / 16 / $4).
+    const want = 4_000_000;
+    const call = () => rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want } });
+    expect((await call()).ok).toBe(true);
+    expect(asks).toHaveLength(1);
+    expect(o.rows.monthly!.reserved).toBe(2 * want);
+    // The second call spends the lease's last money; the lease is used up, so a top-up
+    // goes out at once, its report made after this call was counted.
+    expect((await call()).ok).toBe(true);
+    expect(asks).toHaveLength(2);
+    expect(asks[1]!.budget).toMatchObject({ admits: false, charge: 2 * want });
+    await Promise.all(pending);
   });
 });
