@@ -200,6 +200,9 @@ export class LocalLimits {
   private readonly owedCallMoney = new Map<string, number>();
   private holderId: string | undefined;
   private reportSeq = 0;
+  /** Object calls past their deadline still out, per tenant, and until when to count
+   *  them (a call the runtime cut off with its waitUntil never settles: STALE_FLUSH_MS). */
+  private readonly lateOut = new Map<string, { n: number; untilMs: number }>();
 
   /** This isolate's id as a holder of reservations (budget.ts, "Holders"). Made on first
    *  use: workerd refuses random values at global scope, where a LocalLimits is built. */
@@ -240,13 +243,15 @@ export class LocalLimits {
    * it stop hearing from it (budget.ts, "Holders"): the reservations of its calls not yet
    * settled there, less `sending` (settled by the give this report rides with). -1 (all)
    * while a lease holds money (calls may spend it without a word to the object), and while
-   * a call of the object is out for the tenant (it may admit a call, or bring a lease,
-   * that this report cannot know of yet).
+   * a call of the object is out for the tenant, also one past its deadline (it may admit a
+   * call, or bring a lease, that this report cannot know of yet).
    */
   moneyReport(tenantId: string, nowMs: number, sending = 0): number {
     const l = this.leases.get(tenantId);
     if (l !== undefined && l.money !== undefined && l.micros > 0 && nowMs < l.expiresMs) return -1;
     if (this.inflight.has(tenantId)) return -1;
+    const late = this.lateOut.get(tenantId);
+    if (late !== undefined && nowMs < late.untilMs) return -1;
     return Math.max(0, (this.callMoney.get(tenantId) ?? 0) - sending);
   }
 
@@ -624,7 +629,16 @@ export class LocalLimits {
     const r = await within(p, deadlineMs);
     if (r === DEADLINE) {
       done();
-      const kept = p.then((x) => late?.(x), () => {});
+      // Out still, and no longer in `inflight`: the money report says "all" until it
+      // lands (its grant may admit a call, or become a lease calls spend unreported).
+      const out = (this.lateOut.get(tenantId)?.n ?? 0) + 1;
+      this.lateOut.set(tenantId, { n: out, untilMs: Date.now() + STALE_FLUSH_MS });
+      const kept = p
+        .then((x) => late?.(x), () => {})
+        .finally(() => {
+          const o = this.lateOut.get(tenantId);
+          if (o !== undefined && --o.n <= 0) this.lateOut.delete(tenantId);
+        });
       background?.(kept);
       throw new LimiterDeadline();
     }

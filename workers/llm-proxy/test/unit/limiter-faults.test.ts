@@ -306,3 +306,30 @@ describe("a top-up's money report", () => {
     await Promise.all(pending);
   });
 });
+
+describe("the money report while an object call is past its deadline", () => {
+  it("is all (-1) until the late call lands: its grant may admit or lease what no report knows of", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const o = object();
+    const local = new LocalLimits();
+    const pending: Promise<unknown>[] = [];
+    const background = (p: Promise<unknown>) => void pending.push(p);
+    let slow = true;
+    const take = (cap: number, ask?: TokenAsk) =>
+      slow ? new Promise<TakeResult>((r) => setTimeout(() => r(o.take(cap, ask)), LIMITER_DEADLINE_MS + 2000)) : o.take(cap, ask);
+    const v = rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, undefined, background);
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 10);
+    expect((await v).ok).toBe(false); // the fail mode (closed) answered
+    slow = false;
+    // Nothing is in flight any more, no lease, no call: but the late call is still out.
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    await vi.advanceTimersByTimeAsync(2000);
+    // It landed: its grant is this isolate's lease (all of it: -1 while it lives) ...
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    // ... and once that has expired, the report is what it is: no call out.
+    await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
+    local.expireLease("t", Date.now());
+    expect(local.moneyReport("t", Date.now())).toBe(0);
+    await Promise.all(pending);
+  });
+});
