@@ -6,9 +6,17 @@
 // ended: for a monthly budget, up to a month of refusals. A live isolate with a long call
 // in flight is heard from while the call runs, so its reservation holds; and a late give
 // frees nothing another isolate holds.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Miniflare } from "miniflare";
 import { describe, expect, it } from "vitest";
+import { miniflareKv } from "../../../scripts/lib/tenants/local.ts";
+import { createTenant } from "../../../scripts/lib/tenants/store.ts";
+import { startLocalProxy } from "../local/miniflare.ts";
 import { budgetWindow, type BudgetGive, type BudgetRows } from "../src/policy/budget.ts";
 import type { TakeResult, TokenAsk } from "../src/policy/token-bucket.ts";
+import { FakeAnthropic } from "./fake-anthropic.ts";
 import { Harness, useHarness } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -77,7 +85,7 @@ describe("reservations of an isolate that is gone (BUDGET_HOLD_TTL_MS=2000)", ()
     expect(next.budget!.remaining.daily).toBe(DAILY - 3500 - 2000 - 1000);
   });
 
-  it("a late settle from a holder taken for dead spends without freeing another's money, also when nothing swept in between; a give sent twice frees once", async () => {
+  it("a late settle from a holder taken for dead spends without freeing another's money, also when nothing swept in between; a give sent twice frees no more than its holder holds", async () => {
     const { id } = await h.tenant({ dailyBudgetMicros: DAILY });
     const s = await limiter(h, id);
     await take(s, "dead", 1000, 8, 0);
@@ -169,5 +177,61 @@ describe("reservations of an isolate that is gone (BUDGET_HOLD_TTL_MS=2000)", ()
       after = (await s.budgetState()).daily!;
     }
     expect(after).toMatchObject({ reserved: 0, spent: 12 * 1 + 30 * 5 });
+  });
+});
+
+describe("an isolate killed mid-call: workerd stopped, and started again on the same state", () => {
+  it("the call's reservation is charged once BUDGET_HOLD_TTL_MS has passed; the lease it had given back stays free", async () => {
+    const fake = new FakeAnthropic();
+    await fake.start();
+    const dir = mkdtempSync(join(tmpdir(), "budget-holds-"));
+    const start = () =>
+      startLocalProxy({
+        vars: { UPSTREAM_BASE_URL: fake.url, BUDGET_HOLD_TTL_MS: String(TTL), TENANT_CACHE_SECONDS: "0", METERING: "off" },
+        secrets: { ANTHROPIC_API_KEY: "sk-ant-api03-holds-test-placeholder" },
+        persistDir: dir,
+        onLog: () => {},
+      });
+    let first: Awaited<ReturnType<typeof start>> | undefined;
+    let second: Awaited<ReturnType<typeof start>> | undefined;
+    try {
+      first = await start();
+      const { key, record } = await createTenant(miniflareKv(await first.mf.getKVNamespace("TENANTS")), { name: "holds", ratePerMinute: 600, burst: 60, dailyBudgetMicros: DAILY });
+      const state = async (mf: Miniflare) => {
+        const ns = await mf.getDurableObjectNamespace("RATE_LIMITER", "llm-proxy");
+        return (await (ns.get(ns.idFromName(record.id)) as unknown as Stub).budgetState()).daily;
+      };
+      // An upstream that never answers: the call holds its reservation until it is killed.
+      fake.enqueue({ kind: "hang" });
+      const body = JSON.stringify({ model: HAIKU, max_tokens: 100, messages: [{ role: "user", content: "Hello" }] });
+      const call = fetch(new URL("/v1/messages", first.url), { method: "POST", headers: { "x-api-key": key, "content-type": "application/json", "anthropic-version": "2023-06-01" }, body }).catch((e: unknown) => e);
+      let admitted = await state(first.mf);
+      for (let i = 0; i < 200 && (admitted?.reserved ?? 0) === 0; i++) {
+        await sleep(10);
+        admitted = await state(first.mf);
+      }
+      // Admitted with a lease; the money timer gives the lease back a second later, with a
+      // report counting the one call out.
+      let reservation = (await state(first.mf))!.reserved;
+      for (let i = 0; i < 500 && reservation === admitted!.reserved; i++) {
+        await sleep(10);
+        reservation = (await state(first.mf))!.reserved;
+      }
+      expect(reservation).toBeGreaterThan(0);
+      expect(admitted!.reserved).toBeGreaterThan(reservation);
+      // workerd dies with the call: no settle, no heartbeat, ever.
+      await first.mf.dispose();
+      first = undefined;
+      await call;
+      second = await start();
+      await sleep(TTL + 500);
+      // The call may have been billed: charged its whole reservation; nothing left held.
+      expect(await state(second.mf)).toMatchObject({ reserved: 0, spent: reservation });
+    } finally {
+      await first?.mf.dispose();
+      await second?.mf.dispose();
+      await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
