@@ -140,6 +140,12 @@ export const LIMITER_DEADLINE_MS = 5_000;
 
 const DEADLINE = Symbol("deadline");
 
+/** How long an object call past its deadline counts as still out (the money report is
+ *  "all" meanwhile). It lives as long as its request's context: a response that streams
+ *  for minutes, then 30 s of ctx.waitUntil. Past this it is taken as cut off, and the
+ *  report counts only the calls it knows again. */
+export const LATE_CALL_MAX_MS = 15 * 60_000;
+
 /** Past this, a flush's flag is taken as cut off by the runtime (ctx.waitUntil gives a
  *  request 30 s after its response; a money timer stops following its lease at 20 s). */
 const STALE_FLUSH_MS = 60_000;
@@ -201,7 +207,7 @@ export class LocalLimits {
   private holderId: string | undefined;
   private reportSeq = 0;
   /** Object calls past their deadline still out, per tenant, and until when to count
-   *  them (a call the runtime cut off with its waitUntil never settles: STALE_FLUSH_MS). */
+   *  them (LATE_CALL_MAX_MS: a call the runtime cut off with its request never settles). */
   private readonly lateOut = new Map<string, { n: number; untilMs: number }>();
 
   /** This isolate's id as a holder of reservations (budget.ts, "Holders"). Made on first
@@ -251,7 +257,10 @@ export class LocalLimits {
     if (l !== undefined && l.money !== undefined && l.micros > 0 && nowMs < l.expiresMs) return -1;
     if (this.inflight.has(tenantId)) return -1;
     const late = this.lateOut.get(tenantId);
-    if (late !== undefined && nowMs < late.untilMs) return -1;
+    if (late !== undefined) {
+      if (nowMs < late.untilMs) return -1;
+      this.lateOut.delete(tenantId); // cut off by the runtime: it will never land
+    }
     return Math.max(0, (this.callMoney.get(tenantId) ?? 0) - sending);
   }
 
@@ -631,13 +640,16 @@ export class LocalLimits {
       done();
       // Out still, and no longer in `inflight`: the money report says "all" until it
       // lands (its grant may admit a call, or become a lease calls spend unreported).
-      const out = (this.lateOut.get(tenantId)?.n ?? 0) + 1;
-      this.lateOut.set(tenantId, { n: out, untilMs: Date.now() + STALE_FLUSH_MS });
+      let out = this.lateOut.get(tenantId);
+      if (out === undefined) this.lateOut.set(tenantId, (out = { n: 0, untilMs: 0 }));
+      out.n++;
+      out.untilMs = Date.now() + LATE_CALL_MAX_MS;
+      const mine = out;
       const kept = p
         .then((x) => late?.(x), () => {})
         .finally(() => {
-          const o = this.lateOut.get(tenantId);
-          if (o !== undefined && --o.n <= 0) this.lateOut.delete(tenantId);
+          // Only the entry it joined (one dropped as too old, then made anew, is another's).
+          if (this.lateOut.get(tenantId) === mine && --mine.n <= 0) this.lateOut.delete(tenantId);
         });
       background?.(kept);
       throw new LimiterDeadline();

@@ -5,7 +5,7 @@
 // that rate-limiter.ts runs, called the way tokens.ts calls it.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { applyGive, type BudgetGive, type BudgetLimits, type BudgetRows } from "../../src/policy/budget.ts";
-import { flushMoneyLater, LIMITER_DEADLINE_MS, LocalLimits, MONEY_TIMER_MAX_MS, rateLimit, type RateVerdict } from "../../src/policy/rate-limit.ts";
+import { flushMoneyLater, LATE_CALL_MAX_MS, LIMITER_DEADLINE_MS, LocalLimits, MONEY_TIMER_MAX_MS, rateLimit, type RateVerdict } from "../../src/policy/rate-limit.ts";
 import { admit, LEASE_MS, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets } from "../../src/policy/token-bucket.ts";
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
@@ -331,5 +331,35 @@ describe("the money report while an object call is past its deadline", () => {
     local.expireLease("t", Date.now());
     expect(local.moneyReport("t", Date.now())).toBe(0);
     await Promise.all(pending);
+  });
+});
+
+describe("the money report with object calls past their deadline that never land", () => {
+  it("is all (-1) while any is out, for LATE_CALL_MAX_MS at most: one the runtime cut off does not hold it for good", async () => {
+    vi.useFakeTimers({ now: T0 });
+    const local = new LocalLimits();
+    const never = () => new Promise<TakeResult>(() => {});
+    const pending: Promise<unknown>[] = [];
+    // Two calls out at once, both past their deadline (two tenants' worth of isolate
+    // state is not needed: the second asks after the first has left `inflight`).
+    for (let i = 0; i < 2; i++) {
+      const asked = local.ask("t", never, undefined, LIMITER_DEADLINE_MS, (p) => void pending.push(p)).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 1);
+      expect(await asked).toBeInstanceOf(Error);
+    }
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    await vi.advanceTimersByTimeAsync(LATE_CALL_MAX_MS - 10 * LIMITER_DEADLINE_MS);
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    await vi.advanceTimersByTimeAsync(10 * LIMITER_DEADLINE_MS);
+    expect(local.moneyReport("t", Date.now())).toBe(0);
+    // A call that lands settles only its own count.
+    let land!: (r: TakeResult) => void;
+    const asked = local.ask("t", () => new Promise<TakeResult>((r) => (land = r)), undefined, LIMITER_DEADLINE_MS, (p) => void pending.push(p)).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 1);
+    await asked;
+    expect(local.moneyReport("t", Date.now())).toBe(-1);
+    land({ allowed: false, granted: 0, remaining: 0, limit: 1, retryAfterMs: 1000, resetMs: 1000 });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(local.moneyReport("t", Date.now())).toBe(0);
   });
 });
