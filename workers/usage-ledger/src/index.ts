@@ -125,14 +125,37 @@ export default {
             continue;
           }
           head.push(item);
-          // The first events all failing, none written: not one bad event but every write
-          // (a ledger deployed ahead of its migration: "no such column"). The whole batch
-          // waits with the growing delay, the rest untried: one by one, a batch of 100 would
-          // cost D1 101 transactions, and a fixed 30 s retry would spend the head's
-          // max_retries in ~5 minutes and dead-letter it.
+          // The first events all failing, none written: likely not one bad event but every
+          // write (a ledger deployed ahead of its migration: "no such column"). One more
+          // try, the batch's last event, tells the two apart: written, the head was bad
+          // events, and the rest goes on one by one (three bad events at the head no longer
+          // send back, and in the end dead-letter, the good ones behind them). Failing too,
+          // the whole batch waits with the growing delay, the rest untried: one by one, a
+          // batch of 100 would cost D1 101 transactions, and a fixed 30 s retry would spend
+          // the head's max_retries in ~5 minutes and dead-letter it.
           if (head.length >= SYSTEMIC_FAILURES) {
-            const rest = ready.length - i - 1;
-            return retryLater(config.writeRetrySeconds, [...head, ...ready.slice(i + 1)], err, `every write is failing: the first ${head.length} event(s) failed one by one${rest > 0 ? `, the other ${rest} sent back untried` : ""}`);
+            const last = ready.length - 1;
+            if (last > i) {
+              const probe = ready[last]!;
+              try {
+                await env.DB.batch(statements([probe]));
+                probe.msg.ack();
+                for (const h of head.splice(0)) h.msg.retry();
+                written = true;
+                ready.pop();
+                continue;
+              } catch (perr) {
+                if (transientD1Error(perr)) return retryLater(config.writeRetrySeconds, [...head, ...ready.slice(i + 1)], perr);
+                console.error(`usage-ledger: write failed for ${probe.msg.id}: ${String(perr)}`);
+              }
+            }
+            const untried = ready.length - i - 1 - (last > i ? 1 : 0);
+            return retryLater(
+              config.writeRetrySeconds,
+              [...head, ...ready.slice(i + 1)],
+              err,
+              `every write is failing: the first ${head.length} event(s)${last > i ? " and the batch's last" : ""} failed one by one${untried > 0 ? `, the other ${untried} sent back untried` : ""}`,
+            );
           }
         }
       }

@@ -279,7 +279,7 @@ describe("usage ledger", () => {
     expect(keyLine.length).toBeLessThan(500);
   });
 
-  it("retries an event D1 refuses without holding back the others", async () => {
+  it("retries an event D1 refuses without holding back the others, also three at the head of a batch", async () => {
     // A trigger makes D1 refuse one tenant's rows (a stand-in for any write error).
     await h.db.exec("CREATE TRIGGER poison BEFORE INSERT ON calls WHEN NEW.tenant = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;");
     try {
@@ -294,6 +294,17 @@ describe("usage ledger", () => {
       const head = await h.deliver([{ body: event({ tenant: "poison" }), id: "p0" }, { body: event({ tenant: "poison" }), id: "p1" }, { body: event(), id: "c" }]);
       expect(head.explicitAcks).toEqual(["c"]);
       expect(head.retryMessages.map((x) => [x.msgId, (x as { delaySeconds?: number }).delaySeconds])).toEqual([["p0", undefined], ["p1", undefined]]);
+      // Three bad events at the head: the batch's last event is tried too, and once it is
+      // written the good ones behind them are not sent back (nor, in the end, dead-lettered).
+      await h.reset();
+      const three = await h.deliver([
+        ...["q0", "q1", "q2"].map((id) => ({ body: event({ tenant: "poison" }), id })),
+        ...["g0", "g1", "g2", "g3"].map((id) => ({ body: event(), id })),
+      ]);
+      expect(three.explicitAcks.sort()).toEqual(["g0", "g1", "g2", "g3"]);
+      expect(three.retryMessages.map((x) => [x.msgId, (x as { delaySeconds?: number }).delaySeconds])).toEqual([["q0", undefined], ["q1", undefined], ["q2", undefined]]);
+      expect(await h.calls()).toHaveLength(4);
+      expect((await h.daily())[0]).toMatchObject({ tenant: "acme", calls: 4 });
     } finally {
       await h.db.exec("DROP TRIGGER poison;");
     }
@@ -356,14 +367,14 @@ describe("usage ledger", () => {
       const r = await h.deliver(ids.map((id) => ({ body: event(), id, attempts: 1 })));
       expect(r.explicitAcks).toEqual([]);
       expect(r.retryMessages.map((x) => x.msgId).sort()).toEqual([...ids].sort());
-      // Three tried one by one, the 17 others sent back untried; all 20 with the growing
-      // delay (a fixed 30 s would spend the first three's retries in ~5 minutes).
-      // (workerd's log lines arrive after the handler returns, in the order written.)
+      // Three tried one by one and the batch's last, the 16 others sent back untried; all
+      // 20 with the growing delay (a fixed 30 s would spend the first three's retries in
+      // ~5 minutes). (workerd's log lines arrive after the handler returns, in order.)
       await h.until(async () => h.logs.some((l) => /every write is failing/.test(l)), (x) => x);
-      expect(h.logs.filter((l) => /write failed for/.test(l))).toHaveLength(3);
+      expect(h.logs.filter((l) => /write failed for/.test(l))).toHaveLength(4);
       const delays = r.retryMessages.map((x) => (x as { delaySeconds?: number }).delaySeconds);
       expect(delays.every((d) => d !== undefined && d >= 15 && d <= 30)).toBe(true);
-      expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) failed one by one, the other 17 sent back untried/.test(l))).toBe(true);
+      expect(h.logs.some((l) => /every write is failing: the first 3 event\(s\) and the batch's last failed one by one, the other 16 sent back untried/.test(l))).toBe(true);
       // A quiet queue's batches of one or two, every write failing: the growing delay too
       // (a fixed 30 s would dead-letter them in ~5 minutes); a batch of one is not written twice.
       h.logs.length = 0;
