@@ -109,6 +109,7 @@ export default {
       // known whether one event is bad (a plain retry) or every write is (the growing delay).
       const head: typeof ready = [];
       let written = false;
+      let probed = false;
       for (let i = 0; i < ready.length; i++) {
         const item = ready[i]!;
         try {
@@ -134,27 +135,19 @@ export default {
           // batch of 100 would cost D1 101 transactions, and a fixed 30 s retry would spend
           // the head's max_retries in ~5 minutes and dead-letter it.
           if (head.length >= SYSTEMIC_FAILURES) {
-            const last = ready.length - 1;
-            if (last > i) {
-              const probe = ready[last]!;
-              try {
-                await env.DB.batch(statements([probe]));
-                probe.msg.ack();
-                for (const h of head.splice(0)) h.msg.retry();
-                written = true;
-                ready.pop();
-                continue;
-              } catch (perr) {
-                if (transientD1Error(perr)) return retryLater(config.writeRetrySeconds, [...head, ...ready.slice(i + 1)], perr);
-                console.error(`usage-ledger: write failed for ${probe.msg.id}: ${String(perr)}`);
-              }
+            // The batch's last event goes next (swapped in), tried like any other.
+            if (!probed && i + 1 < ready.length) {
+              probed = true;
+              const last = ready.length - 1;
+              [ready[i + 1], ready[last]] = [ready[last]!, ready[i + 1]!];
+              continue;
             }
-            const untried = ready.length - i - 1 - (last > i ? 1 : 0);
+            const rest = ready.length - i - 1;
             return retryLater(
               config.writeRetrySeconds,
               [...head, ...ready.slice(i + 1)],
               err,
-              `every write is failing: the first ${head.length} event(s)${last > i ? " and the batch's last" : ""} failed one by one${untried > 0 ? `, the other ${untried} sent back untried` : ""}`,
+              `every write is failing: the first ${head.length - (probed ? 1 : 0)} event(s)${probed ? " and the batch's last" : ""} failed one by one${rest > 0 ? `, the other ${rest} sent back untried` : ""}`,
             );
           }
         }
