@@ -7,7 +7,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env.ts";
 import { config } from "./config.ts";
-import { applyGive, BUDGET_KINDS, capGive, chargeAfter, expireHoldings, holderOf, holdingAfter, LEGACY_HOLDER, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
+import { applyGive, BUDGET_KINDS, capGive, chargeAfter, expireHoldings, holderOf, holdingAfter, isBudgetKind, LEGACY_HOLDER, type BudgetGive, type BudgetKind, type BudgetLimits, type BudgetRows, type Holding } from "./policy/budget.ts";
 import { admit, giveBack, MAX_LEASE, take, type Bucket, type TakeResult, type TokenAsk, type TokenBuckets, type TokenLimits, type Tokens } from "./policy/token-bucket.ts";
 
 /** A report's number as the object keeps it (0: none, as from an earlier version). */
@@ -89,7 +89,7 @@ export class RateLimiter extends DurableObject<Env> {
   private readBudget(): BudgetRows {
     const out: BudgetRows = {};
     for (const r of this.ctx.storage.sql.exec<{ kind: string; window_start: number; spent: number; reserved: number }>("SELECT kind, window_start, spent, reserved FROM budget")) {
-      if (r.kind === "daily" || r.kind === "monthly") out[r.kind] = { start: r.window_start, spent: r.spent, reserved: r.reserved };
+      if (isBudgetKind(r.kind)) out[r.kind] = { start: r.window_start, spent: r.spent, reserved: r.reserved };
     }
     return out;
   }
@@ -111,7 +111,7 @@ export class RateLimiter extends DurableObject<Env> {
   private readHolding(holder: string): Holding {
     const out: Holding = {};
     for (const r of this.ctx.storage.sql.exec<{ kind: string; window_start: number; reserved: number }>("SELECT kind, window_start, reserved FROM holding WHERE holder = ?", holder)) {
-      if (r.kind === "daily" || r.kind === "monthly") out[r.kind] = { start: r.window_start, reserved: r.reserved };
+      if (isBudgetKind(r.kind)) out[r.kind] = { start: r.window_start, reserved: r.reserved };
     }
     return out;
   }
@@ -148,11 +148,22 @@ export class RateLimiter extends DurableObject<Env> {
     if (gone.length === 0) return rows;
     const swept = expireHoldings(
       rows,
-      gone.flatMap((g) => (g.kind === "daily" || g.kind === "monthly" ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved, charge: g.charge }] : [])),
+      gone.flatMap((g) => (isBudgetKind(g.kind) ? [{ kind: g.kind, start: g.window_start, reserved: g.reserved, charge: g.charge }] : [])),
     );
     this.ctx.storage.sql.exec("DELETE FROM holding WHERE seen_ms < ?", cutoff);
     this.writeBudget(swept);
     return swept;
+  }
+
+  /** What a budgeted call of `holder` starts from: the budgets after expiring silent
+   *  holders, then the holder's holding and its give capped at it. In that order: a holder
+   *  whose own holding this expires must not then release it again (its give capped at the
+   *  holding read before) or keep it (written back with its new grant, money `reserved` no
+   *  longer counts). */
+  private holderGive(nowMs: number, holder: string, give: BudgetGive | undefined): { rows: BudgetRows; holder: string; held: Holding; give: BudgetGive | undefined } {
+    const rows = this.readBudgetSwept(nowMs);
+    const held = this.readHolding(holder);
+    return { rows, holder, held, give: capGive(give, held) };
   }
 
   /** Takes one request token (and, with `ask`, the call's token reservation) if the
@@ -166,35 +177,24 @@ export class RateLimiter extends DurableObject<Env> {
       this.writeRequests(bucket);
       return result;
     }
-    if (ask.budget === undefined) {
-      const r = admit({ requests: this.readRequests(), tokens: this.readTokens() }, now, ratePerMinute, burst, leaseCap ?? MAX_LEASE, ask);
-      this.writeRequests(r.requests);
-      this.writeTokens(r.tokens);
-      return r.result;
-    }
-    const holder = holderOf(ask.budget.holder);
-    // Expire silent holders first: a holder whose own holding this expires must not then
-    // release it again (its give capped at the holding read before) or keep it (written
-    // back with its new grant, money `reserved` no longer counts).
-    const budget = this.readBudgetSwept(now);
-    const held = this.readHolding(holder);
-    const give = capGive(ask.budget.give, held);
+    const money = ask.budget;
+    const h = money !== undefined ? this.holderGive(now, holderOf(money.holder), money.give) : undefined;
     const r = admit(
-      { requests: this.readRequests(), tokens: this.readTokens(), budget },
+      { requests: this.readRequests(), tokens: this.readTokens(), budget: h?.rows },
       now,
       ratePerMinute,
       burst,
       leaseCap ?? MAX_LEASE,
-      { ...ask, budget: { ...ask.budget, ...(give !== undefined ? { give } : {}) } },
+      money !== undefined ? { ...ask, budget: { ...money, ...(h?.give !== undefined ? { give: h.give } : {}) } } : ask,
     );
     this.writeRequests(r.requests);
     this.writeTokens(r.tokens);
     this.writeBudget(r.budget);
     const b = r.result.budget;
-    if (r.budget !== undefined) {
+    if (money !== undefined && h !== undefined && r.budget !== undefined) {
       const granted = b?.granted ?? 0;
-      const own = ask.budget.admits === true && r.result.allowed ? Math.min(granted, Math.max(0, Math.ceil(ask.budget.want))) : 0;
-      this.writeHolding(holder, holdingAfter(held, r.budget, ask.budget.limits, give, granted, b?.windows ?? {}), { charge: chargeAfter(ask.budget.charge, own, granted > own), seq: reportSeq(ask.budget.seq) }, now);
+      const own = money.admits === true && r.result.allowed ? Math.min(granted, Math.max(0, Math.ceil(money.want))) : 0;
+      this.writeHolding(h.holder, holdingAfter(h.held, r.budget, money.limits, h.give, granted, b?.windows ?? {}), { charge: chargeAfter(money.charge, own, granted > own), seq: reportSeq(money.seq) }, now);
     }
     return r.result;
   }
@@ -207,13 +207,10 @@ export class RateLimiter extends DurableObject<Env> {
     const now = Date.now();
     if (give.input !== 0 || give.output !== 0) this.writeTokens(giveBack(this.readTokens(), now, limits, give));
     if (budget !== undefined) {
-      const holder = holderOf(budget.holder);
-      const swept = this.readBudgetSwept(now); // first, as in take()
-      const held = this.readHolding(holder);
-      const capped = capGive(budget.give, held);
-      const rows = applyGive(swept, now, budget.limits, capped);
+      const h = this.holderGive(now, holderOf(budget.holder), budget.give);
+      const rows = applyGive(h.rows, now, budget.limits, h.give);
       this.writeBudget(rows);
-      this.writeHolding(holder, holdingAfter(held, rows, budget.limits, capped, 0, {}), { charge: chargeAfter(budget.charge, 0, false), seq: reportSeq(budget.seq) }, now);
+      this.writeHolding(h.holder, holdingAfter(h.held, rows, budget.limits, h.give, 0, {}), { charge: chargeAfter(budget.charge, 0, false), seq: reportSeq(budget.seq) }, now);
     }
   }
 

@@ -11,6 +11,11 @@ import type { Usage } from "../usage.ts";
 export type BudgetKind = "daily" | "monthly";
 export const BUDGET_KINDS: readonly BudgetKind[] = ["daily", "monthly"];
 
+/** Whether a stored kind is a budget's (the object's rows name it as text). */
+export function isBudgetKind(k: string): k is BudgetKind {
+  return k === "daily" || k === "monthly";
+}
+
 /** A tenant's budgets in micro-dollars; 0 = no budget of that kind. */
 export interface BudgetLimits {
   dailyMicros: number;

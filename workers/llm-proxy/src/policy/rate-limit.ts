@@ -179,6 +179,13 @@ async function sendGive<G>(flush: (g: G) => Promise<void>, g: G, landed?: () => 
   );
 }
 
+/** Adds `delta` to a tenant's micro-dollars in `m`; a tenant left with none leaves the map. */
+function addMicros(m: Map<string, number>, tenantId: string, delta: number): void {
+  const n = (m.get(tenantId) ?? 0) + delta;
+  if (n > 0) m.set(tenantId, n);
+  else m.delete(tenantId);
+}
+
 /**
  * What this isolate knows about each tenant's buckets: a denial, leased requests and
  * tokens (already taken from the Durable Object), and what it owes back. All of it can
@@ -223,17 +230,14 @@ export class LocalLimits {
 
   /** A budgeted call was admitted holding `micros` (from the object or a lease). */
   callAdmitted(tenantId: string, micros: number): void {
-    if (micros > 0) this.callMoney.set(tenantId, (this.callMoney.get(tenantId) ?? 0) + micros);
+    if (micros > 0) addMicros(this.callMoney, tenantId, micros);
   }
 
   /** A give carrying `micros` of settled calls reached the object. A give that fails
    *  leaves them counted: the object then charges them if it takes this isolate for dead
    *  (their cost, unknown to it, is at most that). */
   callsGiven(tenantId: string, micros: number): void {
-    if (!(micros > 0)) return;
-    const left = (this.callMoney.get(tenantId) ?? 0) - micros;
-    if (left > 0) this.callMoney.set(tenantId, left);
-    else this.callMoney.delete(tenantId);
+    if (micros > 0) addMicros(this.callMoney, tenantId, -micros);
   }
 
   /** The money owed back, to send now, and how much of it releases settled calls (hand
@@ -489,7 +493,7 @@ export class LocalLimits {
     const g: BudgetGive = {};
     for (const k of BUDGET_KINDS) if (windows[k] !== undefined) g[k] = { start: windows[k], release: reserved, spend: actual };
     this.oweMoney(tenantId, g);
-    if (reserved > 0) this.owedCallMoney.set(tenantId, (this.owedCallMoney.get(tenantId) ?? 0) + reserved);
+    if (reserved > 0) addMicros(this.owedCallMoney, tenantId, reserved);
     if (actual < reserved) this.budgetDenied.delete(tenantId);
   }
 
