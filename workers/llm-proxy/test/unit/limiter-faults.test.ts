@@ -35,10 +35,13 @@ function object(budget = MONTHLY) {
 
 /** One isolate's wiring, as tokens.ts has it: the money timer after admission, after each
  *  settle, and whenever a lease holding money is taken. */
-function isolate(o: ReturnType<typeof object>, opts: { failOpen?: boolean; take?: (cap: number, ask?: TokenAsk) => Promise<TakeResult> } = {}) {
+function isolate(
+  o: ReturnType<typeof object>,
+  opts: { failOpen?: boolean; take?: (cap: number, ask?: TokenAsk) => Promise<TakeResult>; settle?: (give: BudgetGive, report: { charge: number; seq: number }) => Promise<void> } = {},
+) {
   const local = new LocalLimits();
   const background = (p: Promise<unknown>) => void p;
-  const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, o.settle, background);
+  const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, opts.settle ?? o.settle, background);
   const admitCall = (want: number): Promise<RateVerdict> =>
     rateLimit("t", opts.take ?? o.take, local, Date.now, opts.failOpen ?? false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want } }, flushMoney);
   return { local, flushMoney, admitCall };
@@ -233,9 +236,6 @@ describe("the money report (what the object charges should it stop hearing from 
       seqs.push(report.seq);
       await o.settle(give);
     };
-    const local = new LocalLimits();
-    const background = (p: Promise<unknown>) => void p;
-    const flushMoney = () => flushMoneyLater("t", local, LEASE_MS + 50, Date.now, settle, background);
     let reportDuringTake: number | undefined;
     const take = (cap: number, ask?: TokenAsk) => {
       asks.push(ask!);
@@ -243,7 +243,8 @@ describe("the money report (what the object charges should it stop hearing from 
       queueMicrotask(() => (reportDuringTake = local.moneyReport("t", Date.now())));
       return o.take(cap, ask);
     };
-    const v = await rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, flushMoney);
+    const { local, flushMoney, admitCall } = isolate(o, { take, settle });
+    const v = await admitCall(1000);
     expect(v.ok).toBe(true);
     // Sent before anything was held: nothing to charge; this take admits a call.
     expect(asks[0]!.budget).toMatchObject({ charge: 0, seq: 1, admits: true });
@@ -269,7 +270,7 @@ describe("the money report (what the object charges should it stop hearing from 
     expect(o.rows.monthly).toMatchObject({ reserved: 0, spent: 300 });
     // A second call, from the object again; its settle's give fails: the object still
     // holds its 1,000, and this isolate keeps reporting it (charged should it fall silent).
-    const v2 = await rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, flushMoney);
+    const v2 = await admitCall(1000);
     expect(v2.ok).toBe(true);
     await vi.advanceTimersByTimeAsync(LEASE_MS + 100); // its lease goes back
     local.settleMoney("t", (v2 as { money: { windows: Record<string, number> } }).money.windows, 1000, 200);
@@ -284,17 +285,15 @@ describe("a top-up's money report", () => {
   it("counts the call it follows: a call that spent the lease's last money, then a top-up", async () => {
     vi.useFakeTimers({ now: T0 });
     const o = object();
-    const local = new LocalLimits();
-    const pending: Promise<unknown>[] = [];
-    const background = (p: Promise<unknown>) => void pending.push(p);
     const asks: TokenAsk[] = [];
     const take = (cap: number, ask?: TokenAsk) => {
       asks.push(ask!);
       return o.take(cap, ask);
     };
+    const { admitCall } = isolate(o, { take });
     // $4 calls against $100 a month: the object leases one more ($96 left / 16 / $4).
     const want = 4_000_000;
-    const call = () => rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want } });
+    const call = () => admitCall(want);
     expect((await call()).ok).toBe(true);
     expect(asks).toHaveLength(1);
     expect(o.rows.monthly!.reserved).toBe(2 * want);
@@ -303,7 +302,6 @@ describe("a top-up's money report", () => {
     expect((await call()).ok).toBe(true);
     expect(asks).toHaveLength(2);
     expect(asks[1]!.budget).toMatchObject({ admits: false, charge: 2 * want });
-    await Promise.all(pending);
   });
 });
 
@@ -311,13 +309,11 @@ describe("the money report while an object call is past its deadline", () => {
   it("is all (-1) until the late call lands: its grant may admit or lease what no report knows of", async () => {
     vi.useFakeTimers({ now: T0 });
     const o = object();
-    const local = new LocalLimits();
-    const pending: Promise<unknown>[] = [];
-    const background = (p: Promise<unknown>) => void pending.push(p);
     let slow = true;
     const take = (cap: number, ask?: TokenAsk) =>
       slow ? new Promise<TakeResult>((r) => setTimeout(() => r(o.take(cap, ask)), LIMITER_DEADLINE_MS + 2000)) : o.take(cap, ask);
-    const v = rateLimit("t", take, local, Date.now, false, LEASE_MS, background, { limits: NO_TOKENS, want: ZERO, budget: { limits: MONTHLY, want: 1000 } }, undefined, background);
+    const { local, admitCall } = isolate(o, { take });
+    const v = admitCall(1000);
     await vi.advanceTimersByTimeAsync(LIMITER_DEADLINE_MS + 10);
     expect((await v).ok).toBe(false); // the fail mode (closed) answered
     slow = false;
@@ -330,7 +326,6 @@ describe("the money report while an object call is past its deadline", () => {
     await vi.advanceTimersByTimeAsync(LEASE_MS + 100);
     local.expireLease("t", Date.now());
     expect(local.moneyReport("t", Date.now())).toBe(0);
-    await Promise.all(pending);
   });
 });
 
