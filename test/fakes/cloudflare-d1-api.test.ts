@@ -1,6 +1,7 @@
 // The fake D1 query API refuses what the real one refuses, as the real SDK sees it.
 import Cloudflare from "cloudflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountRateLimit } from "../support/account-rate-limit.ts";
 import { FakeD1Api, splitStatements } from "./cloudflare-d1-api.ts";
 
 describe("fake Cloudflare D1 query API", () => {
@@ -53,5 +54,25 @@ describe("fake Cloudflare D1 query API", () => {
     fake.failNext(429, 971, "Please wait and consider throttling your request speed");
     expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("429 971");
     expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe(200);
+  });
+
+  it("counts every request against the account-wide limit, a bad token's too, and then refuses all of them with 429 and retry-after", async () => {
+    const was = fake.account;
+    try {
+      fake.account = new AccountRateLimit({ limit: 2, windowMs: 300_000 });
+      const other = new Cloudflare({ apiToken: "nope", baseURL: fake.baseURL, maxRetries: 0 });
+      expect(await status(other.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("403 10000");
+      expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe(200);
+      const refused = await cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }).then(
+        () => undefined,
+        (e: { status?: number; errors?: { code: number }[]; headers?: Headers }) => e,
+      );
+      expect(refused?.status).toBe(429);
+      expect(refused?.errors?.[0]?.code).toBe(971);
+      expect(Number(refused?.headers?.get("retry-after"))).toBeGreaterThan(290);
+      expect(fake.account.hits).toBe(1);
+    } finally {
+      fake.account = was;
+    }
   });
 });

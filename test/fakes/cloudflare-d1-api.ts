@@ -14,7 +14,13 @@
 // Stricter than lenient: a wrong token, another account, an unknown database, a body that
 // is neither form, non-string params, params with several statements, more than 100
 // bound parameters or a statement over 100 KB (D1's limits) are refused.
+// The account-wide API limit applies to this endpoint as to every other (1,200 requests per
+// 5 minutes per user, then 429 for five minutes: developers.cloudflare.com/fundamentals/api/
+// reference/limits/, "applies cumulatively regardless of whether the request is made via the
+// dashboard, API key, or API token"; D1's own limits page lists no separate API limit):
+// test/support/account-rate-limit.ts, counted on arrival, before authentication.
 // Faults: failNext(status, code) answers the next request with that error.
+import { AccountRateLimit, RATE_LIMITED, type AccountLimitOptions } from "../support/account-rate-limit.ts";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { DatabaseSync } from "node:sqlite";
 import type { AddressInfo } from "node:net";
@@ -29,10 +35,13 @@ export class FakeD1Api {
   private faults: { status: number; code: number; message: string }[] = [];
   private server: Server | undefined;
   url = "";
+  /** The account-wide API limit (1,200 requests / 5 min); a test may put a smaller one in. */
+  account: AccountRateLimit;
 
-  constructor(o: { token: string; accountId: string }) {
+  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions }) {
     this.token = o.token;
     this.accountId = o.accountId;
+    this.account = new AccountRateLimit(o.limit);
   }
 
   /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
@@ -65,8 +74,8 @@ export class FakeD1Api {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const text = Buffer.concat(chunks).toString("utf8");
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(body));
     };
     const fail = (status: number, code: number, message: string) => send(status, { success: false, errors: [{ code, message }], messages: [], result: null });
@@ -77,6 +86,8 @@ export class FakeD1Api {
       body = text;
     }
     this.requests.push({ path: req.url ?? "", body });
+    const blocked = this.account.arrive(Date.now());
+    if (blocked !== undefined) return send(429, { success: false, errors: [RATE_LIMITED], messages: [], result: null }, { "retry-after": String(blocked) });
     const fault = this.faults.shift();
     if (fault) return fail(fault.status, fault.code, fault.message);
     const m = PATH.exec((req.url ?? "").split("?")[0]!);

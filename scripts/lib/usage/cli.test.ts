@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
+import { AccountRateLimit } from "../../../test/support/account-rate-limit.ts";
 import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
 import { oneApiHost } from "../../../test/support/api-host.ts";
 import { kvKeyFor } from "../../../workers/llm-proxy/src/tenant-record.ts";
@@ -276,6 +277,26 @@ describe("npm run usage --remote (Cloudflare D1 and KV APIs)", () => {
     expect(missing.code).toBe(USAGE_EXIT.failed);
     expect(missing.err).toMatch(/404: 7404/);
     for (const r of [bad, missing]) expect(r.out + r.err).not.toContain(token);
+  });
+
+  it("fails at once, naming the 429 and its wait, when the account-wide API limit blocks it (it does not sit out five minutes)", async () => {
+    const was = fake.account;
+    try {
+      // One request left in the window: the report's first query passes, its second is the
+      // one that crosses the limit, and Cloudflare then blocks the account for five minutes.
+      fake.account = new AccountRateLimit({ limit: 1 });
+      const before = fake.requests.length;
+      const r = await run(["--remote", "--json", "--no-budgets"], env());
+      expect(r.code).toBe(USAGE_EXIT.failed);
+      expect(r.out).toBe("");
+      expect(r.err).toMatch(/429: 971 Please wait/);
+      expect(r.err).toMatch(/it asked to wait (29\d|300) s before trying again: the account.s API rate limit/);
+      // No retries of a 5-minute wait: two queries reached the API, then it stopped.
+      expect(fake.requests.length - before).toBe(2);
+      expect(r.out + r.err).not.toContain(token);
+    } finally {
+      fake.account = was;
+    }
   });
 
   it("says to apply the migrations when the deployed ledger's schema is older than the report", async () => {
