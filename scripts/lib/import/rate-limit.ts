@@ -3,6 +3,8 @@
 // 2026-11) and a pause when the API answers 429 with retry-after. Exceeding the
 // limit blocks every token of the account for 5 minutes, so we never get there.
 
+import { retryAfterMs } from "../../../workers/shared/retry-after.ts";
+
 export const CLOUDFLARE_LIMIT = { requests: 1200, windowMs: 5 * 60_000 } as const;
 
 /** The import's default share of that budget: the rest stays for Pulumi, the dashboard and other tools. */
@@ -45,8 +47,8 @@ export function limitedFetch(limiter: SlidingWindowLimiter, inner: typeof fetch 
     await limiter.acquire();
     const res = await inner(input, init);
     if (res.status === 429) {
-      const after = Number(res.headers.get("retry-after"));
-      limiter.pause(Number.isFinite(after) && after > 0 ? after * 1000 : 1000);
+      const after = retryAfterMs(res.headers, Date.now());
+      limiter.pause(after !== undefined && after > 0 ? after : 1000);
     }
     return res;
   };

@@ -12,6 +12,7 @@
 // 5-minute block); this module retries 429, 5xx and lost connections a bounded number of
 // times, honouring retry-after, through the rotation's shared limiter.
 import { cloudflareClient } from "../../../stacks/model/cloudflare-client.ts";
+import { retryAfterMs } from "../../../workers/shared/retry-after.ts";
 import Cloudflare from "cloudflare";
 import { z } from "zod";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -112,15 +113,6 @@ export interface CloudflareSecretsOptions {
   onRetry?: (info: { script: string; attempt: number; status: number | undefined; waitMs: number }) => void;
 }
 
-/** Parses retry-after (seconds or an HTTP date) into ms; undefined when absent or unreadable. */
-export function retryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const s = Number(value);
-  if (Number.isFinite(s) && s >= 0) return Math.ceil(s * 1000);
-  const t = Date.parse(value);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
-
 const Deployments = z.object({
   result: z.object({
     deployments: z.array(z.object({ id: z.string(), versions: z.array(z.object({ version_id: z.string(), percentage: z.number() })) })),
@@ -152,7 +144,7 @@ export function cloudflareSecrets(o: CloudflareSecretsOptions): SecretsApi {
         if (!retryable) throw new CloudflareApiError(`Cloudflare refused ${what} of ${script}: ${detail}`, status);
         if (attempt >= attempts) throw new CloudflareApiError(`Cloudflare: ${what} of ${script} failed after ${attempts} attempts: ${detail}`, status);
         if (status === 429) {
-          const ra = retryAfterMs(e.headers?.get("retry-after"));
+          const ra = retryAfterMs(e.headers, Date.now());
           wait = ra ?? 60_000;
           if (wait > maxRetryAfter) throw new CloudflareApiError(`Cloudflare rate limit: retry-after ${Math.round(wait / 1000)} s is longer than the ${Math.round(maxRetryAfter / 1000)} s this run waits`, status);
           // The limit is account-wide: every caller waits, not only this one.

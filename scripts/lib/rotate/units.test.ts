@@ -4,7 +4,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { matchesHint } from "./anthropic.ts";
-import { retryAfterMs } from "./cloudflare.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { createReporter, redactor } from "./report.ts";
 import { fingerprint, workersBindingSecret, type DesiredWorker } from "./workers.ts";
@@ -44,16 +43,6 @@ describe("RateLimiter", () => {
     lim.pause(5000);
     await lim.run(async () => {});
     expect(now).toBe(5000);
-  });
-});
-
-describe("retry-after", () => {
-  it("reads seconds and HTTP dates", () => {
-    expect(retryAfterMs("3")).toBe(3000);
-    expect(retryAfterMs("0")).toBe(0);
-    expect(retryAfterMs(new Date(10_000).toUTCString(), 4000)).toBe(6000);
-    expect(retryAfterMs(undefined)).toBeUndefined();
-    expect(retryAfterMs("soon")).toBeUndefined();
   });
 });
 

@@ -9,6 +9,7 @@
 import type { Config } from "./config.ts";
 import { sseErrorEvent } from "./errors.ts";
 import type { StreamEnd } from "../../shared/usage-event.ts";
+import { retryAfterMs } from "../../shared/retry-after.ts";
 import { SseUsageScanner, type Usage } from "./usage.ts";
 
 export interface Upstreamed {
@@ -171,17 +172,6 @@ async function readWithin(res: Response, ms: number, dog: Watchdog): Promise<Arr
 
 export function retryableStatus(status: number): boolean {
   return status === 429 || status === 529 || (status >= 500 && status <= 599);
-}
-
-/** retry-after in ms (`retry-after-ms`, seconds, or an HTTP date); undefined if absent. */
-export function retryAfterMs(headers: Headers, nowMs: number): number | undefined {
-  const ms = headers.get("retry-after-ms");
-  if (ms !== null && Number.isFinite(Number(ms)) && Number(ms) >= 0) return Number(ms);
-  const ra = headers.get("retry-after");
-  if (ra === null) return undefined;
-  if (/^\d+(\.\d+)?$/.test(ra.trim())) return Number(ra) * 1000;
-  const t = Date.parse(ra);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
 }
 
 /** Exponential backoff with full jitter: random in [0, min(max, base * 2^attempt)]. */

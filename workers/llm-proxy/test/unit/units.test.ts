@@ -2,7 +2,8 @@
 // token bucket, retry timing decisions, the usage readers, metrics sampling and key digests.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { backoffMs, retryAfterMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
+import { backoffMs, retryDelayMs, retryableStatus } from "../../src/forward.ts";
+import { retryAfterMs } from "../../../shared/retry-after.ts";
 import { sampleWeight, toDataPoint, worthLogging, writeMetric, type CallRecord } from "../../src/metrics.ts";
 import { sameDigest } from "../../src/policy/auth.ts";
 import { LocalLimits, rateLimit } from "../../src/policy/rate-limit.ts";
