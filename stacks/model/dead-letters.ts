@@ -6,8 +6,9 @@
 // Facts (Cloudflare docs, queues/configuration/pull-consumers.mdx and
 // queues/platform/limits.mdx in cloudflare/cloudflare-docs, read 2026-11-27):
 // - a queue gets an HTTP pull consumer with `type: "http_pull"` (settings
-//   visibility_timeout_ms, max_retries; optional dead_letter_queue); a queue cannot have a
-//   Worker consumer and a pull consumer at once. wrangler's config schema
+//   visibility_timeout_ms, max_retries; optional dead_letter_queue). A queue may have a
+//   pull consumer beside a Worker consumer (queues/configuration/multi-consumer.mdx); the
+//   DLQ has only the pull consumer. wrangler's config schema
 //   (node_modules/wrangler/config-schema.json) only takes `type: "worker"` consumers, so
 //   this one cannot live in wrangler.jsonc: the model declares it beside the queue.
 // - every pull is a delivery attempt: `attempts` counts it, and when it reaches

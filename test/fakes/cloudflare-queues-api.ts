@@ -17,8 +17,9 @@
 //   wrangler 4.153 (wrangler-dist/cli.js, getQueue) finds a queue by name with
 //   GET /queues?page=1&name=<name>; without a name the list is paged.
 // - Semantics: cloudflare/cloudflare-docs, src/content/docs/queues/configuration/pull-consumers.mdx:
-//   pulling needs HTTP pull enabled on the queue (an http_pull consumer; a queue has either
-//   a Worker consumer or a pull consumer); batch_size default 5, max 100; visibility timeout
+//   pulling needs HTTP pull enabled on the queue (an http_pull consumer; the fake keeps one
+//   consumer per queue, where Cloudflare allows a pull consumer beside a Worker one,
+//   queues/configuration/multi-consumer.mdx); batch_size default 5, max 100; visibility timeout
 //   default 30 s, max 12 h; `json` and `bytes` bodies are base64 in the pull answer, `text`
 //   plain (`v8` cannot be decoded outside Workers: sent base64 here); each message carries
 //   {body, id, timestamp_ms, attempts, metadata, lease_id}; `attempts` counts deliveries and
@@ -147,11 +148,18 @@ export class FakeQueuesApi extends LoopbackFake {
   /** The account-wide API limit (1,200 requests / 5 min), on the fake's clock. */
   readonly account: AccountRateLimit;
 
-  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions }) {
+  /** How pull and peek answers carry a `json` body: base64, as pull-consumers.mdx's
+   *  "Content types" says, or as the JSON text itself, as the same page's example answer
+   *  shows it ("body": "hello" with CF-Content-Type json). Which one the service sends is
+   *  not settled, so the command must read both. */
+  readonly jsonBodies: "base64" | "plain";
+
+  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions; jsonBodies?: "base64" | "plain" }) {
     super();
     this.token = o.token;
     this.accountId = o.accountId;
     this.account = new AccountRateLimit(o.limit);
+    this.jsonBodies = o.jsonBodies ?? "base64";
   }
 
   /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
@@ -265,7 +273,7 @@ export class FakeQueuesApi extends LoopbackFake {
   }
 
   private encode(m: Stored): string {
-    return m.contentType === "text" ? m.body.toString("utf8") : m.body.toString("base64");
+    return m.contentType === "text" || (m.contentType === "json" && this.jsonBodies === "plain") ? m.body.toString("utf8") : m.body.toString("base64");
   }
 
   // A Worker consumer's script is `script` in the API's answer, as wrangler reads it

@@ -257,6 +257,51 @@ describe("dead-letters replay", () => {
     expect(r.err).toContain('"hello"');
   });
 
+  it("--drop-invalid drops only what no run can ever replay: an event from the future, or one the ledger sent back during the run, stays", async () => {
+    fake.send(DLQ, event(1));
+    fake.send(DLQ, { junk: 1 });
+    fake.send(DLQ, event(1)); // the same request_id again: a duplicate, or the ledger sent it back
+    fake.send(DLQ, event(2, { ts: t0 + 3 * 3600_000 })); // a clock ahead of the ledger's
+    const r = await run(["replay", "--drop-invalid", "--batch-size", "1", "--json"]);
+    const j = JSON.parse(r.out);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.left);
+    expect(j.replayed).toBe(1);
+    expect(j.dropped.map((m: { body: unknown }) => m.body)).toEqual([{ junk: 1 }]);
+    expect(j.left.map((m: { requestId: string; reason: string }) => [m.requestId, m.reason])).toEqual([
+      ["req_ef_1", expect.stringMatching(/^its request_id was already replayed by this run/)],
+      ["req_ef_2", "event from the future (ts more than an hour ahead)"],
+    ]);
+    expect(fake.messages(DLQ).map((m) => (m.body as { request_id: string }).request_id)).toEqual(["req_ef_1", "req_ef_2"]);
+    expect(r.err).not.toContain("req_ef_1");
+  });
+
+  it("says which messages Cloudflare deletes because this run's pull was their last attempt, with each body whole, and does not count them as still there", async () => {
+    fake.send(DLQ, { junk: "last" }, { attempts: 99 });
+    fake.send(DLQ, { junk: "more" }, { attempts: 10 });
+    const r = await run(["replay"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.left);
+    expect(r.out).toMatch(/left 1 in edgefleet-usage-dlq/);
+    expect(r.err).toMatch(/message [0-9a-f]{32} was pulled on its last attempt \(100 of 100\) and Cloudflare deletes it now \(invalid event: [^)]*\)\. Its body: \{"junk":"last"\}/);
+    expect(r.out).not.toContain("in flight");
+    expect(fake.messages(DLQ).map((m) => m.body)).toEqual([{ junk: "more" }]);
+    const j = JSON.parse((await run(["replay", "--json"])).out);
+    expect(j.deletedByCloudflare).toEqual([]);
+  });
+
+  it("replays json bodies that the pull answer carries as JSON text, not base64 (the pull docs' own example shows one so)", async () => {
+    await fake.stop();
+    fake = new FakeQueuesApi({ token: TOKEN, accountId: ACCOUNT, jsonBodies: "plain" });
+    await fake.start();
+    fake.addQueue(USAGE, { consumer: { type: "worker", scriptName: "edgefleet-usage-ledger", deadLetterQueue: DLQ, settings: { batch_size: 100, max_retries: 5 } } });
+    fake.addQueue(DLQ, { retentionSeconds: 14 * 86_400, consumer: { type: "http_pull", settings: { max_retries: 100, visibility_timeout_ms: VT } } });
+    env = { ...env, CLOUDFLARE_API_BASE_URL: fake.baseURL };
+    fake.send(DLQ, event(1));
+    fake.send(DLQ, event(2));
+    const r = await run(["replay"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(usageBodies()).toEqual([event(1), event(2)]);
+  });
+
   it("stops when a pull brings back only what this run already left (their timeout passed), and warns about messages near their last attempt", async () => {
     fake.send(DLQ, { junk: 1 });
     fake.send(DLQ, { junk: 2 }, { attempts: 97 });
@@ -484,7 +529,7 @@ describe("dead-letters: bad command lines and set-up", () => {
       const r = await run(["replay"], e);
       expect(r.code).toBe(DEAD_LETTERS_EXIT.usage);
       expect(r.err).toContain(`queue '${DLQ}' has no HTTP pull consumer, so it cannot be pulled: pulumi up declares it (queue/${DLQ}/pull-consumer, max_retries 100)`);
-      expect(r.err).toContain("it is consumed by someone");
+      expect(r.err).toContain("it has a Worker consumer, someone: the DLQ edgefleet declares has only the pull consumer");
       expect(bare.requests.map((x) => x.action)).not.toContain("pull");
       const l = await run(["list"], e);
       expect(l.code).toBe(DEAD_LETTERS_EXIT.ok);

@@ -111,7 +111,7 @@ async function setup(o: CommonOpts, io: Io, needPull: boolean, permission = "Que
   if (needPull && !dlq.pull) {
     throw new UsageError(
       `queue '${dlq.name}' has no HTTP pull consumer, so it cannot be pulled: pulumi up declares it (${`queue/${dlq.name}/pull-consumer`}, max_retries ${DEAD_LETTER_PULL.maxRetries}); by hand: wrangler queues consumer http add ${dlq.name} --message-retries ${DEAD_LETTER_PULL.maxRetries}` +
-        (dlq.workers.length > 0 ? ` (a queue has a Worker consumer or a pull consumer, not both: it is consumed by ${dlq.workers.join(", ")})` : ""),
+        (dlq.workers.length > 0 ? ` (it has a Worker consumer, ${dlq.workers.join(", ")}: the DLQ edgefleet declares has only the pull consumer)` : ""),
     );
   }
   return { api, dlq, ...(target ? { target } : {}), retentionDays: metering.metering.callRetentionDays, accountId: accountId! };
@@ -318,7 +318,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
     .option("--limit <n>", "pull at most n messages in all (default: until the DLQ is empty)", intAtLeast("--limit", 1))
     .option("--batch-size <n>", "messages per pull (1-100)", intBetween("--batch-size", 1, 100), 100)
     .option("--visibility-timeout <seconds>", `how long a pulled message stays leased (1-${MAX_VISIBILITY_SECONDS})`, intBetween("--visibility-timeout", 1, MAX_VISIBILITY_SECONDS), DEAD_LETTER_PULL.visibilityTimeoutMs / 1000)
-    .option("--drop-invalid", "ack (delete) the dead letters it cannot replay, after printing each whole to stderr")
+    .option("--drop-invalid", "ack (delete) the dead letters no replay can ever send (not an event, invalid, older than the call retention, too big), after printing each whole to stderr; an event from the future, or one the ledger sent back during this run, is left")
     .addHelpText("after", `\n${SAFETY}What it cannot replay (invalid, older than the ledger's call retention, not JSON) it leaves in the DLQ,\nunless --drop-invalid. Each pull spends one of a message's attempts; Cloudflare deletes a message\nwhose attempts reach the pull consumer's max_retries (100).\n`)
     .action(async (o: ReplayOpts) => {
       if (o.dryRun && o.dropInvalid) throw new UsageError("--dry-run drops nothing: leave out --drop-invalid");
@@ -346,7 +346,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
           s.api,
           s.dlq,
           target,
-          { ...(o.limit !== undefined ? { limit: o.limit } : {}), batchSize: o.batchSize, visibilityTimeoutMs: o.visibilityTimeout * 1000, retentionDays: s.retentionDays, dropInvalid: o.dropInvalid === true, now },
+          { ...(o.limit !== undefined ? { limit: o.limit } : {}), batchSize: o.batchSize, visibilityTimeoutMs: o.visibilityTimeout * 1000, retentionDays: s.retentionDays, dropInvalid: o.dropInvalid === true, ...(s.dlq.pull?.maxRetries !== undefined ? { maxRetries: s.dlq.pull.maxRetries } : {}), now },
           {
             progress: (handled) => {
               if (!bar) return;
@@ -368,13 +368,15 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       // (At --limit the rest was not pulled because the operator said so: not in flight.)
       // The backlog is a best-effort metric that may still count what was just acked: a
       // count above what was left is read again after a moment before it is believed.
-      let inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - r.left.length);
+      // (What Cloudflare deleted on its last attempt is in `left` but no longer in the DLQ.)
+      const stillLeft = r.left.length - r.spent.length;
+      let inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - stillLeft);
       if (inFlight > 0 && !r.error) {
         await new Promise((ok) => setTimeout(ok, io.backlogSettleMs ?? 3000));
         const again = await s.api.backlog(s.dlq.id).catch(() => undefined);
         if (again !== undefined) {
           r.remaining = again;
-          inFlight = Math.max(0, again - r.left.length);
+          inFlight = Math.max(0, again - stillLeft);
         }
       }
       if (o.json) {
@@ -390,6 +392,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
               pushedNotAcked: r.pushedNotAcked,
               dropped: r.dropped.map((m) => messageJson(m, t, maxRetries)),
               left: r.left.map((m) => messageJson(m, t, maxRetries)),
+              deletedByCloudflare: r.spent.map((m) => m.id),
               stoppedBy: r.stoppedBy,
               ...(r.remaining !== undefined ? { remaining: r.remaining } : {}),
               inFlight,
@@ -400,7 +403,11 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         );
       } else {
         io.out(`replayed ${r.replayed} event(s) from ${s.dlq.name} to ${target.name} (pulled ${r.pulled}${r.dropped.length ? `, dropped ${r.dropped.length}` : ""})\n`);
-        if (r.left.length > 0) io.out(`left ${r.left.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(r.left, t, maxRetries)}\n${lastChances(r.left, maxRetries)}`);
+        const kept = r.left.filter((m) => !r.spent.includes(m));
+        if (kept.length > 0) io.out(`left ${kept.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(kept, t, maxRetries)}\n${lastChances(kept, maxRetries)}`);
+        // Pulled on their last attempt: Cloudflare deletes them as their leases end. Each
+        // body is printed whole, so what is gone is not gone unseen.
+        for (const m of r.spent) io.err(`dead-letters: message ${escapeControls(m.id)} was pulled on its last attempt (${m.attempts} of ${maxRetries}) and Cloudflare deletes it now (${escapeControls(m.reason ?? "?")}). Its body: ${safeJson(m.body)}\n`);
         if (r.stoppedBy === "seen") io.out(`stopped: the messages pulled last had been left earlier in this run (their ${o.visibilityTimeout}s visibility timeout passed)\n`);
         if (r.stoppedBy === "limit") io.out(`stopped at --limit ${o.limit}: run again for the rest\n`);
         if (inFlight > 0 && !r.error) io.out(`${inFlight} more message(s) are in ${s.dlq.name} but in flight (leased by an interrupted run or another puller, or newly arrived): run again after the visibility timeout\n`);

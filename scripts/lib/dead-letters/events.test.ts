@@ -13,10 +13,16 @@ describe("decodeBody", () => {
     expect(decodeBody("json", b64(JSON.stringify({ a: "é☕" })))).toEqual({ ok: true, value: { a: "é☕" } });
     expect(decodeBody("json", b64("[1,2]").replace(/=+$/, ""))).toEqual({ ok: true, value: [1, 2] });
     // Buffer.from() would decode these to something; the command refuses them.
-    expect(decodeBody("json", "not base64!")).toMatchObject({ ok: false, reason: "a json message whose body is not base64" });
+    expect(decodeBody("json", "not base64!")).toMatchObject({ ok: false, reason: "a json message whose body is neither base64 nor JSON text" });
     expect(decodeBody("json", b64(Buffer.from([0xff, 0xfe, 0x7b])))).toMatchObject({ ok: false, reason: "a json message whose body is not UTF-8" });
     expect(decodeBody("json", b64("{oops"))).toMatchObject({ ok: false, reason: "a json message whose body is not JSON", raw: "{oops" });
     expect(decodeBody("json", undefined)).toMatchObject({ ok: false, reason: "the message has no body" });
+  });
+
+  it("reads a json body that is the JSON text itself (the pull docs' example shows one so): an object is never base64", () => {
+    expect(decodeBody("json", JSON.stringify(event))).toEqual({ ok: true, value: event });
+    expect(classify(msg(JSON.stringify(event)), NOW, 30)).toMatchObject({ action: "replay", event: { request_id: "req_1" } });
+    expect(decodeBody("json", "{oops")).toMatchObject({ ok: false, reason: "a json message whose body is neither base64 nor JSON text", raw: "{oops" });
   });
 
   it("leaves text, bytes and v8 bodies: the ledger never receives an event in them", () => {
@@ -36,12 +42,13 @@ describe("classify", () => {
   it("replays what the ledger would record, by the ledger's check (schema, retention, future)", () => {
     expect(classify(msg(b64(JSON.stringify(event)), "json"), NOW, 90)).toMatchObject({ id: "m1", action: "replay", event, body: event, leaseId: "l1", pushBytes: JSON.stringify(event).length + 100 });
     const old = { ...event, ts: NOW - 16 * 86_400_000 };
-    expect(classify(msg(b64(JSON.stringify(old))), NOW, 15)).toMatchObject({ action: "leave", reason: "event older than the 15-day retention: cannot be deduplicated", event: old });
+    expect(classify(msg(b64(JSON.stringify(old))), NOW, 15)).toMatchObject({ action: "leave", reason: "event older than the 15-day retention: cannot be deduplicated", event: old, lasting: true });
     expect(classify(msg(b64(JSON.stringify(old))), NOW, 90)).toMatchObject({ action: "replay" });
     const future = { ...event, ts: NOW + 2 * 3600_000 };
-    expect(classify(msg(b64(JSON.stringify(future))), NOW, 90)).toMatchObject({ action: "leave", reason: "event from the future (ts more than an hour ahead)" });
-    expect(classify(msg(b64(JSON.stringify({ ...event, extra: 1 }))), NOW, 90)).toMatchObject({ action: "leave", reason: expect.stringMatching(/^invalid event: /) });
-    expect(classify(msg(b64(JSON.stringify(event)), "text"), NOW, 90)).toMatchObject({ action: "leave" });
+    expect(classify(msg(b64(JSON.stringify(future))), NOW, 90)).toMatchObject({ action: "leave", reason: "event from the future (ts more than an hour ahead)", lasting: false });
+    expect(classify(msg(b64(JSON.stringify({ ...event, extra: 1 }))), NOW, 90)).toMatchObject({ action: "leave", reason: expect.stringMatching(/^invalid event: /), lasting: true });
+    expect(classify(msg(b64(JSON.stringify(event)), "text"), NOW, 90)).toMatchObject({ action: "leave", lasting: true });
+    expect(classify(msg(b64(JSON.stringify(event))), NOW, 90).lasting).toBeUndefined();
   });
 
   it("leaves an event too large to push (Queues: 128 KB a message, with ~100 bytes of metadata)", () => {

@@ -38,6 +38,11 @@ export interface DeadLetter {
   /** replay: a replay sends it to the usage queue; leave: it stays in the DLQ (reason). */
   action: "replay" | "leave";
   reason?: string;
+  /** A message left for a reason no later run can change (not an event, an invalid one,
+   *  older than the retention, over the message limit, no id): what --drop-invalid drops.
+   *  Not set for what a later run may replay (an event from the future, one this run
+   *  already pushed). */
+  lasting?: boolean;
   /** Bytes it counts against the push limits (JSON body + metadata), when it would be sent. */
   pushBytes?: number;
   /** The lease of this delivery (pulled messages only). */
@@ -56,13 +61,22 @@ export function contentTypeOf(metadata: unknown): string {
 
 /**
  * A body as the pull or peek answer carries it, decoded: `json` (and `bytes`) bodies are
- * base64 of the bytes sent, `text` is plain (pull-consumers.mdx, "Content types").
+ * base64 of the bytes sent, `text` is plain (pull-consumers.mdx, "Content types"). The
+ * same page's example answer shows a `json` message's body as plain text ("hello"), so a
+ * `json` body that is not base64 is read as the JSON text itself: an event is an object,
+ * and "{" is never base64, so the two readings cannot be confused.
  */
 export function decodeBody(contentType: string, body: string | undefined): { ok: true; value: unknown } | { ok: false; reason: string; raw: unknown } {
   if (body === undefined) return { ok: false, reason: "the message has no body", raw: null };
   if (contentType === "text") return { ok: false, reason: "a text message: the ledger would read a string, not an event", raw: body };
   if (contentType !== "json") return { ok: false, reason: `a ${contentType} message: not JSON, so not an event${contentType === "v8" ? " (v8 bodies can only be read inside Workers)" : ""}`, raw: body };
-  if (!BASE64.test(body)) return { ok: false, reason: "a json message whose body is not base64", raw: body };
+  if (!BASE64.test(body)) {
+    try {
+      return { ok: true, value: JSON.parse(body) as unknown };
+    } catch {
+      return { ok: false, reason: "a json message whose body is neither base64 nor JSON text", raw: body };
+    }
+  }
   let text: string;
   try {
     text = utf8.decode(Buffer.from(body, "base64"));
@@ -85,16 +99,16 @@ export function classify(m: WireMessage, now: number, retentionDays: number): De
   const contentType = contentTypeOf(m.metadata);
   const base = { id: m.id ?? "?", attempts: m.attempts ?? 0, enqueuedAt: m.timestamp_ms ?? 0, contentType, ...(m.lease_id !== undefined ? { leaseId: m.lease_id } : {}) };
   const decoded = decodeBody(contentType, m.body);
-  if (!decoded.ok) return { ...base, body: decoded.raw, action: "leave", reason: decoded.reason };
+  if (!decoded.ok) return { ...base, body: decoded.raw, action: "leave", reason: decoded.reason, lasting: true };
   const verdict = checkEvent(decoded.value, now, retentionDays);
   if (!verdict.ok) {
     // Keep what identifies the event when it is one (too old, from the future).
     const event = UsageEventSchema.safeParse(decoded.value);
-    return { ...base, body: decoded.value, action: "leave", reason: verdict.reason, ...(event.success ? { event: event.data } : {}) };
+    return { ...base, body: decoded.value, action: "leave", reason: verdict.reason, lasting: verdict.lasting, ...(event.success ? { event: event.data } : {}) };
   }
   const pushBytes = Buffer.byteLength(JSON.stringify(decoded.value), "utf8") + METADATA_BYTES;
-  if (pushBytes > MAX_MESSAGE_BYTES) return { ...base, body: decoded.value, event: verdict.event, action: "leave", reason: `${pushBytes} bytes: over Queues' ${MAX_MESSAGE_BYTES}-byte message limit` };
-  if (m.id === undefined) return { ...base, body: decoded.value, event: verdict.event, action: "leave", reason: "the message has no id" };
+  if (pushBytes > MAX_MESSAGE_BYTES) return { ...base, body: decoded.value, event: verdict.event, action: "leave", reason: `${pushBytes} bytes: over Queues' ${MAX_MESSAGE_BYTES}-byte message limit`, lasting: true };
+  if (m.id === undefined) return { ...base, body: decoded.value, event: verdict.event, action: "leave", reason: "the message has no id", lasting: true };
   return { ...base, body: decoded.value, event: verdict.event, action: "replay", pushBytes };
 }
 

@@ -35,8 +35,13 @@ export interface ReplayOptions {
   batchSize: number;
   visibilityTimeoutMs: number;
   retentionDays: number;
-  /** Ack (delete) the messages it cannot replay, after onDrop has shown them. */
+  /** Ack (delete) the messages no run can ever replay (DeadLetter.lasting), after onDrop
+   *  has shown them. What a later run may replay (an event from the future, one this run
+   *  already pushed and the ledger sent back) is left, never dropped. */
   dropInvalid: boolean;
+  /** The DLQ pull consumer's max_retries, when known: a message left with that many
+   *  attempts is deleted by Cloudflare when its lease ends (ReplayReport.spent). */
+  maxRetries?: number;
   now: () => number;
 }
 
@@ -57,6 +62,11 @@ export interface ReplayReport {
   dropped: DeadLetter[];
   /** Left in the DLQ (leased until released at the end, or the visibility timeout). */
   left: DeadLetter[];
+  /** Of `left`, those whose attempts reached max_retries with this run's pull: Cloudflare
+   *  deletes each when its lease ends ("will be deleted from the queue permanently",
+   *  pull-consumers.mdx), so they are not in the DLQ after the run. Their bodies are in
+   *  the report (and printed) so that nothing is lost unseen. */
+  spent: DeadLetter[];
   /** Acks whose lease Cloudflare no longer knew (another puller acked it first). */
   ackWarnings: number;
   stoppedBy: "empty" | "limit" | "seen" | "error";
@@ -76,7 +86,7 @@ export interface ReplayReport {
  * are released, so the messages are visible in the DLQ at once.
  */
 export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInfo, o: ReplayOptions, hooks: ReplayHooks = {}): Promise<ReplayReport> {
-  const r: ReplayReport = { pulled: 0, replayed: 0, pushedNotAcked: 0, dropped: [], left: [], ackWarnings: 0, stoppedBy: "empty" };
+  const r: ReplayReport = { pulled: 0, replayed: 0, pushedNotAcked: 0, dropped: [], left: [], spent: [], ackWarnings: 0, stoppedBy: "empty" };
   const seen = new Set<string>();
   // Request ids pushed by this run. One pulled again in a later batch is left, not pushed a
   // second time: it is a duplicate in the DLQ, or the ledger refused the replayed event and
@@ -145,13 +155,16 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
       break;
     }
     if (o.dropInvalid && leave.length > 0) {
-      const droppable = leave.filter((m) => m.leaseId !== undefined);
-      hooks.onDrop?.(droppable);
+      const droppable = leave.filter((m) => m.leaseId !== undefined && m.lasting === true);
+      const kept = leave.filter((m) => !droppable.includes(m));
+      if (droppable.length > 0) hooks.onDrop?.(droppable);
       try {
-        const a = await api.ack(dlq.id, droppable.map((m) => m.leaseId!));
-        r.ackWarnings += a.warnings;
+        if (droppable.length > 0) {
+          const a = await api.ack(dlq.id, droppable.map((m) => m.leaseId!));
+          r.ackWarnings += a.warnings;
+        }
         r.dropped.push(...droppable);
-        r.left.push(...leave.filter((m) => m.leaseId === undefined));
+        r.left.push(...kept);
       } catch (e) {
         r.left.push(...leave);
         fail("acking the messages to drop failed; they stay in the dead-letter queue", e);
@@ -177,6 +190,7 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
       // Not a loss: the leases end after the visibility timeout anyway.
     }
   }
+  if (o.maxRetries !== undefined) r.spent = r.left.filter((m) => m.leaseId !== undefined && m.attempts >= o.maxRetries!);
   const remaining = await api.backlog(dlq.id).catch(() => undefined);
   if (remaining !== undefined) r.remaining = remaining;
   return r;
