@@ -63,8 +63,14 @@ describe("the Worker component", () => {
     // Stores hold data: removing the Worker never deletes them.
     for (const key of [`${TYPES.workersKvNamespace}::kv/kitchen-sink-cache`, `${TYPES.r2Bucket}::r2/kitchen-blobs`, `${TYPES.d1Database}::d1/kitchen-db`, `${TYPES.queue}::queue/kitchen-jobs`]) {
       expect(options.get(key)?.retainOnDelete, key).toBe(true);
+      // ... and removing or renaming one fails the preview instead of binding an empty store.
+      expect(options.get(key)?.protect, key).toBe(true);
     }
     expect(options.get(`${TYPES.workersScript}::kitchen-sink/script`)?.retainOnDelete).toBeFalsy();
+    expect(options.get(`${TYPES.workersScript}::kitchen-sink/script`)?.protect).toBeFalsy();
+    // D1 reads back read_replication, which the program never sets: without this, the
+    // update after a refresh sends it as null and the API refuses it.
+    expect(options.get(`${TYPES.d1Database}::d1/kitchen-db`)?.ignoreChanges).toEqual(["readReplication"]);
     // Analytics Engine datasets need no resource: Cloudflare creates one on first write.
     expect(registered.some((r) => /analytics/i.test(r.type))).toBe(false);
   });

@@ -181,7 +181,14 @@ export class Worker extends pulumi.ComponentResource {
         const dependsOn: pulumi.Input<pulumi.Input<pulumi.Resource>[]> = after === undefined ? own : after.then((more) => [...own, ...more]);
         const inputs = resolveValue(r.inputs as Inputs) as Record<string, unknown>;
         if (type === TYPES.workersScript) inputs.migrations = this.migrations(deployment.script, read.config, args.migrationTag);
-        const res = declare(type, r.name, inputs, { parent: this, dependsOn, ...(r.options?.retainOnDelete ? { retainOnDelete: true } : {}) });
+        const o = r.options;
+        const res = declare(type, r.name, inputs, {
+          parent: this,
+          dependsOn,
+          ...(o?.retainOnDelete ? { retainOnDelete: true } : {}),
+          ...(o?.protect ? { protect: true } : {}),
+          ...(o?.ignoreChanges ? { ignoreChanges: o.ignoreChanges } : {}),
+        });
         declared.set(r.name, { resource: res, outputs: outputsOf(type, res) });
       }
     }

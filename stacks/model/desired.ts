@@ -28,7 +28,7 @@ export interface DesiredResource {
   zone: string;
   inputs: Inputs;
   /** Resource options the program must set (mocks cannot observe these; the component test does). */
-  options?: { retainOnDelete?: boolean; dependsOn?: string[] };
+  options?: { retainOnDelete?: boolean; protect?: boolean; ignoreChanges?: string[]; dependsOn?: string[] };
   /** The record behind a DnsRecord resource, for the plan, zone files and verification. */
   record?: DnsRec;
 }

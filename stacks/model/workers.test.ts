@@ -136,7 +136,7 @@ describe("workers: metering (issue 16)", () => {
     expect((lifecycle.inputs.rules as { storageClassTransitions?: unknown }[])[0]!.storageClassTransitions).toEqual([]);
     expect(state.resources.find((r) => r.type === TYPES.workersCronTrigger)!.inputs).toEqual({ accountId: "acct", scriptName: "ledger", schedules: [{ cron: "17 * * * *" }] });
     // Stores are retained when removed from the inventory: they hold data.
-    for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options?.retainOnDelete, r.name).toBe(true);
+    for (const t of [TYPES.queue, TYPES.r2Bucket, TYPES.d1Database]) for (const r of state.resources.filter((x) => x.type === t)) expect(r.options, r.name).toMatchObject({ retainOnDelete: true, protect: true });
   });
 
   it("makes the proxy's script wait for the ledger's, which consumes its queue (the Pulumi program passes it on)", () => {

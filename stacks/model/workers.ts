@@ -158,8 +158,13 @@ export function workerResources(
     ...(options ? { options } : {}),
   });
   // Storage holds data (tenant records, usage rows, archived bodies, messages in flight):
-  // removing a Worker from the inventory, or renaming its store, never deletes it.
-  const keep = { retainOnDelete: true };
+  // removing a Worker from the inventory, or renaming its store, never deletes it
+  // (retainOnDelete), and is refused at preview (protect) rather than planned: a rename
+  // would bind a new, empty store (every tenant key refused, the ledger on unmigrated
+  // tables), and a store retained out of the state cannot be declared again under its
+  // name, which Cloudflare keeps taken. Removing one is a decision made by hand: `pulumi
+  // state unprotect <urn>`, then the `up` (docs/deploys.md).
+  const keep = { retainOnDelete: true, protect: true };
   type Binding = ModelElement<typeof TYPES.workersScript, "bindings">;
   const bindings: Binding[] = [];
 
@@ -179,7 +184,12 @@ export function workerResources(
     out.push(account(TYPES.r2BucketLifecycle, names.r2Lifecycle(bucket), { accountId, bucketName: bucket, rules: [archiveRule(d.archiveRetentionDays)] }, { dependsOn: [names.r2(bucket)] }));
   }
   for (const db of config.d1) {
-    out.push(account(TYPES.d1Database, names.d1(db.database), { accountId, name: db.database }, keep));
+    // read_replication: optional and not computed in the provider, but read back from the
+    // API (which always has it), so after a refresh the next update would send it as null,
+    // which the D1 API refuses ("Expected object, received null",
+    // cloudflare/terraform-provider-cloudflare#6309; upstream skips its own no-drift test
+    // for it). The program never sets it: its changes are not the program's to make.
+    out.push(account(TYPES.d1Database, names.d1(db.database), { accountId, name: db.database }, { ...keep, ignoreChanges: ["readReplication"] }));
     bindings.push({ type: "d1", name: db.binding, id: ref(names.d1(db.database), "uuid") });
   }
   // Every queue the Worker sends to, consumes, or dead-letters into: one Queue resource
