@@ -44,6 +44,15 @@ describe("queue-consumer-has-dlq", () => {
     expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/^ledger\/consumer\/edgefleet-usage \(script ledger\): its dead-letter queue 'edgefleet-usage-dlq' sets no message retention/)]);
   });
 
+  it("flags a dead-letter queue that keeps messages under a day (Cloudflare accepts 60 s)", async () => {
+    const isDlq = (r: { type: string; props: Record<string, unknown> }) => r.type === TYPE.queue && r.props.queueName === "edgefleet-usage-dlq";
+    const short = (seconds: number) => changed(compliantMetering(), isDlq, (p) => ({ ...p, settings: { messageRetentionPeriod: seconds } }));
+    expect((await runPolicies(short(60), [queueConsumerDlq])).map((x) => x.message)).toEqual([
+      "ledger/consumer/edgefleet-usage (script ledger): its dead-letter queue 'edgefleet-usage-dlq' keeps messages 60 s, under a day: unread events are deleted before anyone can replay them (ledger.dead_letter_retention_days is 1 to 14 days)",
+    ]);
+    expect(await runPolicies(short(86_400), [queueConsumerDlq])).toEqual([]);
+  });
+
   it("flags a dead-letter queue the stack does not declare", async () => {
     const resources = compliantMetering().filter((r) => !(r.type === TYPE.queue && r.props.queueName === "edgefleet-usage-dlq"));
     const v = await runPolicies(resources, [queueConsumerDlq]);
@@ -73,9 +82,9 @@ describe("queue-consumer-has-dlq", () => {
     expect(v.map((x) => x.message)).toEqual([`${PULL}: its dead-letter queue 'nowhere' is not a Queue of this stack`]);
   });
 
-  it("flags a pull consumer on a queue that also has a Worker consumer (Cloudflare allows one or the other): by the queueId dependency, or by known ids without one", async () => {
+  it("flags a pull consumer on a queue that also has a Worker consumer (it would take the events the replay is for): by the queueId dependency, or by known ids without one", async () => {
     const pullOn = (queue: string) => compliantMetering().map((r) => (isPull(r) ? { ...r, refs: { queueId: `queue/${queue}` } } : r));
-    const message = `${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage); Cloudflare allows a pull consumer only as a queue's one consumer`;
+    const message = `${PULL}: its queue has another consumer (ledger/consumer/edgefleet-usage), which would take the messages this pull consumer is there to replay; a pull consumer must be its queue's only reader`;
     expect(await runPolicies(pullOn("edgefleet-usage-dlq"), [queueConsumerDlq])).toEqual([]);
     expect((await runPolicies(pullOn("edgefleet-usage"), [queueConsumerDlq])).map((x) => x.message)).toContain(message);
     // Without dependencies (resources a policy sees with no propertyDependencies), a
@@ -129,5 +138,10 @@ describe("queue-consumer-has-dlq", () => {
     const self = changed(compliantMetering(), named("ledger/consumer/edgefleet-usage"), (p) => ({ ...p, deadLetterQueue: "edgefleet-usage" }));
     const w = await runPolicies(self, [queueConsumerDlq]);
     expect(w.map((x) => x.message).filter((m) => m.includes("cycle"))).toEqual([expect.stringContaining("(edgefleet-usage -> edgefleet-usage)")]);
+    // A consumer elsewhere whose queue cannot be told (no dependency) does not hide it.
+    const ledger = compliantMetering().find(named("ledger/consumer/edgefleet-usage"))!;
+    const stranger = { ...ledger, name: "other/consumer/q-literal", refs: undefined, props: { ...ledger.props, scriptName: "other", queueId: "q-literal", deadLetterQueue: "edgefleet-usage-dlq" } };
+    const hidden = await runPolicies([...self, stranger], [queueConsumerDlq]);
+    expect(hidden.map((x) => x.message).filter((m) => m.includes("cycle"))).toEqual([expect.stringContaining("(edgefleet-usage -> edgefleet-usage)")]);
   });
 });

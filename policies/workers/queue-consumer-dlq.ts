@@ -13,8 +13,9 @@
 // it cannot send (spending one attempt a run), so a pull consumer without a DLQ must
 // set max_retries to at least MIN_PULL_MAX_RETRIES (Cloudflare's default, 3, would lose an
 // event after three runs). A pull consumer that has a DLQ is held to the Worker rule.
-// And a queue cannot have a Worker consumer and a pull consumer at once (same page), nor
-// two Worker consumers (Queues get-started guide: "Each queue can only have one consumer
+// And the pull consumer is its queue's only reader: Cloudflare allows one beside a Worker
+// consumer (queues/configuration/multi-consumer.mdx), but then the Worker takes the events
+// a replay is for. A queue cannot have two Worker consumers (Queues get-started guide: "Each queue can only have one consumer
 // Worker connected to it"; the API's error 11004 consumer_exists, cloudflare/workers-sdk#5347):
 // Cloudflare would refuse the second, so the stack is refused first.
 //
@@ -24,10 +25,16 @@
 // A): a message failing for good would go round between them. Both need each consumer's
 // queue by name; a consumer names its queue by id, unknown before the queue exists, so the
 // queue is found through the consumer's queueId dependency (the engine's
-// propertyDependencies, which the offline plan's runner gives too). When some consumer's
-// queue cannot be found that way these two checks are skipped, never guessed.
+// propertyDependencies, which the offline plan's runner gives too). A consumer whose queue
+// cannot be found that way cannot break a cycle the others form (it can only add edges),
+// so cycles are looked for among the known ones; but it may be what reads a DLQ, so the
+// reader check is skipped then, never guessed.
 import type { StackValidationPolicy } from "@pulumi/policy";
 import { MIN_PULL_MAX_RETRIES } from "../../stacks/model/dead-letters.ts";
+
+/** The least retention a dead-letter queue may set: a day (metering.yaml's least,
+ *  ledger.dead_letter_retention_days: 1; Cloudflare accepts 60 s). */
+export const MIN_DLQ_RETENTION_SECONDS = 86_400;
 import { known, TYPE } from "../lib/resources.ts";
 
 export const queueConsumerDlq: StackValidationPolicy = {
@@ -71,6 +78,7 @@ export const queueConsumerDlq: StackValidationPolicy = {
       if (typeof dlq === "string" && dlq !== "") {
         if (!queues.has(dlq)) report(`${who}: its dead-letter queue '${dlq}' is not a Queue of this stack`, c.urn);
         else if (typeof retention(dlq) !== "number") report(`${who}: its dead-letter queue '${dlq}' sets no message retention, so Cloudflare's default of 4 days applies and unread events are deleted (set it, as ledger.dead_letter_retention_days does for the ledger's)`, c.urn);
+        else if ((retention(dlq) as number) < MIN_DLQ_RETENTION_SECONDS) report(`${who}: its dead-letter queue '${dlq}' keeps messages ${retention(dlq) as number} s, under a day: unread events are deleted before anyone can replay them (ledger.dead_letter_retention_days is 1 to 14 days)`, c.urn);
       } else if (!pull) {
         report(`${who}: no dead-letter queue; a message that fails max_retries times would be dropped (set dead_letter_queue in wrangler.jsonc)`, c.urn);
       } else {
@@ -81,22 +89,26 @@ export const queueConsumerDlq: StackValidationPolicy = {
       }
       if (pull) {
         const others = consumers.filter((o) => o !== c && sameQueue(c, o)).map((o) => o.name);
-        if (others.length > 0) report(`${who}: its queue has another consumer (${others.join(", ")}); Cloudflare allows a pull consumer only as a queue's one consumer`, c.urn);
+        if (others.length > 0) report(`${who}: its queue has another consumer (${others.join(", ")}), which would take the messages this pull consumer is there to replay; a pull consumer must be its queue's only reader`, c.urn);
       } else {
         const workers = consumers.filter((o) => o !== c && o.props.type !== "http_pull" && sameQueue(c, o)).map((o) => o.name);
         if (workers.length > 0) report(`${who}: its queue has another Worker consumer (${workers.join(", ")}); Cloudflare allows one Worker consumer per queue (the second deploy fails with error 11004, consumer_exists)`, c.urn);
       }
     }
-    // Readers and cycles: only with every consumer's queue known by name.
-    const named = consumers.map((c) => ({ c, queue: nameOf(c) }));
-    if (named.some((x) => x.queue === undefined)) return;
-    const read = new Set(named.map((x) => x.queue!));
+    // Readers: only with every consumer's queue known by name (an unknown one may be a
+    // DLQ's reader). Cycles: among the consumers whose queue is known.
+    const named = consumers.flatMap((c) => {
+      const queue = nameOf(c);
+      return queue === undefined ? [] : [{ c, queue }];
+    });
+    const allKnown = named.length === consumers.length;
+    const read = new Set(named.map((x) => x.queue));
     const dlqOf = new Map<string, string>();
     for (const { c, queue } of named) {
       const dlq = c.props.deadLetterQueue;
       if (typeof dlq !== "string" || dlq === "") continue;
-      dlqOf.set(queue!, dlq);
-      if (queues.has(dlq) && !read.has(dlq)) {
+      dlqOf.set(queue, dlq);
+      if (allKnown && queues.has(dlq) && !read.has(dlq)) {
         report(`${c.name}: its dead-letter queue '${dlq}' has no consumer, so nothing reads what lands there until its retention deletes it (give it a pull consumer, as metering.yaml's ledger.dead_letter_retention_days does for the ledger's, and replay it with npm run dead-letters)`, c.urn);
       }
     }

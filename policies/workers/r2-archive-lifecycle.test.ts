@@ -36,6 +36,12 @@ describe("r2-archive-lifecycle", () => {
     expect(await run([...base, second])).toEqual([expect.stringMatching(/^R2 bucket 'edgefleet-archive' has 2 lifecycle configurations \(r2\/edgefleet-archive\/lifecycle, r2\/edgefleet-archive\/other-lifecycle\); each replaces/)]);
     const eu = changed(base, isLifecycle, (p) => ({ ...p, jurisdiction: "eu" }));
     expect(await run(eu)).toEqual([expect.stringMatching(/^R2 bucket 'edgefleet-archive' holds archives but has no lifecycle rule/)]);
+    // Two buckets of one name, one in each jurisdiction, and only the default one's
+    // lifecycle: the eu bucket is flagged, whichever is listed first.
+    const euBucket: PlainResource = { type: TYPE.r2Bucket, name: "r2/edgefleet-archive/eu", props: { name: "edgefleet-archive", jurisdiction: "eu" } };
+    const want = ["R2 bucket 'edgefleet-archive' (jurisdiction eu) holds archives but has no lifecycle rule: its objects would be kept forever (set archive.retention_days in metering.yaml)"];
+    expect(await run([euBucket, ...base])).toEqual(want);
+    expect(await run([...base, euBucket])).toEqual(want);
   });
   it("knows a bucket holds archives by its binding (ARCHIVE, *_ARCHIVE) or its name, and leaves other buckets alone", async () => {
     const script = (binding: string, bucket: string): PlainResource => ({ type: TYPE.workersScript, name: "w/script", props: { scriptName: "w", bindings: [{ type: "r2_bucket", name: binding, bucketName: bucket }] } });

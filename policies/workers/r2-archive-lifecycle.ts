@@ -27,28 +27,31 @@ export const r2ArchiveLifecycle: StackValidationPolicy = {
   description: "An R2 bucket that holds archives (bound as ARCHIVE or *_ARCHIVE, or named with 'archive') has an enabled lifecycle rule that deletes every object by age.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
-    // Archive buckets, and where each was seen (a bucket resource, or the script binding it).
-    const archives = new Map<string, PolicyResource>();
-    const bucketJurisdiction = new Map<string, string>();
+    // Archive buckets by name and jurisdiction (two buckets may share a name, one in each),
+    // and where each was seen (a bucket resource, or the script binding it).
+    const archives = new Map<string, { bucket: string; where: string; at: PolicyResource }>();
+    const add = (bucket: string, where: string, at: PolicyResource) => {
+      const key = `${where}/${bucket}`;
+      if (!archives.has(key)) archives.set(key, { bucket, where, at });
+    };
     for (const r of args.resources) {
-      if (r.type === TYPE.r2Bucket) bucketJurisdiction.set(String(r.props.name ?? ""), jurisdiction(r.props));
-      if (r.type === TYPE.r2Bucket && holdsArchives(String(r.props.name ?? ""))) archives.set(String(r.props.name), r);
+      if (r.type === TYPE.r2Bucket && holdsArchives(String(r.props.name ?? ""))) add(String(r.props.name), jurisdiction(r.props), r);
       if (r.type !== TYPE.workersScript || !Array.isArray(r.props.bindings)) continue;
       for (const b of r.props.bindings as Record<string, unknown>[]) {
-        if (b.type === "r2_bucket" && typeof b.bucketName === "string" && holdsArchives(b.bucketName, String(b.name ?? "")) && !archives.has(b.bucketName)) archives.set(b.bucketName, r);
+        if (b.type === "r2_bucket" && typeof b.bucketName === "string" && holdsArchives(b.bucketName, String(b.name ?? ""))) add(b.bucketName, jurisdiction(b), r);
       }
     }
     const lifecycles = args.resources.filter((r) => r.type === TYPE.r2BucketLifecycle);
-    for (const [bucket, at] of archives) {
+    for (const { bucket: name, where, at } of archives.values()) {
       // A lifecycle of the same name in another jurisdiction is another bucket's.
-      const where = bucketJurisdiction.get(bucket) ?? "default";
-      const mine = lifecycles.filter((l) => l.props.bucketName === bucket && jurisdiction(l.props) === where);
+      const bucket = where === "default" ? `'${name}'` : `'${name}' (jurisdiction ${where})`;
+      const mine = lifecycles.filter((l) => l.props.bucketName === name && jurisdiction(l.props) === where);
       const rules = mine.flatMap((l) => (Array.isArray(l.props.rules) ? (l.props.rules as Rule[]) : []));
-      if (mine.length === 0) report(`R2 bucket '${bucket}' holds archives but has no lifecycle rule: its objects would be kept forever (set archive.retention_days in metering.yaml)`, at.urn);
+      if (mine.length === 0) report(`R2 bucket ${bucket} holds archives but has no lifecycle rule: its objects would be kept forever (set archive.retention_days in metering.yaml)`, at.urn);
       // A lifecycle configuration replaces the bucket's whole rule set: of two, the one
       // applied last wins, and it may be the one without the retention rule.
-      else if (mine.length > 1) report(`R2 bucket '${bucket}' has ${mine.length} lifecycle configurations (${mine.map((l) => l.name).join(", ")}); each replaces the bucket's whole rule set, so only one may exist`, mine[1]!.urn);
-      else if (!rules.some(retains)) report(`R2 bucket '${bucket}' holds archives but no enabled rule of its lifecycle deletes every object by age, within ${MAX_ARCHIVE_AGE_SECONDS / 86_400} days (empty prefix, deleteObjectsTransition of type Age)`, mine[0]!.urn);
+      else if (mine.length > 1) report(`R2 bucket ${bucket} has ${mine.length} lifecycle configurations (${mine.map((l) => l.name).join(", ")}); each replaces the bucket's whole rule set, so only one may exist`, mine[1]!.urn);
+      else if (!rules.some(retains)) report(`R2 bucket ${bucket} holds archives but no enabled rule of its lifecycle deletes every object by age, within ${MAX_ARCHIVE_AGE_SECONDS / 86_400} days (empty prefix, deleteObjectsTransition of type Age)`, mine[0]!.urn);
     }
   },
 };
