@@ -11,10 +11,16 @@
 //   resources/r2/buckets/objects.{js,d.ts}: list's query (prefix, delimiter, start_after,
 //   cursor, per_page) and items (key, size, etag, last_modified, http_metadata,
 //   custom_metadata, storage_class); get's binary answer. CursorPagination
-//   (core/pagination.js) asks for the next page while `result_info.cursor` is set.
-// - A key in the path: wrangler sends its slashes as they are. The SDK's objects.get
-//   encodes them as %2F (internal/utils/path.js); whether the API decodes that is not
-//   documented (third-party reports say it does not), so the fake does not: a %2F stays in
+//   (core/pagination.js) asks for the next page while `result_info.cursor` is set. A
+//   listed etag is "the raw hex digest (without surrounding quotes)" in JSON; only the
+//   GET's ETag header is quoted (RFC 7232) (ObjectListResponse.etag in objects.d.ts,
+//   cloudflare 7.3.0, generated from the API reference).
+// - A key in the path: the API reference for the object GET says "Slashes (/) within the
+//   key MUST be sent literally and MUST NOT be percent-encoded (i.e. %2F); other reserved
+//   characters should be percent-encoded as usual" (developers.cloudflare.com/api/
+//   resources/r2/subresources/buckets/subresources/objects/methods/get), as wrangler sends
+//   it. The SDK's own objects.get encodes them as %2F (encodeURIPath,
+//   internal/utils/path.js), against that rule; the fake does not decode a %2F: it stays in
 //   the key, which is then not found. Code that relies on the SDK's form fails here.
 // - Jurisdictions: a bucket in one (eu, fedramp) is addressed with the
 //   `cf-r2-jurisdiction` header (the SDK's params, wrangler's --jurisdiction); without it,
@@ -36,6 +42,11 @@ export interface StoredObject {
   contentType?: string;
   customMetadata: Record<string, string>;
   uploaded: number;
+}
+
+/** A stand-in etag: hex digits, as R2's are (raw in JSON, quoted in the GET's ETag header). */
+function etagOf(key: string, o: StoredObject): string {
+  return `${key.length.toString(16)}${o.body.byteLength.toString(16)}`;
 }
 
 const PATH = /^\/client\/v4\/accounts\/([^/]+)\/r2\/buckets\/([^/]+)\/objects(?:\/(.+))?$/;
@@ -121,7 +132,7 @@ export class FakeR2ObjectsApi extends LoopbackFake {
         }
         return fail(404, 10007, "The specified key does not exist.");
       }
-      res.writeHead(200, { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(o.body.byteLength) });
+      res.writeHead(200, { "content-type": o.contentType ?? "application/octet-stream", "content-length": String(o.body.byteLength), etag: `"${etagOf(key, o)}"` });
       res.end(o.body);
       return;
     }
@@ -138,7 +149,7 @@ export class FakeR2ObjectsApi extends LoopbackFake {
       return {
         key: k,
         size: o.body.byteLength,
-        etag: `"${k.length.toString(16)}${o.body.byteLength.toString(16)}"`,
+        etag: etagOf(k, o),
         last_modified: new Date(o.uploaded).toISOString(),
         http_metadata: o.contentType ? { contentType: o.contentType } : {},
         custom_metadata: o.customMetadata,

@@ -7,6 +7,12 @@
 export type Part = "request" | "response";
 export const PARTS: readonly Part[] = ["request", "response"];
 
+/** The form of a tenant id as `npm run tenants` makes it (tenant-record.ts newTenantId,
+ *  and what store.ts accepts for --id): the archive writes only under such an id. A
+ *  record's id is whatever KV holds, and a hand-edited one with '/' or '..' would put a
+ *  tenant's bodies under another prefix, or past R2's 1,024-byte key limit. */
+export const TENANT_ID = /^t_[0-9a-f]{16}$/;
+
 export function archiveDay(startedMs: number): string {
   return new Date(startedMs).toISOString().slice(0, 10);
 }

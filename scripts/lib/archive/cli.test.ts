@@ -6,7 +6,7 @@ import Cloudflare from "cloudflare";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { archiveKey } from "../../../workers/shared/archive-key.ts";
 import { FakeR2ObjectsApi } from "../../../test/fakes/cloudflare-r2-objects-api.ts";
-import { ARCHIVE_EXIT, daysToSearch, runArchive } from "./cli.ts";
+import { ARCHIVE_EXIT, daysToSearch, runArchive, terminalSafe, type Io } from "./cli.ts";
 import { archiveBucketName } from "./local.ts";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
@@ -34,10 +34,10 @@ function put(tenant: string, at: string, n: number, o: { request?: string; respo
   });
 }
 
-async function run(argv: string[], env: NodeJS.ProcessEnv = { CLOUDFLARE_API_TOKEN: TOKEN, CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_BASE_URL: fake.baseURL }) {
+async function run(argv: string[], env: NodeJS.ProcessEnv = { CLOUDFLARE_API_TOKEN: TOKEN, CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_BASE_URL: fake.baseURL }, more: Partial<Io> = {}) {
   let out = "";
   let err = "";
-  const code = await runArchive(argv, { out: (s) => (out += s), err: (s) => (err += s), env, root: "/" }, NOW);
+  const code = await runArchive(argv, { out: (s) => (out += s), err: (s) => (err += s), env, root: "/", ...more }, NOW);
   return { code, out, err };
 }
 
@@ -134,6 +134,14 @@ describe("npm run archive --remote", () => {
       ["get", "msg_1", "--remote", "--tenant", "t_a", "--part", "request"],
       ["get", rid(1), "--remote", "--tenant", "t_a", "--part", "body"],
       ["list", "--local", "--remote", "--tenant", "t_a"],
+      // Not R2 bucket names: `..` would normalise the API path to another endpoint.
+      ["list", "--remote", "--tenant", "t_a", "--bucket", ".."],
+      ["get", rid(1), "--remote", "--tenant", "t_a", "--part", "request", "--bucket", ".."],
+      ["list", "--remote", "--tenant", "t_a", "--bucket", "a/b"],
+      ["list", "--remote", "--tenant", "t_a", "--bucket", "Archive"],
+      ["list", "--remote", "--tenant", "t_a", "--bucket", "-archive"],
+      ["list", "--remote", "--tenant", "t_a", "--bucket", "ab"],
+      ["list", "--remote", "--tenant", "t_a", "--bucket", "a".repeat(64)],
       [],
     ]) {
       expect((await run(argv)).code, argv.join(" ")).toBe(ARCHIVE_EXIT.usage);
@@ -149,6 +157,58 @@ describe("npm run archive --remote", () => {
     const noBucket = await run(["list", "--remote", "--tenant", "t_a", "--bucket", "nope"]);
     expect(noBucket.code).toBe(ARCHIVE_EXIT.failed);
     expect(noBucket.err).toContain("10006");
+  });
+
+  it("get --part to a terminal refuses a body a terminal would run (exit 4, nothing printed); to a pipe or --out it goes byte for byte", async () => {
+    const at = "2026-11-27T12:00:00Z";
+    const t = Date.parse(at);
+    // OSC 52 (writes the operator's clipboard), a C1 CSI (U+009B), and bytes that are not UTF-8.
+    const osc = "\x1b]52;c;ZWNobyBwd25lZA==\x07";
+    fake.put(BUCKET, archiveKey("t_tty", t, rid(700), "response"), `{"text":"${osc}"}`, { customMetadata: { bytes: "1", truncated: "false" } });
+    fake.put(BUCKET, archiveKey("t_tty", t, rid(701), "response"), '{"text":"\u009b31m"}', { customMetadata: { bytes: "1", truncated: "false" } });
+    const notUtf8 = new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]);
+    fake.put(BUCKET, archiveKey("t_tty", t, rid(702), "response"), notUtf8, { customMetadata: { bytes: "4", truncated: "false" } });
+    const plain = '{"text":"héllo\tworld\r\n"}\n';
+    fake.put(BUCKET, archiveKey("t_tty", t, rid(703), "response"), plain, { customMetadata: { bytes: "1", truncated: "false" } });
+    const get = (n: number, more: Partial<Io>, extra: string[] = []) => run(["get", rid(n), "--remote", "--tenant", "t_tty", "--day", "2026-11-27", "--part", "response", ...extra], undefined, more);
+    let raw: Buffer[] = [];
+    const bytes = (b: Uint8Array) => void raw.push(Buffer.from(b));
+
+    for (const n of [700, 701, 702]) {
+      raw = [];
+      const r = await get(n, { outIsTTY: true, outBytes: bytes });
+      expect(r.code, String(n)).toBe(ARCHIVE_EXIT.refused);
+      expect(r.out + Buffer.concat(raw).toString("latin1")).toBe("");
+      expect(r.err).toContain("use --out <file>, or a pipe");
+    }
+    // Plain text (tabs, newlines, non-ASCII) prints as it is.
+    raw = [];
+    expect((await get(703, { outIsTTY: true, outBytes: bytes })).code).toBe(ARCHIVE_EXIT.ok);
+    expect(Buffer.concat(raw).toString("utf8")).toBe(plain);
+    // To a pipe: exact bytes, whatever they are.
+    raw = [];
+    expect((await get(700, { outIsTTY: false, outBytes: bytes })).code).toBe(ARCHIVE_EXIT.ok);
+    expect(Buffer.concat(raw).toString("utf8")).toBe(`{"text":"${osc}"}`);
+    raw = [];
+    expect((await get(702, { outBytes: bytes })).code).toBe(ARCHIVE_EXIT.ok);
+    expect(new Uint8Array(Buffer.concat(raw))).toEqual(notUtf8);
+    // --out from a terminal: the file holds the bytes.
+    const file = join(mkdtempSync(join(tmpdir(), "archive-tty-")), "body.bin");
+    expect((await get(702, { outIsTTY: true, outBytes: bytes }, ["--out", file])).code).toBe(ARCHIVE_EXIT.ok);
+    expect(new Uint8Array(readFileSync(file))).toEqual(notUtf8);
+    // --json escapes what JSON.stringify leaves raw (C1 controls): still the same JSON.
+    const json = await run(["get", rid(701), "--remote", "--tenant", "t_tty", "--day", "2026-11-27", "--json"], undefined, { outIsTTY: true });
+    expect(json.code).toBe(ARCHIVE_EXIT.ok);
+    expect(json.out).not.toMatch(/[\u0080-\u009f]/);
+    expect(json.out).toContain("\\u009b31m");
+    expect((JSON.parse(json.out) as { response: { body: string } }).response.body).toBe('{"text":"\u009b31m"}');
+  });
+
+  it("terminalSafe: UTF-8 without C0 (but tab, newline, carriage return) or C1 controls", () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    expect(terminalSafe(enc("plain\ttext\r\n é ✓ 😀"))).toBe(true);
+    for (const bad of ["\x1b[2J", "\x00", "\x07", "\x0b", "\x0c", "\x1f", "\u0080", "\u009b", "\u009d52;c;x\u009c"]) expect(terminalSafe(enc(`a${bad}b`)), JSON.stringify(bad)).toBe(false);
+    expect(terminalSafe(new Uint8Array([0xc3]))).toBe(false); // a cut UTF-8 sequence
   });
 
   it("a local archive that does not exist is exit 1 with where it looked", async () => {
@@ -170,12 +230,17 @@ describe("the fake R2 object endpoints keep the API's contract", () => {
     expect(await code(cf.r2.buckets.objects.list(BUCKET, { account_id: ACCOUNT, per_page: 1001 }))).toBe("400 10029");
     const withKey = new Cloudflare({ apiToken: TOKEN, apiKey: "global", apiEmail: "a@b.example", baseURL: fake.baseURL, maxRetries: 0 });
     expect(await code(withKey.r2.buckets.objects.list(BUCKET, { account_id: ACCOUNT }).then((p) => p.result))).toBe("403 10000");
-    // A key's slashes as they are (wrangler's form) find the object; the SDK's objects.get
-    // sends them as %2F, which the fake does not decode (not known to work): not found.
+    // A key's slashes as they are (wrangler's form, and what the API reference requires)
+    // find the object; the SDK's objects.get sends them as %2F, which the reference says
+    // must not be sent, and the fake does not decode: not found.
     const key = archiveKey("t_a", Date.parse("2026-11-27T12:00:00Z"), rid(1), "response");
     const raw = await fetch(`${fake.baseURL}/accounts/${ACCOUNT}/r2/buckets/${BUCKET}/objects/${key}`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(await raw.text()).toBe('{"id":"msg_1"}');
     expect(await code(cf.r2.buckets.objects.get(key, { account_id: ACCOUNT, bucket_name: BUCKET }))).toBe("404 10007");
+    // A listed etag is raw hex in JSON; the GET's ETag header is quoted (RFC 7232).
+    const listed = (await cf.r2.buckets.objects.list(BUCKET, { account_id: ACCOUNT, prefix: key })).result;
+    expect(listed.map((o) => o.etag)).toEqual([expect.stringMatching(/^[0-9a-f]+$/)]);
+    expect(raw.headers.get("etag")).toBe(`"${listed[0]!.etag}"`);
   });
 });
 

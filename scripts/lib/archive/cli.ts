@@ -16,11 +16,12 @@ import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, 
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
-import { JURISDICTIONS, openRemoteArchive, type Jurisdiction } from "./remote.ts";
+import { BUCKET_NAME_RULE, isBucketName, JURISDICTIONS, openRemoteArchive, type Jurisdiction } from "./remote.ts";
 import { DEFAULT_PERSIST as LEDGER_PERSIST, NoLedgerError, openLocalSource } from "../usage/local.ts";
 import { LEDGER_DATABASE_NEEDED, ledgerDatabaseId, openRemoteSource } from "../usage/remote.ts";
 import type { UsageSource } from "../usage/report.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
+import { safeJson } from "../../../workers/shared/printable.ts";
 
 export const ARCHIVE_EXIT = {
   ok: 0,
@@ -30,6 +31,10 @@ export const ARCHIVE_EXIT = {
   usage: 2,
   /** `get`: no archived call with that request id in the days searched. */
   notFound: 3,
+  /** `get --part` to a terminal: the body has control characters (or is not UTF-8), which
+   *  the terminal would run; nothing printed. Not the shared `refused` (3): here 3 is
+   *  "not found", and a script must tell the two apart. */
+  refused: 4,
 } as const;
 
 export interface Io extends CliOutput {
@@ -38,6 +43,9 @@ export interface Io extends CliOutput {
   root: string;
   /** A body as stored, byte for byte (standard output). */
   outBytes?: (b: Uint8Array) => void;
+  /** Standard output is a terminal: `get --part` refuses a body it would run as escape
+   *  sequences (terminalSafe). */
+  outIsTTY?: boolean;
 }
 
 
@@ -51,6 +59,11 @@ function dayArg(v: string): string {
 }
 function tenantArg(v: string): string {
   if (!ID.test(v)) throw new InvalidArgumentError("must be a tenant id (letters, digits, '.', '_', ':', '-'; no '/')");
+  return v;
+}
+// It goes into the API's path: `..` would normalise to another endpoint.
+function bucketArg(v: string): string {
+  if (!isBucketName(v)) throw new InvalidArgumentError(`must be an R2 bucket name (${BUCKET_NAME_RULE})`);
   return v;
 }
 
@@ -190,6 +203,23 @@ function renderCalls(calls: ArchivedCall[]): string {
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** C0 controls but tab, newline and carriage return, and the C1 controls: what a terminal
+ *  runs (ESC and CSI start escape sequences; OSC 52 writes the clipboard). */
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u0080-\u009f]/;
+
+/** Whether a body can be printed to a terminal as it is: valid UTF-8 (a terminal decodes
+ *  the bytes of a broken one its own way) without TERMINAL_CONTROLS. */
+export function terminalSafe(bytes: Uint8Array): boolean {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    return false;
+  }
+  return !TERMINAL_CONTROLS.test(text);
+}
+
 function bodyJson(bytes: Uint8Array): { body: string } | { body_base64: string } {
   try {
     return { body: decoder.decode(bytes) };
@@ -217,7 +247,7 @@ function commonOptions(c: Command, tenant: "required" | "or ledger"): Command {
     .option("--day <day>", "the UTC day the call started, YYYY-MM-DD", dayArg)
     .option("--days <n>", `without --day: the last n UTC days, newest first (at most ${MAX_DAYS})`, daysOption, 7)
     .option("--json", "print JSON")
-    .option("--bucket <name>", "the archive bucket (--remote; default: wrangler.jsonc's ARCHIVE binding)")
+    .option("--bucket <name>", "the archive bucket (--remote; default: wrangler.jsonc's ARCHIVE binding)", bucketArg)
     .addOption(new Option("--jurisdiction <j>", "the bucket's jurisdiction (--remote; an EU bucket is not found without it)").choices([...JURISDICTIONS]))
     .option("--account-id <id>", "Cloudflare account (--remote; or CLOUDFLARE_ACCOUNT_ID)")
     .option("--api-base <url>", "Cloudflare API base URL (or CLOUDFLARE_API_BASE_URL)");
@@ -235,7 +265,8 @@ const HELP_AFTER =
   "upstream broke is archived as far as it went: `cut: <why>`.\n" +
   "Exit codes: 0 ok, 1 the archive (or, without --tenant, the ledger) could not be read or --out not written, 2 bad\n" +
   "command line or missing credentials, 3 (get) no archived call with that request id in the days searched,\n" +
-  "(without --tenant) no call with that id in the ledger, or a body listed and then gone (printed as `gone`).\n";
+  "(without --tenant) no call with that id in the ledger, or a body listed and then gone (printed as `gone`),\n" +
+  "4 (get --part to a terminal) a body with control characters or not UTF-8, not printed: use --out or a pipe.\n";
 
 type Run = { kind: "list"; o: Common & { tenant: string } } | { kind: "get"; o: Common & GetOptions; requestId: string };
 
@@ -369,7 +400,9 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
         if (got !== undefined) parts[part] = { ...found[part], contentType: got.contentType, ...bodyJson(got.bytes) };
         else gone.push(part);
       }
-      text = JSON.stringify({ tenant: found.tenant, day: found.day, requestId: found.requestId, ...parts, ...(gone.length > 0 ? { gone } : {}) }, null, 2) + "\n";
+      // The bodies' C1 and bidirectional characters escaped too (JSON.stringify leaves them
+      // raw, and a terminal runs C1 controls): still the same JSON.
+      text = safeJson({ tenant: found.tenant, day: found.day, requestId: found.requestId, ...parts, ...(gone.length > 0 ? { gone } : {}) }, 2) + "\n";
     }
     const goneExit = (): number => {
       if (gone.length === 0) return ARCHIVE_EXIT.ok;
@@ -377,6 +410,12 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       return ARCHIVE_EXIT.notFound;
     };
     if (out === undefined) {
+      // A tenant's bytes are not run by the operator's terminal: to one, a body that is not
+      // plain text is refused (to a pipe or --out it goes byte for byte).
+      if (io.outIsTTY === true && typeof text !== "string" && !terminalSafe(text)) {
+        io.err(`archive: the ${r.o.part} body of ${r.requestId} has control characters or is not UTF-8, which a terminal would run as escape sequences: not printed; use --out <file>, or a pipe (e.g. | xxd, | cat -v)\n`);
+        return ARCHIVE_EXIT.refused;
+      }
       if (typeof text === "string") io.out(text);
       else (io.outBytes ?? ((b: Uint8Array) => io.out(Buffer.from(b).toString("utf8"))))(text);
       return goneExit();

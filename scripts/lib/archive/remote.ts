@@ -1,14 +1,18 @@
 // The deployed archive bucket through the Cloudflare API (official `cloudflare` SDK):
 // the list is r2.buckets.objects.list (GET /accounts/{a}/r2/buckets/{bucket}/objects with
 // prefix and cursor pages); an object is GET .../objects/{key} with the key's slashes as
-// they are, as wrangler 4.153 sends it (wrangler-dist/cli.js getR2Object). The SDK's own
-// objects.get encodes them as %2F (internal/utils/path.js), a form no Cloudflare tool uses
-// and the API is not known to decode, so it is not used here. The base URL is
-// configurable so tests can point it at a loopback fake. The token needs R2 read.
+// they are, as wrangler 4.153 sends it (wrangler-dist/cli.js getR2Object) and as the API
+// reference for that GET requires: "Slashes (/) within the key MUST be sent literally and
+// MUST NOT be percent-encoded (i.e. %2F); other reserved characters should be
+// percent-encoded as usual" (developers.cloudflare.com/api/resources/r2/subresources/
+// buckets/subresources/objects/methods/get). The SDK's own objects.get encodes them as %2F
+// (encodeURIPath, internal/utils/path.js), so the path is built here instead. The base URL
+// is configurable so tests can point it at a loopback fake. The token needs R2 read.
 // Requests are paced like `npm run import` (the account's 1,200 per 5 minutes is shared by
 // every token and the dashboard, and going over blocks them all for 5 minutes).
 import Cloudflare from "cloudflare";
 import { cloudflareClient, MAX_RETRY_AFTER_MS } from "../../../stacks/model/cloudflare-client.ts";
+import { UsageError } from "../cli.ts";
 import { CLOUDFLARE_LIMIT, DEFAULT_IMPORT_BUDGET, limitedFetch, SlidingWindowLimiter } from "../import/rate-limit.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
 
@@ -24,6 +28,14 @@ export interface RemoteArchiveOptions {
   baseURL?: string;
 }
 
+/** R2's bucket-name rule, checked before any request: the name goes into the API's path,
+ *  where `..` would normalise to another endpoint (the SDK's list leaves dots as they are). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+export const BUCKET_NAME_RULE = "3 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+export function isBucketName(name: string): boolean {
+  return BUCKET_NAME.test(name);
+}
+
 /** Objects per list page: R2 lists at most 1,000 keys a call. */
 export const LIST_PAGE = 1000;
 
@@ -32,6 +44,7 @@ export const LIST_PAGE = 1000;
 const NOT_THE_OBJECT = new Set([10006, 7003]);
 
 export function openRemoteArchive(o: RemoteArchiveOptions): ArchiveSource {
+  if (!isBucketName(o.bucket)) throw new UsageError(`the bucket's name is not an R2 bucket name (${BUCKET_NAME_RULE})`);
   const limiter = new SlidingWindowLimiter(DEFAULT_IMPORT_BUDGET, CLOUDFLARE_LIMIT.windowMs);
   // The SDK retries 429 and 5xx twice with backoff by default; a 429's retry-after also
   // pauses the limiter.

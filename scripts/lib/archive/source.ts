@@ -5,7 +5,8 @@
 export interface ArchivedObject {
   key: string;
   size: number;
-  /** All strings, as R2 keeps them: request_id, tenant, bytes, truncated, status, complete, ended. */
+  /** All strings, as R2 keeps them: request_id, tenant, bytes, truncated, status, complete, ended,
+   *  content_type_length (a Content-Type stored as application/octet-stream instead). */
   customMetadata: Record<string, string>;
 }
 

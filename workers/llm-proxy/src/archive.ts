@@ -65,6 +65,8 @@ export interface PartInfo {
   /** Bytes of the body that passed (the object holds min(bytes, ARCHIVE_MAX_BYTES)). */
   bytes: number;
   truncated: boolean;
+  /** As it came (the request's from the client, the answer's from the upstream); stored
+   *  only when it is a plain media type (storedContentType). */
   contentType: string | null;
   /** Response only: the status the client received. */
   status?: number;
@@ -74,17 +76,39 @@ export interface PartInfo {
   ended?: string;
 }
 
+/** The longest Content-Type kept as it came. R2 keeps at most 8,192 bytes of metadata per
+ *  object, httpMetadata included (developers.cloudflare.com/r2/platform/limits), and the
+ *  request's Content-Type is the tenant's own header: one over the limit would fail the
+ *  put (10012), keeping the call out of the tenant's own audit trail. */
+export const CONTENT_TYPE_MAX = 256;
+/** A plain media type: `type/subtype` (RFC 9110 tokens), then optional `;` parameters in
+ *  printable ASCII. */
+const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+(?: *;[\x20-\x7e]*)?$/;
+/** What is stored instead of a Content-Type that is not one, or is too long. */
+export const FALLBACK_CONTENT_TYPE = "application/octet-stream";
+
+/** The Content-Type to store for `ct`: itself when it is a plain media type of at most
+ *  CONTENT_TYPE_MAX characters, else FALLBACK_CONTENT_TYPE, with the original's length in
+ *  the custom metadata (`content_type_length`). */
+function storedContentType(ct: string | null, customMetadata: Record<string, string>): string | undefined {
+  if (!ct) return undefined;
+  if (ct.length <= CONTENT_TYPE_MAX && MEDIA_TYPE.test(ct)) return ct;
+  customMetadata.content_type_length = String(ct.length);
+  return FALLBACK_CONTENT_TYPE;
+}
+
 function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: PartInfo): void {
   const customMetadata: Record<string, string> = { request_id: a.requestId, tenant: a.tenant, bytes: String(info.bytes), truncated: String(info.truncated) };
   if (info.status !== undefined) customMetadata.status = String(info.status);
   if (info.complete !== undefined) customMetadata.complete = String(info.complete);
   if (info.ended) customMetadata.ended = info.ended;
+  const contentType = storedContentType(info.contentType, customMetadata);
   // Issued on a later turn, after the handler returned (the call's buffers are not
   // detached by fetch or Response, so they are still whole then).
   const write = afterThisTurn(() =>
     a.bucket.put(archiveKey(a.tenant, a.startedMs, a.requestId, part), body, {
       customMetadata,
-      ...(info.contentType ? { httpMetadata: { contentType: info.contentType } } : {}),
+      ...(contentType !== undefined ? { httpMetadata: { contentType } } : {}),
     }),
   );
   a.waitUntil(write.catch((e: unknown) => a.onError(part, e)));

@@ -18,6 +18,7 @@ import { reserveTokens, reservesFromBody } from "./tokens.ts";
 import { lookupTenant, tenantSettings } from "./tenant-cache.ts";
 import { operatorAuthorized, statusBody } from "./status.ts";
 import { emptyUsage, usageFromJson, type Usage } from "./usage.ts";
+import type { StreamEnd } from "../../shared/usage-event.ts";
 
 export { RateLimiter } from "./rate-limiter.ts";
 
@@ -202,19 +203,31 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     out.set("x-accel-buffering", "no");
   }
 
+  // Settles, records and meters the answered call: each step runs even when one before it
+  // threw (a bug, a binding that throws), so the usage event and the archive's response
+  // object (a stream's is written once meter.done has run) never depend on the budget or
+  // the metrics point; the error is still thrown after them.
+  const answered = (usage: Usage, ended: StreamEnd | undefined, interrupted: boolean) => {
+    let charged: number | undefined;
+    try {
+      charged = settle(usage, interrupted);
+    } finally {
+      try {
+        record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
+      } finally {
+        meter?.done(res.status, usage, ended, charged, up.maybeBilledRetries);
+      }
+    }
+  };
+
   const init = { status: res.status, statusText: statusText(res.status), headers: out };
   if (up.stream === undefined) {
     // JSON (read whole by sendWithRetries): record, then answer with the same bytes.
     const bytes = up.bytes ?? new ArrayBuffer(0);
-    const done = (usage: Usage) => {
-      const charged = settle(usage);
-      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, undefined, charged, up.maybeBilledRetries);
-    };
     meter?.responseBytes(bytes, res.status, out.get("content-type"));
-    if (bytes.byteLength <= JSON_INLINE_LIMIT) done(usageFromJson(decoder.decode(bytes)));
+    if (bytes.byteLength <= JSON_INLINE_LIMIT) answered(usageFromJson(decoder.decode(bytes)), undefined, false);
     // A big answer is not held up by parsing it; the runtime finishes that after.
-    else ctx.waitUntil(Promise.resolve().then(() => done(usageFromJson(decoder.decode(bytes)))));
+    else ctx.waitUntil(Promise.resolve().then(() => answered(usageFromJson(decoder.decode(bytes)), undefined, false)));
     return new Response(bytes, init);
   }
   // SSE: relayed as it comes; the data point is written when the stream ends. waitUntil
@@ -226,9 +239,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       // Only a started message can have been generated past what was reported: a stream
       // cut before its message_start (an overload relayed as it came, then the client
       // left) is settled to its usage, not to max_tokens.
-      const charged = settle(usage, ended !== undefined && messageStarted);
-      record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
-      meter?.done(res.status, usage, ended, charged, up.maybeBilledRetries);
+      answered(usage, ended, ended !== undefined && messageStarted);
     } finally {
       finished();
     }

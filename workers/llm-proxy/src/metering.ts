@@ -18,6 +18,7 @@
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
+import { TENANT_ID } from "../../shared/archive-key.ts";
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
 import type { NoAnswer, StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
@@ -132,19 +133,25 @@ export class CallMeter {
     this.ctx = ctx;
     this.call = call;
     this.log = log;
-    // Only calls that carry a body (the POST routes) are archived.
-    this.archive =
-      call.archive && call.route.startsWith(BILLED_ROUTE)
-        ? {
-            bucket: env.ARCHIVE,
-            tenant: call.tenantId,
-            requestId: call.requestId,
-            startedMs: call.startedMs,
-            maxBytes: cfg.archiveMaxBytes,
-            waitUntil: (p) => ctx.waitUntil(p),
-            onError: (part: Part, e: unknown) => log({ requestId: call.requestId, tenant: call.tenantId, error: "archive_write_failed", part, name: errorName(e) }),
-          }
-        : undefined;
+    // Only calls that carry a body (the POST routes) are archived, and only under an id of
+    // the form `npm run tenants` makes (archive-key.ts TENANT_ID): a record's id is what KV
+    // holds, and a hand-edited one could name another tenant's prefix. Such a call is
+    // served and metered as any other; its bodies are not kept, and a line says so (the
+    // request id only: the id itself may be anything).
+    const archived = call.archive && call.route.startsWith(BILLED_ROUTE);
+    const keyable = archived && TENANT_ID.test(call.tenantId);
+    if (archived && !keyable) log({ requestId: call.requestId, warning: "archive_skipped_invalid_tenant_id" });
+    this.archive = keyable
+      ? {
+          bucket: env.ARCHIVE,
+          tenant: call.tenantId,
+          requestId: call.requestId,
+          startedMs: call.startedMs,
+          maxBytes: cfg.archiveMaxBytes,
+          waitUntil: (p) => ctx.waitUntil(p),
+          onError: (part: Part, e: unknown) => log({ requestId: call.requestId, tenant: call.tenantId, error: "archive_write_failed", part, name: errorName(e) }),
+        }
+      : undefined;
   }
 
   /** The request body about to be sent: staged for the archive; returns what to send

@@ -10,6 +10,7 @@ import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
 import { UsageEventSchema } from "../../shared/usage-event.ts";
 import { frame, message, messageEvents, MODEL, overloadedEvent, serverToolEvents, SseProbe, type SseEvent } from "./fake-anthropic.ts";
 import { Harness, useHarness, MESSAGE, STREAM } from "./harness.ts";
+import { kvKeyFor, sha256Hex } from "../src/tenant-record.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const split = { input_tokens: 120, output_tokens: 33, cache_creation_input_tokens: 30, cache_read_input_tokens: 900, cache_creation: { ephemeral_5m_input_tokens: 10, ephemeral_1h_input_tokens: 20 } };
@@ -268,6 +269,96 @@ describe("the archive (tenant opted in)", () => {
     const ct = await h.call("/v1/messages/count_tokens", { key, body: '{"model":"m","messages":[{"role":"user","content":"hi"}]}' });
     expect((await object(h, `${tenant}/${day()}/${ct.headers.get("edgefleet-request-id")!}/response`)).text).toBe(ct.text);
   });
+
+  it("a record whose id is not of the form `npm run tenants` makes (hand-edited in KV) is served and metered, not archived, and a warning says so", async () => {
+    for (const [i, id] of ["t_0123456789abcdef/../t_fedcba9876543210", "..", "T_0123456789ABCDEF"].entries()) {
+      const handKey = `efk_hand-edited-record-${i}-0000000000000000000000000000`;
+      h.tenantKeys.push(handKey);
+      const keyHash = await sha256Hex(handKey);
+      const rec = { id, name: "hand-edited", ratePerMinute: 6000, burst: 1000, enabled: true, archive: true, keyHash, createdAt: "" };
+      // (KV's metadata holds at most 1,024 bytes: the proxy reads the value.)
+      await h.kv.put(kvKeyFor(keyHash), JSON.stringify(rec), {});
+      const r = await h.call("/v1/messages", { key: handKey, body: MESSAGE });
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.text)).toMatchObject({ type: "message" });
+      const requestId = r.headers.get("edgefleet-request-id")!;
+      expect(await h.eventFor(requestId)).toMatchObject({ tenant: id, status: 200 });
+      // An archived tenant's call after it: once its objects are in, the earlier call's
+      // would be too.
+      const after = await h.call("/v1/messages", { key, body: MESSAGE });
+      await object(h, `${tenant}/${day()}/${after.headers.get("edgefleet-request-id")!}/response`);
+      expect((await keys(h, "")).filter((k) => k.includes(requestId))).toEqual([]);
+      const warned = h.logs.filter((l) => l.includes("archive_skipped_invalid_tenant_id")).map((l) => JSON.parse(l.slice(l.indexOf("{"))) as Record<string, unknown>);
+      // The request id only: the id itself may be anything.
+      expect(warned.filter((l) => l.requestId === requestId)).toEqual([{ requestId, warning: "archive_skipped_invalid_tenant_id" }]);
+    }
+  });
+});
+
+// A stand-in for the ARCHIVE bucket with R2's limit on object metadata, 8,192 bytes
+// (developers.cloudflare.com/r2/platform/limits), which Miniflare's R2 does not apply to
+// httpMetadata: a put over it fails as R2's does (10012), else goes to a real local bucket.
+const R2_LIMITS = `
+const size = (o) => Object.entries(o ?? {}).reduce((n, [k, v]) => n + new TextEncoder().encode(k + String(v)).byteLength, 0);
+export default function (env) {
+  const b = env.BUCKET;
+  return {
+    put(key, value, o = {}) {
+      if (size(o.customMetadata) + size(o.httpMetadata) > 8192) return Promise.reject(new Error("put: Your metadata headers exceed the maximum allowed metadata size. (10012)"));
+      return b.put(key, value, o);
+    },
+    get: (key, o) => b.get(key, o),
+    head: (key) => b.head(key),
+    list: (o) => b.list(o),
+  };
+}
+`;
+
+describe("the archive and R2's 8 KB metadata limit: a tenant's own Content-Type", () => {
+  it("is stored only when it is a plain media type of at most 256 characters, else as application/octet-stream with its length: a 9 KB one still gets the body archived", async () => {
+    const h = await Harness.start(
+      { BUFFER_BODY_BYTES: "65536" },
+      {
+        override: { r2Buckets: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, ARCHIVE: { scriptName: "r2-limits" } } },
+        extraWorkers: [{ name: "r2-limits", modules: true, script: R2_LIMITS, r2Buckets: { BUCKET: "edgefleet-archive-limits" } }],
+      },
+    );
+    try {
+      const { key, id: tenant } = await h.tenant({ archive: true });
+      const b = (await h.mf.getR2Bucket("BUCKET", "r2-limits")) as unknown as R2Bucket;
+      const stored = async (k: string) => {
+        for (let i = 0; i < 500; i++) {
+          const o = await b.get(k);
+          if (o !== null) return { text: await o.text(), meta: o.customMetadata ?? {}, contentType: o.httpMetadata?.contentType };
+          await sleep(10);
+        }
+        throw new Error(`nothing archived at ${k}`);
+      };
+      const long = "application/json; x=" + "a".repeat(9 * 1024);
+      for (const [sent, kept] of [
+        [long, undefined],
+        ["json", undefined], // not type/subtype
+        ["application/json; charset=\"ütf-8\"", undefined], // not printable ASCII
+        ["application/json; charset=utf-8", "application/json; charset=utf-8"],
+      ] as const) {
+        const r = await h.call("/v1/messages", { key, body: MESSAGE, headers: { "content-type": sent } });
+        expect(r.status).toBe(200);
+        const req = await stored(`${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/request`);
+        expect(req.text).toBe(MESSAGE);
+        if (kept !== undefined) {
+          expect(req.contentType).toBe(kept);
+          expect(req.meta).not.toHaveProperty("content_type_length");
+        } else {
+          expect(req.contentType).toBe("application/octet-stream");
+          expect(req.meta).toMatchObject({ content_type_length: String(sent.length), bytes: String(MESSAGE.length) });
+        }
+      }
+      expect(h.logs.filter((l) => l.includes("archive_write_failed"))).toEqual([]);
+      expect(h.leaks()).toEqual([]);
+    } finally {
+      await h.dispose();
+    }
+  });
 });
 
 describe("the archive's cap (ARCHIVE_MAX_BYTES=100) and streamed request bodies", () => {
@@ -307,6 +398,39 @@ describe("the archive's cap (ARCHIVE_MAX_BYTES=100) and streamed request bodies"
     const req = await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/request`);
     expect(req.text).toBe(body.slice(0, 100));
     expect(req.meta).toMatchObject({ truncated: "true", bytes: String(body.length) });
+  });
+});
+
+// A metrics binding whose write throws (a bug, a misdeploy): the call's record() throws.
+const THROWING_METRICS = `
+export default function () { return { writeDataPoint() { throw new Error("metrics unavailable"); } }; }
+`;
+
+describe("a record() that throws after the answer", () => {
+  it("does not stop the usage event or the archive: a stream's response object is written and its event sent", async () => {
+    const h = await Harness.start(
+      { BUFFER_BODY_BYTES: "65536" },
+      { override: { wrappedBindings: { METRICS: { scriptName: "throwing-metrics" } } }, extraWorkers: [{ name: "throwing-metrics", modules: true, script: THROWING_METRICS }] },
+    );
+    try {
+      const { key, id: tenant } = await h.tenant({ archive: true });
+      const r = await h.call("/v1/messages", { key, body: STREAM });
+      expect(r.status).toBe(200);
+      expect(r.text).toContain("event: message_stop");
+      const id = r.headers.get("edgefleet-request-id")!;
+      expect(await h.eventFor(id)).toMatchObject({ tenant, status: 200 });
+      const res = await object(h, `${tenant}/${day()}/${id}/response`);
+      expect(res.text).toBe(r.text);
+      expect(res.meta).toMatchObject({ complete: "true", status: "200" });
+      // A JSON answer's record() runs before the Response: the handler's error answer
+      // follows, but its usage event (the upstream billed it) is still sent.
+      await h.call("/v1/messages", { key, body: MESSAGE });
+      await h.eventsUntil((es) => es.length >= 2);
+      expect(h.events.filter((e) => e.tenant === tenant).map((e) => e.request_id)).toHaveLength(2);
+      expect(h.leaks()).toEqual([]);
+    } finally {
+      await h.dispose();
+    }
   });
 });
 
