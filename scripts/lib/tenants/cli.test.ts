@@ -1,6 +1,7 @@
 // `npm run tenants` end to end: --remote against a stateful fake of the Cloudflare KV
 // API on loopback (through the official SDK), --local against the Miniflare state that
 // the Worker itself then reads (a created key works, a disabled one is refused).
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,6 +10,8 @@ import { startLocalProxy } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { runTenants, TENANT_EXIT } from "./cli.ts";
 import { FakeCloudflare } from "../../../test/fakes/cloudflare-kv-tenants-api.ts";
+import { RATE_LIMITED } from "../../../test/support/account-rate-limit.ts";
+import { LoopbackServer } from "../../../test/support/loopback.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 
@@ -200,6 +203,57 @@ describe("tenants --remote (Cloudflare API fake)", () => {
     expect(JSON.stringify([...cf.store.entries()])).toBe(before);
   });
 
+  it("one value that is not JSON stops no command: list and an emergency disable still work, the key is named", async () => {
+    const made = JSON.parse((await run(["create", "--remote", "--name", "victim", "--json"], env)).out) as { tenant: { id: string; keyHash: string } };
+    // Sorted first in the listing, no metadata: every command reads its value.
+    cf.store.set("key:0bad\u001b[2J", { value: "not json", metadata: null });
+    try {
+      const list = await run(["list", "--remote", "--json"], env);
+      expect(list.code).toBe(TENANT_EXIT.ok);
+      expect((JSON.parse(list.out) as { id: string }[]).map((r) => r.id)).toContain(made.tenant.id);
+      expect(list.err).toContain("tenants: warning: key:0bad\\u001b[2J skipped: its value is not JSON, so not a tenant record (KV namespace ns456");
+      expect(list.err).not.toContain("\u001b");
+      const off = await run(["disable", "--remote", made.tenant.id, "--yes"], env);
+      expect(off.code).toBe(TENANT_EXIT.ok);
+      expect(off.err).toContain("key:0bad\\u001b[2J skipped");
+      expect(JSON.parse(cf.store.get(`key:${made.tenant.keyHash}`)!.value).enabled).toBe(false);
+      for (const argv of [["limits", made.tenant.id, "--rate", "5"], ["archive", made.tenant.id, "on"], ["create", "--id", made.tenant.id, "--reenable"]]) {
+        expect((await run([argv[0]!, "--remote", ...argv.slice(1)], env)).code, argv.join(" ")).toBe(TENANT_EXIT.ok);
+      }
+    } finally {
+      cf.store.delete("key:0bad\u001b[2J");
+    }
+  });
+
+  it("names: a control or bidirectional character is refused in a new name (exit 2, nothing written); one stored earlier is escaped in every output", async () => {
+    const before = cf.store.size;
+    for (const name of ["evil\u001b[2J", "\u202eemca", "a\u0085b", "line\u2028break"]) {
+      const r = await run(["create", "--remote", "--name", name], env);
+      expect(r.code, JSON.stringify(name)).toBe(TENANT_EXIT.usage);
+      expect(r.err).toContain("--name: must not contain control or bidirectional characters");
+    }
+    expect(cf.store.size).toBe(before);
+    // A record written before names were checked (or by hand).
+    const name = "evil\u001b]0;pwned\u0007\u202e\u2028\u0085end";
+    const rec = { id: "t_00000000000000aa", name, ratePerMinute: 60, burst: 10, enabled: true, keyHash: "aa".repeat(32), createdAt: "2026-01-01T00:00:00.000Z" };
+    cf.store.set(`key:${rec.keyHash}`, { value: JSON.stringify(rec), metadata: rec });
+    const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2028]/;
+    const table = await run(["list", "--remote"], env);
+    expect(table.out).not.toMatch(RAW);
+    expect(table.out).toContain("evil\\u001b]0;pwned\\u0007\\u202e\\u2028\\u0085end");
+    const json = await run(["list", "--remote", "--json"], env);
+    expect(json.out).not.toMatch(RAW);
+    expect((JSON.parse(json.out) as { id: string; name: string }[]).find((r) => r.id === rec.id)!.name).toBe(name);
+    // A new key of that tenant takes its name: the message escapes it, --json too.
+    const second = await run(["create", "--remote", "--id", rec.id], env);
+    expect(second.code).toBe(TENANT_EXIT.ok);
+    expect(second.out).not.toMatch(RAW);
+    expect(second.out).toContain("(evil\\u001b]0;pwned");
+    const third = await run(["create", "--remote", "--id", rec.id, "--json"], env);
+    expect(third.out).not.toMatch(RAW);
+    expect(JSON.parse(third.out).tenant.name).toBe(name);
+  });
+
   it("takes the namespace id from a saved `pulumi stack output --json`, with clear errors", async () => {
     const dir = mkdtempSync(join(tmpdir(), "efp-stack-"));
     try {
@@ -245,6 +299,34 @@ describe("tenants --remote (Cloudflare API fake)", () => {
   });
 });
 
+describe("tenants --remote: how an API error is told", () => {
+  const token = "cf-test-token-" + Math.random().toString(36).slice(2);
+  // Every request answered with `answer`, in Cloudflare's v4 envelope.
+  let answer: { status: number; headers?: Record<string, string>; error: { code: number; message: string } } = { status: 429, error: RATE_LIMITED };
+  const api = new LoopbackServer((_req, _body, res) => {
+    res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
+    res.end(JSON.stringify({ success: false, errors: [answer.error], messages: [], result: null }));
+  });
+  const env = () => ({ CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ACCOUNT_ID: "acc123", EDGEFLEET_TENANTS_NAMESPACE_ID: "ns456", CLOUDFLARE_API_BASE_URL: `${api.url}/client/v4` });
+  beforeAll(() => api.start());
+  afterAll(() => api.stop());
+
+  it("a 429 that asks to wait five minutes says how long, at once (exit 1)", async () => {
+    answer = { status: 429, headers: { "retry-after": "300" }, error: RATE_LIMITED };
+    const r = await run(["list", "--remote"], env());
+    expect(r.code).toBe(TENANT_EXIT.failed);
+    expect(r.err).toBe(`tenants: the Cloudflare API answered 429: 971 ${RATE_LIMITED.message} (it asked to wait 300 s before trying again: the account's API rate limit)\n`);
+    expect(r.out + r.err).not.toContain(token);
+  });
+
+  it("the API's text is escaped (it must not drive the terminal), the token never shown", async () => {
+    answer = { status: 403, error: { code: 10000, message: `Authentication error for ${token} \u202e\u009b2J` } };
+    const r = await run(["disable", "--remote", "t_0000000000000001", "--yes"], env());
+    expect(r.code).toBe(TENANT_EXIT.failed);
+    expect(r.err).toBe("tenants: the Cloudflare API answered 403: 10000 Authentication error for *** \\u202e\\u009b2J\n");
+  });
+});
+
 describe("tenants --local, read by the Worker", () => {
   const dir = mkdtempSync(join(tmpdir(), "efp-tenants-"));
   const fake = new FakeAnthropic();
@@ -279,5 +361,35 @@ describe("tenants --local, read by the Worker", () => {
     const list = await run(["list", "--local", "--persist", dir]);
     expect(list.out).toContain("local-app");
     expect(list.out).not.toContain(key);
+  });
+});
+
+/** Runs an entry point with its standard output closed before it writes, as
+ *  `npm run tenants -- list | head -0` does. */
+function withClosedStdout(argv: string[]): Promise<{ code: number | null; err: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(root, "scripts/tenants.ts"), ...argv], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.destroy();
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d));
+    child.on("close", (code) => done({ code, err }));
+  });
+}
+
+describe("scripts/tenants.ts with a closed pipe", () => {
+  it("exits 0 without a stack trace when the reader leaves early (it died of an unhandled EPIPE)", async () => {
+    expect(await withClosedStdout(["--help"])).toEqual({ code: 0, err: "" });
+  });
+
+  it("create: exits 1 and says the key, shown once, may be lost", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "efp-epipe-"));
+    try {
+      const r = await withClosedStdout(["create", "--local", "--persist", dir, "--name", "piped"]);
+      expect(r.code).toBe(TENANT_EXIT.failed);
+      expect(r.err).toMatch(/^tenants: standard output was closed early: the new key \(shown only once\) may not have been printed; `tenants list` shows the tenant/);
+      expect(r.err).not.toContain("EPIPE");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -13,6 +13,8 @@ import { openRemoteStore } from "./remote.ts";
 import { createTenant, DEFAULT_LIMITS, disableTenant, LIST_LAG_NOTE, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { dollars, dollarsToMicros } from "../../../workers/shared/cost.ts";
+import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
+import { describeError } from "../cloudflare-error.ts";
 
 export const TENANT_EXIT = {
   ok: 0,
@@ -181,7 +183,10 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
     async (...a: unknown[]) => {
       const cmd = a[a.length - 1] as Command;
       const o = cmd.opts() as StoreOpts & Record<string, unknown>;
-      const store = await openStore(o, io);
+      const opened = await openStore(o, io);
+      // A key whose value is not a tenant record is skipped, and said (its name escaped:
+      // anyone with write access to the namespace chose it).
+      const store = { ...opened, kv: { ...opened.kv, warn: (m: string) => io.err(`tenants: warning: ${escapeControls(m)} (${opened.where})\n`) } };
       try {
         await fn(o, store, cmd.args);
       } finally {
@@ -213,10 +218,12 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           throw e;
         }
         const { key, record } = created;
-        if (o.json) io.out(JSON.stringify({ key, tenant: record }, null, 2) + "\n");
+        if (o.json) io.out(safeJson({ key, tenant: record }, 2) + "\n");
         else {
           const tok = `input tokens/min ${fmtTokens(record.inputTokensPerMinute)}, output tokens/min ${fmtTokens(record.outputTokensPerMinute)}, daily budget ${fmtBudget(record.dailyBudgetMicros)}, monthly budget ${fmtBudget(record.monthlyBudgetMicros)}`;
-          io.out(`created ${o.id !== undefined ? "a key for" : ""}${o.id !== undefined ? " " : ""}tenant ${record.id} (${record.name}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}, ${tok}\n`);
+          // The name (and id) may be an earlier record's, written before names were
+          // checked or by hand: escaped.
+          io.out(`created ${o.id !== undefined ? "a key for" : ""}${o.id !== undefined ? " " : ""}tenant ${escapeControls(record.id)} (${escapeControls(record.name)}) in ${store.where}: ${record.ratePerMinute}/min, burst ${record.burst}, ${tok}\n`);
           if (o.reenable === true) io.out(`tenant ${record.id} is enabled again (its earlier keys stay disabled)\n`);
           io.out(`key (shown once; store it now): ${key}\n`);
         }
@@ -241,7 +248,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           }
           throw e;
         }
-        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, keys: r.keys, before: r.before, after: r.after }, null, 2) + "\n");
+        if (o.json) io.out(safeJson({ dryRun, tenant: id, keys: r.keys, before: r.before, after: r.after }, 2) + "\n");
         else {
           const show = (l: Limits) =>
             `${l.ratePerMinute}/min, burst ${l.burst}, input tokens/min ${fmtTokens(l.inputTokensPerMinute)}, output tokens/min ${fmtTokens(l.outputTokensPerMinute)}, daily budget ${fmtBudget(l.dailyBudgetMicros)}, monthly budget ${fmtBudget(l.monthlyBudgetMicros)}`;
@@ -272,7 +279,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           }
           throw e;
         }
-        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, before: r.before, after: want === "on", changed: r.changed, keys: r.keys }, null, 2) + "\n");
+        if (o.json) io.out(safeJson({ dryRun, tenant: id, before: r.before, after: want === "on", changed: r.changed, keys: r.keys }, 2) + "\n");
         else {
           const show = (b: boolean) => (b ? "on" : "off");
           io.out(`${dryRun ? "would set" : "set"} ${id}'s archive ${show(r.before)} -> ${want} on ${r.changed} of ${r.keys} key(s) in ${store.where}\n`);
@@ -286,12 +293,15 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
     run(async (o, store) => {
       const all = await listTenants(store.kv);
       if (o.json) {
-        io.out(JSON.stringify(all, null, 2) + "\n");
+        io.out(safeJson(all, 2) + "\n");
         return;
       }
       const t = new Table({ head: ["id", "name", "rate/min", "burst", "in tok/min", "out tok/min", "budget/day", "budget/month", "archive", "enabled", "key sha256", "created"], style: { head: [], border: [] } });
+      // Records written before names were checked, or by hand, may hold control and
+      // bidirectional characters: every text cell is escaped.
+      const text = escapeControls;
       for (const r of all) {
-        t.push([r.id, r.name, r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), fmtBudget(r.dailyBudgetMicros), fmtBudget(r.monthlyBudgetMicros), r.archive ? "yes" : "-", r.enabled ? "yes" : "NO", r.keyHash.slice(0, 12), r.createdAt]);
+        t.push([text(r.id), text(r.name), r.ratePerMinute, r.burst, fmtTokens(r.inputTokensPerMinute), fmtTokens(r.outputTokensPerMinute), fmtBudget(r.dailyBudgetMicros), fmtBudget(r.monthlyBudgetMicros), r.archive ? "yes" : "-", r.enabled ? "yes" : "NO", text(r.keyHash.slice(0, 12)), text(r.createdAt)]);
       }
       io.out(`${all.length} tenant key(s) in ${store.where}\n${t.toString()}\n`);
     }),
@@ -315,7 +325,7 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
           }
           throw e;
         }
-        if (o.json) io.out(JSON.stringify({ dryRun, tenant: id, disabled: result.changed.map((r) => r.keyHash.slice(0, 12)), alreadyDisabled: result.alreadyDisabled }, null, 2) + "\n");
+        if (o.json) io.out(safeJson({ dryRun, tenant: id, disabled: result.changed.map((r) => r.keyHash.slice(0, 12)), alreadyDisabled: result.alreadyDisabled }, 2) + "\n");
         else {
           const verb = dryRun ? "would disable" : "disabled";
           io.out(`${verb} ${result.changed.length} key(s) of ${id} in ${store.where}; ${result.alreadyDisabled} already disabled\n`);
@@ -337,9 +347,9 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       io.err(`tenants: ${e.message}\n`);
       return errorCode(e);
     }
-    // API or store failure: say what failed, never a credential (the SDK's messages carry
-    // the status and Cloudflare's error codes, not the token).
-    io.err(`tenants: ${e instanceof Error ? e.message : String(e)}\n`);
+    // API or store failure: say what failed, never a credential, with the API's text
+    // escaped and how long a 429 asked to wait (describeError).
+    io.err(`tenants: ${describeError(e)}\n`);
     return TENANT_EXIT.failed;
   }
   return code;

@@ -3,7 +3,7 @@
 // its write from each key's record read by key, never from the listing's stale metadata, so
 // it cannot undo the command before it; and it writes every key's full setting.
 import { describe, expect, it } from "vitest";
-import { createTenant, setArchive, setLimits, type TenantKv } from "./store.ts";
+import { createTenant, disableTenant, listTenants, setArchive, setLimits, TenantError, validateNewTenant, type TenantKv } from "./store.ts";
 
 /** A KV whose list() returns each key's metadata as it was before its last put. */
 function laggingKv(): TenantKv & { value: (key: string) => Record<string, unknown> } {
@@ -57,5 +57,65 @@ describe("tenant writes through a lagging KV listing", () => {
     await setArchive(kv, record.id, false, false);
     const second = await createTenant(kv, { id: record.id });
     expect(second.record).not.toHaveProperty("archive");
+  });
+});
+
+/** A KV whose listing is current, and which records what the store warns about. */
+function plainKv(): TenantKv & { values: Map<string, { value: string; metadata: unknown }>; warnings: string[] } {
+  const values = new Map<string, { value: string; metadata: unknown }>();
+  const warnings: string[] = [];
+  return {
+    values,
+    warnings,
+    async get(key) {
+      return values.get(key)?.value ?? null;
+    },
+    async put(key, value, metadata) {
+      values.set(key, { value, metadata });
+    },
+    async list(prefix) {
+      return [...values].filter(([k]) => k.startsWith(prefix)).map(([name, v]) => ({ name, metadata: v.metadata }));
+    },
+    warn: (m) => warnings.push(m),
+  };
+}
+
+describe("a value that is not a tenant record", () => {
+  it("is skipped and named, and every command still works for the other tenants (one bad value stopped them all)", async () => {
+    const kv = plainKv();
+    const { record } = await createTenant(kv, { name: "Acme" });
+    // Written by hand or by a broken tool: no metadata, so the store reads each value.
+    kv.values.set("key:zzz", { value: "not json", metadata: undefined });
+    kv.values.set("key:yyy", { value: '{"id":1}', metadata: undefined });
+    expect((await listTenants(kv)).map((r) => r.id)).toEqual([record.id]);
+    expect(kv.warnings).toEqual(["key:zzz skipped: its value is not JSON, so not a tenant record", "key:yyy skipped: its value is not a valid tenant record"]);
+    await setLimits(kv, record.id, { ratePerMinute: 30 }, false);
+    await setArchive(kv, record.id, true, false);
+    expect((await createTenant(kv, { id: record.id })).record).toMatchObject({ id: record.id, ratePerMinute: 30, archive: true });
+    // The emergency stop above all.
+    expect((await disableTenant(kv, record.id, false)).changed).toHaveLength(2);
+    expect(kv.values.get("key:zzz")!.value).toBe("not json");
+  });
+
+  it("is never rebuilt from the listing's metadata: written back, it would bring a key the Worker refuses back to life", async () => {
+    const kv = plainKv();
+    const { record } = await createTenant(kv, { name: "Acme" });
+    kv.values.set("key:xxx", { value: "{broken", metadata: { ...record, keyHash: "xxx" } });
+    const r = await setLimits(kv, record.id, { ratePerMinute: 30 }, false);
+    expect(r.keys).toBe(1);
+    expect(kv.values.get("key:xxx")!.value).toBe("{broken");
+    expect(kv.warnings).toEqual(["key:xxx skipped: its value is not JSON, so not a tenant record"]);
+  });
+});
+
+describe("a new tenant's name", () => {
+  it("may not hold control or bidirectional characters (tenants list and usage print it)", async () => {
+    for (const name of ["evil\u001b[2J", "\u202eemca", "a\u0085b", "line\u2028break", "tab\there", "x\u2066y"]) {
+      expect(validateNewTenant({ name }), JSON.stringify(name)).toContain("--name: must not contain control or bidirectional characters");
+      const kv = plainKv();
+      await expect(createTenant(kv, { name })).rejects.toThrow(TenantError);
+      expect(kv.values.size).toBe(0);
+    }
+    expect(validateNewTenant({ name: "  Ünïcødé 株式会社 (prod)  " })).toEqual([]);
   });
 });

@@ -13,6 +13,8 @@ import {
   sha256Hex,
   type TenantRecord,
 } from "../../../workers/llm-proxy/src/tenant-record.ts";
+import { escapeControls } from "../../../workers/shared/printable.ts";
+import { TENANT_ID } from "../../../workers/shared/archive-key.ts";
 
 export type { TenantRecord };
 
@@ -22,6 +24,9 @@ export interface TenantKv {
   put(key: string, value: string, metadata: unknown): Promise<void>;
   /** Every key under the prefix with its metadata (adapters follow the cursor). */
   list(prefix: string): Promise<{ name: string; metadata: unknown }[]>;
+  /** Told of a key under the prefix that is skipped because its value is not a tenant
+   *  record (the CLI prints it); without it the key is skipped silently. */
+  warn?(message: string): void;
 }
 
 export interface Limits {
@@ -106,9 +111,13 @@ async function writeMarker(kv: TenantKv, id: string, disabled: boolean, now: Dat
 export function validateNewTenant(t: NewTenant): string[] {
   const errors: string[] = [];
   if (t.name !== undefined && (t.name.trim() === "" || t.name.length > 100)) errors.push("--name: must be 1 to 100 characters");
+  // A name is printed by `tenants list` and `usage` (terminal, CSV, JSON): a control or
+  // bidirectional character (an escape sequence, an override that reorders the row) has
+  // no place in it. The set is the one escapeControls escapes.
+  if (t.name !== undefined && escapeControls(t.name.trim()) !== t.name.trim()) errors.push("--name: must not contain control or bidirectional characters");
   if (t.name === undefined && t.id === undefined) errors.push("--name: required for a new tenant");
   errors.push(...validateLimits(t));
-  if (t.id !== undefined && !/^t_[0-9a-f]{16}$/.test(t.id)) errors.push("--id: must look like t_0123456789abcdef");
+  if (t.id !== undefined && !TENANT_ID.test(t.id)) errors.push("--id: must look like t_0123456789abcdef");
   if (t.reenable && t.id === undefined) errors.push("--reenable: only with --id (a new tenant is enabled anyway)");
   return errors;
 }
@@ -184,10 +193,32 @@ export async function createTenant(kv: TenantKv, t: NewTenant, now = new Date())
 export async function listTenants(kv: TenantKv): Promise<TenantRecord[]> {
   const out: TenantRecord[] = [];
   for (const k of await kv.list(KV_PREFIX)) {
-    const r = parseTenantRecord(k.metadata) ?? parseTenantRecord(JSON.parse((await kv.get(k.name)) ?? "null"));
-    if (r !== undefined) out.push(r);
+    const r = parseTenantRecord(k.metadata) ?? (await readRecord(kv, k.name));
+    if (r !== undefined && r !== null) out.push(r);
   }
   return sortRecords(out);
+}
+
+/**
+ * The record stored under `key`, read by its key: null when the key is gone (deleted
+ * since the listing), undefined when its value is not a tenant record (not JSON, or not
+ * the schema parseTenantRecord accepts), said through kv.warn. One bad value must not
+ * stop a command for every tenant, least of all an emergency `disable`; the Worker
+ * refuses such a key anyway (its record fails closed).
+ */
+async function readRecord(kv: TenantKv, key: string): Promise<TenantRecord | null | undefined> {
+  const text = await kv.get(key);
+  if (text === null) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    kv.warn?.(`${key} skipped: its value is not JSON, so not a tenant record`);
+    return undefined;
+  }
+  const r = parseTenantRecord(value);
+  if (r === undefined) kv.warn?.(`${key} skipped: its value is not a valid tenant record`);
+  return r;
 }
 
 const sortRecords = (rs: TenantRecord[]) => rs.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
@@ -204,7 +235,11 @@ async function tenantKeys(kv: TenantKv, id: string): Promise<TenantRecord[]> {
   for (const k of await kv.list(KV_PREFIX)) {
     const listed = parseTenantRecord(k.metadata);
     if (listed !== undefined && listed.id !== id) continue;
-    const r = parseTenantRecord(JSON.parse((await kv.get(k.name)) ?? "null")) ?? listed;
+    // A key gone since the listing keeps the listing's record (as before); one whose
+    // value is not a record is skipped, never rebuilt from the listing: written back, it
+    // would bring a key the Worker refuses back to life.
+    const read = await readRecord(kv, k.name);
+    const r = read === null ? listed : read;
     if (r !== undefined && r.id === id) out.push(r);
   }
   return sortRecords(out);

@@ -3,9 +3,11 @@
 // loopback fakes of the Cloudflare D1 query and KV APIs read by the real SDK: the same
 // numbers and budgets either way, in table, JSON, CSV and HTML; errors exit with meaning
 // and never print the token.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import * as nodeFs from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeD1Api } from "../../../test/fakes/cloudflare-d1-api.ts";
 import { AccountRateLimit } from "../../../test/support/account-rate-limit.ts";
@@ -15,7 +17,7 @@ import { kvKeyFor } from "../../../workers/llm-proxy/src/tenant-record.ts";
 import { openLocalStore } from "../tenants/local.ts";
 import { MIGRATIONS_DIR, startLocalLedger, WORKER_NAME } from "../../../workers/usage-ledger/local/miniflare.ts";
 import { splitStatements } from "../../../workers/usage-ledger/local/migrations.ts";
-import { runUsage, USAGE_EXIT } from "./cli.ts";
+import { runUsage, USAGE_EXIT, writeWhole, type OutFs } from "./cli.ts";
 
 const DAY = 86_400_000;
 const NOW = new Date();
@@ -155,6 +157,26 @@ describe("npm run usage --local", () => {
     expect(denied.out).toBe("");
   });
 
+  it("--out replaces the file whole or not at all: a failed write keeps the previous report and leaves no temporary file", async () => {
+    const file = join(persist, "kept.csv");
+    writeFileSync(file, "the previous report\n");
+    // A folder where the temporary file would go: the write fails before the file is touched.
+    const tmp = `${file}.tmp-${process.pid}`;
+    mkdirSync(tmp);
+    try {
+      const r = await run(["--persist", persist, "--days", "2", "--csv", "--out", file]);
+      expect(r.code).toBe(USAGE_EXIT.failed);
+      expect(r.err).toMatch(/^usage: cannot write --out .*kept\.csv: EEXIST/);
+      expect(readFileSync(file, "utf8")).toBe("the previous report\n");
+    } finally {
+      rmSync(tmp, { recursive: true });
+    }
+    const ok = await run(["--persist", persist, "--days", "2", "--csv", "--out", file]);
+    expect(ok.code).toBe(USAGE_EXIT.ok);
+    expect(readFileSync(file, "utf8")).toMatch(/^day,tenant,model,/);
+    expect(readdirSync(persist).filter((f) => f.startsWith("kept.csv"))).toEqual(["kept.csv"]);
+  });
+
   it("filters by tenant and day, and prints a table with totals and the unknown-model flag", async () => {
     const r = await run(["--persist", persist, "--from", yesterday, "--to", yesterday, "--tenant", "acme"]);
     expect(r.code).toBe(USAGE_EXIT.ok);
@@ -199,6 +221,57 @@ describe("npm run usage --local", () => {
     expect(help.code).toBe(USAGE_EXIT.ok);
     expect(help.out).toMatch(/--remote/);
     for (const flag of ["--html", "--out <file>", "--no-budgets", "--tenants-persist", "--tenants-namespace-id", "cache hit = cache read /", "budget day = "]) expect(help.out).toContain(flag);
+  });
+});
+
+describe("writeWhole (--out)", () => {
+  it("a write that fails midway (disk full) leaves the previous file as it was and removes its temporary file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "usage-out-"));
+    try {
+      const file = join(dir, "usage.html");
+      writeFileSync(file, "<p>previous</p>");
+      // Writes the first 10 characters, then the disk is full.
+      const full: OutFs = {
+        ...nodeFs,
+        writeFileSync: ((f: nodeFs.PathOrFileDescriptor, data: string) => {
+          nodeFs.writeFileSync(f, data.slice(0, 10));
+          throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        }) as OutFs["writeFileSync"],
+      };
+      expect(() => writeWhole(file, "<!doctype html><p>new</p>", full)).toThrow(/ENOSPC/);
+      expect(readFileSync(file, "utf8")).toBe("<p>previous</p>");
+      expect(readdirSync(dir)).toEqual(["usage.html"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("replaces the file a link points to, not the link", () => {
+    const dir = mkdtempSync(join(tmpdir(), "usage-out-"));
+    try {
+      writeFileSync(join(dir, "real.csv"), "old");
+      symlinkSync("real.csv", join(dir, "link.csv"));
+      writeWhole(join(dir, "link.csv"), "new");
+      expect(lstatSync(join(dir, "link.csv")).isSymbolicLink()).toBe(true);
+      expect(readFileSync(join(dir, "real.csv"), "utf8")).toBe("new");
+      expect(readdirSync(dir).sort()).toEqual(["link.csv", "real.csv"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("scripts/usage.ts with a closed pipe", () => {
+  it("exits 0 without a stack trace when the reader leaves early, as `npm run usage -- --csv | head -1` (it died of an unhandled EPIPE)", async () => {
+    const root = resolve(import.meta.dirname, "../../..");
+    const r = await new Promise<{ code: number | null; err: string }>((done) => {
+      const child = spawn(process.execPath, [join(root, "scripts/usage.ts"), "--persist", persist, "--days", "2", "--csv", "--tenants-persist", tenants], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      child.stdout.destroy();
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => (err += d));
+      child.on("close", (code) => done({ code, err }));
+    });
+    expect(r).toEqual({ code: 0, err: "" });
   });
 });
 

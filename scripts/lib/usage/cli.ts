@@ -2,7 +2,8 @@
 // rate, cost and budget used, from the usage ledger: local Miniflare state (--local, the
 // default) or the deployed D1 database through the Cloudflare API (--remote); budgets
 // from the tenant records on the same side. Table, --json, --csv or --html (--out FILE).
-import { existsSync, writeFileSync } from "node:fs";
+import * as nodeFs from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { Option } from "commander";
 import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
@@ -134,6 +135,38 @@ function checkOut(file: string): void {
   if (problem !== undefined) throw new UsageError(problem);
 }
 
+export type OutFs = Pick<typeof nodeFs, "existsSync" | "realpathSync" | "statSync" | "openSync" | "writeFileSync" | "closeSync" | "renameSync" | "rmSync">;
+
+/**
+ * Writes --out whole or not at all: into `<file>.tmp-<pid>` beside it (same folder, so
+ * same file system), then renamed over it. A write that fails midway (disk full) leaves
+ * the previous report as it was and no temporary file, where writing in place left half
+ * a page and no old report. The temporary file is created exclusively (never through a
+ * link someone left at its name). Something that is not a regular file (/dev/stdout, a
+ * pipe, a device) is written in place: a rename would replace it. A link is followed, so
+ * the file it points to is replaced, not the link.
+ */
+export function writeWhole(file: string, text: string, fs: OutFs = nodeFs): void {
+  const target = fs.existsSync(file) ? fs.realpathSync(file) : file;
+  if (fs.existsSync(target) && !fs.statSync(target).isFile()) {
+    fs.writeFileSync(target, text);
+    return;
+  }
+  const tmp = `${target}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, "wx");
+  try {
+    try {
+      fs.writeFileSync(fd, text);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
 
 export async function runUsage(argv: string[], io: Io, now = new Date()): Promise<number> {
   let opts: Opts | undefined;
@@ -210,7 +243,7 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
     return USAGE_EXIT.ok;
   }
   try {
-    writeFileSync(o.out, text);
+    writeWhole(o.out, text);
   } catch (e) {
     io.err(`usage: cannot write --out ${o.out}: ${e instanceof Error ? e.message : String(e)}\n`);
     return USAGE_EXIT.failed;

@@ -112,6 +112,18 @@ describe("JSON", () => {
     expect(none.budgets).toEqual({ source: null, available: false, reason: "why", tenants: expect.any(Array) });
     expect(none.lines[0].dailyBudgetUsed).toBeNull();
   });
+
+  it("escapes what JSON.stringify leaves raw (C1 controls, bidirectional overrides, U+2028) in ids and names: the same JSON value", async () => {
+    const name = "Acme\u202e\u2028\u0085\u001b[2J";
+    const hostile: BudgetLookup = { available: true, source: "test tenants", byTenant: new Map([["t\u2066x", { name, dailyBudgetMicros: 4000, monthlyBudgetMicros: null, problems: [] }]]) };
+    const r = await usageReport(rollupSource([{ day: "2026-11-02", tenant: "t\u2066x", model: "m\u009b", cost: 1 }]), FILTER, hostile);
+    const text = renderJson(r);
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2028\u2066]/);
+    expect(text).toContain("Acme\\u202e\\u2028\\u0085\\u001b[2J");
+    const j = JSON.parse(text);
+    expect(j.budgets.tenants[0]).toMatchObject({ tenant: "t\u2066x", name });
+    expect(j.lines[0]).toMatchObject({ tenant: "t\u2066x", model: "m\u009b" });
+  });
 });
 
 describe("table", () => {

@@ -1,7 +1,7 @@
 // Renders a usage report as a terminal table, JSON or CSV (RFC 4180); html.ts renders the
 // page with charts.
 import Table from "cli-table3";
-import { escapeControls } from "../../../workers/shared/printable.ts";
+import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
 import { dollars, type UsageReport, type UsageTotals } from "./report.ts";
 
 /** Control and bidirectional characters (a terminal escape, a line break, an override
@@ -93,9 +93,11 @@ export function markNotes(t: Marked): string[] {
  *  count what budgets held beyond the cost (heldMicros), as the budgets do. */
 export const JSON_VERSION = 2;
 
+/** The report as JSON; safeJson escapes what JSON.stringify leaves raw (C1 controls,
+ *  bidirectional overrides, U+2028/9: a tenant's name can hold them), the same JSON value. */
 export function renderJson(r: UsageReport): string {
   const withUsd = <T extends { costMicros: number }>(l: T) => ({ ...l, costUsd: dollars(l.costMicros) });
-  return `${JSON.stringify({ version: JSON_VERSION, filter: r.filter, source: r.source, budgets: r.budgets, lines: r.lines.map(withUsd), total: withUsd(r.total) }, null, 2)}\n`;
+  return `${safeJson({ version: JSON_VERSION, filter: r.filter, source: r.source, budgets: r.budgets, lines: r.lines.map(withUsd), total: withUsd(r.total) }, 2)}\n`;
 }
 
 // Columns are only ever appended, so a reader by position keeps working.
