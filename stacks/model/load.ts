@@ -45,22 +45,35 @@ function tooLarge(path: string, bytes: number): Problem {
   };
 }
 
-/** The first map key "__proto__" in a document (in document order), with its field path.
- *  A key written as an alias (`*k: ...` where `k` anchors the text __proto__) counts too;
- *  alias values are not followed: what they repeat was written, and is found, at its
- *  anchor. */
-function protoKey(doc: Document, node: unknown, path: PathSegment[]): { path: PathSegment[]; offset: number } | undefined {
+/**
+ * The first map key of a document (in document order) that the inventory refuses, with
+ * its field path and why:
+ * - "__proto__": toJS() keeps it as an own property, and then zod's records drop it
+ *   without a word, so the setting written there would silently not exist;
+ * - a key written as an alias (`*k: ...`): uniqueKeys compares keys as written, so an
+ *   alias repeating an earlier key (a model of the price table) is not seen as a
+ *   duplicate, and its value silently replaces the first;
+ * - a merge key (`<<:`, live under a `%YAML 1.1` header): what it merges in can be
+ *   overridden or duplicated by the keys beside it without an error;
+ * - a collection as a key (`? [a, b]`): toJS() stringifies it.
+ * Alias values are not followed: what they repeat was written, and is found, at its
+ * anchor.
+ */
+function badKey(node: unknown, path: PathSegment[]): { path: PathSegment[]; offset: number; message: string } | undefined {
   if (isMap(node)) {
     for (const pair of node.items) {
-      const keyNode = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
-      const key = isScalar(keyNode) ? keyNode.value : undefined;
-      if (key === "__proto__") return { path: [...path, key], offset: (pair.key as Node).range?.[0] ?? 0 };
-      const found = protoKey(doc, pair.value, [...path, String(key ?? "?")]);
+      const at = (pair.key as Node | null)?.range?.[0] ?? 0;
+      const key = isScalar(pair.key) ? pair.key.value : undefined;
+      if (isAlias(pair.key)) return { path: [...path, `*${pair.key.source}`], offset: at, message: "a key may not be an alias (*name): it would not count as a duplicate of the key it repeats, and its value would silently replace that key's" };
+      if (typeof key === "symbol" || key === "<<") return { path: [...path, "<<"], offset: at, message: "a merge key (<<) is not allowed: write each key where it applies (merged keys can be overridden or repeated without an error)" };
+      if (pair.key !== null && !isScalar(pair.key)) return { path: [...path, "?"], offset: at, message: "a key must be a plain value, not a list or a map" };
+      if (key === "__proto__") return { path: [...path, key], offset: at, message: `a key may not be "__proto__" (it would be dropped without a word)` };
+      const found = badKey(pair.value, [...path, String(key ?? "?")]);
       if (found) return found;
     }
   } else if (isSeq(node)) {
     for (const [i, item] of node.items.entries()) {
-      const found = protoKey(doc, item, [...path, i]);
+      const found = badKey(item, [...path, i]);
       if (found) return found;
     }
   }
@@ -71,14 +84,13 @@ function protoKey(doc: Document, node: unknown, path: PathSegment[]): { path: Pa
  *  as such: every inventory file is read through this, never through a bare toJS().
  *  - An alias bomb, or an alias that names no anchor: toJS() would throw with no file or
  *    line.
- *  - A "__proto__" key, anywhere: toJS() keeps it as an own property, and then zod's
- *    records (fleet.yaml's providers, profiles and vars, metering.yaml's models) drop it
- *    without a word, so the setting written there would silently not exist. */
+ *  - A key the inventory refuses, anywhere (badKey): "__proto__", an alias, a merge key,
+ *    a collection. */
 export function yamlData(path: string, doc: Document.Parsed, lines: LineCounter): { data: unknown } | { problem: Problem } {
-  const proto = protoKey(doc, doc.contents, []);
-  if (proto) {
-    const pos = lines.linePos(proto.offset);
-    return { problem: { file: path, line: pos.line, column: pos.col, path: formatPath(proto.path), message: `a key may not be "__proto__" (it would be dropped without a word)` } };
+  const bad = badKey(doc.contents, []);
+  if (bad) {
+    const pos = lines.linePos(bad.offset);
+    return { problem: { file: path, line: pos.line, column: pos.col, path: formatPath(bad.path), message: bad.message } };
   }
   try {
     return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {} };

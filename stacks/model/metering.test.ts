@@ -3,7 +3,7 @@
 // located errors for a bad table.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ceilingPrice, costMicros, lookupPrice, MAX_PRICE_DOLLARS, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, type Price } from "../../workers/shared/pricing.ts";
+import { ceilingPrice, costMicros, lookupPrice, MAX_PRICE_DOLLARS, MAX_PRICE_MICROS, priceTableFromJson, PriceTableJsonSchema, tokensOf, UNKNOWN_MODEL, UNNAMED_MODEL, type Price } from "../../workers/shared/pricing.ts";
 import { MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../workers/shared/token-bound.ts";
 import { formatProblem } from "./load.ts";
 import { loadMeteringOrThrow, meteringVars, parseMetering } from "./metering.ts";
@@ -159,6 +159,50 @@ describe("a bad metering file", () => {
     expect(r.ok || r.problems).toEqual([expect.objectContaining({ line: 7, column: 5, path: "prices.models.__proto__", message: 'a key may not be "__proto__" (it would be dropped without a word)' })]);
   });
 
+  it("refuses a price table row for 'unknown', the proxy's name for a call whose answer named no model (it would price those calls unflagged)", () => {
+    const row = `{ input: "0.000001", cache_write_5m: "0.000001", cache_write_1h: "0.000001", cache_read: "0.000001", output: "0.000001" }`;
+    const r = parseMetering("m.yaml", table(`    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }
+    unknown: ${row}`));
+    expect(r.ok || r.problems).toEqual([expect.objectContaining({ line: 7, path: "prices.models.unknown", message: expect.stringMatching(/^'unknown' is what the proxy calls a call whose answer named no model/) })]);
+    // Even from a table that has it (a var edited by hand), such a call is never "known".
+    const t = { asOf: "2026-11-27", models: { unknown: { input: 1, cacheWrite5m: 1, cacheWrite1h: 1, cacheRead: 1, output: 1 }, "claude-a": { input: 3e6, cacheWrite5m: 3.75e6, cacheWrite1h: 6e6, cacheRead: 3e5, output: 15e6 } } };
+    expect(lookupPrice(t, UNNAMED_MODEL)).toMatchObject({ known: false, pricedAs: UNKNOWN_MODEL, price: { input: 3e6, output: 15e6 } });
+  });
+
+  it("the proxy's PRICES check (no zod) and the ledger's schema accept and refuse the same vars, with the inventory's bounds", () => {
+    const price = { input: 3e6, cacheWrite5m: 3.75e6, cacheWrite1h: 6e6, cacheRead: 3e5, output: 15e6 };
+    const cases: [string, unknown, boolean][] = [
+      ["a valid table", { asOf: "2026-11-27", models: { "claude-a": price } }, true],
+      ["the dearest price allowed", { asOf: "2026-11-27", models: { "claude-a": { ...price, output: MAX_PRICE_MICROS } } }, true],
+      ["a price over the inventory's bound (its arithmetic would throw on every call)", { asOf: "2026-11-27", models: { "claude-a": { ...price, output: MAX_PRICE_MICROS + 1 } } }, false],
+      ["a price of 0", { asOf: "2026-11-27", models: { "claude-a": { ...price, input: 0 } } }, false],
+      ["a negative price", { asOf: "2026-11-27", models: { "claude-a": { ...price, input: -1 } } }, false],
+      ["a fraction", { asOf: "2026-11-27", models: { "claude-a": { ...price, input: 1.5 } } }, false],
+      ["a row for 'unknown'", { asOf: "2026-11-27", models: { "claude-a": price, unknown: price } }, false],
+      ["a missing category", { asOf: "2026-11-27", models: { "claude-a": { input: 1, cacheWrite5m: 1, cacheWrite1h: 1, cacheRead: 1 } } }, false],
+      ["an extra key", { asOf: "2026-11-27", models: { "claude-a": price }, note: "x" }, false],
+      ["no models", { asOf: "2026-11-27", models: {} }, false],
+    ];
+    for (const [what, v, ok] of cases) {
+      expect({ what, proxy: typeof priceTableFromJson(JSON.stringify(v)) !== "string", ledger: PriceTableJsonSchema.safeParse(v).success }).toEqual({ what, proxy: ok, ledger: ok });
+    }
+  });
+
+  it("refuses a model key written as an alias (it would silently replace the model it repeats) or a merge key, located", () => {
+    const opus = `input: "5", cache_write_5m: "6.25", cache_write_1h: "10", cache_read: "0.50", output: "25"`;
+    const cheap = `input: "0.000001", cache_write_5m: "0.000001", cache_write_1h: "0.000001", cache_read: "0.000001", output: "0.000001"`;
+    const alias = parseMetering("m.yaml", table(`    &o claude-opus-4-5: { ${opus} }
+    *o : { ${cheap} }`));
+    expect(alias.ok || alias.problems).toEqual([expect.objectContaining({ line: 7, column: 5, path: "prices.models.*o", message: expect.stringMatching(/^a key may not be an alias/) })]);
+    // Under a YAML 1.1 header `<<` merges; a model merged in and written again beside it.
+    const merged = parseMetering("m.yaml", `%YAML 1.1\n---\n${table(`    <<: { claude-opus-4-5: { ${cheap} } }
+    claude-opus-4-5: { ${opus} }`)}`);
+    expect(merged.ok || merged.problems).toEqual([expect.objectContaining({ line: 8, path: "prices.models.<<", message: expect.stringMatching(/^a merge key \(<<\) is not allowed/) })]);
+    // Under YAML 1.2 `<<` is a plain key: refused as well, never a model.
+    const plain = parseMetering("m.yaml", table(`    <<: { claude-opus-4-5: { ${cheap} } }`));
+    expect(plain.ok || plain.problems).toEqual([expect.objectContaining({ path: "prices.models.<<", message: expect.stringMatching(/^a merge key/) })]);
+  });
+
   it("an alias bomb or an alias naming no anchor is a located problem, never a crash", () => {
     const bomb = `a: &a [x, x, x, x, x, x, x, x, x, x]
 b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
@@ -237,7 +281,7 @@ prices: *c
     const models = (n: number) => Array.from({ length: n }, (_, i) => `    claude-model-${i}: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }`).join("\n");
     expect(parseMetering("m.yaml", table(models(30))).ok).toBe(true);
     const big = parseMetering("m.yaml", table(models(60)));
-    expect(big.ok || big.problems).toEqual([expect.objectContaining({ line: 5, path: "prices.models", message: expect.stringMatching(/^the table is \d+ bytes as the PRICES var; Cloudflare allows 5120 bytes per var/) })]);
+    expect(big.ok || big.problems).toEqual([expect.objectContaining({ line: 5, path: "prices.models", message: expect.stringMatching(/^the table is \d+ bytes as the PRICES var; Cloudflare allows 5000 bytes per var/) })]);
   });
 
   it("refuses an empty table, another currency, and YAML errors", () => {

@@ -17,8 +17,10 @@ export const METERING_FILE = "metering.yaml";
 export const MIN_RETENTION_DAYS = 15;
 
 /** A Worker's plain-text var is at most 5 KB (Workers limits, "Environment variable
- * size", https://developers.cloudflare.com/workers/platform/limits/, read 2026-11-27). */
-export const MAX_VAR_BYTES = 5 * 1024;
+ * size", https://developers.cloudflare.com/workers/platform/limits/, read 2026-11-27),
+ * read as 5,000 bytes: the page does not say 1,000 or 1,024, and the smaller fails here
+ * rather than at deploy. */
+export const MAX_VAR_BYTES = 5_000;
 
 /** A Queue keeps a message at most 14 days (message_retention_period 60 to 1,209,600 s;
  * Cloudflare Queues limits, https://developers.cloudflare.com/queues/platform/limits/,

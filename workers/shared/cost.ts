@@ -96,6 +96,22 @@ export function costMicros(t: Tokens, p: Price): number {
 /** The key a call's row carries when its model was not in the table. */
 export const UNKNOWN_MODEL = "*unknown*";
 
+/** The model the proxy files a call under when its answer named none it could store
+ *  (workers/llm-proxy/src/metering.ts). Never a price table's id: a row for it would
+ *  price those calls as the inventory says, unflagged, instead of by the unknown-model
+ *  rule. */
+export const UNNAMED_MODEL = "unknown";
+
+/** The dearest price a table may hold, in dollars per million tokens: over ten times any
+ *  Claude price yet, and low enough that a call's cost stays within MAX_BUDGET_MICROS
+ *  ($10^6) even with every one of its five billing categories at MAX_TOKENS_PER_CALL
+ *  tokens (5 x 10^8 tokens x $1,000 per 10^6 = $500,000): so no reservation (input plus
+ *  output) or cost outgrows what the usage event and the ledger's day sums hold exactly,
+ *  and the proxy's cap on budget_micros never applies. */
+export const MAX_PRICE_DOLLARS = 1_000;
+/** The same, in micro-dollars per million tokens (a Price's unit). */
+export const MAX_PRICE_MICROS = MAX_PRICE_DOLLARS * 1_000_000;
+
 export interface PriceLookup {
   price: Price;
   /** The table's model id that priced the call, or UNKNOWN_MODEL. */
@@ -112,7 +128,7 @@ export interface PriceLookup {
  * operator adds its price.
  */
 export function lookupPrice(table: PriceTable, model: string): PriceLookup {
-  const exact = Object.hasOwn(table.models, model) ? table.models[model] : undefined;
+  const exact = model !== UNNAMED_MODEL && Object.hasOwn(table.models, model) ? table.models[model] : undefined;
   if (exact) return { price: exact, pricedAs: model, known: true };
   const undated = model.replace(/-\d{8}$/, "");
   const base = undated !== model && Object.hasOwn(table.models, undated) ? table.models[undated] : undefined;
@@ -158,11 +174,14 @@ export function priceTableFromJson(text: string): PriceTable | string {
   const models: Record<string, Price> = {};
   for (const [id, p] of Object.entries(t.models as Record<string, unknown>)) {
     if (id === "" || typeof p !== "object" || p === null || Array.isArray(p)) return `PRICES.models.${id}: not a price`;
+    if (id === UNNAMED_MODEL) return `PRICES.models.${id}: the name of calls whose model is not known, never a priced model`;
     const keys = Object.keys(p);
     if (keys.length !== PRICE_KEYS.length || !PRICE_KEYS.every((k) => keys.includes(k))) return `PRICES.models.${id}: needs exactly ${PRICE_KEYS.join(", ")}`;
     for (const k of PRICE_KEYS) {
       const x = (p as Record<string, unknown>)[k];
-      if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0) return `PRICES.models.${id}.${k}: not a non-negative integer`;
+      // The inventory's bounds again (pricing.ts Dollars): a var edited past them (in the
+      // dashboard, say) would make the budget arithmetic throw on every call.
+      if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 1 || x > MAX_PRICE_MICROS) return `PRICES.models.${id}.${k}: not an integer from 1 to ${MAX_PRICE_MICROS} (micro-dollars per million tokens)`;
     }
     models[id] = { ...(p as Price) };
   }

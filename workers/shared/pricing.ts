@@ -3,17 +3,9 @@
 // module re-exports: `tokensOf`, `costMicros`, `lookupPrice`, `ceilingPrice`, ...
 // Uses zod: Workers that must stay small (the LLM proxy) import cost.ts instead.
 import { z } from "zod";
-import { dollarsToMicros, type Price, type PriceTable } from "./cost.ts";
+import { dollarsToMicros, MAX_PRICE_DOLLARS, MAX_PRICE_MICROS, UNNAMED_MODEL, type Price, type PriceTable } from "./cost.ts";
 
 export * from "./cost.ts";
-
-/** The dearest price a table may hold, in dollars per million tokens: over ten times any
- *  Claude price yet, and low enough that a call's cost stays within MAX_BUDGET_MICROS
- *  ($10^6) even with every one of its five billing categories at MAX_TOKENS_PER_CALL
- *  tokens (5 x 10^8 tokens x $1,000 per 10^6 = $500,000): so no reservation (input plus
- *  output) or cost outgrows what the usage event and the ledger's day sums hold exactly,
- *  and the proxy's cap on budget_micros never applies. */
-export const MAX_PRICE_DOLLARS = 1_000;
 
 /**
  * A price in dollars per million tokens, written as text with at most 6 decimals
@@ -63,7 +55,11 @@ export const PriceTableSchema = z.strictObject({
   source: z.string().min(1),
   models: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9.-]{0,127}$/, "a model id: lowercase letters, digits, dots and dashes"), ModelPriceSchema)
-    .refine((m) => Object.keys(m).length > 0, "at least one model must be priced"),
+    .refine((m) => Object.keys(m).length > 0, "at least one model must be priced")
+    .refine((m) => !Object.hasOwn(m, UNNAMED_MODEL), {
+      message: `'${UNNAMED_MODEL}' is what the proxy calls a call whose answer named no model: priced here, such calls would cost what this row says, unflagged; they are priced and flagged by the unknown-model rule`,
+      path: [UNNAMED_MODEL],
+    }),
 });
 
 export function toPriceTable(parsed: z.output<typeof PriceTableSchema>): PriceTable {
@@ -74,12 +70,13 @@ export function toPriceTable(parsed: z.output<typeof PriceTableSchema>): PriceTa
   return { asOf: parsed.as_of, models };
 }
 
-const Micros = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const Micros = z.number().int().min(1).max(MAX_PRICE_MICROS);
 
 /** A PriceTable as JSON (the usage-ledger's PRICES var, made by meteringVars()). */
 export const PriceTableJsonSchema = z.strictObject({
   asOf: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
   models: z
     .record(z.string().min(1), z.strictObject({ input: Micros, cacheWrite5m: Micros, cacheWrite1h: Micros, cacheRead: Micros, output: Micros }))
-    .refine((m) => Object.keys(m).length > 0, "at least one model must be priced"),
+    .refine((m) => Object.keys(m).length > 0, "at least one model must be priced")
+    .refine((m) => !Object.hasOwn(m, UNNAMED_MODEL), `'${UNNAMED_MODEL}' is never a priced model`),
 });

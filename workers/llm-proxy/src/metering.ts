@@ -18,6 +18,7 @@
 // the model an id) and checked against UsageEventSchema in the tests, not at run time:
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
+import { UNNAMED_MODEL } from "../../shared/cost.ts";
 import { TENANT_ID } from "../../shared/archive-key.ts";
 import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
@@ -30,8 +31,9 @@ import { emptyUsage, type Usage } from "./usage.ts";
 /** The schema's id rule for `model`. */
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** The model of an event whose answer named none (or none the ledger can store): the
- *  ledger prices it at the table's highest rates and flags it (docs/metering.md). */
-export const UNKNOWN_MODEL = "unknown";
+ *  ledger prices it at the table's highest rates and flags it (docs/metering.md); no
+ *  price table may name it (cost.ts UNNAMED_MODEL). */
+export const UNKNOWN_MODEL = UNNAMED_MODEL;
 const BILLED_ROUTE = "/v1/messages";
 
 /** A token count as the schema takes it: an integer in [0, MAX_TOKENS_PER_CALL] (a fraction is
