@@ -159,6 +159,19 @@ describe("a bad metering file", () => {
     expect(r.ok || r.problems).toEqual([expect.objectContaining({ line: 7, column: 5, path: "prices.models.__proto__", message: 'a key may not be "__proto__" (it would be dropped without a word)' })]);
   });
 
+  it("names what is wrong with a price that is not text (.nan, .inf, ~, true, a list, missing) and with a model id, at the key", () => {
+    const r = parseMetering("m.yaml", table(`    claude-a: { input: .nan, cache_write_5m: ~, cache_write_1h: .inf, cache_read: true }
+    Claude-X: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: [1] }`));
+    expect(r.ok || r.problems.map((p) => `${p.line}:${p.column} ${p.path}: ${p.message}`)).toEqual([
+      '6:15 prices.models.claude-a.output: required: a price in dollars per million tokens, as text in quotes (e.g. "6.25")',
+      '6:24 prices.models.claude-a.input: NaN is not a price: write it as text in quotes (e.g. "6.25")',
+      '6:46 prices.models.claude-a.cache_write_5m: required: a price in dollars per million tokens, as text in quotes (e.g. "6.25")',
+      '6:65 prices.models.claude-a.cache_write_1h: Infinity is not a price: write it as text in quotes (e.g. "6.25")',
+      '6:83 prices.models.claude-a.cache_read: a boolean is not a price: write it as text in quotes (e.g. "6.25")',
+      "7:5 prices.models.Claude-X: 'Claude-X': a model id: lowercase letters, digits, dots and dashes",
+    ]);
+  });
+
   it("refuses a price table row for 'unknown', the proxy's name for a call whose answer named no model (it would price those calls unflagged)", () => {
     const row = `{ input: "0.000001", cache_write_5m: "0.000001", cache_write_1h: "0.000001", cache_read: "0.000001", output: "0.000001" }`;
     const r = parseMetering("m.yaml", table(`    claude-a: { input: "3", cache_write_5m: "3.75", cache_write_1h: "6", cache_read: "0.30", output: "15" }

@@ -102,6 +102,9 @@ export function parseMetering(file: string, text: string): MeteringResult {
       const path = issue.path as PathSegment[];
       if (issue.code === "unrecognized_keys") {
         for (const key of issue.keys) problems.push({ file, ...locateInDoc(doc, lines, [...path, key], true), path: formatPath([...path, key]), message: `unknown key '${key}'` });
+      } else if (issue.code === "invalid_key") {
+        // A model id the id rule refuses: its own message ("lowercase letters, ..."), at the key.
+        problems.push({ file, ...locateInDoc(doc, lines, path, true), path: formatPath(path), message: `'${String(path[path.length - 1])}': ${issue.issues[0]?.message ?? issue.message}` });
       } else {
         problems.push({ file, ...locateInDoc(doc, lines, path), path: formatPath(path), message: issue.message });
       }

@@ -17,10 +17,20 @@ export * from "./cost.ts";
  * MAX_PRICE_DOLLARS.
  */
 const Dollars = z
-  .union([z.string(), z.number()])
+  // Any value reaches the transform, so each wrong kind is named (a union of string and
+  // number answered .nan, .inf, ~, true or a missing price with only "Invalid input").
+  .unknown()
   .transform((v, ctx) => {
+    if (v === undefined || v === null) {
+      ctx.addIssue({ code: "custom", message: `required: a price in dollars per million tokens, as text in quotes (e.g. "6.25")` });
+      return z.NEVER;
+    }
+    if (typeof v === "number") {
+      ctx.addIssue({ code: "custom", message: Number.isFinite(v) ? `write the price as text in quotes ("${v}"): a YAML number is read as a float first` : `${v} is not a price: write it as text in quotes (e.g. "6.25")` });
+      return z.NEVER;
+    }
     if (typeof v !== "string") {
-      ctx.addIssue({ code: "custom", message: `write the price as text in quotes ("${v}"): a YAML number is read as a float first` });
+      ctx.addIssue({ code: "custom", message: `a ${Array.isArray(v) ? "list" : typeof v} is not a price: write it as text in quotes (e.g. "6.25")` });
       return z.NEVER;
     }
     const s = v.trim();
