@@ -99,6 +99,23 @@ describe("npm run d1-migrations", { timeout: 120_000 }, () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it("a migration that fails part-way applies none of its statements, and the failure says D1's own error (not where wrangler's log went)", async () => {
+    const id = "22222222-2222-4333-8444-555555555555";
+    const db = api.addDatabase(id);
+    // usage_daily made by hand: 0001's third statement (CREATE TABLE usage_daily) fails.
+    db.exec("CREATE TABLE usage_daily (day TEXT)");
+    const r = await run([], { ids: { "edgefleet-usage": id } });
+    expect(r.code).toBe(D1_EXIT.failed);
+    expect(r.err).toMatch(/^d1-migrations: edgefleet-usage: failed \(wrangler exited 1: .*table usage_daily already exists/);
+    expect(r.err).not.toMatch(/Logs were written/);
+    // All or nothing: the file's first statement (CREATE TABLE calls) was rolled back too,
+    // and the file is not recorded, so a rerun after the fix applies it whole.
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((x) => x.name);
+    expect(tables).not.toContain("calls");
+    expect(db.prepare("SELECT count(*) AS n FROM d1_migrations").get()).toEqual({ n: 0 });
+    expect(r.out + r.err).not.toContain(TOKEN);
+  });
+
   it("fails for a database the API does not know, naming it, never the token; refuses without a token", async () => {
     const wrong = await run([], { ids: { "edgefleet-usage": "99999999-2222-4333-8444-555555555555" } });
     expect(wrong.code).toBe(D1_EXIT.failed);

@@ -19,6 +19,7 @@ import { selectShard, ShardError } from "../../stacks/model/shards.ts";
 import { readWorkerConfigOrThrow, WORKERS_DIR } from "../../stacks/model/wrangler.ts";
 import { newCommand, parseArgs } from "./cli.ts";
 import { NO_TELEMETRY } from "./no-telemetry.ts";
+import { escapeControls } from "../../workers/shared/printable.ts";
 import { readStackSettings } from "./stack-config.ts";
 
 /** Exit codes (README): 0 done (or nothing to do), 1 a database was not migrated, 2 bad usage or set-up. */
@@ -112,7 +113,7 @@ export async function runD1Migrations(argv: string[], io: D1MigrationsIO): Promi
     .option("--stack <name>", "Pulumi stack: its Pulumi.<name>.yaml gives the account, inventory and shard", "prod")
     .option("--inventory <dir>", "inventory directory (default: the stack's edgefleet:inventory, else fleet)")
     .option("--ids <file>", "read the ids from this JSON file ({name: id}) instead of `pulumi stack output d1DatabaseIds`")
-    .option("--dry-run", "list the migrations wrangler would apply (`d1 migrations list --remote`); change nothing")
+    .option("--dry-run", "list the migrations wrangler would apply (`d1 migrations list --remote`); applies none (wrangler creates its empty d1_migrations table if it is missing)")
     .option("--skip-missing", "skip a database the stack has not created yet (the first deploy: run again after pulumi up)")
     .option("--json", "print the outcome per database as JSON on stdout");
   const stop = parseArgs(cmd, argv, { ok: D1_EXIT.ok, usage: D1_EXIT.usage });
@@ -191,7 +192,7 @@ export async function runD1Migrations(argv: string[], io: D1MigrationsIO): Promi
       });
       if (!opts.json) io.out(r.stdout);
       if (r.status === 0) outcomes.push({ database: db.database, status: opts.dryRun ? "listed" : "applied", detail: relative(io.root, db.migrationsDir) });
-      else outcomes.push({ database: db.database, status: "failed", detail: `wrangler exited ${r.status}: ${lastLine(r.stderr) || lastLine(r.stdout)}` });
+      else outcomes.push({ database: db.database, status: "failed", detail: `wrangler exited ${r.status}: ${wranglerError(r.stderr) ?? (lastLine(r.stderr) || lastLine(r.stdout))}` });
     } finally {
       rmSync(copy, { force: true });
     }
@@ -204,6 +205,26 @@ export async function runD1Migrations(argv: string[], io: D1MigrationsIO): Promi
     else if (!opts.json) io.out(`${line}\n`);
   }
   return outcomes.some((o) => o.status === "failed") ? D1_EXIT.failed : D1_EXIT.ok;
+}
+
+/**
+ * What wrangler's `[ERROR]` block says, on one line: the failed request and D1's own
+ * message ("no such table: nosuch: SQLITE_ERROR [code: 7500]"). Its last line is only
+ * where its log file went, on a CI runner that is gone by the time anyone reads it.
+ * Colours stripped, control characters escaped; undefined when there is no such block.
+ */
+export function wranglerError(stderr: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  const lines = stderr.replace(/\u001b\[[0-9;]*m/g, "").split("\n");
+  const at = lines.findIndex((l) => l.includes("[ERROR]"));
+  if (at < 0) return undefined;
+  const parts = [lines[at]!.replace(/^.*\[ERROR\]\s*/, "").trim()];
+  for (const l of lines.slice(at + 1)) {
+    const t = l.trim();
+    if (/^(If you think this is a bug|🪵|▲ \[WARNING\]|✘ \[ERROR\])/u.test(t)) break;
+    if (t !== "") parts.push(t);
+  }
+  return escapeControls(parts.join(" ").slice(0, 1000));
 }
 
 function lastLine(s: string): string {

@@ -50,6 +50,15 @@ describe("fake Cloudflare D1 query API", () => {
     expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT * FROM nope" }))).toBe("400 7500");
   });
 
+  it("runs a request's statements all or nothing, and refuses SQL that controls transactions (a COMMIT mid-file would have split it)", async () => {
+    expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "CREATE TABLE x1 (a); INSERT INTO nosuch VALUES (1)" }))).toBe("400 7500");
+    for (const sql of ["CREATE TABLE x2 (a); COMMIT; CREATE TABLE x3 (a)", "-- header\nBEGIN TRANSACTION; CREATE TABLE x4 (a)", "SAVEPOINT s1; CREATE TABLE x5 (a); RELEASE s1", "CREATE TABLE x6 (a); /* c */ ROLLBACK"]) {
+      expect({ sql, status: await status(cf.d1.database.query("db", { account_id: "acct", sql })) }).toEqual({ sql, status: "400 7500" });
+    }
+    const tables = await cf.d1.database.query("db", { account_id: "acct", sql: "SELECT name FROM sqlite_master WHERE name LIKE 'x%'" });
+    expect(tables.result[0]!.results).toEqual([]);
+  });
+
   it("injects a fault once", async () => {
     fake.failNext(429, 971, "Please wait and consider throttling your request speed");
     expect(await status(cf.d1.database.query("db", { account_id: "acct", sql: "SELECT 1" }))).toBe("429 971");

@@ -13,7 +13,8 @@
 // public threads; the SDK maps the HTTP status (400/403/404/429/5xx) to its error classes.
 // Stricter than lenient: a wrong token, another account, an unknown database, a body that
 // is neither form, non-string params, params with several statements, more than 100
-// bound parameters or a statement over 100 KB (D1's limits) are refused.
+// bound parameters or a statement over 100 KB (D1's limits), and SQL that controls
+// transactions (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...) are refused.
 // The account-wide API limit applies to this endpoint as to every other (1,200 requests per
 // 5 minutes per user, then 429 for five minutes: developers.cloudflare.com/fundamentals/api/
 // reference/limits/, "applies cumulatively regardless of whether the request is made via the
@@ -103,6 +104,14 @@ export class FakeD1Api {
     if (!db) return fail(404, 7404, `The database ${m[2]} could not be found`);
     const queries = parseBody(body);
     if (typeof queries === "string") return fail(400, 7400, queries);
+    // D1 runs a request's statements as one transaction of its own and refuses SQL that
+    // controls transactions (workerd's SQLite authorizer, src/workerd/api/sql.c++
+    // allowTransactions: "use ... instead of the SQL BEGIN TRANSACTION or SAVEPOINT
+    // statements"; nuxt-hub/core#81 for D1). Wrapping every request in BEGIN/COMMIT here,
+    // a COMMIT in a migration file would have ended that transaction early and made the
+    // rest of the file non-atomic, where the real API refuses the file.
+    const control = queries.flatMap((q) => q.statements).find((st) => TRANSACTION_CONTROL.test(withoutLeadingComments(st)));
+    if (control !== undefined) return fail(400, 7500, `not authorized: ${withoutLeadingComments(control).split(/\s/)[0]}: SQLITE_AUTH`);
     const result: unknown[] = [];
     try {
       db.exec("BEGIN");
@@ -135,6 +144,22 @@ export class FakeD1Api {
       return fail(400, 7500, `${(e as Error).message}: SQLITE_ERROR`);
     }
     send(200, { success: true, errors: [], messages: [], result });
+  }
+}
+
+const TRANSACTION_CONTROL = /^(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i;
+
+/** A statement without the comments and space before its first word. */
+function withoutLeadingComments(sql: string): string {
+  let t = sql.trimStart();
+  for (;;) {
+    if (t.startsWith("--")) {
+      const end = t.indexOf("\n");
+      t = end < 0 ? "" : t.slice(end + 1).trimStart();
+    } else if (t.startsWith("/*")) {
+      const end = t.indexOf("*/");
+      t = end < 0 ? "" : t.slice(end + 2).trimStart();
+    } else return t;
   }
 }
 
