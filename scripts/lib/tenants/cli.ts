@@ -10,7 +10,7 @@ import Table from "cli-table3";
 import { cloudflareCredentials, UsageError, cloudflareApiBase } from "../cli.ts";
 import { openLocalStore, DEFAULT_PERSIST } from "./local.ts";
 import { openRemoteStore } from "./remote.ts";
-import { createTenant, DEFAULT_LIMITS, disableTenant, LIST_LAG_NOTE, listTenants, setArchive, setLimits, TenantError, type Limits, type TenantKv } from "./store.ts";
+import { createTenant, DEFAULT_LIMITS, disableTenant, LIST_LAG_NOTE, listTenants, setArchive, setLimits, PartialWriteError, TenantError, type Limits, type TenantKv } from "./store.ts";
 import { wranglerWorkerOptions } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { dollars, dollarsToMicros } from "../../../workers/shared/cost.ts";
 import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
@@ -348,8 +348,10 @@ export async function runTenants(argv: string[], io: Io): Promise<number> {
       return errorCode(e);
     }
     // API or store failure: say what failed, never a credential, with the API's text
-    // escaped and how long a 429 asked to wait (describeError).
-    io.err(`tenants: ${describeError(e)}\n`);
+    // escaped and how long a 429 asked to wait (describeError); part-way through a
+    // tenant's keys, how far it got.
+    if (e instanceof PartialWriteError) io.err(`tenants: ${describeError(e.cause)}; ${e.message}\n`);
+    else io.err(`tenants: ${describeError(e)}\n`);
     return TENANT_EXIT.failed;
   }
   return code;

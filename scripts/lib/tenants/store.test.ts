@@ -3,7 +3,7 @@
 // its write from each key's record read by key, never from the listing's stale metadata, so
 // it cannot undo the command before it; and it writes every key's full setting.
 import { describe, expect, it } from "vitest";
-import { createTenant, disableTenant, listTenants, setArchive, setLimits, TenantError, validateNewTenant, type TenantKv } from "./store.ts";
+import { createTenant, disableTenant, listTenants, setArchive, setLimits, PartialWriteError, TenantError, validateNewTenant, type TenantKv } from "./store.ts";
 
 /** A KV whose list() returns each key's metadata as it was before its last put. */
 function laggingKv(): TenantKv & { value: (key: string) => Record<string, unknown> } {
@@ -117,5 +117,28 @@ describe("a new tenant's name", () => {
       expect(kv.values.size).toBe(0);
     }
     expect(validateNewTenant({ name: "  Ünïcødé 株式会社 (prod)  " })).toEqual([]);
+  });
+});
+
+describe("a write that fails part-way through a tenant's keys", () => {
+  it("says how many keys were written, and running the command again finishes the job", async () => {
+    const kv = plainKv();
+    const { record } = await createTenant(kv, { name: "Acme", ratePerMinute: 60 });
+    for (let i = 0; i < 2; i++) await createTenant(kv, { id: record.id });
+    // The store fails on the second write of the next command.
+    const put = kv.put.bind(kv);
+    let puts = 0;
+    kv.put = async (key, value, metadata) => {
+      if (++puts === 2) throw new Error("KV unavailable");
+      return put(key, value, metadata);
+    };
+    const e = await setLimits(kv, record.id, { ratePerMinute: 600 }, false).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PartialWriteError);
+    expect((e as PartialWriteError).message).toBe("wrote 1 of the tenant's 3 key(s) before the store failed; the other 2 keep their old setting: run the command again (it writes every key's full setting)");
+    expect(((e as PartialWriteError).cause as Error).message).toBe("KV unavailable");
+    const rates = async () => (await listTenants(kv)).map((r) => r.ratePerMinute).sort();
+    expect(await rates()).toEqual([60, 60, 600]);
+    await setLimits(kv, record.id, { ratePerMinute: 600 }, false);
+    expect(await rates()).toEqual([600, 600, 600]);
   });
 });

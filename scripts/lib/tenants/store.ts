@@ -71,6 +71,33 @@ export class TenantError extends Error {
   }
 }
 
+/**
+ * A write to a tenant's keys that failed part-way: `cause` is the store's error. The keys
+ * before it carry the new setting and the rest the old one, which the Worker applies per
+ * key; every command that writes a tenant's keys writes each one's full setting, so
+ * running it again finishes the job.
+ */
+export class PartialWriteError extends Error {
+  readonly written: number;
+  readonly total: number;
+  constructor(written: number, total: number, cause: unknown) {
+    super(`wrote ${written} of the tenant's ${total} key(s) before the store failed; the other ${total - written} keep their old setting: run the command again (it writes every key's full setting)`, { cause });
+    this.written = written;
+    this.total = total;
+  }
+}
+
+/** Writes each record under its key, in order; a failure says how many were written. */
+async function putEvery(kv: TenantKv, records: TenantRecord[]): Promise<void> {
+  for (const [i, r] of records.entries()) {
+    try {
+      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(r), r);
+    } catch (e) {
+      throw new PartialWriteError(i, records.length, e);
+    }
+  }
+}
+
 function limitsOf(r: TenantRecord): Limits {
   return {
     ratePerMinute: r.ratePerMinute,
@@ -260,10 +287,7 @@ export async function disableTenant(kv: TenantKv, id: string, dryRun: boolean, n
     // The tenant-level marker first: auth refuses every key of the tenant while it is
     // set, also one created after the listing above.
     await writeMarker(kv, id, true, now);
-    for (const r of changed) {
-      const next = { ...r, enabled: false };
-      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
-    }
+    await putEvery(kv, changed.map((r) => ({ ...r, enabled: false })));
   }
   return { changed, alreadyDisabled: all.length - changed.length };
 }
@@ -281,12 +305,7 @@ export async function setLimits(kv: TenantKv, id: string, patch: Partial<Limits>
   const before = limitsOf(keys.filter((r) => r.enabled).at(-1) ?? keys.at(-1)!);
   const after: Limits = { ...before };
   for (const k of Object.keys(patch) as (keyof Limits)[]) if (patch[k] !== undefined) after[k] = patch[k]!;
-  if (!dryRun) {
-    for (const r of keys) {
-      const next = withLimits(r, after);
-      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
-    }
-  }
+  if (!dryRun) await putEvery(kv, keys.map((r) => withLimits(r, after)));
   return { before, after, keys: keys.length };
 }
 
@@ -302,12 +321,15 @@ export async function setArchive(kv: TenantKv, id: string, on: boolean, dryRun: 
   const changing = keys.filter((r) => (r.archive === true) !== on);
   if (!dryRun) {
     // Every key, not only those that look changed: what was read may be a write behind.
-    for (const r of keys) {
-      const next: TenantRecord = { ...r };
-      if (on) next.archive = true;
-      else delete next.archive;
-      await kv.put(kvKeyFor(r.keyHash), JSON.stringify(next), next);
-    }
+    await putEvery(
+      kv,
+      keys.map((r) => {
+        const next: TenantRecord = { ...r };
+        if (on) next.archive = true;
+        else delete next.archive;
+        return next;
+      }),
+    );
   }
   return { before, changed: changing.length, keys: keys.length };
 }
