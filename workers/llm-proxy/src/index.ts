@@ -146,7 +146,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   const limit = tokens.verdict;
   budgetFailedOpen = tokens.budgetFailedOpen === true;
   if (!limit.ok) {
-    // An exhausted budget: 402 billing_error (docs/llm-proxy.md "Spend budgets").
+    // An exhausted budget: 402 billing_error; one held by calls in flight (not spent):
+    // 429, retried shortly (docs/llm-proxy.md "Spend budgets").
+    if (limit.status === 402 && limit.held === true) return fail(429, "rate_limit_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_held" });
     if (limit.status === 402) return fail(402, "billing_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_exhausted" });
     const type: ErrorType = limit.status === 429 ? "rate_limit_error" : limit.status === 400 ? "invalid_request_error" : limit.status === 403 ? "permission_error" : "api_error";
     return fail(limit.status, type, limit.message, limit.headers);

@@ -77,9 +77,13 @@ describe("spend budgets per tenant", () => {
     h.fake.enqueue(...Array.from({ length: 100 }, () => answer(usage)));
     const results = await Promise.all(Array.from({ length: 100 }, () => h.call("/v1/messages", { key, body: b })));
     const ok = results.filter((r) => r.status === 200);
-    const refused = results.filter((r) => r.status === 402);
+    // All at once: the 90 others find the budget held by the 10 in flight, not spent, and
+    // are told to retry shortly (429, not "exhausted"); one refused after some of the 10
+    // settled finds it spent (402).
+    const held = results.filter((r) => r.status === 429);
     expect(ok).toHaveLength(10);
-    expect(refused).toHaveLength(90);
+    expect(held.length + results.filter((r) => r.status === 402).length).toBe(90);
+    expect(held.length).toBeGreaterThan(0);
     expect(h.fake.received.filter((r) => r.path === "/v1/messages")).toHaveLength(10);
     const state = await settledState(h, id);
     expect(state.daily).toMatchObject({ spent: 10 * each, reserved: 0 });
@@ -92,7 +96,15 @@ describe("spend budgets per tenant", () => {
     expect(ok[0]!.headers.get("edgefleet-budget-remaining-micros")).toBe(ok[0]!.headers.get("edgefleet-budget-daily-remaining-micros"));
     expect(ok[0]!.headers.get("edgefleet-budget-monthly-limit-micros")).toBeNull();
 
-    const r = refused[0]!;
+    const h0 = held[0]!;
+    expect(JSON.parse(h0.text).error).toMatchObject({ type: "rate_limit_error", details: { error_code: "edgefleet_budget_held" }, message: expect.stringMatching(/^this API key's daily budget \(\$[0-9.]+, resets [^)]+\) is held by the reservations of calls in flight/) });
+    expect(h0.headers.get("retry-after")).toBe("2");
+    expect(h0.headers.get("x-should-retry")).toBeNull();
+    expect(h0.headers.get("edgefleet-budget-exceeded")).toBe("daily");
+    // Once they settled the money is spent: the next call finds the budget exhausted.
+    const r = await h.call("/v1/messages", { key, body: b });
+    expect(r.status).toBe(402);
+    expect(h.fake.received.filter((x) => x.path === "/v1/messages")).toHaveLength(10);
     const midnight = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1));
     const iso = midnight.toISOString().replace(".000Z", "Z");
     expect(JSON.parse(r.text)).toEqual({

@@ -242,6 +242,9 @@ export interface BudgetCheck {
   limited: BudgetKind[];
   /** The reservation exceeds a whole budget: no window can ever admit it. */
   impossible: boolean;
+  /** Every limiting window would admit the call once the reservations of calls in flight
+   *  are settled (`spent + want <= budget`): the budget is held, not spent. */
+  held: boolean;
   /** ms until the latest limiting window ends (when waiting can help). */
   waitMs: number;
   /** How many more reservations of `want` a lease may take (Infinity: no bound here). */
@@ -264,6 +267,7 @@ export function checkBudget(prev: BudgetRows, nowMs: number, ask: BudgetAsk): Bu
   const rows = applyGive(prev, nowMs, ask.limits, ask.give);
   const limited: BudgetKind[] = [];
   let impossible = false;
+  let held = true;
   let waitMs = 0;
   let leaseMax = Number.POSITIVE_INFINITY;
   for (const k of BUDGET_KINDS) {
@@ -274,12 +278,13 @@ export function checkBudget(prev: BudgetRows, nowMs: number, ask: BudgetAsk): Bu
     if (want > 0 && avail < want) {
       limited.push(k);
       if (want > b) impossible = true;
+      if (row.spent + want > b) held = false;
       waitMs = Math.max(waitMs, budgetWindow(k, nowMs).end - nowMs);
     }
     const after = avail - want;
     if (want > 0) leaseMax = Math.min(leaseMax, after * BUDGET_NEAR_SHARE < b ? 0 : Math.floor(after / BUDGET_LEASE_SHARE / want));
   }
-  return { rows, limited, impossible, waitMs, leaseMax: Math.max(0, leaseMax), nowMs, limits: ask.limits, want };
+  return { rows, limited, impossible, held: held && limited.length > 0, waitMs, leaseMax: Math.max(0, leaseMax), nowMs, limits: ask.limits, want };
 }
 
 /** Reserves `granted` reservations of the checked call (0 when it was refused). */

@@ -32,6 +32,9 @@ export type RateVerdict =
       budget: BudgetKind[];
       /** The least a refusing budget had left for this call (a smaller estimate may fit it). */
       left: number;
+      /** The budget is held by calls in flight, not spent (TakeResult.budgetHeld): the
+       *  caller answers 429, to be retried shortly, not 402 (index.ts). */
+      held?: true;
     }
   | { ok: false; status: 503; headers: Record<string, string>; message: string }
   /** A body a reserving tenant cannot be sized from (tokens.ts): refused before anything. */
@@ -51,6 +54,10 @@ export interface TokenRequest {
  *  calls that cannot fit for this long without asking again (other isolates' settles may
  *  free money meanwhile: a refusal here can only come early, never an admission late). */
 export const BUDGET_DENIAL_MS = 1000;
+/** The retry-after of a call refused because the budget is held by calls in flight, not
+ *  spent (budgetRefusal): long enough for a short call to settle, short enough that the
+ *  SDKs' two retries fit in a client's patience. */
+export const BUDGET_HELD_RETRY_S = 2;
 
 const ZERO: Tokens = { input: 0, output: 0 };
 
@@ -494,7 +501,9 @@ export class LocalLimits {
     for (const k of BUDGET_KINDS) if (windows[k] !== undefined) g[k] = { start: windows[k], release: reserved, spend: actual };
     this.oweMoney(tenantId, g);
     if (reserved > 0) addMicros(this.owedCallMoney, tenantId, reserved);
-    if (actual < reserved) this.budgetDenied.delete(tenantId);
+    // A refund frees money; any settle turns a reservation into spent money, which
+    // changes a refusal remembered as "held by calls in flight" (it may now be exhausted).
+    if (actual < reserved || this.budgetDenied.get(tenantId)?.result.budgetHeld === true) this.budgetDenied.delete(tenantId);
   }
 
   /** Whether the tenant had less than 20% of a budget left when the Durable Object last
@@ -865,11 +874,20 @@ function budgetRefusal(r: TakeResult, wantMicros: number, nowMs: number): RateVe
   const usd = (m: number) => `$${dollars(m)}`;
   const names = kinds.map((k) => `${k} budget (${b?.limit[k] !== undefined ? usd(b.limit[k]) : "?"}, resets ${rfc3339(b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end)})`);
   const never = kinds.filter((k) => b?.limit[k] !== undefined && wantMicros > b.limit[k]);
+  const left = Math.min(...kinds.map((k) => b?.remaining[k] ?? 0));
+  if (never.length === 0 && r.budgetHeld === true) {
+    // Not spent: held by the reservations of calls in flight (each reserves an upper
+    // bound of its cost, settled to what it cost when it ends). Waiting a moment can
+    // admit it, so no x-should-retry: false, and a short retry-after (the SDKs retry it).
+    headers["retry-after"] = String(BUDGET_HELD_RETRY_S);
+    delete headers["x-should-retry"];
+    const message = `this API key's ${names.join(" and ")} is held by the reservations of calls in flight (this call reserves ${usd(wantMicros)}, from its prompt size and max_tokens; ${usd(left)} is free): retry shortly`;
+    return { ok: false, status: 402, headers, message, budget: kinds, left, held: true };
+  }
   const message =
     never.length > 0
       ? `this request's cost reservation (${usd(wantMicros)}, from its prompt size and max_tokens) exceeds this API key's ${names.join(" and ")}: it can never be admitted; lower max_tokens or the prompt`
       : `this API key's ${names.join(" and ")} is exhausted`;
-  const left = Math.min(...kinds.map((k) => b?.remaining[k] ?? 0));
   return { ok: false, status: 402, headers, message, budget: kinds, left };
 }
 

@@ -31,6 +31,9 @@ export interface TakeResult {
   budget?: BudgetResult;
   /** When denied: which budgets refused (exhausted for this window). */
   budgetLimited?: BudgetKind[];
+  /** With budgetLimited: what refuses the call is money reserved by calls in flight, not
+   *  money spent (checkBudget `held`): it fits once they settle. */
+  budgetHeld?: true;
 }
 
 /** Largest lease of a call made for a request: bounds how many tokens an isolate that
@@ -206,11 +209,12 @@ export function admit(
     if (wo > lo) impossible = true;
     else wait = Math.max(wait, Math.ceil(((wo - out) * 60_000) / lo));
   }
+  // A budget's refusal keeps its own wait (b.waitMs, until its window ends: the 402's
+  // retry-after, from resetAtMs): folded into retryAfterMs it became the request
+  // denial an isolate remembers when the request bucket refused too, and the tenant's
+  // every call, free ones included, was refused for hours.
   const b = ask.budget !== undefined ? checkBudget(prev.budget ?? {}, nowMs, ask.budget) : undefined;
-  if (b !== undefined && b.limited.length > 0) {
-    if (b.impossible) impossible = true;
-    else wait = Math.max(wait, b.waitMs);
-  }
+  const budgetRefused = b !== undefined && b.limited.length > 0;
   const allowed = limited.length === 0 && (b === undefined || b.limited.length === 0);
   let n = allowed ? leaseSize(req - 1, ratePerMinute, leaseCap) : 0;
   if (n > 0 && wi > 0) n = Math.min(n, Math.floor((inp - wi) / 16 / wi));
@@ -235,11 +239,11 @@ export function admit(
       granted,
       remaining: Math.max(0, Math.floor(requests.tokens)),
       limit: burst,
-      retryAfterMs: allowed ? 0 : impossible ? 60_000 : wait,
+      retryAfterMs: allowed ? 0 : limited.length > 0 ? (impossible ? 60_000 : wait) : b!.impossible ? 60_000 : b!.waitMs,
       resetMs: Math.ceil((burst - requests.tokens) / perMs),
-      ...(allowed ? {} : { limited, ...(impossible ? { impossible: true } : {}) }),
+      ...(allowed ? {} : { limited, ...(impossible || (limited.length === 0 && b?.impossible) ? { impossible: true } : {}) }),
       ...(money !== undefined ? { budget: money.result } : {}),
-      ...(b !== undefined && b.limited.length > 0 ? { budgetLimited: b.limited } : {}),
+      ...(budgetRefused ? { budgetLimited: b.limited, ...(b.held ? { budgetHeld: true as const } : {}) } : {}),
       tokens: {
         granted: { input: gi, output: go },
         remaining: { input: Math.max(0, Math.floor(inp - gi)), output: Math.max(0, Math.floor(out - go)) },

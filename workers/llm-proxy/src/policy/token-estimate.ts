@@ -24,7 +24,7 @@ export const COUNT_SLACK_TOKENS = 16;
 
 /** Fields of a Messages body that count_tokens accepts and that carry input tokens
  *  (MessageCountTokensParams, node_modules/@anthropic-ai/sdk/resources/messages/messages.d.ts). */
-const COUNT_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config", "mcp_servers"] as const;
+const COUNT_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "output_config", "output_format", "mcp_servers"] as const;
 
 // Content block types whose tokens their bytes bound: text (and the text inside a tool
 // result), tool calls, thinking. Anything else (image, document, search_result, a url or
@@ -190,6 +190,18 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
     if (typeof type === "string" && /^(web_search|code_execution)_/.test(type)) return `tools: ${name} is billed per use, beyond tokens, which the spend budget cannot bound`;
     if (typeof type !== "string" || !CLIENT_TOOL.test(type)) return `tools: ${printableType(name)} runs on Anthropic's side inside the call, and what it brings back is billed as input tokens the spend budget cannot bound`;
   }
+  // Beta fields (@anthropic-ai/sdk resources/beta/messages/messages.d.ts): a fallback
+  // entry names its own model, max_tokens and speed, used when the first model declines
+  // (a prompt can provoke that), beyond what this body's model and max_tokens reserve;
+  // compaction (the `compaction` field, or a compact_* context-management edit) runs a
+  // summarising request whose tokens "are not included in the top-level usage fields",
+  // the only usage the proxy reads and settles to.
+  if (present(parsed.fallbacks)) return "fallbacks: a fallback may call another model, with its own max_tokens and speed, beyond what the spend budget reserves for this body";
+  if (present(parsed.compaction)) return "compaction: the summarising request's tokens are billed outside the usage the spend budget settles to";
+  const edits = (parsed.context_management as { edits?: unknown } | null | undefined)?.edits;
+  if (Array.isArray(edits) && edits.some((e) => typeof (e as { type?: unknown } | null)?.type !== "string" || /^compact/.test((e as { type: string }).type))) {
+    return "context_management: a compact edit's summarising request is billed outside the usage the spend budget settles to";
+  }
   if (parsed.mcp_servers !== undefined && parsed.mcp_servers !== null && !(Array.isArray(parsed.mcp_servers) && parsed.mcp_servers.length === 0)) {
     return "mcp_servers: the MCP connector calls their tools on Anthropic's side inside the call, and their results are billed as input tokens the spend budget cannot bound";
   }
@@ -201,6 +213,11 @@ export function unpriced(parsed: Record<string, unknown>): string | undefined {
     if (hit !== undefined) return `${hit.path}: a source fetched by URL is fetched again by the call after it was counted, so its size cannot be bounded beforehand; send it as base64 or as a Files API file_id`;
   }
   return undefined;
+}
+
+/** A field that asks for something: neither absent, null, nor an empty list. */
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0);
 }
 
 /** A tool type as an error message may quote it: printable ASCII, at most 64 characters. */

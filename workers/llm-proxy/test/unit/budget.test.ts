@@ -120,6 +120,27 @@ describe("admission against a budget (the Durable Object's arithmetic)", () => {
     expect(r4.requests.tokens).toBe(5);
     expect(r4.budget!.daily).toEqual(near.daily);
   });
+
+  it("a refusal says whether the budget is spent or only held by calls in flight, and a budget's wait never becomes the request bucket's", () => {
+    const big: BudgetLimits = { dailyMicros: 1_000_000, monthlyMicros: 0 };
+    const start = Date.UTC(2026, 10, 27);
+    const ask = (want: number): TokenAsk => ({ limits: { inputPerMinute: 0, outputPerMinute: 0 }, want: { input: 0, output: 0 }, give: { requests: 0, input: 0, output: 0 }, budget: { limits: big, want } });
+    // 900,000 reserved by calls in flight, nothing spent: 200,000 does not fit now, but will.
+    const heldRows = { daily: { start, spent: 0, reserved: 900_000 } };
+    expect(checkBudget(heldRows, T0, { limits: big, want: 200_000 })).toMatchObject({ limited: ["daily"], held: true });
+    expect(admit({ tokens: {}, budget: heldRows }, T0, 6000, 1000, 32, ask(200_000)).result).toMatchObject({ allowed: false, budgetLimited: ["daily"], budgetHeld: true });
+    // 900,000 spent: exhausted, not held.
+    const spentRows = { daily: { start, spent: 900_000, reserved: 0 } };
+    expect(checkBudget(spentRows, T0, { limits: big, want: 200_000 })).toMatchObject({ limited: ["daily"], held: false });
+    expect(admit({ tokens: {}, budget: spentRows }, T0, 6000, 1000, 32, ask(200_000)).result.budgetHeld).toBeUndefined();
+    // Refused by the request bucket and the budget at once: retryAfterMs is the bucket's
+    // (what an isolate remembers as a request denial for every call), not the hours to
+    // midnight (the 402 takes its retry-after from resetAtMs).
+    const both = admit({ requests: { tokens: 0, updatedMs: T0 } as Bucket, tokens: {}, budget: spentRows }, T0, 60, 1, 32, ask(200_000)).result;
+    expect(both).toMatchObject({ allowed: false, limited: ["requests"], budgetLimited: ["daily"] });
+    expect(both.retryAfterMs).toBe(1000);
+    expect(both.budget!.resetAtMs.daily).toBe(Date.UTC(2026, 10, 28));
+  });
 });
 
 describe("the reservation and the settled cost", () => {

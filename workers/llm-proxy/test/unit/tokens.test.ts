@@ -181,6 +181,18 @@ describe("the reservation estimate", () => {
     expect(unpriced({ tools: [{ type: "code_execution_20250825", name: "code_execution" }] })).toMatch(/^tools: code_execution_20250825/);
   });
 
+  it("beta fields a budget cannot reserve for or settle: fallbacks (another model, its own max_tokens), compaction (billed outside the top-level usage)", () => {
+    expect(unpriced({ fallbacks: [{ model: "claude-fable-5-1", max_tokens: 128000, speed: "fast" }] })).toMatch(/^fallbacks: a fallback may call another model/);
+    expect(unpriced({ fallbacks: "default" })).toMatch(/^fallbacks:/);
+    expect(unpriced({ compaction: { trigger: { type: "input_tokens", value: 150000 } } })).toMatch(/^compaction: the summarising request's tokens/);
+    expect(unpriced({ context_management: { edits: [{ type: "clear_tool_uses_20250919" }, { type: "compact_20260112" }] } })).toMatch(/^context_management: a compact edit/);
+    // What asks for nothing, or only clears context, passes.
+    expect(unpriced({ fallbacks: null, compaction: null, context_management: { edits: [{ type: "clear_tool_uses_20250919" }, { type: "clear_thinking_20251015" }] } })).toBeUndefined();
+    expect(unpriced({ fallbacks: [] })).toBeUndefined();
+    // count_tokens is sent output_format too (a 50 KB schema is input the near-budget count must see).
+    expect(JSON.parse(countTokensBody({ model: "m", messages: [], output_format: { type: "json_schema", schema: { type: "object" } } }))).toHaveProperty("output_format");
+  });
+
   it("what a reservation cannot bound: server-run tools (web fetch, tool search, any unknown type), MCP servers, sources fetched by URL", () => {
     for (const type of ["web_fetch_20250910", "web_fetch_20260318", "tool_search_tool_regex_20251119", "tool_search_tool_bm25", "some_future_tool_20270101"]) {
       expect(unpriced({ tools: [{ name: "f" }, { type, name: "x" }] }), type).toBe(`tools: ${type} runs on Anthropic's side inside the call, and what it brings back is billed as input tokens the spend budget cannot bound`);
