@@ -13,6 +13,14 @@ export type ErrorType =
   | "api_error"
   | "overloaded_error";
 
+const ERROR_TYPES: readonly ErrorType[] = ["invalid_request_error", "authentication_error", "billing_error", "permission_error", "not_found_error", "request_too_large", "rate_limit_error", "api_error", "overloaded_error"];
+
+/** An upstream's error type as this proxy answers it: one of Anthropic's, else
+ *  invalid_request_error (a refused request). */
+export function errorTypeOf(t: string): ErrorType {
+  return (ERROR_TYPES as readonly string[]).includes(t) ? (t as ErrorType) : "invalid_request_error";
+}
+
 /** The envelope; `request_id` as Anthropic's own error bodies carry it (the SDK's
  *  `ErrorResponse` type: `request_id: string | null`), so a tenant can quote it.
  *  `details.error_code` is where Anthropic puts a finer code (the official SDK reads it

@@ -4,7 +4,7 @@
 // call: a metrics data point, and its metering (metering.ts: usage event, archive).
 import { config, type Config } from "./config.ts";
 import type { Env } from "./env.ts";
-import { errorResponse, type ErrorType } from "./errors.ts";
+import { errorResponse, errorTypeOf, type ErrorType } from "./errors.ts";
 import { relayStream, sendWithRetries } from "./forward.ts";
 import { callMeter, requestedModel } from "./metering.ts";
 import { quotaFromHeaders, worthLogging, writeMetric, type CallRecord } from "./metrics.ts";
@@ -150,6 +150,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     // 429, retried shortly (docs/llm-proxy.md "Spend budgets").
     if (limit.status === 402 && limit.held === true) return fail(429, "rate_limit_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_held" });
     if (limit.status === 402) return fail(402, "billing_error", limit.message, limit.headers, 0, { error_code: "edgefleet_budget_exhausted" });
+    // count_tokens refused the request: its own answer (the call would be refused alike).
+    if (limit.status === 400 && limit.upstream !== undefined) return fail(limit.upstream.status, errorTypeOf(limit.upstream.type), limit.message, limit.headers);
     const type: ErrorType = limit.status === 429 ? "rate_limit_error" : limit.status === 400 ? "invalid_request_error" : limit.status === 403 ? "permission_error" : "api_error";
     return fail(limit.status, type, limit.message, limit.headers);
   }

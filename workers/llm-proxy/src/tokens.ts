@@ -33,9 +33,18 @@ export interface Reservation {
 
 const NOTHING = (): undefined => undefined;
 
+/** The upstream refused the count as a bad request (a 4xx other than 408, 409 and 429):
+ *  the call itself would be refused alike, so the client gets that answer, never a
+ *  503 "try again" that its SDK retries for nothing. */
+export interface CountRefused {
+  status: number;
+  type: string;
+  message: string;
+}
+
 /** count_tokens on the upstream for the call's counted fields; undefined if it fails or
- *  takes longer than COUNT_TIMEOUT_MS. */
-async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Record<string, unknown>): Promise<number | undefined> {
+ *  takes longer than COUNT_TIMEOUT_MS; CountRefused when it refuses the request. */
+async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Record<string, unknown>): Promise<number | CountRefused | undefined> {
   const key = env.ANTHROPIC_API_KEY;
   if (key === undefined || key === "") return undefined;
   const h = new Headers({ "content-type": "application/json", "x-api-key": key });
@@ -48,6 +57,11 @@ async function countTokens(cfg: Config, env: Env, headers: Headers, parsed: Reco
     // workerd CPU per call, forward.ts Watchdog; a count is rare enough not to matter.)
     const res = await fetch(cfg.upstream + "/v1/messages/count_tokens", { method: "POST", headers: h, body: countTokensBody(parsed), signal: AbortSignal.timeout(COUNT_TIMEOUT_MS) });
     if (!res.ok) {
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 409 && res.status !== 429) {
+        const e = ((await res.json().catch(() => undefined)) as { error?: { type?: unknown; message?: unknown } } | undefined)?.error;
+        const printable = (v: unknown, max: number) => (typeof v === "string" && /^[\x20-\x7e]*$/.test(v) ? v.slice(0, max) : undefined);
+        return { status: res.status, type: printable(e?.type, 64) ?? "invalid_request_error", message: printable(e?.message, 500) ?? `count_tokens answered ${res.status}` };
+      }
       await res.body?.cancel();
       return undefined;
     }
@@ -134,6 +148,7 @@ export async function reserveTokens(
   const near = money0 !== undefined && money0.near && table !== undefined && reservationMicros(table, est.parsed, 0, est.output) <= money0.left;
   if ((est.needsCount || near) && est.parsed !== undefined && local.deniedFor(tenant.id, Date.now()) === undefined) {
     const n = await countTokens(cfg, env, headers, est.parsed);
+    if (typeof n === "object") return { verdict: countRefused(n), settle: NOTHING };
     if (n !== undefined) {
       // The byte bound holds for text: the count replaces it only when smaller.
       est.input = est.needsCount ? fromCount(n) : Math.min(est.input, fromCount(n));
@@ -174,6 +189,7 @@ export async function reserveTokens(
     // Near the input limit or a budget the byte bound (~4x the real count) refuses calls
     // that fit: count exactly and ask once more.
     const n = await countTokens(cfg, env, headers, est.parsed);
+    if (typeof n === "object") return { verdict: countRefused(n), settle: NOTHING };
     if (n !== undefined && fromCount(n) < est.input) {
       est.input = fromCount(n);
       est.counted = true;
@@ -234,6 +250,10 @@ export async function reserveTokens(
     return charged;
   };
   return { verdict, settle, holds: billed, model };
+}
+
+function countRefused(r: CountRefused): RateVerdict {
+  return { ok: false, status: 400, headers: {}, message: r.message, upstream: { status: r.status, type: r.type } };
 }
 
 function uncountable(): RateVerdict {

@@ -322,6 +322,23 @@ describe("spend budgets per tenant", () => {
     expect(Date.now() - t0).toBeLessThan(COUNT_TIMEOUT_MS + 3000);
   });
 
+  it("a count that refuses the request (a bad file id, an unknown model) is answered as the upstream refused it, not as a 503 to retry", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    const image = body(10, { messages: [{ role: "user", content: [{ type: "image", source: { type: "file", file_id: "file_011CNha8iCJcU1wXNR6q4V8w" } }] }] });
+    for (const [status, type, message] of [
+      [400, "invalid_request_error", "messages.0.content.0.source: file not found"],
+      [404, "not_found_error", "model: claude-nope"],
+    ] as const) {
+      h.fake.reset();
+      h.fake.enqueue({ kind: "error", status, type, message });
+      const r = await h.call("/v1/messages", { key, body: image });
+      expect({ status: r.status, error: JSON.parse(r.text).error }).toEqual({ status, error: { type, message } });
+      expect(r.headers.get("retry-after")).toBeNull();
+      // The call was not made: the upstream would refuse it alike.
+      expect(h.fake.received.map((q) => q.path)).toEqual(["/v1/messages/count_tokens"]);
+    }
+  });
+
   it("a tenant without a budget gets no budget headers", async () => {
     const { key } = await h.tenant();
     const r = await h.call("/v1/messages", { key, body: body(10) });

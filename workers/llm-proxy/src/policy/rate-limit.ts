@@ -37,8 +37,10 @@ export type RateVerdict =
       held?: true;
     }
   | { ok: false; status: 503; headers: Record<string, string>; message: string }
-  /** A body a reserving tenant cannot be sized from (tokens.ts): refused before anything. */
-  | { ok: false; status: 400; headers: Record<string, string>; message: string }
+  /** A body a reserving tenant cannot be sized from (tokens.ts): refused before anything;
+   *  `upstream`: the upstream's count_tokens refused it, and its 4xx status and error type
+   *  are passed on (tokens.ts countRefused). */
+  | { ok: false; status: 400; headers: Record<string, string>; message: string; upstream?: { status: number; type: string } }
   /** A budgeted tenant's call billed beyond tokens (tokens.ts): not permitted. */
   | { ok: false; status: 403; headers: Record<string, string>; message: string };
 
