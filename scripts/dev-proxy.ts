@@ -10,7 +10,8 @@ const { code, stop } = await runDevProxy(process.argv.slice(2), {
   root: resolve(dirname(fileURLToPath(import.meta.url)), ".."),
 });
 if (stop === undefined) process.exit(code);
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
+// SIGHUP too (a closed terminal): unhandled, it ended node and left workerd serving.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.once(sig, () => {
     void stop().finally(() => process.exit(0));
   });

@@ -38,7 +38,9 @@ it("serves the proxy with a seeded dev tenant whose key survives restarts", asyn
   expect((await res.json()) as unknown).toMatchObject({ type: "message" });
   expect(fake.received.at(-1)!.headers["x-api-key"]).toBe("sk-dev-test");
   // The usage command it prints reports the call, read while dev:proxy runs.
-  expect(first.info!.usage).toBe(`npm run usage -- --persist ${join(dir, "ledger")}`);
+  // As ./edgefleet commands (a fresh machine's system Node cannot run `npm run usage`),
+  // with the tenants' state too, so budget used is read from this run's tenants.
+  expect(first.info!.usage).toBe(`./edgefleet usage --persist ${join(dir, "ledger")} --tenants-persist ${dir}`);
   let report = { lines: [] as { calls: number; model: string; costMicros: number }[] };
   // The ledger writes a batch within wrangler.jsonc's max_batch_timeout (5 s).
   for (let i = 0; i < 100 && report.lines.length === 0; i++) {
@@ -54,7 +56,43 @@ it("serves the proxy with a seeded dev tenant whose key survives restarts", asyn
   await second.stop!();
 });
 
-it("rejects a bad port or upstream with exit code 2", async () => {
+it("rejects a bad port or upstream with exit code 2, and a port in use with one line", async () => {
   expect((await start(["--port", "http"])).code).toBe(2);
   expect((await start(["--upstream", "ftp://x"])).code).toBe(2);
+  expect((await start(["--fake-upstream"])).code).toBe(2); // with --upstream: give one
+  const busy = await start();
+  const port = new URL(busy.info!.url).port;
+  const again = await start(["--port", port]);
+  expect(again.code).toBe(2);
+  expect(again.out).toContain(`127.0.0.1:${port} is in use (another dev:proxy?)`);
+  await busy.stop!();
+});
+
+it("--fake-upstream needs no key; a call made just before stopping still reaches the ledger; a dev key KV no longer has is replaced", async () => {
+  const d = mkdtempSync(join(tmpdir(), "efp-dev2-"));
+  const run = async () => {
+    let out = "";
+    const r = await runDevProxy(["--port", "0", "--fake-upstream", "--persist", d, "--ledger-persist", join(d, "ledger"), "--json", "--quiet"], { out: (s) => (out += s), err: () => {}, env: {}, root });
+    return { ...r, info: JSON.parse(out.split("\n")[0]!) as { url: string; devTenantKey: string; upstream: string } };
+  };
+  try {
+    const a = await run();
+    expect(a.info.upstream).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${a.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": a.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
+    expect(res.status).toBe(200);
+    // Stopped at once: the stop waits out the queue's batch window, so the call is recorded.
+    await a.stop!();
+    let out = "";
+    expect(await runUsage(["--persist", join(d, "ledger"), "--days", "1", "--json"], { out: (s) => (out += s), err: () => {}, env: {} })).toBe(0);
+    expect((JSON.parse(out) as { lines: { calls: number }[] }).lines.map((l) => l.calls)).toEqual([1]);
+    // The tenants' KV state deleted: the kept key would 401; a new dev tenant is made.
+    rmSync(join(d, "kv"), { recursive: true, force: true });
+    const b = await run();
+    expect(b.info.devTenantKey).not.toBe(a.info.devTenantKey);
+    const res2 = await fetch(`${b.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": b.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
+    expect(res2.status).toBe(200);
+    await b.stop!();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -11,6 +11,8 @@ import { startLocalPipeline } from "../../../workers/llm-proxy/local/pipeline.ts
 import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
 import { DEFAULT_PERSIST, openLocalStore } from "./local.ts";
 import { createTenant } from "./store.ts";
+import { kvKeyFor, sha256Hex } from "../../../workers/llm-proxy/src/tenant-record.ts";
+import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 
 export interface DevIo {
   out: (s: string) => void;
@@ -36,9 +38,15 @@ export function readDevVars(path: string): Record<string, string> {
  */
 async function devTenantKey(root: string, persist: string): Promise<string> {
   const file = resolve(root, persist, "dev-tenant-key");
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
   const store = await openLocalStore(root, persist);
   try {
+    // The key file is kept only while KV still has its record, enabled: a state whose kv/
+    // was deleted, or a dev tenant disabled, gets a new dev tenant, not a key that 401s.
+    if (existsSync(file)) {
+      const kept = readFileSync(file, "utf8").trim();
+      const record = await store.kv.get(kvKeyFor(await sha256Hex(kept)));
+      if (record !== null && (JSON.parse(record) as { enabled?: unknown }).enabled === true) return kept;
+    }
     const { key } = await createTenant(store.kv, { name: "dev", ratePerMinute: 600, burst: 60 });
     mkdirSync(resolve(root, persist), { recursive: true });
     writeFileSync(file, key + "\n", { mode: 0o600 });
@@ -54,11 +62,19 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     .description("Run the LLM proxy Worker locally (workerd via Miniflare) against an upstream")
     .option("--port <port>", "port to listen on", "8788")
     .option("--host <host>", "address to listen on", "127.0.0.1")
-    .option("--upstream <url>", "upstream base URL (default: UPSTREAM_BASE_URL of wrangler.jsonc)")
+    .option("--upstream <url>", "upstream base URL (default: UPSTREAM_BASE_URL of wrangler.jsonc, https://api.anthropic.com)")
+    .option("--fake-upstream", "answer from a local fake of Anthropic's Messages API (the tests' fake: every call answers \"Hello, world\" with usage), no key needed")
     .option("--persist <dir>", "local state: tenants, rate limits, the archive (shared with `npm run tenants -- --local`)", DEFAULT_PERSIST)
     .option("--ledger-persist <dir>", "the usage ledger's D1 state (what `npm run usage` reads)", USAGE_PERSIST)
     .option("--quiet", "do not print log lines and metrics data points")
     .option("--json", "print the startup details as JSON")
+    .addHelpText(
+      "after",
+      "\nSecrets: ANTHROPIC_API_KEY (the upstream's key) and OPERATOR_TOKEN (the status endpoint's; default\n" +
+        "dev-operator-token) from the environment, else from workers/llm-proxy/.dev.vars (KEY=VALUE lines).\n" +
+        "Without a key, a placeholder is sent: fine for --fake-upstream, refused by Anthropic.\n" +
+        "Stopping (Ctrl-C, SIGTERM, SIGHUP) waits for the usage queue's batch window so the last calls reach the ledger.\n",
+    )
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   try {
@@ -67,7 +83,11 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     if (e instanceof CommanderError) return { code: e.exitCode === 0 ? 0 : 2 };
     throw e;
   }
-  const o = program.opts<{ port: string; host: string; upstream?: string; persist: string; ledgerPersist: string; quiet?: boolean; json?: boolean }>();
+  const o = program.opts<{ port: string; host: string; upstream?: string; fakeUpstream?: boolean; persist: string; ledgerPersist: string; quiet?: boolean; json?: boolean }>();
+  if (o.fakeUpstream && o.upstream !== undefined) {
+    io.err("dev-proxy: --fake-upstream and --upstream: give one\n");
+    return { code: 2 };
+  }
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     io.err(`dev-proxy: --port: not a port number: ${o.port}\n`);
@@ -84,48 +104,85 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const operatorToken = io.env.OPERATOR_TOKEN ?? devVars.OPERATOR_TOKEN ?? "dev-operator-token";
   const key = await devTenantKey(io.root, o.persist);
   const print = o.quiet ? () => {} : (s: string) => io.out(s + "\n");
-  const { mf, url } = await startLocalPipeline({
-    port,
-    host: o.host,
-    persistDir: resolve(io.root, o.persist),
-    ledgerPersistDir: resolve(io.root, o.ledgerPersist),
-    ledger: { inventoryDir: resolve(io.root, "fleet") },
-    vars: o.upstream ? { UPSTREAM_BASE_URL: o.upstream } : {},
-    secrets: { ANTHROPIC_API_KEY: providerKey ?? "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
-    onLog: print,
-    onDataPoint: (p) => print(`metric ${JSON.stringify(p)}`),
-  });
+  const fake = o.fakeUpstream ? await new FakeAnthropic().start() : undefined;
+  const upstream = fake?.url ?? o.upstream;
+  let started: Awaited<ReturnType<typeof startLocalPipeline>>;
+  try {
+    started = await startLocalPipeline({
+      port,
+      host: o.host,
+      persistDir: resolve(io.root, o.persist),
+      ledgerPersistDir: resolve(io.root, o.ledgerPersist),
+      ledger: { inventoryDir: resolve(io.root, "fleet") },
+      vars: upstream ? { UPSTREAM_BASE_URL: upstream } : {},
+      secrets: { ANTHROPIC_API_KEY: providerKey || "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
+      onLog: print,
+      onDataPoint: (p) => print(`metric ${JSON.stringify(p)}`),
+    });
+  } catch (e) {
+    await fake?.stop();
+    if (/ADDRESS_IN_USE|address already in use/i.test(`${(e as { code?: string }).code ?? ""} ${(e as Error).message}`)) {
+      io.err(`dev-proxy: ${o.host}:${port} is in use (another dev:proxy?): stop it, or pick another --port\n`);
+      return { code: 2 };
+    }
+    throw e;
+  }
+  const { mf, url } = started;
   const base = url.origin;
   // How to see the usage of the calls made here: the ledger writes a batch within its
   // max_batch_timeout (wrangler.jsonc) of the calls.
-  const local = o.persist === DEFAULT_PERSIST ? "" : ` --persist ${o.persist}`;
-  const usage = `npm run usage${o.ledgerPersist === USAGE_PERSIST ? "" : ` -- --persist ${o.ledgerPersist}`}`;
+  // Printed as ./edgefleet commands: they provision the Node the scripts need, where
+  // `npm run` under a fresh machine's system Node 20 cannot run them.
+  const q = shellQuote;
+  const local = o.persist === DEFAULT_PERSIST ? "" : ` --persist ${q(o.persist)}`;
+  const usage = `./edgefleet usage${o.ledgerPersist === USAGE_PERSIST ? "" : ` --persist ${q(o.ledgerPersist)}`}${o.persist === DEFAULT_PERSIST ? "" : ` --tenants-persist ${q(o.persist)}`}`;
+  const upstreamSays = fake ? `a local fake of Anthropic's Messages API at ${fake.url} (workers/llm-proxy/test/fake-anthropic.ts)` : (o.upstream ?? "UPSTREAM_BASE_URL from wrangler.jsonc");
   if (o.json) {
-    io.out(JSON.stringify({ url: base, devTenantKey: key, upstream: o.upstream ?? "wrangler.jsonc UPSTREAM_BASE_URL", persist: o.persist, ledgerPersist: o.ledgerPersist, usage }) + "\n");
+    io.out(JSON.stringify({ url: base, devTenantKey: key, upstream: fake ? fake.url : (o.upstream ?? "wrangler.jsonc UPSTREAM_BASE_URL"), persist: o.persist, ledgerPersist: o.ledgerPersist, usage }) + "\n");
   } else {
     io.out(
       [
         `llm-proxy listening on ${base} (workerd via Miniflare; state in ${o.persist})`,
-        `upstream: ${o.upstream ?? "UPSTREAM_BASE_URL from wrangler.jsonc"}${providerKey ? "" : "  (no ANTHROPIC_API_KEY set: a placeholder key is sent)"}`,
+        `upstream: ${upstreamSays}${providerKey || fake ? "" : "  (no ANTHROPIC_API_KEY set: a placeholder key is sent, which Anthropic refuses; --fake-upstream needs none)"}`,
         ``,
         `dev tenant key: ${key}`,
         ``,
         `  curl -sN ${base}/v1/messages -H 'x-api-key: ${key}' -H 'anthropic-version: 2023-06-01' \\`,
         `    -H 'content-type: application/json' \\`,
-        `    -d '{"model":"claude-sonnet-5-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'`,
+        `    -d '{"model":"claude-sonnet-4-6","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'`,
         ``,
-        `  curl -s ${base}/_edgefleet/status -H 'authorization: Bearer <OPERATOR_TOKEN>'`,
+        `  curl -s ${base}/_edgefleet/status -H 'authorization: Bearer <OPERATOR_TOKEN>'   (default: dev-operator-token)`,
         ``,
         `usage of the calls made here (the ledger writes them within seconds; state in ${o.ledgerPersist}):`,
         `  ${usage}`,
-        `archive a tenant's bodies (R2, in ${o.persist}/r2): npm run tenants -- list --local${local}, then`,
-        `  npm run tenants -- archive --local${local} <tenant id> on --yes`,
-        `read what was archived: npm run archive -- list --tenant <tenant id>${local}`,
-        `  or one call, its tenant found in the ledger: npm run archive -- get <edgefleet-request-id> --json${local}${o.ledgerPersist === USAGE_PERSIST ? "" : ` --ledger-persist ${o.ledgerPersist}`}`,
-        `more tenants: npm run tenants -- create --local --name NAME   (Ctrl-C stops)`,
+        `archive a tenant's bodies (R2, in ${o.persist}/r2): ./edgefleet tenants list --local${local}, then`,
+        `  ./edgefleet tenants archive --local${local} <tenant id> on --yes`,
+        `read what was archived: ./edgefleet archive list --tenant <tenant id>${local}`,
+        `  or one call, its tenant found in the ledger: ./edgefleet archive get <edgefleet-request-id> --json${local}${o.ledgerPersist === USAGE_PERSIST ? "" : ` --ledger-persist ${q(o.ledgerPersist)}`}`,
+        `more tenants: ./edgefleet tenants create --local${local} --name NAME   (Ctrl-C stops)`,
         ``,
       ].join("\n"),
     );
   }
-  return { code: 0, stop: () => mf.dispose() };
+  return {
+    code: 0,
+    stop: async () => {
+      // The usage queue hands the ledger a batch at most DRAIN_MS after a call's event:
+      // disposing before then lost the last calls' events (Miniflare keeps no queue
+      // across runs). A write the ledger is retrying (D1 busy: 30 s and more) can still
+      // be lost; nothing else is.
+      io.err(`dev-proxy: stopping: waiting ${DRAIN_MS / 1000} s for the usage queue to hand the ledger the last calls\n`);
+      await new Promise((r) => setTimeout(r, DRAIN_MS));
+      await mf.dispose();
+      await fake?.stop();
+    },
+  };
+}
+
+/** The ledger consumer's max_batch_timeout (workers/usage-ledger/wrangler.jsonc, 5 s) and a second. */
+const DRAIN_MS = 6_000;
+
+/** A path as a shell word: as it is when plain, else single-quoted. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
