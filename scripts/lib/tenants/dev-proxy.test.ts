@@ -80,11 +80,16 @@ it("--fake-upstream needs no key; a call made just before stopping still reaches
     expect(a.info.upstream).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const res = await fetch(`${a.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": a.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
     expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ type: "message", model: "claude-sonnet-4-6", usage: { output_tokens: 12 } });
+    // Streamed through the proxy: the canned events end with message_stop.
+    const sse = await fetch(`${a.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": a.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}' });
+    expect(await sse.text()).toMatch(/event: message_start[\s\S]*event: message_delta[\s\S]*event: message_stop/);
     // Stopped at once: the stop waits out the queue's batch window, so the call is recorded.
     await a.stop!();
     let out = "";
     expect(await runUsage(["--persist", join(d, "ledger"), "--days", "1", "--json"], { out: (s) => (out += s), err: () => {}, env: {} })).toBe(0);
-    expect((JSON.parse(out) as { lines: { calls: number }[] }).lines.map((l) => l.calls)).toEqual([1]);
+    // Both calls, priced as the model they asked for (it is in the table: no unknown-model flag).
+    expect((JSON.parse(out) as { lines: { calls: number; model: string; unknownModelCalls: number }[] }).lines).toMatchObject([{ calls: 2, model: "claude-sonnet-4-6", unknownModelCalls: 0 }]);
     // The tenants' KV state deleted: the kept key would 401; a new dev tenant is made.
     rmSync(join(d, "kv"), { recursive: true, force: true });
     const b = await run();

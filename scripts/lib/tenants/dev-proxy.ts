@@ -12,7 +12,7 @@ import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
 import { DEFAULT_PERSIST, openLocalStore } from "./local.ts";
 import { createTenant } from "./store.ts";
 import { kvKeyFor, sha256Hex } from "../../../workers/llm-proxy/src/tenant-record.ts";
-import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
+import { CannedUpstream } from "../../../workers/llm-proxy/local/canned-upstream.ts";
 
 export interface DevIo {
   out: (s: string) => void;
@@ -63,7 +63,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     .option("--port <port>", "port to listen on", "8788")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--upstream <url>", "upstream base URL (default: UPSTREAM_BASE_URL of wrangler.jsonc, https://api.anthropic.com)")
-    .option("--fake-upstream", "answer from a local fake of Anthropic's Messages API (the tests' fake: every call answers \"Hello, world\" with usage), no key needed")
+    .option("--fake-upstream", "answer from a canned stand-in of Anthropic's Messages API on 127.0.0.1 (workers/llm-proxy/local/canned-upstream.ts: every call gets the same short answer, usage from its size), no key needed")
     .option("--persist <dir>", "local state: tenants, rate limits, the archive (shared with `npm run tenants -- --local`)", DEFAULT_PERSIST)
     .option("--ledger-persist <dir>", "the usage ledger's D1 state (what `npm run usage` reads)", USAGE_PERSIST)
     .option("--quiet", "do not print log lines and metrics data points")
@@ -104,7 +104,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const operatorToken = io.env.OPERATOR_TOKEN ?? devVars.OPERATOR_TOKEN ?? "dev-operator-token";
   const key = await devTenantKey(io.root, o.persist);
   const print = o.quiet ? () => {} : (s: string) => io.out(s + "\n");
-  const fake = o.fakeUpstream ? await new FakeAnthropic().start() : undefined;
+  const fake = o.fakeUpstream ? await new CannedUpstream().start() : undefined;
   const upstream = fake?.url ?? o.upstream;
   let started: Awaited<ReturnType<typeof startLocalPipeline>>;
   try {
@@ -136,7 +136,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const q = shellQuote;
   const local = o.persist === DEFAULT_PERSIST ? "" : ` --persist ${q(o.persist)}`;
   const usage = `./edgefleet usage${o.ledgerPersist === USAGE_PERSIST ? "" : ` --persist ${q(o.ledgerPersist)}`}${o.persist === DEFAULT_PERSIST ? "" : ` --tenants-persist ${q(o.persist)}`}`;
-  const upstreamSays = fake ? `a local fake of Anthropic's Messages API at ${fake.url} (workers/llm-proxy/test/fake-anthropic.ts)` : (o.upstream ?? "UPSTREAM_BASE_URL from wrangler.jsonc");
+  const upstreamSays = fake ? `a canned stand-in of Anthropic's Messages API at ${fake.url} (workers/llm-proxy/local/canned-upstream.ts)` : (o.upstream ?? "UPSTREAM_BASE_URL from wrangler.jsonc");
   if (o.json) {
     io.out(JSON.stringify({ url: base, devTenantKey: key, upstream: fake ? fake.url : (o.upstream ?? "wrangler.jsonc UPSTREAM_BASE_URL"), persist: o.persist, ledgerPersist: o.ledgerPersist, usage }) + "\n");
   } else {
