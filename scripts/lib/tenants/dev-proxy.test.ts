@@ -2,13 +2,13 @@
 // tenant, proxies to a fake upstream, and prints the same key on the next start; the
 // calls made through it reach the local ledger, where the `npm run usage` it prints
 // reports them while it runs.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { runUsage } from "../usage/cli.ts";
-import { runDevProxy } from "./dev-proxy.ts";
+import { readDevVars, runDevProxy } from "./dev-proxy.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 const dir = mkdtempSync(join(tmpdir(), "efp-dev-"));
@@ -100,4 +100,10 @@ it("--fake-upstream needs no key; a call made just before stopping still reaches
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
+});
+
+it(".dev.vars is read as wrangler reads it (dotenv): quotes, export, comments", () => {
+  const f = join(dir, ".dev.vars");
+  writeFileSync(f, ["# a comment", "ANTHROPIC_API_KEY='sk-ant-single'  # the key", 'OPERATOR_TOKEN="tok en"', "export PLAIN=value # inline comment", "HASHED=a#b", "EMPTY=", "not a line"].join("\n"));
+  expect(readDevVars(f)).toEqual({ ANTHROPIC_API_KEY: "sk-ant-single", OPERATOR_TOKEN: "tok en", PLAIN: "value", HASHED: "a#b", EMPTY: "" });
 });

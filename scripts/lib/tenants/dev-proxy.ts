@@ -21,13 +21,24 @@ export interface DevIo {
   root: string;
 }
 
-/** KEY=VALUE lines of workers/llm-proxy/.dev.vars (wrangler's format), if present. */
+/**
+ * KEY=VALUE lines of workers/llm-proxy/.dev.vars, read as wrangler reads them (dotenv's
+ * rules, dotenv 16 `parse`, which wrangler bundles): `#` lines are comments, an optional
+ * `export ` prefix, a value in single, double or back quotes is taken as quoted (double
+ * quotes expand \n), an unquoted one ends at ` #` (an inline comment) and is trimmed.
+ * Before, a quoted value kept its single quotes and an inline comment became part of
+ * the key sent upstream.
+ */
 export function readDevVars(path: string): Record<string, string> {
   if (!existsSync(path)) return {};
   const out: Record<string, string> = {};
   for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
-    const m = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (m) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, "$1");
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const raw = m[2]!;
+    const q = /^(['"`])([\s\S]*?)\1/.exec(raw);
+    if (q) out[m[1]!] = q[1] === '"' ? q[2]!.replace(/\\n/g, "\n") : q[2]!;
+    else out[m[1]!] = raw.replace(/\s+#.*$/, "").trim();
   }
   return out;
 }

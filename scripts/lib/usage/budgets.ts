@@ -39,6 +39,9 @@ export async function readBudgets(kv: TenantKv): Promise<Map<string, TenantBudge
       try {
         raw = JSON.parse(text ?? "null");
       } catch {
+        // Not a record: whose key it is cannot be known, so no tenant's budget is shown
+        // from it. Said, as `npm run tenants` says it, not dropped silently.
+        kv.warn?.(`${k.name} skipped: its value is not JSON, so not a tenant record`);
         continue;
       }
     }

@@ -116,6 +116,18 @@ describe("npm run usage --local", () => {
     });
   });
 
+  it("says which key it skipped when a tenant value is not JSON, and reads the others' budgets", async () => {
+    const other = join(persist, "tenants-with-junk");
+    const store = await openLocalStore("/", other);
+    await store.kv.put(TENANT_RECORDS[0]!.key, JSON.stringify(TENANT_RECORDS[0]!.value), TENANT_RECORDS[0]!.value);
+    await store.kv.put(kvKeyFor("zz"), "not json\u001b[2J", undefined);
+    await store.close();
+    const r = await run(["--persist", persist, "--days", "2", "--json", "--tenants-persist", other]);
+    expect(r.code).toBe(USAGE_EXIT.ok);
+    expect(r.err).toBe(`usage: warning: ${kvKeyFor("zz")} skipped: its value is not JSON, so not a tenant record (local tenant state ${other})\n`);
+    expect(JSON.parse(r.out).budgets.tenants[0]).toEqual({ tenant: "acme", name: "acme <Inc>", dailyBudgetMicros: 50_000, monthlyBudgetMicros: 1_000_000 });
+  });
+
   it("shows budget used as - and says why when the tenant state is missing or not wanted, without creating it", async () => {
     const missing = join(persist, "no-such-tenants");
     const r = await run(["--persist", persist, "--days", "2", "--json", "--tenants-persist", missing]);

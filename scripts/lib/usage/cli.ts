@@ -99,6 +99,9 @@ async function openSource(o: Opts, io: Io): Promise<UsageSource> {
  * `dev:proxy` state (--tenants-persist) or the deployed TENANTS KV namespace. Never fails
  * the report: what cannot be read is a reason, shown with "-".
  */
+/** Where a budget reader's warnings go: standard error, escaped, naming the store. */
+const warnOf = (io: Io, where: string) => (m: string) => io.err(`usage: warning: ${escapeControls(m)} (${where})\n`);
+
 async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
   if (!o.budgets) return { available: false, source: null, reason: "not read (--no-budgets)" };
   let where: string;
@@ -111,7 +114,7 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
       }
       const store = await openLocalStore(process.cwd(), o.tenantsPersist);
       try {
-        return { available: true, source: where, byTenant: await readBudgets(store.kv) };
+        return { available: true, source: where, byTenant: await readBudgets({ ...store.kv, warn: warnOf(io, where) }) };
       } finally {
         await store.close();
       }
@@ -123,7 +126,7 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
     where = `KV namespace ${namespaceId} (account ${o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID})`;
     const baseURL = cloudflareApiBase(o.apiBase, io.env);
     const kv = openRemoteStore({ apiToken: io.env.CLOUDFLARE_API_TOKEN!, accountId: (o.accountId ?? io.env.CLOUDFLARE_ACCOUNT_ID)!, namespaceId, ...(baseURL ? { baseURL } : {}) });
-    return { available: true, source: where, byTenant: await readBudgets(kv) };
+    return { available: true, source: where, byTenant: await readBudgets({ ...kv, warn: warnOf(io, where) }) };
   } catch (e) {
     return { available: false, source: null, reason: `cannot read the tenant records: ${describe(e)}` };
   }
