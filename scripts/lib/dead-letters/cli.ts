@@ -369,14 +369,14 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
       // The backlog is a best-effort metric that may still count what was just acked: a
       // count above what was left is read again after a moment before it is believed.
       // (What Cloudflare deleted on its last attempt is in `left` but no longer in the DLQ.)
-      const stillLeft = r.left.length - r.spent.length;
-      let inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - stillLeft);
+      const stillThere = r.left.filter((m) => !r.spent.includes(m));
+      let inFlight = r.stoppedBy === "limit" ? 0 : Math.max(0, (r.remaining ?? 0) - stillThere.length);
       if (inFlight > 0 && !r.error) {
         await new Promise((ok) => setTimeout(ok, io.backlogSettleMs ?? 3000));
         const again = await s.api.backlog(s.dlq.id).catch(() => undefined);
         if (again !== undefined) {
           r.remaining = again;
-          inFlight = Math.max(0, again - stillLeft);
+          inFlight = Math.max(0, again - stillThere.length);
         }
       }
       if (o.json) {
@@ -403,8 +403,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         );
       } else {
         io.out(`replayed ${r.replayed} event(s) from ${s.dlq.name} to ${target.name} (pulled ${r.pulled}${r.dropped.length ? `, dropped ${r.dropped.length}` : ""})\n`);
-        const kept = r.left.filter((m) => !r.spent.includes(m));
-        if (kept.length > 0) io.out(`left ${kept.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(kept, t, maxRetries)}\n${lastChances(kept, maxRetries)}`);
+        if (stillThere.length > 0) io.out(`left ${stillThere.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(stillThere, t, maxRetries)}\n${lastChances(stillThere, maxRetries)}`);
         // Pulled on their last attempt: Cloudflare deletes them as their leases end. Each
         // body is printed whole, so what is gone is not gone unseen.
         for (const m of r.spent) io.err(`dead-letters: message ${escapeControls(m.id)} was pulled on its last attempt (${m.attempts} of ${maxRetries}) and Cloudflare deletes it now (${escapeControls(m.reason ?? "?")}). Its body: ${safeJson(m.body)}\n`);

@@ -2,18 +2,10 @@
 // official SDKs surface them like upstream errors. Messages never include secrets.
 import { statusText } from "./respond.ts";
 
-export type ErrorType =
-  | "invalid_request_error"
-  | "authentication_error"
-  | "billing_error"
-  | "permission_error"
-  | "not_found_error"
-  | "request_too_large"
-  | "rate_limit_error"
-  | "api_error"
-  | "overloaded_error";
+/** Anthropic's error types (the Messages API's error envelope). */
+const ERROR_TYPES = ["invalid_request_error", "authentication_error", "billing_error", "permission_error", "not_found_error", "request_too_large", "rate_limit_error", "api_error", "overloaded_error"] as const;
 
-const ERROR_TYPES: readonly ErrorType[] = ["invalid_request_error", "authentication_error", "billing_error", "permission_error", "not_found_error", "request_too_large", "rate_limit_error", "api_error", "overloaded_error"];
+export type ErrorType = (typeof ERROR_TYPES)[number];
 
 /** An upstream's error type as this proxy answers it: one of Anthropic's, else
  *  invalid_request_error (a refused request). */

@@ -868,24 +868,23 @@ export function settleTokens(
 function budgetRefusal(r: TakeResult, wantMicros: number, nowMs: number): RateVerdict {
   const kinds = r.budgetLimited ?? [];
   const b = r.budget;
-  const headers: Record<string, string> = b !== undefined ? budgetHeaders(b, wantMicros) : {};
-  const resetAt = Math.max(...kinds.map((k) => b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end));
-  headers["edgefleet-budget-exceeded"] = kinds.join(", ");
-  headers["retry-after"] = String(Math.max(1, Math.ceil((resetAt - nowMs) / 1000)));
-  headers["x-should-retry"] = "false";
   const usd = (m: number) => `$${dollars(m)}`;
   const names = kinds.map((k) => `${k} budget (${b?.limit[k] !== undefined ? usd(b.limit[k]) : "?"}, resets ${rfc3339(b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end)})`);
   const never = kinds.filter((k) => b?.limit[k] !== undefined && wantMicros > b.limit[k]);
   const left = Math.min(...kinds.map((k) => b?.remaining[k] ?? 0));
-  if (never.length === 0 && r.budgetHeld === true) {
-    // Not spent: held by the reservations of calls in flight (each reserves an upper
-    // bound of its cost, settled to what it cost when it ends). Waiting a moment can
-    // admit it, so no x-should-retry: false, and a short retry-after (the SDKs retry it).
-    headers["retry-after"] = String(BUDGET_HELD_RETRY_S);
-    delete headers["x-should-retry"];
+  // Not spent: held by the reservations of calls in flight (each reserves an upper bound
+  // of its cost, settled to what it cost when it ends). Waiting a moment can admit it, so
+  // a short retry-after and no x-should-retry: false (the SDKs retry it).
+  const held = never.length === 0 && r.budgetHeld === true;
+  const headers: Record<string, string> = b !== undefined ? budgetHeaders(b, wantMicros) : {};
+  const resetAt = Math.max(...kinds.map((k) => b?.resetAtMs[k] ?? budgetWindow(k, nowMs).end));
+  headers["edgefleet-budget-exceeded"] = kinds.join(", ");
+  headers["retry-after"] = String(held ? BUDGET_HELD_RETRY_S : Math.max(1, Math.ceil((resetAt - nowMs) / 1000)));
+  if (held) {
     const message = `this API key's ${names.join(" and ")} is held by the reservations of calls in flight (this call reserves ${usd(wantMicros)}, from its prompt size and max_tokens; ${usd(left)} is free): retry shortly`;
     return { ok: false, status: 402, headers, message, budget: kinds, left, held: true };
   }
+  headers["x-should-retry"] = "false";
   const message =
     never.length > 0
       ? `this request's cost reservation (${usd(wantMicros)}, from its prompt size and max_tokens) exceeds this API key's ${names.join(" and ")}: it can never be admitted; lower max_tokens or the prompt`

@@ -215,7 +215,7 @@ export function admit(
   // every call, free ones included, was refused for hours.
   const b = ask.budget !== undefined ? checkBudget(prev.budget ?? {}, nowMs, ask.budget) : undefined;
   const budgetRefused = b !== undefined && b.limited.length > 0;
-  const allowed = limited.length === 0 && (b === undefined || b.limited.length === 0);
+  const allowed = limited.length === 0 && !budgetRefused;
   let n = allowed ? leaseSize(req - 1, ratePerMinute, leaseCap) : 0;
   if (n > 0 && wi > 0) n = Math.min(n, Math.floor((inp - wi) / 16 / wi));
   if (n > 0 && wo > 0) n = Math.min(n, Math.floor((out - wo) / 16 / wo));
