@@ -84,6 +84,10 @@ it("--fake-upstream needs no key; a call made just before stopping still reaches
     // Streamed through the proxy: the canned events end with message_stop.
     const sse = await fetch(`${a.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": a.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"hi"}]}' });
     expect(await sse.text()).toMatch(/event: message_start[\s\S]*event: message_delta[\s\S]*event: message_stop/);
+    // The canned upstream refuses what the API refuses for its shape (here: no max_tokens).
+    const bad = await fetch(`${a.info.url}/v1/messages`, { method: "POST", headers: { "x-api-key": a.info.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"hi"}]}' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toBe("max_tokens: Field required");
     // Stopped at once: the stop waits out the queue's batch window, so the call is recorded.
     await a.stop!();
     let out = "";

@@ -8,8 +8,12 @@
 //   model the body asked for, with usage from the body's size (about 4 bytes a token) and
 //   a few output tokens, so the ledger prices it like a real call of that model;
 // - POST /v1/messages/count_tokens: {input_tokens} by the same rule;
-// - anything else, or a body that is not a JSON object with a string `model`: Anthropic's
-//   error envelope (400/404).
+// - anything else, or a body the API would refuse for its shape (not a JSON object; no
+//   string `model`; no `messages` list; on /v1/messages no integer `max_tokens` >= 1: the
+//   fields @anthropic-ai/sdk's MessageCreateParamsBase requires, and count_tokens takes no
+//   max_tokens): Anthropic's error envelope (400/404), as the API words a missing field.
+//   The content of the messages is not checked: the proxy's own tests do that against
+//   test/fakes/anthropic-messages-api.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -46,13 +50,16 @@ export class CannedUpstream {
     };
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "POST" || (path !== "/v1/messages" && path !== "/v1/messages/count_tokens")) return fail(404, "not_found_error", `${req.method} ${path}: the canned upstream answers POST /v1/messages and /v1/messages/count_tokens only`);
-    let body: { model?: unknown; stream?: unknown };
+    let body: { model?: unknown; stream?: unknown; messages?: unknown; max_tokens?: unknown };
     try {
-      body = JSON.parse(raw.toString("utf8")) as { model?: unknown; stream?: unknown };
+      body = JSON.parse(raw.toString("utf8")) as typeof body;
     } catch {
       return fail(400, "invalid_request_error", "the body is not JSON");
     }
-    if (typeof body !== "object" || body === null || typeof body.model !== "string") return fail(400, "invalid_request_error", "model: Field required");
+    if (typeof body !== "object" || body === null || Array.isArray(body)) return fail(400, "invalid_request_error", "the body must be a JSON object");
+    if (typeof body.model !== "string") return fail(400, "invalid_request_error", "model: Field required");
+    if (!Array.isArray(body.messages)) return fail(400, "invalid_request_error", "messages: Field required");
+    if (path === "/v1/messages" && !(typeof body.max_tokens === "number" && Number.isSafeInteger(body.max_tokens) && body.max_tokens >= 1)) return fail(400, "invalid_request_error", "max_tokens: Field required");
     const input = Math.max(1, Math.ceil(raw.length / 4));
     if (path === "/v1/messages/count_tokens") {
       res.writeHead(200, { "content-type": "application/json", "request-id": requestId });
