@@ -87,3 +87,27 @@ it("reads the inventory's PRICES as the ledger's schema does, and refuses what i
     expect(zodOk, b.slice(0, 60)).toBe(false);
   }
 });
+
+// Every call sets and clears timers (forward.ts Watchdog, relayStream's lag); with
+// `nodejs_compat` and a compatibility date from 2026-02-10 on, workerd replaces the global
+// timers with Node's Timeout objects (enable_nodejs_global_timers), a JavaScript layer
+// over the native timer: ~1 µs more per set and clear (docs/llm-proxy.md, "Native
+// timers"). The proxy imports no node:* module and needs none of it; this keeps the
+// runtime's timers native, and the Node.js APIs out of the proxy's reach.
+it("runs on workerd's native timers (no Node.js compatibility layer)", async () => {
+  const c = unstable_readConfig({ config: WRANGLER_CONFIG });
+  expect(c.compatibility_flags).not.toContain("nodejs_compat");
+  expect(c.compatibility_flags).not.toContain("nodejs_compat_v2");
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    compatibilityDate: c.compatibility_date,
+    compatibilityFlags: c.compatibility_flags,
+    script: `export default { fetch() { const t = setTimeout(() => {}, 1000); clearTimeout(t); return new Response(typeof t); } };`,
+  });
+  try {
+    expect(await (await mf.dispatchFetch("http://proxy.test/")).text()).toBe("number");
+  } finally {
+    await mf.dispose();
+  }
+});
