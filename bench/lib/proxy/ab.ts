@@ -93,12 +93,15 @@ export async function runAb(argv: string[]): Promise<number> {
     .option("--warmup <s>", "unmeasured seconds per build before the rounds", "1")
     .option("--lead-in <s>", "unrecorded seconds of each slice's load before it is recorded", "0.25")
     .option("--metering <m>", "off (METERING=off) or sink (on, with the Queue binding's stand-in)", "off")
+    .option("--base-metering <m>", "the base build's metering, when it differs from --metering: `--base HEAD --base-metering off --metering sink` is metering's own cost (issue 16.8), paired")
     .option("--json", "print the results as JSON");
   program.parse(argv, { from: "user" });
-  const o = program.opts<{ base: string; mode: string; concurrency: string; rounds: string; runs: string; warmup: string; leadIn: string; metering: string; json?: boolean }>();
+  const o = program.opts<{ base: string; mode: string; concurrency: string; rounds: string; runs: string; warmup: string; leadIn: string; metering: string; baseMetering?: string; json?: boolean }>();
   const problems: string[] = [];
   if (o.mode !== "json" && o.mode !== "sse") problems.push(`--mode: json or sse, not ${o.mode}`);
   if (o.metering !== "off" && o.metering !== "sink") problems.push(`--metering: off or sink, not ${o.metering}`);
+  const baseMetering = o.baseMetering ?? o.metering;
+  if (baseMetering !== "off" && baseMetering !== "sink") problems.push(`--base-metering: off or sink, not ${baseMetering}`);
   const int = (name: string, v: string, lo: number, hi: number) => {
     const n = Number(v);
     if (!/^\d+$/.test(v) || n < lo || n > hi) problems.push(`--${name}: a whole number from ${lo} to ${hi}, not ${v}`);
@@ -132,8 +135,9 @@ export async function runAb(argv: string[]): Promise<number> {
   fake.recording = false;
   await fake.start();
   const secrets = { ANTHROPIC_API_KEY: "sk-ant-bench-placeholder", OPERATOR_TOKEN: "bench" };
-  const vars = { UPSTREAM_BASE_URL: fake.url, METERING: o.metering === "off" ? "off" : "on" };
-  const sink = o.metering === "sink" ? { queueProducers: {}, wrappedBindings: { USAGE_EVENTS: { scriptName: "queue-sink" } } } : {};
+  const metering = (side: Side) => (side === "base" ? baseMetering : o.metering);
+  const vars = (side: Side) => ({ UPSTREAM_BASE_URL: fake.url, METERING: metering(side) === "off" ? "off" : "on" });
+  const sink = (side: Side) => (metering(side) === "sink" ? { queueProducers: {}, wrappedBindings: { USAGE_EVENTS: { scriptName: "queue-sink" } } } : {});
   const { options } = wranglerWorkerOptions();
   const sides: Side[] = mode === "sse" ? ["base", "head", "floor"] : ["base", "head"];
   const samples = Object.fromEntries(sides.map((s) => [s, emptySamples()])) as Record<Side, Samples>;
@@ -148,14 +152,14 @@ export async function runAb(argv: string[]): Promise<number> {
       const { value: proxy, pid } = await withWorkerdPid(() =>
         startLocalProxy({
           script: first === "head" ? head : base.script,
-          vars,
+          vars: vars(first),
           secrets,
           onLog: () => {},
-          override: sink,
+          override: sink(first),
           extraWorkers: [
             QUEUE_SINK,
             QUEUE_ENDPOINT,
-            proxyWorkerOptions(second === "head" ? head : base.script, { name: second, vars, secrets, override: { routes: [`${second}.bench/*`], ...sink } }),
+            proxyWorkerOptions(second === "head" ? head : base.script, { name: second, vars: vars(second), secrets, override: { routes: [`${second}.bench/*`], ...sink(second) } }),
             { name: "floor", modules: true, routes: ["floor.bench/*"], script: STREAM_FLOOR, compatibilityDate: options.compatibilityDate, compatibilityFlags: options.compatibilityFlags, bindings: { UPSTREAM: fake.url } },
           ],
         }),
@@ -210,7 +214,7 @@ export async function runAb(argv: string[]): Promise<number> {
     command: `npm run bench:proxy-ab -- ${argv.join(" ")}`.trim(),
     date: new Date().toISOString(),
     base: { rev: o.base, commit: base.commit },
-    settings: { mode, concurrency, rounds, runs, warmup, leadIn, metering: o.metering },
+    settings: { mode, concurrency, rounds, runs, warmup, leadIn, metering: o.metering, baseMetering },
     rows,
     paired: { throughput, cpuPerCall: cpu },
     ttfbVsFloorMs: ttfbVsFloor,
@@ -220,7 +224,7 @@ export async function runAb(argv: string[]): Promise<number> {
   } else {
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     const lines = [
-      `base ${o.base} (${base.commit.slice(0, 12)}) vs head (working tree): ${mode}, concurrency ${concurrency}, ${runs} x ${rounds} rounds, metering ${o.metering}`,
+      `base ${o.base} (${base.commit.slice(0, 12)}) vs head (working tree): ${mode}, concurrency ${concurrency}, ${runs} x ${rounds} rounds, metering ${baseMetering === o.metering ? o.metering : `${o.metering} (base: ${baseMetering})`}`,
       "",
       "| build | req/s | p50 ms | TTFB p50 ms | workerd CPU µs/call | requests | errors |",
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
