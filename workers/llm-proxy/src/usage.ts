@@ -148,9 +148,13 @@ export class SseUsageScanner {
     let p = s;
     if (ended && (this.headLen > 0 || (chunk[s] !== 10 && chunk[s] !== 13))) this.events++;
     if (ended && this.headLen === 0) {
-      // The whole event is in this chunk: no copies.
+      // The whole event is in this chunk: no copies. The same bound as an event that
+      // spans chunks, so what is read never depends on how the bytes were cut.
       const k = Math.min(HEAD, e - s);
-      if (interesting(chunk.subarray(s, s + k), k)) this.onEvent(decodeBlock(chunk.subarray(s, e)));
+      if (interesting(chunk.subarray(s, s + k), k)) {
+        if (e - s - k > MAX_EVENT_BYTES) this.oversized++;
+        else this.onEvent(decodeBlock(chunk.subarray(s, e)));
+      }
       return;
     }
     if (this.decision === 0) {

@@ -108,4 +108,21 @@ describe("the usage scanner's bound", () => {
     expect(s.usage.outputTokens).toBe(3);
     expect(s.atBoundary).toBe(true);
   });
+
+  it("gives up the same event when it comes whole in one chunk: what is read never depends on how the bytes were cut", () => {
+    const huge = `event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":5},"pad":"${"x".repeat(MAX_EVENT_BYTES + 10)}"}}\n\n`;
+    const whole = new SseUsageScanner();
+    whole.push(new TextEncoder().encode(huge));
+    expect(whole.oversized).toBe(1);
+    expect(whole.usage.inputTokens).toBe(0);
+    expect(whole.events).toBe(1);
+    // Just under the bound, whole or cut, it is read.
+    const fits = `event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":5},"pad":"${"x".repeat(MAX_EVENT_BYTES - 200)}"}}\n\n`;
+    const one = new SseUsageScanner();
+    one.push(new TextEncoder().encode(fits));
+    const cut = new SseUsageScanner();
+    const b = new TextEncoder().encode(fits);
+    for (let i = 0; i < b.length; i += 4096) cut.push(b.subarray(i, i + 4096));
+    expect([one.usage.inputTokens, one.oversized, cut.usage.inputTokens, cut.oversized]).toEqual([5, 0, 5, 0]);
+  });
 });
