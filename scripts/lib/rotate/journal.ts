@@ -275,8 +275,9 @@ function readIfExists(file: string): string | undefined {
  * the stale file and created a new one: a second contender could remove the first one's
  * fresh lock and create its own, and both ran.) The marker is released once the lock is
  * replaced: a late contender that takes it re-reads the lock and sees it changed.
+ * `what` names what the lock guards in its errors ("rotation <id>" by default).
  */
-export function acquireLock(file: string, hooks?: LockHooks, depth = 0): () => void {
+export function acquireLock(file: string, hooks?: LockHooks, depth = 0, what: string = lockName(file)): () => void {
   if (depth > 3) throw new JournalError(`could not lock ${file}: too many takeovers died midway; remove ${file}.takeover-* by hand once no rotation runs`);
   const me: LockHolder = { pid: process.pid, nonce: randomUUID() };
   const tmp = `${file}.${me.nonce}.tmp`;
@@ -296,7 +297,7 @@ export function acquireLock(file: string, hooks?: LockHooks, depth = 0): () => v
       const seen = readIfExists(file);
       if (seen === undefined) continue; // released meanwhile: try again
       const holder = parseLock(seen);
-      if (holder && holder.pid > 0 && alive(holder.pid)) throw new JournalError(`${lockName(file)} is being run by process ${holder.pid} (${file})`);
+      if (holder && holder.pid > 0 && alive(holder.pid)) throw new JournalError(`${what} is being run by process ${holder.pid} (${file})`);
       hooks?.afterStaleRead?.(file);
       const stale = holder?.nonce ?? createHash("sha256").update(seen).digest("hex").slice(0, 16);
       let releaseMarker: () => void;
@@ -304,7 +305,7 @@ export function acquireLock(file: string, hooks?: LockHooks, depth = 0): () => v
         releaseMarker = acquireLock(`${file}.takeover-${stale}`, hooks, depth + 1);
       } catch (e) {
         if (e instanceof JournalError && / is being run by process (\d+)/.test(e.message)) {
-          throw new JournalError(`${lockName(file)} is being taken over by process ${/ is being run by process (\d+)/.exec(e.message)![1]} (${file})`);
+          throw new JournalError(`${what} is being taken over by process ${/ is being run by process (\d+)/.exec(e.message)![1]} (${file})`);
         }
         throw e;
       }

@@ -2,13 +2,13 @@
 // tenant, proxies to a fake upstream, and prints the same key on the next start; the
 // calls made through it reach the local ledger, where the `npm run usage` it prints
 // reports them while it runs.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FakeAnthropic } from "../../../workers/llm-proxy/test/fake-anthropic.ts";
 import { runUsage } from "../usage/cli.ts";
-import { readDevVars, runDevProxy } from "./dev-proxy.ts";
+import { LOCK_FILE, readDevVars, runDevProxy } from "./dev-proxy.ts";
 
 const root = resolve(import.meta.dirname, "../../..");
 const dir = mkdtempSync(join(tmpdir(), "efp-dev-"));
@@ -62,10 +62,77 @@ it("rejects a bad port or upstream with exit code 2, and a port in use with one 
   expect((await start(["--fake-upstream"])).code).toBe(2); // with --upstream: give one
   const busy = await start();
   const port = new URL(busy.info!.url).port;
-  const again = await start(["--port", port]);
-  expect(again.code).toBe(2);
-  expect(again.out).toContain(`127.0.0.1:${port} is in use (another dev:proxy?)`);
+  // Its own state, so only the port is in the way.
+  const other = mkdtempSync(join(tmpdir(), "efp-dev-port-"));
+  try {
+    const again = await start(["--port", port, "--persist", other, "--ledger-persist", join(other, "ledger")]);
+    expect(again.code).toBe(2);
+    expect(again.out).toContain(`127.0.0.1:${port} is in use (another dev:proxy?)`);
+    // It let go of its state: a dev:proxy on it starts.
+    const then = await start(["--persist", other, "--ledger-persist", join(other, "ledger")]);
+    expect(then.code).toBe(0);
+    await then.stop!();
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
   await busy.stop!();
+});
+
+it("refuses a second dev:proxy on the same state (either directory), takes over a dead one's lock, and lets go on stop", async () => {
+  const d = mkdtempSync(join(tmpdir(), "efp-dev-lock-"));
+  const opts = (persist: string, ledger: string) => ["--port", "0", "--upstream", fake.url, "--persist", persist, "--ledger-persist", ledger, "--json", "--quiet"];
+  const run = async (args: string[]) => {
+    let out = "";
+    let err = "";
+    const r = await runDevProxy(args, { out: (s) => (out += s), err: (s) => (err += s), env: {}, root });
+    return { ...r, out, err };
+  };
+  try {
+    const a = await run(opts(join(d, "p"), join(d, "l")));
+    expect(a.code).toBe(0);
+    expect(readFileSync(join(d, "p", LOCK_FILE), "utf8")).toContain(`"pid":${process.pid}`);
+    const same = await run(opts(join(d, "p"), join(d, "l2")));
+    expect(same.code).toBe(2);
+    expect(same.err).toBe(`dev-proxy: another dev:proxy (process ${process.pid}) is using the state in ${join(d, "p")}: stop it, or give this one another --persist / --ledger-persist\n`);
+    // Refused whole: it kept no lock on the ledger directory it did get to.
+    expect(existsSync(join(d, "l2", LOCK_FILE))).toBe(false);
+    const ledger = await run(opts(join(d, "p2"), join(d, "l")));
+    expect(ledger.code).toBe(2);
+    expect(ledger.err).toContain(`is using the state in ${join(d, "l")}:`);
+    expect(existsSync(join(d, "p2", LOCK_FILE))).toBe(false);
+    await a.stop!();
+    expect(existsSync(join(d, "p", LOCK_FILE))).toBe(false);
+    expect(existsSync(join(d, "l", LOCK_FILE))).toBe(false);
+    // A lock left by a process that died (no such pid) is taken over.
+    writeFileSync(join(d, "p", LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 1, nonce: "dead" }));
+    const b = await run(opts(join(d, "p"), join(d, "l")));
+    expect(b.code).toBe(0);
+    await b.stop!();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+it("--json without --quiet prints only JSON lines: the startup details, then logs and data points", async () => {
+  const d = mkdtempSync(join(tmpdir(), "efp-dev-json-"));
+  let out = "";
+  const r = await runDevProxy(["--port", "0", "--upstream", fake.url, "--persist", d, "--ledger-persist", join(d, "ledger"), "--json"], { out: (s) => (out += s), err: () => {}, env: {}, root });
+  try {
+    expect(r.code).toBe(0);
+    const first = out.split("\n").map((l) => (l.startsWith("{") ? (JSON.parse(l) as Record<string, unknown>) : l)).find((l) => typeof l === "object" && "url" in l) as { url: string; devTenantKey: string };
+    const res = await fetch(`${first.url}/v1/messages`, { method: "POST", headers: { "x-api-key": first.devTenantKey, "anthropic-version": "2023-06-01" }, body: '{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}' });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    for (let i = 0; i < 40 && !out.includes('"metric"'); i++) await new Promise((ok) => setTimeout(ok, 50));
+  } finally {
+    await r.stop?.();
+    rmSync(d, { recursive: true, force: true });
+  }
+  const lines = out.split("\n").filter((l) => l !== "");
+  // Every line is a JSON object (a line that is not would throw here).
+  const objects = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(objects.some((o) => "url" in o)).toBe(true);
+  expect(objects.find((o) => "metric" in o)).toMatchObject({ metric: { blobs: expect.arrayContaining(["/v1/messages", "200"]) } });
 });
 
 it("--fake-upstream needs no key; a call made just before stopping still reaches the ledger; a dev key KV no longer has is replaced", async () => {

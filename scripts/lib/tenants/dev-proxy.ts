@@ -5,7 +5,8 @@
 // dev tenant, and each call's metrics data point printed. Never for production traffic.
 import { Command, CommanderError } from "commander";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { acquireLock, JournalError } from "../rotate/journal.ts";
 import { WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { startLocalPipeline } from "../../../workers/llm-proxy/local/pipeline.ts";
 import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
@@ -78,7 +79,7 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     .option("--persist <dir>", "local state: tenants, rate limits, the archive (shared with `npm run tenants -- --local`)", DEFAULT_PERSIST)
     .option("--ledger-persist <dir>", "the usage ledger's D1 state (what `npm run usage` reads)", USAGE_PERSIST)
     .option("--quiet", "do not print log lines and metrics data points")
-    .option("--json", "print the startup details as JSON")
+    .option("--json", "print JSON lines: the startup details, then {\"log\": line} and {\"metric\": data point}")
     .addHelpText(
       "after",
       "\nSecrets: ANTHROPIC_API_KEY (the upstream's key) and OPERATOR_TOKEN (the status endpoint's; default\n" +
@@ -113,8 +114,31 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const devVars = readDevVars(resolve(WORKER_DIR, ".dev.vars"));
   const providerKey = io.env.ANTHROPIC_API_KEY ?? devVars.ANTHROPIC_API_KEY;
   const operatorToken = io.env.OPERATOR_TOKEN ?? devVars.OPERATOR_TOKEN ?? "dev-operator-token";
-  const key = await devTenantKey(io.root, o.persist);
-  const print = o.quiet ? () => {} : (s: string) => io.out(s + "\n");
+  // One dev:proxy per state: two workerd processes on one Miniflare state (its SQLite
+  // files: the tenants' KV, the limiter's objects, the ledger's D1) would each write it
+  // as if alone. A lock per directory, taken over when its process is gone; `npm run
+  // tenants --local`, `usage` and `archive` still read the state while this one runs.
+  const release: (() => void)[] = [];
+  const unlock = () => {
+    for (const r of release.splice(0)) r();
+  };
+  for (const dir of new Set([resolve(io.root, o.persist), resolve(io.root, o.ledgerPersist)])) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      release.push(acquireLock(join(dir, LOCK_FILE), undefined, 0, `the state in ${dir}`));
+    } catch (e) {
+      unlock();
+      if (!(e instanceof JournalError)) throw e;
+      const pid = / by process (\d+)/.exec(e.message)?.[1];
+      io.err(`dev-proxy: ${pid ? `another dev:proxy (process ${pid}) is using the state in ${dir}` : e.message}: stop it, or give this one another --persist / --ledger-persist\n`);
+      return { code: 2 };
+    }
+  }
+  const key = await devTenantKey(io.root, o.persist).catch((e: unknown) => {
+    unlock();
+    throw e;
+  });
+  const print = o.quiet ? () => {} : o.json ? (s: string) => io.out(JSON.stringify({ log: s }) + "\n") : (s: string) => io.out(s + "\n");
   const fake = o.fakeUpstream ? await new CannedUpstream().start() : undefined;
   const upstream = fake?.url ?? o.upstream;
   let started: Awaited<ReturnType<typeof startLocalPipeline>>;
@@ -128,9 +152,10 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
       vars: upstream ? { UPSTREAM_BASE_URL: upstream } : {},
       secrets: { ANTHROPIC_API_KEY: providerKey || "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
       onLog: print,
-      onDataPoint: (p) => print(`metric ${JSON.stringify(p)}`),
+      onDataPoint: o.quiet ? () => {} : o.json ? (p) => io.out(JSON.stringify({ metric: p }) + "\n") : (p) => print(`metric ${JSON.stringify(p)}`),
     });
   } catch (e) {
+    unlock();
     await fake?.stop();
     if (/ADDRESS_IN_USE|address already in use/i.test(`${(e as { code?: string }).code ?? ""} ${(e as Error).message}`)) {
       io.err(`dev-proxy: ${o.host}:${port} is in use (another dev:proxy?): stop it, or pick another --port\n`);
@@ -184,11 +209,18 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
       // be lost; nothing else is.
       io.err(`dev-proxy: stopping: waiting ${DRAIN_MS / 1000} s for the usage queue to hand the ledger the last calls\n`);
       await new Promise((r) => setTimeout(r, DRAIN_MS));
-      await mf.dispose();
-      await fake?.stop();
+      try {
+        await mf.dispose();
+        await fake?.stop();
+      } finally {
+        unlock();
+      }
     },
   };
 }
+
+/** In each state directory while a dev:proxy runs on it: `{pid, nonce}` (rotate/journal.ts acquireLock). */
+export const LOCK_FILE = "dev-proxy.lock";
 
 /** The ledger consumer's max_batch_timeout (workers/usage-ledger/wrangler.jsonc, 5 s) and a second. */
 const DRAIN_MS = 6_000;
