@@ -133,7 +133,9 @@ export async function reserveTokens(
   // count_tokens calls count as requests, use no tokens upstream and cost nothing.
   const billed = route === "/v1/messages";
   const est: Estimate = billed ? estimateFromBody(body) : { input: 0, output: 0, needsCount: false, counted: false, parsed: undefined };
-  const why = billed ? unsizable(est.parsed) : undefined;
+  // A key named twice: the upstream's parser may read another call than the one sized
+  // here (json-keys.ts). Refused, like a body that cannot be sized.
+  const why = !billed ? undefined : est.repeated !== undefined ? `${est.repeated}: this key appears more than once in its object; a tenant with token limits or a spend budget must send each key once` : unsizable(est.parsed);
   if (why !== undefined) return { verdict: { ok: false, status: 400, headers: {}, message: why }, settle: NOTHING };
   // Billed beyond tokens: a budget could not hold (docs/llm-proxy.md "Spend budgets").
   const beyond = billed && table !== undefined && est.parsed !== undefined ? unpriced(est.parsed) : undefined;

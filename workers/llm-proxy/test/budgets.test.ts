@@ -259,6 +259,35 @@ describe("spend budgets per tenant", () => {
     expect(h.fake.received).toHaveLength(0);
   });
 
+  it("a body that names a key twice is refused for a budgeted tenant (400, before the upstream), and sent as is for one without a budget", async () => {
+    const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
+    const { key: free } = await h.tenant({ name: "unbudgeted-dup" });
+    h.fake.reset();
+    // JSON.parse reads the last max_tokens (1) and would reserve one output token; a parser
+    // that keeps the first runs the call to 4,000.
+    const twice = body(4000).replace(/}$/, ',"max_tokens":1}');
+    const escaped = body(4000).replace(/}$/, ',"max\\u005ftokens":1}');
+    const nested = body(10).replace('"role":"user"', '"role":"user","role":"assistant"');
+    const cases: [string, string][] = [
+      [twice, "max_tokens"],
+      [escaped, "max_tokens"],
+      [nested, "messages[0].role"],
+    ];
+    for (const [b, path] of cases) {
+      const r = await h.call("/v1/messages", { key, body: b });
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.text).error).toMatchObject({ type: "invalid_request_error", message: `${path}: this key appears more than once in its object; a tenant with token limits or a spend budget must send each key once` });
+    }
+    expect(h.fake.received).toHaveLength(0);
+    // Nothing was reserved or spent by the refusals: the budget is whole.
+    const ok = await h.call("/v1/messages", { key, body: body(10) });
+    expect(ok.status).toBe(200);
+    // Without a budget the body goes through byte for byte, repeats and all.
+    const free1 = await h.call("/v1/messages", { key: free, body: twice });
+    expect(free1.status).toBe(200);
+    expect(h.fake.received.at(-1)!.body.toString("utf8")).toBe(twice);
+  });
+
   it("a call billed beyond tokens (fast mode, regional inference, web search) is refused for a budgeted tenant (403), allowed for one without a budget", async () => {
     const { key } = await h.tenant({ dailyBudgetMicros: 50_000_000 });
     const { key: free } = await h.tenant({ name: "unbudgeted" });

@@ -3,6 +3,7 @@
 // upstream's count_tokens when the tenant is near its limit or the body holds content
 // whose size says nothing about its tokens. Settling (index.ts) then gives back what the
 // call did not use.
+import { repeatedKey } from "./json-keys.ts";
 import { MAX_TOKENS_PER_CALL } from "../../../shared/token-bound.ts";
 import type { Tokens } from "./token-bucket.ts";
 
@@ -42,6 +43,8 @@ export interface Estimate {
   counted: boolean;
   /** The body parsed, for count_tokens. */
   parsed: Record<string, unknown> | undefined;
+  /** The path of a key some object of the body names twice (json-keys.ts), if any. */
+  repeated?: string | undefined;
 }
 
 function textOnly(content: unknown): boolean {
@@ -62,9 +65,14 @@ const decoder = new TextDecoder();
 export function estimateFromBody(body: ArrayBuffer): Estimate {
   const bytes = body.byteLength;
   let parsed: Record<string, unknown> | undefined;
+  let repeated: string | undefined;
   try {
-    const v = JSON.parse(decoder.decode(body)) as unknown;
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) parsed = v as Record<string, unknown>;
+    const text = decoder.decode(body);
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+      parsed = v as Record<string, unknown>;
+      repeated = repeatedKey(text);
+    }
   } catch {
     parsed = undefined;
   }
@@ -89,7 +97,7 @@ export function estimateFromBody(body: ArrayBuffer): Estimate {
   }
   const tools = parsed !== undefined && Array.isArray(parsed.tools) && parsed.tools.length > 0;
   const input = Math.ceil(bytes / BYTES_PER_TOKEN_BOUND) + (tools ? TOOLS_OVERHEAD_TOKENS : 0);
-  return { input, output, needsCount, counted: false, parsed };
+  return { input, output, needsCount, counted: false, parsed, ...(repeated !== undefined ? { repeated } : {}) };
 }
 
 /** The body sent to count_tokens: the counted fields of the call, nothing else (it
