@@ -98,6 +98,8 @@ it("runs on workerd's native timers (no Node.js compatibility layer)", async () 
   const c = unstable_readConfig({ config: WRANGLER_CONFIG });
   expect(c.compatibility_flags).not.toContain("nodejs_compat");
   expect(c.compatibility_flags).not.toContain("nodejs_compat_v2");
+  // Explicit (wrangler.jsonc says why): an empty list would leave a deployed script's flags.
+  expect(c.compatibility_flags).toEqual(expect.arrayContaining(["no_nodejs_compat", "no_nodejs_compat_v2"]));
   const { Miniflare } = await import("miniflare");
   const mf = new Miniflare({
     modules: true,
