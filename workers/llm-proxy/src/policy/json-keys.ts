@@ -67,20 +67,24 @@ export function repeatedKey(text: string): string | undefined {
   return undefined;
 }
 
-/** `key` of the object `f`, as a path from the body's root. */
+/** The longest path an error message quotes: a deeper one keeps its start and its end. */
+export const MAX_PATH_CHARS = 200;
+
+/** `key` of the object `f`, as a path from the body's root (at most MAX_PATH_CHARS). */
 function pathOf(f: Frame, key: string): string {
   const parts: string[] = [name(key)];
   for (let g: Frame | undefined = f; g !== undefined && g.at !== undefined; g = g.parent) {
     parts.push(typeof g.at === "number" ? `[${g.at}]` : name(g.at));
   }
-  return parts
+  const path = parts
     .reverse()
     .map((p, k) => (k === 0 || p.startsWith("[") ? p : "." + p))
     .join("");
+  return path.length <= MAX_PATH_CHARS ? path : `${path.slice(0, 60)}...${path.slice(-(MAX_PATH_CHARS - 63))}`;
 }
 
-/** A key as an error message may quote it: as it is when it is a plain name, else JSON,
- *  printable ASCII, at most 64 characters. */
+/** A key as an error message may quote it: as it is when it is a plain name, else JSON
+ *  of its first 32 characters, printable ASCII (at most ~200 characters). */
 function name(key: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key) ? key : JSON.stringify(key.slice(0, 64)).replace(/[^\x20-\x7e]/g, "?");
+  return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key) ? key : JSON.stringify(key.slice(0, 32)).replace(/[^\x20-\x7e]/g, "?");
 }

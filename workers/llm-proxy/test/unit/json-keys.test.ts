@@ -1,7 +1,7 @@
 // repeatedKey (src/policy/json-keys.ts): the first key an object of a JSON text names
 // twice, as JSON.parse reads keys, whatever the strings around it hold.
 import { describe, expect, it } from "vitest";
-import { repeatedKey } from "../../src/policy/json-keys.ts";
+import { MAX_PATH_CHARS, repeatedKey } from "../../src/policy/json-keys.ts";
 
 describe("repeatedKey", () => {
   it("finds a top-level key named twice, and says where", () => {
@@ -47,5 +47,19 @@ describe("repeatedKey", () => {
     const path = repeatedKey(JSON.stringify({ [odd]: 1 }).replace(/}$/, `,${JSON.stringify(odd)}:2}`))!;
     expect(path).toMatch(/^"[\x20-\x7e]+"$/);
     expect(path.length).toBeLessThanOrEqual(70);
+    // Control characters are escaped by JSON (\u0001: six characters each): still bounded.
+    const ctl = "\u0001".repeat(64);
+    expect(repeatedKey(`{${JSON.stringify(ctl)}:1,${JSON.stringify(ctl)}:2}`)!.length).toBeLessThanOrEqual(MAX_PATH_CHARS);
+  });
+
+  it("bounds the path of a key repeated deep down: its start and its end", () => {
+    const depth = 5000;
+    const text = '{"x":' + '[{"k":'.repeat(depth) + '{"a":1,"a":2}' + "}]".repeat(depth) + "}";
+    expect(JSON.parse(text)).toBeTypeOf("object");
+    const path = repeatedKey(text)!;
+    expect(path.length).toBeLessThanOrEqual(MAX_PATH_CHARS);
+    expect(path.startsWith("x[0].k[0].k[0]")).toBe(true);
+    expect(path.endsWith("k[0].k.a")).toBe(true);
+    expect(path).toContain("...");
   });
 });
