@@ -182,9 +182,11 @@ describe("npm run rotate", () => {
 
   it("refuses to start while another run holds the secret's lock (exit 2), and changes nothing", async () => {
     rig = await new Rig({ workers: 2, canaries: 0 }).start();
-    // Another live process (this one) is rotating ANTHROPIC_API_KEY.
+    // Another live process (this one's parent) is rotating ANTHROPIC_API_KEY. (This
+    // process's own pid with a nonce it does not hold is a lock from before a restart:
+    // stale, journal.test.ts.)
     mkdirSync(rig.journalDir, { recursive: true });
-    writeFileSync(join(rig.journalDir, "secret-anthropic_api_key.lock"), String(process.pid));
+    writeFileSync(join(rig.journalDir, "secret-anthropic_api_key.lock"), String(process.ppid));
     const { code, err } = await run(args(rig, SECRET), env(rig));
     expect(code).toBe(ROTATE_EXIT.usage);
     expect(err).toMatch(/secret-anthropic_api_key is being run by process \d+/);

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { JournalError, JournalStore, type Journal, type JournalFs } from "./journal.ts";
+import { acquireLock, JournalError, JournalStore, type Journal, type JournalFs } from "./journal.ts";
 
 let dir: string | undefined;
 afterEach(() => {
@@ -99,6 +99,32 @@ describe("locks", () => {
     expect(() => a.lock("r")).toThrow(/rotation r is being run by process \d+/);
     release();
     a.lock("r")();
+  });
+
+  it("a lock naming this process's pid with a nonce it does not hold is stale (left from before a restart that reused the pid)", () => {
+    const d = tmp();
+    writeFileSync(join(d, "r.lock"), JSON.stringify({ pid: process.pid, nonce: "before-the-restart" }));
+    const s = new JournalStore({ dir: d, secrets: () => [] });
+    const release = s.lock("r");
+    expect(JSON.parse(readFileSync(join(d, "r.lock"), "utf8")).nonce).not.toBe("before-the-restart");
+    release();
+  });
+
+  it("a lock is held while its holder or a process it recorded as acting for it lives", () => {
+    const d = tmp();
+    const file = join(d, "x.lock");
+    // The holder is dead, the process acting for it (this one's parent, alive) is not.
+    writeFileSync(file, JSON.stringify({ pid: deadPid(), nonce: "gone", also: [process.ppid] }));
+    expect(() => acquireLock(file, undefined, 0, "the state")).toThrow(`the state is being run by process ${process.ppid} (${file})`);
+    // Both dead: taken over.
+    writeFileSync(file, JSON.stringify({ pid: deadPid(), nonce: "gone", also: [deadPid()] }));
+    const release = acquireLock(file, undefined, 0, "the state");
+    // The holder records its own helpers; a release removes the lock.
+    release.also([process.ppid]);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ pid: process.pid, also: [process.ppid] });
+    expect(fs.readdirSync(d)).toEqual(["x.lock"]);
+    release();
+    expect(fs.existsSync(file)).toBe(false);
   });
 
   it("a stale lock (dead pid, also in the old plain-pid format) is taken over", () => {

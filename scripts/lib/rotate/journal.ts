@@ -239,18 +239,38 @@ export class JournalStore {
 interface LockHolder {
   pid: number;
   nonce: string;
+  /** Processes the holder started that act for it and can outlive it (dev:proxy's
+   *  workerd): the lock is held while the holder or any of them lives. */
+  also?: number[];
 }
+
+/** The nonces of the locks this process holds: a lock naming this process's pid with
+ *  another nonce was left by an earlier process that had the same pid (a container's
+ *  restart), and is stale. */
+const heldHere = new Set<string>();
 
 function parseLock(text: string): LockHolder | undefined {
   if (/^\d+$/.test(text.trim())) return { pid: Number(text.trim()), nonce: `legacy-${text.trim()}` }; // before nonces
   try {
     const v = JSON.parse(text) as Partial<LockHolder>;
-    if (Number.isInteger(v.pid) && typeof v.nonce === "string" && /^[\w-]+$/.test(v.nonce)) return { pid: v.pid!, nonce: v.nonce };
+    if (Number.isInteger(v.pid) && typeof v.nonce === "string" && /^[\w-]+$/.test(v.nonce)) {
+      const also = Array.isArray(v.also) ? v.also.filter((p): p is number => Number.isInteger(p) && p > 0).slice(0, 16) : [];
+      return { pid: v.pid!, nonce: v.nonce, ...(also.length > 0 ? { also } : {}) };
+    }
   } catch {
     // not ours: handled as stale below
   }
   return undefined;
 }
+
+/** The live process that holds `h`, if any: its pid, or one of its `also`. */
+function liveHolder(h: LockHolder): number | undefined {
+  if (h.pid > 0 && alive(h.pid) && !(h.pid === process.pid && !heldHere.has(h.nonce))) return h.pid;
+  return h.also?.find((p) => p !== process.pid && alive(p));
+}
+
+/** A lock's release; `also` records processes that act for the holder (LockHolder.also). */
+export type LockRelease = (() => void) & { also(pids: number[]): void };
 
 function readIfExists(file: string): string | undefined {
   try {
@@ -277,19 +297,33 @@ function readIfExists(file: string): string | undefined {
  * replaced: a late contender that takes it re-reads the lock and sees it changed.
  * `what` names what the lock guards in its errors ("rotation <id>" by default).
  */
-export function acquireLock(file: string, hooks?: LockHooks, depth = 0, what: string = lockName(file)): () => void {
+export function acquireLock(file: string, hooks?: LockHooks, depth = 0, what: string = lockName(file)): LockRelease {
   if (depth > 3) throw new JournalError(`could not lock ${file}: too many takeovers died midway; remove ${file}.takeover-* by hand once no rotation runs`);
   const me: LockHolder = { pid: process.pid, nonce: randomUUID() };
   const tmp = `${file}.${me.nonce}.tmp`;
-  const release = () => {
-    const cur = readIfExists(file);
-    if (cur !== undefined && parseLock(cur)?.nonce === me.nonce) rmSync(file, { force: true });
-  };
+  const release = Object.assign(
+    () => {
+      heldHere.delete(me.nonce);
+      const cur = readIfExists(file);
+      if (cur !== undefined && parseLock(cur)?.nonce === me.nonce) rmSync(file, { force: true });
+    },
+    {
+      also(pids: number[]): void {
+        // Rewritten whole (temp file, rename) while it is still this holder's.
+        const cur = readIfExists(file);
+        if (cur === undefined || parseLock(cur)?.nonce !== me.nonce) return;
+        const next = `${file}.${me.nonce}.also.tmp`;
+        writeFileSync(next, JSON.stringify({ ...me, also: pids }), { mode: 0o600 });
+        nodeFs.renameSync(next, file);
+      },
+    },
+  );
   try {
     writeFileSync(tmp, JSON.stringify(me), { mode: 0o600 });
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         linkSync(tmp, file);
+        heldHere.add(me.nonce);
         return release;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
@@ -297,7 +331,8 @@ export function acquireLock(file: string, hooks?: LockHooks, depth = 0, what: st
       const seen = readIfExists(file);
       if (seen === undefined) continue; // released meanwhile: try again
       const holder = parseLock(seen);
-      if (holder && holder.pid > 0 && alive(holder.pid)) throw new JournalError(`${what} is being run by process ${holder.pid} (${file})`);
+      const live = holder ? liveHolder(holder) : undefined;
+      if (live !== undefined) throw new JournalError(`${what} is being run by process ${live} (${file})`);
       hooks?.afterStaleRead?.(file);
       const stale = holder?.nonce ?? createHash("sha256").update(seen).digest("hex").slice(0, 16);
       let releaseMarker: () => void;
@@ -314,6 +349,7 @@ export function acquireLock(file: string, hooks?: LockHooks, depth = 0, what: st
         if (readIfExists(file) !== seen) continue; // someone else changed it: look again
         nodeFs.renameSync(tmp, file);
         fsyncDir(nodeFs, dirname(file));
+        heldHere.add(me.nonce);
         return release;
       } finally {
         releaseMarker();

@@ -2,7 +2,7 @@
 // tenant, proxies to a fake upstream, and prints the same key on the next start; the
 // calls made through it reach the local ledger, where the `npm run usage` it prints
 // reports them while it runs.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -90,10 +90,15 @@ it("refuses a second dev:proxy on the same state (either directory), takes over 
   try {
     const a = await run(opts(join(d, "p"), join(d, "l")));
     expect(a.code).toBe(0);
-    expect(readFileSync(join(d, "p", LOCK_FILE), "utf8")).toContain(`"pid":${process.pid}`);
+    // The lock names this process and the workerd it started (which a SIGKILL of this
+    // process would leave serving the state).
+    const held = JSON.parse(readFileSync(join(d, "p", LOCK_FILE), "utf8")) as { pid: number; also: number[] };
+    expect(held.pid).toBe(process.pid);
+    expect(held.also).toHaveLength(1);
+    expect(readFileSync(`/proc/${held.also[0]}/comm`, "utf8").trim()).toBe("workerd");
     const same = await run(opts(join(d, "p"), join(d, "l2")));
     expect(same.code).toBe(2);
-    expect(same.err).toBe(`dev-proxy: another dev:proxy (process ${process.pid}) is using the state in ${join(d, "p")}: stop it, or give this one another --persist / --ledger-persist\n`);
+    expect(same.err).toBe(`dev-proxy: another dev:proxy (or the workerd it started: process ${process.pid}) is using the state in ${join(d, "p")}: stop it, or give this one another --persist / --ledger-persist (if no such process runs, remove ${join(d, "p", LOCK_FILE)})\n`);
     // Refused whole: it kept no lock on the ledger directory it did get to.
     expect(existsSync(join(d, "l2", LOCK_FILE))).toBe(false);
     const ledger = await run(opts(join(d, "p2"), join(d, "l")));
@@ -103,11 +108,24 @@ it("refuses a second dev:proxy on the same state (either directory), takes over 
     await a.stop!();
     expect(existsSync(join(d, "p", LOCK_FILE))).toBe(false);
     expect(existsSync(join(d, "l", LOCK_FILE))).toBe(false);
-    // A lock left by a process that died (no such pid) is taken over.
-    writeFileSync(join(d, "p", LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 1, nonce: "dead" }));
+    // A lock left by a process that died (no such pid) is taken over, unless a workerd it
+    // started still runs (here: one this process started, still alive).
+    const orphan = (await run(opts(join(d, "o"), join(d, "o", "ledger")))) as Awaited<ReturnType<typeof run>>;
+    const orphanWorkerd = (JSON.parse(readFileSync(join(d, "o", LOCK_FILE), "utf8")) as { also: number[] }).also[0]!;
+    writeFileSync(join(d, "p", LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 1, nonce: "dead", also: [orphanWorkerd] }));
+    const blocked = await run(opts(join(d, "p"), join(d, "l")));
+    expect(blocked.code).toBe(2);
+    expect(blocked.err).toContain(`(or the workerd it started: process ${orphanWorkerd}) is using the state in ${join(d, "p")}`);
+    await orphan.stop!();
+    writeFileSync(join(d, "p", LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 1, nonce: "dead", also: [orphanWorkerd] }));
     const b = await run(opts(join(d, "p"), join(d, "l")));
     expect(b.code).toBe(0);
     await b.stop!();
+    // One folder under two names (a symlink) is one state: locked once, not refused by itself.
+    symlinkSync(join(d, "p"), join(d, "p-link"));
+    const c = await run(opts(join(d, "p"), join(d, "p-link")));
+    expect(c.code).toBe(0);
+    await c.stop!();
   } finally {
     rmSync(d, { recursive: true, force: true });
   }

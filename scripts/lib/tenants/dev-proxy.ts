@@ -4,9 +4,10 @@
 // state persisted where `npm run tenants --local` and `npm run usage` find it, a seeded
 // dev tenant, and each call's metrics data point printed. Never for production traffic.
 import { Command, CommanderError } from "commander";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { acquireLock, JournalError } from "../rotate/journal.ts";
+import { acquireLock, JournalError, type LockRelease } from "../rotate/journal.ts";
+import { workerdChildren } from "../workerd-process.ts";
 import { WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { startLocalPipeline } from "../../../workers/llm-proxy/local/pipeline.ts";
 import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
@@ -118,31 +119,45 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   // files: the tenants' KV, the limiter's objects, the ledger's D1) would each write it
   // as if alone. A lock per directory, taken over when its process is gone; `npm run
   // tenants --local`, `usage` and `archive` still read the state while this one runs.
-  const release: (() => void)[] = [];
+  const print = o.quiet ? () => {} : o.json ? (s: string) => io.out(JSON.stringify({ log: s }) + "\n") : (s: string) => io.out(s + "\n");
+  // By real path (a symlink or another spelling names the same folder), in one order (two
+  // runs that name the same two folders the other way round cannot each hold one).
+  const release: LockRelease[] = [];
   const unlock = () => {
     for (const r of release.splice(0)) r();
   };
-  for (const dir of new Set([resolve(io.root, o.persist), resolve(io.root, o.ledgerPersist)])) {
+  const dirs = new Map<string, string>();
+  for (const given of [resolve(io.root, o.persist), resolve(io.root, o.ledgerPersist)]) {
+    mkdirSync(given, { recursive: true });
+    const real = realpathSync(given);
+    if (!dirs.has(real)) dirs.set(real, given);
+  }
+  for (const [real, given] of [...dirs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const file = join(real, LOCK_FILE);
     try {
-      mkdirSync(dir, { recursive: true });
-      release.push(acquireLock(join(dir, LOCK_FILE), undefined, 0, `the state in ${dir}`));
+      release.push(acquireLock(file, undefined, 0, `the state in ${given}`));
     } catch (e) {
       unlock();
       if (!(e instanceof JournalError)) throw e;
       const pid = / by process (\d+)/.exec(e.message)?.[1];
-      io.err(`dev-proxy: ${pid ? `another dev:proxy (process ${pid}) is using the state in ${dir}` : e.message}: stop it, or give this one another --persist / --ledger-persist\n`);
+      io.err(
+        pid
+          ? `dev-proxy: another dev:proxy (or the workerd it started: process ${pid}) is using the state in ${given}: stop it, or give this one another --persist / --ledger-persist (if no such process runs, remove ${file})\n`
+          : `dev-proxy: ${e.message}\n`,
+      );
       return { code: 2 };
     }
   }
-  const key = await devTenantKey(io.root, o.persist).catch((e: unknown) => {
-    unlock();
-    throw e;
-  });
-  const print = o.quiet ? () => {} : o.json ? (s: string) => io.out(JSON.stringify({ log: s }) + "\n") : (s: string) => io.out(s + "\n");
-  const fake = o.fakeUpstream ? await new CannedUpstream().start() : undefined;
-  const upstream = fake?.url ?? o.upstream;
+  let fake: CannedUpstream | undefined;
   let started: Awaited<ReturnType<typeof startLocalPipeline>>;
+  let key: string;
+  // workerd outlives a Node process killed with SIGKILL and goes on serving the state: the
+  // locks name it too, so the next dev:proxy waits for it as for a live holder.
+  const before = workerdChildren();
   try {
+    key = await devTenantKey(io.root, o.persist);
+    fake = o.fakeUpstream ? await new CannedUpstream().start() : undefined;
+    const upstream = fake?.url ?? o.upstream;
     started = await startLocalPipeline({
       port,
       host: o.host,
@@ -163,6 +178,8 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     }
     throw e;
   }
+  const workerd = [...workerdChildren()].filter((p) => !before.has(p)).map(Number);
+  for (const r of release) r.also(workerd);
   const { mf, url } = started;
   const base = url.origin;
   // How to see the usage of the calls made here: the ledger writes a batch within its
