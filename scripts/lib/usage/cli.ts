@@ -197,9 +197,9 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
       "after",
       "\nThe token is read from CLOUDFLARE_API_TOKEN only. Cost is rounded up to the micro-dollar per call.\n" +
         "cache hit = cache read / (input + 5m cache write + 1h cache write + cache read) tokens.\n" +
-        "budget day = the tenant's cost that UTC day (all models) / its daily budget; budget month = its cost\n" +
-        "from the 1st of that UTC month through the day / its monthly budget. \"-\": no budget, or budgets\n" +
-        "not readable (the reason is printed, and in --json under budgets.reason).\n" +
+        "budget day = (the tenant's cost that UTC day, all models, + what its budget held beyond it) / its daily\n" +
+        "budget; budget month = the same from the 1st of that UTC month through the day / its monthly budget.\n" +
+        "\"-\": no budget, or budgets not readable (the reason is printed, and in --json under budgets.reason).\n" +
         "Rows marked (!) include calls of a model missing from fleet/metering.yaml, priced at the table's highest rates.\n" +
         "Exit codes: 0 ok, 1 the ledger could not be read or --out not written,\n" +
         "2 bad command line, missing credentials or --out in a missing folder.\n",
