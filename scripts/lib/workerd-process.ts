@@ -18,7 +18,7 @@ export function procStat(pid: string): string[] | undefined {
 }
 
 /** The workerd processes this process started. */
-export function workerdChildren(): Set<string> {
+function workerdChildren(): Set<string> {
   const out = new Set<string>();
   let pids: string[];
   try {

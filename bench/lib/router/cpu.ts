@@ -4,7 +4,7 @@
 // both. Elsewhere (no /proc) every reading is undefined and the column shows "-".
 import { procStat } from "../../../scripts/lib/workerd-process.ts";
 
-export { withWorkerdPid, workerdChildren } from "../../../scripts/lib/workerd-process.ts";
+export { withWorkerdPid } from "../../../scripts/lib/workerd-process.ts";
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100;

@@ -7,7 +7,7 @@ import { Command, CommanderError } from "commander";
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { acquireLock, JournalError, type LockRelease } from "../rotate/journal.ts";
-import { workerdChildren } from "../workerd-process.ts";
+import { withWorkerdPid } from "../workerd-process.ts";
 import { WORKER_DIR } from "../../../workers/llm-proxy/local/miniflare.ts";
 import { startLocalPipeline } from "../../../workers/llm-proxy/local/pipeline.ts";
 import { DEFAULT_PERSIST as USAGE_PERSIST } from "../usage/local.ts";
@@ -115,12 +115,12 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   const devVars = readDevVars(resolve(WORKER_DIR, ".dev.vars"));
   const providerKey = io.env.ANTHROPIC_API_KEY ?? devVars.ANTHROPIC_API_KEY;
   const operatorToken = io.env.OPERATOR_TOKEN ?? devVars.OPERATOR_TOKEN ?? "dev-operator-token";
+  const print = o.quiet ? () => {} : o.json ? (s: string) => io.out(JSON.stringify({ log: s }) + "\n") : (s: string) => io.out(s + "\n");
   // One dev:proxy per state: two workerd processes on one Miniflare state (its SQLite
   // files: the tenants' KV, the limiter's objects, the ledger's D1) would each write it
   // as if alone. A lock per directory, taken over when its process is gone; `npm run
-  // tenants --local`, `usage` and `archive` still read the state while this one runs.
-  const print = o.quiet ? () => {} : o.json ? (s: string) => io.out(JSON.stringify({ log: s }) + "\n") : (s: string) => io.out(s + "\n");
-  // By real path (a symlink or another spelling names the same folder), in one order (two
+  // tenants -- <command> --local`, `npm run usage` and `npm run archive` still read the
+  // state while this one runs. By real path (a symlink or another spelling names the same folder), in one order (two
   // runs that name the same two folders the other way round cannot each hold one).
   const release: LockRelease[] = [];
   const unlock = () => {
@@ -150,25 +150,25 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
   }
   let fake: CannedUpstream | undefined;
   let started: Awaited<ReturnType<typeof startLocalPipeline>>;
+  let workerd: string | undefined;
   let key: string;
-  // workerd outlives a Node process killed with SIGKILL and goes on serving the state: the
-  // locks name it too, so the next dev:proxy waits for it as for a live holder.
-  const before = workerdChildren();
   try {
     key = await devTenantKey(io.root, o.persist);
     fake = o.fakeUpstream ? await new CannedUpstream().start() : undefined;
     const upstream = fake?.url ?? o.upstream;
-    started = await startLocalPipeline({
-      port,
-      host: o.host,
-      persistDir: resolve(io.root, o.persist),
-      ledgerPersistDir: resolve(io.root, o.ledgerPersist),
-      ledger: { inventoryDir: resolve(io.root, "fleet") },
-      vars: upstream ? { UPSTREAM_BASE_URL: upstream } : {},
-      secrets: { ANTHROPIC_API_KEY: providerKey || "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
-      onLog: print,
-      onDataPoint: o.quiet ? () => {} : o.json ? (p) => io.out(JSON.stringify({ metric: p }) + "\n") : (p) => print(`metric ${JSON.stringify(p)}`),
-    });
+    ({ value: started, pid: workerd } = await withWorkerdPid(() =>
+      startLocalPipeline({
+        port,
+        host: o.host,
+        persistDir: resolve(io.root, o.persist),
+        ledgerPersistDir: resolve(io.root, o.ledgerPersist),
+        ledger: { inventoryDir: resolve(io.root, "fleet") },
+        vars: upstream ? { UPSTREAM_BASE_URL: upstream } : {},
+        secrets: { ANTHROPIC_API_KEY: providerKey || "sk-ant-dev-placeholder", OPERATOR_TOKEN: operatorToken },
+        onLog: print,
+        onDataPoint: o.quiet ? () => {} : o.json ? (p) => io.out(JSON.stringify({ metric: p }) + "\n") : (p) => print(`metric ${JSON.stringify(p)}`),
+      }),
+    ));
   } catch (e) {
     unlock();
     await fake?.stop();
@@ -178,8 +178,9 @@ export async function runDevProxy(argv: string[], io: DevIo): Promise<{ code: nu
     }
     throw e;
   }
-  const workerd = [...workerdChildren()].filter((p) => !before.has(p)).map(Number);
-  for (const r of release) r.also(workerd);
+  // workerd outlives a Node process killed with SIGKILL and goes on serving the state: the
+  // locks name it too, so the next dev:proxy waits for it as for a live holder.
+  if (workerd !== undefined) for (const r of release) r.also([Number(workerd)]);
   const { mf, url } = started;
   const base = url.origin;
   // How to see the usage of the calls made here: the ledger writes a batch within its
