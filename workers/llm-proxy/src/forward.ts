@@ -56,6 +56,20 @@ export interface SplitStream {
   client: ReadableStream<Uint8Array>;
   scan: ReadableStreamDefaultReader<Uint8Array>;
   scanner: SseUsageScanner;
+  /**
+   * The attempt's timer, paused, and when it was armed: the relay's lag runs from then on
+   * it (it was armed to fire no later than that lag: `scanLagMs`).
+   */
+  timer?: { dog: Watchdog; armedAt: number };
+}
+
+/**
+ * How long the relay leaves the scan branch unread (SSE_SCAN_LAG_MS, at most half the
+ * idle timeout, which is only watched once the scan reads as it flows); 0: it reads as it
+ * flows from the start.
+ */
+export function scanLagMs(lagMs: number, idleMs: number): number {
+  return Math.min(lagMs, idleMs / 2);
 }
 
 /** What an attempt sends: the body is bytes (re-sendable) or a stream (one attempt only). */
@@ -84,7 +98,7 @@ const TIMEOUT = Symbol("timeout");
  * in force is due (its bound is further, or it started later), it re-arms for the rest;
  * a wait due before the pending timer would fire replaces it.
  */
-class Watchdog {
+export class Watchdog {
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending timer fires. */
   private firesAt = 0;
@@ -97,11 +111,16 @@ class Watchdog {
 
   /** From now on, `onDue` runs once `ms` have passed, unless `watch` or `clear` comes first. */
   watch(ms: number, onDue: () => void): void {
-    this.due = Date.now() + ms;
+    this.until(Date.now() + ms, onDue);
+  }
+
+  /** From now on, `onDue` runs at `due` (a Date.now() time), unless `watch` or `clear` comes first. */
+  until(due: number, onDue: () => void): void {
+    this.due = due;
     this.onDue = onDue;
     // A timer that would fire after this wait is due (it was re-armed for the headers'
     // longer bound) is replaced; one that fires sooner re-arms itself when it fires.
-    if (this.timer === undefined || this.firesAt > this.due) this.arm(ms);
+    if (this.timer === undefined || this.firesAt > due) this.arm(Math.max(0, due - Date.now()));
   }
 
   /** `p` if it settles within `ms`, else TIMEOUT (the headers, then a JSON answer's body). */
@@ -113,6 +132,16 @@ class Watchdog {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.onDue = () => {};
+  }
+
+  /**
+   * Nothing is due, but the pending timer is kept (it fires as a no-op unless `until`
+   * gives it a wait first): a stream's relay waits on it next (relayStream's lag), and
+   * reusing it saves a clear and a set per streamed call.
+   */
+  pause(): void {
+    this.onDue = () => {};
+    this.due = 0;
   }
 
   private arm(ms: number): void {
@@ -226,7 +255,7 @@ async function readFirstEvent(reader: ReadableStreamDefaultReader<Uint8Array>, s
 
 type RetryCfg = Pick<
   Config,
-  "maxRetries" | "retryBaseMs" | "retryMaxBackoffMs" | "retryAfterCapMs" | "retryDeadlineMs" | "headersTimeoutMs" | "firstEventTimeoutMs"
+  "maxRetries" | "retryBaseMs" | "retryMaxBackoffMs" | "retryAfterCapMs" | "retryDeadlineMs" | "headersTimeoutMs" | "firstEventTimeoutMs" | "sseScanLagMs" | "sseIdleTimeoutMs"
 >;
 
 /**
@@ -239,6 +268,7 @@ type RetryCfg = Pick<
  */
 export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg, startedMs: number, oneBilledAttempt = false): Promise<Upstreamed> {
   const canRetry = !(out.body instanceof ReadableStream);
+  const lag = scanLagMs(cfg.sseScanLagMs, cfg.sseIdleTimeoutMs);
   const deadline = startedMs + cfg.retryDeadlineMs;
   let retries = 0;
   let failure: "unreachable" | "timeout" = "unreachable";
@@ -280,7 +310,10 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       return undefined;
     };
     const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
-    const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs));
+    // The first timer fires no later than a stream's relay lag, which then waits on it
+    // (SplitStream.timer); an attempt slower than that re-arms it once.
+    const armedAt = Date.now();
+    const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs, lag > 0 ? lag : Infinity));
     let got: Response | typeof TIMEOUT;
     try {
       got = await dog.within(sent, cfg.headersTimeoutMs);
@@ -327,10 +360,9 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
         await readFirstEvent(scan, scanner);
       } catch {
         broke = true;
-      } finally {
-        dog.clear();
       }
       if (broke || timedOut) {
+        dog.clear();
         // The stream broke (or went silent) before its first event: nothing was sent, so retry.
         await stop();
         const r = await again(timedOut ? "timeout" : "cut", true);
@@ -344,6 +376,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
       if (scanner.usage.errorType === "overloaded_error" && !(oneBilledAttempt && scanner.started)) {
         const n = nextWait(attempt, backoffMs(attempt, cfg, Math.random()));
         if (n.wait !== undefined) {
+          dog.clear();
           await stop();
           await sleep(n.wait);
           retries++;
@@ -353,7 +386,8 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
           continue;
         }
       }
-      return counted({ response: res, stream: { client, scan, scanner }, retries, exhausted: false });
+      dog.pause();
+      return counted({ response: res, stream: { client, scan, scanner, timer: { dog, armedAt } }, retries, exhausted: false });
     }
     if (sse) return counted(await passOn(res, retries, false, cfg.firstEventTimeoutMs, dog));
     let bytes: ArrayBuffer | typeof TIMEOUT;
@@ -459,12 +493,17 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
         stop(STOP);
       },
     );
-    const lag = Math.min(opts.lagMs, opts.idleMs / 2);
-    if (lag > 0) {
+    const lag = scanLagMs(opts.lagMs, opts.idleMs);
+    const timer = split.timer;
+    if (lag > 0 && timer !== undefined) {
+      // On the attempt's timer, from when it was armed (one set and clear fewer per call).
+      await Promise.race([piped, new Promise<void>((r) => timer.dog.until(timer.armedAt + lag, r))]);
+      timer.dog.clear();
+    } else if (lag > 0) {
       let t: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([piped, new Promise<void>((r) => (t = setTimeout(r, lag)))]);
       if (t !== undefined) clearTimeout(t);
-    }
+    } else timer?.dog.clear();
     let upstreamFailed = false;
     let idle = false;
     let clientGone = false;

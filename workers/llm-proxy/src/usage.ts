@@ -44,12 +44,20 @@ function applyUsage(u: Usage, raw: unknown): void {
 /** Parses one SSE event block ("event: x\ndata: {...}"). */
 export function parseEvent(block: string): { event: string; data: string } {
   let event = "message";
-  const data: string[] = [];
-  for (const line of block.split("\n")) {
-    if (line.startsWith("event:")) event = line.slice(6).trim();
-    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  let data: string | undefined;
+  // Line by line with indexOf, not split: no array of lines per event.
+  for (let i = 0; i <= block.length; ) {
+    let e = block.indexOf("\n", i);
+    if (e < 0) e = block.length;
+    if (block.startsWith("event:", i)) event = block.slice(i + 6, e).trim();
+    else if (block.startsWith("data:", i)) {
+      // One leading space is not part of the value.
+      const d = block.slice(i + 5 < e && block.charCodeAt(i + 5) === 32 ? i + 6 : i + 5, e);
+      data = data === undefined ? d : data + "\n" + d;
+    }
+    i = e + 1;
   }
-  return { event, data: data.join("\n") };
+  return { event, data: data ?? "" };
 }
 
 // Bytes the scanner looks for at the start of an event (its first HEAD bytes).
