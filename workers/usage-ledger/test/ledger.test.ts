@@ -194,6 +194,18 @@ describe("usage ledger", () => {
     let deep: unknown = 1;
     for (let i = 0; i < 70; i++) deep = [deep];
     expect(jsonSafe(deep)).toBe(false);
+    // Shared references (what a `v8` body keeps): refused without walking the tree JSON
+    // would write out (2^60 nodes here; the walk used to take the consumer's CPU limit).
+    let shared: unknown = [1];
+    for (let i = 0; i < 60; i++) shared = [shared, shared];
+    expect(jsonSafe(shared)).toBe(false);
+    const leaf = { a: 1 };
+    expect(jsonSafe({ x: leaf, y: leaf })).toBe(false);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(jsonSafe(cycle)).toBe(false);
+    // Equal values in distinct objects are a tree: fine.
+    expect(jsonSafe({ x: { a: 1 }, y: { a: 1 }, z: ["s", "s"] })).toBe(true);
     expect(deadLetterBody(new Uint8Array([1]))).toEqual({ body: new Uint8Array([1]), contentType: "bytes" });
     expect(deadLetterBody(new Uint8Array([7, 8]).buffer)).toEqual({ body: new Uint8Array([7, 8]), contentType: "bytes" });
     expect(deadLetterBody({ a: 1 })).toEqual({ body: { a: 1 }, contentType: "json" });
