@@ -5,6 +5,7 @@
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
 import { tokensOf } from "./cost.ts";
+import { idPattern, idRule, TENANT_ID_MAX } from "./ids.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
 export { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL };
@@ -37,14 +38,14 @@ export const UsageSchema = z.looseObject({
 });
 
 /** Ids are plain printable tokens: they end up in SQL parameters, CSV and terminals. */
-const Id = (max: number) => z.string().regex(new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,${max - 1}}$`), `1 to ${max} letters, digits, '.', '_', ':' or '-'`);
+const Id = (max: number) => z.string().regex(idPattern(max), idRule(max));
 
 export const UsageEventSchema = z.strictObject({
   v: z.literal(1),
   /** Unique per call: the proxy's request id (the ledger's idempotency key). */
   request_id: Id(128),
   /** The tenant's id (never its key). */
-  tenant: Id(64),
+  tenant: Id(TENANT_ID_MAX),
   /** The model the upstream reported (else the one requested). */
   model: Id(128),
   /** When the call ended, milliseconds since the epoch (the proxy's clock). */

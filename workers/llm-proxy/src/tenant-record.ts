@@ -3,6 +3,10 @@
 // `key:<sha256 hex of the key>`; the value (and the KV metadata, for listing) is the
 // record. The key itself is stored nowhere.
 
+import { idPattern, TENANT_ID_MAX } from "../../shared/ids.ts";
+
+const RECORD_ID = idPattern(TENANT_ID_MAX);
+
 export interface TenantRecord {
   /** Stable id, e.g. `t_3f9a...`; names the tenant's rate-limit Durable Object. */
   id: string;
@@ -110,6 +114,10 @@ export function parseTenantRecord(v: unknown): TenantRecord | undefined {
   }
   // The archive flag is optional too; anything but a boolean is malformed (fails closed).
   if (r.archive !== undefined && typeof r.archive !== "boolean") return undefined;
+  // The id names the tenant in its usage events, data points and Durable Object: one the
+  // ledger's schema refuses (a space, over 64 characters: a hand-edited record) would be
+  // served and never billed, so the record is malformed.
+  if (!RECORD_ID.test(r.id)) return undefined;
   return {
     id: r.id,
     name: r.name,

@@ -270,8 +270,32 @@ describe("the archive (tenant opted in)", () => {
     expect((await object(h, `${tenant}/${day()}/${ct.headers.get("edgefleet-request-id")!}/response`)).text).toBe(ct.text);
   });
 
+  it("a record whose id the ledger would refuse (hand-edited in KV) is no tenant: 401, nothing sent upstream, no event (it could never be billed)", async () => {
+    for (const [i, id] of ["t_0123456789abcdef/../t_fedcba9876543210", "..", "acme corp", "a".repeat(65), ""].entries()) {
+      const handKey = `efk_hand-edited-unbillable-${i}-0000000000000000000000000000`;
+      h.tenantKeys.push(handKey);
+      const keyHash = await sha256Hex(handKey);
+      const rec = { id, name: "hand-edited", ratePerMinute: 6000, burst: 1000, enabled: true, archive: true, keyHash, createdAt: "" };
+      await h.kv.put(kvKeyFor(keyHash), JSON.stringify(rec), {});
+      const before = h.fake.received.length;
+      const r = await h.call("/v1/messages", { key: handKey, body: MESSAGE });
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.text)).toMatchObject({ type: "error", error: { type: "authentication_error", message: "invalid API key" } });
+      expect(h.fake.received.length).toBe(before);
+    }
+    // The longest id the ledger takes is served.
+    const handKey = "efk_hand-edited-longest-id-000000000000000000000000000000";
+    h.tenantKeys.push(handKey);
+    const keyHash = await sha256Hex(handKey);
+    const id = "a".repeat(64);
+    await h.kv.put(kvKeyFor(keyHash), JSON.stringify({ id, name: "hand-edited", ratePerMinute: 6000, burst: 1000, enabled: true, keyHash, createdAt: "" }), {});
+    const r = await h.call("/v1/messages", { key: handKey, body: MESSAGE });
+    expect(r.status).toBe(200);
+    expect(await h.eventFor(r.headers.get("edgefleet-request-id")!)).toMatchObject({ tenant: id, status: 200 });
+  });
+
   it("a record whose id is not of the form `npm run tenants` makes (hand-edited in KV) is served and metered, not archived, and a warning says so", async () => {
-    for (const [i, id] of ["t_0123456789abcdef/../t_fedcba9876543210", "..", "T_0123456789ABCDEF"].entries()) {
+    for (const [i, id] of ["T_0123456789ABCDEF", "t_0123456789abcdef.x", "acme:eu"].entries()) {
       const handKey = `efk_hand-edited-record-${i}-0000000000000000000000000000`;
       h.tenantKeys.push(handKey);
       const keyHash = await sha256Hex(handKey);
