@@ -149,6 +149,10 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("usage page in headles
     await store.kv.put(kvKeyFor("h1"), JSON.stringify(rec), rec);
     const acme = { ...rec, id: "acme", name: "Acme", keyHash: "h2", dailyBudgetMicros: 50_000, monthlyBudgetMicros: 100_000 };
     await store.kv.put(kvKeyFor("h2"), JSON.stringify(acme), acme);
+    // The evil tenant's record above is not a tenant's (the Worker refuses an id the ledger
+    // could not bill): the hostile name rides on a valid one.
+    const named = { ...rec, id: "small-10", keyHash: "h3", dailyBudgetMicros: 808 };
+    await store.kv.put(kvKeyFor("h3"), JSON.stringify(named), named);
     await store.close();
 
     const io = (sink: { out: string }) => ({ out: (s: string) => (sink.out += s), err: (s: string) => (sink.out += s), env: {} });
@@ -193,7 +197,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("usage page in headles
     expect(await evilRow.locator("td").nth(2).textContent()).toBe(`${EVIL_MODEL} (!)`);
     expect(await page.locator(`#cost-chart rect.bar[data-tenant=${JSON.stringify(EVIL_TENANT)}]`).count()).toBe(1);
     expect(await page.locator("ul.legend li").first().textContent()).toBe("acme (Acme)");
-    expect(await page.locator("ul.legend li", { hasText: EVIL_NAME }).first().textContent()).toBe(`${EVIL_TENANT} (${EVIL_NAME})`);
+    expect(await page.locator("ul.legend li", { hasText: "small-10" }).first().textContent()).toBe(`small-10 (${EVIL_NAME})`);
 
     // Cost chart: one bar per day and series with cost; each bar's drawn height is
     // proportional to its cost, and a day's bars stack to the day's total.
@@ -253,8 +257,10 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)("usage page in headles
     const pct = (r: number | null) => (r === null ? "-" : `${(r * 100).toFixed(1)}%`);
     expect(rows).toEqual(json.lines.map((l) => ({ tenant: l.tenant, model: l.model, day: l.day, cost: l.costUsd, hit: pct(l.cacheHitRate), budget: pct(l.dailyBudgetUsed) })));
     expect(await page.locator('[data-summary="cost USD"] b').textContent()).toBe(json.total.costUsd);
-    // Budgets: evil tenant spent 12,500 of 10,000 on 10-29: over, and marked.
-    const over = page.locator(`#budgets tr[data-day="2026-10-29"][data-tenant=${JSON.stringify(EVIL_TENANT)}] td.over`);
+    // Budgets: small-10 spent 1,010 of 808 on 11-02: over, and marked; the evil tenant's
+    // record is refused, so it shows no budget.
+    expect(await page.locator(`#budgets tr[data-tenant=${JSON.stringify(EVIL_TENANT)}]`).count()).toBe(0);
+    const over = page.locator(`#budgets tr[data-day="2026-11-02"][data-tenant="small-10"] td.over`);
     expect(await over.count()).toBe(1);
     expect(await over.textContent()).toBe("125.0%");
 
