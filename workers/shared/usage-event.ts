@@ -48,7 +48,10 @@ export const UsageEventSchema = z.strictObject({
   tenant: Id(TENANT_ID_MAX),
   /** The model the upstream reported (else the one requested). */
   model: Id(128),
-  /** When the call ended, milliseconds since the epoch (the proxy's clock). */
+  /** When the proxy received the call, milliseconds since the epoch (the proxy's clock):
+   *  the ledger files it under that UTC day, as its spend budget (which reserves in the
+   *  window of the call's start) and the archive do. Before 2026-11-29 it was when the call
+   *  ended, which put a stream running across midnight on the next day's budget. */
   ts: z.number().int().min(Date.UTC(2020, 0, 1)).max(Date.UTC(2100, 0, 1)),
   /** The HTTP status the client received. */
   status: z.number().int().min(100).max(599),

@@ -6,8 +6,9 @@
 //                                            standard output or --out FILE, or --json both
 // A call is found under the UTC day it started; without --day, `get` looks back --days
 // days from today (one list request a day). Without --tenant, `get` asks the usage ledger
-// (its `calls` row: the tenant, and when the call ended) and looks on that day and the one
-// before (a call is archived under the day it started).
+// (its `calls` row: the tenant, and its ts) and looks on that day and the one before (a
+// call is archived under the day it started; ts is when it started, but rows written
+// before 2026-11-29 have when it ended).
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -128,17 +129,18 @@ function openLedger(o: Common & GetOptions, io: Io): Promise<UsageSource> {
   return Promise.resolve(openRemoteSource({ apiToken, accountId, databaseId: databaseId!, ...(baseURL ? { baseURL } : {}) }));
 }
 
-/** Where the ledger says a call is: its tenant, and the days to look in (the UTC day it
- *  ended, then the day before: it is archived under the day it started). undefined: the
- *  ledger has no row for it. */
+/** Where the ledger says a call is: its tenant, and the days to look in (the UTC day of its
+ *  ts, then the day before: it is archived under the day it started, which ts is, except in
+ *  rows written before 2026-11-29, whose ts is when it ended). undefined: the ledger has no
+ *  row for it. */
 export async function callInLedger(ledger: UsageSource, requestId: string): Promise<{ tenant: string; days: string[] } | undefined> {
   const rows = (await ledger.query("SELECT tenant, ts FROM calls WHERE request_id = ?", [requestId])) as { tenant?: unknown; ts?: unknown }[];
   const row = rows[0];
   if (row === undefined) return undefined;
   if (typeof row.tenant !== "string" || !ID.test(row.tenant) || typeof row.ts !== "number" || !Number.isFinite(row.ts)) throw new Error(`the ledger's row for ${requestId} has no usable tenant and ts`);
-  const ended = new Date(row.ts).toISOString().slice(0, 10);
+  const day = new Date(row.ts).toISOString().slice(0, 10);
   const before = new Date(row.ts - DAY_MS).toISOString().slice(0, 10);
-  return { tenant: row.tenant, days: [ended, before] };
+  return { tenant: row.tenant, days: [day, before] };
 }
 
 /** One archived body, as the proxy described it in the object's custom metadata. */
@@ -258,7 +260,7 @@ const HELP_AFTER =
   "`get` without --tenant finds the call's tenant and day in the usage ledger (--ledger-persist, or --remote with\n" +
   "--database-id: D1 read too); the ledger has the calls that reported usage or got no answer, not refusals or error\n" +
   "answers, and not calls older than its call_retention_days: for those, give --tenant. Without --tenant, --days is\n" +
-  "not used: the ledger's row gives the day (the day the call ended, and the day before).\n" +
+  "not used: the ledger's row gives the day (the day the call started, and the day before).\n" +
   "--remote makes one list request per day (more for a day of over 1,000 objects), paced at 1,000 per 5 minutes.\n" +
   "To pipe a body, use `npm run -s archive` (npm's banner goes to standard output) or --out.\n" +
   "Bodies are kept up to ARCHIVE_MAX_BYTES each: `(cut)` shows stored/total bytes. A stream the client left or the\n" +
@@ -354,7 +356,7 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       io.out(r.o.json ? JSON.stringify({ source: source.where, tenant: r.o.tenant, days: { from: days[days.length - 1], to: days[0] }, calls }, null, 2) + "\n" : renderCalls(calls));
       return ARCHIVE_EXIT.ok;
     }
-    // Without --tenant: the ledger says whose call it is and when it ended.
+    // Without --tenant: the ledger says whose call it is and when.
     let tenant = r.o.tenant;
     let days: string[];
     if (tenant === undefined) {

@@ -199,7 +199,7 @@ export class CallMeter {
     const bill = billable(this.call.route, usage);
     if (!bill && !(owed && this.call.route === BILLED_ROUTE)) return;
     const u = usage.model === "" ? { ...usage, model: this.call.requestedModel() } : usage;
-    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, u, { ended, budgetMicros, maybeBilled });
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: this.call.startedMs }, u, { ended, budgetMicros, maybeBilled });
   }
 
   /** The call got no answer after an attempt the upstream may have billed (forward.ts
@@ -208,7 +208,7 @@ export class CallMeter {
    *  budget kept. Once per call; only for the billed route. */
   noAnswer(status: number, why: NoAnswer, budgetMicros?: number, maybeBilled?: number): void {
     if (this.sent || this.call.route !== BILLED_ROUTE) return;
-    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: Date.now() }, { ...emptyUsage(), model: this.call.requestedModel() }, { noAnswer: why, budgetMicros, maybeBilled });
+    this.send({ requestId: this.call.requestId, tenant: this.call.tenantId, status, ts: this.call.startedMs }, { ...emptyUsage(), model: this.call.requestedModel() }, { noAnswer: why, budgetMicros, maybeBilled });
   }
 
   private send(call: { requestId: string; tenant: string; status: number; ts: number }, usage: Usage, notes: EventNotes): void {

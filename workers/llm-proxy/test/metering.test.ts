@@ -61,6 +61,23 @@ describe("usage events (METERING on, the default)", () => {
     expect(e.ts as number).toBeLessThanOrEqual(Date.now());
   });
 
+  it("an event's ts is when the call came in, not when its stream ended: the ledger files it under the day its budget reserved in", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // The stream's last events wait until the test has seen time pass after sending.
+    h.fake.enqueue({ kind: "sse", events: messageEvents(["Hello", ", world"]), before: (i) => (i >= 2 ? held : Promise.resolve()) });
+    const sent = Date.now();
+    const pending = h.call("/v1/messages", { key, body: STREAM });
+    await new Promise((r) => setTimeout(r, 300));
+    const late = Date.now();
+    release();
+    const r = await pending;
+    expect(r.status).toBe(200);
+    const e = await h.eventFor(r.headers.get("edgefleet-request-id")!);
+    expect(e.ts as number).toBeGreaterThanOrEqual(sent);
+    expect(e.ts as number).toBeLessThan(late);
+  });
+
   it("concurrent calls each send exactly one event (the isolate sends them in batches with sendBatch)", async () => {
     const n = 150; // more than one sendBatch's 100 messages
     const calls = await Promise.all(Array.from({ length: n }, () => h.call("/v1/messages", { key, body: MESSAGE })));
