@@ -128,6 +128,8 @@ export interface UsageReport {
  */
 export const PAGE_ROWS = 5000;
 
+/** Every model's rollups over the range (within --tenant): --model is applied to the rows
+ *  read, since the tenant-day sums that budget used needs come from the same rows. */
 export function buildQuery(f: UsageFilter, after?: readonly [string, string, string], pageRows = PAGE_ROWS): { sql: string; params: string[] } {
   const where = ["day >= ?", "day <= ?"];
   const params = [f.from, f.to];
@@ -138,10 +140,6 @@ export function buildQuery(f: UsageFilter, after?: readonly [string, string, str
   if (f.tenant !== undefined) {
     where.push("tenant = ?");
     params.push(f.tenant);
-  }
-  if (f.model !== undefined) {
-    where.push("model = ?");
-    params.push(f.model);
   }
   return {
     sql: `SELECT day, tenant, model, calls, input_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, output_tokens, cost_micros, unknown_model_calls, cut_calls, no_answer_calls, held_micros, maybe_billed_attempts FROM usage_daily WHERE ${where.join(" AND ")} ORDER BY day, tenant, model LIMIT ${pageRows}`,
@@ -154,11 +152,13 @@ export function monthStart(day: string): string {
   return `${day.slice(0, 8)}01`;
 }
 
-/** Cost per UTC day and tenant over all models, from the 1st of --from's month (what
- * month-to-date budget use needs), within the tenant filter but not the model filter. */
-export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, string], pageRows = PAGE_ROWS): { sql: string; params: string[] } {
-  const where = ["day >= ?", "day <= ?"];
-  const params = [monthStart(f.from), f.to];
+/** Cost per UTC day and tenant over all models on the days of --from's month before
+ * --from (what month-to-date budget use needs beyond the range), within the tenant filter
+ * but not the model filter. undefined when --from is the 1st. */
+export function buildTenantDayQuery(f: UsageFilter, after?: readonly [string, string], pageRows = PAGE_ROWS): { sql: string; params: string[] } | undefined {
+  if (monthStart(f.from) === f.from) return undefined;
+  const where = ["day >= ?", "day < ?"];
+  const params = [monthStart(f.from), f.from];
   if (after !== undefined) {
     where.push("(day, tenant) > (?, ?)");
     params.push(...after);
@@ -222,42 +222,37 @@ async function allRows<K extends readonly string[]>(source: UsageSource, build: 
   }
 }
 
-/** Reads of a report that the ledger changed between its two queries, before it gives up. */
-export const READ_ATTEMPTS = 3;
-
 /**
- * Whether the lines and the tenant-day sums were read from the same ledger: per day and
- * tenant, the lines' cost is the day's cost (every model) or, under a model filter, at
- * most it. The ledger writes while a report reads (the lines and the sums are two queries,
- * each paged): a batch landing between them made a tenant's budget used disagree with
- * its own lines.
+ * The report reads the range's rollups of every model in one paged query and takes each
+ * tenant's day sums (budget used) from those same rows, so budget used always agrees with
+ * the lines, whatever the ledger writes meanwhile. It used to read the sums with a second
+ * query and compare: on a busy fleet (a batch committed every second or so, each REST
+ * round trip hundreds of milliseconds) the two disagreed on most attempts and the remote
+ * report gave up (a review). Only the days of --from's month before --from come from a
+ * query of their own: past days, which the ledger writes again only for late events.
  */
-function consistent(rows: unknown[], dayRows: z.infer<typeof TenantDayRow>[], filter: UsageFilter): boolean {
-  const day = new Map(dayRows.map((r) => [JSON.stringify([r.day, r.tenant]), r.cost_micros]));
-  const lines = new Map<string, number>();
-  for (const raw of rows) {
-    const r = raw as { day?: unknown; tenant?: unknown; cost_micros?: unknown };
-    if (typeof r.cost_micros !== "number") continue; // parseRow refuses it later, by name
-    const k = JSON.stringify([r.day, r.tenant]);
-    lines.set(k, (lines.get(k) ?? 0) + r.cost_micros);
-  }
-  for (const [k, cost] of lines) {
-    const all = day.get(k);
-    if (all === undefined || (filter.model === undefined ? cost !== all : cost > all)) return false;
-  }
-  return true;
-}
-
 export async function usageReport(source: UsageSource, filter: UsageFilter, budgets: BudgetLookup, pageRows = PAGE_ROWS): Promise<UsageReport> {
-  let rows: unknown[] = [];
-  let dayRows: z.infer<typeof TenantDayRow>[] = [];
-  for (let attempt = 1; ; attempt++) {
-    rows = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
-    const dayRaw = await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows), (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows);
-    dayRows = dayRaw.map((raw, i) => parseRow(TenantDayRow, raw, i, source.where, "a tenant's daily cost"));
-    if (consistent(rows, dayRows, filter)) break;
-    if (attempt === READ_ATTEMPTS) throw new Error(`the ledger was written while the report read it, ${READ_ATTEMPTS} times: its lines and its budget sums disagree; run it again`);
+  const raw = await allRows(source, (after: readonly [string, string, string] | undefined) => buildQuery(filter, after, pageRows), (r) => [r.day, r.tenant, r.model] as unknown as readonly [string, string, string], pageRows);
+  const every = raw.map((r, i) => parseRow(RollupRow, r, i, source.where, "a usage rollup"));
+  const earlier = buildTenantDayQuery(filter, undefined, pageRows) === undefined
+    ? []
+    : (await allRows(source, (after: readonly [string, string] | undefined) => buildTenantDayQuery(filter, after, pageRows)!, (r) => [r.day, r.tenant] as unknown as readonly [string, string], pageRows)).map((r, i) =>
+        parseRow(TenantDayRow, r, i, source.where, "a tenant's daily cost"),
+      );
+  // In the range: each tenant's day over all its models, summed from the lines' rows (in
+  // day order, as the running month sums below need).
+  const inRange = new Map<string, z.infer<typeof TenantDayRow>>();
+  for (const r of every) {
+    const k = JSON.stringify([r.day, r.tenant]);
+    const d = inRange.get(k);
+    if (d === undefined) inRange.set(k, { day: r.day, tenant: r.tenant, cost_micros: r.cost_micros, held_micros: r.held_micros });
+    else {
+      d.cost_micros = add(d.cost_micros, r.cost_micros);
+      d.held_micros = add(d.held_micros, r.held_micros);
+    }
   }
+  const dayRows = [...earlier, ...inRange.values()];
+  const rows = filter.model === undefined ? every : every.filter((r) => r.model === filter.model);
   // Month-to-date per tenant and day: running sums that restart each UTC month.
   const dayCost = new Map<string, { cost: number; held: number }>();
   const monthToDate = new Map<string, { cost: number; held: number }>();
@@ -273,8 +268,7 @@ export async function usageReport(source: UsageSource, filter: UsageFilter, budg
     monthToDate.set(k, { cost: next.cost, held: next.held });
   }
   const budgetOf = (tenant: string) => (budgets.available ? budgets.byTenant.get(tenant) : undefined);
-  const lines: UsageLine[] = rows.map((raw, i) => {
-    const d = parseRow(RollupRow, raw, i, source.where, "a usage rollup");
+  const lines: UsageLine[] = rows.map((d) => {
     const k = JSON.stringify([d.day, d.tenant]);
     const b = budgetOf(d.tenant);
     const day = dayCost.get(k) ?? { cost: d.cost_micros, held: d.held_micros };
