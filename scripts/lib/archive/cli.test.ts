@@ -73,6 +73,20 @@ describe("npm run archive --remote", () => {
     expect(table.out).toContain("1 call(s)");
   });
 
+  it("escapes what the bucket holds (a request id in a key, a stream's end in metadata) in the table and in --json: a bucket written by something else cannot drive the terminal", async () => {
+    const evil = "req_\u001b]52;c;cHduZWQ=\u0007\u202e";
+    const t = Date.parse("2026-11-20T12:00:00Z");
+    fake.put(BUCKET, archiveKey("t_c", t, evil, "response"), "x", { contentType: "text/event-stream", customMetadata: { request_id: evil, tenant: "t_c", bytes: "1", truncated: "false", status: "200", complete: "false", ended: "\u001b[2Jgone" } });
+    for (const json of [false, true]) {
+      const r = await run(["list", "--remote", "--tenant", "t_c", "--day", "2026-11-20", ...(json ? ["--json"] : [])]);
+      expect(r.code).toBe(ARCHIVE_EXIT.ok);
+      expect(r.out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u0080-\u009f\u202e]/);
+      expect(r.out).toContain("\\u001b]52;c;cHduZWQ=\\u0007\\u202e");
+      expect(r.out).toContain("\\u001b[2Jgone");
+      if (json) expect((JSON.parse(r.out) as { calls: { requestId: string }[] }).calls[0]!.requestId).toBe(evil);
+    }
+  });
+
   it("pages past 1,000 objects", async () => {
     for (let i = 0; i < 520; i++) put("t_many", "2026-11-26T01:00:00Z", 10_000 + i);
     const r = await run(["list", "--remote", "--tenant", "t_many", "--day", "2026-11-26", "--json"]);

@@ -22,7 +22,7 @@ import { DEFAULT_PERSIST as LEDGER_PERSIST, NoLedgerError, openLocalSource } fro
 import { LEDGER_DATABASE_NEEDED, ledgerDatabaseId, openRemoteSource } from "../usage/remote.ts";
 import type { UsageSource } from "../usage/report.ts";
 import type { ArchivedObject, ArchiveSource } from "./source.ts";
-import { safeJson } from "../../../workers/shared/printable.ts";
+import { escapeControls, safeJson } from "../../../workers/shared/printable.ts";
 
 export const ARCHIVE_EXIT = {
   ok: 0,
@@ -198,7 +198,9 @@ function sizeCell(p: PartSummary | undefined): string {
 function renderCalls(calls: ArchivedCall[]): string {
   if (calls.length === 0) return "no archived calls\n";
   const head = ["day", "request id", "request bytes", "response bytes", "status", "stream"];
-  const rows = calls.map((c) => [c.day, c.requestId, sizeCell(c.request), sizeCell(c.response), c.response?.status !== undefined ? String(c.response.status) : "-", c.response?.complete === false ? `cut: ${c.response.ended ?? "?"}` : ""]);
+  // The request id (from the object's key) and `ended` (its metadata) are what R2 holds:
+  // escaped, so a bucket written by something else cannot drive the terminal.
+  const rows = calls.map((c) => [c.day, escapeControls(c.requestId), sizeCell(c.request), sizeCell(c.response), c.response?.status !== undefined ? String(c.response.status) : "-", c.response?.complete === false ? `cut: ${escapeControls(c.response.ended ?? "?")}` : ""]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join("  ").trimEnd() + "\n";
   return line(head) + rows.map(line).join("") + `${calls.length} call(s)\n`;
@@ -353,7 +355,7 @@ export async function runArchive(argv: string[], io: Io, now = new Date()): Prom
       warnDays(r.o, days, io);
       const calls: ArchivedCall[] = [];
       for (const day of days) calls.push(...groupCalls(await source.list(archivePrefix(r.o.tenant, day))));
-      io.out(r.o.json ? JSON.stringify({ source: source.where, tenant: r.o.tenant, days: { from: days[days.length - 1], to: days[0] }, calls }, null, 2) + "\n" : renderCalls(calls));
+      io.out(r.o.json ? safeJson({ source: source.where, tenant: r.o.tenant, days: { from: days[days.length - 1], to: days[0] }, calls }, 2) + "\n" : renderCalls(calls));
       return ARCHIVE_EXIT.ok;
     }
     // Without --tenant: the ledger says whose call it is and when.

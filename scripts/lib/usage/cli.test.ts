@@ -159,6 +159,12 @@ describe("npm run usage --local", () => {
     const bad = await run(["--persist", persist, "--html", "--out", join(persist, "nope", "x.html")]);
     expect(bad.code).toBe(USAGE_EXIT.usage);
     expect(bad.err).toMatch(/--out .*folder .*nope does not exist/);
+    // A relative --out is where the user ran `npm run usage` (npm's INIT_CWD), not the
+    // package root npm runs the script from.
+    const here = await run(["--persist", persist, "--days", "2", "--csv", "--out", "rel.csv"], { INIT_CWD: persist });
+    expect(here.code).toBe(USAGE_EXIT.ok);
+    expect(here.out).toBe(`wrote ${join(persist, "rel.csv")}\n`);
+    expect(readFileSync(join(persist, "rel.csv"), "utf8")).toMatch(/^day,tenant,model,/);
     const dir = await run(["--persist", persist, "--html", "--out", persist]);
     expect(dir.code).toBe(USAGE_EXIT.usage);
     // A file that cannot be written (/dev/full answers every write with ENOSPC, even to

@@ -132,10 +132,14 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
   }
 }
 
-/** --out's folder must exist (checked before anything is read). */
-function checkOut(file: string): void {
-  const problem = outFileProblem(file, resolve(file));
+/** --out, relative to where the user ran the command (npm runs scripts from the package
+ *  root and says where it was started in INIT_CWD, as `npm run archive` reads it); its
+ *  folder must exist (checked before anything is read). */
+function outPath(file: string, env: NodeJS.ProcessEnv): string {
+  const path = resolve(env.INIT_CWD ?? process.cwd(), file);
+  const problem = outFileProblem(file, path);
   if (problem !== undefined) throw new UsageError(problem);
+  return path;
 }
 
 export type OutFs = Pick<typeof nodeFs, "existsSync" | "realpathSync" | "statSync" | "openSync" | "writeFileSync" | "closeSync" | "renameSync" | "rmSync">;
@@ -212,9 +216,10 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
   const o = opts!;
   let filter: UsageFilter;
   let source: UsageSource;
+  let out: string | undefined;
   try {
     filter = filterFrom({ ...o, daysGiven: cmd.getOptionValueSource("days") === "cli" }, now);
-    if (o.out !== undefined) checkOut(o.out);
+    if (o.out !== undefined) out = outPath(o.out, io.env);
     source = await openSource(o, io);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -241,16 +246,16 @@ export async function runUsage(argv: string[], io: Io, now = new Date()): Promis
   } finally {
     await source.close();
   }
-  if (o.out === undefined) {
+  if (out === undefined) {
     io.out(text);
     return USAGE_EXIT.ok;
   }
   try {
-    writeWhole(o.out, text);
+    writeWhole(out, text);
   } catch (e) {
     io.err(`usage: cannot write --out ${o.out}: ${e instanceof Error ? e.message : String(e)}\n`);
     return USAGE_EXIT.failed;
   }
-  io.out(`wrote ${o.out}\n`);
+  io.out(`wrote ${out}\n`);
   return USAGE_EXIT.ok;
 }
