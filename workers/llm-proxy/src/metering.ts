@@ -20,7 +20,7 @@
 // docs/metering.md).
 import { UNNAMED_MODEL } from "../../shared/cost.ts";
 import { TENANT_ID } from "../../shared/archive-key.ts";
-import { SEND_RETRY_MS } from "../../shared/queue-send.ts";
+import { SEND_DEADLINE_MS, SEND_RETRY_MS, SEND_TIMEOUT_MS } from "../../shared/queue-send.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
 import type { NoAnswer, StreamEnd, UsageEvent } from "../../shared/usage-event.ts";
 import { archiveBytes, archiveRequestStream, archiveResponseStream, type ArchivedCall, type Part } from "./archive.ts";
@@ -265,26 +265,61 @@ class EventBatcher {
     this.flush = undefined;
     const all = this.pending;
     this.pending = [];
+    const deadline = Date.now() + SEND_DEADLINE_MS;
     for (let i = 0; i < all.length; i += BATCH_MAX) {
       const batch = all.slice(i, i + BATCH_MAX);
       const messages = batch.map((p) => ({ body: p.event, contentType: "json" as const }));
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await env.USAGE_EVENTS.sendBatch(messages);
-          if (attempt > 0) log({ info: "usage_events_sent_after_retry", events: batch.length, retries: attempt });
-          break;
-        } catch (e) {
-          const wait = SEND_RETRY_MS[attempt];
-          if (wait === undefined) {
-            for (const p of batch) log({ requestId: p.requestId, tenant: p.tenant, error: "usage_event_not_sent", name: errorName(e), retries: attempt });
-            break;
-          }
-          await new Promise((r) => setTimeout(r, wait * (0.5 + Math.random() / 2)));
-        }
-      }
+      await deliver(() => env.USAGE_EVENTS.sendBatch(messages), deadline, {
+        sent: (retries) => log({ info: "usage_events_sent_after_retry", events: batch.length, retries }),
+        lost: (name, retries) => {
+          for (const p of batch) log({ requestId: p.requestId, tenant: p.tenant, error: "usage_event_not_sent", name, retries });
+        },
+      });
     }
   }
 }
+
+/**
+ * Sends one batch: each try bounded by SEND_TIMEOUT_MS (a try that runs out counts as
+ * failed, `timeout`), tried again after SEND_RETRY_MS, and given up when the tries are
+ * spent or the next would end past `deadline` (Date.now() time): `lost` then names the
+ * last failure (`timeout`, `deadline`, or the error's name), so every lost event is logged
+ * before the runtime ends the flush's waitUntil. `sent` is told the retries a batch needed.
+ */
+export async function deliver(send: () => Promise<unknown>, deadline: number, on: { sent: (retries: number) => void; lost: (name: string, retries: number) => void }): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const left = deadline - Date.now();
+    let failed: string;
+    if (left <= 0) failed = "deadline";
+    else {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      const trying = send();
+      try {
+        const r = await Promise.race([trying, new Promise<typeof SEND_TIMED_OUT>((ok) => (t = setTimeout(ok, Math.min(SEND_TIMEOUT_MS, left), SEND_TIMED_OUT)))]);
+        if (r !== SEND_TIMED_OUT) {
+          if (attempt > 0) on.sent(attempt);
+          return;
+        }
+        failed = "timeout";
+        trying.catch(() => {});
+      } catch (e) {
+        failed = errorName(e);
+      } finally {
+        if (t !== undefined) clearTimeout(t);
+      }
+    }
+    const wait = SEND_RETRY_MS[attempt];
+    // Not started when it could not run its whole bound before the deadline.
+    const next = wait === undefined ? undefined : wait * (0.5 + Math.random() / 2);
+    if (next === undefined || Date.now() + next + SEND_TIMEOUT_MS > deadline) {
+      on.lost(failed, attempt);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, next));
+  }
+}
+
+const SEND_TIMED_OUT = Symbol("timed out");
 
 const batcher = new EventBatcher();
 

@@ -532,6 +532,42 @@ describe("a Queue that refuses for a while (its rate limit)", () => {
   });
 });
 
+// A Queue whose first sendBatch never answers (a degraded broker), then takes batches.
+const HANGS_ONCE = `
+let tries = 0;
+class HangsOnce {
+  sendBatch(messages) {
+    if (++tries === 1) return new Promise(() => {});
+    console.log(JSON.stringify({ hangsOnceAccepted: messages.map((m) => m.body.request_id) }));
+    return Promise.resolve();
+  }
+}
+export default function () { return new HangsOnce(); }
+`;
+
+describe("a Queue that does not answer", () => {
+  it("gets the event anyway: a try that takes longer than SEND_TIMEOUT_MS is tried again", async () => {
+    const h = await Harness.start(
+      {},
+      { override: { queueProducers: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "hangs-once" } } }, extraWorkers: [{ name: "hangs-once", modules: true, script: HANGS_ONCE }] },
+    );
+    try {
+      const { key } = await h.tenant({});
+      const r = await h.call("/v1/messages", { key, body: MESSAGE });
+      expect(r.status).toBe(200);
+      const id = r.headers.get("edgefleet-request-id")!;
+      const accepted = () => h.logs.filter((l) => l.includes("hangsOnceAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { hangsOnceAccepted: string[] }).hangsOnceAccepted);
+      const retried = () => h.logs.some((l) => l.includes("usage_events_sent_after_retry"));
+      for (let i = 0; i < 1000 && (accepted().length < 1 || !retried()); i++) await sleep(10);
+      expect(accepted()).toEqual([id]);
+      expect(retried()).toBe(true);
+      expect(h.logs.filter((l) => l.includes("usage_event_not_sent"))).toEqual([]);
+    } finally {
+      await h.dispose();
+    }
+  }, 20_000);
+});
+
 // Stand-ins for a Queue and a bucket that refuse every write (an outage, a misdeploy).
 const FAILING = `
 class Failing {

@@ -2,11 +2,12 @@
 // ledger's schema for any Usage the readers can produce, which calls bill, the archive's
 // keys and its bounded staging. The same paths run in workerd in test/metering.test.ts.
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
 import { archiveKey, Staged } from "../../src/archive.ts";
-import { billable, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
+import { billable, deliver, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
+import { SEND_DEADLINE_MS, SEND_RETRY_MS, SEND_TIMEOUT_MS } from "../../../shared/queue-send.ts";
 import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
 import { frame, message, messageEvents } from "../wire.ts";
 import { config, MAX_ARCHIVE_BYTES } from "../../src/config.ts";
@@ -162,5 +163,69 @@ describe("ARCHIVE_MAX_BYTES", () => {
     expect(config(env(String(100 * 1024 * 1024))).archiveMaxBytes).toBe(MAX_ARCHIVE_BYTES);
     expect(MAX_ARCHIVE_BYTES * 3).toBeLessThan(128 * 1000 * 1000);
     expect(config(env("1000")).archiveMaxBytes).toBe(1000);
+  });
+});
+
+describe("sending a batch of usage events (deliver)", () => {
+  const run = async (send: () => Promise<unknown>) => {
+    const seen: { sent?: number; lost?: [string, number]; at?: number } = {};
+    const start = Date.now();
+    const done = deliver(send, start + SEND_DEADLINE_MS, {
+      sent: (n) => (seen.sent = n),
+      lost: (name, n) => {
+        seen.lost = [name, n];
+        seen.at = Date.now() - start;
+      },
+    });
+    await vi.runAllTimersAsync();
+    await done;
+    return seen;
+  };
+  beforeEach(() => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 10, 29, 12) });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("a Queue that never answers: every try times out, and the batch is given up (and logged) before the flush's waitUntil would be ended", async () => {
+    let tries = 0;
+    const seen = await run(() => (tries++, new Promise(() => {})));
+    expect(tries).toBe(SEND_RETRY_MS.length + 1);
+    expect(seen.lost).toEqual(["timeout", SEND_RETRY_MS.length]);
+    expect(seen.at!).toBeLessThanOrEqual(SEND_DEADLINE_MS);
+    expect(SEND_DEADLINE_MS).toBeLessThan(30_000);
+  });
+
+  it("a Queue that hangs once, then takes the batch: sent on the second try", async () => {
+    let tries = 0;
+    const seen = await run(() => (++tries === 1 ? new Promise(() => {}) : Promise.resolve()));
+    expect(tries).toBe(2);
+    expect(seen).toEqual({ sent: 1 });
+  });
+
+  it("a Queue that refuses every try: given up naming the error; one that answers at once: no retry", async () => {
+    const refused = await run(() => Promise.reject(new TypeError("Too Many Requests")));
+    expect(refused.lost).toEqual(["TypeError", SEND_RETRY_MS.length]);
+    expect(await run(() => Promise.resolve())).toEqual({});
+  });
+
+  it("no try starts that could not run its whole bound before the deadline (a flush's later chunks after slow earlier ones)", async () => {
+    let tries = 0;
+    const start = Date.now();
+    const seen: { lost?: [string, number] } = {};
+    const done = deliver(() => (tries++, new Promise(() => {})), start + SEND_TIMEOUT_MS + 50, { sent: () => {}, lost: (name, n) => (seen.lost = [name, n]) });
+    await vi.runAllTimersAsync();
+    await done;
+    expect(tries).toBe(1);
+    expect(seen.lost).toEqual(["timeout", 0]);
+    const late = await (async () => {
+      const out: { lost?: [string, number] } = {};
+      const d = deliver(() => Promise.resolve(), Date.now() - 1, { sent: () => {}, lost: (name, n) => (out.lost = [name, n]) });
+      await vi.runAllTimersAsync();
+      await d;
+      return out;
+    })();
+    expect(late.lost).toEqual(["deadline", 0]);
   });
 });
