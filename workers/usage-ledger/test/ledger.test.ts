@@ -273,11 +273,14 @@ describe("usage ledger", () => {
       { ...event(), extra: "field" },
       { ...event(), ["\u001b[31m\u202e" + "k".repeat(5000)]: 1 },
       { ...event(), ts: Date.now() - 91 * DAY },
-      { ...event(), ts: Date.now() + 2 * 3_600_000 },
     ];
-    const r = await h.deliver([{ body: good, id: "good" }, ...bad.map((body, i) => ({ body, id: `bad${i}` }))]);
+    // From the future (a producer's clock 2 h ahead, 1 h past the slack): not refused for
+    // good but retried once this clock has passed it, not dead-lettered at once.
+    const future = { ...event(), ts: Date.now() + 2 * 3_600_000 };
+    const r = await h.deliver([{ body: good, id: "good" }, { body: future, id: "future" }, ...bad.map((body, i) => ({ body, id: `bad${i}` }))]);
     expect(r.outcome).toBe("ok");
-    expect(r.retryMessages).toEqual([]);
+    expect(r.retryMessages).toEqual([{ msgId: "future", delaySeconds: 3600 }]);
+    expect(h.logs.some((l) => /message future event from the future .*: retried in 3600 s/.test(l))).toBe(true);
     expect(r.explicitAcks.sort()).toEqual(["good", ...bad.map((_, i) => `bad${i}`)].sort());
     await h.until(async () => h.deadLetters.length, (n) => n >= bad.length);
     expect(h.deadLetters).toEqual(bad);
