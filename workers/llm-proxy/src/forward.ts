@@ -57,10 +57,11 @@ export interface SplitStream {
   scan: ReadableStreamDefaultReader<Uint8Array>;
   scanner: SseUsageScanner;
   /**
-   * The attempt's timer, paused, and when it was armed: the relay's lag runs from then on
-   * it (it was armed to fire no later than that lag: `scanLagMs`).
+   * The attempt's timer, paused: the relay waits out its lag on it. It was armed to fire
+   * no later than the lag after the attempt began, so a wait of the lag from the first
+   * event needs no new timer (it re-arms once, for the rest, if the stream outlasts it).
    */
-  timer?: { dog: Watchdog; armedAt: number };
+  timer?: { dog: Watchdog };
 }
 
 /**
@@ -311,8 +312,9 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
     };
     const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
     // The first timer fires no later than a stream's relay lag, which then waits on it
-    // (SplitStream.timer); an attempt slower than that re-arms it once.
-    const armedAt = Date.now();
+    // (SplitStream.timer). An attempt whose headers or first event take longer than the
+    // lag re-arms it once when it fires (a JSON answer slower than that too): a timer set
+    // more on slow calls, one set and clear fewer on every streamed call.
     const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs, lag > 0 ? lag : Infinity));
     let got: Response | typeof TIMEOUT;
     try {
@@ -387,7 +389,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
         }
       }
       dog.pause();
-      return counted({ response: res, stream: { client, scan, scanner, timer: { dog, armedAt } }, retries, exhausted: false });
+      return counted({ response: res, stream: { client, scan, scanner, timer: { dog } }, retries, exhausted: false });
     }
     if (sse) return counted(await passOn(res, retries, false, cfg.firstEventTimeoutMs, dog));
     let bytes: ArrayBuffer | typeof TIMEOUT;
@@ -496,8 +498,8 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
     const lag = scanLagMs(opts.lagMs, opts.idleMs);
     const timer = split.timer;
     if (lag > 0 && timer !== undefined) {
-      // On the attempt's timer, from when it was armed (one set and clear fewer per call).
-      await Promise.race([piped, new Promise<void>((r) => timer.dog.until(timer.armedAt + lag, r))]);
+      // On the attempt's timer (one set and clear fewer per call), from the first event.
+      await Promise.race([piped, new Promise<void>((r) => timer.dog.until(Date.now() + lag, r))]);
       timer.dog.clear();
     } else if (lag > 0) {
       let t: ReturnType<typeof setTimeout> | undefined;

@@ -197,7 +197,6 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
   }
   const res = up.response;
   const ttfbMs = Date.now() - started;
-  const quota = quotaFromHeaders(res.headers);
   const out = clientHeaders(res.headers, res.status, up.exhausted);
   for (const [k, v] of Object.entries({ ...cors, ...limit.headers })) out.set(k, v);
   out.set("edgefleet-request-id", requestId);
@@ -217,7 +216,9 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       charged = settle(usage, interrupted);
     } finally {
       try {
-        record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota });
+        // The provider's quota is read here, after the answer (a stream's first byte does
+        // not wait for it).
+        record(res.status, { usage, ttfbMs, retries: up.retries, latencyMs: Date.now() - started, quota: quotaFromHeaders(res.headers) });
       } finally {
         meter?.done(res.status, usage, ended, charged, up.maybeBilledRetries);
       }

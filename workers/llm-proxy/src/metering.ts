@@ -293,7 +293,9 @@ export async function deliver(send: () => Promise<unknown>, deadline: number, on
     if (left <= 0) failed = "deadline";
     else {
       let t: ReturnType<typeof setTimeout> | undefined;
-      const trying = send();
+      // A send that throws at once (a missing binding, a JavaScript stand-in) fails like
+      // one that rejects: tried again, and logged if it keeps failing.
+      const trying = Promise.resolve().then(send);
       try {
         const r = await Promise.race([trying, new Promise<typeof SEND_TIMED_OUT>((ok) => (t = setTimeout(ok, Math.min(SEND_TIMEOUT_MS, left), SEND_TIMED_OUT)))]);
         if (r !== SEND_TIMED_OUT) {

@@ -207,6 +207,11 @@ describe("sending a batch of usage events (deliver)", () => {
   it("a Queue that refuses every try: given up naming the error; one that answers at once: no retry", async () => {
     const refused = await run(() => Promise.reject(new TypeError("Too Many Requests")));
     expect(refused.lost).toEqual(["TypeError", SEND_RETRY_MS.length]);
+    // One that throws before it returns (a missing binding, a JavaScript stand-in) alike.
+    const thrown = await run(() => {
+      throw new TypeError("Cannot read properties of undefined (reading 'sendBatch')");
+    });
+    expect(thrown.lost).toEqual(["TypeError", SEND_RETRY_MS.length]);
     expect(await run(() => Promise.resolve())).toEqual({});
   });
 
