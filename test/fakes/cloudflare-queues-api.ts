@@ -154,12 +154,19 @@ export class FakeQueuesApi extends LoopbackFake {
    *  not settled, so the command must read both. */
   readonly jsonBodies: "base64" | "plain";
 
-  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions; jsonBodies?: "base64" | "plain" }) {
+  /** How an empty pull and an ack are answered: `result` an object (the current SDK's
+   *  types), or null, which the pull docs allow ("an empty response" when nothing is
+   *  available) and an earlier cloudflare-typescript typed (`MessagePullResponse | null`,
+   *  `MessageAckResponse | null`): the command must read both. */
+  readonly nullResults: boolean;
+
+  constructor(o: { token: string; accountId: string; limit?: AccountLimitOptions; jsonBodies?: "base64" | "plain"; nullResults?: boolean }) {
     super();
     this.token = o.token;
     this.accountId = o.accountId;
     this.account = new AccountRateLimit(o.limit);
     this.jsonBodies = o.jsonBodies ?? "base64";
+    this.nullResults = o.nullResults ?? false;
   }
 
   /** The base URL to give the SDK (its default is https://api.cloudflare.com/client/v4). */
@@ -356,12 +363,16 @@ export class FakeQueuesApi extends LoopbackFake {
         const oldest = q.messages.reduce((t, x) => Math.min(t, x.timestampMs), Infinity);
         return { result: { backlog_count: q.messages.length, backlog_bytes: q.messages.reduce((n, x) => n + x.body.length, 0), oldest_message_timestamp_ms: oldest === Infinity ? 0 : oldest } };
       }
-      case "pull":
-        return { result: this.pull(q, body) };
+      case "pull": {
+        const r = this.pull(q, body) as { messages: unknown[] };
+        return { result: this.nullResults && r.messages.length === 0 ? null : r };
+      }
       case "peek":
         return { result: this.peek(q, body) };
-      case "ack":
-        return { result: this.ack(q, body) };
+      case "ack": {
+        const r = this.ack(q, body);
+        return { result: this.nullResults ? null : r };
+      }
       case "batch":
         return { result: this.push(q, body, true) };
       case "push":

@@ -127,7 +127,7 @@ describe("dead-letters replay", () => {
     expect(JSON.parse(list.out).messages).toEqual([]);
   });
 
-  it("acks nothing when the push fails: the events stay in the DLQ and the next run moves them", async () => {
+  it("acks nothing when the push fails: the events stay in the DLQ, released, and the next run moves them", async () => {
     fake.send(DLQ, event(1));
     fake.send(DLQ, event(2));
     fake.failNext({ status: 503, code: 15000, action: "batch", message: "Unknown error" });
@@ -135,14 +135,15 @@ describe("dead-letters replay", () => {
     expect(r.code).toBe(DEAD_LETTERS_EXIT.failed);
     expect(r.err).toContain(`pushing 2 event(s) to ${USAGE} failed; none of them was acked`);
     expect(r.err).toContain("the Cloudflare API answered 503: 15000 Unknown error");
-    expect(actions()).not.toContain("ack");
+    // No ack; their leases released (the ack endpoint's `retries`), so they are visible again.
+    const acks = fake.requests.filter((q) => q.action === "ack").map((q) => q.body as { acks?: unknown[]; retries?: unknown[] });
+    expect(acks.flatMap((b) => b.acks ?? [])).toEqual([]);
+    expect(acks.flatMap((b) => b.retries ?? [])).toHaveLength(2);
     expect(fake.messages(USAGE)).toEqual([]);
     expect(fake.messages(DLQ).map((m) => [m.attempts, m.leased])).toEqual([
-      [1, true],
-      [1, true],
+      [1, false],
+      [1, false],
     ]);
-    // Leased until the visibility timeout; then a rerun replays them.
-    fake.advance(VT);
     const again = await run(["replay"]);
     expect(again.code).toBe(DEAD_LETTERS_EXIT.ok);
     expect(usageBodies().map((b) => b.request_id)).toEqual(["req_ef_1", "req_ef_2"]);
@@ -199,8 +200,8 @@ describe("dead-letters replay", () => {
     const r = await run(["replay"]);
     expect(r.code).toBe(DEAD_LETTERS_EXIT.failed);
     expect(usageBodies()).toHaveLength(1);
-    expect(fake.messages(DLQ).map((m) => m.leased)).toEqual([true]);
-    fake.advance(VT);
+    // Not acked, and released: visible again at once.
+    expect(fake.messages(DLQ).map((m) => m.leased)).toEqual([false]);
     expect((await run(["replay"])).code).toBe(DEAD_LETTERS_EXIT.ok);
     expect(usageBodies().map((b) => b.request_id)).toEqual(["req_ef_1", "req_ef_1"]);
     expect(fake.messages(DLQ)).toEqual([]);
@@ -275,6 +276,26 @@ describe("dead-letters replay", () => {
     expect(r.err).not.toContain("req_ef_1");
   });
 
+  it("a push that fails on an event's last attempt: the event is listed as deleted by Cloudflare, with its body whole (the only copy)", async () => {
+    fake.send(DLQ, event(7), { attempts: 99 });
+    fake.failNext({ status: 503, code: 15000, action: "batch", message: "Unknown error" });
+    const r = await run(["replay"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.failed);
+    expect(r.err).toMatch(/message [0-9a-f]{32} was pulled on its last attempt \(100 of 100\) and Cloudflare deletes it now \([^)]*\)\. Its body: \{[^\n]*"request_id":"req_ef_7"/);
+    expect(fake.messages(DLQ)).toEqual([]);
+    expect(fake.messages(USAGE)).toEqual([]);
+  });
+
+  it("releases what it left in requests of at most 100 leases, like every other ack", async () => {
+    for (let i = 0; i < 150; i++) fake.send(DLQ, { junk: i });
+    const r = await run(["replay"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.left);
+    const releases = fake.requests.filter((q) => q.action === "ack").map((q) => ((q.body as { retries?: unknown[] }).retries ?? []).length);
+    expect(releases).toEqual([100, 50]);
+    expect(fake.messages(DLQ).filter((m) => m.leased)).toEqual([]);
+    expect(r.out).toContain("visible again now");
+  });
+
   it("says which messages Cloudflare deletes because this run's pull was their last attempt, with each body whole, and does not count them as still there", async () => {
     fake.send(DLQ, { junk: "last" }, { attempts: 99 });
     fake.send(DLQ, { junk: "more" }, { attempts: 10 });
@@ -286,6 +307,24 @@ describe("dead-letters replay", () => {
     expect(fake.messages(DLQ).map((m) => m.body)).toEqual([{ junk: "more" }]);
     const j = JSON.parse((await run(["replay", "--json"])).out);
     expect(j.deletedByCloudflare).toEqual([]);
+  });
+
+  it("reads a null result (an empty pull, an ack) as nothing, not as a failure: the docs' \"empty response\", an earlier SDK's `| null`", async () => {
+    await fake.stop();
+    fake = new FakeQueuesApi({ token: TOKEN, accountId: ACCOUNT, nullResults: true });
+    await fake.start();
+    fake.addQueue(USAGE, { consumer: { type: "worker", scriptName: "edgefleet-usage-ledger", deadLetterQueue: DLQ, settings: { batch_size: 100, max_retries: 5 } } });
+    fake.addQueue(DLQ, { retentionSeconds: 14 * 86_400, consumer: { type: "http_pull", settings: { max_retries: 100, visibility_timeout_ms: VT } } });
+    env = { ...env, CLOUDFLARE_API_BASE_URL: fake.baseURL };
+    fake.send(DLQ, event(1));
+    const r = await run(["replay"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(usageBodies().map((b) => b.request_id)).toEqual(["req_ef_1"]);
+    expect(fake.messages(DLQ)).toEqual([]);
+    const empty = await run(["replay"]);
+    expect(empty.code).toBe(DEAD_LETTERS_EXIT.ok);
+    expect(empty.out).toMatch(/replayed 0 event/);
   });
 
   it("replays json bodies that the pull answer carries as JSON text, not base64 (the pull docs' own example shows one so)", async () => {

@@ -394,6 +394,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
               left: r.left.map((m) => messageJson(m, t, maxRetries)),
               deletedByCloudflare: r.spent.map((m) => m.id),
               stoppedBy: r.stoppedBy,
+              ...(r.releaseFailed ? { releaseFailed: true } : {}),
               ...(r.remaining !== undefined ? { remaining: r.remaining } : {}),
               inFlight,
               ...(r.error ? { error: r.error } : {}),
@@ -403,7 +404,7 @@ export async function runDeadLetters(argv: string[], io: Io): Promise<number> {
         );
       } else {
         io.out(`replayed ${r.replayed} event(s) from ${s.dlq.name} to ${target.name} (pulled ${r.pulled}${r.dropped.length ? `, dropped ${r.dropped.length}` : ""})\n`);
-        if (stillThere.length > 0) io.out(`left ${stillThere.length} in ${s.dlq.name} (not acked: still there, visible again now):\n${table(stillThere, t, maxRetries)}\n${lastChances(stillThere, maxRetries)}`);
+        if (stillThere.length > 0) io.out(`left ${stillThere.length} in ${s.dlq.name} (not acked: still there, ${r.releaseFailed ? `visible again after the ${o.visibilityTimeout}s visibility timeout: releasing their leases failed` : "visible again now"}):\n${table(stillThere, t, maxRetries)}\n${lastChances(stillThere, maxRetries)}`);
         // Pulled on their last attempt: Cloudflare deletes them as their leases end. Each
         // body is printed whole, so what is gone is not gone unseen.
         for (const m of r.spent) io.err(`dead-letters: message ${escapeControls(m.id)} was pulled on its last attempt (${m.attempts} of ${maxRetries}) and Cloudflare deletes it now (${escapeControls(m.reason ?? "?")}). Its body: ${safeJson(m.body)}\n`);

@@ -99,16 +99,18 @@ export function openQueues(o: ClientOptions): QueuesClient {
       };
     },
     async pull(queueId, batchSize, visibilityTimeoutMs) {
-      const r = await cf.queues.messages.pull(queueId, { account_id, batch_size: batchSize, visibility_timeout_ms: visibilityTimeoutMs });
-      return { messages: r.messages ?? [], ...(typeof r.message_backlog_count === "number" ? { backlog: r.message_backlog_count } : {}) };
+      // `result` may be null on an empty queue (the pull docs: "an empty response"; older
+      // SDKs typed it `MessagePullResponse | null`): no messages, not a TypeError.
+      const r = (await cf.queues.messages.pull(queueId, { account_id, batch_size: batchSize, visibility_timeout_ms: visibilityTimeoutMs })) as { messages?: WireMessage[] | null; message_backlog_count?: number } | null;
+      return { messages: r?.messages ?? [], ...(typeof r?.message_backlog_count === "number" ? { backlog: r.message_backlog_count } : {}) };
     },
     async peek(queueId, batchSize) {
-      const r = await cf.queues.messages.peek(queueId, { account_id, batch_size: batchSize });
-      return r.messages ?? [];
+      const r = (await cf.queues.messages.peek(queueId, { account_id, batch_size: batchSize })) as { messages?: WireMessage[] | null } | null;
+      return r?.messages ?? [];
     },
     async ack(queueId, leases) {
-      const r = await cf.queues.messages.ack(queueId, { account_id, acks: leases.map((lease_id) => ({ lease_id })) });
-      return { acked: r.ackCount ?? 0, warnings: Object.keys(r.warnings ?? {}).length };
+      const r = (await cf.queues.messages.ack(queueId, { account_id, acks: leases.map((lease_id) => ({ lease_id })) })) as { ackCount?: number; warnings?: Record<string, unknown> | null } | null;
+      return { acked: r?.ackCount ?? 0, warnings: Object.keys(r?.warnings ?? {}).length };
     },
     async release(queueId, leases) {
       await cf.queues.messages.ack(queueId, { account_id, retries: leases.map((lease_id) => ({ lease_id })) });

@@ -70,6 +70,9 @@ export interface ReplayReport {
   /** Acks whose lease Cloudflare no longer knew (another puller acked it first). */
   ackWarnings: number;
   stoppedBy: "empty" | "limit" | "seen" | "error";
+  /** A release of the left messages' leases failed: they are visible again only after the
+   *  visibility timeout, not at once. */
+  releaseFailed?: boolean;
   error?: string;
   /** Messages in the DLQ after the run (Cloudflare's best-effort metric): beyond `left`,
    * ones in flight (leased by an interrupted run or another puller) or newly arrived. */
@@ -128,14 +131,18 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
     const leave = fresh.filter((m) => m.action === "leave" || m.leaseId === undefined);
     const send = fresh.filter((m) => !leave.includes(m));
     let stop = false;
+    // Messages of this pull whose push was not made or failed: left like the rest (so
+    // released at the end, and reported if the release deletes them: their last attempt).
+    const unsent = new Set(send);
     for (const batch of pushBatches(send)) {
       try {
         await api.push(target.id, batch.map((m) => m.body));
       } catch (e) {
-        fail(`pushing ${batch.length} event(s) to ${target.name} failed; none of them was acked, so they stay in the dead-letter queue and come back after the visibility timeout`, e);
+        fail(`pushing ${batch.length} event(s) to ${target.name} failed; none of them was acked, so they stay in the dead-letter queue (released for a rerun, unless this was their last attempt: listed below)`, e);
         stop = true;
         break;
       }
+      for (const m of batch) unsent.delete(m);
       try {
         const a = await api.ack(dlq.id, batch.map((m) => m.leaseId!));
         r.ackWarnings += a.warnings;
@@ -149,9 +156,11 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
       for (const m of batch) if (m.event) pushedRequests.add(m.event.request_id);
     }
     if (stop) {
-      // Not pushed, or pushed and not acked: the lease runs out and they come back. What
-      // this batch left is released below with the rest.
-      r.left.push(...leave);
+      // Pushed and not acked: the lease runs out and they come back (the ledger counts a
+      // second push once). Not pushed: left with the rest, released below, and listed if
+      // that was their last attempt (Cloudflare then deletes them: their bodies are
+      // printed, the only copy).
+      r.left.push(...leave, ...unsent);
       break;
     }
     if (o.dropInvalid && leave.length > 0) {
@@ -182,12 +191,14 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
   // What was left is leased until the visibility timeout: released now, it is visible in
   // the DLQ at once (for `list`, or a run after a fix). A release is no delivery; a message
   // whose attempts reached max_retries is deleted by it as by the lease's end.
+  // In requests of at most 100 leases, like every other ack.
   const leases = r.left.flatMap((m) => (m.leaseId !== undefined ? [m.leaseId] : []));
-  if (leases.length > 0) {
+  for (let i = 0; i < leases.length; i += MAX_BATCH_MESSAGES) {
     try {
-      await api.release(dlq.id, leases);
+      await api.release(dlq.id, leases.slice(i, i + MAX_BATCH_MESSAGES));
     } catch {
       // Not a loss: the leases end after the visibility timeout anyway.
+      r.releaseFailed = true;
     }
   }
   if (o.maxRetries !== undefined) r.spent = r.left.filter((m) => m.leaseId !== undefined && m.attempts >= o.maxRetries!);
