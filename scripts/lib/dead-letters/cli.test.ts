@@ -353,6 +353,18 @@ describe("dead-letters replay", () => {
     // The first one was pulled twice in the run (once to judge it, once on the way out), never more.
     expect(fake.messages(DLQ).map((m) => m.attempts)).toEqual([2, 98]);
   });
+
+  it("a message this run left, pulled again on its last attempt (the run outlasted its visibility timeout), is reported as deleted, not as still there", async () => {
+    fake.send(DLQ, { junk: "a" }, { attempts: 98 });
+    fake.send(DLQ, { junk: "b" });
+    fake.tickMs = 700;
+    const r = await run(["replay", "--batch-size", "1", "--visibility-timeout", "1"]);
+    expect(r.code).toBe(DEAD_LETTERS_EXIT.left);
+    expect(r.out).toContain("left 1 in edgefleet-usage-dlq");
+    expect(r.err).toMatch(/was pulled on its last attempt \(100 of 100\) and Cloudflare deletes it now \([^)]*\)\. Its body: \{"junk":"a"\}/);
+    // Released with the lease of its last pull: gone, as reported; the other is still there.
+    expect(fake.messages(DLQ).map((m) => m.body)).toEqual([{ junk: "b" }]);
+  });
 });
 
 describe("dead-letters replay --dry-run and list", () => {

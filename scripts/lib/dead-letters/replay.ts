@@ -115,6 +115,20 @@ export async function replay(api: QueuesClient, dlq: QueueInfo, target: QueueInf
     }
     if (pulled.messages.length === 0) break;
     r.pulled += pulled.messages.length;
+    // Messages this run already left, pulled again (their visibility timeout passed): a
+    // new delivery, with a new lease and one more attempt. The release at the end and the
+    // last-attempt report use those (with the first pull's, a message whose second pull
+    // was its last was deleted while the run said it was still there: a review).
+    const again = pulled.messages.filter((m) => m.id !== undefined && seen.has(m.id));
+    if (again.length > 0) {
+      const leftById = new Map(r.left.map((m) => [m.id, m]));
+      for (const w of again) {
+        const m = leftById.get(w.id!);
+        if (m === undefined) continue;
+        if (w.lease_id !== undefined) m.leaseId = w.lease_id;
+        if (typeof w.attempts === "number") m.attempts = w.attempts;
+      }
+    }
     const now = o.now();
     const fresh = pulled.messages.filter((m) => m.id === undefined || !seen.has(m.id)).map((m) => classify(m, now, o.retentionDays));
     if (fresh.length === 0) {
