@@ -25,12 +25,12 @@ beforeAll(() => api.start());
 afterAll(() => api.stop());
 
 /** Runs the command; `pulumi` answers `stack output` with `ids` (or as a stack without the output). */
-async function run(argv: string[], o: { ids?: Record<string, string>; token?: string } = {}) {
+async function run(argv: string[], o: { ids?: Record<string, string>; token?: string; pulumiStderr?: string } = {}) {
   const calls: string[][] = [];
   const exec: Exec = async (command, args, env) => {
     calls.push([command, ...args]);
     if (command === "pulumi") {
-      return o.ids ? { status: 0, stdout: JSON.stringify(o.ids), stderr: "" } : { status: 255, stdout: "", stderr: 'error: current stack does not have output property "d1DatabaseIds"' };
+      return o.ids ? { status: 0, stdout: JSON.stringify(o.ids), stderr: "" } : { status: 255, stdout: "", stderr: o.pulumiStderr ?? 'error: current stack does not have output property "d1DatabaseIds"' };
     }
     // wrangler itself, asynchronously: the fake API answers from this process meanwhile.
     return spawnExec(command, args, env);
@@ -73,6 +73,11 @@ describe("npm run d1-migrations", { timeout: 120_000 }, () => {
     expect(strict.code).toBe(D1_EXIT.failed);
     expect(JSON.parse(strict.out).databases).toEqual([{ database: "edgefleet-usage", status: "failed", detail: "stack prod has no id for it yet (pulumi up creates it)" }]);
     expect(api.requests).toHaveLength(0);
+    // Any other failure of `pulumi stack output` is one, even with --skip-missing (a
+    // backend's 404 is not "no id yet": skipping would leave a deployed ledger unmigrated).
+    const backend = await run(["--skip-missing"], { pulumiStderr: "error: [404] Not found: the state backend did not answer for stack prod" });
+    expect(backend.code).toBe(D1_EXIT.usage);
+    expect(backend.err).toContain("pulumi stack output d1DatabaseIds failed (exit 255): error: [404] Not found");
   });
 
   it("applies the ledger's migrations with wrangler, by the stack's id, once", async () => {

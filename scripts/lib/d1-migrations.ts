@@ -158,8 +158,12 @@ export async function runD1Migrations(argv: string[], io: D1MigrationsIO): Promi
       } catch {
         return fail(`pulumi stack output d1DatabaseIds printed no JSON: ${r.stdout.slice(0, 200)}`);
       }
-    } else if (/does not have output property|not found/i.test(r.stderr)) {
-      ids = {}; // no update has exported it yet: the first deploy
+    } else if (/does not have output property/i.test(r.stderr)) {
+      // No update has exported it yet: the first deploy. Only Pulumi's own message for
+      // that ("current stack does not have output property '<name>'": pulumi stack_output.go)
+      // counts; any other failure (a backend's "404 Not found", no such stack) is one, or
+      // --skip-missing would skip the migrations of a fleet that has its database.
+      ids = {};
     } else {
       return fail(`pulumi stack output d1DatabaseIds failed (exit ${r.status}): ${r.stderr.trim().split("\n")[0] ?? ""}`);
     }
