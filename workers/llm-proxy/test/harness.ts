@@ -180,10 +180,14 @@ export class Harness {
  * out empty and everything is shut down. With `reset`, the fake's script and the metrics
  * are cleared before each test.
  */
-export function useHarness(vars: Record<string, string>, ready: (h: Harness) => Promise<void> | void, opts: { reset?: boolean; noProviderKey?: boolean } = {}): void {
+export function useHarness(
+  vars: Record<string, string>,
+  ready: (h: Harness) => Promise<void> | void,
+  opts: { reset?: boolean; noProviderKey?: boolean; override?: Partial<WorkerOptions>; extraWorkers?: WorkerOptions[] } = {},
+): void {
   let h: Harness | undefined;
   beforeAll(async () => {
-    h = await Harness.start(vars, { noProviderKey: opts.noProviderKey });
+    h = await Harness.start(vars, { noProviderKey: opts.noProviderKey, ...(opts.override ? { override: opts.override } : {}), ...(opts.extraWorkers ? { extraWorkers: opts.extraWorkers } : {}) });
     await ready(h);
   });
   afterAll(async () => {

@@ -30,25 +30,57 @@ function rssBytes(pid: string): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+// The ARCHIVE bucket for the archived cases: takes each put's value whole, as R2 would,
+// and drops it. Miniflare's own R2 runs in the same workerd process and holds what is
+// written, which RSS would count against the proxy; deployed, R2 is a service of its own.
+// A wrapped binding runs in the proxy's isolate.
+const R2_DROP = `
+export default function () {
+  return {
+    async put(key, value) {
+      // A stream is read chunk by chunk and let go, as R2 would upload it.
+      let n = 0;
+      if (value instanceof ReadableStream) {
+        const r = value.getReader();
+        for (;;) {
+          const { done, value: chunk } = await r.read();
+          if (done) break;
+          n += chunk.byteLength;
+        }
+      } else n = value?.byteLength ?? String(value).length;
+      return { key, size: n };
+    },
+  };
+}
+`;
+
 describe.runIf(process.platform === "linux").each([
-  { buffer: String(MiB), streamed: true },
-  { buffer: String(32 * MiB), streamed: false },
-])("four concurrent 24 MiB bodies, BUFFER_BODY_BYTES=$buffer", ({ buffer, streamed }) => {
+  { buffer: String(MiB), streamed: true, archive: "" },
+  { buffer: String(32 * MiB), streamed: false, archive: "" },
+  // An archived tenant's streamed bodies: each is tee'd, and its copy staged up to
+  // ARCHIVE_MAX_BYTES for R2, then cancelled (archive.ts archiveRequestStream). A review
+  // asked whether that, with the tee's buffering, could crowd the isolate's 128 MB.
+  { buffer: String(MiB), streamed: true, archive: String(4 * MiB) },
+])("four concurrent 24 MiB bodies, BUFFER_BODY_BYTES=$buffer, archived up to $archive", ({ buffer, streamed, archive }) => {
   let h: Harness;
   let key: string;
   let pid: string;
-  useHarness({ BUFFER_BODY_BYTES: buffer, METRICS_SAMPLE_RATE: "0" }, async (started) => {
+  useHarness(
+    { BUFFER_BODY_BYTES: buffer, METRICS_SAMPLE_RATE: "0", ...(archive ? { ARCHIVE_MAX_BYTES: archive } : {}) },
+    async (started) => {
     h = started;
-    ({ key } = await h.tenant());
+    ({ key } = await h.tenant({ archive: archive !== "" }));
     h.fake.recording = false; // keep the test process small; sizes are checked below
     const before = new Set<string>();
     // The harness started one workerd child of this process; there may be others from
     // describe blocks that ran before (they are disposed), so take the newest.
     for (const p of workerdPids()) before.add(p);
     pid = [...before].sort((a, b) => Number(b) - Number(a))[0]!;
-  });
+    },
+    archive ? { override: { r2Buckets: {}, wrappedBindings: { ARCHIVE: { scriptName: "r2-drop" } } }, extraWorkers: [{ name: "r2-drop", modules: true, script: R2_DROP }] } : {},
+  );
 
-  it(streamed ? "streams them: workerd grows by well under 128 MB" : "holds them: workerd grows by about their size (the control)", async () => {
+  it(streamed ? `streams them${archive ? ", each archived up to ARCHIVE_MAX_BYTES" : ""}: workerd grows by well under 128 MB` : "holds them: workerd grows by about their size (the control)", async () => {
     const body = Buffer.alloc(24 * MiB, 0x61);
     body.write('{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}],"x":"', 0);
     body.write('"}', body.length - 2);
@@ -63,7 +95,11 @@ describe.runIf(process.platform === "linux").each([
       clearInterval(sampler);
     }
     const grewMiB = (peak - baseline) / MiB;
-    if (streamed) expect(grewMiB).toBeLessThan(40);
+    if (process.env.EDGEFLEET_PRINT_MEMORY) console.log(`archived up to ${archive || "-"}, buffer ${buffer}: grew ${grewMiB.toFixed(1)} MiB`);
+    // Archived: each upload's staged copy (4 MiB), the tee's buffer for the slower branch
+    // while the copy reads ahead, and the copy joined for the put: 44-62 MiB measured for
+    // the four (2026-11-29), under the isolate's 128 MB with room for everything else.
+    if (streamed) expect(grewMiB).toBeLessThan(archive ? 96 : 40);
     else expect(grewMiB).toBeGreaterThan(64);
   });
 });
