@@ -12,30 +12,90 @@ import { afterThisTurn } from "./later.ts";
 
 export { archiveKey, type Part };
 
-/** Up to `max` bytes of a body that passes in chunks; counts what passed beyond. */
+/**
+ * What the streamed copies of all the calls an isolate serves may hold at once. A copy
+ * holds about three times what it keeps while it streams (its parts, what `tee` buffers
+ * for the slower branch while the copy reads ahead, the parts joined for the put), and an
+ * isolate has 128 MB: four archived 24 MiB uploads at once grew it by 148-214 MiB with
+ * each copy allowed the 16 MiB maximum (test/memory.test.ts). Past this budget a copy
+ * stops early, and its object says `truncated`, like one cut by ARCHIVE_MAX_BYTES.
+ */
+export const ISOLATE_STAGING_BYTES = 16 * 1024 * 1024;
+
+/** Bytes granted to copies, taken as they are kept and given back once their put settled. */
+export class StagingPool {
+  private used = 0;
+  private readonly capacity: number;
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+  /** Up to `n` bytes, as many as are left. */
+  take(n: number): number {
+    const got = Math.max(0, Math.min(n, this.capacity - this.used));
+    this.used += got;
+    return got;
+  }
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+  get inUse(): number {
+    return this.used;
+  }
+}
+
+/** The isolate's pool (module state: one per isolate). */
+export const stagingPool = new StagingPool(ISOLATE_STAGING_BYTES);
+
+/** Up to `max` bytes of a body that passes in chunks (fewer when `pool` runs out); counts
+ *  what passed beyond. */
 export class Staged {
   private readonly parts: Uint8Array[] = [];
   kept = 0;
   /** Every byte that passed, kept or not. */
   seen = 0;
   private readonly max: number;
-  constructor(max: number) {
+  private readonly pool: StagingPool | undefined;
+  /** The pool gave less than asked: nothing more is kept. */
+  private starved = false;
+  constructor(max: number, pool?: StagingPool) {
     this.max = max;
+    this.pool = pool;
   }
 
   get truncated(): boolean {
     return this.seen > this.kept;
   }
 
+  /** Nothing more will be kept: the bound is reached, or the pool ran out. */
+  get full(): boolean {
+    return this.starved || this.kept >= this.max;
+  }
+
   /** Copies what still fits (the chunk itself goes on to its reader, which may detach it). */
   add(chunk: Uint8Array): void {
     this.seen += chunk.byteLength;
-    const room = this.max - this.kept;
+    if (this.starved) return;
+    let room = Math.min(this.max - this.kept, chunk.byteLength);
     if (room <= 0) return;
+    if (this.pool !== undefined) {
+      const got = this.pool.take(room);
+      if (got < room) this.starved = true;
+      room = got;
+      if (room === 0) return;
+    }
     const part = chunk.byteLength <= room ? chunk.slice() : chunk.slice(0, room);
     this.parts.push(part);
     this.kept += part.byteLength;
   }
+
+  /** Gives what it kept back to its pool (once the put settled); keeps nothing more. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.starved = true;
+    this.pool?.give(this.kept);
+  }
+  private released = false;
 
   bytes(): Uint8Array {
     if (this.parts.length === 1) return this.parts[0]!;
@@ -97,7 +157,7 @@ function storedContentType(ct: string | null, customMetadata: Record<string, str
   return FALLBACK_CONTENT_TYPE;
 }
 
-function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: PartInfo): void {
+function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: PartInfo, settled?: () => void): void {
   const customMetadata: Record<string, string> = { request_id: a.requestId, tenant: a.tenant, bytes: String(info.bytes), truncated: String(info.truncated) };
   if (info.status !== undefined) customMetadata.status = String(info.status);
   if (info.complete !== undefined) customMetadata.complete = String(info.complete);
@@ -111,7 +171,7 @@ function put(a: ArchivedCall, part: Part, body: Uint8Array | ArrayBuffer, info: 
       ...(contentType !== undefined ? { httpMetadata: { contentType } } : {}),
     }),
   );
-  a.waitUntil(write.catch((e: unknown) => a.onError(part, e)));
+  a.waitUntil(write.catch((e: unknown) => a.onError(part, e)).finally(() => settled?.()));
 }
 
 /** A body held in memory (request bytes, a JSON answer): the first ARCHIVE_MAX_BYTES of it. */
@@ -128,12 +188,12 @@ export function archiveBytes(a: ArchivedCall, part: Part, bytes: ArrayBuffer, in
  */
 export function archiveRequestStream(a: ArchivedCall, stream: ReadableStream<Uint8Array>, declared: number | undefined, contentType: string | null): ReadableStream<Uint8Array> {
   const [upstream, copy] = stream.tee();
-  const staged = new Staged(a.maxBytes);
+  const staged = new Staged(a.maxBytes, stagingPool);
   const reader = copy.getReader();
   a.waitUntil(
     (async () => {
       try {
-        while (staged.kept < a.maxBytes) {
+        while (!staged.full) {
           const r = await reader.read();
           if (r.done) break;
           staged.add(r.value);
@@ -143,7 +203,7 @@ export function archiveRequestStream(a: ArchivedCall, stream: ReadableStream<Uin
       }
       const cut = declared !== undefined ? declared > staged.kept : staged.truncated;
       await reader.cancel().catch(() => {});
-      put(a, "request", staged.bytes(), { bytes: declared ?? staged.seen, truncated: cut, contentType });
+      put(a, "request", staged.bytes(), { bytes: declared ?? staged.seen, truncated: cut, contentType }, () => staged.release());
     })(),
   );
   return upstream;
@@ -162,7 +222,7 @@ export function archiveResponseStream(
   contentType: string | null,
   ended: Promise<{ complete: boolean; why: string }>,
 ): ReadableStream<Uint8Array> {
-  const staged = new Staged(a.maxBytes);
+  const staged = new Staged(a.maxBytes, stagingPool);
   const tap = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, c) {
       staged.add(chunk);
@@ -175,7 +235,7 @@ export function archiveResponseStream(
   const piped = stream.pipeTo(tap.writable).catch(() => {});
   a.waitUntil(
     Promise.all([piped, ended]).then(([, e]) =>
-      put(a, "response", staged.bytes(), { bytes: staged.seen, truncated: staged.truncated, contentType, status, complete: e.complete, ended: e.why }),
+      put(a, "response", staged.bytes(), { bytes: staged.seen, truncated: staged.truncated, contentType, status, complete: e.complete, ended: e.why }, () => staged.release()),
     ),
   );
   return tap.readable;

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
-import { archiveKey, Staged } from "../../src/archive.ts";
+import { archiveKey, ISOLATE_STAGING_BYTES, Staged, StagingPool } from "../../src/archive.ts";
 import { billable, deliver, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
 import { SEND_DEADLINE_MS, SEND_RETRY_MS, SEND_TIMEOUT_MS } from "../../../shared/queue-send.ts";
 import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
@@ -153,6 +153,42 @@ describe("the archive's staging", () => {
     s.add(chunk);
     structuredClone(chunk.buffer, { transfer: [chunk.buffer] });
     expect([...s.bytes()]).toEqual([1, 2, 3]);
+  });
+});
+
+describe("the isolate's staging pool (what all streamed copies may hold at once)", () => {
+  it("gives copies bytes as they keep them, stops a copy when it runs out (truncated, like the cap), and takes them back once, after the put", () => {
+    const pool = new StagingPool(10);
+    const a = new Staged(8, pool);
+    const b = new Staged(8, pool);
+    a.add(new Uint8Array([1, 2, 3, 4, 5, 6]));
+    b.add(new Uint8Array([7, 8, 9, 10, 11]));
+    expect([...a.bytes()]).toEqual([1, 2, 3, 4, 5, 6]);
+    // b asked for 5 and got the 4 left: it keeps them and nothing more.
+    expect([...b.bytes()]).toEqual([7, 8, 9, 10]);
+    expect(b.full).toBe(true);
+    expect(b.truncated).toBe(true);
+    b.add(new Uint8Array([12]));
+    expect(b.kept).toBe(4);
+    expect(b.seen).toBe(6);
+    expect(pool.inUse).toBe(10);
+    a.release();
+    a.release();
+    expect(pool.inUse).toBe(4);
+    // a keeps nothing after its release; a new copy gets what a gave back.
+    a.add(new Uint8Array([1]));
+    expect(a.kept).toBe(6);
+    const c = new Staged(8, pool);
+    c.add(new Uint8Array(8));
+    expect([c.kept, c.full, c.truncated]).toEqual([6, true, true]);
+    b.release();
+    c.release();
+    expect(pool.inUse).toBe(0);
+    // Without a pool: only the cap.
+    const d = new Staged(3);
+    d.add(new Uint8Array(5));
+    expect([d.kept, d.full, d.truncated]).toEqual([3, true, true]);
+    expect(ISOLATE_STAGING_BYTES).toBe(16 * 1024 * 1024);
   });
 });
 
