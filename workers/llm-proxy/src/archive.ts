@@ -22,20 +22,34 @@ export { archiveKey, type Part };
  */
 export const ISOLATE_STAGING_BYTES = 16 * 1024 * 1024;
 
+/** How long a copy's grant may stand before the pool takes it back unasked: a put whose
+ *  request context ended before it settled (waitUntil is cut 30 s after the response)
+ *  never gives its bytes back, and the pool must not shrink for good. A copy still
+ *  streaming after this long (a very long answer) is then simply no longer counted. */
+export const STAGING_GRANT_MS = 10 * 60 * 1000;
+
 /** Bytes granted to copies, taken as they are kept and given back once their put settled. */
 export class StagingPool {
   private used = 0;
   private readonly capacity: number;
-  constructor(capacity: number) {
+  private readonly now: () => number;
+  /** Each copy holding bytes, and when it first took some. */
+  private readonly holders = new Map<Staged, number>();
+  constructor(capacity: number, now: () => number = Date.now) {
     this.capacity = capacity;
+    this.now = now;
   }
-  /** Up to `n` bytes, as many as are left. */
-  take(n: number): number {
+  /** Up to `n` bytes for `who`, as many as are left. */
+  take(who: Staged, n: number): number {
+    const t = this.now();
+    for (const [h, since] of this.holders) if (t - since > STAGING_GRANT_MS) h.release();
     const got = Math.max(0, Math.min(n, this.capacity - this.used));
+    if (got > 0 && !this.holders.has(who)) this.holders.set(who, t);
     this.used += got;
     return got;
   }
-  give(n: number): void {
+  give(who: Staged, n: number): void {
+    this.holders.delete(who);
     this.used = Math.max(0, this.used - n);
   }
   get inUse(): number {
@@ -78,7 +92,7 @@ export class Staged {
     let room = Math.min(this.max - this.kept, chunk.byteLength);
     if (room <= 0) return;
     if (this.pool !== undefined) {
-      const got = this.pool.take(room);
+      const got = this.pool.take(this, room);
       if (got < room) this.starved = true;
       room = got;
       if (room === 0) return;
@@ -93,7 +107,7 @@ export class Staged {
     if (this.released) return;
     this.released = true;
     this.starved = true;
-    this.pool?.give(this.kept);
+    this.pool?.give(this, this.kept);
   }
   private released = false;
 

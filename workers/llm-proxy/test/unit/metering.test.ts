@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL, NO_ANSWERS, STREAM_ENDS, UsageEventSchema } from "../../../shared/usage-event.ts";
 import { tokensOf } from "../../../shared/pricing.ts";
-import { archiveKey, ISOLATE_STAGING_BYTES, Staged, StagingPool } from "../../src/archive.ts";
+import { archiveKey, ISOLATE_STAGING_BYTES, Staged, STAGING_GRANT_MS, StagingPool } from "../../src/archive.ts";
 import { billable, deliver, requestedModel, UNKNOWN_MODEL, usageEvent } from "../../src/metering.ts";
 import { SEND_DEADLINE_MS, SEND_RETRY_MS, SEND_TIMEOUT_MS } from "../../../shared/queue-send.ts";
 import { emptyUsage, SseUsageScanner, usageFromJson, type Usage } from "../../src/usage.ts";
@@ -189,6 +189,23 @@ describe("the isolate's staging pool (what all streamed copies may hold at once)
     d.add(new Uint8Array(5));
     expect([d.kept, d.full, d.truncated]).toEqual([3, true, true]);
     expect(ISOLATE_STAGING_BYTES).toBe(16 * 1024 * 1024);
+  });
+
+  it("takes back a grant that stood longer than STAGING_GRANT_MS (its put's context ended before it settled): the pool never shrinks for good", () => {
+    let t = 0;
+    const pool = new StagingPool(10, () => t);
+    const lost = new Staged(10, pool);
+    lost.add(new Uint8Array(10)); // its put never settles: release() is never called
+    const next = new Staged(10, pool);
+    next.add(new Uint8Array(4));
+    expect(next.kept).toBe(0);
+    t = STAGING_GRANT_MS + 1;
+    const later = new Staged(10, pool);
+    later.add(new Uint8Array(4));
+    expect(later.kept).toBe(4);
+    expect(pool.inUse).toBe(4);
+    later.release();
+    expect(pool.inUse).toBe(0);
   });
 });
 
