@@ -42,7 +42,9 @@ export class StagingPool {
   /** Up to `n` bytes for `who`, as many as are left. */
   take(who: Staged, n: number): number {
     const t = this.now();
-    for (const [h, since] of this.holders) if (t - since > STAGING_GRANT_MS) h.release();
+    // Not the caller's own: a copy still adding is alive (reclaimed, it would take again
+    // and its later release() would give nothing back: a review).
+    for (const [h, since] of this.holders) if (h !== who && t - since > STAGING_GRANT_MS) h.release();
     const got = Math.max(0, Math.min(n, this.capacity - this.used));
     if (got > 0 && !this.holders.has(who)) this.holders.set(who, t);
     this.used += got;

@@ -235,6 +235,24 @@ describe("the archive (tenant opted in)", () => {
     expect(await keys(h, "")).toEqual([`${tenant}/${day()}/${id}/request`, `${tenant}/${day()}/${id}/response`]);
   });
 
+  it("gives each streamed copy's bytes back to the isolate's staging pool once its put settled: five 5 MiB uploads in a row (more than the pool's 16 MiB) each keep their whole 4 MiB", async () => {
+    const MiB = 1024 * 1024;
+    const body = Buffer.alloc(5 * MiB, 0x61);
+    body.write('{"model":"claude-x","max_tokens":1,"messages":[{"role":"user","content":"x"}],"x":"', 0);
+    body.write('"}', body.length - 2);
+    h.fake.recording = false;
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await h.call("/v1/messages", { key, body });
+        expect(r.status).toBe(200);
+        const req = await object(h, `${tenant}/${day()}/${r.headers.get("edgefleet-request-id")!}/request`);
+        expect([i, req.text.length, req.meta.truncated, req.meta.bytes]).toEqual([i, 4 * MiB, "true", String(5 * MiB)]);
+      }
+    } finally {
+      h.fake.recording = true;
+    }
+  });
+
   it("keeps a streamed answer byte for byte as the client got it", async () => {
     const r = await h.call("/v1/messages", { key, body: STREAM });
     const id = r.headers.get("edgefleet-request-id")!;

@@ -207,6 +207,23 @@ describe("the isolate's staging pool (what all streamed copies may hold at once)
     later.release();
     expect(pool.inUse).toBe(0);
   });
+
+  it("a copy still adding after its own grant's age is not reclaimed by its own take: its release gives everything back", () => {
+    let t = 0;
+    const pool = new StagingPool(100, () => t);
+    const long = new Staged(50, pool);
+    long.add(new Uint8Array(10));
+    t = STAGING_GRANT_MS + 1;
+    long.add(new Uint8Array(10));
+    expect(long.kept).toBe(20);
+    expect(pool.inUse).toBe(20);
+    long.release();
+    expect(pool.inUse).toBe(0);
+    t = 3 * STAGING_GRANT_MS;
+    const next = new Staged(100, pool);
+    next.add(new Uint8Array(100));
+    expect(next.kept).toBe(100);
+  });
 });
 
 describe("ARCHIVE_MAX_BYTES", () => {
