@@ -2,7 +2,7 @@
 // output through the caller's io (tests capture it), errors handed back instead of
 // exiting the process, and how --help or a usage error becomes the exit code.
 import { existsSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { escapeControls } from "../../workers/shared/printable.ts";
 
@@ -82,6 +82,16 @@ export function outFileProblem(file: string, path: string): string | undefined {
 /** A bad command line or set-up (a flag, missing credentials): the command reports its
  *  message and exits with its usage code, before anything is read or changed. */
 export class UsageError extends Error {}
+
+/** --out as a path: relative to where the user ran the command (npm runs scripts from the
+ *  package root and says where it was started in INIT_CWD); its folder must exist
+ *  (outFileProblem, thrown as a UsageError). */
+export function outPath(file: string, env: NodeJS.ProcessEnv): string {
+  const path = resolve(env.INIT_CWD ?? process.cwd(), file);
+  const problem = outFileProblem(file, path);
+  if (problem !== undefined) throw new UsageError(problem);
+  return path;
+}
 
 /**
  * The Cloudflare API credentials of a command that reads or writes a deployed fleet: the

@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { archivePrefix, parseArchiveKey, PARTS, type Part } from "../../../workers/shared/archive-key.ts";
-import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outPath, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { DEFAULT_PERSIST } from "../tenants/local.ts";
 import { archiveBucketName, NoArchiveError, openLocalArchive } from "./local.ts";
@@ -230,15 +230,6 @@ function bodyJson(bytes: Uint8Array): { body: string } | { body_base64: string }
   } catch {
     return { body_base64: Buffer.from(bytes).toString("base64") };
   }
-}
-
-/** --out, relative to where the user ran the command (npm runs scripts from the package
- *  root and says where it was started in INIT_CWD); its folder must exist. */
-function outPath(file: string, env: NodeJS.ProcessEnv): string {
-  const path = resolve(env.INIT_CWD ?? process.cwd(), file);
-  const problem = outFileProblem(file, path);
-  if (problem !== undefined) throw new UsageError(problem);
-  return path;
 }
 
 function commonOptions(c: Command, tenant: "required" | "or ledger"): Command {

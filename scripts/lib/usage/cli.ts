@@ -6,7 +6,7 @@ import * as nodeFs from "node:fs";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { Option } from "commander";
-import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outFileProblem, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
+import { cloudflareCredentials, daysOption, ID, isUtcDay, MAX_DAYS, newCommand, outPath, parseArgs, UsageError, type CliOutput, cloudflareApiBase } from "../cli.ts";
 import { describeError as describe } from "../cloudflare-error.ts";
 import { escapeControls } from "../../../workers/shared/printable.ts";
 import { DEFAULT_PERSIST as TENANTS_PERSIST, openLocalStore } from "../tenants/local.ts";
@@ -130,16 +130,6 @@ async function readTenantBudgets(o: Opts, io: Io): Promise<BudgetLookup> {
   } catch (e) {
     return { available: false, source: null, reason: `cannot read the tenant records: ${describe(e)}` };
   }
-}
-
-/** --out, relative to where the user ran the command (npm runs scripts from the package
- *  root and says where it was started in INIT_CWD, as `npm run archive` reads it); its
- *  folder must exist (checked before anything is read). */
-function outPath(file: string, env: NodeJS.ProcessEnv): string {
-  const path = resolve(env.INIT_CWD ?? process.cwd(), file);
-  const problem = outFileProblem(file, path);
-  if (problem !== undefined) throw new UsageError(problem);
-  return path;
 }
 
 export type OutFs = Pick<typeof nodeFs, "existsSync" | "realpathSync" | "statSync" | "openSync" | "writeFileSync" | "closeSync" | "renameSync" | "rmSync">;
