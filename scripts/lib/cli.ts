@@ -5,6 +5,7 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { escapeControls } from "../../workers/shared/printable.ts";
+import { ID_MAX, idPattern } from "../../workers/shared/ids.ts";
 
 export interface CliOutput {
   out: (s: string) => void;
@@ -68,7 +69,7 @@ export function isUtcDay(v: string): boolean {
 
 /** An id a command takes (a tenant, a model): letters, digits, '.', '_', ':', '-', at
  *  most 128; never a '/' or a space, so it is safe in a key prefix or a query. */
-export const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const ID = idPattern(ID_MAX);
 
 /** Why --out cannot be written to `path` (`file` as the user gave it), or undefined: its
  *  folder must exist, and it must not be a folder itself. Checked before anything is read. */

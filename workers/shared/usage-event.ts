@@ -5,7 +5,7 @@
 // (server_tool_use, service_tier, inference_geo, ...) are allowed and ignored.
 import { z } from "zod";
 import { tokensOf } from "./cost.ts";
-import { idPattern, idRule, TENANT_ID_MAX } from "./ids.ts";
+import { ID_MAX, idPattern, idRule, TENANT_ID_MAX } from "./ids.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "./token-bound.ts";
 
 export { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL };
@@ -43,11 +43,11 @@ const Id = (max: number) => z.string().regex(idPattern(max), idRule(max));
 export const UsageEventSchema = z.strictObject({
   v: z.literal(1),
   /** Unique per call: the proxy's request id (the ledger's idempotency key). */
-  request_id: Id(128),
+  request_id: Id(ID_MAX),
   /** The tenant's id (never its key). */
   tenant: Id(TENANT_ID_MAX),
   /** The model the upstream reported (else the one requested). */
-  model: Id(128),
+  model: Id(ID_MAX),
   /** When the proxy received the call, milliseconds since the epoch (the proxy's clock):
    *  the ledger files it under that UTC day, as its spend budget (which reserves in the
    *  window of the call's start) and the archive do. Before 2026-11-29 it was when the call

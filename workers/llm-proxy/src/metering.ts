@@ -19,6 +19,7 @@
 // zod would add ~450 KB to a ~37 KB bundle for ~1 µs of checking per call (measured,
 // docs/metering.md).
 import { UNNAMED_MODEL } from "../../shared/cost.ts";
+import { ID_MAX, idPattern } from "../../shared/ids.ts";
 import { TENANT_ID } from "../../shared/archive-key.ts";
 import { SEND_DEADLINE_MS, SEND_RETRY_MS, SEND_TIMEOUT_MS } from "../../shared/queue-send.ts";
 import { MAX_ATTEMPTS, MAX_BUDGET_MICROS, MAX_TOKENS_PER_CALL } from "../../shared/token-bound.ts";
@@ -29,7 +30,7 @@ import type { Env } from "./env.ts";
 import { emptyUsage, type Usage } from "./usage.ts";
 
 /** The schema's id rule for `model`. */
-const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const MODEL_ID = idPattern(ID_MAX);
 /** The model of an event whose answer named none (or none the ledger can store): the
  *  ledger prices it at the table's highest rates and flags it (docs/metering.md); no
  *  price table may name it (cost.ts UNNAMED_MODEL). */
