@@ -9,8 +9,12 @@ export const DAY_MS = 86_400_000;
 export const FUTURE_SLACK_MS = 3_600_000;
 
 /** A refusal is `lasting` when no later attempt can change it (not an event, or too old:
- *  it only gets older); an event from the future may be recordable once the clock passes it. */
-export type Verdict = { ok: true; event: UsageEvent } | { ok: false; reason: string; lasting: boolean };
+ *  it only gets older); an event from the future is recordable `recordableInMs` from now,
+ *  once the clock has passed it. */
+export type Verdict =
+  | { ok: true; event: UsageEvent }
+  | { ok: false; reason: string; lasting: true }
+  | { ok: false; reason: string; lasting: false; recordableInMs: number };
 
 /** Whether a message body is an event the ledger can record now. */
 export function checkEvent(body: unknown, now: number, retentionDays: number): Verdict {
@@ -24,6 +28,6 @@ export function checkEvent(body: unknown, now: number, retentionDays: number): V
   // be recognised as one and would count twice. (Retention >= 15 days > a Queue message's
   // 14-day maximum life, so this refuses only events from a broken clock or a replay.)
   if (e.ts < now - retentionDays * DAY_MS) return { ok: false, reason: `event older than the ${retentionDays}-day retention: cannot be deduplicated`, lasting: true };
-  if (e.ts > now + FUTURE_SLACK_MS) return { ok: false, reason: "event from the future (ts more than an hour ahead)", lasting: false };
+  if (e.ts > now + FUTURE_SLACK_MS) return { ok: false, reason: "event from the future (ts more than an hour ahead)", lasting: false, recordableInMs: e.ts - FUTURE_SLACK_MS - now };
   return { ok: true, event: e };
 }

@@ -7,7 +7,6 @@
 import { readConfig, type LedgerConfig } from "./config.ts";
 import type { LedgerEnv } from "./env.ts";
 import { checkEvent, DAY_MS, recordStatements } from "./ledger.ts";
-import { FUTURE_SLACK_MS } from "./check.ts";
 import { purgeCalls, SIZE_WARN_EVERY_MS, sizeWarning } from "./retention.ts";
 import { retryDelaySeconds, transientD1Error } from "./d1-retry.ts";
 import { deadLetterBody } from "./dead-letter.ts";
@@ -68,12 +67,6 @@ function watchSize(bytes: number | undefined, now: number): void {
  *  with QueueMessageDelaySchema, 0 to 86,400 seconds, as Queues' own limit). */
 const MAX_RETRY_DELAY_S = 86_400;
 
-/** How far past the slack an event's ts is ahead of `now` (checkEvent refused it as from the future). */
-function futureBy(body: unknown, now: number): number {
-  const ts = (body as { ts?: unknown }).ts;
-  return typeof ts === "number" ? ts - FUTURE_SLACK_MS - now : 0;
-}
-
 /** One-by-one writes that all fail from the start say every write fails: stop after this many. */
 const SYSTEMIC_FAILURES = 3;
 
@@ -98,7 +91,7 @@ export default {
         // From the future (a producer's clock ahead): recordable once this clock passes its
         // ts, so it comes back then (Queues' retry delay, at most a day: after max_retries
         // it is dead-lettered like any message), not to the dead-letter queue at once.
-        const due = Math.min(MAX_RETRY_DELAY_S, Math.max(1, Math.ceil(futureBy(msg.body, now) / 1000)));
+        const due = Math.min(MAX_RETRY_DELAY_S, Math.max(1, Math.ceil(v.recordableInMs / 1000)));
         console.error(`usage-ledger: message ${msg.id} ${loggable(v.reason)}: retried in ${due} s`);
         msg.retry({ delaySeconds: due });
       } else await deadLetter(env, msg, v.reason);
