@@ -61,7 +61,7 @@ export interface SplitStream {
    * no later than the lag after the attempt began, so a wait of the lag from the first
    * event needs no new timer (it re-arms once, for the rest, if the stream outlasts it).
    */
-  timer?: { dog: Watchdog };
+  dog: Watchdog;
 }
 
 /**
@@ -312,7 +312,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
     };
     const sent = fetch(url, { method: out.method, headers: out.headers, body: out.body });
     // The first timer fires no later than a stream's relay lag, which then waits on it
-    // (SplitStream.timer). An attempt whose headers or first event take longer than the
+    // (SplitStream.dog). An attempt whose headers or first event take longer than the
     // lag re-arms it once when it fires (a JSON answer slower than that too): a timer set
     // more on slow calls, one set and clear fewer on every streamed call.
     const dog = new Watchdog(Math.min(cfg.headersTimeoutMs, cfg.firstEventTimeoutMs, lag > 0 ? lag : Infinity));
@@ -389,7 +389,7 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
         }
       }
       dog.pause();
-      return counted({ response: res, stream: { client, scan, scanner, timer: { dog } }, retries, exhausted: false });
+      return counted({ response: res, stream: { client, scan, scanner, dog }, retries, exhausted: false });
     }
     if (sse) return counted(await passOn(res, retries, false, cfg.firstEventTimeoutMs, dog));
     let bytes: ArrayBuffer | typeof TIMEOUT;
@@ -415,9 +415,9 @@ export async function sendWithRetries(url: string, out: Outgoing, cfg: RetryCfg,
 /** An answer handed to the client as it is (not retried): read whole unless a stream. */
 async function passOn(res: Response, retries: number, exhausted: boolean, bodyTimeoutMs: number, dog: Watchdog): Promise<Upstreamed> {
   if (isEventStream(res) && res.body !== null) {
-    dog.clear();
+    dog.pause();
     const [client, copy] = res.body.tee();
-    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner() }, retries, exhausted };
+    return { response: res, stream: { client, scan: copy.getReader(), scanner: new SseUsageScanner(), dog }, retries, exhausted };
   }
   try {
     const bytes = await readWithin(res, bodyTimeoutMs, dog);
@@ -496,16 +496,9 @@ export function relayStream(split: SplitStream, opts: RelayOptions, onDone: (r: 
       },
     );
     const lag = scanLagMs(opts.lagMs, opts.idleMs);
-    const timer = split.timer;
-    if (lag > 0 && timer !== undefined) {
-      // On the attempt's timer (one set and clear fewer per call), from the first event.
-      await Promise.race([piped, new Promise<void>((r) => timer.dog.until(Date.now() + lag, r))]);
-      timer.dog.clear();
-    } else if (lag > 0) {
-      let t: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([piped, new Promise<void>((r) => (t = setTimeout(r, lag)))]);
-      if (t !== undefined) clearTimeout(t);
-    } else timer?.dog.clear();
+    // On the attempt's timer (one set and clear fewer per call), from the first event.
+    if (lag > 0) await Promise.race([piped, new Promise<void>((r) => split.dog.until(Date.now() + lag, r))]);
+    split.dog.clear();
     let upstreamFailed = false;
     let idle = false;
     let clientGone = false;

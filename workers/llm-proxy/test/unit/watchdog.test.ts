@@ -1,5 +1,5 @@
 // Unit tests (Node, fake timers) of forward.ts's Watchdog: one timer per attempt, which a
-// stream's relay then reuses for its lag (SplitStream.timer). What is counted is what a
+// stream's relay then reuses for its lag (SplitStream.dog). What is counted is what a
 // call pays for: setTimeout and clearTimeout calls.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { scanLagMs, Watchdog } from "../../src/forward.ts";
