@@ -512,42 +512,55 @@ describe("METERING=off", () => {
   });
 });
 
+/**
+ * A proxy whose USAGE_EVENTS is the Queue stand-in `script` (it logs the request ids of
+ * each batch it takes as `{"queueAccepted": [...]}`); `until` waits for `n` of them and
+ * the proxy's "sent after retry" line (logged once sendBatch resolved, a moment after the
+ * Queue took the batch).
+ */
+async function withQueueStandIn(script: string, test: (h: Harness, until: (n: number) => Promise<{ accepted: string[]; retried: boolean }>) => Promise<void>): Promise<void> {
+  const h = await Harness.start(
+    {},
+    { override: { queueProducers: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "queue-stand-in" } } }, extraWorkers: [{ name: "queue-stand-in", modules: true, script }] },
+  );
+  const accepted = () => h.logs.filter((l) => l.includes("queueAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { queueAccepted: string[] }).queueAccepted);
+  const retried = () => h.logs.some((l) => l.includes("usage_events_sent_after_retry"));
+  const until = async (n: number) => {
+    for (let i = 0; i < 1000 && (accepted().length < n || !retried()); i++) await sleep(10);
+    return { accepted: accepted(), retried: retried() };
+  };
+  try {
+    await test(h, until);
+    expect(h.logs.filter((l) => l.includes("usage_event_not_sent"))).toEqual([]);
+  } finally {
+    await h.dispose();
+  }
+}
+
 // A Queue that refuses its first two batches as the real one does above its rate
-// ("Too Many Requests": developers.cloudflare.com/queues/platform/limits), then takes
-// them; what it took is logged (the test reads the request ids from the log).
+// ("Too Many Requests": developers.cloudflare.com/queues/platform/limits), then takes them.
 const FLAKY = `
 let tries = 0;
 class Flaky {
   async sendBatch(messages) {
     if (++tries <= 2) throw new Error("Too Many Requests");
-    console.log(JSON.stringify({ flakyAccepted: messages.map((m) => m.body.request_id) }));
+    console.log(JSON.stringify({ queueAccepted: messages.map((m) => m.body.request_id) }));
   }
 }
 export default function () { return new Flaky(); }
 `;
 
 describe("a Queue that refuses for a while (its rate limit)", () => {
-  it("gets every event once it takes them again: the proxy tries a refused batch again with backoff", async () => {
-    const h = await Harness.start(
-      {},
-      { override: { queueProducers: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "flaky" } } }, extraWorkers: [{ name: "flaky", modules: true, script: FLAKY }] },
-    );
-    try {
+  it("gets every event once it takes them again: the proxy tries a refused batch again with backoff", () =>
+    withQueueStandIn(FLAKY, async (h, until) => {
       const { key } = await h.tenant({});
       const calls = await Promise.all([h.call("/v1/messages", { key, body: MESSAGE }), h.call("/v1/messages", { key, body: STREAM })]);
       expect(calls.map((c) => c.status)).toEqual([200, 200]);
       const ids = calls.map((c) => c.headers.get("edgefleet-request-id")!);
-      const accepted = () => h.logs.filter((l) => l.includes("flakyAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { flakyAccepted: string[] }).flakyAccepted);
-      // The proxy logs the retry once sendBatch resolved, a moment after the Queue took it.
-      const retried = () => h.logs.some((l) => l.includes("usage_events_sent_after_retry"));
-      for (let i = 0; i < 1000 && (accepted().length < 2 || !retried()); i++) await sleep(10);
-      expect(accepted().sort()).toEqual([...ids].sort());
-      expect(h.logs.filter((l) => l.includes("usage_event_not_sent"))).toEqual([]);
-      expect(retried()).toBe(true);
-    } finally {
-      await h.dispose();
-    }
-  });
+      const { accepted, retried } = await until(2);
+      expect(accepted.sort()).toEqual([...ids].sort());
+      expect(retried).toBe(true);
+    }));
 });
 
 // A Queue whose first sendBatch never answers (a degraded broker), then takes batches.
@@ -556,7 +569,7 @@ let tries = 0;
 class HangsOnce {
   sendBatch(messages) {
     if (++tries === 1) return new Promise(() => {});
-    console.log(JSON.stringify({ hangsOnceAccepted: messages.map((m) => m.body.request_id) }));
+    console.log(JSON.stringify({ queueAccepted: messages.map((m) => m.body.request_id) }));
     return Promise.resolve();
   }
 }
@@ -564,26 +577,15 @@ export default function () { return new HangsOnce(); }
 `;
 
 describe("a Queue that does not answer", () => {
-  it("gets the event anyway: a try that takes longer than SEND_TIMEOUT_MS is tried again", async () => {
-    const h = await Harness.start(
-      {},
-      { override: { queueProducers: {}, wrappedBindings: { METRICS: { scriptName: "metrics-recorder" }, USAGE_EVENTS: { scriptName: "hangs-once" } } }, extraWorkers: [{ name: "hangs-once", modules: true, script: HANGS_ONCE }] },
-    );
-    try {
+  it("gets the event anyway: a try that takes longer than SEND_TIMEOUT_MS is tried again", () =>
+    withQueueStandIn(HANGS_ONCE, async (h, until) => {
       const { key } = await h.tenant({});
       const r = await h.call("/v1/messages", { key, body: MESSAGE });
       expect(r.status).toBe(200);
-      const id = r.headers.get("edgefleet-request-id")!;
-      const accepted = () => h.logs.filter((l) => l.includes("hangsOnceAccepted")).flatMap((l) => (JSON.parse(l.slice(l.indexOf("{"))) as { hangsOnceAccepted: string[] }).hangsOnceAccepted);
-      const retried = () => h.logs.some((l) => l.includes("usage_events_sent_after_retry"));
-      for (let i = 0; i < 1000 && (accepted().length < 1 || !retried()); i++) await sleep(10);
-      expect(accepted()).toEqual([id]);
-      expect(retried()).toBe(true);
-      expect(h.logs.filter((l) => l.includes("usage_event_not_sent"))).toEqual([]);
-    } finally {
-      await h.dispose();
-    }
-  }, 20_000);
+      const { accepted, retried } = await until(1);
+      expect(accepted).toEqual([r.headers.get("edgefleet-request-id")!]);
+      expect(retried).toBe(true);
+    }), 20_000);
 });
 
 // Stand-ins for a Queue and a bucket that refuse every write (an outage, a misdeploy).
